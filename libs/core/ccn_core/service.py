@@ -1,0 +1,185 @@
+"""One lifespan for every service: connect, declare, serve, and on SIGTERM stop taking work,
+finish what is in hand, drain NATS and exit.
+
+A service's `main` wires its parts to a Runtime and registers how to stop them; readiness is
+NATS connected plus Postgres answering, served at /readyz (liveness at /healthz).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+import nats
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from ccn_core.eventstore import EventStore
+from ccn_core.logging import configure_logging, get_logger
+from ccn_core.settings import Settings
+from ccn_core.topology import ensure_streams
+from ccn_core.tracing import configure_tracing
+
+StopHook = Callable[[], Awaitable[None]]
+
+
+class Runtime:
+    def __init__(self, name: str, settings: Settings, nc: NATS, pool: asyncpg.Pool | None) -> None:
+        self.name = name
+        self.settings = settings
+        self.replica = settings.replica(name)
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.pool = pool
+        self.store = EventStore(nc, timeout=settings.command_timeout_s)
+        self.log = get_logger(f"ccn.{name}")
+        self.stopping = asyncio.Event()
+        self._stop_hooks: list[StopHook] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def on_stop(self, hook: StopHook) -> None:
+        """Hooks run in reverse order of registration: last started, first stopped."""
+        self._stop_hooks.append(hook)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        """A long-running part (a projection, a reactor); its crash stops the service, loudly."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("background task crashed; stopping the service", task=name)
+                self.stopping.set()
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {"nats": "ok" if self.nc.is_connected else "disconnected"}
+        if self.pool is not None:
+            try:
+                async with asyncio.timeout(2):
+                    await self.pool.fetchval("SELECT 1")
+                checks["postgres"] = "ok"
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                checks["postgres"] = f"unavailable: {type(exc).__name__}"
+        if self.stopping.is_set():
+            checks["service"] = "stopping"
+        return all(value == "ok" for value in checks.values()), checks
+
+    async def shutdown(self) -> None:
+        for hook in reversed(self._stop_hooks):
+            try:
+                await hook()
+            except Exception:
+                self.log.exception("stop hook failed")
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            # parts were told to stop; let each finish its batch before anything is cancelled
+            _, still_running = await asyncio.wait(pending, timeout=10)
+            for task in still_running:
+                self.log.warning("part did not stop in time; cancelling it", task=task.get_name())
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+
+async def connect_nats(settings: Settings, name: str) -> NATS:
+    log = get_logger("ccn.nats")
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", error=str(exc))
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected; reconnecting")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        settings.effective_nats_url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+
+
+async def create_pool(settings: Settings, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        settings.effective_database_url, min_size=min_size, max_size=max_size, command_timeout=30
+    )
+
+
+def health_app(runtime: Runtime) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "service": runtime.name, "replica": runtime.replica})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok, checks = await runtime.ready()
+        return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve_health(runtime: Runtime, host: str, port: int) -> None:
+    """For services without HTTP of their own: /healthz and /readyz for probes and `ccn status`."""
+    runner = web.AppRunner(health_app(runtime), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    runtime.on_stop(runner.cleanup)
+
+
+@asynccontextmanager
+async def open_runtime(name: str, settings: Settings, *, needs_postgres: bool = True) -> AsyncIterator[Runtime]:
+    """Connect, declare the streams, and on exit stop every part in reverse order and drain.
+    `run_service` is this plus signals; tests use it to run a service inside their own loop."""
+    nc = await connect_nats(settings, settings.replica(name))
+    pool: asyncpg.Pool | None = None
+    try:
+        pool = await create_pool(settings) if needs_postgres else None
+        runtime = Runtime(name, settings, nc, pool)
+        await ensure_streams(runtime.js, settings)
+        await runtime.store.start()
+        try:
+            yield runtime
+        finally:
+            runtime.stopping.set()
+            await runtime.shutdown()
+    finally:
+        if not nc.is_closed:
+            await nc.drain()
+        if pool is not None:
+            await pool.close()
+
+
+async def run_service(
+    name: str,
+    settings: Settings,
+    main: Callable[[Runtime], Awaitable[None]],
+    *,
+    needs_postgres: bool = True,
+) -> None:
+    configure_logging(name, level=settings.log_level, fmt=settings.log_format, replica=settings.replica(name))
+    configure_tracing(name, settings.otel_exporter)
+    log = get_logger(f"ccn.{name}")
+    async with open_runtime(name, settings, needs_postgres=needs_postgres) as runtime:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stopping.set)
+        await main(runtime)
+        log.info("service started", nats=settings.effective_nats_url)
+        await runtime.stopping.wait()
+        log.info("stopping: no new work; finishing what is in hand")
+    log.info("service stopped")

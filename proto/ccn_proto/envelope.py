@@ -1,0 +1,37 @@
+"""The event envelope: every event on every stream is one of these, with a typed `data`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+ActorKind = Literal["node", "admin", "service"]
+
+
+class Actor(msgspec.Struct, frozen=True):
+    kind: ActorKind
+    id: str
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    event_id: str
+    type: str
+    schema_version: int
+    aggregate_id: str
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str | None
+    actor: Actor
+    data: T
+
+
+# NATS header names that carry envelope metadata, so routers and tools need not decode bodies.
+HEADER_TYPE = "ccn-type"
+HEADER_CORRELATION_ID = "ccn-correlation-id"
+HEADER_CAUSATION_ID = "ccn-causation-id"
+HEADER_TRACEPARENT = "traceparent"
+HEADER_STATUS = "ccn-status"

@@ -1,0 +1,76 @@
+"""JSON Schema for every message, generated from the Structs: what a node or tool written in
+another language codes against. Checked in under proto/schema/; a test fails on drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ccn_proto import compute_api, registry
+from ccn_proto.commands import CommandError
+from ccn_proto.envelope import Envelope
+from ccn_proto.nodes import HeartbeatSample, NodeEvent
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+
+# file name → the types it documents
+FAMILIES: dict[str, tuple[Any, ...]] = {
+    "node_events": (Envelope[NodeEvent],),
+    "telemetry": (Envelope[HeartbeatSample],),
+    "registry_commands": (
+        registry.RegistryCommand,
+        registry.RegisterNodeReply,
+        registry.ConsentReply,
+        registry.OptOutReply,
+        registry.StartSessionReply,
+        registry.EndSessionReply,
+        registry.HeartbeatReply,
+        CommandError,
+    ),
+    "compute_api": (
+        compute_api.RegisterNodeRequest,
+        compute_api.ConsentRequest,
+        compute_api.OptOutRequest,
+        compute_api.TelemetryRequest,
+        compute_api.StartSessionRequest,
+        compute_api.EndSessionRequest,
+    ),
+}
+
+
+def family_schema(name: str) -> dict[str, Any]:
+    types = FAMILIES[name]
+    roots, components = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://community-compute.example/schema/{name}.json",
+        "title": f"Community Compute {name.replace('_', ' ')}",
+        "anyOf": list(roots),
+        "$defs": components,
+    }
+
+
+def render(name: str) -> str:
+    return msgspec.json.format(msgspec.json.encode(family_schema(name)), indent=2).decode() + "\n"
+
+
+def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in FAMILIES:
+        path = directory / f"{name}.json"
+        path.write_text(render(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def drifted(directory: Path = SCHEMA_DIR) -> list[str]:
+    """Names of the families whose checked-in schema differs from the Structs."""
+    return [
+        name
+        for name in FAMILIES
+        if not (directory / f"{name}.json").exists()
+        or (directory / f"{name}.json").read_text(encoding="utf-8") != render(name)
+    ]

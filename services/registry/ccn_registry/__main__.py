@@ -1,0 +1,22 @@
+"""python -m ccn_registry: the node registry service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ccn_core.service import Runtime, run_service
+from ccn_core.settings import settings_from_env
+
+from ccn_registry.app import start_registry
+
+
+async def _main(runtime: Runtime) -> None:
+    await start_registry(runtime)
+
+
+def main() -> None:
+    asyncio.run(run_service("registry", settings_from_env(), _main))
+
+
+if __name__ == "__main__":
+    main()

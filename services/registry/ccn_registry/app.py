@@ -1,0 +1,43 @@
+"""Wires the registry: node repository, command handlers and its projections."""
+
+from __future__ import annotations
+
+from ccn_core.aggregate import AggregateRepository
+from ccn_core.commands import CommandServer
+from ccn_core.consent import consent_catalogue
+from ccn_core.domain.node import NodeDecider
+from ccn_core.projection import ProjectionRunner
+from ccn_core.service import Runtime, serve_health
+from ccn_core.topology import NODES
+from ccn_proto.nodes import NodeEvent
+
+from ccn_registry.handlers import RegistryHandlers
+from ccn_registry.read_model import NodeReadModel, SessionLastSeen
+
+
+async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHandlers:
+    assert runtime.pool is not None, "the registry projects into Postgres"
+    settings = runtime.settings
+    repository = AggregateRepository(
+        runtime.store,
+        NodeDecider(consent_catalogue()),
+        NodeEvent,
+        stream=NODES.name,
+        deadline_s=settings.command_timeout_s,
+    )
+    handlers = RegistryHandlers(repository, runtime.store, settings.token_secret)
+    server = CommandServer(runtime.nc, "registry")
+    handlers.register_all(server)
+    await server.start()
+    runtime.on_stop(server.stop)
+    for projection in (NodeReadModel(), SessionLastSeen()):
+        runner = ProjectionRunner(runtime.js, runtime.pool, projection)
+        runtime.spawn(runner.run(), name=projection.spec.durable)
+
+        async def stop_runner(runner: ProjectionRunner = runner) -> None:
+            runner.stop()
+
+        runtime.on_stop(stop_runner)
+    if health:
+        await serve_health(runtime, "127.0.0.1", settings.registry_health_port)
+    return handlers

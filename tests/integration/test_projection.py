@@ -1,0 +1,177 @@
+"""Projections against real JetStream and Postgres: a crash mid-batch applies nothing twice and
+skips nothing; dropping the read model and replaying from sequence 1 rebuilds it row for row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import asyncpg
+import pytest
+from nats.aio.client import Client as NATS
+
+from ccn_core import ids
+from ccn_core.aggregate import AggregateRepository, EventMeta
+from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.domain.node import NodeDecider, OptOut, RecordConsent, Register
+from ccn_core.eventstore import EventStore, StoredEvent
+from ccn_core.projection import ProjectionRunner, rebuild
+from ccn_core.settings import Settings
+from ccn_core.topology import NODES
+from ccn_proto.envelope import Actor
+from ccn_proto.nodes import NodeEvent, NodeRegistered
+from ccn_registry.read_model import NodeReadModel
+from tests.conftest import make_settings
+from tests.integration.kernel_fixtures import connect_with_tally
+
+NODE_COUNT = 120
+
+
+@pytest.fixture
+def kernel_settings(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Settings:
+    return make_settings(isolated_nats, fresh_database, tmp_path)
+
+
+@pytest.fixture
+async def own_nc(kernel_settings: Settings) -> AsyncIterator[NATS]:
+    async for client in connect_with_tally(kernel_settings.effective_nats_url, kernel_settings):
+        yield client
+
+
+@pytest.fixture
+async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(fresh_database, min_size=2, max_size=4) as created:
+        yield created
+
+
+async def write_node_histories(nc: NATS, count: int) -> int:
+    """Register `count` nodes; consent for all, opt-out for every third. Returns events written."""
+    store = EventStore(nc, timeout=10)
+    await store.start()
+    repo = AggregateRepository(store, NodeDecider(consent_catalogue()), NodeEvent, stream=NODES.name)
+    version = current_consent_version()
+
+    async def one(i: int) -> int:
+        node, secret = ids.new_public_id(), ids.new_secret()
+        meta = EventMeta(correlation_id=f"corr-{i}", actor=Actor(kind="node", id=node))
+        registered = NodeRegistered(
+            node_id=node,
+            api_token_hash=ids.token_hash(secret),
+            session_id=ids.new_public_id(),
+            session_token_hash=ids.token_hash("s" + secret),
+            consent_flag=True,
+            user_agent=f"agent-{i}",
+        )
+        await repo.execute(node, Register(registered=registered), meta)
+        consent = RecordConsent(
+            api_secret=secret, consent_version=version, consent_hash=consent_catalogue()[version]
+        )
+        await repo.execute(node, consent, meta)
+        if i % 3 == 0:
+            await repo.execute(node, OptOut(api_secret=secret, reason="test"), meta)
+            return 3
+        return 2
+
+    written = sum(await asyncio.gather(*(one(i) for i in range(count))))
+    await store.close()
+    return written
+
+
+async def snapshot(pool: asyncpg.Pool) -> dict[str, list[tuple[object, ...]]]:
+    async with pool.acquire() as conn:
+        return {
+            table: [tuple(row) for row in await conn.fetch(f"SELECT * FROM {table} ORDER BY 1")]
+            for table in ("community_nodes", "community_node_sessions")
+        }
+
+
+async def project_until(runner: ProjectionRunner, position: int, timeout: float = 30) -> None:
+    task = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while runner.position < position:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+    finally:
+        runner.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class CrashingOnce:
+    """Dies inside its third batch, after some of the batch's rows were written."""
+
+    def __init__(self) -> None:
+        self.inner = NodeReadModel()
+        self.spec = self.inner.spec
+        self.tables = self.inner.tables
+        self.batches = 0
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        self.batches += 1
+        await self.inner.apply(conn, events[: len(events) // 2])
+        if self.batches == 3:
+            raise RuntimeError("killed mid-batch")
+        await self.inner.apply(conn, events[len(events) // 2 :])
+
+
+async def stream_last_seq(nc: NATS) -> int:
+    info = await nc.jetstream().stream_info(NODES.name)
+    return int(info.state.last_seq)
+
+
+async def test_a_crash_mid_batch_applies_every_event_exactly_once(own_nc: NATS, pool: asyncpg.Pool) -> None:
+    written = await write_node_histories(own_nc, NODE_COUNT)
+    last = await stream_last_seq(own_nc)
+    assert last == written
+
+    crashing = ProjectionRunner(own_nc.jetstream(), pool, CrashingOnce(), batch_size=50)
+    with pytest.raises(RuntimeError, match="killed mid-batch"):
+        await project_until(crashing, last)
+    assert crashing.position == 100, "the two good batches are committed, the third rolled back whole"
+
+    restarted = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel(), batch_size=50)
+    await project_until(restarted, last)
+    async with pool.acquire() as conn:
+        nodes = await conn.fetch("SELECT * FROM community_nodes")
+        sessions = await conn.fetch("SELECT * FROM community_node_sessions")
+        checkpoint = await conn.fetchval("SELECT last_seq FROM projection_checkpoints")
+    assert checkpoint == last
+    assert len(nodes) == NODE_COUNT and len(sessions) == NODE_COUNT
+    assert all(row["consent_version"] == current_consent_version() for row in nodes)
+    opted_out = [row for row in nodes if not row["is_active"]]
+    assert len(opted_out) == NODE_COUNT // 3
+    assert all(row["opt_out_reason"] == "test" and row["opted_out_at"] is not None for row in opted_out)
+    inactive_sessions = {row["node_id"] for row in sessions if not row["is_active"]}
+    assert inactive_sessions == {row["node_public_id"] for row in opted_out}
+
+
+async def test_dropping_and_replaying_rebuilds_the_tables_row_for_row(own_nc: NATS, pool: asyncpg.Pool) -> None:
+    await write_node_histories(own_nc, NODE_COUNT)
+    last = await stream_last_seq(own_nc)
+    live = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel(), batch_size=37)
+    await project_until(live, last)
+    before = await snapshot(pool)
+    assert len(before["community_nodes"]) == NODE_COUNT
+
+    await rebuild(pool, NodeReadModel())
+    assert (await snapshot(pool))["community_nodes"] == []
+    replay = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel(), batch_size=1000)
+    await project_until(replay, last)
+    assert await snapshot(pool) == before
+
+
+async def test_only_one_replica_projects_at_a_time(own_nc: NATS, pool: asyncpg.Pool) -> None:
+    await write_node_histories(own_nc, 30)
+    last = await stream_last_seq(own_nc)
+    first = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel())
+    second = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel())
+    tasks = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+    async with asyncio.timeout(30):
+        while max(first.position, second.position) < last:
+            await asyncio.sleep(0.05)
+    assert sorted([first.applied, second.applied]) == [0, last], "the standby applied nothing"
+    first.stop()
+    second.stop()
+    await asyncio.gather(*tasks)

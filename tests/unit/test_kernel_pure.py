@@ -1,0 +1,111 @@
+"""Pure pieces of the kernel: ids, tokens, subjects, settings, error mappings, consent."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ccn_core import ids, subjects
+from ccn_core.consent import consent_catalogue, consent_document, current_consent_version
+from ccn_core.errors import (
+    BadInput,
+    Conflict,
+    Disposition,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    Unprocessable,
+    disposition_for,
+    error_from_code,
+)
+from ccn_core.migrations import bundled_migrations
+from ccn_core.settings import Settings, SettingsError, settings_from_env
+from ccn_core.tokens import format_api_token, format_session_token, parse_api_token, parse_session_token
+
+
+def test_uuid7_is_time_ordered_and_versioned() -> None:
+    first = ids.uuid7(now_ms=1_000, rand=b"\xff" * 10)
+    second = ids.uuid7(now_ms=1_001, rand=b"\x00" * 10)
+    assert first.version == 7 and second.version == 7
+    assert first.variant == uuid.RFC_4122
+    assert str(first) < str(second)
+
+
+def test_derived_event_ids_are_stable_and_distinct() -> None:
+    assert ids.derived_event_id("node", "n1", "k", "0") == ids.derived_event_id("node", "n1", "k", "0")
+    assert ids.derived_event_id("node", "n1", "k", "0") != ids.derived_event_id("node", "n1", "k", "1")
+
+
+def test_keyed_secrets_need_the_key() -> None:
+    assert ids.keyed_secret("key-a", "api", "k1") == ids.keyed_secret("key-a", "api", "k1")
+    assert ids.keyed_secret("key-a", "api", "k1") != ids.keyed_secret("key-b", "api", "k1")
+    assert ids.keyed_uuid4("key-a", "node", "k1").version == 4
+
+
+def test_ip_hash_is_salted_and_never_the_ip() -> None:
+    hashed = ids.ip_hash("203.0.113.9", "salt-1")
+    assert "203.0.113.9" not in hashed
+    assert hashed != ids.ip_hash("203.0.113.9", "salt-2")
+    assert hashed != hashlib.sha256(b"203.0.113.9").hexdigest()
+
+
+def test_tokens_round_trip_and_reject_garbage() -> None:
+    node, session, secret = ids.new_public_id(), ids.new_public_id(), ids.new_secret()
+    api = parse_api_token(format_api_token(node, secret))
+    assert (api.node_id, api.secret) == (node, secret)
+    parsed = parse_session_token(format_session_token(node, session, secret))
+    assert (parsed.node_id, parsed.session_id, parsed.secret) == (node, session, secret)
+    for garbage in ["", "Bearer x", "cca_" + "z" * 80, format_session_token(node, session, secret)]:
+        with pytest.raises(Exception, match="not a valid node API token"):
+            parse_api_token(garbage)
+
+
+def test_subjects_refuse_tokens_that_would_reroute() -> None:
+    assert subjects.node_event("n-1", "registered") == "ccn.node.n-1.registered"
+    assert subjects.aggregate_filter("job", "j1") == "ccn.job.j1.*"
+    for bad in ["a.b", "*", ">", "a b", ""]:
+        with pytest.raises(ValueError, match="not a valid subject token"):
+            subjects.node_event(bad, "registered")
+    assert subjects.split_event("ccn.node.n1.opted_out") == ("node", "n1", "opted_out")
+
+
+def test_settings_from_env_parses_and_validates() -> None:
+    settings = settings_from_env({"CCN_NATS_URL": "nats://x:1", "CCN_EDGE_PORT": "9000", "CCN_HOME": "/tmp/h"})
+    assert settings.nats_url == "nats://x:1" and not settings.embedded_nats
+    assert settings.edge_port == 9000 and settings.home == Path("/tmp/h")
+    assert settings.effective_database_url.endswith(":5433/ccn")
+    with pytest.raises(SettingsError, match="CCN_EDGE_PORT='eighty' is not a valid int"):
+        settings_from_env({"CCN_EDGE_PORT": "eighty"})
+    with pytest.raises(SettingsError, match="CCN_STREAM_REPLICAS"):
+        settings_from_env({"CCN_STREAM_REPLICAS": "2"})
+    assert Settings().replica("edge").startswith("edge-")
+
+
+def test_each_error_maps_once() -> None:
+    assert BadInput("x").http_status == 400
+    assert Unprocessable("x").http_status == 422
+    assert error_from_code("conflict", "m").http_status == 409
+    assert error_from_code("no-such-code", "m").http_status == 500
+    assert disposition_for(Unavailable("x")) is Disposition.RETRY
+    assert disposition_for(RateLimited("x", retry_after=1)) is Disposition.RETRY
+    assert disposition_for(BadInput("x")) is Disposition.TERMINATE
+    assert disposition_for(Conflict("x")) is Disposition.ACK
+    assert disposition_for(NotFound("x")) is Disposition.ACK
+    assert disposition_for(RuntimeError("x")) is Disposition.RETRY
+
+
+def test_consent_catalogue_hashes_the_shipped_documents() -> None:
+    version = current_consent_version()
+    assert hashlib.sha256(consent_document(version).encode()).hexdigest() == consent_catalogue()[version]
+
+
+def test_migrations_are_numbered_without_gaps_and_comment_every_table() -> None:
+    migrations = bundled_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    for migration in migrations:
+        sql = migration.sql.lower()
+        for table in [line.split()[2] for line in sql.splitlines() if line.startswith("create table")]:
+            assert f"comment on table {table} is" in sql, f"{migration.name}: table {table} has no comment"
