@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from nats.aio.client import Client as NATS
-
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.eventstore import EventStore, OutgoingEvent, WrongLastSequence
 from ccn_core.ids import new_public_id
 from ccn_proto.envelope import Actor
+from nats.aio.client import Client as NATS
+
 from tests.conftest import make_settings
 from tests.integration.kernel_fixtures import TALLY, Add, Added, AddTwice, TallyDecider, TallyEvent, connect_with_tally
 
@@ -37,13 +37,14 @@ def repository(store: EventStore) -> AggregateRepository[Add | AddTwice, object,
 
 
 async def test_200_concurrent_writers_lose_no_update(tally_nc: NATS) -> None:
-    """Two replicas (each its own cache) race 200 commands at one aggregate: every command is
-    accepted exactly once, every conflict was retried, and the stream holds exactly 200 events."""
-    replicas = [repository(await open_store(tally_nc)) for _ in range(2)]
+    """Ten replicas (each its own cache and connection state) race 200 commands at one aggregate:
+    every command is accepted exactly once, every conflict was retried, and the stream holds
+    exactly 200 events."""
+    replicas = [repository(await open_store(tally_nc)) for _ in range(10)]
     aggregate = new_public_id()
     command_ids = [f"c{i:03d}" for i in range(200)]
     results = await asyncio.gather(
-        *(replicas[i % 2].execute(aggregate, Add(command_id=cid), META) for i, cid in enumerate(command_ids))
+        *(replicas[i % 10].execute(aggregate, Add(command_id=cid), META) for i, cid in enumerate(command_ids))
     )
     assert all(len(result.events) == 1 for result in results)
     assert sum(r.conflicts for r in replicas) > 0, "the race produced no conflict: the test did not test OCC"

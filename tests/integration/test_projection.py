@@ -9,8 +9,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from nats.aio.client import Client as NATS
-
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.consent import consent_catalogue, current_consent_version
@@ -22,6 +20,8 @@ from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor
 from ccn_proto.nodes import NodeEvent, NodeRegistered
 from ccn_registry.read_model import NodeReadModel
+from nats.aio.client import Client as NATS
+
 from tests.conftest import make_settings
 from tests.integration.kernel_fixtures import connect_with_tally
 
@@ -64,9 +64,7 @@ async def write_node_histories(nc: NATS, count: int) -> int:
             user_agent=f"agent-{i}",
         )
         await repo.execute(node, Register(registered=registered), meta)
-        consent = RecordConsent(
-            api_secret=secret, consent_version=version, consent_hash=consent_catalogue()[version]
-        )
+        consent = RecordConsent(api_secret=secret, consent_version=version, consent_hash=consent_catalogue()[version])
         await repo.execute(node, consent, meta)
         if i % 3 == 0:
             await repo.execute(node, OptOut(api_secret=secret, reason="test"), meta)

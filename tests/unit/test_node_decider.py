@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from ccn_core.decider import fold
 from ccn_core.domain.node import (
     MAX_ACTIVE_SESSIONS,
@@ -57,50 +56,127 @@ S2 = SessionStarted(session_id="s2", session_token_hash=token_hash("s2-secret"))
 
 CASES: list[tuple[str, list[NodeEvent], object, list[NodeEvent] | type[CcnError]]] = [
     ("register a new node", [], Register(registered=REGISTERED), [REGISTERED]),
-    ("a retry under the same key and body is answered, not repeated", [REGISTERED],
-     Register(registered=REGISTERED), []),
-    ("the same key with another body is a conflict", [REGISTERED],
-     Register(registered=registered("key-hash", "fp-2")), Conflict),
-    ("a registration without key over an existing node is a conflict", [REGISTERED],
-     Register(registered=registered()), Conflict),
-    ("a retried registration of an opted-out node is forbidden", [REGISTERED, OPTED_OUT],
-     Register(registered=REGISTERED), Forbidden),
-    ("consent to a known version", [REGISTERED],
-     RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH), [CONSENTED]),
-    ("updated consent names the version it replaces", [REGISTERED, CONSENTED],
-     RecordConsent(api_secret=API_SECRET, consent_version=V2, consent_hash=V2_HASH),
-     [ConsentRecorded(consent_version=V2, consent_hash=V2_HASH, previous_version=V1)]),
-    ("the same consent again changes nothing", [REGISTERED, CONSENTED],
-     RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH), []),
-    ("an unknown consent version is unprocessable", [REGISTERED],
-     RecordConsent(api_secret=API_SECRET, consent_version="1999-01-01", consent_hash=V1_HASH), Unprocessable),
-    ("a hash that is not the version's is unprocessable", [REGISTERED],
-     RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V2_HASH), Unprocessable),
-    ("consent with a wrong token is unauthorized", [REGISTERED],
-     RecordConsent(api_secret="wrong" * 8, consent_version=V1, consent_hash=V1_HASH), Unauthorized),
-    ("consent for a node that does not exist is unauthorized", [],
-     RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH), Unauthorized),
-    ("consent after opt-out is forbidden", [REGISTERED, OPTED_OUT],
-     RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH), Forbidden),
-    ("opt-out ends every active session", [REGISTERED, S2],
-     OptOut(api_secret=API_SECRET, reason="moving on"),
-     [NodeOptedOut(ended_session_ids=["s1", "s2"], reason="moving on")]),
-    ("opt-out twice is forbidden: the token is revoked", [REGISTERED, OPTED_OUT],
-     OptOut(api_secret=API_SECRET), Forbidden),
+    (
+        "a retry under the same key and body is answered, not repeated",
+        [REGISTERED],
+        Register(registered=REGISTERED),
+        [],
+    ),
+    (
+        "the same key with another body is a conflict",
+        [REGISTERED],
+        Register(registered=registered("key-hash", "fp-2")),
+        Conflict,
+    ),
+    (
+        "a registration without key over an existing node is a conflict",
+        [REGISTERED],
+        Register(registered=registered()),
+        Conflict,
+    ),
+    (
+        "a retried registration of an opted-out node is forbidden",
+        [REGISTERED, OPTED_OUT],
+        Register(registered=REGISTERED),
+        Forbidden,
+    ),
+    (
+        "consent to a known version",
+        [REGISTERED],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH),
+        [CONSENTED],
+    ),
+    (
+        "updated consent names the version it replaces",
+        [REGISTERED, CONSENTED],
+        RecordConsent(api_secret=API_SECRET, consent_version=V2, consent_hash=V2_HASH),
+        [ConsentRecorded(consent_version=V2, consent_hash=V2_HASH, previous_version=V1)],
+    ),
+    (
+        "the same consent again changes nothing",
+        [REGISTERED, CONSENTED],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH),
+        [],
+    ),
+    (
+        "an unknown consent version is unprocessable",
+        [REGISTERED],
+        RecordConsent(api_secret=API_SECRET, consent_version="1999-01-01", consent_hash=V1_HASH),
+        Unprocessable,
+    ),
+    (
+        "a hash that is not the version's is unprocessable",
+        [REGISTERED],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V2_HASH),
+        Unprocessable,
+    ),
+    (
+        "consent with a wrong token is unauthorized",
+        [REGISTERED],
+        RecordConsent(api_secret="wrong" * 8, consent_version=V1, consent_hash=V1_HASH),
+        Unauthorized,
+    ),
+    (
+        "consent for a node that does not exist is unauthorized",
+        [],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH),
+        Unauthorized,
+    ),
+    (
+        "consent after opt-out is forbidden",
+        [REGISTERED, OPTED_OUT],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH),
+        Forbidden,
+    ),
+    (
+        "opt-out ends every active session",
+        [REGISTERED, S2],
+        OptOut(api_secret=API_SECRET, reason="moving on"),
+        [NodeOptedOut(ended_session_ids=["s1", "s2"], reason="moving on")],
+    ),
+    (
+        "opt-out twice is forbidden: the token is revoked",
+        [REGISTERED, OPTED_OUT],
+        OptOut(api_secret=API_SECRET),
+        Forbidden,
+    ),
     ("opt-out with a wrong token is unauthorized", [REGISTERED], OptOut(api_secret="x" * 40), Unauthorized),
-    ("start a session", [REGISTERED],
-     StartSession(api_secret=API_SECRET, session_id="s2", session_token_hash=S2.session_token_hash), [S2]),
-    ("starting the same session again changes nothing", [REGISTERED, S2],
-     StartSession(api_secret=API_SECRET, session_id="s2", session_token_hash=S2.session_token_hash), []),
-    ("no session after opt-out", [REGISTERED, OPTED_OUT],
-     StartSession(api_secret=API_SECRET, session_id="s3", session_token_hash="h"), Forbidden),
-    ("end a session with its token", [REGISTERED],
-     EndSession(session_id="s1", session_secret=SESSION_SECRET, reason="bye"),
-     [SessionEnded(session_id="s1", reason="bye")]),
-    ("ending a session with another's token is unauthorized", [REGISTERED, S2],
-     EndSession(session_id="s2", session_secret=SESSION_SECRET), Unauthorized),
-    ("an ended session cannot be ended again", [REGISTERED, SessionEnded(session_id="s1")],
-     EndSession(session_id="s1", session_secret=SESSION_SECRET), Unauthorized),
+    (
+        "start a session",
+        [REGISTERED],
+        StartSession(api_secret=API_SECRET, session_id="s2", session_token_hash=S2.session_token_hash),
+        [S2],
+    ),
+    (
+        "starting the same session again changes nothing",
+        [REGISTERED, S2],
+        StartSession(api_secret=API_SECRET, session_id="s2", session_token_hash=S2.session_token_hash),
+        [],
+    ),
+    (
+        "no session after opt-out",
+        [REGISTERED, OPTED_OUT],
+        StartSession(api_secret=API_SECRET, session_id="s3", session_token_hash="h"),
+        Forbidden,
+    ),
+    (
+        "end a session with its token",
+        [REGISTERED],
+        EndSession(session_id="s1", session_secret=SESSION_SECRET, reason="bye"),
+        [SessionEnded(session_id="s1", reason="bye")],
+    ),
+    (
+        "ending a session with another's token is unauthorized",
+        [REGISTERED, S2],
+        EndSession(session_id="s2", session_secret=SESSION_SECRET),
+        Unauthorized,
+    ),
+    (
+        "an ended session cannot be ended again",
+        [REGISTERED, SessionEnded(session_id="s1")],
+        EndSession(session_id="s1", session_secret=SESSION_SECRET),
+        Unauthorized,
+    ),
 ]
 
 
@@ -116,13 +192,12 @@ def test_node_rules(given: list[NodeEvent], command: object, expected: list[Node
 
 def test_the_oldest_session_gives_way_when_the_limit_is_reached() -> None:
     started = [
-        SessionStarted(session_id=f"x{i}", session_token_hash=token_hash(f"x{i}")) for i in range(MAX_ACTIVE_SESSIONS - 1)
+        SessionStarted(session_id=f"x{i}", session_token_hash=token_hash(f"x{i}"))
+        for i in range(MAX_ACTIVE_SESSIONS - 1)
     ]
     state = fold(decider, NODE, [REGISTERED, *started])
     assert len(state.sessions) == MAX_ACTIVE_SESSIONS
-    events = decider.decide(
-        StartSession(api_secret=API_SECRET, session_id="new", session_token_hash="h"), state, NOW
-    )
+    events = decider.decide(StartSession(api_secret=API_SECRET, session_id="new", session_token_hash="h"), state, NOW)
     assert events == [
         SessionEnded(session_id="s1", reason="superseded by a newer session"),
         SessionStarted(session_id="new", session_token_hash="h"),

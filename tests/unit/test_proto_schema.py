@@ -7,8 +7,16 @@ def test_checked_in_schema_matches_the_structs() -> None:
 
 def test_every_event_type_is_documented() -> None:
     schema = family_schema("node_events")
-    tags = {d["properties"]["type"]["enum"][0] for d in schema["$defs"].values() if "type" in d.get("properties", {})
-            and "enum" in d["properties"]["type"]}
-    assert {"node.registered", "node.consent_recorded", "node.opted_out", "node.session_started",
-            "node.session_ended"} <= tags
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert {
+        "node.registered",
+        "node.consent_recorded",
+        "node.opted_out",
+        "node.session_started",
+        "node.session_ended",
+    } <= tags
     assert set(FAMILIES) == {"node_events", "telemetry", "registry_commands", "compute_api"}

@@ -17,10 +17,12 @@ from typing import Protocol
 
 import asyncpg
 import nats.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.topology import ConsumerSpec
@@ -32,7 +34,7 @@ class Projection(Protocol):
     spec: ConsumerSpec
     tables: tuple[str, ...]  # what a rebuild empties
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Apply a batch, in stream order, inside the caller's transaction."""
 
 
@@ -44,11 +46,11 @@ def _lock_key(name: str) -> int:
     return 0x50524F4A_00000000 | zlib.crc32(name.encode())
 
 
-def _stored(msg: nats.aio.msg.Msg) -> StoredEvent:
+def _stored(msg: Msg) -> StoredEvent:
     return StoredEvent(seq=msg.metadata.sequence.stream, subject=msg.subject, data=msg.data, headers=msg.headers or {})
 
 
-async def checkpoint(conn: asyncpg.Connection, projection: Projection) -> int:
+async def checkpoint(conn: Connection, projection: Projection) -> int:
     await conn.execute(
         "INSERT INTO projection_checkpoints (projection, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         projection.spec.durable,
@@ -175,7 +177,7 @@ async def rebuild(pool: asyncpg.Pool, projection: Projection) -> None:
 Statement = tuple[str, tuple[object, ...]]
 
 
-async def execute_in_order(conn: asyncpg.Connection, statements: Sequence[Statement]) -> None:
+async def execute_in_order(conn: Connection, statements: Sequence[Statement]) -> None:
     """Run statements in order, sending each run of the same SQL as one pipelined executemany:
     order is kept (a row is inserted before it is updated) at a fraction of the round trips."""
     start = 0

@@ -42,7 +42,7 @@ class Reactor:
     ) -> None:
         self._js = js
         self._spec = spec
-        self._decode = msgspec.json.Decoder(Envelope[event_type]).decode  # type: ignore[valid-type]
+        self._decode = msgspec.json.Decoder(Envelope[event_type]).decode
         self._handler = handler
         self._batch_size = batch_size
         self._max_deliver = max_deliver

@@ -7,8 +7,9 @@ import hashlib
 import re
 from importlib import resources
 
-import asyncpg
 import msgspec
+
+from ccn_core.db import Connection
 
 # any fixed 64-bit number, unique to this purpose among the project's advisory locks
 MIGRATION_LOCK_KEY = 0x43434E_4D494752
@@ -42,7 +43,7 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def apply_migrations(conn: Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply what is missing; returns the names applied. Refuses if an applied file was edited."""
     pending = bundled_migrations() if migrations is None else migrations
     applied_now: list[str] = []
