@@ -8,16 +8,16 @@ import contextlib
 import time
 
 import msgspec
+from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
+
+from bench.measure import Clock, Figure, figure, relate
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.eventstore import EventStore
 from ccn_core.settings import Settings
 from ccn_core.topology import StreamSpec, stream_config
 from ccn_proto.envelope import Actor
-from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
-
-from bench.measure import Clock, Figure, figure, relate
 
 BENCH = StreamSpec(name="BENCH_TALLY", subjects=("ccn.tally.>",), description="benchmark aggregate")
 PAYLOAD = b'{"event_id":"0190b6d2-0000-7000-8000-000000000000","type":"tally.added","data":{"n":1}}'

@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
+from nats.aio.client import Client as NATS
+
+from bench.measure import Clock, Figure, absolute_target, figure
 from ccn_core import ids, subjects
 from ccn_core.aggregate import envelope_headers
 from ccn_core.consent import consent_catalogue, current_consent_version
@@ -15,9 +18,6 @@ from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.nodes import ConsentRecorded, NodeEvent, NodeRegistered, SessionEnded, SessionStarted
-from nats.aio.client import Client as NATS
-
-from bench.measure import Clock, Figure, absolute_target, figure
 
 
 def node_history(node: str) -> list[NodeEvent]:

@@ -15,13 +15,13 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
+from nats.aio.client import Client as NATS
+
 from ccn_core.migrations import apply_migrations
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import ensure_streams
 from ccn_registry.app import start_registry
-from nats.aio.client import Client as NATS
-
 from tests.support.servers import start_nats, start_postgres
 
 

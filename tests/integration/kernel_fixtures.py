@@ -7,9 +7,10 @@ from datetime import datetime
 
 import msgspec
 import nats
+from nats.aio.client import Client as NATS
+
 from ccn_core.settings import Settings
 from ccn_core.topology import StreamSpec, ensure_streams, stream_config
-from nats.aio.client import Client as NATS
 
 TALLY = StreamSpec(name="TEST_TALLY", subjects=("ccn.tally.>",), description="kernel tests")
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from nats.aio.client import Client as NATS
+
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.eventstore import EventStore, OutgoingEvent, WrongLastSequence
 from ccn_core.ids import new_public_id
 from ccn_proto.envelope import Actor
-from nats.aio.client import Client as NATS
-
 from tests.conftest import make_settings
 from tests.integration.kernel_fixtures import TALLY, Add, Added, AddTwice, TallyDecider, TallyEvent, connect_with_tally
 

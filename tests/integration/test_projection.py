@@ -9,6 +9,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from nats.aio.client import Client as NATS
+
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.consent import consent_catalogue, current_consent_version
@@ -20,8 +22,6 @@ from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor
 from ccn_proto.nodes import NodeEvent, NodeRegistered
 from ccn_registry.read_model import NodeReadModel
-from nats.aio.client import Client as NATS
-
 from tests.conftest import make_settings
 from tests.integration.kernel_fixtures import connect_with_tally
 

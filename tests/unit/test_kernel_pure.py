@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ccn_core import ids, subjects
 from ccn_core.consent import consent_catalogue, consent_document, current_consent_version
 from ccn_core.errors import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from ccn_core.decider import fold
 from ccn_core.domain.node import (
     MAX_ACTIVE_SESSIONS,

@@ -16,6 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
+
+from ccn_core import ids, subjects
+from ccn_core.decider import Decider
+from ccn_core.errors import Unavailable
+from ccn_core.eventstore import HDR_MSG_ID, EventStore, OutgoingEvent, StoredEvent, WrongLastSequence
+from ccn_core.tracing import inject_trace
 from ccn_proto.envelope import (
     HEADER_CAUSATION_ID,
     HEADER_CORRELATION_ID,
@@ -23,12 +29,6 @@ from ccn_proto.envelope import (
     Actor,
     Envelope,
 )
-
-from ccn_core import ids, subjects
-from ccn_core.decider import Decider
-from ccn_core.errors import Unavailable
-from ccn_core.eventstore import HDR_MSG_ID, EventStore, OutgoingEvent, StoredEvent, WrongLastSequence
-from ccn_core.tracing import inject_trace
 
 S = TypeVar("S")
 C = TypeVar("C")

@@ -13,8 +13,6 @@ from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
-from ccn_proto.commands import CommandError
-from ccn_proto.envelope import HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_STATUS
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from opentelemetry import trace
@@ -23,6 +21,8 @@ from ccn_core import ids, subjects
 from ccn_core.errors import BadInput, CcnError, Unavailable, error_from_code
 from ccn_core.logging import correlation, get_logger
 from ccn_core.tracing import extract_trace, inject_trace, tracer
+from ccn_proto.commands import CommandError
+from ccn_proto.envelope import HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_STATUS
 
 R = TypeVar("R")
 log = get_logger("ccn.commands")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,14 +88,33 @@ class EventStore:
         self._timeout = timeout
         self._tokens = itertools.count(1)
         self._waiting: dict[str, asyncio.Future[Msg] | _Read] = {}
+        # tokens by deadline, in issue order: one sweeper expires them, instead of a timer each
+        self._deadlines: deque[tuple[float, str]] = deque()
         self._prefix = ""
         self._sub: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
         self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply, pending_msgs_limit=-1)
+        self._sweeper = asyncio.create_task(self._sweep(), name="eventstore-timeouts")
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(0.25, self._timeout / 4))
+            now = loop.time()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                self._expire(self._deadlines.popleft()[1])
+
+    def _track(self, token: str, waiter: asyncio.Future[Msg] | _Read) -> None:
+        self._waiting[token] = waiter
+        self._deadlines.append((asyncio.get_running_loop().time() + self._timeout, token))
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
@@ -153,18 +173,14 @@ class EventStore:
 
     async def _request(self, subject: str, data: bytes, headers: dict[str, str] | None) -> Msg:
         token = str(next(self._tokens))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Msg] = loop.create_future()
-        self._waiting[token] = future
-        timer = loop.call_later(self._timeout, self._expire, token)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._track(token, future)
         try:
             await self._nc.publish(subject, data, reply=self._prefix + token, headers=headers)
-            return await future
         except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
             self._waiting.pop(token, None)
             raise Unavailable(f"NATS unavailable: {exc}", retry_after=1.0) from exc
-        finally:
-            timer.cancel()
+        return await future
 
     async def append(
         self,
@@ -214,17 +230,14 @@ class EventStore:
         while True:
             token = str(next(self._tokens))
             read = _Read(loop)
-            self._waiting[token] = read
-            timer = loop.call_later(self._timeout, self._expire, token)
+            self._track(token, read)
             request = msgspec.json.encode({"seq": seq, "next_by_subj": filter_subject, "batch": _READ_BATCH})
             try:
                 await self._nc.publish(f"$JS.API.DIRECT.GET.{stream}", request, reply=self._prefix + token)
-                await read.done
             except nats.errors.ConnectionClosedError as exc:
                 self._waiting.pop(token, None)
                 raise Unavailable(f"NATS unavailable: {exc}", retry_after=1.0) from exc
-            finally:
-                timer.cancel()
+            await read.done
             events.extend(read.events)
             if not read.events or read.pending == 0:
                 return events

@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 import nats.errors
-from ccn_proto.envelope import Envelope
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -22,6 +21,7 @@ from ccn_core.errors import Disposition, disposition_for
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import correlation, get_logger
 from ccn_core.topology import ConsumerSpec
+from ccn_proto.envelope import Envelope
 
 log = get_logger("ccn.reactor")
 

@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+
+from ccn_core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
+from ccn_core.ids import token_matches
 from ccn_proto.nodes import (
     ConsentRecorded,
     NodeEvent,
@@ -20,9 +23,6 @@ from ccn_proto.nodes import (
     SessionEnded,
     SessionStarted,
 )
-
-from ccn_core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
-from ccn_core.ids import token_matches
 
 MAX_ACTIVE_SESSIONS = 8
 NodeStatus = Literal["unregistered", "active", "opted_out"]

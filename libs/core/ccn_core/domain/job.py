@@ -1,0 +1,224 @@
+"""The job aggregate: create, claim, renew, complete, fail, abandon, retry, cancel — pure rules.
+
+Time and the jitter draw come in with the command, so a decision is reproducible in a test.
+The checksum of a result is recomputed here from its canonical bytes: a node cannot get a
+result accepted whose checksum it merely asserted."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from ccn_core.errors import BadInput, Conflict, NotFound
+from ccn_core.retry_policy import RetryPolicy
+from ccn_proto.jobs import (
+    JobAbandoned,
+    JobCancelled,
+    JobClaimed,
+    JobCompleted,
+    JobCreated,
+    JobDead,
+    JobEvent,
+    JobFailed,
+    LeaseRenewed,
+)
+
+JobStatus = Literal["absent", "queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
+FINISHED: frozenset[JobStatus] = frozenset({"completed", "dead", "cancelled"})
+
+
+def canonical_result_bytes(result: dict[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes both sides hash."""
+    return msgspec.json.encode(result, order="sorted")
+
+
+def result_checksum(result: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_result_bytes(result)).hexdigest()
+
+
+class JobState(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus = "absent"
+    job_type: str = ""
+    max_retries: int = 0
+    lease_s: float = 60.0
+    attempt: int = 0
+    holder: str | None = None
+    lease_until: datetime | None = None
+    retry_at: datetime | None = None
+    idempotency_key_hash: str | None = None
+    request_fingerprint: str | None = None
+
+
+class CreateJob(msgspec.Struct, frozen=True, kw_only=True):
+    created: JobCreated
+
+
+class ClaimJob(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    now: datetime
+    replica: str | None = None
+
+
+class RenewLease(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    now: datetime
+
+
+class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    result: dict[str, Any]
+    checksum: str
+    now: datetime
+
+
+class FailJob(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    reason: str
+    now: datetime
+    jitter: float
+
+
+class ExpireLease(msgspec.Struct, frozen=True, kw_only=True):
+    """From the abandonment detector, or a reactor when the holder opted out or disconnected."""
+
+    now: datetime
+    jitter: float
+    reason: str = "lease expired"
+    node_id: str | None = None  # release only if this node still holds it
+
+
+class CancelJob(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str | None = None
+
+
+JobCommand = CreateJob | ClaimJob | RenewLease | SubmitResult | FailJob | ExpireLease | CancelJob
+
+
+class JobDecider:
+    aggregate = "job"
+
+    def __init__(self, retry_policy: RetryPolicy | None = None) -> None:
+        self._retry = retry_policy or RetryPolicy()
+
+    def initial_state(self, aggregate_id: str) -> JobState:
+        return JobState(job_id=aggregate_id)
+
+    def decide(self, command: JobCommand, state: JobState, now: datetime) -> list[JobEvent]:
+        if not isinstance(command, CreateJob) and state.status == "absent":
+            raise NotFound(f"job {state.job_id} does not exist")
+        match command:
+            case CreateJob(created=created):
+                return self._create(created, state)
+            case ClaimJob():
+                return self._claim(command, state)
+            case RenewLease():
+                self._require_holder(state, command.node_id, command.now)
+                return [
+                    LeaseRenewed(node_id=command.node_id, lease_until=command.now + timedelta(seconds=state.lease_s))
+                ]
+            case SubmitResult():
+                self._require_holder(state, command.node_id, command.now)
+                if result_checksum(command.result) != command.checksum:
+                    raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
+                return [
+                    JobCompleted(
+                        node_id=command.node_id, attempt=state.attempt, result=command.result, checksum=command.checksum
+                    )
+                ]
+            case FailJob():
+                self._require_holder(state, command.node_id, command.now)
+                retry_at = self._next_try(state, command.now, command.jitter)
+                failed = JobFailed(
+                    node_id=command.node_id, attempt=state.attempt, reason=command.reason, retry_at=retry_at
+                )
+                return [failed] if retry_at else [failed, JobDead(attempts=state.attempt, reason=command.reason)]
+            case ExpireLease():
+                return self._expire(command, state)
+            case CancelJob():
+                if state.status in FINISHED:
+                    raise Conflict(f"job {state.job_id} is already {state.status}")
+                return [JobCancelled(reason=command.reason)]
+        raise TypeError(f"not a job command: {command!r}")
+
+    def _create(self, created: JobCreated, state: JobState) -> list[JobEvent]:
+        if state.status == "absent":
+            if created.max_retries < 0 or created.lease_s <= 0:
+                raise BadInput("max_retries must be >= 0 and lease_s > 0")
+            return [created]
+        if created.idempotency_key_hash and created.idempotency_key_hash == state.idempotency_key_hash:
+            if created.request_fingerprint == state.request_fingerprint:
+                return []
+            raise Conflict("this Idempotency-Key was used for a different job")
+        raise Conflict(f"job {state.job_id} already exists")
+
+    def _claim(self, command: ClaimJob, state: JobState) -> list[JobEvent]:
+        if state.status == "claimed" and state.holder == command.node_id:
+            return []  # a retried claim by the holder: it already has the job
+        claimable = state.status == "queued" or (
+            state.status == "retry_wait" and state.retry_at is not None and state.retry_at <= command.now
+        )
+        if not claimable:
+            raise Conflict(f"job {state.job_id} is {state.status}, not claimable")
+        return [
+            JobClaimed(
+                node_id=command.node_id,
+                attempt=state.attempt + 1,
+                lease_until=command.now + timedelta(seconds=state.lease_s),
+                replica=command.replica,
+            )
+        ]
+
+    def _require_holder(self, state: JobState, node_id: str, now: datetime) -> None:
+        if state.status != "claimed" or state.holder != node_id:
+            raise Conflict(f"node {node_id} does not hold job {state.job_id}")
+        if state.lease_until is not None and state.lease_until < now:
+            raise Conflict(f"the lease of job {state.job_id} expired at {state.lease_until.isoformat()}")
+
+    def _next_try(self, state: JobState, now: datetime, jitter: float) -> datetime | None:
+        if state.attempt > state.max_retries:
+            return None
+        return self._retry.retry_at(now, state.attempt, jitter)
+
+    def _expire(self, command: ExpireLease, state: JobState) -> list[JobEvent]:
+        if state.status != "claimed" or state.holder is None:
+            return []  # finished or already released: nothing to abandon
+        if command.node_id is not None and command.node_id != state.holder:
+            return []
+        if command.node_id is None and state.lease_until is not None and state.lease_until > command.now:
+            return []  # renewed since the detector looked
+        retry_at = self._next_try(state, command.now, command.jitter)
+        abandoned = JobAbandoned(node_id=state.holder, attempt=state.attempt, reason=command.reason, retry_at=retry_at)
+        return [abandoned] if retry_at else [abandoned, JobDead(attempts=state.attempt, reason=command.reason)]
+
+    def evolve(self, state: JobState, event: JobEvent) -> JobState:
+        replace = msgspec.structs.replace
+        match event:
+            case JobCreated():
+                return replace(
+                    state,
+                    status="queued",
+                    job_type=event.job_type,
+                    max_retries=event.max_retries,
+                    lease_s=event.lease_s,
+                    idempotency_key_hash=event.idempotency_key_hash,
+                    request_fingerprint=event.request_fingerprint,
+                )
+            case JobClaimed():
+                return replace(
+                    state, status="claimed", holder=event.node_id, attempt=event.attempt, lease_until=event.lease_until
+                )
+            case LeaseRenewed():
+                return replace(state, lease_until=event.lease_until)
+            case JobCompleted():
+                return replace(state, status="completed", holder=None, lease_until=None)
+            case JobFailed() | JobAbandoned():
+                return replace(state, status="retry_wait", holder=None, lease_until=None, retry_at=event.retry_at)
+            case JobDead():
+                return replace(state, status="dead", holder=None, lease_until=None, retry_at=None)
+            case JobCancelled():
+                return replace(state, status="cancelled", holder=None, lease_until=None, retry_at=None)
+        raise TypeError(f"not a job event: {event!r}")

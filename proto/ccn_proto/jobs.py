@@ -1,0 +1,69 @@
+"""The job aggregate's events. A successful job costs three appends (created, claimed,
+completed); every other event records a decision a human would ask about later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ccn_proto.constraints import ShortText, Text
+
+
+class JobCreated(msgspec.Struct, tag="job.created", frozen=True, kw_only=True):
+    job_type: ShortText
+    payload: dict[str, Any]
+    priority: int = 0
+    max_retries: int = 3
+    lease_s: float = 60.0
+    batch_id: ShortText | None = None
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+    idempotency_key_hash: str | None = None
+    request_fingerprint: str | None = None
+
+
+class JobClaimed(msgspec.Struct, tag="job.claimed", frozen=True, kw_only=True):
+    node_id: str
+    attempt: int
+    lease_until: datetime
+    replica: str | None = None
+
+
+class LeaseRenewed(msgspec.Struct, tag="job.lease_renewed", frozen=True, kw_only=True):
+    node_id: str
+    lease_until: datetime
+
+
+class JobCompleted(msgspec.Struct, tag="job.completed", frozen=True, kw_only=True):
+    node_id: str
+    attempt: int
+    result: dict[str, Any]
+    checksum: str
+
+
+class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
+    node_id: str
+    attempt: int
+    reason: Text
+    retry_at: datetime | None  # None: no attempts left, a job.dead follows in the same decision
+
+
+class JobAbandoned(msgspec.Struct, tag="job.abandoned", frozen=True, kw_only=True):
+    node_id: str
+    attempt: int
+    reason: Text
+    retry_at: datetime | None
+
+
+class JobDead(msgspec.Struct, tag="job.dead", frozen=True, kw_only=True):
+    attempts: int
+    reason: Text
+
+
+class JobCancelled(msgspec.Struct, tag="job.cancelled", frozen=True, kw_only=True):
+    reason: Text | None = None
+
+
+JobEvent = JobCreated | JobClaimed | LeaseRenewed | JobCompleted | JobFailed | JobAbandoned | JobDead | JobCancelled

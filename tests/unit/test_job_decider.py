@@ -1,0 +1,178 @@
+"""The job aggregate's rules as a table, plus the retry policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ccn_core.decider import fold
+from ccn_core.domain.job import (
+    CancelJob,
+    ClaimJob,
+    CreateJob,
+    ExpireLease,
+    FailJob,
+    JobDecider,
+    RenewLease,
+    SubmitResult,
+    result_checksum,
+)
+from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
+from ccn_core.retry_policy import RetryPolicy
+from ccn_proto.jobs import (
+    JobAbandoned,
+    JobCancelled,
+    JobClaimed,
+    JobCompleted,
+    JobCreated,
+    JobDead,
+    JobEvent,
+    JobFailed,
+    LeaseRenewed,
+)
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LATER = T0 + timedelta(seconds=30)
+EXPIRED = T0 + timedelta(seconds=61)
+JOB = "job-1"
+policy = RetryPolicy(base_s=2.0, cap_s=300.0)
+decider = JobDecider(policy)
+CREATED = JobCreated(
+    job_type="extract_text",
+    payload={"html": "<p>x</p>"},
+    max_retries=1,
+    lease_s=60.0,
+    idempotency_key_hash="k",
+    request_fingerprint="f",
+)
+CLAIMED = JobClaimed(node_id="n1", attempt=1, lease_until=T0 + timedelta(seconds=60))
+RESULT = {"text": "x", "language": "en"}
+FAILED_ONCE = JobFailed(node_id="n1", attempt=1, reason="crash", retry_at=T0 + timedelta(seconds=1))
+CLAIMED_AGAIN = JobClaimed(node_id="n2", attempt=2, lease_until=T0 + timedelta(seconds=62))
+
+CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]] = [
+    ("create", [], CreateJob(created=CREATED), [CREATED]),
+    ("a retried create under the same key is answered", [CREATED], CreateJob(created=CREATED), []),
+    (
+        "the same key with another body is a conflict",
+        [CREATED],
+        CreateJob(
+            created=JobCreated(
+                job_type="extract_text", payload={}, idempotency_key_hash="k", request_fingerprint="other"
+            )
+        ),
+        Conflict,
+    ),
+    ("claim a queued job", [CREATED], ClaimJob(node_id="n1", now=T0), [CLAIMED]),
+    ("a job is never held by two nodes", [CREATED, CLAIMED], ClaimJob(node_id="n2", now=T0), Conflict),
+    ("a retried claim by the holder changes nothing", [CREATED, CLAIMED], ClaimJob(node_id="n1", now=T0), []),
+    ("claiming a job that does not exist", [], ClaimJob(node_id="n1", now=T0), NotFound),
+    (
+        "renew by the holder",
+        [CREATED, CLAIMED],
+        RenewLease(node_id="n1", now=LATER),
+        [LeaseRenewed(node_id="n1", lease_until=LATER + timedelta(seconds=60))],
+    ),
+    ("renew by another node", [CREATED, CLAIMED], RenewLease(node_id="n2", now=LATER), Conflict),
+    (
+        "result by the holder with the right checksum",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
+        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+    ),
+    (
+        "a checksum that is not the result's",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum="0" * 64, now=LATER),
+        BadInput,
+    ),
+    (
+        "a result from a node that does not hold the job",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n2", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
+        Conflict,
+    ),
+    (
+        "a result is never accepted twice",
+        [CREATED, CLAIMED, JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
+        Conflict,
+    ),
+    (
+        "a result after the lease expired",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=EXPIRED),
+        Conflict,
+    ),
+    (
+        "a failure with retries left waits for its backoff",
+        [CREATED, CLAIMED],
+        FailJob(node_id="n1", reason="crash", now=T0, jitter=0.5),
+        [FAILED_ONCE],
+    ),
+    (
+        "the job is not claimable before its retry time",
+        [CREATED, CLAIMED, FAILED_ONCE],
+        ClaimJob(node_id="n2", now=T0),
+        Conflict,
+    ),
+    (
+        "and is claimable after it",
+        [CREATED, CLAIMED, FAILED_ONCE],
+        ClaimJob(node_id="n2", now=T0 + timedelta(seconds=2)),
+        [CLAIMED_AGAIN],
+    ),
+    (
+        "the last failure makes the job dead",
+        [CREATED, CLAIMED, FAILED_ONCE, CLAIMED_AGAIN],
+        FailJob(node_id="n2", reason="crash again", now=T0 + timedelta(seconds=3), jitter=0.5),
+        [
+            JobFailed(node_id="n2", attempt=2, reason="crash again", retry_at=None),
+            JobDead(attempts=2, reason="crash again"),
+        ],
+    ),
+    (
+        "an expired lease abandons the job",
+        [CREATED, CLAIMED],
+        ExpireLease(now=EXPIRED, jitter=0.0),
+        [JobAbandoned(node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED)],
+    ),
+    ("a lease renewed since the detector looked is kept", [CREATED, CLAIMED], ExpireLease(now=LATER, jitter=0.0), []),
+    (
+        "a release for an opted-out node frees its job at once",
+        [CREATED, CLAIMED],
+        ExpireLease(now=LATER, jitter=0.0, reason="node opted out", node_id="n1"),
+        [JobAbandoned(node_id="n1", attempt=1, reason="node opted out", retry_at=LATER)],
+    ),
+    (
+        "a release for another node leaves the job",
+        [CREATED, CLAIMED],
+        ExpireLease(now=LATER, jitter=0.0, node_id="n9"),
+        [],
+    ),
+    ("cancel a queued job", [CREATED], CancelJob(reason="not needed"), [JobCancelled(reason="not needed")]),
+    ("a finished job cannot be cancelled", [CREATED, JobCancelled()], CancelJob(), Conflict),
+]
+
+
+@pytest.mark.parametrize(("given", "command", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_job_rules(given: list[JobEvent], command: object, expected: list[JobEvent] | type[CcnError]) -> None:
+    state = fold(decider, JOB, given)
+    if isinstance(expected, list):
+        assert decider.decide(command, state, T0) == expected  # type: ignore[arg-type]
+    else:
+        with pytest.raises(expected):
+            decider.decide(command, state, T0)  # type: ignore[arg-type]
+
+
+def test_retry_delay_grows_exponentially_under_a_cap_with_full_jitter() -> None:
+    assert policy.delay_s(1, 0.999999) == pytest.approx(2.0, rel=1e-3)
+    assert policy.delay_s(4, 0.999999) == pytest.approx(16.0, rel=1e-3)
+    assert policy.delay_s(30, 0.999999) == pytest.approx(300.0, rel=1e-3)
+    assert policy.delay_s(5, 0.0) == 0.0
+
+
+def test_the_checksum_is_of_canonical_bytes() -> None:
+    assert result_checksum({"b": 1, "a": [1, 2]}) == result_checksum({"a": [1, 2], "b": 1})
+    assert result_checksum({"a": 1}) != result_checksum({"a": 2})
