@@ -1,0 +1,61 @@
+"""The whole stack as real processes: `ccn up` starts every service against the session's NATS
+and PostgreSQL (CCN_NATS_URL / CCN_DATABASE_URL set, so nothing embedded starts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from ccn_core.settings import Settings
+from tests.conftest import free_port
+
+CCN = str(Path(sys.executable).parent / "ccn")
+
+
+class Stack(msgspec.Struct, frozen=True):
+    home: Path
+    env: dict[str, str]
+    edge: str
+    analytics: str
+    admin_token: str
+
+    def ccn(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CCN, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    edge_port, analytics_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CCN_")},
+        "CCN_HOME": str(home),
+        "CCN_NATS_URL": settings.effective_nats_url,
+        "CCN_DATABASE_URL": settings.effective_database_url,
+        "CCN_EDGE_PORT": str(edge_port),
+        "CCN_ANALYTICS_PORT": str(analytics_port),
+        "CCN_REGISTRY_HEALTH_PORT": str(free_port()),
+        "CCN_ADMIN_TOKEN": settings.admin_token,
+        "CCN_TOKEN_SECRET": settings.token_secret,
+        "CCN_IP_HASH_SALT": settings.ip_hash_salt,
+        "CCN_MAX_BODY_BYTES": "4096",
+    }
+    running = Stack(
+        home=home,
+        env=env,
+        edge=f"http://127.0.0.1:{edge_port}",
+        analytics=f"http://127.0.0.1:{analytics_port}",
+        admin_token=settings.admin_token,
+    )
+    started = running.ccn("up")
+    if started.returncode != 0:
+        logs = "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in (home / "logs").glob("*.log"))
+        pytest.fail(f"ccn up failed:\n{started.stdout}\n{started.stderr}\n{logs}")
+    yield running
+    running.ccn("down")
