@@ -6,7 +6,6 @@ import asyncio
 
 from ccn_core.service import Runtime, run_service
 from ccn_core.settings import settings_from_env
-
 from ccn_registry.app import start_registry
 
 

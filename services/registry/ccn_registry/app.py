@@ -10,7 +10,6 @@ from ccn_core.projection import ProjectionRunner
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import NODES
 from ccn_proto.nodes import NodeEvent
-
 from ccn_registry.handlers import RegistryHandlers
 from ccn_registry.read_model import NodeReadModel, SessionLastSeen
 

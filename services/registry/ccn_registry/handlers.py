@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
+
 from ccn_core import ids, subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta, envelope_headers
 from ccn_core.commands import CommandContext, CommandServer

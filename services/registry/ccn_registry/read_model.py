@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
+
 from ccn_core.eventstore import StoredEvent
 from ccn_core.projection import Statement, execute_in_order
 from ccn_core.topology import NODE_READ_MODEL, SESSION_LAST_SEEN

@@ -1,0 +1,94 @@
+"""`make bench`: one run, side by side, on this machine. Starts its own NATS and PostgreSQL
+(fresh data dirs under .ccn/bench) so earlier runs and a running stack do not colour it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import asyncpg
+import nats
+
+from bench.eventstore_bench import aggregate_loads, occ_appends, raw_async_publish, raw_sync_publish
+from bench.measure import Figure, print_table, write_report
+from bench.projection_bench import catch_up, fill_node_stream
+from ccn_core.migrations import apply_migrations
+from ccn_core.settings import Settings
+from ccn_core.topology import ensure_streams
+from ccn_registry.read_model import NodeReadModel
+from tests.support.servers import start_nats, start_postgres
+
+QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _projection_figures(settings: Settings, postgres: object, events: int) -> list[Figure]:
+    nc = await nats.connect(settings.effective_nats_url)
+    try:
+        await ensure_streams(nc.jetstream(), settings)
+        last = await fill_node_stream(nc, events)
+        figures = []
+        projections: list[tuple[str, object]] = [("node read model (insert + update)", NodeReadModel())]
+        try:
+            from ccn_analytics.audit_projection import AuditLogProjection  # noqa: PLC0415
+
+            projections.append(("audit_log (insert only)", AuditLogProjection()))
+        except ImportError:
+            pass
+        for label, projection in projections:
+            name = f"bench_{len(figures)}"
+            postgres.create_database(name)  # type: ignore[attr-defined]
+            dsn = postgres.dsn(name)  # type: ignore[attr-defined]
+            conn = await asyncpg.connect(dsn)
+            await apply_migrations(conn)
+            await conn.close()
+            figures.append(await catch_up(nc, dsn, projection, last, label))  # type: ignore[arg-type]
+        return figures
+    finally:
+        await nc.close()
+
+
+async def run(workdir: Path) -> list[Figure]:
+    nats_server = start_nats(workdir / "nats", _free_port())
+    postgres = start_postgres(workdir / "pg", _free_port())
+    try:
+        settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
+        nc = await nats.connect(settings.effective_nats_url)
+        scale = 10 if QUICK else 1
+        sync = await raw_sync_publish(nc, 5_000 // scale)
+        async_ = await raw_async_publish(nc, 50_000 // scale)
+        figures = [sync, async_]
+        figures += await occ_appends(nc, settings, async_, sync, n_seq=5_000 // scale, n_conc=50_000 // scale)
+        figures += await aggregate_loads(nc, settings, aggregates=500 // scale)
+        await nc.close()
+        figures += await _projection_figures(settings, postgres, 100_000 // scale)
+        return figures
+    finally:
+        nats_server.stop()
+        postgres.stop()
+
+
+def main() -> None:
+    workdir = Path(".ccn/bench")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    figures = asyncio.run(run(workdir))
+    print_table(figures)
+    path = write_report(figures, {"cores": os.cpu_count() or 0, "quick": QUICK})
+    print(f"\nreport: {path}")
+    missed = [f.name for f in figures if f.meets_target is False]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
