@@ -1,0 +1,29 @@
+"""What a job type is: a name, a version, typed payload and result, and a pure handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+P = TypeVar("P", bound=msgspec.Struct)
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True, slots=True)
+class JobType(Generic[P, R]):
+    """One kind of work a node can do.
+
+    `handler` is pure and deterministic: the same payload gives a result that encodes to the
+    same bytes on every node, so replicas can be compared by checksum. `version` changes
+    whenever the handler's output for some input would change; results are only compared
+    between equal versions."""
+
+    name: str
+    version: str
+    payload_type: type[P]
+    result_type: type[R]
+    handler: Callable[[P], R]
+    description: str = ""
