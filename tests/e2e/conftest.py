@@ -4,16 +4,19 @@ and PostgreSQL (CCN_NATS_URL / CCN_DATABASE_URL set, so nothing embedded starts)
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from ccn_core.settings import Settings
 from tests.conftest import free_port
+from tests.support.servers import start_nats
 
 CCN = str(Path(sys.executable).parent / "ccn")
 
@@ -21,6 +24,8 @@ CCN = str(Path(sys.executable).parent / "ccn")
 class Stack(msgspec.Struct, frozen=True):
     home: Path
     env: dict[str, str]
+    nats_url: str
+    database_url: str
     edge: str
     analytics: str
     admin_token: str
@@ -30,14 +35,21 @@ class Stack(msgspec.Struct, frozen=True):
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(settings: Settings, postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack")
+    # NATS and a database of its own (migrated by `ccn up`): its projections hold their leader
+    # locks and durable consumers for the whole session, and must not fight the ones that
+    # integration tests start for themselves
+    nats = start_nats(home / "nats")
+    database = f"ccn_e2e_{secrets.token_hex(4)}"
+    postgres_server.create_database(database)
+    database_url = str(postgres_server.dsn(database))
     edge_port, analytics_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CCN_")},
         "CCN_HOME": str(home),
-        "CCN_NATS_URL": settings.effective_nats_url,
-        "CCN_DATABASE_URL": settings.effective_database_url,
+        "CCN_NATS_URL": nats.url,
+        "CCN_DATABASE_URL": database_url,
         "CCN_EDGE_PORT": str(edge_port),
         "CCN_ANALYTICS_PORT": str(analytics_port),
         "CCN_REGISTRY_HEALTH_PORT": str(free_port()),
@@ -49,6 +61,8 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     running = Stack(
         home=home,
         env=env,
+        nats_url=nats.url,
+        database_url=database_url,
         edge=f"http://127.0.0.1:{edge_port}",
         analytics=f"http://127.0.0.1:{analytics_port}",
         admin_token=settings.admin_token,
@@ -59,3 +73,4 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pytest.fail(f"ccn up failed:\n{started.stdout}\n{started.stderr}\n{logs}")
     yield running
     running.ccn("down")
+    nats.stop()

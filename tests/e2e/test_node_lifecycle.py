@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import nats
 import pytest
-from nats.aio.client import Client as NATS
 
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.topology import NODES
@@ -69,9 +69,7 @@ async def register(http: aiohttp.ClientSession, stack: Stack, correlation: str) 
     return body
 
 
-async def test_a_node_lives_registers_consents_beats_and_opts_out(
-    stack: Stack, http: aiohttp.ClientSession, pg_dsn: str, nc: NATS
-) -> None:
+async def test_a_node_lives_registers_consents_beats_and_opts_out(stack: Stack, http: aiohttp.ClientSession) -> None:
     correlation = f"e2e-{uuid.uuid4().hex[:12]}"
     node = await register(http, stack, correlation)
     node_id = node["node_public_id"]
@@ -116,7 +114,7 @@ async def test_a_node_lives_registers_consents_beats_and_opts_out(
     assert status == 403, refused
 
     # the read models catch up
-    conn = await asyncpg.connect(pg_dsn)
+    conn = await asyncpg.connect(stack.database_url)
     try:
         row = await eventually(
             lambda: conn.fetchrow(
@@ -146,16 +144,18 @@ async def test_a_node_lives_registers_consents_beats_and_opts_out(
     assert [e["event_type"] for e in entries] == ["node.registered", "node.consent_recorded", "node.opted_out"]
     assert {e["aggregate_id"] for e in entries} == {node_id}
     assert {e["correlation_id"] for e in entries} == {correlation}
-    assert all(e["actor_id"] == node_id for e in entries)
+    assert all(e["actor"] == {"kind": "node", "id": node_id} for e in entries)
     assert "hash" not in json.dumps([e.get("details") for e in entries]).lower().replace("consent_hash", "")
 
     # the event store holds the same correlation id in its headers, with a trace context
+    nc = await nats.connect(stack.nats_url)
     history = await nc.jetstream().pull_subscribe(f"ccn.node.{node_id}.*", stream=NODES.name)
     msgs = await history.fetch(10, timeout=2)
     assert [m.subject.rsplit(".", 1)[1] for m in msgs] == ["registered", "consent_recorded", "opted_out"]
     assert all(m.headers and m.headers["ccn-correlation-id"] == correlation for m in msgs)
     assert all(m.headers and m.headers.get("traceparent", "").startswith("00-") for m in msgs)
     await history.unsubscribe()
+    await nc.close()
 
     # and so do the services' JSON logs
     registry_log = (stack.home / "logs" / "registry.log").read_text()

@@ -8,6 +8,8 @@ queue group.
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -38,15 +40,27 @@ class CommandContext(msgspec.Struct, frozen=True):
 Handler = Callable[[Any, CommandContext], Awaitable[msgspec.Struct]]
 
 
+_AT_PATH = re.compile(r"- at `\$(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
+
+
+def offending_field(message: str) -> str | None:
+    """The field a msgspec validation message blames, dotted (`priority`, `consent.hash`):
+    its path (`- at `$.consent``) plus the field it names (`missing required field `hash``)."""
+    at = _AT_PATH.search(message)
+    path = at.group("path").lstrip(".") if at else ""
+    named = _NAMED_FIELD.search(message)
+    parts = [part for part in (path, named.group("name") if named else "") if part]
+    return ".".join(parts) or None
+
+
 def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> BadInput:
-    """msgspec says `Expected int, got str - at $.priority`: keep the path as the field."""
+    """A body that failed to decode, as BadInput naming the field (None when the JSON itself
+    is malformed)."""
     message = str(exc)
-    field = None
-    if " - at `$." in message:
-        field = message.rsplit(" - at `$.", 1)[1].rstrip("`")
-    elif "at `$." in message:
-        field = message.rsplit("at `$.", 1)[1].rstrip("`")
-    return BadInput(message, field=field)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return BadInput(f"malformed JSON: {message}")
+    return BadInput(message, field=offending_field(message))
 
 
 class CommandServer:
@@ -90,6 +104,7 @@ class CommandServer:
         name = msg.subject.rsplit(".", 1)[1]
         correlation_id = headers.get(HEADER_CORRELATION_ID) or ids.new_correlation_id()
         context = CommandContext(correlation_id, headers.get(HEADER_CAUSATION_ID), name)
+        started = time.perf_counter()
         with (
             correlation(correlation_id, command=name),
             self._tracer.start_as_current_span(
@@ -108,6 +123,7 @@ class CommandServer:
                     raise validation_error(exc) from None
                 reply = await handler(request, context)
                 body, status = msgspec.json.encode(reply), "ok"
+                log.info("command handled", duration_ms=round((time.perf_counter() - started) * 1000, 2))
             except CcnError as exc:
                 span.set_attribute("ccn.error_code", exc.code)
                 log.info("command refused", code=exc.code, reason=exc.message)

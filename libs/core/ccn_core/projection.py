@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import random
 import zlib
 from collections.abc import Sequence
 from typing import Protocol
@@ -28,6 +30,13 @@ from ccn_core.logging import get_logger
 from ccn_core.topology import ConsumerSpec
 
 log = get_logger("ccn.projection")
+_TRANSIENT = (
+    asyncpg.TransactionRollbackError,  # deadlock detected, serialization failure
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+_MAX_RETRY_DELAY_S = 5.0
 
 
 class Projection(Protocol):
@@ -154,13 +163,36 @@ class ProjectionRunner:
                     log.warning("projection consumer vanished; recreating at checkpoint")
                     sub = await self._subscribe()
                     continue
-                self.position = await apply_batch(
-                    self._pool, self._projection, [_stored(m) for m in msgs], self.position
-                )
+                if not msgs:  # nats-py can return an empty batch instead of timing out
+                    continue
+                self.position = await self._apply_until_done([_stored(m) for m in msgs])
                 self.applied += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
         finally:
             await sub.unsubscribe()
+
+
+    async def _apply_until_done(self, events: list[StoredEvent]) -> int:
+        """Apply one batch, retrying what Postgres says is transient (a deadlock with another
+        projection updating the same rows, a serialization failure, a dropped connection).
+        Safe because the batch and its checkpoint commit together or not at all; a projection
+        that cannot apply its next event must wait, never skip it."""
+        for attempt in itertools.count(1):
+            try:
+                return await apply_batch(self._pool, self._projection, events, self.position)
+            except _TRANSIENT as exc:
+                delay = min(_MAX_RETRY_DELAY_S, 0.05 * 2**attempt) * (0.5 + random.random())  # noqa: S311
+                log.warning(
+                    "projection batch failed; retrying",
+                    projection=self._projection.spec.durable,
+                    error=type(exc).__name__,
+                    attempt=attempt,
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                if self._stop.is_set():
+                    raise
+        raise AssertionError("unreachable")
 
 
 async def rebuild(pool: asyncpg.Pool, projection: Projection) -> None:

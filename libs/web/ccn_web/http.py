@@ -1,0 +1,172 @@
+"""What every HTTP service here shares: the correlation id of a request, the one error body,
+the access log, the probes, and a Litestar app assembled from them.
+
+Errors map to HTTP here, once: a CcnError carries its status; a framework error (a parameter
+that failed its declared constraints, an oversized body) gets the same body shape. Every
+response carries the request's X-Correlation-ID (the caller's when sane, else a new one),
+errors included, and so does every log line written while handling it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
+
+from ccn_core.commands import offending_field
+from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
+from ccn_core.ids import new_correlation_id
+from ccn_core.logging import correlation, get_logger
+
+log = get_logger("ccn.http")
+
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
+CORRELATION_HEADER = "x-correlation-id"
+SANE_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_BODY = "data"  # what Litestar calls the request body in a handler's signature
+_CODE_BY_STATUS = {cls.http_status: cls.code for cls in ERRORS_BY_CODE.values()}
+
+
+def correlation_id(scope: Scope) -> str:
+    """Fixed once per request and kept in its scope, so the log lines, the error body and the
+    response header agree even though different layers produce them."""
+    state: dict[str, Any] = scope["state"]
+    value: str | None = state.get("correlation_id")
+    if value is None:
+        presented = Headers.from_scope(scope).get(CORRELATION_HEADER, "")
+        value = presented if SANE_CORRELATION_ID.match(presented) else new_correlation_id()
+        state["correlation_id"] = value
+    return value
+
+
+def _correlated_and_logged(app: ASGIApp) -> ASGIApp:
+    """Binds the correlation id for everything the request does, and writes one access line
+    per request (method, path, status, duration): never the query string or headers, which
+    may hold tokens."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            with correlation(correlation_id(scope)):
+                await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with correlation(correlation_id(scope)):
+            try:
+                await app(scope, receive, send_noting_status)
+            finally:
+                if scope["path"] not in ("/healthz", "/readyz"):
+                    log.info(
+                        "request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    )
+
+    return middleware
+
+
+async def _echo_correlation_id(message: Message, scope: Scope) -> None:
+    # a before_send hook, not middleware: error responses are sent outside the middleware stack
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id(scope)
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+    field: str | None
+    correlation_id: str
+
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    field: str | None = None
+    headers: dict[str, str] = {}
+    if isinstance(exc, CcnError):
+        status, code, message, field = exc.http_status, exc.code, exc.message, exc.field
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif isinstance(exc, ValidationException):
+        # the framework checked a parameter against the handler's signature
+        problem = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else {}
+        status, code = 400, BadInput.code
+        message = str(problem.get("message") or exc.detail)
+        field = problem.get("key")
+        if field == _BODY:
+            # the body as a whole failed: name the field inside it, or say a body is missing
+            field = offending_field(message)
+            if message == repr(_BODY):
+                message = "a JSON object body is required"
+    elif isinstance(exc, HTTPException):
+        status, message = exc.status_code, exc.detail
+        code = _CODE_BY_STATUS.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    else:
+        log.exception("unhandled error", path=request.url.path)
+        status, code, message = 500, "internal", "internal error"
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = ErrorBody(code=code, message=message, field=field, correlation_id=correlation_id(request.scope))
+    return Response(body, status_code=status, headers=headers)
+
+
+def probes(service: str, ready: Readiness) -> list[ControllerRouterHandler]:
+    """/healthz: the process answers. /readyz: it can do its work (its backends answer)."""
+
+    @get("/healthz", include_in_schema=False, sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": service}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> Response[dict[str, Any]]:
+        ok, checks = await ready()
+        return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    return [healthz, readyz]
+
+
+def create_http_app(
+    *,
+    service: str,
+    title: str,
+    route_handlers: Sequence[ControllerRouterHandler],
+    ready: Readiness,
+    max_body_bytes: int,
+    security_schemes: dict[str, SecurityScheme] | None = None,
+    dependencies: dict[str, Any] | None = None,
+) -> Litestar:
+    """A Litestar app with the project's conventions; OpenAPI at /schema (/schema/openapi.json)."""
+    return Litestar(
+        route_handlers=[*route_handlers, *probes(service, ready)],
+        dependencies=dependencies,
+        middleware=[_correlated_and_logged],
+        before_send=[_echo_correlation_id],
+        exception_handlers={Exception: error_response},
+        request_max_body_size=max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(security_schemes=security_schemes or {}),
+        ),
+        logging_config=None,  # structlog (ccn_core.logging) owns logging
+    )

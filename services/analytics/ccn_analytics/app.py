@@ -1,0 +1,32 @@
+"""The analytics HTTP app: the admin audit API, probes and the OpenAPI schema at /schema."""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi.spec import SecurityScheme
+
+from ccn_analytics.audit_api import AuditReader, admin_guard, audit_log
+from ccn_web.http import Readiness, create_http_app
+
+# GET-only admin API: bodies are never read, so the limit only bounds a stray upload
+_MAX_BODY_BYTES = 1024
+
+
+def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness) -> Litestar:
+    reader = AuditReader(pool)
+
+    async def provide_reader() -> AuditReader:
+        return reader
+
+    admin = Router("/admin", route_handlers=[audit_log], guards=[admin_guard(admin_token)])
+    return create_http_app(
+        service="analytics",
+        title="Community Compute analytics",
+        route_handlers=[admin],
+        ready=ready,
+        max_body_bytes=_MAX_BODY_BYTES,
+        security_schemes={"AdminToken": SecurityScheme(type="http", scheme="bearer", description="CCN_ADMIN_TOKEN")},
+        dependencies={"reader": Provide(provide_reader)},
+    )

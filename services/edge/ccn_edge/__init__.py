@@ -1,0 +1,1 @@
+"""The edge: the public gateway nodes talk to (HTTP /compute/*, WebSocket /ws)."""

@@ -1,0 +1,23 @@
+"""python -m ccn_edge: the public gateway for nodes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ccn_core.service import Runtime, run_service
+from ccn_core.settings import settings_from_env
+from ccn_edge.app import start_edge
+
+
+async def _start(runtime: Runtime) -> None:
+    start_edge(runtime)
+
+
+def main() -> None:
+    settings = settings_from_env()
+    # Postgres only for /readyz: the edge reads and writes nothing there
+    asyncio.run(run_service("edge", settings, _start, needs_postgres=True))
+
+
+if __name__ == "__main__":
+    main()

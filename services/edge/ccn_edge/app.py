@@ -1,0 +1,45 @@
+"""The edge's HTTP app and its place in the service runtime."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi.spec import SecurityScheme
+
+from ccn_core.commands import CommandClient
+from ccn_core.service import Runtime
+from ccn_edge.compute_api import ComputeController, EdgeContext
+from ccn_web.http import Readiness, create_http_app
+from ccn_web.serve import serve_http
+
+SECURITY_SCHEMES = {
+    "NodeApiToken": SecurityScheme(
+        type="http", scheme="bearer", description="The node's API token (cca_…), returned once at registration."
+    ),
+    "NodeSessionToken": SecurityScheme(
+        type="http", scheme="bearer", description="A session token (ccs_…), from registration or POST /compute/session."
+    ),
+}
+
+
+def create_app(*, context: EdgeContext, ready: Readiness, max_body_bytes: int) -> Litestar:
+    async def provide_context() -> EdgeContext:
+        return context
+
+    return create_http_app(
+        service="edge",
+        title="Community Compute edge",
+        route_handlers=[ComputeController],
+        ready=ready,
+        max_body_bytes=max_body_bytes,
+        security_schemes=SECURITY_SCHEMES,
+        dependencies={"edge": Provide(provide_context)},
+    )
+
+
+def start_edge(runtime: Runtime) -> None:
+    """Serve the node API on the runtime until it stops."""
+    settings = runtime.settings
+    context = EdgeContext(CommandClient(runtime.nc, timeout=settings.command_timeout_s), settings.ip_hash_salt)
+    app = create_app(context=context, ready=runtime.ready, max_body_bytes=settings.max_body_bytes)
+    serve_http(runtime, app, host=settings.edge_host, port=settings.edge_port)

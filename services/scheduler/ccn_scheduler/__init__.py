@@ -1,0 +1,1 @@
+"""The scheduler: the job aggregate, claims, leases, retries."""

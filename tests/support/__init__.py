@@ -1,0 +1,1 @@
+"""Helpers the test fixtures build on; no tests here."""
