@@ -94,9 +94,21 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         Conflict,
     ),
     (
-        "a result is never accepted twice",
+        "a retried identical result is answered without a second completion",
         [CREATED, CLAIMED, JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
-        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=EXPIRED),
+        [],
+    ),
+    (
+        "a different result after completion is never accepted",
+        [CREATED, CLAIMED, JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+        SubmitResult(node_id="n1", result={"text": "y"}, checksum=result_checksum({"text": "y"}), now=LATER),
+        Conflict,
+    ),
+    (
+        "the same result from another node after completion is never accepted",
+        [CREATED, CLAIMED, JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+        SubmitResult(node_id="n2", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
         Conflict,
     ),
     (

@@ -51,6 +51,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     retry_at: datetime | None = None
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    completed_by: str | None = None
+    result_checksum: str | None = None
 
 
 class CreateJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +123,11 @@ class JobDecider:
                     LeaseRenewed(node_id=command.node_id, lease_until=command.now + timedelta(seconds=state.lease_s))
                 ]
             case SubmitResult():
+                if state.status == "completed" and (state.completed_by, state.result_checksum) == (
+                    command.node_id,
+                    command.checksum,
+                ):
+                    return []  # the same result again (a retry after a lost reply): accepted once
                 self._require_holder(state, command.node_id, command.now)
                 if result_checksum(command.result) != command.checksum:
                     raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
@@ -214,7 +221,14 @@ class JobDecider:
             case LeaseRenewed():
                 return replace(state, lease_until=event.lease_until)
             case JobCompleted():
-                return replace(state, status="completed", holder=None, lease_until=None)
+                return replace(
+                    state,
+                    status="completed",
+                    holder=None,
+                    lease_until=None,
+                    completed_by=event.node_id,
+                    result_checksum=event.checksum,
+                )
             case JobFailed() | JobAbandoned():
                 return replace(state, status="retry_wait", holder=None, lease_until=None, retry_at=event.retry_at)
             case JobDead():
