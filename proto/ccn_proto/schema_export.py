@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, registry
+from ccn_proto import compute_api, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import HeartbeatSample, NodeEvent
@@ -27,6 +27,18 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         registry.StartSessionReply,
         registry.EndSessionReply,
         registry.HeartbeatReply,
+        CommandError,
+    ),
+    "scheduler_commands": (
+        scheduler.SchedulerCommand,
+        scheduler.CreateJobReply,
+        scheduler.CreateBatchReply,
+        scheduler.ClaimJobsReply,
+        scheduler.RenewLeasesReply,
+        scheduler.SubmitResultReply,
+        scheduler.FailJobReply,
+        scheduler.CancelJobReply,
+        scheduler.JobView,
         CommandError,
     ),
     "compute_api": (

@@ -1,0 +1,210 @@
+"""Commands the scheduler answers on ccn.cmd.scheduler.<name>, and their replies.
+
+The edge authenticates nodes (through the registry) before it sends a node's command here, so
+node commands carry the authenticated `node_id`, never a token. Every list and string is
+bounded: a command is at most a few hundred kilobytes even at its limits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from ccn_proto.constraints import Sha256Hex, ShortText, Text
+
+JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[a-z][a-z0-9_]*$")]
+JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+Priority = Annotated[int, msgspec.Meta(ge=-100, le=100)]
+MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=20)]
+LeaseSeconds = Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)]
+Concurrency = Annotated[int, msgspec.Meta(ge=1, le=256)]
+IdempotencyKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
+JobStatus = Literal["queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
+
+MAX_BATCH_JOBS = 1000
+
+
+class CreateJob(msgspec.Struct, tag="create_job", frozen=True, kw_only=True):
+    """A retry under the same `idempotency_key` returns the first job; another body under the
+    same key is a conflict. Without a key every call creates a job."""
+
+    job_type: JobTypeName
+    payload: dict[str, Any]
+    priority: Priority = 0
+    max_retries: MaxRetries = 3
+    lease_s: LeaseSeconds = 60.0
+    batch_id: ShortText | None = None
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class CreateJobReply(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    job_type: str
+    status: JobStatus
+    created: bool  # False: an earlier call under the same key created it
+    server_time: datetime
+
+
+class BatchJob(msgspec.Struct, frozen=True, kw_only=True):
+    """`item_key` names the item within its batch (a record id); its position when absent."""
+
+    job_type: JobTypeName
+    payload: dict[str, Any]
+    item_key: ShortText | None = None
+    priority: Priority = 0
+    max_retries: MaxRetries = 3
+    lease_s: LeaseSeconds = 60.0
+
+
+class CreateBatch(msgspec.Struct, tag="create_batch", frozen=True, kw_only=True):
+    """Each item's job id is derived from (batch_id, item key), so a requeued batch recreates
+    nothing that exists: the whole batch may be sent again after any failure."""
+
+    batch_id: ShortText
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+    jobs: Annotated[list[BatchJob], msgspec.Meta(min_length=1, max_length=MAX_BATCH_JOBS)]
+
+
+class CreateBatchReply(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    job_ids: list[str]  # in the order of the items
+    created: int
+    existing: int
+    server_time: datetime
+
+
+class ClaimJobs(msgspec.Struct, tag="claim_jobs", frozen=True, kw_only=True):
+    """Take up to `slots` ready jobs of the given types. `concurrency` is what the node
+    advertised: it never holds more jobs than that, whatever it asks for."""
+
+    node_id: NodeId
+    job_types: Annotated[list[JobTypeName], msgspec.Meta(min_length=1, max_length=32)]
+    concurrency: Concurrency
+    slots: Concurrency = 1
+    wait_s: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] = 0.0
+
+
+class JobOffer(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    job_type: str
+    payload: dict[str, Any]
+    attempt: int
+    lease_until: datetime
+
+
+class ClaimJobsReply(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    offers: list[JobOffer]
+    held: int  # jobs the node holds now, these offers included
+    server_time: datetime
+
+
+class RenewLeases(msgspec.Struct, tag="renew_leases", frozen=True, kw_only=True):
+    node_id: NodeId
+    job_ids: Annotated[list[JobId], msgspec.Meta(min_length=1, max_length=256)]
+
+
+class LeaseView(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    lease_until: datetime
+
+
+class LostLease(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    code: str  # ccn_core.errors code: conflict (not the holder, expired), not_found
+    message: str
+
+
+class RenewLeasesReply(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    renewed: list[LeaseView]
+    lost: list[LostLease]  # stop working on these: the job went elsewhere
+    server_time: datetime
+
+
+class SubmitResult(msgspec.Struct, tag="submit_result", frozen=True, kw_only=True):
+    """`checksum` is the SHA-256 of the result's canonical bytes (sorted keys, no whitespace,
+    UTF-8); the scheduler recomputes it and refuses a mismatch."""
+
+    node_id: NodeId
+    job_id: JobId
+    result: dict[str, Any]
+    checksum: Sha256Hex
+
+
+class SubmitResultReply(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus
+    duplicate: bool  # True: the same result was accepted before; nothing new was written
+    server_time: datetime
+
+
+class FailJob(msgspec.Struct, tag="fail_job", frozen=True, kw_only=True):
+    node_id: NodeId
+    job_id: JobId
+    reason: Text
+
+
+class FailJobReply(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus  # retry_wait, or dead when no attempts are left
+    retry_at: datetime | None
+    server_time: datetime
+
+
+class CancelJob(msgspec.Struct, tag="cancel_job", frozen=True, kw_only=True):
+    job_id: JobId
+    reason: Text | None = None
+
+
+class CancelJobReply(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus
+    server_time: datetime
+
+
+class GetJob(msgspec.Struct, tag="get_job", frozen=True, kw_only=True):
+    job_id: JobId
+
+
+class JobHistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: str
+    type: str
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str | None
+    node_id: str | None = None
+    attempt: int | None = None
+    reason: str | None = None
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as its event history has it (not a read model that may lag)."""
+
+    job_id: str
+    job_type: str
+    status: JobStatus
+    payload: dict[str, Any]
+    priority: int
+    max_retries: int
+    lease_s: float
+    attempt: int
+    holder: str | None
+    lease_until: datetime | None
+    retry_at: datetime | None
+    batch_id: str | None
+    dataset_source: str | None
+    dataset_version: str | None
+    result: dict[str, Any] | None
+    result_checksum: str | None
+    history: list[JobHistoryEntry]
+    server_time: datetime
+
+
+SchedulerCommand = CreateJob | CreateBatch | ClaimJobs | RenewLeases | SubmitResult | FailJob | CancelJob | GetJob
