@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     analytics_host: str = "127.0.0.1"
     analytics_port: int = 8081
     registry_health_port: int = 8091
+    scheduler_health_port: int = 8092
     stream_replicas: int = 1
     # "always" fsyncs every append before the ack (production, with R3); a period trades the last
     # few seconds of acked appends on a power cut for speed, which only a dev machine can afford.
@@ -70,6 +71,7 @@ _INT_FIELDS = {
     "CCN_EDGE_PORT": "edge_port",
     "CCN_ANALYTICS_PORT": "analytics_port",
     "CCN_REGISTRY_HEALTH_PORT": "registry_health_port",
+    "CCN_SCHEDULER_HEALTH_PORT": "scheduler_health_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
 }

@@ -5,16 +5,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 
+from ccn_core import subjects
 from ccn_core.settings import Settings
 
 
@@ -24,6 +29,11 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     # 0 keeps events forever: the streams are the source of truth, not a buffer.
     max_age_s: float = 0.0
+    # "workqueue": a queue, not a history; a message is gone once a consumer acks it.
+    retention: Literal["limits", "workqueue"] = "limits"
+    max_msgs_per_subject: int = -1
+    # JetStream message schedules (Nats-Schedule: @at <time>): the server publishes later.
+    allow_msg_schedules: bool = False
 
 
 class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,7 +66,34 @@ TELEMETRY = StreamSpec(
     max_age_s=-1.0,  # resolved from Settings.telemetry_max_age_s
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, FETCH, DATASETS, POLICY, ADMIN, TELEMETRY)
+# Not an event stream: ids of jobs that may be claimed now, one subject per job
+# (ccn.ready.<job_type>.<job_id>, at most one message each), consumed by claims. Retries are
+# message schedules on ccn.ready_at.<job_id> that the server turns into a ready entry at the
+# retry time. See docs/adr/0006-claims-through-a-ready-queue.md.
+READY = StreamSpec(
+    name="CCN_READY",
+    subjects=("ccn.ready.>", "ccn.ready_at.>"),
+    description="Work queue of claimable job ids, per job type; scheduled re-entries for retries",
+    retention="workqueue",
+    max_msgs_per_subject=1,
+    allow_msg_schedules=True,
+)
+
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, FETCH, DATASETS, POLICY, ADMIN, TELEMETRY, READY)
+
+
+class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
+    bucket: str
+    description: str
+
+
+# Per node, the jobs it holds or is being handed: checked and updated with compare-and-set on
+# every claim, so a node never holds more than its advertised concurrency across replicas.
+NODE_HOLDINGS = KeyValueSpec(
+    bucket="ccn_node_holdings",
+    description="Jobs each node holds or is being handed (scheduler claim ledger)",
+)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (NODE_HOLDINGS,)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",
@@ -77,7 +114,58 @@ AUDIT_LOG = ConsumerSpec(
     description="Projects node events into audit_log",
 )
 
-CONSUMERS: tuple[ConsumerSpec, ...] = (NODE_READ_MODEL, SESSION_LAST_SEEN, AUDIT_LOG)
+JOB_READ_MODEL = ConsumerSpec(
+    durable="scheduler_job_read_model",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.>",),
+    description="Projects job events into community_jobs and community_job_results",
+)
+READY_FEED = ConsumerSpec(
+    durable="scheduler_ready_feed",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.*.created", "ccn.job.*.failed", "ccn.job.*.abandoned"),
+    description="Puts created jobs in the ready queue and schedules retried ones for their retry time",
+)
+NODE_RELEASE = ConsumerSpec(
+    durable="scheduler_node_release",
+    stream=NODES.name,
+    filter_subjects=("ccn.node.*.opted_out", "ccn.node.*.session_ended"),
+    description="Releases the leases of a node that opted out or whose session ended",
+)
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    NODE_READ_MODEL,
+    SESSION_LAST_SEEN,
+    AUDIT_LOG,
+    JOB_READ_MODEL,
+    READY_FEED,
+    NODE_RELEASE,
+)
+
+
+_JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def ready_consumer(job_type: str) -> ConsumerSpec:
+    """One durable per job type: a work-queue stream lets no two consumers share a subject."""
+    if not _JOB_TYPE.match(job_type):
+        raise ValueError(f"job type {job_type!r} is not a valid name")
+    return ConsumerSpec(
+        durable=f"scheduler_ready_{job_type}",
+        stream=READY.name,
+        filter_subjects=(f"ccn.ready.{job_type}.*",),
+        description=f"Claims of {job_type} jobs, shared by every scheduler replica",
+    )
+
+
+def ready_subject(job_type: str, job_id: str) -> str:
+    """ccn.ready.<job_type>.<job_id>: the job may be claimed now."""
+    return subjects.event("ready", job_type, job_id)
+
+
+def ready_schedule_subject(job_id: str) -> str:
+    """ccn.ready_at.<job_id>.retry: the schedule that becomes the job's ready entry later."""
+    return subjects.event("ready_at", job_id, "retry")
 
 
 def stream_for_subject(subject: str) -> StreamSpec:
@@ -90,20 +178,24 @@ def stream_for_subject(subject: str) -> StreamSpec:
 
 def stream_config(spec: StreamSpec, settings: Settings) -> StreamConfig:
     max_age = settings.telemetry_max_age_s if spec.max_age_s < 0 else spec.max_age_s
+    queue = spec.retention == "workqueue"
     return StreamConfig(
         name=spec.name,
         description=spec.description,
         subjects=list(spec.subjects),
-        retention=RetentionPolicy.LIMITS,
+        retention=RetentionPolicy.WORK_QUEUE if queue else RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
         max_age=max_age or None,
+        max_msgs_per_subject=spec.max_msgs_per_subject,
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_s,
         allow_direct=True,  # aggregate loads read by subject with batched direct gets
         allow_atomic=True,  # a decision of several events is committed whole or not at all
-        deny_delete=max_age == 0,
-        deny_purge=max_age == 0,
+        allow_msg_schedules=spec.allow_msg_schedules or None,
+        # a queue's entries are disposable (ids of facts held elsewhere); a history's are not
+        deny_delete=max_age == 0 and not queue,
+        deny_purge=max_age == 0 and not queue,
     )
 
 
@@ -119,4 +211,18 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
             created.append(spec.name)
         else:
             await js.update_stream(config)
+    for kv in KEY_VALUES:
+        try:
+            await js.key_value(kv.bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=kv.bucket,
+                    description=kv.description,
+                    history=1,
+                    storage=StorageType.FILE,
+                    replicas=settings.stream_replicas,
+                )
+            )
+            created.append(f"KV_{kv.bucket}")
     return created
