@@ -68,7 +68,7 @@ TELEMETRY = StreamSpec(
 
 # Not an event stream: ids of jobs that may be claimed now, one subject per job
 # (ccn.ready.<job_type>.<job_id>, at most one message each), consumed by claims. Retries are
-# message schedules on ccn.ready_at.<job_id> that the server turns into a ready entry at the
+# message schedules on ccn.ready_at.<job_id>.retry that the server turns into a ready entry at the
 # retry time. See docs/adr/0006-claims-through-a-ready-queue.md.
 READY = StreamSpec(
     name="CCN_READY",

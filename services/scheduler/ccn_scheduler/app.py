@@ -1,0 +1,90 @@
+"""Wires the scheduler: job repository, ready queue, claim ledger, command handlers, the lease
+keeper, the reactors and the read-model projection."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ccn_core.aggregate import AggregateRepository
+from ccn_core.commands import CommandServer
+from ccn_core.domain.job import JobDecider
+from ccn_core.projection import ProjectionRunner
+from ccn_core.reactor import Reactor
+from ccn_core.retry_policy import RetryPolicy
+from ccn_core.service import Runtime, serve_health
+from ccn_core.topology import JOBS, NODE_RELEASE, READY_FEED
+from ccn_proto.jobs import JobEvent
+from ccn_proto.nodes import NodeEvent
+from ccn_scheduler.claims import Claimer
+from ccn_scheduler.handlers import SchedulerHandlers
+from ccn_scheduler.holdings import NodeHoldings
+from ccn_scheduler.job_service import JobRepository, JobService
+from ccn_scheduler.lease_keeper import LeaseKeeper
+from ccn_scheduler.payloads import PayloadTypes, job_type_payloads
+from ccn_scheduler.reactors import NodeRelease, ReadyFeed
+from ccn_scheduler.read_model import JobReadModel
+from ccn_scheduler.ready_queue import ReadyQueue
+
+
+class SchedulerOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tunables with production defaults; tests shorten them."""
+
+    retry_policy: RetryPolicy = RetryPolicy()
+    lease_scan_interval_s: float = 1.0
+    projection_idle_wait_s: float = 0.5
+
+
+async def start_scheduler(
+    runtime: Runtime,
+    *,
+    health: bool = True,
+    payload_types: PayloadTypes | None = None,
+    options: SchedulerOptions | None = None,
+) -> SchedulerHandlers:
+    assert runtime.pool is not None, "the scheduler projects into Postgres and scans it for expired leases"
+    settings = runtime.settings
+    options = options or SchedulerOptions()
+    types = job_type_payloads() if payload_types is None else payload_types
+    repository: JobRepository = AggregateRepository(
+        runtime.store,
+        JobDecider(options.retry_policy),
+        JobEvent,
+        stream=JOBS.name,
+        deadline_s=settings.command_timeout_s,
+    )
+    jobs = JobService(repository)
+    ready = ReadyQueue(runtime.js, runtime.store)
+    await ready.ensure_consumers(types)
+    runtime.on_stop(ready.close)
+    holdings = NodeHoldings(runtime.js, jobs.state)
+    claimer = Claimer(jobs, ready, holdings, replica=runtime.replica)
+    handlers = SchedulerHandlers(jobs, ready, claimer, types, settings.token_secret, replica=runtime.replica)
+
+    keeper = LeaseKeeper(runtime.pool, jobs, replica=runtime.replica, interval_s=options.lease_scan_interval_s)
+    runtime.spawn(keeper.run(), name="scheduler_lease_keeper")
+    release = NodeRelease(jobs, holdings, runtime.pool, runtime.store, replica=runtime.replica)
+    reactors = {
+        READY_FEED.durable: Reactor(runtime.js, READY_FEED, JobEvent, ReadyFeed(runtime.store, ready).handle),
+        NODE_RELEASE.durable: Reactor(runtime.js, NODE_RELEASE, NodeEvent, release.handle),
+    }
+    for name, reactor in reactors.items():
+        runtime.spawn(reactor.run(), name=name)
+    projection = ProjectionRunner(runtime.js, runtime.pool, JobReadModel(), idle_wait_s=options.projection_idle_wait_s)
+    runtime.spawn(projection.run(), name=JobReadModel.spec.durable)
+
+    async def stop_background() -> None:
+        keeper.stop()
+        projection.stop()
+        for reactor in reactors.values():
+            reactor.stop()
+
+    runtime.on_stop(stop_background)
+
+    server = CommandServer(runtime.nc, "scheduler")
+    handlers.register_all(server)
+    await server.start()
+    runtime.on_stop(server.stop)
+    await runtime.nc.flush()  # the command subscription is on the server before we say ready
+    if health:
+        await serve_health(runtime, "127.0.0.1", settings.scheduler_health_port)
+    return handlers

@@ -1,0 +1,137 @@
+"""Handing ready jobs to a node: ready queue → claim ledger → OCC append of `job.claimed`.
+
+The order is what makes it safe with many replicas and many claimers:
+1. take entries from the ready queue (each entry goes to one claimer at a time);
+2. reserve them in the node's ledger with compare-and-set, up to its free slots, so the node
+   never holds more than its advertised concurrency;
+3. append `job.claimed` with OCC: the aggregate, not the queue, decides. An entry whose job is
+   no longer claimable is acked and dropped; one whose retry time has not come yet goes back
+   to the queue for that long; one that could not be decided (NATS trouble) goes back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from ccn_core.aggregate import EventMeta
+from ccn_core.domain.job import ClaimJob
+from ccn_core.errors import CcnError, Conflict, NotFound
+from ccn_core.logging import get_logger
+from ccn_proto.envelope import Actor
+from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, JobOffer
+from ccn_scheduler.holdings import Ledger, NodeHoldings
+from ccn_scheduler.job_service import JobService
+from ccn_scheduler.ready_queue import ReadyQueue, Taken
+
+log = get_logger("ccn.scheduler.claims")
+_POLL_S = 0.05
+_RETRY_DELAY_S = 1.0
+
+
+class ClaimOutcome(msgspec.Struct, frozen=True):
+    offer: JobOffer | None
+
+
+class Claimer:
+    def __init__(
+        self,
+        jobs: JobService,
+        ready: ReadyQueue,
+        holdings: NodeHoldings,
+        *,
+        replica: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._jobs = jobs
+        self._ready = ready
+        self._holdings = holdings
+        self._replica = replica
+        self._clock = clock
+
+    async def claim(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + command.wait_s
+        meta = EventMeta(
+            correlation_id=correlation_id, causation_id=causation_id, actor=Actor(kind="node", id=command.node_id)
+        )
+        job_types = list(dict.fromkeys(command.job_types))
+        while True:
+            known = await self._holdings.current(command.node_id, self._clock())
+            held = len(known[0].jobs)
+            free = min(command.slots, command.concurrency - held)
+            if free <= 0:
+                return self._reply(command, [], held)
+            taken = await self._take(job_types, free)
+            if taken:
+                offers, held = await self._claim_taken(command, taken, meta, known)
+                if offers:
+                    return self._reply(command, offers, held)
+                continue  # every entry was stale: there may be live ones behind them
+            if loop.time() >= deadline:
+                return self._reply(command, [], held)
+            await asyncio.sleep(min(_POLL_S, max(0.0, deadline - loop.time())))
+
+    async def _take(self, job_types: list[str], limit: int) -> list[Taken]:
+        # start at a random type so a node that runs several is not starved of the later ones
+        start = random.randrange(len(job_types))  # noqa: S311 - fairness, not security
+        taken: list[Taken] = []
+        for job_type in job_types[start:] + job_types[:start]:
+            taken.extend(await self._ready.take(job_type, limit - len(taken)))
+            if len(taken) >= limit:
+                break
+        return taken
+
+    async def _claim_taken(
+        self, command: ClaimJobs, taken: list[Taken], meta: EventMeta, known: tuple[Ledger, int]
+    ) -> tuple[list[JobOffer], int]:
+        by_id = {item.entry.job_id: item for item in taken}
+        reserved, held = await self._holdings.reserve(
+            command.node_id, list(by_id), command.concurrency, self._clock(), known=known
+        )
+        for job_id in by_id.keys() - set(reserved):
+            await by_id[job_id].msg.nak()  # no room after all: another claimer may use it now
+        outcomes = await asyncio.gather(*(self._claim_one(command.node_id, by_id[j], meta) for j in reserved))
+        offers = [outcome.offer for outcome in outcomes if outcome.offer is not None]
+        missed = [job_id for job_id, outcome in zip(reserved, outcomes, strict=True) if outcome.offer is None]
+        await self._holdings.release(command.node_id, missed)
+        return offers, held - len(missed)
+
+    async def _claim_one(self, node_id: str, item: Taken, meta: EventMeta) -> ClaimOutcome:
+        job_id = item.entry.job_id
+        now = self._clock()
+        try:
+            executed = await self._jobs.execute(job_id, ClaimJob(node_id=node_id, now=now, replica=self._replica), meta)
+        except (Conflict, NotFound):
+            state = await self._jobs.state(job_id)
+            if state.status == "retry_wait" and state.retry_at is not None and state.retry_at > now:
+                await item.msg.nak(delay=(state.retry_at - now).total_seconds())
+            else:
+                await item.msg.ack()  # claimed, finished or cancelled meanwhile: a stale entry
+            return ClaimOutcome(None)
+        except CcnError as exc:
+            log.warning("claim undecided; entry back to the queue", job_id=job_id, error=exc.message)
+            await item.msg.nak(delay=_RETRY_DELAY_S)
+            return ClaimOutcome(None)
+        state = executed.state
+        await item.msg.ack()
+        if state.status != "claimed" or state.holder != node_id or state.lease_until is None:
+            return ClaimOutcome(None)
+        if executed.events:
+            log.info("job claimed", job_id=job_id, node_id=node_id, attempt=state.attempt)
+        return ClaimOutcome(
+            JobOffer(
+                job_id=job_id,
+                job_type=item.entry.job_type,
+                payload=item.entry.payload,
+                attempt=state.attempt,
+                lease_until=state.lease_until,
+            )
+        )
+
+    def _reply(self, command: ClaimJobs, offers: list[JobOffer], held: int) -> ClaimJobsReply:
+        return ClaimJobsReply(node_id=command.node_id, offers=offers, held=held, server_time=self._clock())

@@ -1,0 +1,271 @@
+"""The scheduler's command handlers (ccn.cmd.scheduler.<name>): validate, derive ids, let the
+job decider rule, answer from the aggregate."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from ccn_core import ids
+from ccn_core.aggregate import EventMeta
+from ccn_core.commands import CommandContext, CommandServer
+from ccn_core.domain.job import CancelJob as CancelJobCommand
+from ccn_core.domain.job import CreateJob as CreateJobCommand
+from ccn_core.domain.job import FailJob as FailJobCommand
+from ccn_core.domain.job import JobState
+from ccn_core.domain.job import RenewLease as RenewLeaseCommand
+from ccn_core.domain.job import SubmitResult as SubmitResultCommand
+from ccn_core.errors import BadInput, CcnError, NotFound, Unprocessable
+from ccn_proto.envelope import Actor
+from ccn_proto.jobs import JobCreated
+from ccn_proto.scheduler import (
+    BatchJob,
+    CancelJob,
+    CancelJobReply,
+    ClaimJobs,
+    ClaimJobsReply,
+    CreateBatch,
+    CreateBatchReply,
+    CreateJob,
+    CreateJobReply,
+    FailJob,
+    FailJobReply,
+    GetJob,
+    JobStatus,
+    JobView,
+    LeaseView,
+    LostLease,
+    RenewLeases,
+    RenewLeasesReply,
+    SubmitResult,
+    SubmitResultReply,
+)
+from ccn_scheduler.claims import Claimer
+from ccn_scheduler.job_history import job_view
+from ccn_scheduler.job_service import JobService
+from ccn_scheduler.payloads import PayloadTypes, check_payload
+from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
+
+# batch items decided at once: enough to keep appends in flight, few enough to bound memory
+BATCH_CONCURRENCY = 64
+
+
+def request_fingerprint(body: msgspec.Struct) -> str:
+    """What makes two creations the same request: the body without its key."""
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+def public_status(state: JobState) -> JobStatus:
+    if state.status == "absent":
+        raise NotFound(f"job {state.job_id} does not exist")
+    return state.status
+
+
+class SchedulerHandlers:
+    def __init__(
+        self,
+        jobs: JobService,
+        ready: ReadyQueue,
+        claimer: Claimer,
+        payload_types: PayloadTypes,
+        key_secret: str,
+        *,
+        replica: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not key_secret:
+            raise ValueError("CCN_TOKEN_SECRET is required: it keys the job ids of idempotent creations")
+        self._jobs = jobs
+        self._ready = ready
+        self._claimer = claimer
+        self._payload_types = payload_types
+        self._key = key_secret
+        self._replica = replica
+        self._clock = clock
+        self._jitter = jitter
+
+    def register_all(self, server: CommandServer) -> None:
+        server.register("create_job", CreateJob, self.create_job)
+        server.register("create_batch", CreateBatch, self.create_batch)
+        server.register("claim_jobs", ClaimJobs, self.claim_jobs)
+        server.register("renew_leases", RenewLeases, self.renew_leases)
+        server.register("submit_result", SubmitResult, self.submit_result)
+        server.register("fail_job", FailJob, self.fail_job)
+        server.register("cancel_job", CancelJob, self.cancel_job)
+        server.register("get_job", GetJob, self.get_job)
+
+    async def create_job(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
+        check_payload(self._payload_types, command.job_type, command.payload, field="payload")
+        key = command.idempotency_key
+        if key is not None:
+            # a retry under the same key must find the same job: its id comes from the key
+            job_id = str(ids.keyed_uuid4(self._key, "job", key))
+            fingerprint = request_fingerprint(msgspec.structs.replace(command, idempotency_key=None))
+        else:
+            job_id, fingerprint = str(ids.uuid7()), None
+        created = JobCreated(
+            job_type=command.job_type,
+            payload=command.payload,
+            priority=command.priority,
+            max_retries=command.max_retries,
+            lease_s=command.lease_s,
+            batch_id=command.batch_id,
+            dataset_source=command.dataset_source,
+            dataset_version=command.dataset_version,
+            idempotency_key_hash=ids.token_hash(key) if key else None,
+            request_fingerprint=fingerprint,
+        )
+        state, fresh = await self._create(job_id, created, self._meta(ctx, key and f"create:{key}"))
+        return CreateJobReply(
+            job_id=job_id,
+            job_type=command.job_type,
+            status=public_status(state),
+            created=fresh,
+            server_time=self._clock(),
+        )
+
+    async def create_batch(self, command: CreateBatch, ctx: CommandContext) -> CreateBatchReply:
+        # every item is checked before anything is written: a bad batch writes nothing
+        keys = batch_item_keys(command.jobs)
+        for index, item in enumerate(command.jobs):
+            check_payload(self._payload_types, item.job_type, item.payload, field=f"jobs[{index}].payload")
+        slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(item: BatchJob, item_key: str) -> tuple[str, bool]:
+            job_id = str(ids.keyed_uuid4(self._key, "batch-job", command.batch_id, item_key))
+            created = JobCreated(
+                job_type=item.job_type,
+                payload=item.payload,
+                priority=item.priority,
+                max_retries=item.max_retries,
+                lease_s=item.lease_s,
+                batch_id=command.batch_id,
+                dataset_source=command.dataset_source,
+                dataset_version=command.dataset_version,
+                idempotency_key_hash=ids.token_hash(f"{command.batch_id}\x1f{item_key}"),
+                request_fingerprint=request_fingerprint(msgspec.structs.replace(item, item_key=None)),
+            )
+            async with slots:
+                _, fresh = await self._create(job_id, created, self._meta(ctx, f"batch:{command.batch_id}:{item_key}"))
+            return job_id, fresh
+
+        results = await asyncio.gather(*(one(item, key) for item, key in zip(command.jobs, keys, strict=True)))
+        created_count = sum(1 for _, fresh in results if fresh)
+        return CreateBatchReply(
+            batch_id=command.batch_id,
+            job_ids=[job_id for job_id, _ in results],
+            created=created_count,
+            existing=len(results) - created_count,
+            server_time=self._clock(),
+        )
+
+    async def _create(self, job_id: str, created: JobCreated, meta: EventMeta) -> tuple[JobState, bool]:
+        executed = await self._jobs.execute(job_id, CreateJobCommand(created=created), meta)
+        if executed.events:
+            event = executed.events[0]
+            # the ready-feed reactor would put it there too; doing it here makes the job
+            # claimable when the reply leaves, and the shared entry id stores it once
+            await self._ready.put(
+                ReadyEntry(
+                    job_id=job_id,
+                    job_type=created.job_type,
+                    payload=created.payload,
+                    correlation_id=meta.correlation_id,
+                ),
+                entry_id=f"ready:{event.event_id}",
+            )
+        return executed.state, bool(executed.events)
+
+    async def claim_jobs(self, command: ClaimJobs, ctx: CommandContext) -> ClaimJobsReply:
+        unknown = sorted(set(command.job_types) - set(self._payload_types))
+        if unknown:
+            raise Unprocessable(f"unknown job types {', '.join(unknown)}", field="job_types")
+        return await self._claimer.claim(command, ctx.correlation_id, ctx.causation_id)
+
+    async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
+        meta = self._node_meta(ctx, command.node_id)
+
+        async def one(job_id: str) -> LeaseView | LostLease:
+            try:
+                executed = await self._jobs.execute(
+                    job_id, RenewLeaseCommand(node_id=command.node_id, now=self._clock()), meta
+                )
+            except CcnError as exc:
+                return LostLease(job_id=job_id, code=exc.code, message=exc.message)
+            lease_until = executed.state.lease_until
+            assert lease_until is not None, "a renewed lease has an end"
+            return LeaseView(job_id=job_id, lease_until=lease_until)
+
+        outcomes = await asyncio.gather(*(one(job_id) for job_id in dict.fromkeys(command.job_ids)))
+        return RenewLeasesReply(
+            node_id=command.node_id,
+            renewed=[o for o in outcomes if isinstance(o, LeaseView)],
+            lost=[o for o in outcomes if isinstance(o, LostLease)],
+            server_time=self._clock(),
+        )
+
+    async def submit_result(self, command: SubmitResult, ctx: CommandContext) -> SubmitResultReply:
+        decision = SubmitResultCommand(
+            node_id=command.node_id, result=command.result, checksum=command.checksum, now=self._clock()
+        )
+        executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
+        return SubmitResultReply(
+            job_id=command.job_id,
+            status=public_status(executed.state),
+            duplicate=not executed.events,
+            server_time=self._clock(),
+        )
+
+    async def fail_job(self, command: FailJob, ctx: CommandContext) -> FailJobReply:
+        decision = FailJobCommand(
+            node_id=command.node_id, reason=command.reason, now=self._clock(), jitter=self._jitter()
+        )
+        executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
+        return FailJobReply(
+            job_id=command.job_id,
+            status=public_status(executed.state),
+            retry_at=executed.state.retry_at if executed.state.status == "retry_wait" else None,
+            server_time=self._clock(),
+        )
+
+    async def cancel_job(self, command: CancelJob, ctx: CommandContext) -> CancelJobReply:
+        executed = await self._jobs.execute(command.job_id, CancelJobCommand(reason=command.reason), self._meta(ctx))
+        return CancelJobReply(job_id=command.job_id, status=public_status(executed.state), server_time=self._clock())
+
+    async def get_job(self, command: GetJob, ctx: CommandContext) -> JobView:
+        history = await self._jobs.repository.history(command.job_id)
+        if not history:
+            raise NotFound(f"job {command.job_id} does not exist")
+        return job_view(command.job_id, history, self._clock())
+
+    def _meta(self, ctx: CommandContext, idempotency_key: str | None = None) -> EventMeta:
+        return EventMeta(
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.causation_id,
+            actor=Actor(kind="service", id=self._replica),
+            idempotency_key=idempotency_key or None,
+        )
+
+    def _node_meta(self, ctx: CommandContext, node_id: str) -> EventMeta:
+        return EventMeta(
+            correlation_id=ctx.correlation_id, causation_id=ctx.causation_id, actor=Actor(kind="node", id=node_id)
+        )
+
+
+def batch_item_keys(items: list[BatchJob]) -> list[str]:
+    """Each item's key within its batch: its own, or its position. Two items may not share one."""
+    keys: list[str] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        key = item.item_key or f"#{index}"
+        if key in seen:
+            raise BadInput(f"item_key {key!r} appears twice in the batch", field=f"jobs[{index}].item_key")
+        seen.add(key)
+        keys.append(key)
+    return keys

@@ -1,0 +1,150 @@
+"""The claim ledger: per node, the jobs it holds or is being handed, in a NATS KV bucket.
+
+A node must never hold more jobs than its advertised concurrency, even when its claims reach
+different scheduler replicas at once. The job aggregates alone cannot tell (nothing indexes
+them by holder without lag), so each claim first writes the job ids it is about to claim into
+the node's ledger entry with compare-and-set, counting what the entry already lists; only then
+does it append `job.claimed`. Two replicas racing for one node's entry: one CAS loses, re-reads,
+and sees the other's reservations.
+
+The ledger is a superset of the truth, never the truth: an entry is pruned when the job's own
+history says the node no longer holds it (finished, released, claimed by another), and an
+entry whose claim never landed is pruned after `RESERVATION_GRACE`. Nothing needs to remove
+an entry when a job completes; a crash between ledger and aggregate can only make a node look
+busier than it is, for a bounded time, never less busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+
+import msgspec
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from ccn_core.domain.job import JobState
+from ccn_core.errors import Unavailable
+from ccn_core.topology import NODE_HOLDINGS
+
+# Longer than any claim takes (its append is bounded by the command timeout): a reservation
+# younger than this may still become a claim, so it counts as held.
+RESERVATION_GRACE = timedelta(seconds=30)
+MAX_CAS_ATTEMPTS = 8
+
+
+class Ledger(msgspec.Struct, frozen=True):
+    """job id → when this node's claim of it was reserved."""
+
+    jobs: dict[str, datetime] = msgspec.field(default_factory=dict)
+
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.Decoder(Ledger).decode
+
+
+def still_held(
+    ledger: Ledger, states: Mapping[str, JobState], node_id: str, now: datetime, grace: timedelta = RESERVATION_GRACE
+) -> Ledger:
+    """The entries that still count against the node's concurrency: jobs it holds, and fresh
+    reservations whose claim may still land. Pure: `states` are the jobs' current states."""
+    kept: dict[str, datetime] = {}
+    for job_id, reserved_at in ledger.jobs.items():
+        state = states.get(job_id)
+        if state is None:
+            continue
+        held = state.status == "claimed" and state.holder == node_id
+        in_flight = state.status in ("queued", "retry_wait") and reserved_at > now - grace
+        if held or in_flight:
+            kept[job_id] = reserved_at
+    return Ledger(jobs=kept)
+
+
+StateLoader = Callable[[str], Awaitable[JobState]]
+
+
+class NodeHoldings:
+    def __init__(self, js: JetStreamContext, load_state: StateLoader) -> None:
+        self._js = js
+        self._load_state = load_state
+        self._kv: KeyValue | None = None
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            self._kv = await self._js.key_value(NODE_HOLDINGS.bucket)
+        return self._kv
+
+    async def read(self, node_id: str) -> tuple[Ledger, int]:
+        """The node's entry as stored, and its revision (0: none yet)."""
+        kv = await self._bucket()
+        try:
+            entry = await kv.get(node_id)
+        except KeyNotFoundError:
+            return Ledger(), 0
+        except nats.errors.TimeoutError as exc:
+            raise Unavailable("the claim ledger did not answer", retry_after=1.0) from exc
+        return (_decode(entry.value) if entry.value else Ledger()), entry.revision or 0
+
+    async def current(self, node_id: str, now: datetime) -> tuple[Ledger, int]:
+        """The node's entry pruned against the jobs' histories, and the revision it was read at."""
+        ledger, revision = await self.read(node_id)
+        states = await self._states(ledger.jobs)
+        return still_held(ledger, states, node_id, now), revision
+
+    async def _states(self, job_ids: Iterable[str]) -> dict[str, JobState]:
+        ids = list(job_ids)
+        loaded = await asyncio.gather(*(self._load_state(job_id) for job_id in ids))
+        return dict(zip(ids, loaded, strict=True))
+
+    async def _write(self, node_id: str, ledger: Ledger, revision: int) -> bool:
+        kv = await self._bucket()
+        try:
+            await kv.update(node_id, _encode(ledger), last=revision)
+        except KeyWrongLastSequenceError:
+            return False
+        except nats.errors.TimeoutError as exc:
+            raise Unavailable("the claim ledger did not answer", retry_after=1.0) from exc
+        return True
+
+    async def reserve(
+        self,
+        node_id: str,
+        candidates: list[str],
+        concurrency: int,
+        now: datetime,
+        *,
+        known: tuple[Ledger, int] | None = None,
+    ) -> tuple[list[str], int]:
+        """Reserve as many of `candidates` (in order) as the node has free slots for; returns
+        those reserved and how many the node holds with them. `known` is a pruned entry and
+        its revision the caller read already: it saves a read when nobody wrote since."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            ledger, revision = known if known is not None else await self.current(node_id, now)
+            known = None
+            free = concurrency - len(ledger.jobs)
+            fresh = [job_id for job_id in candidates if job_id not in ledger.jobs]
+            taken = fresh[: max(0, free)]
+            if not taken:
+                return [], len(ledger.jobs)
+            jobs = dict(ledger.jobs)
+            jobs.update(dict.fromkeys(taken, now))
+            if await self._write(node_id, Ledger(jobs=jobs), revision):
+                return taken, len(jobs)
+        raise Unavailable(f"claims for node {node_id} are contended; try again", retry_after=0.2)
+
+    async def release(self, node_id: str, job_ids: Iterable[str]) -> None:
+        """Drop reservations whose claim did not land. Best effort: an entry left behind only
+        makes the node look busy until RESERVATION_GRACE passes."""
+        dropped = set(job_ids)
+        if not dropped:
+            return
+        for _ in range(MAX_CAS_ATTEMPTS):
+            ledger, revision = await self.read(node_id)
+            if not dropped & ledger.jobs.keys():
+                return
+            kept = {job_id: at for job_id, at in ledger.jobs.items() if job_id not in dropped}
+            if await self._write(node_id, Ledger(jobs=kept), revision):
+                return

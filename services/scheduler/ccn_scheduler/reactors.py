@@ -1,0 +1,141 @@
+"""The scheduler's reactors: job events feed the ready queue; a node that leaves frees its jobs.
+
+Both are idempotent by event id: the ready entry's id is derived from the event, and a release
+derives its events' ids from the triggering event and the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from ccn_core import subjects
+from ccn_core.aggregate import EventMeta
+from ccn_core.consent import consent_catalogue
+from ccn_core.decider import fold
+from ccn_core.domain.job import ExpireLease
+from ccn_core.domain.node import NodeDecider
+from ccn_core.errors import Disposition, disposition_for
+from ccn_core.eventstore import EventStore, StoredEvent
+from ccn_core.logging import get_logger
+from ccn_core.topology import JOBS, NODES
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.jobs import JobAbandoned, JobCreated, JobEvent, JobFailed
+from ccn_proto.nodes import NodeEvent, NodeOptedOut, SessionEnded
+from ccn_scheduler.holdings import NodeHoldings
+from ccn_scheduler.job_service import JobService
+from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
+
+log = get_logger("ccn.scheduler.reactors")
+_decode_job_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
+_decode_node_event = msgspec.json.Decoder(Envelope[NodeEvent]).decode
+_HELD_BY_NODE = "SELECT job_id::text FROM community_jobs WHERE status = 'claimed' AND claimed_by_node_id = $1"
+
+
+class ReadyFeed:
+    """job.created → a ready entry now; job.failed / job.abandoned with a retry time → a ready
+    entry scheduled for that time (a JetStream message schedule: durable, no timer here)."""
+
+    def __init__(self, store: EventStore, ready: ReadyQueue) -> None:
+        self._store = store
+        self._ready = ready
+
+    async def handle(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
+        entry_id = f"ready:{envelope.event_id}"
+        match envelope.data:
+            case JobCreated() as created:
+                entry = ReadyEntry(
+                    job_id=envelope.aggregate_id,
+                    job_type=created.job_type,
+                    payload=created.payload,
+                    correlation_id=envelope.correlation_id,
+                )
+                await self._ready.put(entry, entry_id=entry_id)
+            case JobFailed(retry_at=retry_at) | JobAbandoned(retry_at=retry_at) if retry_at is not None:
+                created = await self._created(envelope.aggregate_id)
+                entry = ReadyEntry(
+                    job_id=envelope.aggregate_id,
+                    job_type=created.job_type,
+                    payload=created.payload,
+                    correlation_id=envelope.correlation_id,
+                )
+                await self._ready.put(entry, entry_id=entry_id, at=retry_at)
+
+    async def _created(self, job_id: str) -> JobCreated:
+        stored = await self._store.read(JOBS.name, subjects.event("job", job_id, "created"))
+        event = _decode_job_event(stored[0].data).data
+        assert isinstance(event, JobCreated), "a job's first event is job.created"
+        return event
+
+
+class NodeRelease:
+    """node.opted_out, or node.session_ended of the node's last active session → every job the
+    node holds is released at once (the abandonment carries no backoff: the node left, the job
+    did not fail). Jobs belong to a node, not to one of its sessions: while another session is
+    active (a reconnect, a second edge) the node is still working on them."""
+
+    def __init__(
+        self,
+        jobs: JobService,
+        holdings: NodeHoldings,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        *,
+        replica: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._jobs = jobs
+        self._holdings = holdings
+        self._pool = pool
+        self._store = store
+        self._replica = replica
+        self._clock = clock
+        self._nodes = NodeDecider(consent_catalogue())
+
+    async def handle(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
+        match envelope.data:
+            case NodeOptedOut():
+                reason = "node opted out"
+            case SessionEnded():
+                if await self._still_connected(envelope.aggregate_id):
+                    return
+                reason = "node session ended"
+            case _:
+                return
+        node_id = envelope.aggregate_id
+        ledger, _ = await self._holdings.read(node_id)
+        # the ledger lists every claim made through it; the read model is a second witness
+        held = {row["job_id"] for row in await self._pool.fetch(_HELD_BY_NODE, node_id)}
+        job_ids = sorted(ledger.jobs.keys() | held)
+        outcomes = await asyncio.gather(
+            *(self._release(envelope, node_id, job_id, reason) for job_id in job_ids), return_exceptions=True
+        )
+        # a release that could not be decided is retried with the whole event: the others,
+        # done already, then decide nothing (their event ids are derived from this event's)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and disposition_for(outcome) is Disposition.RETRY:
+                raise outcome
+        if job_ids:
+            log.info("released the jobs of a departed node", node_id=node_id, jobs=len(job_ids), reason=reason)
+
+    async def _still_connected(self, node_id: str) -> bool:
+        """Whether the node has an active session now (its history as it stands, not as it
+        stood at the event: a session started since means the node is back)."""
+        stored = await self._store.read(NODES.name, subjects.aggregate_filter("node", node_id))
+        state = fold(self._nodes, node_id, [_decode_node_event(s.data).data for s in stored])
+        return bool(state.sessions)
+
+    async def _release(self, envelope: Envelope[Any], node_id: str, job_id: str, reason: str) -> None:
+        meta = EventMeta(
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.event_id,
+            actor=Actor(kind="service", id=self._replica),
+            idempotency_key=f"release:{envelope.event_id}:{job_id}",
+        )
+        command = ExpireLease(now=self._clock(), jitter=0.0, reason=reason, node_id=node_id)
+        await self._jobs.execute(job_id, command, meta)

@@ -1,0 +1,129 @@
+"""The ready queue (stream CCN_READY): entries for jobs that may be claimed, one durable
+consumer per job type shared by every scheduler replica.
+
+An entry is a hint, not a fact: the job aggregate decides whether a claim holds. An entry for a
+job that was claimed, finished or cancelled meanwhile is acked and skipped. Each job has at most
+one entry (max_msgs_per_subject = 1 on ccn.ready.<type>.<job>), and each entry carries the job's
+payload so a claim needs no read besides the append. Retries are JetStream message schedules:
+the server turns ccn.ready_at.<job>.retry into the job's entry at the retry time, durably, with
+no timer in any scheduler process.
+
+See docs/adr/0006-claims-through-a-ready-queue.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from ccn_core.eventstore import HDR_MSG_ID, EventStore, OutgoingEvent
+from ccn_core.topology import READY, ready_consumer, ready_schedule_subject, ready_subject
+from ccn_proto.envelope import HEADER_CORRELATION_ID
+
+HDR_SCHEDULE = "Nats-Schedule"
+HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
+# a claim that crashed between fetch and ack returns its entry to the queue after this
+CLAIM_ACK_WAIT_S = 15.0
+_FETCH_WAIT_S = 0.02
+
+
+class ReadyEntry(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    job_type: str
+    payload: dict[str, Any]
+    correlation_id: str
+
+
+class Taken(msgspec.Struct, frozen=True):
+    entry: ReadyEntry
+    msg: Msg
+
+
+_decode_entry = msgspec.json.Decoder(ReadyEntry).decode
+
+
+def schedule_time(at: datetime) -> str:
+    """RFC 3339 in UTC, as `Nats-Schedule: @at <time>` takes it (sub-second precision works)."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class ReadyQueue:
+    def __init__(self, js: JetStreamContext, store: EventStore) -> None:
+        self._js = js
+        self._store = store
+        self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        # one fetch at a time per job type in a replica: concurrent fetches on one pull
+        # subscription would take each other's messages and status replies
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def ensure_consumers(self, job_types: Iterable[str]) -> None:
+        for job_type in job_types:
+            spec = ready_consumer(job_type)
+            try:
+                await self._js.consumer_info(spec.stream, spec.durable)
+            except NotFoundError:
+                await self._js.add_consumer(
+                    spec.stream,
+                    ConsumerConfig(
+                        durable_name=spec.durable,
+                        description=spec.description,
+                        filter_subjects=list(spec.filter_subjects),
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_wait=CLAIM_ACK_WAIT_S,
+                        max_deliver=-1,
+                        max_ack_pending=-1,
+                    ),
+                )
+
+    async def put(self, entry: ReadyEntry, *, entry_id: str, at: datetime | None = None) -> None:
+        """Make the job claimable now, or at `at`. `entry_id` dedupes a repeated put (e.g. the
+        event that caused it, delivered twice) inside the stream's duplicate window."""
+        target = ready_subject(entry.job_type, entry.job_id)
+        headers = {HDR_MSG_ID: entry_id, HEADER_CORRELATION_ID: entry.correlation_id}
+        subject = target
+        if at is not None and at > datetime.now(UTC):
+            subject = ready_schedule_subject(entry.job_id)
+            headers[HDR_SCHEDULE] = f"@at {schedule_time(at)}"
+            headers[HDR_SCHEDULE_TARGET] = target
+        await self._store.append(OutgoingEvent(subject=subject, data=msgspec.json.encode(entry), headers=headers))
+
+    async def _subscription(self, job_type: str) -> JetStreamContext.PullSubscription:
+        sub = self._subs.get(job_type)
+        if sub is None:
+            spec = ready_consumer(job_type)
+            sub = self._subs[job_type] = await self._js.pull_subscribe_bind(spec.durable, stream=READY.name)
+        return sub
+
+    async def take(self, job_type: str, limit: int) -> list[Taken]:
+        """Up to `limit` entries that are waiting now; an empty list at once when none are."""
+        lock = self._locks.setdefault(job_type, asyncio.Lock())
+        async with lock:
+            sub = await self._subscription(job_type)
+            try:
+                msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
+            except (nats.errors.TimeoutError, TimeoutError):
+                return []
+        taken: list[Taken] = []
+        for msg in msgs:
+            try:
+                taken.append(Taken(_decode_entry(msg.data), msg))
+            except msgspec.DecodeError:
+                await msg.term()  # not ours to understand; never offer it again
+        return taken
+
+    async def close(self) -> None:
+        for sub in self._subs.values():
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        self._subs.clear()

@@ -1,0 +1,469 @@
+"""The scheduler against real NATS and Postgres, with several replicas at once: idempotent
+creation, claims under contention, results only from the holder, lease expiry → retry → dead,
+release on opt-out, and the read models. Each test has a NATS server and a database of its own
+(its ready queue and streams hold only its jobs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+
+from ccn_core import ids
+from ccn_core.commands import CommandClient
+from ccn_core.domain.job import result_checksum
+from ccn_core.errors import BadInput, Conflict, NotFound, Unprocessable
+from ccn_core.eventstore import EventStore
+from ccn_core.retry_policy import RetryPolicy
+from ccn_core.service import open_runtime
+from ccn_core.settings import Settings
+from ccn_core.topology import JOBS
+from ccn_proto.envelope import Envelope
+from ccn_proto.jobs import JobEvent
+from ccn_proto.registry import (
+    EndSession,
+    EndSessionReply,
+    OptOut,
+    OptOutReply,
+    RegisterNode,
+    RegisterNodeReply,
+    StartSession,
+    StartSessionReply,
+)
+from ccn_proto.scheduler import (
+    BatchJob,
+    CancelJob,
+    CancelJobReply,
+    ClaimJobs,
+    ClaimJobsReply,
+    CreateBatch,
+    CreateBatchReply,
+    CreateJob,
+    CreateJobReply,
+    FailJob,
+    FailJobReply,
+    GetJob,
+    JobView,
+    RenewLeases,
+    RenewLeasesReply,
+    SubmitResult,
+    SubmitResultReply,
+)
+from ccn_registry.app import start_registry
+from ccn_scheduler.app import SchedulerOptions, start_scheduler
+from ccn_scheduler.handlers import SchedulerHandlers
+from tests.conftest import make_settings
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class EchoPayload(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+
+
+class CountPayload(msgspec.Struct):
+    n: int
+
+
+JOB_TYPES: dict[str, type[msgspec.Struct]] = {"echo": EchoPayload, "count": CountPayload}
+FAST = SchedulerOptions(
+    retry_policy=RetryPolicy(base_s=0.2, cap_s=0.4), lease_scan_interval_s=0.2, projection_idle_wait_s=0.1
+)
+_decode_job_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
+
+
+@pytest.fixture
+def own_settings(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Settings:
+    return make_settings(isolated_nats, fresh_database, tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def schedulers(settings: Settings, replicas: int) -> AsyncIterator[list[SchedulerHandlers]]:
+    """N scheduler replicas, each a Runtime of its own: own connection, event store, caches."""
+    async with contextlib.AsyncExitStack() as stack:
+        handlers = []
+        for index in range(replicas):
+            replica = msgspec.structs.replace(settings, replica_id=f"scheduler-{index}")
+            runtime = await stack.enter_async_context(open_runtime("scheduler", replica))
+            handlers.append(await start_scheduler(runtime, health=False, payload_types=JOB_TYPES, options=FAST))
+        yield handlers
+
+
+class Scheduler:
+    """A caller of ccn.cmd.scheduler.*, as the edge will be."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self._client = CommandClient(nc, timeout=15.0)
+
+    async def call(self, command: msgspec.Struct, reply_type: type[R], correlation_id: str | None = None) -> R:
+        name = type(command).__struct_config__.tag
+        assert isinstance(name, str)
+        return await self._client.call(
+            "scheduler", name, command, reply_type, correlation_id=correlation_id or ids.new_correlation_id()
+        )
+
+    async def create(self, text: str = "hello", **fields: Any) -> CreateJobReply:
+        return await self.call(CreateJob(job_type="echo", payload={"text": text}, **fields), CreateJobReply)
+
+    async def claim(self, node: str, *, concurrency: int = 1, slots: int = 1, wait_s: float = 0.0) -> ClaimJobsReply:
+        command = ClaimJobs(node_id=node, job_types=["echo"], concurrency=concurrency, slots=slots, wait_s=wait_s)
+        return await self.call(command, ClaimJobsReply)
+
+    async def submit(self, node: str, job_id: str, result: dict[str, Any], checksum: str | None = None) -> Any:
+        command = SubmitResult(node_id=node, job_id=job_id, result=result, checksum=checksum or result_checksum(result))
+        return await self.call(command, SubmitResultReply)
+
+    async def job(self, job_id: str) -> JobView:
+        return await self.call(GetJob(job_id=job_id), JobView)
+
+
+@contextlib.asynccontextmanager
+async def scheduler_client(nats_url: str) -> AsyncIterator[Scheduler]:
+    nc = await nats.connect(nats_url)
+    try:
+        yield Scheduler(nc)
+    finally:
+        await nc.drain()
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0) -> T:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await probe()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+async def job_events(nc: NATS, job_id: str | None = None) -> list[Envelope[JobEvent]]:
+    store = EventStore(nc)
+    await store.start()
+    try:
+        stored = await store.read(JOBS.name, f"ccn.job.{job_id or '*'}.*")
+    finally:
+        await store.close()
+    return [_decode_job_event(s.data) for s in stored]
+
+
+def types_of(view: JobView) -> list[str]:
+    return [entry.type for entry in view.history]
+
+
+async def test_concurrent_retries_of_one_create_make_one_job(own_settings: Settings) -> None:
+    key = "9f0c2b4e-6a7d-4e1f-8b3a-2c5d7e9f1a3b"
+    async with schedulers(own_settings, 3), scheduler_client(own_settings.effective_nats_url) as api:
+        replies = await asyncio.gather(*(api.create("same", idempotency_key=key) for _ in range(24)))
+        assert len({r.job_id for r in replies}) == 1
+        assert sum(r.created for r in replies) == 1
+        assert {r.status for r in replies} == {"queued"}
+        events = await job_events(api.nc)
+        assert [e.type for e in events] == ["job.created"]
+        assert events[0].data.payload == {"text": "same"}
+
+        with pytest.raises(Conflict):
+            await api.create("another body", idempotency_key=key)
+        # a key too short to be unguessable is refused as bad input, before anything is written
+        with pytest.raises(BadInput):
+            await api.create("x", idempotency_key="short")
+        assert len(await job_events(api.nc)) == 1
+
+
+async def test_bad_payloads_and_unknown_types_write_nothing(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        with pytest.raises(BadInput) as bad:
+            await api.call(CreateJob(job_type="echo", payload={"text": 5}), CreateJobReply)
+        assert bad.value.field == "payload.text"
+        with pytest.raises(BadInput) as unknown_field:
+            await api.call(CreateJob(job_type="echo", payload={"text": "a", "extra": 1}), CreateJobReply)
+        assert unknown_field.value.field == "payload.extra"
+        with pytest.raises(Unprocessable):
+            await api.call(CreateJob(job_type="translate", payload={}), CreateJobReply)
+        with pytest.raises(Unprocessable):
+            await api.call(ClaimJobs(node_id="node-x", job_types=["translate"], concurrency=1), ClaimJobsReply)
+        batch = CreateBatch(
+            batch_id="b-bad",
+            jobs=[BatchJob(job_type="echo", payload={"text": "ok"}), BatchJob(job_type="echo", payload={})],
+        )
+        with pytest.raises(BadInput) as bad_item:
+            await api.call(batch, CreateBatchReply)
+        assert bad_item.value.field == "jobs[1].payload.text"
+        with pytest.raises(NotFound):
+            await api.job(str(ids.uuid7()))
+        assert await job_events(api.nc) == []
+
+
+async def test_a_requeued_batch_creates_no_duplicates(own_settings: Settings) -> None:
+    items = [BatchJob(job_type="echo", payload={"text": f"record {i}"}, item_key=f"rec-{i}") for i in range(40)]
+    batch = CreateBatch(batch_id="irs990-2026-11", dataset_source="irs990", dataset_version="2026.11", jobs=items)
+    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+        first = await api.call(batch, CreateBatchReply)
+        assert (first.created, first.existing) == (40, 0)
+        # the batch failed half-way from the caller's view: it is sent again, twice at once
+        again = await asyncio.gather(api.call(batch, CreateBatchReply), api.call(batch, CreateBatchReply))
+        assert [(r.created, r.existing) for r in again] == [(0, 40), (0, 40)]
+        assert all(r.job_ids == first.job_ids for r in again)
+        assert len(await job_events(api.nc)) == 40
+        view = await api.job(first.job_ids[7])
+        assert (view.batch_id, view.dataset_source, view.dataset_version) == ("irs990-2026-11", "irs990", "2026.11")
+        assert view.payload == {"text": "record 7"}
+        # the same item key with another body under the same batch is a conflict
+        changed = msgspec.structs.replace(
+            batch, jobs=[BatchJob(job_type="echo", payload={"text": "changed"}, item_key="rec-0")]
+        )
+        with pytest.raises(Conflict):
+            await api.call(changed, CreateBatchReply)
+
+
+async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concurrency(
+    own_settings: Settings,
+) -> None:
+    jobs, nodes, concurrency = 150, 12, 2
+    holding: dict[str, set[str]] = {f"node-{n}": set() for n in range(nodes)}
+    holder_of: dict[str, str] = {}
+    completed: list[str] = []
+    peak = Counter[str]()
+    async with schedulers(own_settings, 3), scheduler_client(own_settings.effective_nats_url) as api:
+        batch = CreateBatch(
+            batch_id="claims", jobs=[BatchJob(job_type="echo", payload={"text": str(i)}) for i in range(jobs)]
+        )
+        await api.call(batch, CreateBatchReply)
+
+        async def work(node: str, offer_job: str) -> None:
+            await asyncio.sleep(random.uniform(0, 0.01))
+            reply = await api.submit(node, offer_job, {"echo": offer_job})
+            assert not reply.duplicate
+            holding[node].discard(offer_job)
+            del holder_of[offer_job]
+            completed.append(offer_job)
+
+        async def claimer(node: str) -> None:
+            # two loops per node, as a node on two edge replicas would: they race for its slots
+            while len(completed) < jobs:
+                reply = await api.claim(node, concurrency=concurrency, slots=concurrency, wait_s=0.1)
+                for offer in reply.offers:
+                    assert offer.job_id not in holder_of, f"{offer.job_id} offered to {node} and {holder_of}"
+                    holder_of[offer.job_id] = node
+                    holding[node].add(offer.job_id)
+                    peak[node] = max(peak[node], len(holding[node]))
+                    assert len(holding[node]) <= concurrency
+                await asyncio.gather(*(work(node, offer.job_id) for offer in reply.offers))
+
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(claimer(node) for node in holding for _ in range(2)))
+
+        assert sorted(completed) == sorted(set(completed)) and len(completed) == jobs
+        assert max(peak.values()) <= concurrency
+        events = await job_events(api.nc)
+        by_type = Counter(e.type for e in events)
+        # exactly once each: no job claimed twice, none completed twice
+        assert by_type == Counter({"job.created": jobs, "job.claimed": jobs, "job.completed": jobs})
+        replicas = {e.data.replica for e in events if e.type == "job.claimed"}  # type: ignore[union-attr]
+        assert len(replicas) >= 2, f"claims were not shared across replicas: {replicas}"
+
+
+async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+        correlation = ids.new_correlation_id()
+        job = await api.call(CreateJob(job_type="echo", payload={"text": "grant"}), CreateJobReply, correlation)
+        offer = (await api.claim("n1", wait_s=2)).offers[0]
+        assert offer.job_id == job.job_id and offer.payload == {"text": "grant"} and offer.attempt == 1
+        result = {"text": "grant", "language": "en"}
+
+        with pytest.raises(Conflict):
+            await api.submit("n2", job.job_id, result)
+        with pytest.raises(BadInput) as mismatch:
+            await api.submit("n1", job.job_id, result, checksum=result_checksum({"text": "other"}))
+        assert mismatch.value.field == "checksum"
+
+        first, second = await asyncio.gather(api.submit("n1", job.job_id, result), api.submit("n1", job.job_id, result))
+        assert sorted([first.duplicate, second.duplicate]) == [False, True]
+        assert first.status == second.status == "completed"
+        with pytest.raises(Conflict):
+            await api.submit("n1", job.job_id, {"text": "changed my mind"})
+        with pytest.raises(Conflict):
+            await api.call(CancelJob(job_id=job.job_id), CancelJobReply)
+
+        view = await api.job(job.job_id)
+        assert types_of(view) == ["job.created", "job.claimed", "job.completed"]
+        assert view.result == result and view.result_checksum == result_checksum(result)
+        assert view.history[0].correlation_id == correlation
+
+        async def projected() -> asyncpg.Record | None:
+            conn = await asyncpg.connect(own_settings.effective_database_url)
+            try:
+                return await conn.fetchrow(
+                    """SELECT j.status, j.claimed_by_node_id, j.attempt, j.correlation_id, j.claimed_by_replica,
+                              j.finished_at IS NOT NULL AS finished, r.node_id, r.result_checksum, r.result_json
+                       FROM community_jobs j JOIN community_job_results r USING (job_id) WHERE job_id = $1""",
+                    job.job_id,
+                )
+            finally:
+                await conn.close()
+
+        row = await eventually(projected)
+        assert row["status"] == "completed" and row["finished"]
+        assert (row["claimed_by_node_id"], row["node_id"], row["attempt"]) == ("n1", "n1", 1)
+        assert row["result_checksum"] == result_checksum(result)
+        assert msgspec.json.decode(row["result_json"]) == result
+        assert row["correlation_id"] == correlation
+        assert row["claimed_by_replica"] in {"scheduler-0", "scheduler-1"}
+
+
+async def test_an_unrenewed_lease_is_abandoned_retried_and_finally_dead(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+        job = await api.create("flaky", max_retries=1, lease_s=1.5)
+        first = await api.claim("n1", wait_s=2)
+        assert [o.job_id for o in first.offers] == [job.job_id]
+
+        # renewing keeps the lease past its first end
+        for _ in range(3):
+            await asyncio.sleep(0.6)
+            renewed = await api.call(RenewLeases(node_id="n1", job_ids=[job.job_id]), RenewLeasesReply)
+            assert [lease.job_id for lease in renewed.renewed] == [job.job_id] and not renewed.lost
+        assert (await api.job(job.job_id)).status == "claimed"
+
+        # n1 stops renewing: its lease expires, the job is abandoned, then claimable again
+        second = await api.claim("n2", wait_s=8)
+        assert [o.job_id for o in second.offers] == [job.job_id] and second.offers[0].attempt == 2
+        lost = await api.call(RenewLeases(node_id="n1", job_ids=[job.job_id]), RenewLeasesReply)
+        assert [lease.code for lease in lost.lost] == ["conflict"]
+
+        # n2 vanishes too: no attempts left, so the job dies
+        async def dead() -> JobView | None:
+            view = await api.job(job.job_id)
+            return view if view.status == "dead" else None
+
+        view = await eventually(dead)
+        assert types_of(view) == [
+            "job.created",
+            "job.claimed",
+            *["job.lease_renewed"] * 3,
+            "job.abandoned",
+            "job.claimed",
+            "job.abandoned",
+            "job.dead",
+        ]
+        assert [e.node_id for e in view.history if e.type == "job.abandoned"] == ["n1", "n2"]
+        assert (await api.claim("n3")).offers == []
+
+        async def projected() -> asyncpg.Record | None:
+            conn = await asyncpg.connect(own_settings.effective_database_url)
+            try:
+                row = await conn.fetchrow("SELECT * FROM community_jobs WHERE job_id = $1", job.job_id)
+            finally:
+                await conn.close()
+            return row if row is not None and row["status"] == "dead" else None
+
+        row = await eventually(projected)
+        assert (row["attempt"], row["retry_count"], row["max_retries"]) == (2, 2, 1)
+        assert row["lease_expires_at"] is None and row["retry_at"] is None and row["finished_at"] is not None
+        assert row["last_error"] == "lease expired"
+
+
+async def test_a_failed_job_waits_for_its_backoff_then_runs_again(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        job = await api.create("retry me", max_retries=2)
+        await api.claim("n1", wait_s=2)
+        with pytest.raises(Conflict):
+            await api.call(FailJob(node_id="n2", job_id=job.job_id, reason="not mine"), FailJobReply)
+        failed = await api.call(FailJob(node_id="n1", job_id=job.job_id, reason="parser crashed"), FailJobReply)
+        assert failed.status == "retry_wait" and failed.retry_at is not None
+        again = await api.claim("n2", wait_s=5)
+        assert [o.job_id for o in again.offers] == [job.job_id]
+        assert again.server_time >= failed.retry_at
+        cancelled = await api.call(CancelJob(job_id=job.job_id, reason="operator"), CancelJobReply)
+        assert cancelled.status == "cancelled"
+        with pytest.raises(Conflict):
+            await api.submit("n2", job.job_id, {"late": True})
+
+
+async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Settings) -> None:
+    async with (
+        open_runtime("registry", own_settings) as registry,
+        schedulers(own_settings, 2),
+        scheduler_client(own_settings.effective_nats_url) as api,
+    ):
+        await start_registry(registry, health=False)
+        await registry.nc.flush()  # its command subscription is on the server before we call
+        registry_client = CommandClient(api.nc)
+        node = await registry_client.call(
+            "registry", "register", RegisterNode(consent_flag=True), RegisterNodeReply, correlation_id="corr-reg"
+        )
+        node_id = node.node_public_id
+        created = [await api.create(f"job {i}", lease_s=600.0) for i in range(3)]
+        claimed = await api.claim(node_id, concurrency=3, slots=3, wait_s=2)
+        assert sorted(o.job_id for o in claimed.offers) == sorted(j.job_id for j in created)
+        # at its concurrency, the node gets nothing more
+        await api.create("one more")
+        assert (await api.claim(node_id, concurrency=3, slots=1)).offers == []
+
+        await registry_client.call(
+            "registry", "opt_out", OptOut(api_token=node.api_token), OptOutReply, correlation_id="corr-optout"
+        )
+        # leases of 10 minutes, yet the jobs are back within moments
+        other = await eventually(lambda: api.claim("n-other", concurrency=4, slots=4, wait_s=0.5), timeout=10)
+        taken = set(o.job_id for o in other.offers)
+        while len(taken) < 4:
+            taken |= {o.job_id for o in (await api.claim("n-other", concurrency=8, slots=4, wait_s=1)).offers}
+        assert {j.job_id for j in created} <= taken
+        for job in created:
+            view = await api.job(job.job_id)
+            abandoned = [e for e in view.history if e.type == "job.abandoned"]
+            assert [(e.node_id, e.reason) for e in abandoned] == [(node_id, "node opted out")]
+            assert abandoned[0].correlation_id == "corr-optout"
+            assert abandoned[0].causation_id is not None
+
+
+async def test_jobs_are_released_when_the_nodes_last_session_ends(own_settings: Settings) -> None:
+    async with (
+        open_runtime("registry", own_settings) as registry,
+        schedulers(own_settings, 1),
+        scheduler_client(own_settings.effective_nats_url) as api,
+    ):
+        await start_registry(registry, health=False)
+        await registry.nc.flush()
+        registry_client = CommandClient(api.nc)
+        node = await registry_client.call(
+            "registry", "register", RegisterNode(consent_flag=True), RegisterNodeReply, correlation_id="corr-reg"
+        )
+        second = await registry_client.call(
+            "registry", "start_session", StartSession(api_token=node.api_token), StartSessionReply, correlation_id="c2"
+        )
+        job = await api.create("long", lease_s=600.0)
+        assert [o.job_id for o in (await api.claim(node.node_public_id, wait_s=2)).offers] == [job.job_id]
+
+        # one of its two sessions ends (a reconnect, a second edge): the node keeps its job
+        await registry_client.call(
+            "registry",
+            "end_session",
+            EndSession(session_token=node.session_token),
+            EndSessionReply,
+            correlation_id="c3",
+        )
+        await asyncio.sleep(1.0)
+        assert (await api.job(job.job_id)).holder == node.node_public_id
+
+        # its last session ends: the job goes back at once
+        await registry_client.call(
+            "registry",
+            "end_session",
+            EndSession(session_token=second.session_token),
+            EndSessionReply,
+            correlation_id="c4",
+        )
+        again = await api.claim("n-other", wait_s=5)
+        assert [o.job_id for o in again.offers] == [job.job_id]
+        abandoned = [e for e in (await api.job(job.job_id)).history if e.type == "job.abandoned"]
+        assert [(e.reason, e.correlation_id) for e in abandoned] == [("node session ended", "c4")]
