@@ -1,11 +1,12 @@
 """The job aggregate as the scheduler's handlers use it: decide against a state that is fresh
-whenever the answer is a refusal.
+whenever the answer is a refusal or "nothing to do".
 
 The repository decides against its cached state and lets the server's OCC check catch a stale
-cache on append. A *refusal* (not the holder, not claimable) is decided without an append,
-so with several replicas a stale cache could refuse a command another replica made valid
-(this replica's cache still shows the job queued while another handed it to the submitting
-node). So a refusal is decided once more against the history before it is believed.
+cache on append. A *refusal* (not the holder, not claimable) or an *empty decision* (the lease
+is not expired, the job is not held) appends nothing, so no server checks it: with several
+replicas a stale cache would answer from an old world (this replica's cache still shows the job
+waiting while another handed it to a node whose lease has now run out). So such an answer is
+decided once more against the history before it is believed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ class JobService:
 
     async def execute(self, job_id: str, command: JobCommand, meta: EventMeta) -> Executed[JobState, JobEvent]:
         try:
-            return await self.repository.execute(job_id, command, meta)
+            executed = await self.repository.execute(job_id, command, meta)
         except (Conflict, NotFound):
-            self.repository.forget(job_id)
-            return await self.repository.execute(job_id, command, meta)
+            pass
+        else:
+            if executed.events or executed.attempts > 1:
+                return executed  # appended, or decided again after a conflict: fresh either way
+        self.repository.forget(job_id)
+        return await self.repository.execute(job_id, command, meta)
 
     async def state(self, job_id: str) -> JobState:
         """The job's current state (one read past the cache)."""
