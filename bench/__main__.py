@@ -13,10 +13,18 @@ from pathlib import Path
 import asyncpg
 import nats
 
-from bench.eventstore_bench import aggregate_loads, occ_appends, raw_async_publish, raw_sync_publish
+from bench.eventstore_bench import (
+    aggregate_loads,
+    fresh_bench_stream,
+    occ_appends,
+    raw_async_publish,
+    raw_sync_publish,
+)
 from bench.measure import Figure, print_table, write_report
 from bench.projection_bench import catch_up, fill_node_stream
+from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_core.migrations import apply_migrations
+from ccn_core.projection import Projection
 from ccn_core.settings import Settings
 from ccn_core.topology import ensure_streams
 from ccn_registry.read_model import NodeReadModel
@@ -37,13 +45,10 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
         await ensure_streams(nc.jetstream(), settings)
         last = await fill_node_stream(nc, events)
         figures = []
-        projections: list[tuple[str, object]] = [("node read model (insert + update)", NodeReadModel())]
-        try:
-            from ccn_analytics.audit_projection import AuditLogProjection  # noqa: PLC0415
-
-            projections.append(("audit_log (insert only)", AuditLogProjection()))
-        except ImportError:
-            pass
+        projections: list[tuple[str, Projection]] = [
+            ("node read model (insert + update)", NodeReadModel()),
+            ("audit_log (insert only)", AuditLogProjection()),
+        ]
         for label, projection in projections:
             name = f"bench_{len(figures)}"
             postgres.create_database(name)  # type: ignore[attr-defined]
@@ -51,7 +56,7 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
             conn = await asyncpg.connect(dsn)
             await apply_migrations(conn)
             await conn.close()
-            figures.append(await catch_up(nc, dsn, projection, last, label))  # type: ignore[arg-type]
+            figures.append(await catch_up(nc, dsn, projection, last, label))
         return figures
     finally:
         await nc.close()
@@ -64,6 +69,7 @@ async def run(workdir: Path) -> list[Figure]:
         settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
         nc = await nats.connect(settings.effective_nats_url)
         scale = 10 if QUICK else 1
+        await fresh_bench_stream(nc, settings)
         sync = await raw_sync_publish(nc, 5_000 // scale)
         async_ = await raw_async_publish(nc, 50_000 // scale)
         figures = [sync, async_]

@@ -53,7 +53,7 @@ class TallyDecider:
 META = EventMeta(correlation_id="bench", actor=Actor(kind="service", id="bench"))
 
 
-async def _fresh_stream(nc: NATS, settings: Settings) -> None:
+async def fresh_bench_stream(nc: NATS, settings: Settings) -> None:
     js = nc.jetstream()
     with contextlib.suppress(NotFoundError):  # absent on the first run
         await js.delete_stream(BENCH.name)
@@ -115,7 +115,7 @@ async def _occ_run(
 async def occ_appends(
     nc: NATS, settings: Settings, baseline_async: Figure, baseline_sync: Figure, n_seq: int, n_conc: int
 ) -> list[Figure]:
-    await _fresh_stream(nc, settings)
+    await fresh_bench_stream(nc, settings)
     store = EventStore(nc, timeout=30)
     await store.start()
     figures = []
@@ -139,7 +139,7 @@ async def occ_appends(
 async def aggregate_loads(
     nc: NATS, settings: Settings, events_per_aggregate: int = 20, aggregates: int = 500
 ) -> list[Figure]:
-    await _fresh_stream(nc, settings)
+    await fresh_bench_stream(nc, settings)
     store = EventStore(nc, timeout=30)
     await store.start()
     writer = AggregateRepository(store, TallyDecider(), Added, stream=BENCH.name)  # type: ignore[arg-type]

@@ -173,3 +173,37 @@ async def test_only_one_replica_projects_at_a_time(own_nc: NATS, pool: asyncpg.P
     first.stop()
     second.stop()
     await asyncio.gather(*tasks)
+
+
+class DeadlockedOnce:
+    """Postgres picks this batch as a deadlock victim once, after writing part of it."""
+
+    def __init__(self) -> None:
+        self.inner = NodeReadModel()
+        self.spec = self.inner.spec
+        self.tables = self.inner.tables
+        self.failures = 0
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        await self.inner.apply(conn, events)
+        if self.failures == 0:
+            self.failures += 1
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+
+async def test_a_transient_postgres_error_is_retried_not_fatal(own_nc: NATS, pool: asyncpg.Pool) -> None:
+    await write_node_histories(own_nc, 30)
+    last = await stream_last_seq(own_nc)
+    projection = DeadlockedOnce()
+    runner = ProjectionRunner(own_nc.jetstream(), pool, projection, batch_size=500)
+    await project_until(runner, last)
+    assert projection.failures == 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT last_seq FROM projection_checkpoints") == last
+        nodes = await conn.fetchval("SELECT count(*) FROM community_nodes")
+    assert nodes == await registered_nodes_in_stream(own_nc)
+
+
+async def registered_nodes_in_stream(nc: NATS) -> int:
+    info = await nc.jetstream().stream_info(NODES.name, subjects_filter="ccn.node.*.registered")
+    return len(info.state.subjects or {})

@@ -22,6 +22,7 @@ from ccn_core.errors import (
     error_from_code,
 )
 from ccn_core.migrations import bundled_migrations
+from ccn_core.projection import layer_by_key
 from ccn_core.settings import Settings, SettingsError, settings_from_env
 from ccn_core.tokens import format_api_token, format_session_token, parse_api_token, parse_session_token
 
@@ -109,3 +110,23 @@ def test_migrations_are_numbered_without_gaps_and_comment_every_table() -> None:
         sql = migration.sql.lower()
         for table in [line.split()[2] for line in sql.splitlines() if line.startswith("create table")]:
             assert f"comment on table {table} is" in sql, f"{migration.name}: table {table} has no comment"
+
+
+def test_layering_keeps_each_keys_order_and_groups_the_rest_by_sql() -> None:
+    keyed = [
+        ("a", ("INSERT", ("a", 1))),
+        ("a", ("UPDATE", ("a", 2))),
+        ("b", ("INSERT", ("b", 1))),
+        ("a", ("UPDATE", ("a", 3))),
+        ("b", ("UPDATE", ("b", 2))),
+        ("c", ("UPDATE", ("c", 1))),
+    ]
+    layers = layer_by_key(keyed)
+    assert layers == [
+        [("INSERT", ("a", 1)), ("INSERT", ("b", 1)), ("UPDATE", ("c", 1))],
+        [("UPDATE", ("a", 2)), ("UPDATE", ("b", 2))],
+        [("UPDATE", ("a", 3))],
+    ]
+    flattened = [statement for layer in layers for statement in layer]
+    for key in "abc":
+        assert [args for _, args in flattened if args[0] == key] == [statement[1] for k, statement in keyed if k == key]

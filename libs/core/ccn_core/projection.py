@@ -40,8 +40,13 @@ _MAX_RETRY_DELAY_S = 5.0
 
 
 class Projection(Protocol):
-    spec: ConsumerSpec
-    tables: tuple[str, ...]  # what a rebuild empties
+    @property
+    def spec(self) -> ConsumerSpec: ...
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """What a rebuild empties."""
+        ...
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Apply a batch, in stream order, inside the caller's transaction."""
@@ -130,9 +135,10 @@ class ProjectionRunner:
                 await lock_conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(name))
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        """A fresh durable consumer starting just past the committed checkpoint."""
         spec = self._projection.spec
         async with self._pool.acquire() as conn:
-            self.position = await checkpoint(conn, self._projection)
+            committed = await checkpoint(conn, self._projection)
         with contextlib.suppress(NotFoundError):
             await self._js.delete_consumer(spec.stream, spec.durable)
         config = ConsumerConfig(
@@ -143,8 +149,8 @@ class ProjectionRunner:
             ack_wait=60,
             max_ack_pending=-1,
             **(
-                {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": self.position + 1}
-                if self.position
+                {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": committed + 1}
+                if committed
                 else {"deliver_policy": DeliverPolicy.ALL}
             ),
         )
@@ -152,25 +158,55 @@ class ProjectionRunner:
         return await self._js.pull_subscribe_bind(spec.durable, stream=spec.stream)
 
     async def _project(self) -> None:
-        sub = await self._subscribe()
+        async with self._pool.acquire() as conn:
+            self.position = await checkpoint(conn, self._projection)
+        # The next batch is fetched while this one is written: NATS and Postgres round trips
+        # overlap. Two batches in hand at most, so memory stays bounded.
+        batches: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=2)
+        finished = asyncio.Event()
+        fetcher = asyncio.create_task(
+            self._fetch_into(batches, finished), name=f"{self._projection.spec.durable}-fetch"
+        )
         try:
             while not self._stop.is_set():
                 try:
-                    msgs = await sub.fetch(self._batch_size, timeout=self._idle_wait_s)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                except (NotFoundError, nats.js.errors.ServiceUnavailableError):
-                    log.warning("projection consumer vanished; recreating at checkpoint")
-                    sub = await self._subscribe()
-                    continue
-                if not msgs:  # nats-py can return an empty batch instead of timing out
+                    async with asyncio.timeout(self._idle_wait_s):
+                        msgs = await batches.get()
+                except TimeoutError:
+                    if fetcher.done():
+                        fetcher.result()  # a crashed fetcher stops the projection, loudly
                     continue
                 self.position = await self._apply_until_done([_stored(m) for m in msgs])
                 self.applied += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
         finally:
-            await sub.unsubscribe()
+            # Asked, not cancelled, first: nats-py's fetch can swallow a cancellation
+            finished.set()
+            _, pending = await asyncio.wait({fetcher}, timeout=self._idle_wait_s + 2)
+            if pending:
+                fetcher.cancel()  # blocked handing over a batch nobody will take
+                await asyncio.wait({fetcher}, timeout=2)
 
+    async def _fetch_into(self, batches: asyncio.Queue[list[Msg]], finished: asyncio.Event) -> None:
+        sub = await self._subscribe()
+        try:
+            while not finished.is_set():
+                try:
+                    msgs = await sub.fetch(self._batch_size, timeout=self._idle_wait_s)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except (NotFoundError, nats.js.errors.ServiceUnavailableError):
+                    # what it had delivered and we had not committed comes again; apply_batch
+                    # skips what the checkpoint already holds
+                    log.warning("projection consumer vanished; recreating at checkpoint")
+                    await sub.unsubscribe()
+                    sub = await self._subscribe()
+                    continue
+                if msgs:  # nats-py can return an empty batch instead of timing out
+                    await batches.put(msgs)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _apply_until_done(self, events: list[StoredEvent]) -> int:
         """Apply one batch, retrying what Postgres says is transient (a deadlock with another
@@ -223,3 +259,25 @@ async def execute_in_order(conn: Connection, statements: Sequence[Statement]) ->
         else:
             await conn.executemany(sql, [args for _, args in statements[start:end]])
         start = end
+
+
+def layer_by_key(keyed: Sequence[tuple[str, Statement]]) -> list[list[Statement]]:
+    """Reorder statements that only need ordering per key (typically the aggregate id: rows of
+    different aggregates are disjoint): the k-th statement of every key goes to layer k, and
+    each layer is grouped by SQL, so a batch of thousands of aggregates costs one executemany
+    per (layer, SQL) instead of one per run of identical SQL. Each key's order is kept."""
+    depth: dict[str, int] = {}
+    layers: list[dict[str, list[Statement]]] = []
+    for key, statement in keyed:
+        level = depth.get(key, 0)
+        depth[key] = level + 1
+        if level == len(layers):
+            layers.append({})
+        layers[level].setdefault(statement[0], []).append(statement)
+    return [[statement for group in layer.values() for statement in group] for layer in layers]
+
+
+async def execute_per_key(conn: Connection, keyed: Sequence[tuple[str, Statement]]) -> None:
+    """Run statements ordered per key only (see layer_by_key), batched by SQL."""
+    for layer in layer_by_key(keyed):
+        await execute_in_order(conn, layer)

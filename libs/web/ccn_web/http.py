@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from ccn_core.commands import offending_field
@@ -56,7 +57,7 @@ def _correlated_and_logged(app: ASGIApp) -> ASGIApp:
     may hold tokens."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             with correlation(correlation_id(scope)):
                 await app(scope, receive, send)
             return
@@ -150,7 +151,7 @@ def create_http_app(
     route_handlers: Sequence[ControllerRouterHandler],
     ready: Readiness,
     max_body_bytes: int,
-    security_schemes: dict[str, SecurityScheme] | None = None,
+    security_schemes: Mapping[str, SecurityScheme | Reference] | None = None,
     dependencies: dict[str, Any] | None = None,
 ) -> Litestar:
     """A Litestar app with the project's conventions; OpenAPI at /schema (/schema/openapi.json)."""
@@ -166,7 +167,7 @@ def create_http_app(
             version="0.1.0",
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
-            components=Components(security_schemes=security_schemes or {}),
+            components=Components(security_schemes=dict(security_schemes or {})),
         ),
         logging_config=None,  # structlog (ccn_core.logging) owns logging
     )

@@ -11,7 +11,7 @@ from litestar import Litestar
 
 from ccn_core.service import Runtime
 
-GRACE_S = 5.0
+GRACE_S = 5
 
 
 class _Server(uvicorn.Server):
@@ -23,7 +23,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def serve_http(runtime: Runtime, app: Litestar, *, host: str, port: int, grace_s: float = GRACE_S) -> None:
+def serve_http(runtime: Runtime, app: Litestar, *, host: str, port: int, grace_s: int = GRACE_S) -> None:
     """Serve `app` until the runtime stops; then stop accepting, give requests in flight
     grace_s to finish, and close. A port that cannot be bound crashes the service loudly."""
     config = uvicorn.Config(

@@ -17,8 +17,8 @@ import asyncpg
 import msgspec
 from litestar import get
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import QueryParameter
 from litestar.types import Guard
 
@@ -33,7 +33,7 @@ def admin_guard(admin_token: str) -> Guard:
     without the token learns nothing, not even which parameters were wrong."""
     expected = admin_token.encode()
 
-    def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def require_admin(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
         if not expected:
             # an empty token must never mean "open": refuse until one is configured
             raise Unavailable("admin token not configured")

@@ -46,8 +46,8 @@ from ccn_web.http import correlation_id
 
 REGISTRY = "registry"
 MAX_TOKEN_LENGTH = 512
-_API_TOKEN = [{"NodeApiToken": []}]
-_SESSION_TOKEN = [{"NodeSessionToken": []}]
+_API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
+_SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

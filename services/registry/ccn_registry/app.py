@@ -6,7 +6,7 @@ from ccn_core.aggregate import AggregateRepository
 from ccn_core.commands import CommandServer
 from ccn_core.consent import consent_catalogue
 from ccn_core.domain.node import NodeDecider
-from ccn_core.projection import ProjectionRunner
+from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import NODES
 from ccn_proto.nodes import NodeEvent
@@ -29,7 +29,8 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
     handlers.register_all(server)
     await server.start()
     runtime.on_stop(server.stop)
-    for projection in (NodeReadModel(), SessionLastSeen()):
+    projections: tuple[Projection, ...] = (NodeReadModel(), SessionLastSeen())
+    for projection in projections:
         runner = ProjectionRunner(runtime.js, runtime.pool, projection)
         runtime.spawn(runner.run(), name=projection.spec.durable)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import asyncpg
 import msgspec
 
+from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
-from ccn_core.projection import Statement, execute_in_order
+from ccn_core.projection import Statement, execute_per_key
 from ccn_core.topology import NODE_READ_MODEL, SESSION_LAST_SEEN
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import (
@@ -90,11 +90,13 @@ class NodeReadModel:
     spec = NODE_READ_MODEL
     tables = ("community_node_sessions", "community_nodes")
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
-        statements: list[Statement] = []
+    async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        # every statement of a node event touches only that node's rows
+        keyed: list[tuple[str, Statement]] = []
         for stored in events:
-            statements.extend(node_statements(_decode_node_event(stored.data)))
-        await execute_in_order(conn, statements)
+            envelope = _decode_node_event(stored.data)
+            keyed.extend((envelope.aggregate_id, statement) for statement in node_statements(envelope))
+        await execute_per_key(conn, keyed)
 
 
 _UPSERT_LIVENESS = """
@@ -111,7 +113,7 @@ class SessionLastSeen:
     spec = SESSION_LAST_SEEN
     tables = ("community_node_liveness",)
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         # a batch holds many beats per session: write each session's latest once
         latest: dict[str, tuple[str, datetime]] = {}
         for stored in events:

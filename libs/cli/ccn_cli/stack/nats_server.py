@@ -37,6 +37,11 @@ class NatsServerSpec:
     monitor_port: int | None = None
     sync_interval: str = "2m"
 
+    def __post_init__(self) -> None:
+        # absolute: the server runs with another working directory, and its paths must agree with ours
+        object.__setattr__(self, "root", self.root.resolve())
+        object.__setattr__(self, "log", self.log.resolve())
+
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"

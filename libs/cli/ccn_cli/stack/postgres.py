@@ -40,6 +40,11 @@ class PostgresSpec:
     # False passes initdb --no-sync: a throwaway test cluster need not survive a power cut mid-initdb
     durable_initdb: bool = True
 
+    def __post_init__(self) -> None:
+        # absolute: the server runs with another working directory, and its paths must agree with ours
+        object.__setattr__(self, "root", self.root.resolve())
+        object.__setattr__(self, "log", self.log.resolve())
+
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
