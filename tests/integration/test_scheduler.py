@@ -10,6 +10,7 @@ import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,14 +22,14 @@ from nats.aio.client import Client as NATS
 
 from ccn_core import ids
 from ccn_core.commands import CommandClient
-from ccn_core.domain.job import result_checksum
+from ccn_core.domain.job import JobState, result_checksum
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
 from ccn_core.eventstore import EventStore
 from ccn_core.projection import ProjectionRunner, rebuild
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
-from ccn_core.topology import JOBS
+from ccn_core.topology import JOBS, READY
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import JobCreated, JobEvent
 from ccn_proto.registry import (
@@ -63,6 +64,7 @@ from ccn_proto.scheduler import (
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
 from ccn_scheduler.handlers import SchedulerHandlers
+from ccn_scheduler.holdings import RESERVATION_GRACE, Ledger, still_held
 from ccn_scheduler.read_model import JobReadModel
 from tests.conftest import make_settings
 
@@ -348,6 +350,19 @@ async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings
         assert row["claimed_by_replica"] in {"scheduler-0", "scheduler-1"}
 
 
+async def test_a_stale_ready_entry_is_skipped_for_the_live_one_behind_it(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+        cancelled = await api.create("not needed after all")
+        live = await api.create("still wanted")
+        await api.call(CancelJob(job_id=cancelled.job_id, reason="duplicate"), CancelJobReply)
+        claimed = await api.claim("n1", slots=1, wait_s=2)
+        assert [o.job_id for o in claimed.offers] == [live.job_id]
+        # the cancelled job's entry was taken, found stale and dropped: the queue is empty
+        info = await api.nc.jetstream().stream_info(READY.name)
+        assert info.state.messages == 0
+        assert types_of(await api.job(cancelled.job_id)) == ["job.created", "job.cancelled"]
+
+
 async def test_an_unrenewed_lease_is_abandoned_retried_and_finally_dead(own_settings: Settings) -> None:
     async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
         job = await api.create("flaky", max_retries=1, lease_s=1.5)
@@ -582,3 +597,35 @@ async def test_the_job_read_model_rebuilt_by_replay_equals_the_live_one(own_sett
     finally:
         await nc.drain()
         await pool.close()
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("state", "reserved_at", "counts"),
+    [
+        (JobState(job_id="j", status="claimed", holder="n1"), NOW - timedelta(hours=1), True),
+        (JobState(job_id="j", status="claimed", holder="n2"), NOW, False),
+        (JobState(job_id="j", status="queued"), NOW - timedelta(seconds=5), True),
+        (JobState(job_id="j", status="queued"), NOW - RESERVATION_GRACE - timedelta(seconds=1), False),
+        (JobState(job_id="j", status="retry_wait"), NOW - timedelta(seconds=5), True),
+        (JobState(job_id="j", status="completed"), NOW, False),
+        (JobState(job_id="j", status="cancelled"), NOW, False),
+        (JobState(job_id="j", status="dead"), NOW, False),
+    ],
+    ids=[
+        "held by the node",
+        "held by another node",
+        "a fresh reservation may still become a claim",
+        "a stale reservation never will",
+        "a fresh reservation of a job waiting for its retry",
+        "completed",
+        "cancelled",
+        "dead",
+    ],
+)
+def test_what_counts_against_a_nodes_concurrency(state: JobState, reserved_at: datetime, counts: bool) -> None:
+    """The claim ledger's pruning rule, pure: what a node holds or may be about to hold."""
+    kept = still_held(Ledger(jobs={"j": reserved_at}), {"j": state}, "n1", NOW)
+    assert ("j" in kept.jobs) is counts

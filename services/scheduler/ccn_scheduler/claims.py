@@ -60,8 +60,10 @@ class Claimer:
             correlation_id=correlation_id, causation_id=causation_id, actor=Actor(kind="node", id=command.node_id)
         )
         job_types = list(dict.fromkeys(command.job_types))
+        # read once: while the claim waits, the node can only have fewer jobs than this, and the
+        # ledger's compare-and-set catches any write made meanwhile
+        known = await self._holdings.current(command.node_id, self._clock())
         while True:
-            known = await self._holdings.current(command.node_id, self._clock())
             held = len(known[0].jobs)
             free = min(command.slots, command.concurrency - held)
             if free <= 0:
@@ -71,7 +73,9 @@ class Claimer:
                 offers, held = await self._claim_taken(command, taken, meta, known)
                 if offers:
                     return self._reply(command, offers, held)
-                continue  # every entry was stale: there may be live ones behind them
+                # every entry was stale: there may be live ones behind them
+                known = await self._holdings.current(command.node_id, self._clock())
+                continue
             if loop.time() >= deadline:
                 return self._reply(command, [], held)
             await asyncio.sleep(min(_POLL_S, max(0.0, deadline - loop.time())))

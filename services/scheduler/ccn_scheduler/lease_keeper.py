@@ -58,6 +58,16 @@ class LeaseKeeper:
         self._stop.set()
 
     async def run(self) -> None:
+        """Lead while holding the lock; on a database fault, step down, wait and try again."""
+        while not self._stop.is_set():
+            try:
+                await self._lead()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("lease keeper lost the database; retrying", error=str(exc))
+                if await self._wait(1.0):
+                    return
+
+    async def _lead(self) -> None:
         async with self._pool.acquire() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 if await self._wait(1.0):
@@ -65,9 +75,12 @@ class LeaseKeeper:
             log.info("lease keeper leader", replica=self._replica)
             try:
                 while not await self._wait(self._interval_s):
+                    # the lock lives as long as its connection: check it before acting as leader
+                    await lock_conn.fetchval("SELECT 1")
                     await self.sweep()
             finally:
-                await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+                if not lock_conn.is_closed():
+                    await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
     async def _wait(self, seconds: float) -> bool:
         """Sleep unless told to stop; True when stopping."""

@@ -35,6 +35,9 @@ HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 # a claim that crashed between fetch and ack returns its entry to the queue after this
 CLAIM_ACK_WAIT_S = 15.0
 _FETCH_WAIT_S = 0.02
+# How long one look at a consumer's backlog stands for every claimer in this replica: idle
+# long-polling claimers then cost one consumer-info request per type per period, not a fetch each.
+BACKLOG_TTL_S = 0.05
 
 
 class ReadyEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +68,9 @@ class ReadyQueue:
         # one fetch at a time per job type in a replica: concurrent fetches on one pull
         # subscription would take each other's messages and status replies
         self._locks: dict[str, asyncio.Lock] = {}
+        # job type → (when looked, whether entries may be waiting)
+        self._backlog: dict[str, tuple[float, bool]] = {}
+        self._backlog_locks: dict[str, asyncio.Lock] = {}
 
     async def ensure_consumers(self, job_types: Iterable[str]) -> None:
         for job_type in job_types:
@@ -97,6 +103,8 @@ class ReadyQueue:
             headers[HDR_SCHEDULE] = f"@at {schedule_time(at)}"
             headers[HDR_SCHEDULE_TARGET] = target
         await self._store.append(OutgoingEvent(subject=subject, data=msgspec.json.encode(entry), headers=headers))
+        if subject == target:
+            self._backlog.pop(entry.job_type, None)  # this replica knows it is not empty now
 
     async def _subscription(self, job_type: str) -> JetStreamContext.PullSubscription:
         sub = self._subs.get(job_type)
@@ -105,14 +113,35 @@ class ReadyQueue:
             sub = self._subs[job_type] = await self._js.pull_subscribe_bind(spec.durable, stream=READY.name)
         return sub
 
+    async def _may_have_entries(self, job_type: str) -> bool:
+        """Whether the type's consumer had entries to deliver (new, or due for redelivery) when
+        last looked at, at most BACKLOG_TTL_S ago."""
+        loop = asyncio.get_running_loop()
+        seen = self._backlog.get(job_type)
+        if seen is not None and loop.time() - seen[0] < BACKLOG_TTL_S:
+            return seen[1]
+        async with self._backlog_locks.setdefault(job_type, asyncio.Lock()):
+            seen = self._backlog.get(job_type)
+            if seen is not None and loop.time() - seen[0] < BACKLOG_TTL_S:
+                return seen[1]
+            spec = ready_consumer(job_type)
+            info = await self._js.consumer_info(spec.stream, spec.durable)
+            # ack-pending entries are in other claimers' hands or nak'ed for a redelivery
+            waiting = bool(info.num_pending or info.num_ack_pending)
+            self._backlog[job_type] = (loop.time(), waiting)
+            return waiting
+
     async def take(self, job_type: str, limit: int) -> list[Taken]:
         """Up to `limit` entries that are waiting now; an empty list at once when none are."""
+        if not await self._may_have_entries(job_type):
+            return []
         lock = self._locks.setdefault(job_type, asyncio.Lock())
         async with lock:
             sub = await self._subscription(job_type)
             try:
                 msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
             except (nats.errors.TimeoutError, TimeoutError):
+                self._backlog[job_type] = (asyncio.get_running_loop().time(), False)
                 return []
         taken: list[Taken] = []
         for msg in msgs:
