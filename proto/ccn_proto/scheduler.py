@@ -91,11 +91,15 @@ class ClaimJobs(msgspec.Struct, tag="claim_jobs", frozen=True, kw_only=True):
 
 
 class JobOffer(msgspec.Struct, frozen=True, kw_only=True):
+    """`correlation_id` is the job's (given when it was created, carried by `job.claimed`): send
+    it with the job's renewals, fetches, result or failure, so the job's whole life is one thread."""
+
     job_id: str
     job_type: str
     payload: dict[str, Any]
     attempt: int
     lease_until: datetime
+    correlation_id: str
 
 
 class ClaimJobsReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -327,7 +327,9 @@ async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings
         view = await api.job(job.job_id)
         assert types_of(view) == ["job.created", "job.claimed", "job.completed"]
         assert view.result == result and view.result_checksum == result_checksum(result)
-        assert view.history[0].correlation_id == correlation
+        # the claim joins the job's thread: the offer tells the node which id to send on
+        assert offer.correlation_id == correlation
+        assert [e.correlation_id for e in view.history[:2]] == [correlation, correlation]
 
         async def projected() -> asyncpg.Record | None:
             conn = await asyncpg.connect(own_settings.effective_database_url)

@@ -56,6 +56,8 @@ class Claimer:
     async def claim(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + command.wait_s
+        # a claim is a step of each job's life: its event carries the job's correlation id (the
+        # ready entry has it); the claim request's own id stays on the log lines of this call
         meta = EventMeta(
             correlation_id=correlation_id, causation_id=causation_id, actor=Actor(kind="node", id=command.node_id)
         )
@@ -108,6 +110,7 @@ class Claimer:
     async def _claim_one(self, node_id: str, item: Taken, meta: EventMeta) -> ClaimOutcome:
         job_id = item.entry.job_id
         now = self._clock()
+        meta = msgspec.structs.replace(meta, correlation_id=item.entry.correlation_id)
         try:
             executed = await self._jobs.execute(job_id, ClaimJob(node_id=node_id, now=now, replica=self._replica), meta)
         except (Conflict, NotFound):
@@ -134,6 +137,7 @@ class Claimer:
                 payload=item.entry.payload,
                 attempt=state.attempt,
                 lease_until=state.lease_until,
+                correlation_id=item.entry.correlation_id,
             )
         )
 

@@ -57,20 +57,20 @@ class ReadyFeed:
                 )
                 await self._ready.put(entry, entry_id=entry_id)
             case JobFailed(retry_at=retry_at) | JobAbandoned(retry_at=retry_at) if retry_at is not None:
-                created = await self._created(envelope.aggregate_id)
+                first = await self._created(envelope.aggregate_id)
+                assert isinstance(first.data, JobCreated), "a job's first event is job.created"
                 entry = ReadyEntry(
                     job_id=envelope.aggregate_id,
-                    job_type=created.job_type,
-                    payload=created.payload,
-                    correlation_id=envelope.correlation_id,
+                    job_type=first.data.job_type,
+                    payload=first.data.payload,
+                    # the job's own thread, whoever caused this attempt to end
+                    correlation_id=first.correlation_id,
                 )
                 await self._ready.put(entry, entry_id=entry_id, at=retry_at)
 
-    async def _created(self, job_id: str) -> JobCreated:
+    async def _created(self, job_id: str) -> Envelope[JobEvent]:
         stored = await self._store.read(JOBS.name, subjects.event("job", job_id, "created"))
-        event = _decode_job_event(stored[0].data).data
-        assert isinstance(event, JobCreated), "a job's first event is job.created"
-        return event
+        return _decode_job_event(stored[0].data)
 
 
 class NodeRelease:
