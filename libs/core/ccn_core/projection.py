@@ -27,6 +27,7 @@ from nats.js.errors import NotFoundError
 from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
+from ccn_core.pull import BatchPuller, ConsumerGone
 from ccn_core.topology import ConsumerSpec
 
 log = get_logger("ccn.projection")
@@ -134,7 +135,7 @@ class ProjectionRunner:
             finally:
                 await lock_conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(name))
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    async def _subscribe(self) -> BatchPuller:
         """A fresh durable consumer starting just past the committed checkpoint."""
         spec = self._projection.spec
         async with self._pool.acquire() as conn:
@@ -155,7 +156,10 @@ class ProjectionRunner:
             ),
         )
         await self._js.add_consumer(spec.stream, config)
-        return await self._js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+        # the context's connection: nats-py keeps no public handle on it
+        puller = BatchPuller(self._js._nc, spec.stream, spec.durable)
+        await puller.start()
+        return puller
 
     async def _project(self) -> None:
         async with self._pool.acquire() as conn:
@@ -188,25 +192,23 @@ class ProjectionRunner:
                 await asyncio.wait({fetcher}, timeout=2)
 
     async def _fetch_into(self, batches: asyncio.Queue[list[Msg]], finished: asyncio.Event) -> None:
-        sub = await self._subscribe()
+        puller = await self._subscribe()
         try:
             while not finished.is_set():
                 try:
-                    msgs = await sub.fetch(self._batch_size, timeout=self._idle_wait_s)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                except (NotFoundError, nats.js.errors.ServiceUnavailableError):
+                    msgs = await puller.fetch(self._batch_size, timeout=self._idle_wait_s)
+                except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
                     # what it had delivered and we had not committed comes again; apply_batch
                     # skips what the checkpoint already holds
-                    log.warning("projection consumer vanished; recreating at checkpoint")
-                    await sub.unsubscribe()
-                    sub = await self._subscribe()
+                    log.warning("projection consumer lost; recreating at checkpoint", reason=str(exc))
+                    await puller.close()
+                    puller = await self._subscribe()
                     continue
-                if msgs:  # nats-py can return an empty batch instead of timing out
+                if msgs:
                     await batches.put(msgs)
         finally:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await puller.close()
 
     async def _apply_until_done(self, events: list[StoredEvent]) -> int:
         """Apply one batch, retrying what Postgres says is transient (a deadlock with another

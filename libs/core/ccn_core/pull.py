@@ -1,0 +1,82 @@
+"""Pulling batches from a JetStream pull consumer without a coroutine per message.
+
+nats-py's `PullSubscription.fetch` awaits each message through `wait_for` and a task of its own,
+which is most of the cost of catching a projection up. Here a callback subscription collects a
+request's messages into a list and wakes the caller once, when the batch is full or the server
+says there is no more for now (status 404 / 408). Each request has an inbox of its own, dropped
+when it is answered.
+
+A consumer acknowledged with AckPolicy.ALL counts every message before an acknowledged one as
+acknowledged. So a request the server never ends (no status within its expiry and a margin)
+raises ConsumerGone: the caller re-creates the consumer at its checkpoint, and a message that
+might still be on its way to a dead inbox is delivered again rather than skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+_STATUS = "Status"
+# 404: nothing now (no_wait); 408: the request expired; 409: the consumer went away or was
+# reconfigured (a leader change, a deleted consumer) — the caller re-creates it
+_END_OF_BATCH = {"404", "408"}
+_HEARTBEAT = "100"
+
+
+class ConsumerGone(Exception):
+    """The server answered 409: the consumer was deleted or replaced."""
+
+
+class _Pull(msgspec.Struct, omit_defaults=True):
+    batch: int
+    expires: int  # nanoseconds
+
+
+class BatchPuller:
+    def __init__(self, nc: NATS, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+
+    async def start(self) -> None:
+        """Nothing to set up: each fetch subscribes for itself."""
+
+    async def close(self) -> None:
+        """Nothing held between fetches."""
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 - the server's expiry
+        """Up to `batch` messages; fewer (maybe none) when the consumer has no more within
+        `timeout`. Raises ConsumerGone on a 409 or a request the server never ended."""
+        msgs: list[Msg] = []
+        done = asyncio.get_running_loop().create_future()
+
+        async def collect(msg: Msg) -> None:
+            if done.done():
+                return
+            status = msg.headers.get(_STATUS) if msg.headers else None
+            if status is None:
+                msgs.append(msg)
+                if len(msgs) >= batch:
+                    done.set_result(None)
+            elif status in _END_OF_BATCH:
+                done.set_result(None)
+            elif status != _HEARTBEAT:
+                description = msg.headers.get("Description", "") if msg.headers else ""
+                done.set_exception(ConsumerGone(f"pull request ended with status {status}: {description}"))
+
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox, cb=collect)
+        try:
+            request = msgspec.json.encode(_Pull(batch=batch, expires=int(timeout * 1e9)))
+            await self._nc.publish(self._subject, request, reply=inbox)
+            # the server ends the request itself at `expires`; the margin covers a slow reply
+            async with asyncio.timeout(timeout + 5):
+                await done
+        except TimeoutError:
+            raise ConsumerGone(f"pull request not answered within {timeout + 5:.1f}s") from None
+        finally:
+            await sub.unsubscribe()
+        return msgs
