@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, registry, scheduler
+from ccn_proto import compute_api, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import HeartbeatSample, NodeEvent
@@ -29,6 +29,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         registry.HeartbeatReply,
         CommandError,
     ),
+    "node_protocol": (node_protocol.NodeFrame, node_protocol.ServerFrame),
     "scheduler_commands": (
         scheduler.SchedulerCommand,
         scheduler.CreateJobReply,

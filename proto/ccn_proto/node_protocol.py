@@ -1,0 +1,94 @@
+"""The node ↔ edge WebSocket protocol: one JSON object per frame, tagged by "type".
+
+Exported as JSON Schema (proto/schema/node_protocol.json), which is what a node written in
+another language codes against. PROTOCOL_VERSION changes only when an old node could no longer
+understand a frame; adding an optional field does not change it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ccn_proto.constraints import ShortText, Text, Token
+
+PROTOCOL_VERSION = 1
+MIN_NODE_VERSION = "0.1.0"
+
+
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    job_types: list[ShortText]
+    concurrency: int = 1
+
+
+class Hello(msgspec.Struct, tag="hello", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """First frame from the node: who it is and what it can run."""
+
+    session_token: Token
+    node_version: ShortText
+    protocol_version: int
+    capabilities: Capabilities
+
+
+class Ready(msgspec.Struct, tag="ready", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The node has room for `slots` more jobs."""
+
+    slots: int = 1
+
+
+class JobOffer(msgspec.Struct, tag="job_offer", frozen=True, kw_only=True):
+    """A job leased to this node until `lease_until`; heartbeats naming it renew the lease.
+    `correlation_id` is the job's: the edge stamps it on everything the node sends about it."""
+
+    job_id: str
+    job_type: str
+    payload: dict[str, Any]
+    lease_until: datetime
+    attempt: int
+    correlation_id: str
+
+
+class JobResult(msgspec.Struct, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    job_id: ShortText
+    result: dict[str, Any]
+    checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
+
+
+class JobFail(msgspec.Struct, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    job_id: ShortText
+    reason: Text
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Keeps the session alive and renews the leases of `job_ids`."""
+
+    job_ids: list[ShortText] = msgspec.field(default_factory=list)
+
+
+class Welcome(msgspec.Struct, tag="welcome", frozen=True, kw_only=True):
+    node_public_id: str
+    session_id: str
+    server_time: datetime
+    heartbeat_interval_s: float
+
+
+class Ack(msgspec.Struct, tag="ack", frozen=True, kw_only=True):
+    job_id: str
+    status: str
+
+
+class Error(msgspec.Struct, tag="error", frozen=True, kw_only=True):
+    code: str
+    message: str
+    job_id: str | None = None
+    field: str | None = None
+    retry_after: float | None = None
+
+
+class Bye(msgspec.Struct, tag="bye", frozen=True, kw_only=True):
+    reason: Text | None = None
+
+
+NodeFrame = Hello | Ready | JobResult | JobFail | Heartbeat | Bye
+ServerFrame = Welcome | JobOffer | Ack | Error | Bye
