@@ -19,4 +19,11 @@ def test_every_event_type_is_documented() -> None:
         "node.session_started",
         "node.session_ended",
     } <= tags
-    assert set(FAMILIES) == {"node_events", "telemetry", "registry_commands", "scheduler_commands", "compute_api"}
+    assert set(FAMILIES) == {
+        "node_events",
+        "telemetry",
+        "registry_commands",
+        "scheduler_commands",
+        "compute_api",
+        "node_protocol",
+    }
