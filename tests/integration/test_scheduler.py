@@ -353,7 +353,7 @@ async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings
 
 
 async def test_a_stale_ready_entry_is_skipped_for_the_live_one_behind_it(own_settings: Settings) -> None:
-    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
         cancelled = await api.create("not needed after all")
         live = await api.create("still wanted")
         await api.call(CancelJob(job_id=cancelled.job_id, reason="duplicate"), CancelJobReply)
@@ -363,6 +363,15 @@ async def test_a_stale_ready_entry_is_skipped_for_the_live_one_behind_it(own_set
         info = await api.nc.jetstream().stream_info(READY.name)
         assert info.state.messages == 0
         assert types_of(await api.job(cancelled.job_id)) == ["job.created", "job.cancelled"]
+
+
+async def test_higher_priority_jobs_are_claimed_first(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        low = await api.create("backfill", priority=-5)
+        normal = [await api.create(f"routine {i}") for i in range(2)]
+        high = await api.create("urgent", priority=10)
+        order = [(await api.claim(f"n{i}", wait_s=2)).offers[0].job_id for i in range(4)]
+        assert order == [high.job_id, normal[0].job_id, normal[1].job_id, low.job_id]
 
 
 async def test_an_unrenewed_lease_is_abandoned_retried_and_finally_dead(own_settings: Settings) -> None:

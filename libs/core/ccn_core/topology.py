@@ -67,7 +67,7 @@ TELEMETRY = StreamSpec(
 )
 
 # Not an event stream: ids of jobs that may be claimed now, one subject per job
-# (ccn.ready.<job_type>.<job_id>, at most one message each), consumed by claims. Retries are
+# (ccn.ready.<job_type>.<band>.<job_id>, at most one message each), consumed by claims. Retries are
 # message schedules on ccn.ready_at.<job_id>.retry that the server turns into a ready entry at the
 # retry time. See docs/adr/0006-claims-through-a-ready-queue.md.
 READY = StreamSpec(
@@ -144,23 +144,33 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 
 
 _JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+# Claims take the high band first, then normal, then low; FIFO within a band.
+READY_BANDS: tuple[str, ...] = ("high", "normal", "low")
 
 
-def ready_consumer(job_type: str) -> ConsumerSpec:
-    """One durable per job type: a work-queue stream lets no two consumers share a subject."""
-    if not _JOB_TYPE.match(job_type):
-        raise ValueError(f"job type {job_type!r} is not a valid name")
+def ready_band(priority: int) -> str:
+    return "high" if priority > 0 else "low" if priority < 0 else "normal"
+
+
+def ready_consumer(job_type: str, band: str) -> ConsumerSpec:
+    """One durable per job type and band: a work-queue stream lets no two consumers share a subject."""
+    if not _JOB_TYPE.match(job_type) or band not in READY_BANDS:
+        raise ValueError(f"no ready queue for job type {job_type!r}, band {band!r}")
     return ConsumerSpec(
-        durable=f"scheduler_ready_{job_type}",
+        durable=f"scheduler_ready_{job_type}_{band}",
         stream=READY.name,
-        filter_subjects=(f"ccn.ready.{job_type}.*",),
-        description=f"Claims of {job_type} jobs, shared by every scheduler replica",
+        filter_subjects=(f"ccn.ready.{job_type}.{band}.*",),
+        description=f"Claims of {band}-priority {job_type} jobs, shared by every scheduler replica",
     )
 
 
-def ready_subject(job_type: str, job_id: str) -> str:
-    """ccn.ready.<job_type>.<job_id>: the job may be claimed now."""
-    return subjects.event("ready", job_type, job_id)
+def ready_subject(job_type: str, band: str, job_id: str) -> str:
+    """ccn.ready.<job_type>.<band>.<job_id>: the job may be claimed now."""
+    if not _JOB_TYPE.match(job_type) or band not in READY_BANDS or not _ID.match(job_id):
+        raise ValueError(f"no ready subject for job type {job_type!r}, band {band!r}, id {job_id!r}")
+    return f"ccn.ready.{job_type}.{band}.{job_id}"
 
 
 def ready_schedule_subject(job_id: str) -> str:

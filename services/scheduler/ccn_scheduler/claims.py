@@ -22,11 +22,12 @@ from ccn_core.aggregate import EventMeta
 from ccn_core.domain.job import ClaimJob
 from ccn_core.errors import CcnError, Conflict, NotFound
 from ccn_core.logging import get_logger
+from ccn_core.topology import READY_BANDS
 from ccn_proto.envelope import Actor
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, JobOffer
 from ccn_scheduler.holdings import Ledger, NodeHoldings
 from ccn_scheduler.job_service import JobService
-from ccn_scheduler.ready_queue import ReadyQueue, Taken
+from ccn_scheduler.ready_queue import ReadyQueue, Taken, settle
 
 log = get_logger("ccn.scheduler.claims")
 _POLL_S = 0.05
@@ -83,13 +84,16 @@ class Claimer:
             await asyncio.sleep(min(_POLL_S, max(0.0, deadline - loop.time())))
 
     async def _take(self, job_types: list[str], limit: int) -> list[Taken]:
-        # start at a random type so a node that runs several is not starved of the later ones
+        """Higher bands first; within a band, start at a random type so a node that runs several
+        is not starved of the later ones."""
         start = random.randrange(len(job_types))  # noqa: S311 - fairness, not security
+        rotated = job_types[start:] + job_types[:start]
         taken: list[Taken] = []
-        for job_type in job_types[start:] + job_types[:start]:
-            taken.extend(await self._ready.take(job_type, limit - len(taken)))
-            if len(taken) >= limit:
-                break
+        for band in READY_BANDS:
+            for job_type in rotated:
+                taken.extend(await self._ready.take(job_type, band, limit - len(taken)))
+                if len(taken) >= limit:
+                    return taken
         return taken
 
     async def _claim_taken(
@@ -100,7 +104,7 @@ class Claimer:
             command.node_id, list(by_id), command.concurrency, self._clock(), known=known
         )
         for job_id in by_id.keys() - set(reserved):
-            await by_id[job_id].msg.nak()  # no room after all: another claimer may use it now
+            await settle(by_id[job_id].msg.nak())  # no room after all: another claimer may use it now
         outcomes = await asyncio.gather(*(self._claim_one(command.node_id, by_id[j], meta) for j in reserved))
         offers = [outcome.offer for outcome in outcomes if outcome.offer is not None]
         missed = [job_id for job_id, outcome in zip(reserved, outcomes, strict=True) if outcome.offer is None]
@@ -114,18 +118,22 @@ class Claimer:
         try:
             executed = await self._jobs.execute(job_id, ClaimJob(node_id=node_id, now=now, replica=self._replica), meta)
         except (Conflict, NotFound):
-            state = await self._jobs.state(job_id)
+            try:
+                state = await self._jobs.state(job_id)
+            except CcnError:
+                await settle(item.msg.nak(delay=_RETRY_DELAY_S))
+                return ClaimOutcome(None)
             if state.status == "retry_wait" and state.retry_at is not None and state.retry_at > now:
-                await item.msg.nak(delay=(state.retry_at - now).total_seconds())
+                await settle(item.msg.nak(delay=(state.retry_at - now).total_seconds()))
             else:
-                await item.msg.ack()  # claimed, finished or cancelled meanwhile: a stale entry
+                await settle(item.msg.ack())  # claimed, finished or cancelled meanwhile: a stale entry
             return ClaimOutcome(None)
         except CcnError as exc:
             log.warning("claim undecided; entry back to the queue", job_id=job_id, error=exc.message)
-            await item.msg.nak(delay=_RETRY_DELAY_S)
+            await settle(item.msg.nak(delay=_RETRY_DELAY_S))
             return ClaimOutcome(None)
         state = executed.state
-        await item.msg.ack()
+        await settle(item.msg.ack())
         if state.status != "claimed" or state.holder != node_id or state.lease_until is None:
             return ClaimOutcome(None)
         if executed.events:

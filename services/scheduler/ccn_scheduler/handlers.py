@@ -177,6 +177,7 @@ class SchedulerHandlers:
                     job_type=created.job_type,
                     payload=created.payload,
                     correlation_id=meta.correlation_id,
+                    priority=created.priority,
                 ),
                 entry_id=f"ready:{event.event_id}",
             )

@@ -74,7 +74,10 @@ class NodeHoldings:
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self._js.key_value(NODE_HOLDINGS.bucket)
+            try:
+                self._kv = await self._js.key_value(NODE_HOLDINGS.bucket)
+            except nats.errors.Error as exc:
+                raise Unavailable(f"the claim ledger is unavailable: {exc!r}", retry_after=1.0) from exc
         return self._kv
 
     async def read(self, node_id: str) -> tuple[Ledger, int]:
@@ -84,8 +87,8 @@ class NodeHoldings:
             entry = await kv.get(node_id)
         except KeyNotFoundError:
             return Ledger(), 0
-        except nats.errors.TimeoutError as exc:
-            raise Unavailable("the claim ledger did not answer", retry_after=1.0) from exc
+        except nats.errors.Error as exc:
+            raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
         return (_decode(entry.value) if entry.value else Ledger()), entry.revision or 0
 
     async def current(self, node_id: str, now: datetime) -> tuple[Ledger, int]:
@@ -105,8 +108,8 @@ class NodeHoldings:
             await kv.update(node_id, _encode(ledger), last=revision)
         except KeyWrongLastSequenceError:
             return False
-        except nats.errors.TimeoutError as exc:
-            raise Unavailable("the claim ledger did not answer", retry_after=1.0) from exc
+        except nats.errors.Error as exc:
+            raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
         return True
 
     async def reserve(

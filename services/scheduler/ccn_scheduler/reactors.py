@@ -54,6 +54,7 @@ class ReadyFeed:
                     job_type=created.job_type,
                     payload=created.payload,
                     correlation_id=envelope.correlation_id,
+                    priority=created.priority,
                 )
                 await self._ready.put(entry, entry_id=entry_id)
             case JobFailed(retry_at=retry_at) | JobAbandoned(retry_at=retry_at) if retry_at is not None:
@@ -65,6 +66,7 @@ class ReadyFeed:
                     payload=first.data.payload,
                     # the job's own thread, whoever caused this attempt to end
                     correlation_id=first.correlation_id,
+                    priority=first.data.priority,
                 )
                 await self._ready.put(entry, entry_id=entry_id, at=retry_at)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +26,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ccn_core.errors import Unavailable
 from ccn_core.eventstore import HDR_MSG_ID, EventStore, OutgoingEvent
-from ccn_core.topology import READY, ready_consumer, ready_schedule_subject, ready_subject
+from ccn_core.logging import get_logger
+from ccn_core.topology import READY, READY_BANDS, ready_band, ready_consumer, ready_schedule_subject, ready_subject
 from ccn_proto.envelope import HEADER_CORRELATION_ID
 
+log = get_logger("ccn.scheduler.ready")
 HDR_SCHEDULE = "Nats-Schedule"
 HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 # a claim that crashed between fetch and ack returns its entry to the queue after this
@@ -45,6 +48,11 @@ class ReadyEntry(msgspec.Struct, frozen=True, kw_only=True):
     job_type: str
     payload: dict[str, Any]
     correlation_id: str
+    priority: int = 0
+
+    @property
+    def band(self) -> str:
+        return ready_band(self.priority)
 
 
 class Taken(msgspec.Struct, frozen=True):
@@ -53,6 +61,16 @@ class Taken(msgspec.Struct, frozen=True):
 
 
 _decode_entry = msgspec.json.Decoder(ReadyEntry).decode
+Queue = tuple[str, str]  # (job type, band)
+
+
+async def settle(disposition: Coroutine[Any, Any, None]) -> None:
+    """Ack, nak or term an entry; if that cannot reach the server, the entry simply comes back
+    after the consumer's ack wait, and the aggregate decides again: nothing to fail over."""
+    try:
+        await disposition
+    except nats.errors.Error as exc:
+        log.warning("ready entry not settled; it will be redelivered", error=repr(exc))
 
 
 def schedule_time(at: datetime) -> str:
@@ -64,17 +82,17 @@ class ReadyQueue:
     def __init__(self, js: JetStreamContext, store: EventStore) -> None:
         self._js = js
         self._store = store
-        self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        self._subs: dict[Queue, JetStreamContext.PullSubscription] = {}
         # one fetch at a time per job type in a replica: concurrent fetches on one pull
         # subscription would take each other's messages and status replies
-        self._locks: dict[str, asyncio.Lock] = {}
-        # job type → (when looked, whether entries may be waiting)
-        self._backlog: dict[str, tuple[float, bool]] = {}
-        self._backlog_locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[Queue, asyncio.Lock] = {}
+        # (job type, band) → (when looked, whether entries may be waiting)
+        self._backlog: dict[Queue, tuple[float, bool]] = {}
+        self._backlog_locks: dict[Queue, asyncio.Lock] = {}
 
     async def ensure_consumers(self, job_types: Iterable[str]) -> None:
-        for job_type in job_types:
-            spec = ready_consumer(job_type)
+        for job_type, band in ((t, b) for t in job_types for b in READY_BANDS):
+            spec = ready_consumer(job_type, band)
             try:
                 await self._js.consumer_info(spec.stream, spec.durable)
             except NotFoundError:
@@ -95,7 +113,7 @@ class ReadyQueue:
     async def put(self, entry: ReadyEntry, *, entry_id: str, at: datetime | None = None) -> None:
         """Make the job claimable now, or at `at`. `entry_id` dedupes a repeated put (e.g. the
         event that caused it, delivered twice) inside the stream's duplicate window."""
-        target = ready_subject(entry.job_type, entry.job_id)
+        target = ready_subject(entry.job_type, entry.band, entry.job_id)
         headers = {HDR_MSG_ID: entry_id, HEADER_CORRELATION_ID: entry.correlation_id}
         subject = target
         if at is not None and at > datetime.now(UTC):
@@ -104,51 +122,58 @@ class ReadyQueue:
             headers[HDR_SCHEDULE_TARGET] = target
         await self._store.append(OutgoingEvent(subject=subject, data=msgspec.json.encode(entry), headers=headers))
         if subject == target:
-            self._backlog.pop(entry.job_type, None)  # this replica knows it is not empty now
+            self._backlog.pop((entry.job_type, entry.band), None)  # this replica knows it is not empty now
 
-    async def _subscription(self, job_type: str) -> JetStreamContext.PullSubscription:
-        sub = self._subs.get(job_type)
+    async def _subscription(self, queue: Queue) -> JetStreamContext.PullSubscription:
+        sub = self._subs.get(queue)
         if sub is None:
-            spec = ready_consumer(job_type)
-            sub = self._subs[job_type] = await self._js.pull_subscribe_bind(spec.durable, stream=READY.name)
+            spec = ready_consumer(*queue)
+            sub = self._subs[queue] = await self._js.pull_subscribe_bind(spec.durable, stream=READY.name)
         return sub
 
-    async def _may_have_entries(self, job_type: str) -> bool:
-        """Whether the type's consumer had entries to deliver (new, or due for redelivery) when
+    async def _may_have_entries(self, queue: Queue) -> bool:
+        """Whether the queue's consumer had entries to deliver (new, or due for redelivery) when
         last looked at, at most BACKLOG_TTL_S ago."""
         loop = asyncio.get_running_loop()
-        seen = self._backlog.get(job_type)
+        seen = self._backlog.get(queue)
         if seen is not None and loop.time() - seen[0] < BACKLOG_TTL_S:
             return seen[1]
-        async with self._backlog_locks.setdefault(job_type, asyncio.Lock()):
-            seen = self._backlog.get(job_type)
+        async with self._backlog_locks.setdefault(queue, asyncio.Lock()):
+            seen = self._backlog.get(queue)
             if seen is not None and loop.time() - seen[0] < BACKLOG_TTL_S:
                 return seen[1]
-            spec = ready_consumer(job_type)
-            info = await self._js.consumer_info(spec.stream, spec.durable)
+            spec = ready_consumer(*queue)
+            try:
+                info = await self._js.consumer_info(spec.stream, spec.durable)
+            except nats.errors.Error as exc:
+                raise Unavailable(f"the ready queue {spec.durable} is unavailable: {exc!r}", retry_after=1.0) from exc
             # ack-pending entries are in other claimers' hands or nak'ed for a redelivery
             waiting = bool(info.num_pending or info.num_ack_pending)
-            self._backlog[job_type] = (loop.time(), waiting)
+            self._backlog[queue] = (loop.time(), waiting)
             return waiting
 
-    async def take(self, job_type: str, limit: int) -> list[Taken]:
-        """Up to `limit` entries that are waiting now; an empty list at once when none are."""
-        if not await self._may_have_entries(job_type):
+    async def take(self, job_type: str, band: str, limit: int) -> list[Taken]:
+        """Up to `limit` entries of the type and band that are waiting now; an empty list at once
+        when none are."""
+        queue = (job_type, band)
+        if not await self._may_have_entries(queue):
             return []
-        lock = self._locks.setdefault(job_type, asyncio.Lock())
-        async with lock:
-            sub = await self._subscription(job_type)
+        async with self._locks.setdefault(queue, asyncio.Lock()):
             try:
+                sub = await self._subscription(queue)
                 msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
             except (nats.errors.TimeoutError, TimeoutError):
-                self._backlog[job_type] = (asyncio.get_running_loop().time(), False)
+                self._backlog[queue] = (asyncio.get_running_loop().time(), False)
                 return []
+            except nats.errors.Error as exc:
+                self._subs.pop(queue, None)  # bind again next time
+                raise Unavailable(f"the ready queue {queue} is unavailable: {exc!r}", retry_after=1.0) from exc
         taken: list[Taken] = []
         for msg in msgs:
             try:
                 taken.append(Taken(_decode_entry(msg.data), msg))
             except msgspec.DecodeError:
-                await msg.term()  # not ours to understand; never offer it again
+                await settle(msg.term())  # not ours to understand; never offer it again
         return taken
 
     async def close(self) -> None:
