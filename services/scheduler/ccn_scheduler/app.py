@@ -80,7 +80,8 @@ async def start_scheduler(
 
     runtime.on_stop(stop_background)
 
-    server = CommandServer(runtime.nc, "scheduler")
+    # a claim may wait for work (wait_s): waiting claims hold a slot each, so there are many
+    server = CommandServer(runtime.nc, "scheduler", max_concurrency=2048)
     handlers.register_all(server)
     await server.start()
     runtime.on_stop(server.stop)

@@ -100,9 +100,14 @@ class Claimer:
         self, command: ClaimJobs, taken: list[Taken], meta: EventMeta, known: tuple[Ledger, int]
     ) -> tuple[list[JobOffer], int]:
         by_id = {item.entry.job_id: item for item in taken}
-        reserved, held = await self._holdings.reserve(
-            command.node_id, list(by_id), command.concurrency, self._clock(), known=known
-        )
+        try:
+            reserved, held = await self._holdings.reserve(
+                command.node_id, list(by_id), command.concurrency, self._clock(), known=known
+            )
+        except CcnError:
+            for item in taken:
+                await settle(item.msg.nak())  # undecided: back to the queue for anyone
+            raise
         for job_id in by_id.keys() - set(reserved):
             await settle(by_id[job_id].msg.nak())  # no room after all: another claimer may use it now
         outcomes = await asyncio.gather(*(self._claim_one(command.node_id, by_id[j], meta) for j in reserved))

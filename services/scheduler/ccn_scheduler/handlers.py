@@ -21,6 +21,7 @@ from ccn_core.domain.job import JobState
 from ccn_core.domain.job import RenewLease as RenewLeaseCommand
 from ccn_core.domain.job import SubmitResult as SubmitResultCommand
 from ccn_core.errors import BadInput, CcnError, NotFound, Unprocessable
+from ccn_core.logging import get_logger
 from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobCreated
 from ccn_proto.scheduler import (
@@ -51,6 +52,7 @@ from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
 from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 
+log = get_logger("ccn.scheduler.handlers")
 # batch items decided at once: enough to keep appends in flight, few enough to bound memory
 BATCH_CONCURRENCY = 64
 
@@ -169,18 +171,21 @@ class SchedulerHandlers:
         executed = await self._jobs.execute(job_id, CreateJobCommand(created=created), meta)
         if executed.events:
             event = executed.events[0]
-            # the ready-feed reactor would put it there too; doing it here makes the job
-            # claimable when the reply leaves, and the shared entry id stores it once
-            await self._ready.put(
-                ReadyEntry(
-                    job_id=job_id,
-                    job_type=created.job_type,
-                    payload=created.payload,
-                    correlation_id=meta.correlation_id,
-                    priority=created.priority,
-                ),
-                entry_id=f"ready:{event.event_id}",
+            # the ready-feed reactor puts it there too, from the event; doing it here makes the
+            # job claimable when the reply leaves, and the shared entry id stores it once. The
+            # job exists now whatever happens to this put: failing the reply would make a caller
+            # without an idempotency key create it twice.
+            entry = ReadyEntry(
+                job_id=job_id,
+                job_type=created.job_type,
+                payload=created.payload,
+                correlation_id=meta.correlation_id,
+                priority=created.priority,
             )
+            try:
+                await self._ready.put(entry, entry_id=f"ready:{event.event_id}")
+            except CcnError as exc:
+                log.warning("ready entry left to the ready feed", job_id=job_id, error=exc.message)
         return executed.state, bool(executed.events)
 
     async def claim_jobs(self, command: ClaimJobs, ctx: CommandContext) -> ClaimJobsReply:

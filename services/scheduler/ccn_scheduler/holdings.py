@@ -28,7 +28,10 @@ from nats.js.kv import KeyValue
 
 from ccn_core.domain.job import JobState
 from ccn_core.errors import Unavailable
+from ccn_core.logging import get_logger
 from ccn_core.topology import NODE_HOLDINGS
+
+log = get_logger("ccn.scheduler.holdings")
 
 # Longer than any claim takes (its append is bounded by the command timeout): a reservation
 # younger than this may still become a claim, so it counts as held.
@@ -144,10 +147,13 @@ class NodeHoldings:
         dropped = set(job_ids)
         if not dropped:
             return
-        for _ in range(MAX_CAS_ATTEMPTS):
-            ledger, revision = await self.read(node_id)
-            if not dropped & ledger.jobs.keys():
-                return
-            kept = {job_id: at for job_id, at in ledger.jobs.items() if job_id not in dropped}
-            if await self._write(node_id, Ledger(jobs=kept), revision):
-                return
+        try:
+            for _ in range(MAX_CAS_ATTEMPTS):
+                ledger, revision = await self.read(node_id)
+                if not dropped & ledger.jobs.keys():
+                    return
+                kept = {job_id: at for job_id, at in ledger.jobs.items() if job_id not in dropped}
+                if await self._write(node_id, Ledger(jobs=kept), revision):
+                    return
+        except Unavailable as exc:
+            log.warning("reservations left in the claim ledger until they age out", node_id=node_id, error=exc.message)
