@@ -48,6 +48,13 @@ class Conflict(CcnError):
     http_status = 409
 
 
+class UpgradeRequired(CcnError):
+    """The client speaks a protocol version, or is a release, this server no longer supports."""
+
+    code = "upgrade_required"
+    http_status = 426
+
+
 class PayloadTooLarge(CcnError):
     code = "payload_too_large"
     http_status = 413
@@ -75,6 +82,7 @@ ERRORS_BY_CODE: dict[str, type[CcnError]] = {
         Forbidden,
         NotFound,
         Conflict,
+        UpgradeRequired,
         PayloadTooLarge,
         RateLimited,
         Unavailable,

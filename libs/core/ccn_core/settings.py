@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     token_secret: str = ""
     ip_hash_salt: str = ""
     max_body_bytes: int = 64 * 1024
+    # a job result (extracted text, parsed records) is far larger than any other request body
+    max_frame_bytes: int = 1024 * 1024
     command_timeout_s: float = 5.0
     log_level: str = "info"
     log_format: str = "json"
@@ -74,6 +76,7 @@ _INT_FIELDS = {
     "CCN_SCHEDULER_HEALTH_PORT": "scheduler_health_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
+    "CCN_MAX_FRAME_BYTES": "max_frame_bytes",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",

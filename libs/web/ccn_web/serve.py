@@ -23,7 +23,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def serve_http(runtime: Runtime, app: Litestar, *, host: str, port: int, grace_s: int = GRACE_S) -> None:
+def serve_http(
+    runtime: Runtime, app: Litestar, *, host: str, port: int, grace_s: int = GRACE_S, ws_max_bytes: int | None = None
+) -> None:
     """Serve `app` until the runtime stops; then stop accepting, give requests in flight
     grace_s to finish, and close. A port that cannot be bound crashes the service loudly."""
     config = uvicorn.Config(
@@ -33,7 +35,8 @@ def serve_http(runtime: Runtime, app: Litestar, *, host: str, port: int, grace_s
         log_config=None,
         access_log=False,  # ccn_web.http writes one JSON line per request instead
         timeout_graceful_shutdown=grace_s,
-        ws_max_size=runtime.settings.max_body_bytes,
+        # past this the server drops a WebSocket outright; below it the app answers oversize frames
+        ws_max_size=ws_max_bytes or runtime.settings.max_body_bytes,
     )
     server = _Server(config)
     served = asyncio.Event()

@@ -8,7 +8,9 @@ from litestar.openapi.spec import SecurityScheme
 
 from ccn_core.commands import CommandClient
 from ccn_core.service import Runtime
-from ccn_edge.compute_api import ComputeController, EdgeContext
+from ccn_edge.compute_api import ComputeController
+from ccn_edge.context import EdgeContext
+from ccn_edge.node_socket import node_socket_handler
 from ccn_web.http import Readiness, create_http_app
 from ccn_web.serve import serve_http
 
@@ -22,14 +24,14 @@ SECURITY_SCHEMES = {
 }
 
 
-def create_app(*, context: EdgeContext, ready: Readiness, max_body_bytes: int) -> Litestar:
+def create_app(*, context: EdgeContext, ready: Readiness, max_body_bytes: int, max_frame_bytes: int) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
 
     return create_http_app(
         service="edge",
         title="Community Compute edge",
-        route_handlers=[ComputeController],
+        route_handlers=[ComputeController, node_socket_handler(max_frame_bytes)],
         ready=ready,
         max_body_bytes=max_body_bytes,
         security_schemes=SECURITY_SCHEMES,
@@ -41,5 +43,12 @@ def start_edge(runtime: Runtime) -> None:
     """Serve the node API on the runtime until it stops."""
     settings = runtime.settings
     context = EdgeContext(CommandClient(runtime.nc, timeout=settings.command_timeout_s), settings.ip_hash_salt)
-    app = create_app(context=context, ready=runtime.ready, max_body_bytes=settings.max_body_bytes)
-    serve_http(runtime, app, host=settings.edge_host, port=settings.edge_port)
+    app = create_app(
+        context=context,
+        ready=runtime.ready,
+        max_body_bytes=settings.max_body_bytes,
+        max_frame_bytes=settings.max_frame_bytes,
+    )
+    serve_http(
+        runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes
+    )

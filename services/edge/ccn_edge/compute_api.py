@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, delete, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import HeaderParameter
+from litestar.params import HeaderParameter, JSONBody
 
-from ccn_core.commands import CommandClient
 from ccn_core.errors import Unauthorized
-from ccn_core.ids import ip_hash
 from ccn_core.tokens import parse_api_token, parse_session_token
+from ccn_edge.context import EdgeContext
 from ccn_proto.compute_api import (
     ConsentRequest,
     EndSessionRequest,
@@ -42,9 +40,7 @@ from ccn_proto.registry import (
     StartSession,
     StartSessionReply,
 )
-from ccn_web.http import correlation_id
 
-REGISTRY = "registry"
 MAX_TOKEN_LENGTH = 512
 _API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
 _SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
@@ -72,25 +68,6 @@ def requires_session_token(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
     parse_session_token(bearer_token(connection))
 
 
-class EdgeContext:
-    """What every handler needs: the registry client and the salt for IP hashes."""
-
-    def __init__(self, commands: CommandClient, ip_hash_salt: str) -> None:
-        self.commands = commands
-        self._salt = ip_hash_salt
-
-    def caller_ip_hash(self, request: Request[Any, Any, Any]) -> str | None:
-        host = request.client.host if request.client else None
-        return ip_hash(host, self._salt) if host else None
-
-    async def registry(
-        self, request: Request[Any, Any, Any], name: str, command: msgspec.Struct, reply_type: type[Any]
-    ) -> Any:
-        return await self.commands.call(
-            REGISTRY, name, command, reply_type, correlation_id=correlation_id(request.scope)
-        )
-
-
 class ComputeController(Controller):
     path = "/compute"
     tags = ["nodes"]
@@ -106,7 +83,7 @@ class ComputeController(Controller):
     async def register_node(
         self,
         request: Request[Any, Any, Any],
-        data: RegisterNodeRequest,
+        data: JSONBody[RegisterNodeRequest],
         edge: NamedDependency[EdgeContext],
         idempotency_key: Annotated[
             str | None,
@@ -139,7 +116,7 @@ class ComputeController(Controller):
         guards=[requires_api_token],
     )
     async def consent(
-        self, request: Request[Any, Any, Any], data: ConsentRequest, edge: NamedDependency[EdgeContext]
+        self, request: Request[Any, Any, Any], data: JSONBody[ConsentRequest], edge: NamedDependency[EdgeContext]
     ) -> ConsentReply:
         command = RecordConsent(
             api_token=bearer_token(request), consent_version=data.consent_version, consent_hash=data.consent_hash
@@ -156,7 +133,7 @@ class ComputeController(Controller):
         guards=[requires_api_token],
     )
     async def opt_out(
-        self, request: Request[Any, Any, Any], data: OptOutRequest, edge: NamedDependency[EdgeContext]
+        self, request: Request[Any, Any, Any], data: JSONBody[OptOutRequest], edge: NamedDependency[EdgeContext]
     ) -> OptOutReply:
         reply: OptOutReply = await edge.registry(
             request, "opt_out", OptOut(api_token=bearer_token(request), reason=data.reason), OptOutReply
@@ -172,7 +149,7 @@ class ComputeController(Controller):
         guards=[requires_session_token],
     )
     async def telemetry(
-        self, request: Request[Any, Any, Any], data: TelemetryRequest, edge: NamedDependency[EdgeContext]
+        self, request: Request[Any, Any, Any], data: JSONBody[TelemetryRequest], edge: NamedDependency[EdgeContext]
     ) -> HeartbeatReply:
         reply: HeartbeatReply = await edge.registry(
             request, "heartbeat", Heartbeat(session_token=bearer_token(request)), HeartbeatReply
@@ -188,7 +165,7 @@ class ComputeController(Controller):
         guards=[requires_api_token],
     )
     async def start_session(
-        self, request: Request[Any, Any, Any], data: StartSessionRequest, edge: NamedDependency[EdgeContext]
+        self, request: Request[Any, Any, Any], data: JSONBody[StartSessionRequest], edge: NamedDependency[EdgeContext]
     ) -> StartSessionReply:
         command = StartSession(
             api_token=bearer_token(request), user_agent=data.user_agent, ip_hash=edge.caller_ip_hash(request)
@@ -205,7 +182,10 @@ class ComputeController(Controller):
         guards=[requires_session_token],
     )
     async def end_session(
-        self, request: Request[Any, Any, Any], edge: NamedDependency[EdgeContext], data: EndSessionRequest | None = None
+        self,
+        request: Request[Any, Any, Any],
+        edge: NamedDependency[EdgeContext],
+        data: JSONBody[EndSessionRequest | None] = None,
     ) -> EndSessionReply:
         reason = data.reason if data is not None else None
         reply: EndSessionReply = await edge.registry(

@@ -1,0 +1,109 @@
+"""What the edge decides about a node's connection, free of I/O: whether its hello is
+acceptable, which jobs it holds, how much work to ask for on its behalf, and when its bad frames
+are enough to hang up. The WebSocket handler (node_socket.py) and the HTTP job endpoints act on
+these decisions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from ccn_core.errors import BadInput, CcnError, UpgradeRequired
+from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION, Hello
+
+_VERSION = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})")
+
+
+def version_tuple(version: str) -> tuple[int, int, int] | None:
+    """`1.2.3`, `1.2.3rc1`, `1.2.3+local` → (1, 2, 3); None when it does not start like that."""
+    match = _VERSION.match(version)
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch)
+
+
+def hello_problem(hello: Hello, known_job_types: Collection[str]) -> CcnError | None:
+    """Why this hello is refused, or None. Checked before the token is: a node too old to
+    follow the protocol is told what to install whatever its credentials."""
+    if hello.protocol_version != PROTOCOL_VERSION:
+        return UpgradeRequired(
+            f"protocol version {hello.protocol_version} is not spoken here (this edge speaks "
+            f"{PROTOCOL_VERSION}); install ccn-node >= {MIN_NODE_VERSION}",
+            field="protocol_version",
+        )
+    version = version_tuple(hello.node_version)
+    if version is None:
+        return BadInput("node_version must look like 1.2.3", field="node_version")
+    minimum = version_tuple(MIN_NODE_VERSION)
+    assert minimum is not None
+    if version < minimum:
+        return UpgradeRequired(
+            f"node version {hello.node_version} is no longer supported; install ccn-node >= {MIN_NODE_VERSION}",
+            field="node_version",
+        )
+    unknown = sorted(set(hello.capabilities.job_types) - set(known_job_types))
+    if unknown:
+        return BadInput(
+            f"unknown job types {', '.join(unknown)}; this edge runs {', '.join(sorted(known_job_types))}",
+            field="capabilities.job_types",
+        )
+    if not hello.capabilities.job_types:
+        return BadInput("advertise at least one job type", field="capabilities.job_types")
+    if not 1 <= hello.capabilities.concurrency <= MAX_CONCURRENCY:
+        return BadInput(f"concurrency must be 1..{MAX_CONCURRENCY}", field="capabilities.concurrency")
+    return None
+
+
+MAX_CONCURRENCY = 256
+
+
+@dataclass
+class Holdings:
+    """The jobs a connection holds (job id → the job's correlation id) and the work its node
+    asked for. The scheduler is the truth about leases; this is what the edge checks frames
+    against, so a result for a job the node was never offered is refused without a round trip."""
+
+    concurrency: int
+    held: dict[str, str] = field(default_factory=dict)
+    wanted: int = 0
+
+    def ask(self, slots: int) -> None:
+        """The node has room for `slots` more: never more than its advertised concurrency."""
+        self.wanted = max(0, min(slots, self.room))
+
+    @property
+    def room(self) -> int:
+        return max(0, self.concurrency - len(self.held))
+
+    def to_claim(self) -> int:
+        return min(self.wanted, self.room)
+
+    def offered(self, job_id: str, correlation_id: str) -> None:
+        self.held[job_id] = correlation_id
+        self.wanted = max(0, self.wanted - 1)
+
+    def release(self, job_id: str) -> None:
+        self.held.pop(job_id, None)
+
+    def holding(self, job_ids: Iterable[str]) -> list[str]:
+        return [job_id for job_id in job_ids if job_id in self.held]
+
+
+@dataclass
+class BadFrameBudget:
+    """Bad frames are answered one by one; past `limit` in a row-window the sender is not a
+    confused node but a broken or hostile one, and the connection is closed."""
+
+    limit: int = 20
+    spent: int = 0
+
+    def spend(self) -> bool:
+        """Count one bad frame; True when the budget is exhausted."""
+        self.spent += 1
+        return self.spent > self.limit
+
+    def refund(self) -> None:
+        """A good frame halves what was spent: an occasional mistake never adds up to a close."""
+        self.spent //= 2

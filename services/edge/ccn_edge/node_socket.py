@@ -1,0 +1,326 @@
+"""WebSocket /ws: a node's live connection. Frames are the tagged union in ccn_proto.node_protocol.
+
+The first frame is a hello (session token, versions, capabilities), judged here and by the
+registry; then the node says how much work it has room for (ready), and the edge claims jobs
+for it from the scheduler and offers them; results, failures and heartbeats become scheduler
+commands carrying each job's own correlation id. A bad frame gets a typed error frame and
+changes nothing; a flood of them closes the connection with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, NoReturn
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+
+from ccn_core.commands import validation_error
+from ccn_core.errors import BadInput, CcnError, Conflict, Forbidden, PayloadTooLarge, Unauthorized, Unavailable
+from ccn_core.logging import correlation, get_logger
+from ccn_edge.context import EdgeContext
+from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem
+from ccn_jobs.registry import JOB_TYPES
+from ccn_proto import node_protocol as frames
+from ccn_proto import scheduler
+from ccn_proto.registry import Heartbeat, HeartbeatReply
+from ccn_web.http import correlation_id
+
+log = get_logger("ccn.edge.ws")
+
+HELLO_TIMEOUT_S = 10.0
+HEARTBEAT_INTERVAL_S = 10.0
+# a node that says nothing for this long (no frame, no heartbeat) is gone
+IDLE_TIMEOUT_S = 4 * HEARTBEAT_INTERVAL_S
+CLAIM_WAIT_S = 10.0
+CLAIM_MARGIN_S = 5.0  # the scheduler holds a claim up to CLAIM_WAIT_S, then answers
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
+
+_decode_frame = msgspec.json.Decoder(frames.NodeFrame).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class _Closed(Exception):
+    """The connection is over: the node left, or the edge hung up on it."""
+
+
+class NodeLink:
+    """One connection's life. Two tasks share it: the reader answers the node's frames, the
+    claimer fetches work while the node has room; sends are serialised by a lock."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], edge: EdgeContext, max_frame_bytes: int) -> None:
+        self._socket = socket
+        self._edge = edge
+        self._max_frame_bytes = max_frame_bytes
+        self._send_lock = asyncio.Lock()
+        self._budget = BadFrameBudget()
+        self._connection_id = correlation_id(socket.scope)
+        self._wake_claimer = asyncio.Event()
+        self.node_id = ""
+        self._session_token = ""
+        self._job_types: list[str] = []
+        self._holdings = Holdings(concurrency=1)
+
+    async def run(self) -> None:
+        await self._socket.accept()
+        with correlation(self._connection_id):
+            try:
+                await self._greet()
+            except _Closed:
+                return
+            with correlation(self._connection_id, node_id=self.node_id):
+                log.info("node connected", job_types=self._job_types, concurrency=self._holdings.concurrency)
+                claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{self.node_id}")
+                try:
+                    await self._read_loop()
+                except _Closed:
+                    pass
+                finally:
+                    claimer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, _Closed):
+                        await claimer
+                    log.info("node disconnected", holding=len(self._holdings.held))
+
+    # -- frames in ---------------------------------------------------------------------------
+
+    async def _receive(self, timeout: float) -> frames.NodeFrame | None:  # noqa: ASYNC109 - an idle limit
+        """The next frame, or None after answering a bad one."""
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self._socket.receive()
+        except TimeoutError:
+            await self._hang_up(WS_POLICY_VIOLATION, "no frame within the idle timeout")
+        if event["type"] == "websocket.disconnect":
+            raise _Closed
+        raw: str | bytes = event.get("text") or event.get("bytes") or b""  # type: ignore[assignment]
+        if len(raw) > self._max_frame_bytes:
+            await self._refuse(PayloadTooLarge(f"frames are limited to {self._max_frame_bytes} bytes"))
+            return None
+        try:
+            frame: frames.NodeFrame = _decode_frame(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            await self._refuse(validation_error(exc))
+            return None
+        self._budget.refund()
+        return frame
+
+    async def _greet(self) -> None:
+        frame = await self._receive(HELLO_TIMEOUT_S)
+        if not isinstance(frame, frames.Hello):
+            await self._hang_up(WS_POLICY_VIOLATION, "the first frame must be a hello")
+        problem = hello_problem(frame, JOB_TYPES.keys())
+        if problem is not None:
+            await self._send_error(problem)
+            await self._hang_up(WS_POLICY_VIOLATION, problem.message)
+        await self._authenticate(frame)
+
+    async def _authenticate(self, frame: frames.Hello) -> None:
+        try:
+            identity = await self._edge.commands.call(
+                "registry",
+                "heartbeat",
+                Heartbeat(session_token=frame.session_token),
+                HeartbeatReply,
+                correlation_id=self._connection_id,
+            )
+        except (Unauthorized, Forbidden, BadInput) as exc:
+            await self._send_error(exc)
+            await self._hang_up(WS_POLICY_VIOLATION, exc.message)
+        except Unavailable as exc:
+            await self._send_error(exc)
+            await self._hang_up(WS_TRY_AGAIN_LATER, exc.message)
+        self.node_id = identity.node_public_id
+        self._session_token = frame.session_token
+        self._job_types = sorted(set(frame.capabilities.job_types))
+        self._holdings = Holdings(concurrency=frame.capabilities.concurrency)
+        await self._send(
+            frames.Welcome(
+                node_public_id=identity.node_public_id,
+                session_id=identity.session_id,
+                server_time=identity.server_time,
+                heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
+            )
+        )
+
+    async def _read_loop(self) -> None:
+        while True:
+            frame = await self._receive(IDLE_TIMEOUT_S)
+            match frame:
+                case None:
+                    continue
+                case frames.Ready(slots=slots):
+                    self._holdings.ask(slots)
+                    self._wake_claimer.set()
+                case frames.JobResult() as result:
+                    await self._on_result(result)
+                case frames.JobFail() as failed:
+                    await self._on_fail(failed)
+                case frames.Heartbeat(job_ids=job_ids):
+                    await self._on_heartbeat(job_ids)
+                case frames.Bye():
+                    await self._hang_up(1000, "bye")
+                case frames.Hello():
+                    await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
+
+    async def _on_result(self, frame: frames.JobResult) -> None:
+        job_correlation = self._holdings.held.get(frame.job_id)
+        if job_correlation is None:
+            await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
+            return
+        command = scheduler.SubmitResult(
+            node_id=self.node_id, job_id=frame.job_id, result=frame.result, checksum=frame.checksum
+        )
+        await self._job_command(frame.job_id, job_correlation, "submit_result", command, scheduler.SubmitResultReply)
+
+    async def _on_fail(self, frame: frames.JobFail) -> None:
+        job_correlation = self._holdings.held.get(frame.job_id)
+        if job_correlation is None:
+            await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
+            return
+        command = scheduler.FailJob(node_id=self.node_id, job_id=frame.job_id, reason=frame.reason)
+        await self._job_command(frame.job_id, job_correlation, "fail_job", command, scheduler.FailJobReply)
+
+    async def _job_command(
+        self,
+        job_id: str,
+        job_correlation: str,
+        name: str,
+        command: msgspec.Struct,
+        reply_type: type[scheduler.SubmitResultReply] | type[scheduler.FailJobReply],
+    ) -> None:
+        try:
+            reply = await self._edge.scheduler(name, command, reply_type, correlation_id=job_correlation)
+        except CcnError as exc:
+            if isinstance(exc, Conflict | Forbidden):
+                self._holdings.release(job_id)  # the job is no longer this node's
+            await self._send_error(exc, job_id=job_id)
+            return
+        self._holdings.release(job_id)
+        self._wake_claimer.set()
+        await self._send(frames.Ack(job_id=job_id, status=reply.status))
+
+    async def _on_heartbeat(self, job_ids: list[str]) -> None:
+        try:
+            await self._edge.commands.call(
+                "registry",
+                "heartbeat",
+                Heartbeat(session_token=self._session_token),
+                HeartbeatReply,
+                correlation_id=self._connection_id,
+            )
+        except (Unauthorized, Forbidden) as exc:
+            await self._send_error(exc)
+            await self._hang_up(WS_POLICY_VIOLATION, exc.message)
+        except Unavailable as exc:
+            await self._send_error(exc)
+            return
+        # one renewal per job thread: each lease_renewed event carries its own job's correlation id
+        threads: dict[str, list[str]] = {}
+        for job_id in self._holdings.holding(job_ids):
+            threads.setdefault(self._holdings.held[job_id], []).append(job_id)
+        replies = await asyncio.gather(
+            *(
+                self._edge.scheduler(
+                    "renew_leases",
+                    scheduler.RenewLeases(node_id=self.node_id, job_ids=held),
+                    scheduler.RenewLeasesReply,
+                    correlation_id=thread,
+                )
+                for thread, held in threads.items()
+            ),
+            return_exceptions=True,
+        )
+        for reply in replies:
+            if isinstance(reply, CcnError):
+                await self._send_error(reply)
+            elif isinstance(reply, BaseException):
+                raise reply
+            else:
+                for lost in reply.lost:
+                    self._holdings.release(lost.job_id)
+                    message = f"stop job {lost.job_id}: {lost.message}"
+                    await self._send(frames.Error(code=lost.code, message=message, job_id=lost.job_id))
+                    self._wake_claimer.set()
+
+    # -- work out ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await self._wake_claimer.wait()
+            self._wake_claimer.clear()
+            while (slots := self._holdings.to_claim()) > 0:
+                try:
+                    reply = await self._edge.scheduler(
+                        "claim_jobs",
+                        scheduler.ClaimJobs(
+                            node_id=self.node_id,
+                            job_types=self._job_types,
+                            concurrency=self._holdings.concurrency,
+                            slots=slots,
+                            wait_s=CLAIM_WAIT_S,
+                        ),
+                        scheduler.ClaimJobsReply,
+                        correlation_id=self._connection_id,
+                        timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S,
+                    )
+                except CcnError as exc:
+                    await self._send_error(exc)
+                    await asyncio.sleep(exc.retry_after or 1.0)
+                    continue
+                for offer in reply.offers:
+                    self._holdings.offered(offer.job_id, offer.correlation_id)
+                    await self._send(
+                        frames.JobOffer(
+                            job_id=offer.job_id,
+                            job_type=offer.job_type,
+                            payload=offer.payload,
+                            lease_until=offer.lease_until,
+                            attempt=offer.attempt,
+                            correlation_id=offer.correlation_id,
+                        )
+                    )
+
+    # -- frames out --------------------------------------------------------------------------
+
+    async def _send(self, frame: msgspec.Struct) -> None:
+        try:
+            async with self._send_lock:
+                await self._socket.send_data(_encode(frame).decode())
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise _Closed from exc
+
+    async def _send_error(self, exc: CcnError, *, job_id: str | None = None) -> None:
+        await self._send(
+            frames.Error(
+                code=exc.code, message=exc.message, job_id=job_id, field=exc.field, retry_after=exc.retry_after
+            )
+        )
+
+    async def _refuse(self, exc: CcnError, *, job_id: str | None = None) -> None:
+        """Answer a bad frame; hang up when there have been too many."""
+        log.info("bad frame", code=exc.code, reason=exc.message, field=exc.field)
+        await self._send_error(exc, job_id=job_id)
+        if self._budget.spend():
+            await self._hang_up(WS_POLICY_VIOLATION, "too many bad frames")
+
+    async def _hang_up(self, code: int, reason: str) -> NoReturn:
+        with contextlib.suppress(_Closed):
+            if code != 1000:
+                await self._send(frames.Bye(reason=reason))
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self._socket.close(code=code, reason=reason[:120])
+        if code != 1000:
+            log.info("closed the connection", code=code, reason=reason)
+        raise _Closed
+
+
+def node_socket_handler(max_frame_bytes: int) -> Any:
+    @websocket("/ws", name="node-socket")
+    async def node_socket(socket: WebSocket[Any, Any, Any], edge: NamedDependency[EdgeContext]) -> None:
+        await NodeLink(socket, edge, max_frame_bytes).run()
+
+    return node_socket

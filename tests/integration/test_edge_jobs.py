@@ -1,0 +1,236 @@
+"""A node's work over the edge's WebSocket, against the real registry and scheduler on real NATS
+and Postgres: hello → ready → offer → result → ack, and every bad frame answered with a typed
+error that leaves the connection and all state sound."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from ccn_core.commands import CommandClient
+from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.domain.job import result_checksum
+from ccn_core.service import open_runtime
+from ccn_core.settings import Settings
+from ccn_edge.app import start_edge
+from ccn_jobs.demo_corpus import grant_pages
+from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
+from ccn_proto.scheduler import CreateJob, CreateJobReply, GetJob, JobView
+from ccn_registry.app import start_registry
+from ccn_scheduler.app import start_scheduler
+from tests.conftest import make_settings
+from tests.integration.test_scheduler import FAST, answering
+
+
+@dataclass(frozen=True)
+class Edge:
+    url: str
+    settings: Settings
+    scheduler: CommandClient
+
+
+@pytest.fixture
+async def edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edge]:
+    settings = msgspec.structs.replace(make_settings(isolated_nats, fresh_database, tmp_path), max_frame_bytes=64_000)
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(open_runtime("registry", settings))
+        await start_registry(registry, health=False)
+        scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
+        await start_scheduler(scheduler, health=False, options=FAST)
+        edge_runtime = await stack.enter_async_context(open_runtime("edge", settings))
+        start_edge(edge_runtime)
+        await answering(settings.effective_nats_url)
+        url = f"http://127.0.0.1:{settings.edge_port}"
+        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+        yield Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc, timeout=10))
+
+
+async def registered_node(http: aiohttp.ClientSession, edge: Edge) -> dict[str, Any]:
+    async with http.post(
+        f"{edge.url}/compute/register-node",
+        json={"consent_flag": True, "user_agent": "test-node/0.1"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    ) as response:
+        assert response.status == 201
+        node: dict[str, Any] = await response.json()
+    version = current_consent_version()
+    async with http.post(
+        f"{edge.url}/compute/consent",
+        json={"consent_version": version, "consent_hash": consent_catalogue()[version]},
+        headers={"Authorization": f"Bearer {node['api_token']}"},
+    ) as response:
+        assert response.status == 200
+    return node
+
+
+def hello(node: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "session_token": node["session_token"],
+        "node_version": MIN_NODE_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "capabilities": {"job_types": ["extract_text"], "concurrency": 2},
+        **overrides,
+    }
+
+
+async def next_frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 15) -> dict[str, Any]:
+    message = await ws.receive(timeout=timeout)
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    frame: dict[str, Any] = json.loads(message.data)
+    return frame
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    http: aiohttp.ClientSession, edge: Edge, node: dict[str, Any]
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    async with http.ws_connect(f"{edge.url.replace('http', 'ws')}/ws", max_msg_size=0) as ws:
+        await ws.send_json(hello(node))
+        welcome = await next_frame(ws)
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["node_public_id"] == node["node_public_id"]
+        yield ws
+
+
+async def create_job(edge: Edge, index: int = 0) -> CreateJobReply:
+    page = grant_pages(index + 1)[index]
+    return await edge.scheduler.call(
+        "scheduler",
+        "create_job",
+        CreateJob(job_type="extract_text", payload={"html": page.html, "url": page.url}, lease_s=30),
+        CreateJobReply,
+        correlation_id=f"test-job-{index}",
+    )
+
+
+async def test_a_job_goes_out_over_the_socket_and_its_result_comes_back(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        created = await create_job(edge)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws)
+            assert offer["type"] == "job_offer", offer
+            assert offer["job_id"] == created.job_id
+            assert offer["correlation_id"] == "test-job-0"
+            await ws.send_json({"type": "heartbeat", "job_ids": [offer["job_id"]]})
+            result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+            await ws.send_json(
+                {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
+            )
+            ack = await next_frame(ws)
+            assert ack == {"type": "ack", "job_id": created.job_id, "status": "completed"}
+            await ws.send_json({"type": "bye"})
+        view = await edge.scheduler.call(
+            "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
+        )
+        assert view.status == "completed"
+        assert view.result == result
+        assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "field"),
+    [
+        (b'{"type": "ready", "slots": ', "bad_input", None),
+        (b'{"type": "teleport"}', "bad_input", "type"),
+        (b'{"type": "ready", "slots": "many"}', "bad_input", "slots"),
+        (b'{"type": "result", "job_id": "nope", "result": {}, "checksum": "00"}', "conflict", None),
+        (b'{"type": "fail", "job_id": "nope", "reason": "x"}', "conflict", None),
+        (b'{"type": "heartbeat", "job_ids": ["' + b"x" * 70_000 + b'"]}', "payload_too_large", None),
+    ],
+    ids=["malformed", "unknown-type", "wrong-type", "result-not-held", "fail-not-held", "oversized"],
+)
+async def test_a_bad_frame_gets_a_typed_error_and_the_connection_carries_on(
+    edge: Edge, frame: bytes, code: str, field: str | None
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        async with connected(http, edge, node) as ws:
+            await ws.send_bytes(frame)
+            error = await next_frame(ws)
+            assert error["type"] == "error", error
+            assert error["code"] == code, error
+            if field is not None:
+                assert error["field"] == field, error
+            # still sound: work flows on the same connection
+            created = await create_job(edge)
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws)
+            assert offer["job_id"] == created.job_id, offer
+
+
+async def test_a_result_with_a_wrong_checksum_is_refused_and_the_job_stays_held(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        await create_job(edge)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws)
+            result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+            await ws.send_json({"type": "result", "job_id": offer["job_id"], "result": result, "checksum": "0" * 64})
+            error = await next_frame(ws)
+            assert (error["type"], error["job_id"]) == ("error", offer["job_id"]), error
+            await ws.send_json(
+                {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
+            )
+            assert (await next_frame(ws))["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"node_version": "0.0.1"}, "upgrade_required"),
+        ({"protocol_version": PROTOCOL_VERSION + 1}, "upgrade_required"),
+        ({"capabilities": {"job_types": ["mine_bitcoin"], "concurrency": 1}}, "bad_input"),
+        ({"session_token": "ccs_garbage"}, "unauthorized"),
+    ],
+    ids=["old-node", "future-protocol", "unknown-job-type", "bad-token"],
+)
+async def test_a_refused_hello_says_why_and_closes(edge: Edge, overrides: dict[str, Any], code: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        async with http.ws_connect(f"{edge.url.replace('http', 'ws')}/ws") as ws:
+            await ws.send_json(hello(node, **overrides))
+            error = await next_frame(ws)
+            assert (error["type"], error["code"]) == ("error", code), error
+            if code == "upgrade_required":
+                assert MIN_NODE_VERSION in error["message"]
+            assert (await next_frame(ws))["type"] == "bye"
+            closing = await ws.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+async def test_a_flood_of_bad_frames_closes_the_connection_with_a_reason(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        async with connected(http, edge, node) as ws:
+            for _ in range(40):
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.send_str("not json")
+            frames = []
+            while True:
+                message = await ws.receive(timeout=10)
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                frames.append(json.loads(message.data))
+            assert frames[-1] == {"type": "bye", "reason": "too many bad frames"}
+            assert ws.close_code == 1008
