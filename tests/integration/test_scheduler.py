@@ -21,8 +21,10 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from ccn_core import ids
+from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient
-from ccn_core.domain.job import JobState, result_checksum
+from ccn_core.domain.job import CreateJob as CreateJobCommand
+from ccn_core.domain.job import JobDecider, JobState, result_checksum
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
 from ccn_core.eventstore import EventStore
 from ccn_core.projection import ProjectionRunner, rebuild
@@ -30,7 +32,7 @@ from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS, READY
-from ccn_proto.envelope import Envelope
+from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCreated, JobEvent
 from ccn_proto.registry import (
     EndSession,
@@ -65,6 +67,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
 from ccn_scheduler.handlers import SchedulerHandlers
 from ccn_scheduler.holdings import RESERVATION_GRACE, Ledger, still_held
+from ccn_scheduler.job_service import JobRepository
 from ccn_scheduler.read_model import JobReadModel
 from tests.conftest import make_settings
 
@@ -236,7 +239,7 @@ async def test_bad_payloads_and_unknown_types_write_nothing(own_settings: Settin
 async def test_a_requeued_batch_creates_no_duplicates(own_settings: Settings) -> None:
     items = [BatchJob(job_type="echo", payload={"text": f"record {i}"}, item_key=f"rec-{i}") for i in range(40)]
     batch = CreateBatch(batch_id="irs990-2026-11", dataset_source="irs990", dataset_version="2026.11", jobs=items)
-    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
         first = await api.call(batch, CreateBatchReply)
         assert (first.created, first.existing) == (40, 0)
         # the batch failed half-way from the caller's view: it is sent again, twice at once
@@ -269,6 +272,18 @@ async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concu
         )
         await api.call(batch, CreateBatchReply)
 
+        # first, one node's claims reach all replicas at once: its concurrency holds
+        for racer_concurrency in (1, 3):
+            racer = f"racer-{racer_concurrency}"
+            replies = await asyncio.gather(
+                *(api.claim(racer, concurrency=racer_concurrency, slots=3, wait_s=0.5) for _ in range(8))
+            )
+            assert sum(len(r.offers) for r in replies) == racer_concurrency
+            assert max(r.held for r in replies) == racer_concurrency
+            for offer in (o for r in replies for o in r.offers):
+                await api.submit(racer, offer.job_id, {"echo": offer.job_id})
+                completed.append(offer.job_id)
+
         async def work(node: str, offer_job: str) -> None:
             await asyncio.sleep(random.uniform(0, 0.01))
             reply = await api.submit(node, offer_job, {"echo": offer_job})
@@ -300,6 +315,26 @@ async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concu
         assert by_type == Counter({"job.created": jobs, "job.claimed": jobs, "job.completed": jobs})
         replicas = {e.data.replica for e in events if e.type == "job.claimed"}  # type: ignore[union-attr]
         assert len(replicas) >= 2, f"claims were not shared across replicas: {replicas}"
+
+
+async def test_a_job_whose_ready_entry_was_never_put_is_fed_from_its_event(own_settings: Settings) -> None:
+    """A crash between the append of job.created and the put of its entry loses nothing: the
+    ready feed puts the entry from the event."""
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        store = EventStore(api.nc)
+        await store.start()
+        try:
+            repository: JobRepository = AggregateRepository(store, JobDecider(), JobEvent, stream=JOBS.name)
+            job_id = str(ids.uuid7())
+            created = JobCreated(job_type="echo", payload={"text": "orphan"})
+            meta = EventMeta(correlation_id="corr-orphan", actor=Actor(kind="service", id="crashed-scheduler"))
+            await repository.execute(job_id, CreateJobCommand(created=created), meta)
+        finally:
+            await store.close()
+        offers = (await api.claim("n1", wait_s=5)).offers
+        assert [(o.job_id, o.payload, o.correlation_id) for o in offers] == [
+            (job_id, {"text": "orphan"}, "corr-orphan")
+        ]
 
 
 async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings: Settings) -> None:
@@ -533,7 +568,7 @@ async def test_expiry_and_retries_survive_a_restart_of_every_scheduler(own_setti
             failed = await api.call(FailJob(node_id="n1", job_id=failing.job_id, reason="oom"), FailJobReply)
             assert failed.status == "retry_wait"
         # every scheduler is down while the lease runs out and the retry time passes
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         async with schedulers(own_settings, 1):
             taken: set[str] = set()
 
