@@ -3,6 +3,8 @@ unknown field is an error, so a typo in a client is caught instead of silently i
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import msgspec
 
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
@@ -25,7 +27,10 @@ class OptOutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class TelemetryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A heartbeat; metric samples join it with the governance work."""
+    """A heartbeat; it renews the leases of `job_ids` (jobs taken over HTTP). Metric samples
+    join it with the governance work."""
+
+    job_ids: Annotated[list[ShortText], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
 
 class StartSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -33,4 +38,61 @@ class StartSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
 
 
 class EndSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Text | None = None
+
+
+class JobResultRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST /compute/job/result: send the offer's correlation_id as X-Correlation-ID."""
+
+    job_id: ShortText
+    result: dict[str, Any]
+    checksum: Sha256Hex
+
+
+class JobFailRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    job_id: ShortText
+    reason: Text
+
+
+class SubmitJobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST /jobs. A retry with the same Idempotency-Key returns the first job."""
+
+    job_type: ShortText
+    payload: dict[str, Any]
+    priority: Annotated[int, msgspec.Meta(ge=-100, le=100)] = 0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
+    lease_s: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 60.0
+    batch_id: ShortText | None = None
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+
+
+class BatchLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One line of a POST /jobs/batch body (JSON lines). `item_key` names the item in its batch
+    (a record id); the line number when absent, so resending the same file creates nothing new."""
+
+    job_type: ShortText
+    payload: dict[str, Any]
+    item_key: ShortText | None = None
+    priority: Annotated[int, msgspec.Meta(ge=-100, le=100)] = 0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
+    lease_s: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 60.0
+
+
+class BatchSubmitted(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    jobs: int
+    created: int
+    existing: int
+    job_ids: list[str]
+
+
+class JobResultView(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: str
+    result: dict[str, Any]
+    result_checksum: str
+
+
+class CancelJobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text | None = None

@@ -49,6 +49,13 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         compute_api.TelemetryRequest,
         compute_api.StartSessionRequest,
         compute_api.EndSessionRequest,
+        compute_api.JobResultRequest,
+        compute_api.JobFailRequest,
+        compute_api.SubmitJobRequest,
+        compute_api.BatchLine,
+        compute_api.BatchSubmitted,
+        compute_api.JobResultView,
+        compute_api.CancelJobRequest,
     ),
 }
 

@@ -234,3 +234,76 @@ async def test_a_flood_of_bad_frames_closes_the_connection_with_a_reason(edge: E
                 frames.append(json.loads(message.data))
             assert frames[-1] == {"type": "bye", "reason": "too many bad frames"}
             assert ws.close_code == 1008
+
+
+async def admin_call(http: aiohttp.ClientSession, edge: Edge, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {edge.settings.admin_token}", **kwargs.pop("headers", {})}
+    async with http.request(method, f"{edge.url}{path}", headers=headers, **kwargs) as response:
+        text = await response.text()
+        return response.status, (json.loads(text) if text else None)
+
+
+async def test_operators_submit_follow_and_cancel_jobs_over_http(edge: Edge) -> None:
+    page = grant_pages(1)[0]
+    body = {"job_type": "extract_text", "payload": {"html": page.html}}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    async with aiohttp.ClientSession() as http:
+        status, first = await admin_call(http, edge, "POST", "/jobs", json=body, headers=key)
+        assert status == 201, first
+        status, again = await admin_call(http, edge, "POST", "/jobs", json=body, headers=key)
+        assert (status, again["job_id"], again["created"]) == (200, first["job_id"], False)
+        status, other = await admin_call(http, edge, "POST", "/jobs", json={**body, "priority": 5}, headers=key)
+        assert status == 409, other
+        status, view = await admin_call(http, edge, "GET", f"/jobs/{first['job_id']}")
+        assert (status, view["status"]) == (200, "queued"), view
+        status, none_yet = await admin_call(http, edge, "GET", f"/jobs/{first['job_id']}/result")
+        assert status == 409, none_yet
+        status, cancelled = await admin_call(http, edge, "POST", f"/jobs/{first['job_id']}/cancel", json={})
+        assert (status, cancelled["status"]) == (200, "cancelled"), cancelled
+        status, refused = await admin_call(
+            http, edge, "GET", f"/jobs/{first['job_id']}", headers={"Authorization": "x"}
+        )
+        assert status == 401, refused
+
+
+async def test_a_batch_resent_after_a_failure_creates_nothing_twice(edge: Edge) -> None:
+    lines = b"\n".join(
+        json.dumps({"job_type": "extract_text", "payload": {"html": page.html, "url": page.url}}).encode()
+        for page in grant_pages(7)
+    )
+    async with aiohttp.ClientSession() as http:
+        path = "/jobs/batch?batch_id=b-1&dataset_source=demo&dataset_version=v1&chunk_size=3"
+        status, first = await admin_call(http, edge, "POST", path, data=lines)
+        assert (status, first["jobs"], first["created"]) == (201, 7, 7), first
+        status, again = await admin_call(http, edge, "POST", path, data=lines)
+        assert (status, again["created"], again["existing"]) == (200, 0, 7), again
+        assert again["job_ids"] == first["job_ids"]
+        status, view = await admin_call(http, edge, "GET", f"/jobs/{first['job_ids'][4]}")
+        assert (view["batch_id"], view["dataset_source"], view["dataset_version"]) == ("b-1", "demo", "v1")
+        bad = lines + b'\n{"job_type": "extract_text", "payload": "not an object"}'
+        status, error = await admin_call(http, edge, "POST", "/jobs/batch?batch_id=b-2", data=bad)
+        assert (status, error["field"]) == (400, "line 8: payload"), error
+
+
+async def test_a_simple_client_takes_renews_and_completes_a_job_over_http(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        auth = {"Authorization": f"Bearer {node['session_token']}"}
+        async with http.get(f"{edge.url}/compute/job?job_types=extract_text&wait_s=0", headers=auth) as response:
+            assert response.status == 204
+        created = await create_job(edge, 2)
+        async with http.get(f"{edge.url}/compute/job?job_types=extract_text&wait_s=5", headers=auth) as response:
+            assert response.status == 200
+            offer = await response.json()
+        assert offer["job_id"] == created.job_id
+        async with http.post(f"{edge.url}/compute/telemetry", json={"job_ids": [created.job_id]}, headers=auth) as r:
+            assert (r.status, (await r.json())["lost"]) == (200, [])
+        result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+        body = {"job_id": created.job_id, "result": result, "checksum": result_checksum(result)}
+        thread = {**auth, "X-Correlation-ID": offer["correlation_id"]}
+        async with http.post(f"{edge.url}/compute/job/result", json=body, headers=thread) as response:
+            assert (response.status, (await response.json())["status"]) == (200, "completed")
+        async with http.post(
+            f"{edge.url}/compute/job/fail", json={"job_id": created.job_id, "reason": "late"}, headers=auth
+        ) as response:
+            assert response.status == 409

@@ -10,6 +10,7 @@ from ccn_core.commands import CommandClient
 from ccn_core.service import Runtime
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.context import EdgeContext
+from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_web.http import Readiness, create_http_app
 from ccn_web.serve import serve_http
@@ -18,20 +19,23 @@ SECURITY_SCHEMES = {
     "NodeApiToken": SecurityScheme(
         type="http", scheme="bearer", description="The node's API token (cca_…), returned once at registration."
     ),
+    "AdminToken": SecurityScheme(type="http", scheme="bearer", description="CCN_ADMIN_TOKEN"),
     "NodeSessionToken": SecurityScheme(
         type="http", scheme="bearer", description="A session token (ccs_…), from registration or POST /compute/session."
     ),
 }
 
 
-def create_app(*, context: EdgeContext, ready: Readiness, max_body_bytes: int, max_frame_bytes: int) -> Litestar:
+def create_app(
+    *, context: EdgeContext, ready: Readiness, max_body_bytes: int, max_frame_bytes: int, admin_token: str
+) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
 
     return create_http_app(
         service="edge",
         title="Community Compute edge",
-        route_handlers=[ComputeController, node_socket_handler(max_frame_bytes)],
+        route_handlers=[ComputeController, node_socket_handler(max_frame_bytes), jobs_router(admin_token)],
         ready=ready,
         max_body_bytes=max_body_bytes,
         security_schemes=SECURITY_SCHEMES,
@@ -48,6 +52,7 @@ def start_edge(runtime: Runtime) -> None:
         ready=runtime.ready,
         max_body_bytes=settings.max_body_bytes,
         max_frame_bytes=settings.max_frame_bytes,
+        admin_token=settings.admin_token,
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes

@@ -7,13 +7,15 @@ correlation id. The registry's typed error comes back as the matching HTTP statu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, post
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from ccn_core.errors import Unauthorized
 from ccn_core.tokens import parse_api_token, parse_session_token
@@ -21,6 +23,8 @@ from ccn_edge.context import EdgeContext
 from ccn_proto.compute_api import (
     ConsentRequest,
     EndSessionRequest,
+    JobFailRequest,
+    JobResultRequest,
     OptOutRequest,
     RegisterNodeRequest,
     StartSessionRequest,
@@ -40,6 +44,19 @@ from ccn_proto.registry import (
     StartSession,
     StartSessionReply,
 )
+from ccn_proto.scheduler import (
+    ClaimJobs,
+    ClaimJobsReply,
+    FailJob,
+    FailJobReply,
+    JobOffer,
+    LostLease,
+    RenewLeases,
+    RenewLeasesReply,
+    SubmitResult,
+    SubmitResultReply,
+)
+from ccn_web.http import correlation_id
 
 MAX_TOKEN_LENGTH = 512
 _API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
@@ -66,6 +83,21 @@ def requires_api_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
 
 def requires_session_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     parse_session_token(bearer_token(connection))
+
+
+MAX_POLL_WAIT_S = 30.0
+
+
+class TelemetryReply(msgspec.Struct, frozen=True, kw_only=True):
+    node_public_id: str
+    session_id: str
+    server_time: datetime
+    lost: list[LostLease]
+
+
+async def _session(request: Request[Any, Any, Any], edge: EdgeContext) -> HeartbeatReply:
+    """The node behind the session token (the registry judges it; the session's last_seen moves)."""
+    return await edge.registry(request, "heartbeat", Heartbeat(session_token=bearer_token(request)), HeartbeatReply)
 
 
 class ComputeController(Controller):
@@ -143,18 +175,95 @@ class ComputeController(Controller):
     @post(
         "/telemetry",
         summary="Heartbeat",
-        description="Keeps the session alive (its last_seen advances). Takes the session token.",
+        description="Keeps the session alive (its last_seen advances) and renews the leases of `job_ids`, "
+        "jobs taken with GET /compute/job. Takes the session token. A lease this node no longer holds is "
+        "listed in `lost`: stop working on that job.",
         status_code=200,
         security=_SESSION_TOKEN,
         guards=[requires_session_token],
     )
     async def telemetry(
         self, request: Request[Any, Any, Any], data: JSONBody[TelemetryRequest], edge: NamedDependency[EdgeContext]
-    ) -> HeartbeatReply:
-        reply: HeartbeatReply = await edge.registry(
-            request, "heartbeat", Heartbeat(session_token=bearer_token(request)), HeartbeatReply
+    ) -> TelemetryReply:
+        beat = await _session(request, edge)
+        lost: list[LostLease] = []
+        if data.job_ids:
+            renewed = await edge.scheduler(
+                "renew_leases",
+                RenewLeases(node_id=beat.node_public_id, job_ids=data.job_ids),
+                RenewLeasesReply,
+                correlation_id=correlation_id(request.scope),
+            )
+            lost = renewed.lost
+        return TelemetryReply(
+            node_public_id=beat.node_public_id, session_id=beat.session_id, server_time=beat.server_time, lost=lost
         )
-        return reply
+
+    @get(
+        "/job",
+        summary="Take a job (long poll)",
+        description="Waits up to `wait_s` for a job of one of `job_types`; 204 when none came. The offer's "
+        "lease ends at `lease_until`: renew it with POST /compute/telemetry naming the job, and send the "
+        "offer's `correlation_id` as X-Correlation-ID with its result or failure.",
+        security=_SESSION_TOKEN,
+        guards=[requires_session_token],
+    )
+    async def take_job(
+        self,
+        request: Request[Any, Any, Any],
+        edge: NamedDependency[EdgeContext],
+        job_types: Annotated[list[str], QueryParameter(min_items=1, max_items=32)],
+        wait_s: Annotated[float, QueryParameter(ge=0, le=MAX_POLL_WAIT_S)] = 20.0,
+        concurrency: Annotated[int, QueryParameter(ge=1, le=256)] = 1,
+    ) -> Response[JobOffer | None]:
+        beat = await _session(request, edge)
+        claimed = await edge.scheduler(
+            "claim_jobs",
+            ClaimJobs(
+                node_id=beat.node_public_id, job_types=job_types, concurrency=concurrency, slots=1, wait_s=wait_s
+            ),
+            ClaimJobsReply,
+            correlation_id=correlation_id(request.scope),
+            timeout=wait_s + 5,
+        )
+        if not claimed.offers:
+            return Response(None, status_code=204)
+        return Response(claimed.offers[0], status_code=200)
+
+    @post(
+        "/job/result",
+        summary="Submit a job's result",
+        description="Only the lease holder may; `checksum` is the SHA-256 of the result's canonical JSON "
+        "(sorted keys, no whitespace). A second submission of the same result is acknowledged, not re-applied.",
+        status_code=200,
+        security=_SESSION_TOKEN,
+        guards=[requires_session_token],
+    )
+    async def job_result(
+        self, request: Request[Any, Any, Any], data: JSONBody[JobResultRequest], edge: NamedDependency[EdgeContext]
+    ) -> SubmitResultReply:
+        beat = await _session(request, edge)
+        command = SubmitResult(
+            node_id=beat.node_public_id, job_id=data.job_id, result=data.result, checksum=data.checksum
+        )
+        return await edge.scheduler(
+            "submit_result", command, SubmitResultReply, correlation_id=correlation_id(request.scope)
+        )
+
+    @post(
+        "/job/fail",
+        summary="Report a job failed",
+        description="The job is retried after a backoff, or dead when it has no attempts left.",
+        status_code=200,
+        security=_SESSION_TOKEN,
+        guards=[requires_session_token],
+    )
+    async def job_fail(
+        self, request: Request[Any, Any, Any], data: JSONBody[JobFailRequest], edge: NamedDependency[EdgeContext]
+    ) -> FailJobReply:
+        beat = await _session(request, edge)
+        command = FailJob(node_id=beat.node_public_id, job_id=data.job_id, reason=data.reason)
+        return await edge.scheduler("fail_job", command, FailJobReply, correlation_id=correlation_id(request.scope))
 
     @post(
         "/session",

@@ -1,0 +1,182 @@
+"""Operators' job API: submit one job or a batch, follow a job, fetch its result, cancel it.
+Every route needs the admin token; each request becomes scheduler commands carrying the
+request's correlation id, which becomes the job's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+
+from ccn_core.commands import offending_field
+from ccn_core.errors import BadInput, Conflict
+from ccn_edge.context import EdgeContext
+from ccn_proto.compute_api import BatchLine, BatchSubmitted, CancelJobRequest, JobResultView, SubmitJobRequest
+from ccn_proto.scheduler import (
+    MAX_BATCH_JOBS,
+    BatchJob,
+    CancelJob,
+    CancelJobReply,
+    CreateBatch,
+    CreateBatchReply,
+    CreateJob,
+    CreateJobReply,
+    GetJob,
+    JobView,
+)
+from ccn_web.auth import ADMIN_SECURITY, admin_guard
+from ccn_web.http import correlation_id
+
+MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
+MAX_BATCH_LINES = 100_000
+JobIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job's id.")]
+_decode_line = msgspec.json.Decoder(BatchLine).decode
+
+
+def parse_batch(body: bytes) -> list[BatchJob]:
+    """JSON lines → batch items, all or nothing: a bad line is reported by number and nothing is
+    submitted. Blank lines are skipped; an item without a key is keyed by its line number."""
+    items: list[BatchJob] = []
+    for number, line in _numbered_lines(body):
+        try:
+            item = _decode_line(line)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            inner = offending_field(str(exc))
+            raise BadInput(f"line {number}: {exc}", field=f"line {number}" + (f": {inner}" if inner else "")) from None
+        items.append(
+            BatchJob(
+                job_type=item.job_type,
+                payload=item.payload,
+                item_key=item.item_key or f"line-{number}",
+                priority=item.priority,
+                max_retries=item.max_retries,
+                lease_s=item.lease_s,
+            )
+        )
+        if len(items) > MAX_BATCH_LINES:
+            raise BadInput(f"a batch holds at most {MAX_BATCH_LINES} jobs; split the file", field="body")
+    if not items:
+        raise BadInput("the body holds no jobs: send one JSON object per line", field="body")
+    keys = [item.item_key for item in items]
+    if len(set(keys)) != len(keys):
+        raise BadInput("item_key must be unique within a batch", field="item_key")
+    return items
+
+
+def _numbered_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def chunks(items: list[BatchJob], size: int) -> Iterator[list[BatchJob]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@post("/", summary="Submit a job", status_code=201, security=ADMIN_SECURITY)
+async def submit_job(
+    request: Request[Any, Any, Any],
+    data: JSONBody[SubmitJobRequest],
+    edge: NamedDependency[EdgeContext],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            description="Retries under the same key return the first job; another body under it is a 409.",
+            min_length=16,
+            max_length=128,
+        ),
+    ] = None,
+) -> Response[CreateJobReply]:
+    command = CreateJob(
+        job_type=data.job_type,
+        payload=data.payload,
+        priority=data.priority,
+        max_retries=data.max_retries,
+        lease_s=data.lease_s,
+        batch_id=data.batch_id,
+        dataset_source=data.dataset_source,
+        dataset_version=data.dataset_version,
+        idempotency_key=idempotency_key,
+    )
+    reply = await edge.scheduler("create_job", command, CreateJobReply, correlation_id=correlation_id(request.scope))
+    return Response(reply, status_code=201 if reply.created else 200)
+
+
+@post(
+    "/batch",
+    summary="Submit a batch of jobs (JSON lines)",
+    description="One job per line. Sent to the scheduler in chunks of `chunk_size`; each job's id derives from "
+    "(batch_id, item key), so resending the same batch after any failure creates nothing twice.",
+    status_code=201,
+    security=ADMIN_SECURITY,
+    request_max_body_size=MAX_BATCH_BODY_BYTES,
+)
+async def submit_batch(
+    request: Request[Any, Any, Any],
+    edge: NamedDependency[EdgeContext],
+    batch_id: Annotated[str, QueryParameter(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
+    dataset_source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    dataset_version: Annotated[str | None, QueryParameter(max_length=128)] = None,
+    chunk_size: Annotated[int, QueryParameter(ge=1, le=MAX_BATCH_JOBS)] = 500,
+) -> Response[BatchSubmitted]:
+    items = parse_batch(await request.body())
+    created = existing = 0
+    job_ids: list[str] = []
+    for chunk in chunks(items, chunk_size):
+        reply = await edge.scheduler(
+            "create_batch",
+            CreateBatch(batch_id=batch_id, dataset_source=dataset_source, dataset_version=dataset_version, jobs=chunk),
+            CreateBatchReply,
+            correlation_id=correlation_id(request.scope),
+            timeout=60,
+        )
+        created += reply.created
+        existing += reply.existing
+        job_ids += reply.job_ids
+    body = BatchSubmitted(batch_id=batch_id, jobs=len(items), created=created, existing=existing, job_ids=job_ids)
+    return Response(body, status_code=201 if created else 200)
+
+
+@get("/{job_id:str}", summary="A job: state and history", security=ADMIN_SECURITY)
+async def job_status(request: Request[Any, Any, Any], job_id: JobIdPath, edge: NamedDependency[EdgeContext]) -> JobView:
+    return await _job(request, job_id, edge)
+
+
+@get("/{job_id:str}/result", summary="A completed job's result", security=ADMIN_SECURITY)
+async def job_result(
+    request: Request[Any, Any, Any], job_id: JobIdPath, edge: NamedDependency[EdgeContext]
+) -> JobResultView:
+    view = await _job(request, job_id, edge)
+    if view.result is None or view.result_checksum is None:
+        raise Conflict(f"job {job_id} is {view.status}: it has no result")
+    return JobResultView(job_id=job_id, status=view.status, result=view.result, result_checksum=view.result_checksum)
+
+
+@post("/{job_id:str}/cancel", summary="Cancel a job", status_code=200, security=ADMIN_SECURITY)
+async def cancel_job(
+    request: Request[Any, Any, Any],
+    job_id: JobIdPath,
+    edge: NamedDependency[EdgeContext],
+    data: JSONBody[CancelJobRequest | None] = None,
+) -> CancelJobReply:
+    command = CancelJob(job_id=job_id, reason=data.reason if data is not None else None)
+    return await edge.scheduler("cancel_job", command, CancelJobReply, correlation_id=correlation_id(request.scope))
+
+
+async def _job(request: Request[Any, Any, Any], job_id: str, edge: EdgeContext) -> JobView:
+    return await edge.scheduler("get_job", GetJob(job_id=job_id), JobView, correlation_id=correlation_id(request.scope))
+
+
+def jobs_router(admin_token: str) -> Router:
+    return Router(
+        "/jobs",
+        route_handlers=[submit_job, submit_batch, job_status, job_result, cancel_job],
+        guards=[admin_guard(admin_token)],
+        tags=["jobs"],
+    )
