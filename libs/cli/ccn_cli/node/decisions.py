@@ -1,0 +1,96 @@
+"""What a node does with each frame the edge sends: pure functions of the frame and a view of
+the node, so every rule is a row in a unit test. The client carries the decisions out."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import msgspec
+
+from ccn_proto.node_protocol import Error, JobOffer
+
+MAX_REASON_CHARS = 1000  # JobFail.reason's bound in the protocol
+SHUTTING_DOWN = "node shutting down"
+
+# Before Welcome: codes worth another try later, and codes that a fresh session token may cure.
+TRANSIENT_CODES = frozenset({"unavailable", "rate_limited", "internal", "conflict", "timeout"})
+AUTH_CODES = frozenset({"unauthorized", "forbidden"})
+
+
+class NodeView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the decisions need to know about the node at the moment a frame arrives."""
+
+    job_types: frozenset[str]
+    running: frozenset[str]
+    free_slots: int
+    draining: bool
+
+
+class Run(msgspec.Struct, frozen=True):
+    """Start the offered job."""
+
+
+class Refuse(msgspec.Struct, frozen=True):
+    """Hand the offer back at once with JobFail(reason)."""
+
+    reason: str
+
+
+class AlreadyRunning(msgspec.Struct, frozen=True):
+    """The edge repeated an offer this node is working on: keep working, send nothing."""
+
+
+OfferDecision = Run | Refuse | AlreadyRunning
+
+
+def decide_offer(view: NodeView, offer: JobOffer) -> OfferDecision:
+    if offer.job_id in view.running:
+        return AlreadyRunning()
+    if view.draining:
+        return Refuse(SHUTTING_DOWN)
+    if offer.job_type not in view.job_types:
+        return Refuse(f"job type {offer.job_type!r} is not one this node runs ({', '.join(sorted(view.job_types))})")
+    if view.free_slots <= 0:
+        return Refuse("node has no free slot")
+    return Run()
+
+
+def oversized_offer_reason(size: int, limit: int) -> str:
+    return f"offer of {size} bytes is over this node's limit of {limit} bytes"
+
+
+class ErrorAction(Enum):
+    STOP_JOB = "stop_job"  # the edge is done with this job: stop it, report nothing more on it
+    PAUSE = "pause"  # ask for no work until retry_after has passed
+    REFRESH_SESSION = "refresh_session"  # the session token was refused: get a new one, reconnect
+    RETRY_LATER = "retry_later"  # the handshake failed for now: reconnect after a backoff
+    FATAL = "fatal"  # the edge will not take this node as it is: stop, say why
+    NOTE = "note"  # a complaint about something already sent: log it, carry on
+
+
+def decide_error(error: Error, *, welcomed: bool) -> ErrorAction:
+    """Before Welcome an Error ends the handshake; after it, it is about one job or the pace."""
+    if welcomed:
+        if error.job_id is not None:
+            return ErrorAction.STOP_JOB
+        if error.retry_after is not None:
+            return ErrorAction.PAUSE
+        if error.code in AUTH_CODES:
+            return ErrorAction.REFRESH_SESSION
+        return ErrorAction.NOTE
+    if error.code in AUTH_CODES:
+        return ErrorAction.REFRESH_SESSION
+    if error.retry_after is not None or error.code in TRANSIENT_CODES:
+        return ErrorAction.RETRY_LATER
+    return ErrorAction.FATAL
+
+
+def slots_to_ask(free_slots: int, *, draining: bool, paused: bool) -> int:
+    """How many jobs a Ready frame asks for now: none while draining or paused."""
+    if draining or paused:
+        return 0
+    return max(0, free_slots)
+
+
+def bounded_reason(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"

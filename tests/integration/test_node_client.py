@@ -1,0 +1,347 @@
+"""The reference node against a small fake edge speaking the real protocol frames over a real
+WebSocket (aiohttp.web): registration, consent, offers of extract_text jobs from the demo
+corpus, results checked by checksum, a dropped connection with a refused session, an Error
+with retry_after, an oversized offer, a per-job timeout, shutdown with Bye, and a node that
+opted out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import stat
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+
+from ccn_cli.node.config import NodeConfig
+from ccn_cli.node.credentials import credentials_path, load_credentials
+from ccn_cli.node.node import EXIT_OK, EXIT_REFUSED, run_node
+from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.domain.job import result_checksum
+from ccn_jobs.demo_corpus import DemoPage, grant_pages
+from ccn_jobs.registry import decode_result
+from ccn_proto.node_protocol import (
+    Ack,
+    Bye,
+    Error,
+    Heartbeat,
+    Hello,
+    JobFail,
+    JobOffer,
+    JobResult,
+    NodeFrame,
+    Ready,
+    ServerFrame,
+    Welcome,
+)
+
+pytestmark = pytest.mark.timeout(60)
+_node_frames = msgspec.json.Decoder(NodeFrame)
+
+
+@dataclass
+class FakeEdge:
+    """One edge, one node: holds what the node sent and plays the scripted trouble."""
+
+    pages: list[DemoPage]
+    concurrency: int = 2
+    drop_after_first_result: bool = False
+    rate_limit_once_after_drop: float | None = None
+    opted_out: bool = False
+    hello_error: Error | None = None
+    oversized_job_ids: frozenset[str] = frozenset()
+    pending: deque[tuple[str, DemoPage]] = field(default_factory=deque)
+    held: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+    registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consents: list[dict[str, Any]] = field(default_factory=list)
+    session_starts: int = 0
+    hellos: list[Hello] = field(default_factory=list)
+    refused_hellos: int = 0
+    results: dict[str, list[JobResult]] = field(default_factory=dict)
+    fails: dict[str, JobFail] = field(default_factory=dict)
+    heartbeats: list[Heartbeat] = field(default_factory=list)
+    readies: list[tuple[float, Ready]] = field(default_factory=list)
+    rate_limited_at: float | None = None
+    byes: int = 0
+    dropped: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.pending.extend((f"job-{i}", page) for i, page in enumerate(self.pages))
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/compute/register-node", self.register)
+        app.router.add_post("/compute/consent", self.consent)
+        app.router.add_post("/compute/session", self.start_session)
+        app.router.add_get("/ws", self.websocket)
+        return app
+
+    def _authorised(self, request: web.Request) -> bool:
+        tokens = {reply["api_token"] for reply in self.registrations.values()}
+        return request.headers.get("Authorization", "").removeprefix("Bearer ") in tokens
+
+    async def register(self, request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        assert len(key) >= 16
+        body = await request.json()
+        assert body["consent_flag"] is True and body["node_version"]
+        if key not in self.registrations:
+            token = f"sess-{secrets.token_hex(8)}"
+            self.sessions.add(token)
+            self.registrations[key] = {
+                "node_public_id": "node-1",
+                "api_token": f"api-{secrets.token_hex(8)}",
+                "session_id": "s-1",
+                "session_token": token,
+                "server_time": datetime.now(UTC).isoformat(),
+                "created": True,
+            }
+        return web.json_response(self.registrations[key], status=201)
+
+    async def consent(self, request: web.Request) -> web.Response:
+        if self.opted_out:
+            return web.json_response(
+                {"code": "forbidden", "message": "this node has opted out; its tokens are revoked"}, status=403
+            )
+        if not self._authorised(request):
+            return web.json_response({"code": "unauthorized", "message": "invalid API token"}, status=401)
+        body = await request.json()
+        assert consent_catalogue()[body["consent_version"]] == body["consent_hash"]
+        self.consents.append(body)
+        return web.json_response(
+            {
+                "node_public_id": "node-1",
+                "consent_version": body["consent_version"],
+                "consent_hash": body["consent_hash"],
+                "previous_version": None,
+                "server_time": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    async def start_session(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"code": "unauthorized", "message": "invalid API token"}, status=401)
+        self.session_starts += 1
+        token = f"sess-{secrets.token_hex(8)}"
+        self.sessions.add(token)
+        reply = {"node_public_id": "node-1", "session_id": f"s-{self.session_starts + 1}", "session_token": token}
+        return web.json_response({**reply, "server_time": datetime.now(UTC).isoformat()}, status=201)
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=32 * 1024 * 1024)
+        await ws.prepare(request)
+        hello = _node_frames.decode((await ws.receive_str()).encode())
+        assert isinstance(hello, Hello)
+        self.hellos.append(hello)
+        refusal = self.hello_error
+        if refusal is None and hello.session_token not in self.sessions:
+            refusal = Error(code="unauthorized", message="invalid or ended session token")
+        if refusal is not None:
+            self.refused_hellos += 1
+            await send(ws, refusal)
+            await ws.close()
+            return ws
+        await send(
+            ws,
+            Welcome(node_public_id="node-1", session_id="s", server_time=datetime.now(UTC), heartbeat_interval_s=0.05),
+        )
+        async for message in ws:
+            frame = _node_frames.decode(message.data)
+            match frame:
+                case Ready():
+                    await self.on_ready(ws, frame)
+                case JobResult():
+                    self.results.setdefault(frame.job_id, []).append(frame)
+                    if self.drop_after_first_result and not self.dropped:
+                        # no Ack: the node must send this result again on its next connection
+                        self.dropped = True
+                        self.sessions.clear()
+                        await ws.close()
+                        break
+                    self.held.discard(frame.job_id)
+                    await send(ws, Ack(job_id=frame.job_id, status="completed"))
+                case JobFail():
+                    self.fails[frame.job_id] = frame
+                    self.held.discard(frame.job_id)
+                    await send(ws, Ack(job_id=frame.job_id, status="failed"))
+                case Heartbeat():
+                    self.heartbeats.append(frame)
+                case Bye():
+                    self.byes += 1
+                    await ws.close()
+            if not self.pending and not self.held:
+                self.settled.set()
+        return ws
+
+    async def on_ready(self, ws: web.WebSocketResponse, ready: Ready) -> None:
+        now = asyncio.get_running_loop().time()
+        self.readies.append((now, ready))
+        if self.dropped and self.rate_limit_once_after_drop is not None and self.rate_limited_at is None:
+            self.rate_limited_at = now
+            await send(ws, Error(code="rate_limited", message="slow down", retry_after=self.rate_limit_once_after_drop))
+            return
+        # like the scheduler's claim ledger: never more than the advertised concurrency held
+        for _ in range(min(ready.slots, self.concurrency - len(self.held))):
+            if not self.pending:
+                return
+            job_id, page = self.pending.popleft()
+            self.held.add(job_id)
+            html = page.html * 50 if job_id in self.oversized_job_ids else page.html
+            await send(
+                ws,
+                JobOffer(
+                    job_id=job_id,
+                    job_type="extract_text",
+                    payload={"html": html, "url": page.url},
+                    lease_until=datetime.now(UTC) + timedelta(seconds=60),
+                    attempt=1,
+                    correlation_id=f"corr-{job_id}",
+                ),
+            )
+
+
+async def send(ws: web.WebSocketResponse, frame: ServerFrame) -> None:
+    await ws.send_str(msgspec.json.encode(frame).decode())
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Any]:
+    runners: list[web.AppRunner] = []
+
+    async def start(edge: FakeEdge) -> str:
+        runner = web.AppRunner(edge.app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def node_config(edge_url: str, home: Path, **overrides: Any) -> NodeConfig:
+    config = NodeConfig(edge_url=edge_url, home=home, name="t", concurrency=2, grace_s=5.0, ack_wait_s=2.0)
+    return msgspec.structs.replace(config, **overrides)
+
+
+async def test_node_runs_jobs_across_a_dropped_connection_and_says_bye(serve: Any, tmp_path: Path) -> None:
+    pages = grant_pages(3)
+    edge = FakeEdge(pages=pages, drop_after_first_result=True, rate_limit_once_after_drop=0.3)
+    config = node_config(await serve(edge), tmp_path)  # real worker processes
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=40)
+    code = await _stop_node(node)
+    assert code == EXIT_OK
+
+    # every job's result arrived with the checksum of its canonical JSON, and is a valid result
+    assert sorted(edge.results) == ["job-0", "job-1", "job-2"]
+    for job_id, sent in edge.results.items():
+        for frame in sent:
+            assert frame.checksum == result_checksum(frame.result)
+        page = pages[int(job_id.removeprefix("job-"))]
+        result = msgspec.to_builtins(decode_result("extract_text", sent[-1].result))
+        assert result["language"] == page.language and result["title"] == page.title
+    # the connection dropped before the first result was acknowledged: it was sent again
+    assert any(len(sent) == 2 for sent in edge.results.values())
+    # the old session was refused at the next hello; a fresh token from /compute/session worked
+    assert edge.refused_hellos == 1 and edge.session_starts == 1
+    assert len(edge.hellos) == 3 and edge.hellos[1].session_token == edge.hellos[0].session_token
+    assert edge.hellos[2].session_token != edge.hellos[0].session_token
+    assert all(h.capabilities.job_types == ["extract_text"] and h.capabilities.concurrency == 2 for h in edge.hellos)
+    # the rate limit was honoured: no Ready for retry_after seconds
+    assert edge.rate_limited_at is not None
+    later = [at for at, _ in edge.readies if at > edge.rate_limited_at]
+    assert later and later[0] - edge.rate_limited_at >= 0.29
+    # heartbeats named running jobs, never more than the concurrency
+    assert any(beat.job_ids for beat in edge.heartbeats)
+    assert all(len(beat.job_ids) <= 2 for beat in edge.heartbeats)
+    assert all(0 < ready.slots <= 2 for _, ready in edge.readies)
+    assert edge.byes == 1 and not edge.fails
+
+    path = credentials_path(tmp_path, "t")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = load_credentials(path)
+    assert stored is not None and stored.session_token == edge.hellos[2].session_token
+    assert stored.consent_version == current_consent_version()
+
+
+async def test_node_reuses_its_credentials(serve: Any, tmp_path: Path) -> None:
+    edge = FakeEdge(pages=grant_pages(2)[1:])  # a page that extracts in milliseconds
+    url = await serve(edge)
+    for _ in range(2):
+        edge.pending.extend([("again", grant_pages(2)[1])] if edge.results else [])
+        edge.settled.clear()
+        node = asyncio.create_task(run_node(node_config(url, tmp_path, executor="thread"), stop_signals=True))
+        await asyncio.wait_for(edge.settled.wait(), timeout=20)
+        assert await _stop_node(node) == EXIT_OK
+    assert len(edge.registrations) == 1 and len(edge.consents) == 2
+    assert sorted(edge.results) == ["again", "job-0"]
+
+
+async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(serve: Any, tmp_path: Path) -> None:
+    pages = grant_pages(3)
+    edge = FakeEdge(pages=pages, concurrency=1, oversized_job_ids=frozenset({"job-0"}))
+    config = node_config(
+        await serve(edge),
+        tmp_path,
+        executor="thread",
+        concurrency=1,
+        max_offer_bytes=100_000,
+        job_timeout_s=0.001,
+    )
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=20)
+    assert await _stop_node(node) == EXIT_OK
+    assert "over this node's limit of 100000 bytes" in edge.fails["job-0"].reason
+    assert edge.fails["job-1"].reason.startswith("timed out after 0.001 s")
+    assert not edge.results and edge.byes == 1
+
+
+async def test_shutdown_hands_back_a_job_that_outlives_the_grace_period(serve: Any, tmp_path: Path) -> None:
+    edge = FakeEdge(pages=grant_pages(1), concurrency=1)
+    config = node_config(await serve(edge), tmp_path, concurrency=1, grace_s=0.0)  # a fresh worker: ~1 s
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    while not edge.held:
+        await asyncio.sleep(0.01)
+    assert await _stop_node(node) == EXIT_OK
+    assert edge.fails["job-0"].reason == "node shutting down"
+    assert edge.byes == 1
+
+
+async def test_an_opted_out_node_stops_and_says_why(
+    serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edge = FakeEdge(pages=[], opted_out=True)
+    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path), stop_signals=True))
+    assert await asyncio.wait_for(node, timeout=10) == EXIT_REFUSED
+    message = capsys.readouterr().err
+    assert "opted out" in message and "another --name" in message
+    assert not edge.hellos
+
+
+async def test_a_node_the_edge_will_not_take_stops(serve: Any, tmp_path: Path) -> None:
+    refusal = Error(code="bad_input", message="node version 0.0.1 is below 0.1.0; install ccn-cli>=0.1.0")
+    edge = FakeEdge(pages=[], hello_error=refusal)
+    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path), stop_signals=True))
+    assert await asyncio.wait_for(node, timeout=10) == EXIT_REFUSED
+    assert len(edge.hellos) == 1
+
+
+async def _stop_node(node: asyncio.Task[int]) -> int:
+    """SIGTERM to this very process: run_node's handler turns it into a graceful stop."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    return await asyncio.wait_for(node, timeout=15)

@@ -1,0 +1,101 @@
+"""What the node does with each frame from the edge: tables of (view, frame) → decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ccn_cli.node.decisions import (
+    MAX_REASON_CHARS,
+    SHUTTING_DOWN,
+    AlreadyRunning,
+    ErrorAction,
+    NodeView,
+    OfferDecision,
+    Refuse,
+    Run,
+    bounded_reason,
+    decide_error,
+    decide_offer,
+    oversized_offer_reason,
+    slots_to_ask,
+)
+from ccn_proto.node_protocol import Error, JobOffer
+
+
+def offer(job_id: str = "j1", job_type: str = "extract_text") -> JobOffer:
+    return JobOffer(
+        job_id=job_id,
+        job_type=job_type,
+        payload={"html": "<p>x</p>"},
+        lease_until=datetime(2026, 1, 1, tzinfo=UTC),
+        attempt=1,
+        correlation_id="c1",
+    )
+
+
+def view(running: tuple[str, ...] = (), free: int = 1, draining: bool = False) -> NodeView:
+    return NodeView(
+        job_types=frozenset({"extract_text"}), running=frozenset(running), free_slots=free, draining=draining
+    )
+
+
+@pytest.mark.parametrize(
+    ("node", "frame", "expected"),
+    [
+        (view(), offer(), Run()),
+        (view(running=("j0",), free=1), offer(), Run()),
+        (view(running=("j1",), free=0), offer(), AlreadyRunning()),
+        (view(running=("j1",), draining=True), offer(), AlreadyRunning()),
+        (view(draining=True), offer(), Refuse(SHUTTING_DOWN)),
+        (view(free=0), offer(), Refuse("node has no free slot")),
+        (view(free=-1), offer(), Refuse("node has no free slot")),
+        (view(), offer(job_type="parse_pdf"), Refuse("job type 'parse_pdf' is not one this node runs (extract_text)")),
+    ],
+)
+def test_offers(node: NodeView, frame: JobOffer, expected: OfferDecision) -> None:
+    assert decide_offer(node, frame) == expected
+
+
+def test_an_oversized_offer_is_refused_with_both_sizes() -> None:
+    assert oversized_offer_reason(9_000_001, 8_000_000) == (
+        "offer of 9000001 bytes is over this node's limit of 8000000 bytes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "welcomed", "action"),
+    [
+        # before Welcome: the handshake failed
+        (Error(code="unauthorized", message="session ended"), False, ErrorAction.REFRESH_SESSION),
+        (Error(code="forbidden", message="no consent"), False, ErrorAction.REFRESH_SESSION),
+        (Error(code="unavailable", message="nats down"), False, ErrorAction.RETRY_LATER),
+        (Error(code="rate_limited", message="slow", retry_after=2.0), False, ErrorAction.RETRY_LATER),
+        (Error(code="whatever", message="busy", retry_after=1.0), False, ErrorAction.RETRY_LATER),
+        (Error(code="bad_input", message="node version below 0.1.0"), False, ErrorAction.FATAL),
+        (Error(code="unsupported_protocol", message="protocol 2 required"), False, ErrorAction.FATAL),
+        # after Welcome: about one job, or the pace, or the session
+        (Error(code="not_found", message="lease expired", job_id="j1"), True, ErrorAction.STOP_JOB),
+        (Error(code="conflict", message="checksum", job_id="j1", retry_after=1.0), True, ErrorAction.STOP_JOB),
+        (Error(code="rate_limited", message="slow", retry_after=0.5), True, ErrorAction.PAUSE),
+        (Error(code="unauthorized", message="session superseded"), True, ErrorAction.REFRESH_SESSION),
+        (Error(code="bad_input", message="malformed frame"), True, ErrorAction.NOTE),
+    ],
+)
+def test_errors(error: Error, welcomed: bool, action: ErrorAction) -> None:
+    assert decide_error(error, welcomed=welcomed) is action
+
+
+@pytest.mark.parametrize(
+    ("free", "draining", "paused", "slots"),
+    [(2, False, False, 2), (0, False, False, 0), (-1, False, False, 0), (2, True, False, 0), (2, False, True, 0)],
+)
+def test_slots_to_ask(free: int, draining: bool, paused: bool, slots: int) -> None:
+    assert slots_to_ask(free, draining=draining, paused=paused) == slots
+
+
+def test_reasons_fit_the_protocol_bound() -> None:
+    assert bounded_reason("short") == "short"
+    long = bounded_reason("x" * 5000)
+    assert len(long) == MAX_REASON_CHARS and long.endswith("…")
