@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.migrate_cmd",
     "ccn_cli.schema_cmd",
     "ccn_cli.node_cmd",
+    "ccn_cli.log_cmd",
 )
 
 

@@ -113,6 +113,12 @@ AUDIT_LOG = ConsumerSpec(
     filter_subjects=("ccn.node.>",),
     description="Projects node events into audit_log",
 )
+ORCHESTRATOR_LOG = ConsumerSpec(
+    durable="analytics_orchestrator_log",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.>",),
+    description="Projects job lifecycle events into orchestrator_log",
+)
 
 JOB_READ_MODEL = ConsumerSpec(
     durable="scheduler_job_read_model",
@@ -137,6 +143,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
     SESSION_LAST_SEEN,
     AUDIT_LOG,
+    ORCHESTRATOR_LOG,
     JOB_READ_MODEL,
     READY_FEED,
     NODE_RELEASE,

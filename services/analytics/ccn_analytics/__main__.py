@@ -6,25 +6,29 @@ import asyncio
 
 from ccn_analytics.app import create_app
 from ccn_analytics.audit_projection import AuditLogProjection
-from ccn_core.projection import ProjectionRunner
+from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
+from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, run_service
 from ccn_core.settings import settings_from_env
 from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the audit projection and the HTTP server on `runtime`; both stop with it."""
+    """Start the projections (audit trail, orchestrator log) and the HTTP server on `runtime`;
+    all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
     settings = runtime.settings
 
-    projection = AuditLogProjection()
-    runner = ProjectionRunner(runtime.js, runtime.pool, projection)
-    runtime.spawn(runner.run(), name=projection.spec.durable)
+    projections: tuple[Projection, ...] = (AuditLogProjection(), OrchestratorLogProjection())
+    runners = [ProjectionRunner(runtime.js, runtime.pool, projection) for projection in projections]
+    for projection, runner in zip(projections, runners, strict=True):
+        runtime.spawn(runner.run(), name=projection.spec.durable)
 
-    async def stop_runner() -> None:
-        runner.stop()
+    async def stop_runners() -> None:
+        for runner in runners:
+            runner.stop()
 
-    runtime.on_stop(stop_runner)
+    runtime.on_stop(stop_runners)
 
     app = create_app(pool=runtime.pool, admin_token=settings.admin_token, ready=runtime.ready)
     serve_http(runtime, app, host=settings.analytics_host, port=settings.analytics_port)

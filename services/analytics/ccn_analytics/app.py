@@ -1,4 +1,5 @@
-"""The analytics HTTP app: the admin audit API, probes and the OpenAPI schema at /schema."""
+"""The analytics HTTP app: the admin audit and orchestrator-log APIs, probes and the OpenAPI
+schema at /schema."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
-from ccn_analytics.audit_api import AuditReader, admin_guard, audit_log
+from ccn_analytics.admin_guard import admin_guard
+from ccn_analytics.audit_api import AuditReader, audit_log
+from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
 from ccn_web.http import Readiness, create_http_app
 
 # GET-only admin API: bodies are never read, so the limit only bounds a stray upload
@@ -16,11 +19,15 @@ _MAX_BODY_BYTES = 1024
 
 def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness) -> Litestar:
     reader = AuditReader(pool)
+    log_reader = OrchestratorLogReader(pool)
 
     async def provide_reader() -> AuditReader:
         return reader
 
-    admin = Router("/admin", route_handlers=[audit_log], guards=[admin_guard(admin_token)])
+    async def provide_log_reader() -> OrchestratorLogReader:
+        return log_reader
+
+    admin = Router("/admin", route_handlers=[audit_log, orchestrator_log], guards=[admin_guard(admin_token)])
     return create_http_app(
         service="analytics",
         title="Community Compute analytics",
@@ -28,5 +35,5 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness) -> Lit
         ready=ready,
         max_body_bytes=_MAX_BODY_BYTES,
         security_schemes={"AdminToken": SecurityScheme(type="http", scheme="bearer", description="CCN_ADMIN_TOKEN")},
-        dependencies={"reader": Provide(provide_reader)},
+        dependencies={"reader": Provide(provide_reader), "log_reader": Provide(provide_log_reader)},
     )

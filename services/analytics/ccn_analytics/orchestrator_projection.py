@@ -1,0 +1,251 @@
+"""The orchestrator log projection (CC-22): job events → orchestrator_log rows, one per lifecycle step.
+
+The mapping is pure (`lifecycle_steps`, `log_rows`): a stream event names its steps by what it
+decided, not by what the job's history holds, so a replay yields the same rows in any order of
+batches. `details` is built field by field from the event, so a payload, a result or a hash
+added to an event later never reaches the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ccn_core.db import Connection
+from ccn_core.eventstore import StoredEvent
+from ccn_core.logging import get_logger
+from ccn_core.topology import ORCHESTRATOR_LOG, ConsumerSpec
+from ccn_proto.envelope import HEADER_TYPE, Envelope
+from ccn_proto.jobs import (
+    JobAbandoned,
+    JobCancelled,
+    JobClaimed,
+    JobCompleted,
+    JobCreated,
+    JobDead,
+    JobEvent,
+    JobFailed,
+    LeaseRenewed,
+)
+
+log = get_logger("ccn.analytics.orchestrator")
+
+# Every step the log records, in the order a job can live them.
+LIFECYCLE_EVENTS: tuple[str, ...] = (
+    "job_created",
+    "job_claimed",
+    "job_reassigned",
+    "job_result_submitted",
+    "job_completed",
+    "job_failed",
+    "job_abandoned",
+    "job_retried",
+    "job_dead",
+    "job_cancelled",
+)
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """One lifecycle step recorded by an event: what, which node, which attempt, and the facts."""
+
+    event: str
+    node_id: str | None = None
+    attempt: int | None = None
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class LogRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of orchestrator_log, in the table's column order (recorded_at is the database's)."""
+
+    event_id: str
+    step: int
+    stream: str
+    stream_seq: int
+    occurred_at: datetime
+    event: str
+    event_type: str
+    job_id: str
+    node_id: str | None
+    replica: str | None
+    actor_kind: str
+    actor_id: str
+    correlation_id: str
+    causation_id: str | None
+    attempt: int | None
+    details: dict[str, Any]
+
+
+def _present(**facts: Any) -> dict[str, Any]:  # JSON values of any shape: Any is the honest type
+    return {name: value for name, value in facts.items() if value is not None}
+
+
+def _ended(step: str, node_id: str, attempt: int, reason: str, retry_at: datetime | None) -> list[Step]:
+    """A failure or an abandonment, and the retry it scheduled (none: a job.dead follows)."""
+    ended = Step(event=step, node_id=node_id, attempt=attempt, details=_present(reason=reason, retry_at=retry_at))
+    if retry_at is None:
+        return [ended]
+    return [ended, Step(event="job_retried", attempt=attempt + 1, details={"retry_at": retry_at})]
+
+
+def lifecycle_steps(event: JobEvent) -> list[Step]:
+    """The lifecycle steps one job event records, in order; none for a lease renewal."""
+    match event:
+        case JobCreated():
+            facts = _present(
+                job_type=event.job_type,
+                priority=event.priority,
+                max_retries=event.max_retries,
+                lease_s=event.lease_s,
+                batch_id=event.batch_id,
+                dataset_source=event.dataset_source,
+                dataset_version=event.dataset_version,
+            )
+            return [Step(event="job_created", details=facts)]
+        case JobClaimed():
+            # a later attempt is the job handed out again after a failure or an abandonment
+            name = "job_claimed" if event.attempt <= 1 else "job_reassigned"
+            lease = {"lease_until": event.lease_until}
+            return [Step(event=name, node_id=event.node_id, attempt=event.attempt, details=lease)]
+        case LeaseRenewed():
+            return []
+        case JobCompleted():
+            # one decision: the scheduler accepts the holder's result and completes the job
+            return [
+                Step(
+                    event="job_result_submitted",
+                    node_id=event.node_id,
+                    attempt=event.attempt,
+                    details={"checksum": event.checksum},
+                ),
+                Step(event="job_completed", node_id=event.node_id, attempt=event.attempt),
+            ]
+        case JobFailed():
+            return _ended("job_failed", event.node_id, event.attempt, event.reason, event.retry_at)
+        case JobAbandoned():
+            return _ended("job_abandoned", event.node_id, event.attempt, event.reason, event.retry_at)
+        case JobDead():
+            return [Step(event="job_dead", attempt=event.attempts, details={"reason": event.reason})]
+        case JobCancelled():
+            return [Step(event="job_cancelled", details=_present(reason=event.reason))]
+    raise TypeError(f"not a job event: {event!r}")
+
+
+def handling_replica(envelope: Envelope[JobEvent]) -> str | None:
+    """The scheduler replica that decided the event, where the event tells: a claim names its
+    replica; a service actor is a replica. A node's own request (result, failure, renewal)
+    names the node as actor and no replica."""
+    if isinstance(envelope.data, JobClaimed) and envelope.data.replica:
+        return envelope.data.replica
+    return envelope.actor.id if envelope.actor.kind == "service" else None
+
+
+def log_rows(envelope: Envelope[JobEvent], stream: str, seq: int) -> list[LogRow]:
+    replica = handling_replica(envelope)
+    return [
+        LogRow(
+            event_id=envelope.event_id,
+            step=index,
+            stream=stream,
+            stream_seq=seq,
+            occurred_at=envelope.occurred_at,
+            event=step.event,
+            event_type=envelope.type,
+            job_id=envelope.aggregate_id,
+            node_id=step.node_id,
+            replica=replica,
+            actor_kind=envelope.actor.kind,
+            actor_id=envelope.actor.id,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            attempt=step.attempt,
+            details=step.details,
+        )
+        for index, step in enumerate(lifecycle_steps(envelope.data))
+    ]
+
+
+def _tag(event_type: type[msgspec.Struct]) -> str:
+    tag = event_type.__struct_config__.tag
+    assert isinstance(tag, str), f"{event_type.__name__} needs a string tag"
+    return tag
+
+
+_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
+    JobCreated,
+    JobClaimed,
+    LeaseRenewed,
+    JobCompleted,
+    JobFailed,
+    JobAbandoned,
+    JobDead,
+    JobCancelled,
+)
+_DATA_DECODERS: Mapping[str, Any] = {_tag(t): msgspec.json.Decoder(t).decode for t in _EVENT_TYPES}
+_decode_envelope = msgspec.json.Decoder(Envelope[msgspec.Raw]).decode
+
+
+def decode_job_event(data: bytes) -> Envelope[JobEvent] | None:
+    """The event, or None when its type is one this log does not know yet (a newer scheduler's):
+    such an event is skipped, never a reason to stop the log."""
+    raw = _decode_envelope(data)
+    decode = _DATA_DECODERS.get(raw.type)
+    if decode is None:
+        return None
+    return Envelope[JobEvent](
+        event_id=raw.event_id,
+        type=raw.type,
+        schema_version=raw.schema_version,
+        aggregate_id=raw.aggregate_id,
+        occurred_at=raw.occurred_at,
+        correlation_id=raw.correlation_id,
+        causation_id=raw.causation_id,
+        actor=raw.actor,
+        data=decode(raw.data),
+    )
+
+
+# One statement per batch: the rows travel as 16 arrays, so a batch costs one round trip and one
+# plan, and ON CONFLICT keeps an event re-appended outside the duplicate window to its rows.
+_INSERT = """
+INSERT INTO orchestrator_log (event_id, step, stream, stream_seq, occurred_at, event, event_type, job_id, node_id,
+                              replica, actor_kind, actor_id, correlation_id, causation_id, attempt, details)
+SELECT e, st, s, q, o, ev, et, j, n, rp, ak, ai, c, ca, a, d::jsonb
+FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[],
+            $16::text[])
+     AS x(e, st, s, q, o, ev, et, j, n, rp, ak, ai, c, ca, a, d)
+ON CONFLICT (event_id, step) DO NOTHING"""
+_encode = msgspec.json.Encoder().encode
+
+
+def _columns(row: LogRow) -> tuple[object, ...]:
+    values = msgspec.structs.astuple(row)
+    return (*values[:-1], _encode(row.details).decode())
+
+
+class OrchestratorLogProjection:
+    """A Projection (ccn_core.projection) of CCN_JOBS into orchestrator_log."""
+
+    tables = ("orchestrator_log",)
+
+    def __init__(self, spec: ConsumerSpec = ORCHESTRATOR_LOG) -> None:
+        self.spec = spec
+        self._unknown: set[str] = set()
+
+    def rows(self, stored: StoredEvent) -> list[LogRow]:
+        envelope = decode_job_event(stored.data)
+        if envelope is None:
+            kind = stored.headers.get(HEADER_TYPE, stored.subject)
+            if kind not in self._unknown:
+                self._unknown.add(kind)
+                log.warning("job event type unknown to the orchestrator log; skipping it", type=kind)
+            return []
+        return log_rows(envelope, self.spec.stream, stored.seq)
+
+    async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        rows = [_columns(row) for stored in events for row in self.rows(stored)]
+        if rows:
+            await conn.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))

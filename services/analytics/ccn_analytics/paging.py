@@ -1,0 +1,85 @@
+"""What the admin read APIs share: their common query parameters, `since` parsing, opaque
+cursors, and WHERE clauses whose values all travel as bind parameters.
+
+A page is keyed on a total order of the rows (a timestamp alone cannot page: one decision stamps
+all its events with the same occurred_at); the cursor is that key of the page's last row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+import msgspec
+from litestar.params import QueryParameter
+
+from ccn_core.errors import BadInput
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+NodeIdParam = Annotated[
+    str | None, QueryParameter(description="Only this node's events.", pattern=r"^[A-Za-z0-9_-]{1,128}$")
+]
+CorrelationIdParam = Annotated[
+    str | None, QueryParameter(description="Only events of this request chain.", pattern=r"^[A-Za-z0-9._-]{1,128}$")
+]
+SinceParam = Annotated[
+    str | None, QueryParameter(description="ISO-8601 timestamp with offset; events at or after it.", max_length=64)
+]
+CursorParam = Annotated[str | None, QueryParameter(description="next_cursor of the previous page.", max_length=256)]
+LimitParam = Annotated[int, QueryParameter(description="Entries per page.", ge=1, le=1000)]
+
+_OFFSET_AFTER_SPACE = re.compile(r" (\d{2}(:?\d{2})?)$")
+
+
+def parse_since(raw: str) -> datetime:
+    # an unencoded "+02:00" in a query string arrives as " 02:00"
+    text = _OFFSET_AFTER_SPACE.sub(r"+\1", raw.strip())
+    try:
+        since = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput("since must be an ISO-8601 timestamp, e.g. 2025-01-31T12:00:00Z", field="since") from None
+    if since.tzinfo is None:
+        raise BadInput("since needs a UTC offset (e.g. Z or +02:00): a bare local time is ambiguous", field="since")
+    return since
+
+
+def encode_cursor(position: msgspec.Struct) -> str:
+    """An opaque cursor for a page key (an array_like Struct: compact and order-preserving)."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, position_type: type[P]) -> P:
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        return msgspec.json.decode(data, type=position_type)
+    except (binascii.Error, ValueError, msgspec.ValidationError):
+        raise BadInput("cursor is not one this API returned", field="cursor") from None
+
+
+class Conditions:
+    """A WHERE clause built from fixed SQL fragments; every value becomes a bind parameter."""
+
+    def __init__(self) -> None:
+        self._fragments: list[str] = []
+        self.args: list[object] = []
+
+    def arg(self, value: object) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, fragment: str) -> None:
+        self._fragments.append(fragment)
+
+    def after(self, columns: tuple[str, ...], position: msgspec.Struct) -> None:
+        """Rows strictly after `position` in the order of `columns` (the page key)."""
+        values = msgspec.structs.astuple(position)
+        placeholders = ", ".join(self.arg(value) for value in values)
+        self.add(f"({', '.join(columns)}) > ({placeholders})")
+
+    @property
+    def where(self) -> str:
+        return f"WHERE {' AND '.join(self._fragments)}" if self._fragments else ""

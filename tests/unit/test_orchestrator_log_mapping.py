@@ -1,0 +1,240 @@
+"""The orchestrator log's mapping as a table: each job event → its lifecycle steps, the replica
+that handled it, and details that never carry a payload, a result or a secret."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+
+from ccn_analytics.orchestrator_api import lifecycle_event
+from ccn_analytics.orchestrator_projection import (
+    LIFECYCLE_EVENTS,
+    LogRow,
+    OrchestratorLogProjection,
+    Step,
+    decode_job_event,
+    lifecycle_steps,
+    log_rows,
+)
+from ccn_core.errors import BadInput
+from ccn_core.eventstore import StoredEvent
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.jobs import (
+    JobAbandoned,
+    JobCancelled,
+    JobClaimed,
+    JobCompleted,
+    JobCreated,
+    JobDead,
+    JobEvent,
+    JobFailed,
+    LeaseRenewed,
+)
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+RETRY = T0 + timedelta(seconds=4)
+LEASE = T0 + timedelta(seconds=60)
+NODE = "node-7"
+CHECKSUM = "a" * 64
+
+CREATED = JobCreated(
+    job_type="extract_text",
+    payload={"html": "<p>secret grant text</p>"},
+    priority=1,
+    max_retries=2,
+    lease_s=60.0,
+    batch_id="batch-1",
+    dataset_version="v3",
+    idempotency_key_hash="f" * 64,
+    request_fingerprint="e" * 64,
+)
+
+STEPS: list[tuple[JobEvent, list[Step]]] = [
+    (
+        CREATED,
+        [
+            Step(
+                event="job_created",
+                details={
+                    "job_type": "extract_text",
+                    "priority": 1,
+                    "max_retries": 2,
+                    "lease_s": 60.0,
+                    "batch_id": "batch-1",
+                    "dataset_version": "v3",
+                },
+            )
+        ],
+    ),
+    (
+        JobClaimed(node_id=NODE, attempt=1, lease_until=LEASE, replica="scheduler-0"),
+        [Step(event="job_claimed", node_id=NODE, attempt=1, details={"lease_until": LEASE})],
+    ),
+    (
+        JobClaimed(node_id=NODE, attempt=2, lease_until=LEASE),
+        [Step(event="job_reassigned", node_id=NODE, attempt=2, details={"lease_until": LEASE})],
+    ),
+    (LeaseRenewed(node_id=NODE, lease_until=LEASE), []),
+    (
+        JobCompleted(node_id=NODE, attempt=1, result={"text": "the whole result"}, checksum=CHECKSUM),
+        [
+            Step(event="job_result_submitted", node_id=NODE, attempt=1, details={"checksum": CHECKSUM}),
+            Step(event="job_completed", node_id=NODE, attempt=1),
+        ],
+    ),
+    (
+        JobFailed(node_id=NODE, attempt=1, reason="parser crashed", retry_at=RETRY),
+        [
+            Step(event="job_failed", node_id=NODE, attempt=1, details={"reason": "parser crashed", "retry_at": RETRY}),
+            Step(event="job_retried", attempt=2, details={"retry_at": RETRY}),
+        ],
+    ),
+    (
+        JobFailed(node_id=NODE, attempt=3, reason="parser crashed", retry_at=None),
+        [Step(event="job_failed", node_id=NODE, attempt=3, details={"reason": "parser crashed"})],
+    ),
+    (
+        JobAbandoned(node_id=NODE, attempt=1, reason="lease expired", retry_at=RETRY),
+        [
+            Step(
+                event="job_abandoned", node_id=NODE, attempt=1, details={"reason": "lease expired", "retry_at": RETRY}
+            ),
+            Step(event="job_retried", attempt=2, details={"retry_at": RETRY}),
+        ],
+    ),
+    (
+        JobAbandoned(node_id=NODE, attempt=3, reason="node opted out", retry_at=None),
+        [Step(event="job_abandoned", node_id=NODE, attempt=3, details={"reason": "node opted out"})],
+    ),
+    (
+        JobDead(attempts=3, reason="lease expired"),
+        [Step(event="job_dead", attempt=3, details={"reason": "lease expired"})],
+    ),
+    (JobCancelled(reason="operator"), [Step(event="job_cancelled", details={"reason": "operator"})]),
+    (JobCancelled(), [Step(event="job_cancelled")]),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"), STEPS, ids=lambda v: type(v).__name__ if isinstance(v, msgspec.Struct) else ""
+)
+def test_each_job_event_records_its_lifecycle_steps(event: JobEvent, expected: list[Step]) -> None:
+    assert lifecycle_steps(event) == expected
+
+
+def test_every_lifecycle_event_is_recorded_by_some_job_event() -> None:
+    recorded = {step.event for event, _ in STEPS for step in lifecycle_steps(event)}
+    assert recorded == set(LIFECYCLE_EVENTS)
+
+
+def envelope(data: JobEvent, actor: Actor, *, causation_id: str | None = None) -> Envelope[JobEvent]:
+    tag = type(data).__struct_config__.tag
+    assert isinstance(tag, str)
+    return Envelope(
+        event_id="01938a6e-0000-7000-8000-000000000001",
+        type=tag,
+        schema_version=1,
+        aggregate_id="job-42",
+        occurred_at=T0,
+        correlation_id="corr-1",
+        causation_id=causation_id,
+        actor=actor,
+        data=data,
+    )
+
+
+def test_rows_carry_the_envelope_and_one_row_per_step() -> None:
+    completed = JobCompleted(node_id=NODE, attempt=2, result={"text": "x"}, checksum=CHECKSUM)
+    rows = log_rows(envelope(completed, Actor(kind="node", id=NODE)), "CCN_JOBS", 17)
+    common: dict[str, Any] = {
+        "event_id": "01938a6e-0000-7000-8000-000000000001",
+        "stream": "CCN_JOBS",
+        "stream_seq": 17,
+        "occurred_at": T0,
+        "event_type": "job.completed",
+        "job_id": "job-42",
+        "node_id": NODE,
+        "replica": None,  # the node asked; no replica is named by the event
+        "actor_kind": "node",
+        "actor_id": NODE,
+        "correlation_id": "corr-1",
+        "causation_id": None,
+        "attempt": 2,
+    }
+    assert rows == [
+        LogRow(step=0, event="job_result_submitted", details={"checksum": CHECKSUM}, **common),
+        LogRow(step=1, event="job_completed", details={}, **common),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "actor", "replica"),
+    [
+        # a claim names the scheduler replica that decided it; the node is the actor
+        (
+            JobClaimed(node_id=NODE, attempt=1, lease_until=LEASE, replica="scheduler-2"),
+            Actor("node", NODE),
+            "scheduler-2",
+        ),
+        (JobClaimed(node_id=NODE, attempt=1, lease_until=LEASE), Actor("node", NODE), None),
+        # creation, cancellation, expiry and release are decided by a scheduler replica as actor
+        (CREATED, Actor("service", "scheduler-1"), "scheduler-1"),
+        (
+            JobAbandoned(node_id=NODE, attempt=1, reason="node opted out", retry_at=RETRY),
+            Actor("service", "s-0"),
+            "s-0",
+        ),
+        (JobCancelled(), Actor("admin", "admin-1"), None),
+        (JobFailed(node_id=NODE, attempt=1, reason="x", retry_at=RETRY), Actor("node", NODE), None),
+    ],
+)
+def test_the_handling_replica_comes_from_the_claim_or_a_service_actor(
+    data: JobEvent, actor: Actor, replica: str | None
+) -> None:
+    rows = log_rows(envelope(data, actor, causation_id="cause-1"), "CCN_JOBS", 3)
+    assert rows and {row.replica for row in rows} == {replica}
+    assert {(row.actor_kind, row.actor_id, row.causation_id) for row in rows} == {(actor.kind, actor.id, "cause-1")}
+
+
+def stored(data: JobEvent, seq: int = 5) -> StoredEvent:
+    body = msgspec.json.encode(envelope(data, Actor(kind="service", id="scheduler-0")))
+    tag = type(data).__struct_config__.tag
+    return StoredEvent(seq=seq, subject=f"ccn.job.job-42.{str(tag).split('.')[1]}", data=body, headers={})
+
+
+def test_details_never_hold_payloads_results_or_hashes() -> None:
+    projection = OrchestratorLogProjection()
+    rows = [
+        row
+        for data in (
+            CREATED,
+            JobCompleted(node_id=NODE, attempt=1, result={"text": "the whole result"}, checksum=CHECKSUM),
+        )
+        for row in projection.rows(stored(data))
+    ]
+    written = msgspec.json.encode([row.details for row in rows]).decode()
+    for secret in ("secret grant text", "the whole result", "f" * 64, "e" * 64, "payload", 'result"'):
+        assert secret not in written
+
+
+def test_decoding_round_trips_and_skips_event_types_it_does_not_know() -> None:
+    claimed = JobClaimed(node_id=NODE, attempt=1, lease_until=LEASE, replica="scheduler-0")
+    decoded = decode_job_event(stored(claimed).data)
+    assert decoded is not None and decoded.data == claimed and decoded.type == "job.claimed"
+    newer = msgspec.json.encode(
+        {**msgspec.to_builtins(envelope(JobCancelled(), Actor("service", "s"))), "type": "job.validated", "data": {}}
+    )
+    assert decode_job_event(newer) is None
+    projection = OrchestratorLogProjection()
+    assert projection.rows(StoredEvent(seq=9, subject="ccn.job.j.validated", data=newer, headers={})) == []
+    assert [row.event for row in projection.rows(stored(claimed, seq=10))] == ["job_claimed"]
+
+
+def test_the_api_takes_only_lifecycle_event_names() -> None:
+    assert lifecycle_event("job_reassigned") == "job_reassigned"
+    with pytest.raises(BadInput) as refused:
+        lifecycle_event("job_lease_renewed")
+    assert refused.value.field == "event"
