@@ -59,6 +59,8 @@ class FakeEdge:
     opted_out: bool = False
     hello_error: Error | None = None
     oversized_job_ids: frozenset[str] = frozenset()
+    take_back_first_offer: bool = False  # as when a lease is lost: Error naming the job
+    took_back_at_beat: int = 0
     pending: deque[tuple[str, DemoPage]] = field(default_factory=deque)
     held: set[str] = field(default_factory=set)
     sessions: set[str] = field(default_factory=set)
@@ -209,6 +211,10 @@ class FakeEdge:
                     correlation_id=f"corr-{job_id}",
                 ),
             )
+            if self.take_back_first_offer and job_id == "job-0":
+                self.held.discard(job_id)
+                self.took_back_at_beat = len(self.heartbeats) + 1  # one heartbeat may already be on its way
+                await send(ws, Error(code="not_found", message="stop job job-0: lease expired", job_id=job_id))
 
 
 async def send(ws: web.WebSocketResponse, frame: ServerFrame) -> None:
@@ -311,15 +317,31 @@ async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(serve: Any
     assert not edge.results and edge.byes == 1
 
 
-async def test_shutdown_hands_back_a_job_that_outlives_the_grace_period(serve: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("grace_s", "signals"), [(0.0, 1), (30.0, 2)], ids=["grace-over", "second-signal"])
+async def test_shutdown_hands_back_a_job_that_outlives_the_grace_period(
+    serve: Any, tmp_path: Path, grace_s: float, signals: int
+) -> None:
     edge = FakeEdge(pages=grant_pages(1), concurrency=1)
-    config = node_config(await serve(edge), tmp_path, concurrency=1, grace_s=0.0)  # a fresh worker: ~1 s
+    config = node_config(await serve(edge), tmp_path, concurrency=1, grace_s=grace_s)  # a fresh worker: ~1 s
     node = asyncio.create_task(run_node(config, stop_signals=True))
     while not edge.held:
         await asyncio.sleep(0.01)
+    for _ in range(signals - 1):
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.01)
     assert await _stop_node(node) == EXIT_OK
     assert edge.fails["job-0"].reason == "node shutting down"
-    assert edge.byes == 1
+    assert edge.byes == 1 and not edge.results
+
+
+async def test_a_job_the_edge_takes_back_is_dropped_and_work_goes_on(serve: Any, tmp_path: Path) -> None:
+    edge = FakeEdge(pages=grant_pages(3), concurrency=1, take_back_first_offer=True)
+    config = node_config(await serve(edge), tmp_path, concurrency=1)
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=40)
+    assert await _stop_node(node) == EXIT_OK
+    assert sorted(edge.results) == ["job-1", "job-2"] and not edge.fails
+    assert all("job-0" not in beat.job_ids for beat in edge.heartbeats[edge.took_back_at_beat :])
 
 
 async def test_an_opted_out_node_stops_and_says_why(

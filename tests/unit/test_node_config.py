@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ccn_cli.main import build_parser
 from ccn_cli.node.config import ConfigError, NodeConfig, http_url, parse_job_types, validate_config, ws_url
+from ccn_cli.node_cmd import config_from_args
+from ccn_core.settings import Settings
 
 KNOWN = frozenset({"extract_text", "parse_pdf"})
 
@@ -59,3 +62,19 @@ def test_bad_options_are_named(fields: dict[str, object], message: str) -> None:
 def test_good_options_pass_unchanged() -> None:
     good = config(name="laptop-1", concurrency=4, job_types=("parse_pdf",))
     assert validate_config(good, KNOWN) is good
+
+
+def test_the_command_line_builds_a_config_from_settings_and_options() -> None:
+    settings = Settings(home=Path("/srv/ccn"), edge_host="10.0.0.5", edge_port=9000)
+    args = build_parser().parse_args(["node", "--name", "n2", "--concurrency", "3", "--job-types", "extract_text"])
+    built = config_from_args(args, settings)
+    assert (built.edge_url, built.home, built.name, built.concurrency, built.job_types) == (
+        "http://10.0.0.5:9000",
+        Path("/srv/ccn"),
+        "n2",
+        3,
+        ("extract_text",),
+    )
+    args = build_parser().parse_args(["node", "--edge", "https://edge.example", "--grace", "-1"])
+    with pytest.raises(ConfigError, match="--grace"):
+        config_from_args(args, settings)

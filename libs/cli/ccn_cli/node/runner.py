@@ -106,9 +106,13 @@ class JobRunner:
         return job_ids
 
     def shutdown(self) -> None:
-        """Stop every job and let the workers go without waiting for them."""
+        """Stop every job and end the workers: a job still running is abandoned, not awaited,
+        so a stuck handler cannot keep the node from exiting."""
         self.stop_all()
+        busy = self.free_slots < self._concurrency
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if busy:
+            _terminate_workers(self._executor)
 
     async def _run(self, offer: JobOffer) -> None:
         log.info("job started", job_type=offer.job_type, attempt=offer.attempt)
@@ -162,3 +166,12 @@ class JobRunner:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._new_executor()
         self._working.clear()
+
+
+def _terminate_workers(executor: concurrent.futures.Executor) -> None:
+    """ProcessPoolExecutor gains terminate_workers() only in Python 3.14; until then its
+    `_processes` map is the one handle on the worker processes. Threads cannot be ended: a
+    thread pool's jobs run to their end."""
+    processes: dict[int, multiprocessing.process.BaseProcess] = getattr(executor, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
