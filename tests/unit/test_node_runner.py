@@ -1,18 +1,19 @@
-"""The job runner with a thread pool and stand-in work: outcomes, timeouts, stops, and a
-worker that is still busy keeping its slot taken."""
+"""The job runner with stand-in work: outcomes, timeouts and stops; a worker thread that is
+still busy keeps its slot taken, while a worker process is ended and its slot freed at once."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from ccn_cli.node.runner import Completed, Failed, JobRunner, Outcome
+from ccn_cli.node.runner import Completed, Failed, JobRunner, NoFreeSlot, Outcome, make_executor
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_proto.node_protocol import JobOffer
 
@@ -131,4 +132,33 @@ async def test_wait_idle_is_bounded_and_stop_all_names_what_was_running(gate: th
     runner.start(offer("a"))
     await runner.wait_idle(0.05)
     assert runner.stop_all() == ["a"] and runner.running == frozenset()
+    runner.shutdown()
+
+
+def sleep_then_answer(job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Work for a worker process: importable by name, as spawn requires."""
+    time.sleep(payload["s"])
+    return {"slept": payload["s"]}, "c" * 64
+
+
+async def test_worker_processes_of_timed_out_and_stopped_jobs_are_ended_and_their_slots_freed() -> None:
+    outcomes: list[Outcome] = []
+    runner = JobRunner(
+        lambda: make_executor("process"),
+        concurrency=2,
+        timeout_s=2.0,  # long enough for a fresh worker process to start and answer
+        on_outcome=outcomes.append,
+        execute=sleep_then_answer,
+    )
+    runner.start(offer("stuck", {"s": 60}))
+    runner.start(offer("taken-back", {"s": 60}))
+    with pytest.raises(NoFreeSlot):
+        runner.start(offer("third", {"s": 0}))
+    assert runner.stop("taken-back") and runner.free_slots == 1
+    await settle(outcomes, 1)
+    assert outcomes == [Failed("stuck", "timed out after 2 s")]
+    assert runner.free_slots == 2
+    runner.start(offer("quick", {"s": 0}))  # a fresh worker in the freed slot
+    await settle(outcomes, 2)
+    assert outcomes[1] == Completed("quick", {"slept": 0}, "c" * 64)
     runner.shutdown()

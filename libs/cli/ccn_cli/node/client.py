@@ -102,7 +102,7 @@ class NodeClient:
         self._jitter = jitter
         self._clock = clock
         self._runner = JobRunner(
-            lambda: make_executor(config.executor, config.concurrency),
+            lambda: make_executor(config.executor),
             concurrency=config.concurrency,
             timeout_s=config.job_timeout_s,
             on_outcome=self._on_outcome,

@@ -1,9 +1,10 @@
-"""Runs up to `concurrency` jobs at once in an executor, off the event loop, each bounded by a
-timeout.
+"""Runs up to `concurrency` jobs at once, off the event loop, each bounded by a timeout.
 
-A worker cannot be interrupted mid-job, so a job that timed out or was stopped still holds its
-worker until it returns: its outcome is dropped, but its slot stays taken, and the node asks
-for no more work than it has idle workers."""
+Each slot is an executor with one worker of its own. With worker processes (the default) a job
+that times out, or that the edge takes back, is ended by ending its process: the slot gets a
+fresh one and is free at once, and no other job is disturbed. A thread cannot be ended, so with
+worker threads such a job's outcome is dropped but its slot stays taken until it returns; the
+node never asks for more work than it has idle slots."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ccn_proto.node_protocol import JobOffer
 log = get_logger("ccn.node.runner")
 
 Execute = Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
+WorkFuture = concurrent.futures.Future[tuple[dict[str, Any], str]]
 
 
 class Completed(msgspec.Struct, frozen=True):
@@ -40,15 +42,64 @@ Outcome = Completed | Failed
 OnOutcome = Callable[[Outcome], None]
 
 
-def make_executor(kind: Literal["process", "thread"], workers: int) -> concurrent.futures.Executor:
-    """Processes give CPU-bound jobs real parallelism; "spawn" because forking a process that
-    runs an event loop and threads can copy a held lock into the child."""
+class NoFreeSlot(RuntimeError):
+    """start() was called with every slot busy: the caller checks free_slots first."""
+
+
+def make_executor(kind: Literal["process", "thread"]) -> concurrent.futures.Executor:
+    """One slot's executor. Processes give CPU-bound jobs real parallelism and can be ended;
+    "spawn" because forking a process that runs an event loop and threads can copy a held
+    lock into the child."""
     if kind == "thread":
         quiet_job_loggers()
-        return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccn-job")
+        return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccn-job")
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_job_loggers
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_job_loggers
     )
+
+
+class _Slot:
+    """One worker. Its executor is made on first use and replaced when its worker is ended."""
+
+    def __init__(self, new_executor: Callable[[], concurrent.futures.Executor]) -> None:
+        self._new_executor = new_executor
+        self._executor: concurrent.futures.Executor | None = None
+        self.future: WorkFuture | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.future is not None and not self.future.done()
+
+    def submit(self, execute: Execute, offer: JobOffer) -> WorkFuture:
+        if self._executor is None:
+            self._executor = self._new_executor()
+        try:
+            self.future = self._executor.submit(execute, offer.job_type, offer.payload)
+        except concurrent.futures.BrokenExecutor:
+            # its worker died since the last job (killed, out of memory): start another
+            self.end_worker()
+            return self.submit(execute, offer)
+        return self.future
+
+    def end_worker(self) -> bool:
+        """End the job running here, if the worker can be ended; True when the slot is free."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return True
+        if not isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+            self._executor = executor  # a thread runs to its end; the slot stays busy until then
+            return not self.busy
+        _terminate_workers(executor)
+        executor.shutdown(wait=False, cancel_futures=True)
+        self.future = None
+        return True
+
+    def close(self) -> None:
+        if self.busy:
+            self.end_worker()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 class JobRunner:
@@ -61,14 +112,12 @@ class JobRunner:
         on_outcome: OnOutcome,
         execute: Execute = execute_job,
     ) -> None:
-        self._new_executor = new_executor
-        self._executor = new_executor()
-        self._concurrency = concurrency
+        self._slots = [_Slot(new_executor) for _ in range(concurrency)]
         self._timeout_s = timeout_s
         self._on_outcome = on_outcome
         self._execute = execute
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._working: set[concurrent.futures.Future[tuple[dict[str, Any], str]]] = set()
+        self._slot_of: dict[str, _Slot] = {}
 
     @property
     def running(self) -> frozenset[str]:
@@ -77,20 +126,28 @@ class JobRunner:
 
     @property
     def free_slots(self) -> int:
-        self._working = {future for future in self._working if not future.done()}
-        return self._concurrency - max(len(self._tasks), len(self._working))
+        return sum(not slot.busy for slot in self._slots)
 
     def start(self, offer: JobOffer) -> None:
+        slot = next((slot for slot in self._slots if not slot.busy), None)
+        if slot is None:
+            raise NoFreeSlot(f"no free slot for job {offer.job_id}")
         with correlation(offer.correlation_id, job_id=offer.job_id):
+            log.info("job started", job_type=offer.job_type, attempt=offer.attempt)
+            future = slot.submit(self._execute, offer)
+            self._slot_of[offer.job_id] = slot
             # the task copies this context: every line it logs carries the job's correlation id
-            self._tasks[offer.job_id] = asyncio.create_task(self._run(offer), name=f"job-{offer.job_id}")
+            self._tasks[offer.job_id] = asyncio.create_task(self._run(offer, future), name=f"job-{offer.job_id}")
 
     def stop(self, job_id: str) -> bool:
-        """Stop reporting on a job (its worker finishes regardless); False if it was not running."""
+        """Stop a job and report nothing on it; False if it was not running."""
         task = self._tasks.pop(job_id, None)
+        slot = self._slot_of.pop(job_id, None)
         if task is None:
             return False
         task.cancel()
+        if slot is not None:
+            slot.end_worker()
         return True
 
     async def wait_idle(self, timeout_s: float) -> None:
@@ -109,69 +166,57 @@ class JobRunner:
         """Stop every job and end the workers: a job still running is abandoned, not awaited,
         so a stuck handler cannot keep the node from exiting."""
         self.stop_all()
-        busy = self.free_slots < self._concurrency
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        if busy:
-            _terminate_workers(self._executor)
+        for slot in self._slots:
+            slot.close()
 
-    async def _run(self, offer: JobOffer) -> None:
-        log.info("job started", job_type=offer.job_type, attempt=offer.attempt)
+    async def _run(self, offer: JobOffer, future: WorkFuture) -> None:
         try:
-            outcome = await self._outcome(offer)
+            outcome = await self._outcome(offer, future)
         except asyncio.CancelledError:
             log.info("job stopped")
             raise
         if self._tasks.get(offer.job_id) is not asyncio.current_task():
             return  # stopped while its outcome was being read
         del self._tasks[offer.job_id]
+        slot = self._slot_of.pop(offer.job_id, None)
         if isinstance(outcome, Failed):
+            if slot is not None and future.running():
+                slot.end_worker()  # timed out: the worker is still at it
             log.warning("job failed", reason=outcome.reason)
         else:
             log.info("job done", checksum=outcome.checksum)
         self._on_outcome(outcome)
 
-    async def _outcome(self, offer: JobOffer) -> Outcome:
-        executor = self._executor
-        try:
-            future = executor.submit(self._execute, offer.job_type, offer.payload)
-        except concurrent.futures.BrokenExecutor:
-            self._replace_executor(executor)
-            executor = self._executor
-            future = executor.submit(self._execute, offer.job_type, offer.payload)
-        self._working.add(future)
-        try:
-            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=self._timeout_s)
-        except asyncio.CancelledError:
-            future.cancel()  # takes effect only if the job has not started yet
-            raise
+    async def _outcome(self, offer: JobOffer, future: WorkFuture) -> Outcome:
+        waiter = asyncio.wrap_future(future)
+        waiter.add_done_callback(_consume)
+        done, _ = await asyncio.wait({waiter}, timeout=self._timeout_s)
         if not done:
-            future.cancel()
+            future.cancel()  # takes effect only if the job has not started
             return Failed(offer.job_id, f"timed out after {self._timeout_s:g} s")
+        if future.cancelled():
+            return Failed(offer.job_id, "the job was cancelled before it ran")
         error = future.exception()
         if error is None:
             result, checksum = future.result()
             return Completed(offer.job_id, result, checksum)
         if isinstance(error, concurrent.futures.BrokenExecutor):
-            # a worker died (killed, out of memory): the pool is unusable, start a new one
-            self._replace_executor(executor)
             return Failed(offer.job_id, "the worker running the job died")
         # a bad payload or unknown job type is a ValueError whose message is worth sending back
         detail = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
         return Failed(offer.job_id, bounded_reason(detail))
 
-    def _replace_executor(self, broken: concurrent.futures.Executor) -> None:
-        if broken is not self._executor:
-            return  # another job already replaced it
-        log.warning("worker pool broken; starting a new one")
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._new_executor()
-        self._working.clear()
+
+def _consume(waiter: asyncio.Future[Any]) -> None:
+    """Read a finished waiter's exception, so that of a job nobody awaits any more (stopped,
+    timed out, its worker ended) is not reported as never retrieved."""
+    if not waiter.cancelled():
+        waiter.exception()
 
 
-def _terminate_workers(executor: concurrent.futures.Executor) -> None:
+def _terminate_workers(executor: concurrent.futures.ProcessPoolExecutor) -> None:
     """ProcessPoolExecutor gains terminate_workers() only in Python 3.14; until then its
-    `_processes` map is the one handle on the worker processes. Threads cannot be ended: a
-    thread pool's jobs run to their end."""
+    `_processes` map is the one handle on the worker processes."""
     processes: dict[int, multiprocessing.process.BaseProcess] = getattr(executor, "_processes", None) or {}
     for process in list(processes.values()):
         process.terminate()
