@@ -317,6 +317,16 @@ async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(serve: Any
     assert not edge.results and edge.byes == 1
 
 
+async def test_a_result_over_the_limit_is_not_sent_but_failed(serve: Any, tmp_path: Path) -> None:
+    edge = FakeEdge(pages=grant_pages(2)[1:], concurrency=1)
+    config = node_config(await serve(edge), tmp_path, executor="thread", concurrency=1, max_result_bytes=500)
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=20)
+    assert await _stop_node(node) == EXIT_OK
+    assert not edge.results
+    assert edge.fails["job-0"].reason.endswith("bytes is over this node's limit of 500 bytes")
+
+
 @pytest.mark.parametrize(("grace_s", "signals"), [(0.0, 1), (30.0, 2)], ids=["grace-over", "second-signal"])
 async def test_shutdown_hands_back_a_job_that_outlives_the_grace_period(
     serve: Any, tmp_path: Path, grace_s: float, signals: int

@@ -189,26 +189,33 @@ class NodeClient:
     # --- one connection ---------------------------------------------------------------------
 
     async def _connect_once(self) -> ConnectionEnd:
-        url = ws_url(self._config.edge_url)
+        if not self._enrolment.credentials.session_token and not await self._refresh_session():
+            return ConnectionEnd(reason="no session token, and none could be had")
         try:
-            async with self._http.ws_connect(
-                url,
-                max_msg_size=self._config.max_frame_bytes,
-                heartbeat=self._config.ping_interval_s,
-                timeout=aiohttp.ClientWSTimeout(ws_close=self._config.ack_wait_s),
-                headers={"User-Agent": f"ccn-node/{self._node_version}"},
-            ) as ws:
-                welcome_or_end = await self._handshake(ws)
-                if isinstance(welcome_or_end, ConnectionEnd):
-                    return welcome_or_end
-                return await self._serve(ws, welcome_or_end)
+            async with asyncio.timeout(self._config.hello_timeout_s):  # the upgrade, not the connection's life
+                ws = await self._http.ws_connect(
+                    ws_url(self._config.edge_url),
+                    max_msg_size=self._config.max_frame_bytes,
+                    heartbeat=self._config.ping_interval_s,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=self._config.ack_wait_s),
+                    headers={"User-Agent": f"ccn-node/{self._node_version}"},
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return ConnectionEnd(reason=f"cannot connect: {type(exc).__name__}: {exc}")
+        try:
+            welcome_or_end = await self._handshake(ws)
+            if isinstance(welcome_or_end, ConnectionEnd):
+                return welcome_or_end
+            return await self._serve(ws, welcome_or_end)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return ConnectionEnd(reason=f"{type(exc).__name__}: {exc}")
+        finally:
+            await ws.close()
 
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> Welcome | ConnectionEnd:
         credentials = self._enrolment.credentials
         hello = Hello(
-            session_token=credentials.session_token or "",
+            session_token=credentials.session_token or "-",
             node_version=self._node_version,
             protocol_version=PROTOCOL_VERSION,
             capabilities=Capabilities(job_types=list(self._config.job_types), concurrency=self._config.concurrency),
@@ -397,7 +404,13 @@ class NodeClient:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         if isinstance(outcome, Completed):
-            self._queue(JobResult(job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum))
+            frame = JobResult(job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum)
+            size = len(msgspec.json.encode(frame))
+            if size <= self._config.max_result_bytes:
+                self._queue(frame)
+                return
+            reason = f"result of {size} bytes is over this node's limit of {self._config.max_result_bytes} bytes"
+            self._queue(JobFail(job_id=outcome.job_id, reason=reason))
         else:
             self._queue(JobFail(job_id=outcome.job_id, reason=outcome.reason))
 

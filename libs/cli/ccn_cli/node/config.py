@@ -29,6 +29,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # an offer above this is refused with JobFail; a frame above max_frame_bytes ends the connection
     max_offer_bytes: int = 8 * MiB
     max_frame_bytes: int = 16 * MiB
+    # a result frame above this is not sent (the edge's own frame limit is 1 MiB by default): JobFail instead
+    max_result_bytes: int = 1 * MiB
     job_timeout_s: float = 120.0
     grace_s: float = 30.0
     hello_timeout_s: float = 10.0
