@@ -185,6 +185,7 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
 )
 _DATA_DECODERS: Mapping[str, Any] = {_tag(t): msgspec.json.Decoder(t).decode for t in _EVENT_TYPES}
 _decode_envelope = msgspec.json.Decoder(Envelope[msgspec.Raw]).decode
+_RENEWED = _tag(LeaseRenewed)
 
 
 def decode_job_event(data: bytes) -> Envelope[JobEvent] | None:
@@ -236,6 +237,8 @@ class OrchestratorLogProjection:
         self._unknown: set[str] = set()
 
     def rows(self, stored: StoredEvent) -> list[LogRow]:
+        if stored.headers.get(HEADER_TYPE) == _RENEWED:
+            return []  # the most frequent job event records no step: not worth decoding
         envelope = decode_job_event(stored.data)
         if envelope is None:
             kind = stored.headers.get(HEADER_TYPE, stored.subject)
