@@ -257,11 +257,20 @@ class NodeClient:
         self._last_ready = None
         self._wake.set()
         writer = asyncio.create_task(self._write(ws, interval), name="node-writer")
+        reader = asyncio.create_task(self._read(ws), name="node-reader")
         try:
-            end = await self._read(ws)
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                # the writer said bye, or a send failed because the connection is gone: either way
+                # the socket closes, and the reader hears of it
+                if not writer.cancelled() and (error := writer.exception()) is not None:
+                    log.warning("send failed", error=f"{type(error).__name__}: {error}")
+                await ws.close()
+            end = await reader
         finally:
+            reader.cancel()
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await asyncio.gather(reader, writer, return_exceptions=True)
             if not ws.closed:
                 await ws.close()
         return msgspec.structs.replace(end, welcomed_for_s=self._clock() - started)
