@@ -26,10 +26,10 @@ from ccn_core.commands import CommandClient
 from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.domain.job import JobDecider, JobState, result_checksum
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.projection import ProjectionRunner, rebuild
 from ccn_core.retry_policy import RetryPolicy
-from ccn_core.service import open_runtime
+from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS, READY
 from ccn_proto.envelope import Actor, Envelope
@@ -67,8 +67,10 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
 from ccn_scheduler.handlers import SchedulerHandlers
 from ccn_scheduler.holdings import RESERVATION_GRACE, Ledger, still_held
-from ccn_scheduler.job_service import JobRepository
+from ccn_scheduler.job_service import JobRepository, JobService
+from ccn_scheduler.reactors import ReadyFeed
 from ccn_scheduler.read_model import JobReadModel
+from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 from tests.conftest import make_settings
 
 T = TypeVar("T")
@@ -317,24 +319,52 @@ async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concu
         assert len(replicas) >= 2, f"claims were not shared across replicas: {replicas}"
 
 
-async def test_a_job_whose_ready_entry_was_never_put_is_fed_from_its_event(own_settings: Settings) -> None:
-    """A crash between the append of job.created and the put of its entry loses nothing: the
-    ready feed puts the entry from the event."""
-    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
-        store = EventStore(api.nc)
-        await store.start()
-        try:
-            repository: JobRepository = AggregateRepository(store, JobDecider(), JobEvent, stream=JOBS.name)
-            job_id = str(ids.uuid7())
-            created = JobCreated(job_type="echo", payload={"text": "orphan"})
-            meta = EventMeta(correlation_id="corr-orphan", actor=Actor(kind="service", id="crashed-scheduler"))
-            await repository.execute(job_id, CreateJobCommand(created=created), meta)
-        finally:
-            await store.close()
+class RecordingReadyQueue(ReadyQueue):
+    """Records the entries a ready feed puts instead of putting them."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.js, runtime.store)
+        self.put_for: list[str] = []
+
+    async def put(self, entry: ReadyEntry, *, entry_id: str, at: datetime | None = None) -> None:
+        self.put_for.append(entry.job_id)
+
+
+async def test_the_ready_feed_puts_what_a_crash_left_out_and_skips_what_a_replay_finds_done(
+    own_settings: Settings,
+) -> None:
+    async with (
+        schedulers(own_settings, 1),
+        scheduler_client(own_settings.effective_nats_url) as api,
+        open_runtime("replayer", own_settings) as runtime,
+    ):
+        repository: JobRepository = AggregateRepository(runtime.store, JobDecider(), JobEvent, stream=JOBS.name)
+        # a crash between the append of job.created and the put of its entry loses nothing
+        orphan = str(ids.uuid7())
+        meta = EventMeta(correlation_id="corr-orphan", actor=Actor(kind="service", id="crashed-scheduler"))
+        created = JobCreated(job_type="echo", payload={"text": "orphan"})
+        await repository.execute(orphan, CreateJobCommand(created=created), meta)
         offers = (await api.claim("n1", wait_s=5)).offers
-        assert [(o.job_id, o.payload, o.correlation_id) for o in offers] == [
-            (job_id, {"text": "orphan"}, "corr-orphan")
-        ]
+        offered = [(o.job_id, o.payload, o.correlation_id) for o in offers]
+        assert offered == [(orphan, {"text": "orphan"}, "corr-orphan")]
+
+        # a replay of old events (older than the dedupe window) puts only what still waits
+        waiting = await api.create("still queued")
+        recorder = RecordingReadyQueue(runtime)
+        feed = ReadyFeed(runtime.store, recorder, JobService(repository), dedupe_window_s=0)
+        for job_id in (orphan, waiting.job_id):
+            await feed.handle(
+                (await repository.history(job_id))[0], StoredEvent(seq=0, subject="", data=b"", headers={})
+            )
+        assert recorder.put_for == [waiting.job_id]
+        # fresh events are put without a look: a second put is dropped by its entry id
+        fresh = ReadyFeed(runtime.store, recorder, JobService(repository), dedupe_window_s=3600)
+        recorder.put_for.clear()
+        for job_id in (orphan, waiting.job_id):
+            await fresh.handle(
+                (await repository.history(job_id))[0], StoredEvent(seq=0, subject="", data=b"", headers={})
+            )
+        assert recorder.put_for == [orphan, waiting.job_id]
 
 
 async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings: Settings) -> None:
@@ -411,13 +441,13 @@ async def test_higher_priority_jobs_are_claimed_first(own_settings: Settings) ->
 
 async def test_an_unrenewed_lease_is_abandoned_retried_and_finally_dead(own_settings: Settings) -> None:
     async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
-        job = await api.create("flaky", max_retries=1, lease_s=1.5)
+        job = await api.create("flaky", max_retries=1, lease_s=1.2)
         first = await api.claim("n1", wait_s=2)
         assert [o.job_id for o in first.offers] == [job.job_id]
 
         # renewing keeps the lease past its first end
         for _ in range(2):
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.45)
             renewed = await api.call(RenewLeases(node_id="n1", job_ids=[job.job_id]), RenewLeasesReply)
             assert [lease.job_id for lease in renewed.renewed] == [job.job_id] and not renewed.lost
         assert (await api.job(job.job_id)).status == "claimed"

@@ -62,9 +62,10 @@ async def start_scheduler(
 
     keeper = LeaseKeeper(runtime.pool, jobs, replica=runtime.replica, interval_s=options.lease_scan_interval_s)
     runtime.spawn(keeper.run(), name="scheduler_lease_keeper")
+    feed = ReadyFeed(runtime.store, ready, jobs, dedupe_window_s=settings.duplicate_window_s)
     release = NodeRelease(jobs, holdings, runtime.pool, runtime.store, replica=runtime.replica)
     reactors = {
-        READY_FEED.durable: Reactor(runtime.js, READY_FEED, JobEvent, ReadyFeed(runtime.store, ready).handle),
+        READY_FEED.durable: Reactor(runtime.js, READY_FEED, JobEvent, feed.handle),
         NODE_RELEASE.durable: Reactor(runtime.js, NODE_RELEASE, NodeEvent, release.handle),
     }
     for name, reactor in reactors.items():

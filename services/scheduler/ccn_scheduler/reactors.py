@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ from ccn_core import subjects
 from ccn_core.aggregate import EventMeta
 from ccn_core.consent import consent_catalogue
 from ccn_core.decider import fold
-from ccn_core.domain.job import ExpireLease
+from ccn_core.domain.job import ExpireLease, JobState
 from ccn_core.domain.node import NodeDecider
 from ccn_core.errors import Disposition, disposition_for
 from ccn_core.eventstore import EventStore, StoredEvent
@@ -39,16 +39,34 @@ _HELD_BY_NODE = "SELECT job_id::text FROM community_jobs WHERE status = 'claimed
 
 class ReadyFeed:
     """job.created → a ready entry now; job.failed / job.abandoned with a retry time → a ready
-    entry scheduled for that time (a JetStream message schedule: durable, no timer here)."""
+    entry scheduled for that time (a JetStream message schedule: durable, no timer here).
 
-    def __init__(self, store: EventStore, ready: ReadyQueue) -> None:
+    An event younger than the stream's duplicate window is put without a look: a second put of
+    it (the create handler's, a redelivery) is dropped by its entry id. An older one — a
+    reactor that was down for long, a consumer replaying history — is put only if the job still
+    waits for exactly that, so a replay does not flood the queue with stale entries."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        ready: ReadyQueue,
+        jobs: JobService,
+        *,
+        dedupe_window_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._store = store
         self._ready = ready
+        self._jobs = jobs
+        self._window = timedelta(seconds=dedupe_window_s)
+        self._clock = clock
 
     async def handle(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
         entry_id = f"ready:{envelope.event_id}"
         match envelope.data:
             case JobCreated() as created:
+                if await self._moot(envelope, lambda state: state.status == "queued"):
+                    return
                 entry = ReadyEntry(
                     job_id=envelope.aggregate_id,
                     job_type=created.job_type,
@@ -57,7 +75,11 @@ class ReadyFeed:
                     priority=created.priority,
                 )
                 await self._ready.put(entry, entry_id=entry_id)
-            case JobFailed(retry_at=retry_at) | JobAbandoned(retry_at=retry_at) if retry_at is not None:
+            case JobFailed(retry_at=retry_at, attempt=attempt) | JobAbandoned(retry_at=retry_at, attempt=attempt) if (
+                retry_at is not None
+            ):
+                if await self._moot(envelope, lambda state: (state.status, state.attempt) == ("retry_wait", attempt)):
+                    return
                 first = await self._created(envelope.aggregate_id)
                 assert isinstance(first.data, JobCreated), "a job's first event is job.created"
                 entry = ReadyEntry(
@@ -69,6 +91,11 @@ class ReadyFeed:
                     priority=first.data.priority,
                 )
                 await self._ready.put(entry, entry_id=entry_id, at=retry_at)
+
+    async def _moot(self, envelope: Envelope[Any], still_waiting: Callable[[JobState], bool]) -> bool:
+        if self._clock() - envelope.occurred_at < self._window:
+            return False
+        return not still_waiting(await self._jobs.state(envelope.aggregate_id))
 
     async def _created(self, job_id: str) -> Envelope[JobEvent]:
         stored = await self._store.read(JOBS.name, subjects.event("job", job_id, "created"))
