@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.schema_cmd",
     "ccn_cli.node_cmd",
     "ccn_cli.log_cmd",
+    "ccn_cli.jobs_cmd",
 )
 
 
