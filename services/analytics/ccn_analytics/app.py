@@ -8,9 +8,9 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
-from ccn_analytics.admin_guard import admin_guard
 from ccn_analytics.audit_api import AuditReader, audit_log
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
+from ccn_web.auth import admin_guard
 from ccn_web.http import Readiness, create_http_app
 
 # GET-only admin API: bodies are never read, so the limit only bounds a stray upload

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from ccn_core.commands import offending_field
-from ccn_core.errors import BadInput, Conflict
+from ccn_core.errors import BadInput, Conflict, PayloadTooLarge
 from ccn_edge.context import EdgeContext
 from ccn_proto.compute_api import BatchLine, BatchSubmitted, CancelJobRequest, JobResultView, SubmitJobRequest
 from ccn_proto.scheduler import (
@@ -33,6 +33,8 @@ from ccn_web.http import correlation_id
 
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
+# a command's body, with headroom under NATS's default max_payload of 1 MiB for the envelope
+MAX_COMMAND_BYTES = 768 * 1024
 JobIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job's id.")]
 _decode_line = msgspec.json.Decoder(BatchLine).decode
 
@@ -73,9 +75,25 @@ def _numbered_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def chunks(items: list[BatchJob], size: int) -> Iterator[list[BatchJob]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def chunks(items: list[BatchJob], size: int, max_bytes: int = MAX_COMMAND_BYTES) -> Iterator[list[BatchJob]]:
+    """Runs of at most `size` items whose encoded size stays under `max_bytes`: each run is one
+    NATS message, and NATS refuses messages over its max_payload (1 MiB by default)."""
+    chunk: list[BatchJob] = []
+    chunk_bytes = 0
+    for item in items:
+        item_bytes = len(msgspec.json.encode(item))
+        if item_bytes > max_bytes:
+            raise PayloadTooLarge(
+                f"item {item.item_key} is {item_bytes} bytes encoded; one job may hold at most {max_bytes}",
+                field=item.item_key,
+            )
+        if chunk and (len(chunk) == size or chunk_bytes + item_bytes > max_bytes):
+            yield chunk
+            chunk, chunk_bytes = [], 0
+        chunk.append(item)
+        chunk_bytes += item_bytes
+    if chunk:
+        yield chunk
 
 
 @post("/", summary="Submit a job", status_code=201, security=ADMIN_SECURITY)

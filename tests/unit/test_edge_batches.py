@@ -1,0 +1,28 @@
+"""Batch bodies at the edge: parsed whole before anything is sent, and sent in NATS-sized chunks."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccn_core.errors import BadInput, PayloadTooLarge
+from ccn_edge.jobs_api import chunks, parse_batch
+from ccn_proto.scheduler import BatchJob
+
+
+def test_batch_chunks_respect_both_the_count_and_the_byte_limit() -> None:
+    items = [BatchJob(job_type="extract_text", payload={"html": "x" * 100}, item_key=str(i)) for i in range(10)]
+    assert [len(c) for c in chunks(items, 4, max_bytes=10_000)] == [4, 4, 2]
+    small = [len(c) for c in chunks(items, 100, max_bytes=400)]
+    assert sum(small) == 10 and max(small) <= 2
+    with pytest.raises(PayloadTooLarge):
+        list(chunks(items, 4, max_bytes=50))
+
+
+def test_lines_without_a_key_are_keyed_by_line_number_and_a_bad_line_is_named() -> None:
+    body = b'{"job_type": "extract_text", "payload": {"html": "a"}}\n\n{"job_type": "extract_text", "payload": {}}\n'
+    assert [item.item_key for item in parse_batch(body)] == ["line-1", "line-3"]
+    with pytest.raises(BadInput) as refused:
+        parse_batch(body + b'{"job_type": 7, "payload": {}}')
+    assert refused.value.field == "line 4: job_type"
+    with pytest.raises(BadInput):
+        parse_batch(b"\n\n")
