@@ -9,6 +9,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -20,6 +21,7 @@ from bench.eventstore_bench import (
     raw_async_publish,
     raw_sync_publish,
 )
+from bench.lifecycle_bench import claim_latency, lifecycle, running_stack
 from bench.measure import Figure, print_table, write_report
 from bench.projection_bench import catch_up, fill_node_stream
 from ccn_analytics.audit_projection import AuditLogProjection
@@ -62,6 +64,17 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
         await nc.close()
 
 
+async def _lifecycle_figures(settings: Settings, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
+    """The services as processes on the bench's servers, with a database of their own."""
+    postgres.create_database("lifecycle")
+    ports = [_free_port() for _ in range(4)]
+    async with running_stack(settings.effective_nats_url, postgres.dsn("lifecycle"), workdir / "stack", ports) as stack:
+        figures = [await lifecycle(stack, nodes=20 if quick else 200, jobs=200 if quick else 3_000, label="200 nodes")]
+        for nodes in (10, 50) if quick else (10, 200, 1_000):
+            figures.append(await claim_latency(stack, nodes))
+        return figures
+
+
 async def run(workdir: Path) -> list[Figure]:
     nats_server = start_nats(workdir / "nats", _free_port())
     postgres = start_postgres(workdir / "pg", _free_port())
@@ -77,6 +90,7 @@ async def run(workdir: Path) -> list[Figure]:
         figures += await aggregate_loads(nc, settings, aggregates=500 // scale)
         await nc.close()
         figures += await _projection_figures(settings, postgres, 100_000 // scale)
+        figures += await _lifecycle_figures(settings, postgres, workdir, quick=QUICK)
         return figures
     finally:
         nats_server.stop()

@@ -307,3 +307,24 @@ async def test_a_simple_client_takes_renews_and_completes_a_job_over_http(edge: 
             f"{edge.url}/compute/job/fail", json={"job_id": created.job_id, "reason": "late"}, headers=auth
         ) as response:
             assert response.status == 409
+
+
+async def test_a_job_claimed_for_a_node_that_just_left_is_handed_back_not_held(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            await asyncio.sleep(0.3)  # the edge's claim now waits at the scheduler for a job
+        created = await create_job(edge)  # the waiting claim takes it, for a node that is gone
+
+        async def handed_back() -> JobView | None:
+            view = await edge.scheduler.call(
+                "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
+            )
+            reasons = [entry.reason for entry in view.history if entry.type == "job.failed"]
+            return view if reasons == ["the node left before the offer reached it"] else None
+
+        async with asyncio.timeout(20):
+            while (view := await handed_back()) is None:
+                await asyncio.sleep(0.1)
+        assert view.holder is None

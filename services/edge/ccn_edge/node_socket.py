@@ -60,6 +60,7 @@ class NodeLink:
         self._budget = BadFrameBudget()
         self._connection_id = correlation_id(socket.scope)
         self._wake_claimer = asyncio.Event()
+        self._closed = False
         self.node_id = ""
         self._session_token = ""
         self._job_types: list[str] = []
@@ -80,9 +81,13 @@ class NodeLink:
                 except _Closed:
                     pass
                 finally:
-                    claimer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, _Closed):
-                        await claimer
+                    # a claim may be waiting at the scheduler: let it come back, so what it took
+                    # for this node is handed back instead of held by no one until its lease ends
+                    self._closed = True
+                    self._wake_claimer.set()
+                    _, pending = await asyncio.wait({claimer}, timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S + 1)
+                    if pending:
+                        claimer.cancel()
                     log.info("node disconnected", holding=len(self._holdings.held))
 
     # -- frames in ---------------------------------------------------------------------------
@@ -249,10 +254,10 @@ class NodeLink:
     # -- work out ----------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._closed:
             await self._wake_claimer.wait()
             self._wake_claimer.clear()
-            while (slots := self._holdings.to_claim()) > 0:
+            while not self._closed and (slots := self._holdings.to_claim()) > 0:
                 try:
                     reply = await self._edge.scheduler(
                         "claim_jobs",
@@ -268,21 +273,44 @@ class NodeLink:
                         timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S,
                     )
                 except CcnError as exc:
-                    await self._send_error(exc)
+                    with contextlib.suppress(_Closed):
+                        await self._send_error(exc)
                     await asyncio.sleep(exc.retry_after or 1.0)
                     continue
-                for offer in reply.offers:
-                    self._holdings.offered(offer.job_id, offer.correlation_id)
-                    await self._send(
-                        frames.JobOffer(
-                            job_id=offer.job_id,
-                            job_type=offer.job_type,
-                            payload=offer.payload,
-                            lease_until=offer.lease_until,
-                            attempt=offer.attempt,
-                            correlation_id=offer.correlation_id,
+                for index, offer in enumerate(reply.offers):
+                    try:
+                        if self._closed:
+                            raise _Closed
+                        self._holdings.offered(offer.job_id, offer.correlation_id)
+                        await self._send(
+                            frames.JobOffer(
+                                job_id=offer.job_id,
+                                job_type=offer.job_type,
+                                payload=offer.payload,
+                                lease_until=offer.lease_until,
+                                attempt=offer.attempt,
+                                correlation_id=offer.correlation_id,
+                            )
                         )
-                    )
+                    except _Closed:
+                        await self._hand_back(reply.offers[index:])
+                        return
+
+    async def _hand_back(self, offers: list[scheduler.JobOffer]) -> None:
+        """Jobs claimed for a node that left before they reached it: failed at once, so they
+        are retried after a backoff instead of waiting out a lease nobody holds."""
+        for offer in offers:
+            self._holdings.release(offer.job_id)
+            with contextlib.suppress(CcnError):
+                await self._edge.scheduler(
+                    "fail_job",
+                    scheduler.FailJob(
+                        node_id=self.node_id, job_id=offer.job_id, reason="the node left before the offer reached it"
+                    ),
+                    scheduler.FailJobReply,
+                    correlation_id=offer.correlation_id,
+                )
+        log.info("handed back undelivered offers", jobs=[offer.job_id for offer in offers])
 
     # -- frames out --------------------------------------------------------------------------
 

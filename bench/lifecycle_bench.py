@@ -1,0 +1,226 @@
+"""The job lifecycle end to end: the services as real processes (`ccn up` against the bench's
+NATS and PostgreSQL), simulated nodes over real WebSockets, jobs submitted over HTTP.
+
+A simulated node answers each offer at once with a result computed beforehand (every job
+carries the same page), so the figures are the system's cost per job, not text extraction's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.measure import Figure, absolute_target, figure
+from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.domain.job import result_checksum
+from ccn_jobs.demo_corpus import grant_pages
+from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
+
+CCN = str(Path(sys.executable).parent / "ccn")
+PAGE = grant_pages(1)[0]
+PAYLOAD = {"html": PAGE.html, "url": PAGE.url}
+
+
+@dataclass(frozen=True)
+class Stack:
+    edge: str
+    admin_token: str
+
+
+@asynccontextmanager
+async def running_stack(nats_url: str, database_url: str, home: Path, ports: list[int]) -> AsyncIterator[Stack]:
+    edge_port, analytics_port, registry_port, scheduler_port = ports
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CCN_")},
+        "CCN_HOME": str(home),
+        "CCN_NATS_URL": nats_url,
+        "CCN_DATABASE_URL": database_url,
+        "CCN_EDGE_PORT": str(edge_port),
+        "CCN_ANALYTICS_PORT": str(analytics_port),
+        "CCN_REGISTRY_HEALTH_PORT": str(registry_port),
+        "CCN_SCHEDULER_HEALTH_PORT": str(scheduler_port),
+        "CCN_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "CCN_LOG_LEVEL": "warning",
+    }
+    started = await asyncio.to_thread(
+        subprocess.run, [CCN, "up"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"ccn up failed:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield Stack(edge=f"http://127.0.0.1:{edge_port}", admin_token=env["CCN_ADMIN_TOKEN"])
+    finally:
+        await asyncio.to_thread(
+            subprocess.run, [CCN, "down"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+
+async def register_nodes(http: aiohttp.ClientSession, edge: str, count: int) -> list[str]:
+    """Session tokens of `count` registered, consenting nodes."""
+    version = current_consent_version()
+    consent = {"consent_version": version, "consent_hash": consent_catalogue()[version]}
+    limit = asyncio.Semaphore(16)
+
+    async def one() -> str:
+        async with limit:
+            async with http.post(
+                f"{edge}/compute/register-node",
+                json={"consent_flag": True, "user_agent": "bench-node/0.1"},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            ) as response:
+                node = await response.json()
+            async with http.post(
+                f"{edge}/compute/consent", json=consent, headers={"Authorization": f"Bearer {node['api_token']}"}
+            ) as response:
+                response.raise_for_status()
+            return str(node["session_token"])
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+class SimulatedNode:
+    """Connects, asks for `concurrency` jobs, answers each offer with the precomputed result and
+    asks again; records claim latency (ready sent → offer received)."""
+
+    def __init__(self, session_token: str, result: dict[str, Any], concurrency: int = 1) -> None:
+        self.session_token = session_token
+        self.result = result
+        self.checksum = result_checksum(result)
+        self.concurrency = concurrency
+        self.claim_latencies: list[float] = []
+        self.completed = 0
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ready_at: list[float] = []
+        self.errors: list[dict[str, Any]] = []
+
+    async def connect(self, http: aiohttp.ClientSession, edge: str) -> None:
+        self.ws = await http.ws_connect(f"{edge.replace('http', 'ws')}/ws", max_msg_size=0)
+        await self.ws.send_json(
+            {
+                "type": "hello",
+                "session_token": self.session_token,
+                "node_version": MIN_NODE_VERSION,
+                "protocol_version": PROTOCOL_VERSION,
+                "capabilities": {"job_types": ["extract_text"], "concurrency": self.concurrency},
+            }
+        )
+        welcome = await self.ws.receive_json(timeout=30)
+        assert welcome["type"] == "welcome", welcome
+
+    async def work(self, until: asyncio.Event) -> None:
+        assert self.ws is not None
+        await self._ready(self.concurrency)
+        while not until.is_set():
+            try:
+                message = await self.ws.receive(timeout=0.5)
+            except TimeoutError:
+                continue
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return
+            frame = json.loads(message.data)
+            if frame["type"] == "job_offer":
+                if self._ready_at:
+                    self.claim_latencies.append(time.perf_counter() - self._ready_at.pop(0))
+                await self.ws.send_json(
+                    {"type": "result", "job_id": frame["job_id"], "result": self.result, "checksum": self.checksum}
+                )
+            elif frame["type"] == "ack":
+                self.completed += 1
+                await self._ready(1)
+            elif frame["type"] == "error":
+                self.errors.append(frame)
+
+    async def _ready(self, slots: int) -> None:
+        assert self.ws is not None
+        self._ready_at.extend([time.perf_counter()] * slots)
+        await self.ws.send_json({"type": "ready", "slots": slots})
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+
+async def submit(http: aiohttp.ClientSession, stack: Stack, jobs: int, batch_id: str) -> None:
+    lines = "\n".join(json.dumps({"job_type": "extract_text", "payload": PAYLOAD}) for _ in range(jobs))
+    async with http.post(
+        f"{stack.edge}/jobs/batch?batch_id={batch_id}&chunk_size=1000",
+        data=lines.encode(),
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        timeout=aiohttp.ClientTimeout(total=600),
+    ) as response:
+        body = await response.json()
+        assert response.status == 201, body
+
+
+async def lifecycle(stack: Stack, nodes: int, jobs: int, label: str) -> Figure:
+    result = result_to_builtins(run_job("extract_text", PAYLOAD))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        tokens = await register_nodes(http, stack.edge, nodes)
+        simulated = [SimulatedNode(token, result) for token in tokens]
+        await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
+        done = asyncio.Event()
+        workers = [asyncio.create_task(node.work(done)) for node in simulated]
+        started = time.perf_counter()
+        await submit(http, stack, jobs, f"bench-{uuid.uuid4().hex[:8]}")
+        deadline = started + 600
+        while sum(node.completed for node in simulated) < jobs and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        completed = sum(node.completed for node in simulated)
+        done.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*(node.close() for node in simulated))
+    latencies = [latency for node in simulated for latency in node.claim_latencies]
+    fig = figure(
+        f"lifecycle: {label}",
+        "job lifecycle",
+        completed,
+        seconds,
+        latencies,
+        notes=f"{completed:,}/{jobs:,} completed by {nodes} WebSocket nodes; submit (HTTP batch) → claim → "
+        "result → completed; p50/p99: claim latency (ready → offer), including waiting for jobs to be submitted",
+    )
+    return absolute_target(fig, 1_000, "completed jobs")
+
+
+async def claim_latency(stack: Stack, nodes: int) -> Figure:
+    """Jobs waiting first, then `nodes` nodes each asking for one: the time from ready to offer."""
+    result = result_to_builtins(run_job("extract_text", PAYLOAD))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        await submit(http, stack, nodes * 3, f"claim-{uuid.uuid4().hex[:8]}")
+        tokens = await register_nodes(http, stack.edge, nodes)
+        simulated = [SimulatedNode(token, result) for token in tokens]
+        await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
+        done = asyncio.Event()
+        started = time.perf_counter()
+        workers = [asyncio.create_task(node.work(done)) for node in simulated]
+        while sum(node.completed for node in simulated) < nodes * 3 and time.perf_counter() - started < 120:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        seconds = time.perf_counter() - started
+        done.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*(node.close() for node in simulated))
+    latencies = [latency for node in simulated for latency in node.claim_latencies]
+    return figure(
+        f"claim latency, {nodes} nodes connected",
+        "job lifecycle",
+        len(latencies),
+        seconds,
+        latencies,
+        notes="jobs already queued; each node takes three in turn",
+    )
