@@ -10,8 +10,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: run test bench lint setup up down status schema clean
 
-run: setup  ## set up, start the embedded stack and every service, stay attached (Ctrl-C stops)
-	$(VENV)/bin/ccn up --foreground
+run: setup  ## set up, start the embedded stack, every service and the demo, stay attached (Ctrl-C stops)
+	$(VENV)/bin/ccn up --foreground --demo
 
 test: setup  ## set up and run every test
 	$(VENV)/bin/python -m pytest

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from ccn_cli.console import say
+from ccn_cli.console import say, warn
+from ccn_cli.demo import Demo, print_demo, start_demo
 from ccn_cli.foreground import stay_attached
+from ccn_cli.jobs_cmd import EdgeError
 from ccn_cli.stack.lifecycle import ServicePlan, check_ports, logs_dir, plan_services, start_stack
 from ccn_cli.stack.nats_server import monitor_port_for
-from ccn_cli.stack.processes import record_process
+from ccn_cli.stack.processes import ProcessRecord, record_process
 from ccn_cli.stack.run_state import RunState, clear_state, load_state, save_state, stack_lock
 from ccn_cli.stack.secrets_file import secrets_path, with_secrets
 from ccn_cli.stack.urls import redact_password
@@ -28,6 +31,11 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C or SIGTERM stops it all")
     parser.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for each service to be ready"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start three reference nodes and submit a batch of extract_text jobs over the demo corpus",
     )
     parser.set_defaults(run=run)
 
@@ -51,13 +59,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"skipping service {spec.name}: {reason}")
         check_ports(settings, plan.to_start)
         state = start_stack(settings, plan.to_start, say, ready_timeout_s=args.timeout)
+        demo: Demo | None = None
+        if args.demo:
+            try:
+                demo = start_demo(settings, say, on_nodes=lambda nodes: _remember(home, state, nodes))
+            except (EdgeError, OSError) as exc:
+                warn(f"demo not started: {exc}")
         if args.foreground:
             state.attached = record_process("ccn up", "ccn", os.getpid(), 0, "", logs_dir(home))
             save_state(home, state)
     print_summary(settings, state, plan)
+    if demo is not None:
+        print_demo(demo, say)
     if args.foreground:
         return stay_attached(state, say)
     return 0
+
+
+def _remember(home: Path, state: RunState, records: list[ProcessRecord]) -> None:
+    state.processes.extend(records)
+    save_state(home, state)
 
 
 def print_summary(settings: Settings, state: RunState, plan: ServicePlan) -> None:

@@ -22,7 +22,7 @@ from ccn_cli.stack.nats_server import (
 )
 from ccn_cli.stack.ports import require_free_port
 from ccn_cli.stack.postgres import PostgresSpec, find_postmaster, start_postgres_server, stop_postgres_server
-from ccn_cli.stack.processes import ProcessRecord, is_alive, live_process, record_process
+from ccn_cli.stack.processes import ProcessRecord, is_alive, live_process, record_process, terminate
 from ccn_cli.stack.run_state import RunState, clear_state, save_state
 from ccn_cli.stack.supervisor import (
     SERVICES,
@@ -36,6 +36,7 @@ from ccn_cli.stack.supervisor import (
 from ccn_core.settings import Settings
 
 Report = Callable[[str], None]
+NODE_GRACE_S = 15.0
 
 
 def logs_dir(home: Path) -> Path:
@@ -140,6 +141,13 @@ def stop_stack(state: RunState, report: Report) -> list[str]:
     returns what it stopped."""
     home = Path(state.home)
     stopped: list[str] = []
+    # nodes first: they hand back their jobs and say bye to an edge that is still there
+    nodes = [record for record in state.processes if record.kind == "node" and is_alive(record)]
+    if nodes:
+        for record in terminate(nodes, NODE_GRACE_S):
+            report(f"{record.name} did not stop within {NODE_GRACE_S:.0f}s; killed")
+        stopped += [record.name for record in nodes]
+        report(f"nodes stopped: {', '.join(record.name for record in nodes)}")
     services = [record for record in reversed(state.processes) if record.kind == "service" and is_alive(record)]
     if services:
         for record in stop_services(services):

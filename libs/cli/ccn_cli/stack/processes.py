@@ -13,7 +13,7 @@ from typing import BinaryIO, Literal
 import msgspec
 import psutil
 
-ProcessKind = Literal["nats", "postgres", "service", "ccn"]
+ProcessKind = Literal["nats", "postgres", "service", "node", "ccn"]
 
 
 class ProcessRecord(msgspec.Struct, frozen=True, kw_only=True):
