@@ -29,6 +29,7 @@ class Stack(msgspec.Struct, frozen=True):
     edge: str
     analytics: str
     admin_token: str
+    up_output: list[str] = msgspec.field(default_factory=list)
 
     def ccn(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([CCN, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -53,6 +54,7 @@ def stack(settings: Settings, postgres_server: Any, tmp_path_factory: pytest.Tem
         "CCN_EDGE_PORT": str(edge_port),
         "CCN_ANALYTICS_PORT": str(analytics_port),
         "CCN_REGISTRY_HEALTH_PORT": str(free_port()),
+        "CCN_SCHEDULER_HEALTH_PORT": str(free_port()),
         "CCN_ADMIN_TOKEN": settings.admin_token,
         "CCN_TOKEN_SECRET": settings.token_secret,
         "CCN_IP_HASH_SALT": settings.ip_hash_salt,
@@ -67,7 +69,9 @@ def stack(settings: Settings, postgres_server: Any, tmp_path_factory: pytest.Tem
         analytics=f"http://127.0.0.1:{analytics_port}",
         admin_token=settings.admin_token,
     )
-    started = running.ccn("up")
+    # with the demo: three reference nodes and a batch of jobs, as `make run` starts them
+    started = running.ccn("up", "--demo")
+    running.up_output.extend(started.stdout.splitlines())
     if started.returncode != 0:
         logs = "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in (home / "logs").glob("*.log"))
         pytest.fail(f"ccn up failed:\n{started.stdout}\n{started.stderr}\n{logs}")

@@ -125,7 +125,13 @@ async def test_a_node_lives_registers_consents_beats_and_opts_out(stack: Stack, 
         assert row["opt_out_reason"] == "e2e done"
         assert row["correlation_id"] == correlation
         assert row["last_seen_at"] is not None
-        sessions = await conn.fetch("SELECT * FROM community_node_sessions WHERE node_id = $1", uuid.UUID(node_id))
+        # the heartbeat reaches the session through its own projection: wait for it as well
+        sessions = await eventually(
+            lambda: conn.fetch(
+                "SELECT * FROM community_node_sessions WHERE node_id = $1 AND last_seen_at > created_at",
+                uuid.UUID(node_id),
+            )
+        )
         assert [(s["is_active"], s["end_reason"]) for s in sessions] == [(False, "node opted out")]
         assert sessions[0]["ip_hash"] and "127.0.0.1" not in sessions[0]["ip_hash"]
         assert sessions[0]["last_seen_at"] > sessions[0]["created_at"]

@@ -86,11 +86,23 @@ def node_statements(envelope: Envelope[NodeEvent]) -> list[Statement]:
     raise TypeError(f"unhandled node event {envelope.type}")
 
 
+# Both projections below write a session's last_seen_at: one inserts the session reading the
+# liveness the other has recorded, the other updates the session if it exists. Run concurrently
+# under READ COMMITTED, a heartbeat landing while its session is being inserted is lost; one
+# transaction-scoped lock between them makes each see the other's committed work.
+_SESSION_WRITERS_LOCK = 0x5345_5353_494F_4E53  # "SESSIONS"
+
+
+async def _serialise_with_the_other_session_projection(conn: Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SESSION_WRITERS_LOCK)
+
+
 class NodeReadModel:
     spec = NODE_READ_MODEL
     tables = ("community_node_sessions", "community_nodes")
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        await _serialise_with_the_other_session_projection(conn)
         # every statement of a node event touches only that node's rows
         keyed: list[tuple[str, Statement]] = []
         for stored in events:
@@ -114,6 +126,7 @@ class SessionLastSeen:
     tables = ("community_node_liveness",)
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        await _serialise_with_the_other_session_projection(conn)
         # a batch holds many beats per session: write each session's latest once
         latest: dict[str, tuple[str, datetime]] = {}
         for stored in events:

@@ -1,0 +1,69 @@
+"""`ccn up --demo` (what `make run` does): three reference nodes work through a batch of
+extract_text jobs, and the batch's whole life is in the orchestrator log under its
+correlation id, each job's steps in order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+
+from tests.e2e.conftest import Stack
+
+STEPS = ["job_created", "job_claimed", "job_result_submitted", "job_completed"]
+
+
+def printed(stack: Stack, pattern: str) -> str:
+    for line in stack.up_output:
+        match = re.search(pattern, line)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"`ccn up --demo` printed nothing like {pattern!r}:\n" + "\n".join(stack.up_output))
+
+
+async def test_the_demo_batch_flows_through_three_nodes_and_its_log_tells_each_jobs_life(stack: Stack) -> None:
+    correlation = printed(stack, r"ccn log --correlation-id (\S+)")
+    jobs = int(printed(stack, r"demo: (\d+) extract_text jobs submitted"))
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15)) as http:
+
+        async def log() -> list[dict[str, Any]]:
+            entries: list[dict[str, Any]] = []
+            cursor = ""
+            while True:
+                url = f"{stack.analytics}/admin/orchestrator-log?correlation_id={correlation}&limit=1000{cursor}"
+                async with http.get(url) as response:
+                    assert response.status == 200, await response.text()
+                    page = await response.json()
+                entries += page["entries"]
+                if not page["has_more"]:
+                    return entries
+                cursor = f"&cursor={page['next_cursor']}"
+
+        async with asyncio.timeout(120):
+            while True:
+                entries = await log()
+                if sum(entry["event"] == "job_completed" for entry in entries) >= jobs:
+                    break
+                await asyncio.sleep(0.5)
+
+        steps: dict[str, list[str]] = defaultdict(list)
+        nodes = set()
+        for entry in entries:
+            steps[entry["job_id"]].append(entry["event"])
+            if entry["event"] == "job_claimed":
+                nodes.add(entry["node_id"])
+        assert len(steps) == jobs
+        # retries may add steps, but every job ends completed, once, after being claimed
+        assert all([s for s in job_steps if s in STEPS][-4:] == STEPS for job_steps in steps.values()), steps
+        assert all(job_steps.count("job_completed") == 1 for job_steps in steps.values())
+        assert len(nodes) == 3, f"the demo's three nodes should share the work, got {nodes}"
+
+        job_id = next(iter(steps))
+        async with http.get(f"{stack.edge}/jobs/{job_id}/result") as response:
+            result = await response.json()
+        assert response.status == 200, result
+        assert result["result"]["text"] and result["result"]["language"] in ("en", "de", "fr", "es")
