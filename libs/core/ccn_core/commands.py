@@ -27,6 +27,7 @@ from ccn_proto.commands import CommandError
 from ccn_proto.envelope import HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_STATUS
 
 R = TypeVar("R")
+_NO_RESPONDERS_BACKOFF_S = (0.05, 0.1, 0.25)
 log = get_logger("ccn.commands")
 _decode_error = msgspec.json.Decoder(CommandError).decode
 
@@ -166,19 +167,24 @@ class CommandClient:
         if causation_id:
             headers[HEADER_CAUSATION_ID] = causation_id
         inject_trace(headers)
-        try:
-            msg = await self._nc.request(
-                subjects.command(service, name),
-                msgspec.json.encode(request),
-                timeout=timeout or self._timeout,
-                headers=headers,
-            )
-        except nats.errors.NoRespondersError:
-            raise Unavailable(f"the {service} service is not running", retry_after=2.0) from None
-        except (nats.errors.TimeoutError, TimeoutError):
-            raise Unavailable(f"the {service} service did not answer in time", retry_after=2.0) from None
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, OSError):
-            raise Unavailable("NATS is unavailable", retry_after=2.0) from None
+        body = msgspec.json.encode(request)
+        for delay in (*_NO_RESPONDERS_BACKOFF_S, None):
+            try:
+                msg = await self._nc.request(
+                    subjects.command(service, name), body, timeout=timeout or self._timeout, headers=headers
+                )
+                break
+            except nats.errors.NoRespondersError:
+                # Nobody received it, so asking again is safe. A service that has just
+                # (re)subscribed can be briefly invisible to a request: retry a few times
+                # before calling it down.
+                if delay is None:
+                    raise Unavailable(f"the {service} service is not running", retry_after=2.0) from None
+                await asyncio.sleep(delay)
+            except (nats.errors.TimeoutError, TimeoutError):
+                raise Unavailable(f"the {service} service did not answer in time", retry_after=2.0) from None
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, OSError):
+                raise Unavailable("NATS is unavailable", retry_after=2.0) from None
         if (msg.headers or {}).get(HEADER_STATUS) == "error":
             error = _decode_error(msg.data)
             raise error_from_code(error.code, error.message, field=error.field, retry_after=error.retry_after)
@@ -186,3 +192,10 @@ class CommandClient:
         if decoder is None:
             decoder = self._decoders[reply_type] = msgspec.json.Decoder(reply_type)
         return decoder.decode(msg.data)  # type: ignore[no-any-return]
+
+    async def notify(self, subject: str, message: msgspec.Struct) -> None:
+        """Fire and forget, to every subscriber: no reply, no error if nobody listens."""
+        try:
+            await self._nc.publish(subject, msgspec.json.encode(message))
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, OSError):
+            raise Unavailable("NATS is unavailable", retry_after=2.0) from None
