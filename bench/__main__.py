@@ -21,7 +21,7 @@ from bench.eventstore_bench import (
     raw_async_publish,
     raw_sync_publish,
 )
-from bench.lifecycle_bench import claim_latency, lifecycle, running_stack
+from bench.lifecycle_bench import claim_latency, idle_connections, lifecycle, running_stack
 from bench.measure import Figure, print_table, write_report
 from bench.projection_bench import catch_up, fill_node_stream
 from ccn_analytics.audit_projection import AuditLogProjection
@@ -72,6 +72,7 @@ async def _lifecycle_figures(settings: Settings, postgres: Any, workdir: Path, *
         figures = [await lifecycle(stack, nodes=20 if quick else 200, jobs=200 if quick else 3_000, label="200 nodes")]
         for nodes in (10, 50) if quick else (10, 200, 1_000):
             figures.append(await claim_latency(stack, nodes))
+        figures.append(await idle_connections(stack, 500 if quick else 10_000))
         return figures
 
 

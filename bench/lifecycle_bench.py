@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from bench.measure import Figure, absolute_target, figure
+from ccn_cli.stack.run_state import load_state
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.demo_corpus import grant_pages
@@ -39,6 +41,7 @@ PAYLOAD = {"html": PAGE.html, "url": PAGE.url}
 class Stack:
     edge: str
     admin_token: str
+    home: Path
 
 
 @asynccontextmanager
@@ -62,7 +65,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
     if started.returncode != 0:
         raise RuntimeError(f"ccn up failed:\n{started.stdout}\n{started.stderr}")
     try:
-        yield Stack(edge=f"http://127.0.0.1:{edge_port}", admin_token=env["CCN_ADMIN_TOKEN"])
+        yield Stack(edge=f"http://127.0.0.1:{edge_port}", admin_token=env["CCN_ADMIN_TOKEN"], home=home)
     finally:
         await asyncio.to_thread(
             subprocess.run, [CCN, "down"], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -224,3 +227,46 @@ async def claim_latency(stack: Stack, nodes: int) -> Figure:
         latencies,
         notes="jobs already queued; each node takes three in turn",
     )
+
+
+async def idle_connections(stack: Stack, count: int) -> Figure:
+    """`count` nodes connected and idle (a heartbeat every 30 s, inside the edge's idle limit):
+    the edge process's resident memory, measured after all are connected."""
+    state = load_state(stack.home)
+    assert state is not None, f"no run state in {stack.home}"
+    edge = next(record for record in state.processes if record.name == "edge")
+    edge_process = psutil.Process(edge.pid)
+    before = edge_process.memory_info().rss
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        # one session token per 100 sockets: the edge checks tokens, it does not count sockets per session
+        tokens = await register_nodes(http, stack.edge, max(1, count // 100))
+        limit = asyncio.Semaphore(200)
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+
+        async def connect(index: int) -> None:
+            async with limit:
+                node = SimulatedNode(tokens[index % len(tokens)], {})
+                await node.connect(http, stack.edge)
+                assert node.ws is not None
+                sockets.append(node.ws)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(connect(index) for index in range(count)))
+        seconds = time.perf_counter() - started
+        await asyncio.gather(*(ws.send_json({"type": "heartbeat", "job_ids": []}) for ws in sockets))
+        await asyncio.sleep(2)
+        after = edge_process.memory_info().rss
+        open_now = sum(not ws.closed for ws in sockets)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    mib = after / 2**20
+    fig = figure(
+        f"edge holding {count:,} idle WebSockets",
+        "job lifecycle",
+        count,
+        seconds,
+        notes=f"edge RSS {mib:,.0f} MiB with {open_now:,} open (was {before / 2**20:,.0f} MiB; "
+        f"{(after - before) / max(1, count) / 1024:,.1f} KiB per connection); ops/s = connections opened per second",
+    )
+    fig.target = "< 2 GiB edge RSS"
+    fig.meets_target = after < 2 * 2**30 and open_now == count
+    return fig
