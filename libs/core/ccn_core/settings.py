@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_sync_interval: str = "2m"
     duplicate_window_s: float = 120.0
     telemetry_max_age_s: float = 7 * 24 * 3600.0
+    # finished jobs stay in the hot read-model tables this long, then move to the archive tables
+    job_retention_s: float = 7 * 24 * 3600.0
     admin_token: str = ""
     token_secret: str = ""
     ip_hash_salt: str = ""
@@ -81,6 +83,7 @@ _INT_FIELDS = {
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",
     "CCN_TELEMETRY_MAX_AGE_S": "telemetry_max_age_s",
+    "CCN_JOB_RETENTION_S": "job_retention_s",
     "CCN_COMMAND_TIMEOUT_S": "command_timeout_s",
 }
 _STR_FIELDS = {

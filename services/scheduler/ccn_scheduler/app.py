@@ -1,5 +1,5 @@
 """Wires the scheduler: job repository, ready queue, claim ledger, command handlers, the lease
-keeper, the reactors and the read-model projection."""
+keeper, the job archiver, the reactors and the read-model projection."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ccn_core.topology import JOBS, NODE_RELEASE, READY_FEED
 from ccn_proto.jobs import JobEvent
 from ccn_proto.nodes import NodeEvent
 from ccn_scheduler.claims import Claimer
+from ccn_scheduler.cleanup import ArchivePolicy, JobArchiver
 from ccn_scheduler.handlers import SchedulerHandlers
 from ccn_scheduler.holdings import NodeHoldings
 from ccn_scheduler.job_service import JobRepository, JobService
@@ -31,6 +32,7 @@ class SchedulerOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     retry_policy: RetryPolicy = RetryPolicy()
     lease_scan_interval_s: float = 1.0
+    archive_interval_s: float = 60.0  # how often the archiver leader moves finished jobs out
     projection_idle_wait_s: float = 0.5
 
 
@@ -62,6 +64,13 @@ async def start_scheduler(
 
     keeper = LeaseKeeper(runtime.pool, jobs, replica=runtime.replica, interval_s=options.lease_scan_interval_s)
     runtime.spawn(keeper.run(), name="scheduler_lease_keeper")
+    archiver = JobArchiver(
+        runtime.pool,
+        ArchivePolicy(retention_s=settings.job_retention_s),
+        replica=runtime.replica,
+        interval_s=options.archive_interval_s,
+    )
+    runtime.spawn(archiver.run(), name="scheduler_job_archiver")
     feed = ReadyFeed(runtime.store, ready, jobs, dedupe_window_s=settings.duplicate_window_s)
     release = NodeRelease(jobs, holdings, runtime.pool, runtime.store, replica=runtime.replica)
     reactors = {
@@ -75,6 +84,7 @@ async def start_scheduler(
 
     async def stop_background() -> None:
         keeper.stop()
+        archiver.stop()
         projection.stop()
         for reactor in reactors.values():
             reactor.stop()
