@@ -88,6 +88,15 @@ class ClaimJobs(msgspec.Struct, tag="claim_jobs", frozen=True, kw_only=True):
     concurrency: Concurrency
     slots: Concurrency = 1
     wait_s: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] = 0.0
+    # names this claim for a WithdrawClaim: the caller gave up on it (its node left)
+    claim_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class WithdrawClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """Published (not requested) on subjects.claims_withdrawn(), heard by every scheduler
+    replica: the claim of that id, if it is still waiting, returns at once with nothing taken."""
+
+    claim_id: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class JobOffer(msgspec.Struct, frozen=True, kw_only=True):

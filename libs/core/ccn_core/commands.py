@@ -72,18 +72,32 @@ class CommandServer:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Any = None
+        self._notices: dict[str, tuple[msgspec.json.Decoder[Any], Callable[[Any], None]]] = {}
+        self._notice_subs: list[Any] = []
         self._tracer = tracer(f"ccn.{service}")
 
     def register(self, name: str, request_type: type[msgspec.Struct], handler: Handler) -> None:
         self._handlers[name] = (msgspec.json.Decoder(request_type), handler)
 
+    def on_notice(self, subject: str, message_type: type[msgspec.Struct], handler: Callable[[Any], None]) -> None:
+        """A fire-and-forget message (CommandClient.notify) that every replica hears: no queue
+        group, no reply. `handler` runs in the subscription's callback, so it must not block."""
+        self._notices[subject] = (msgspec.json.Decoder(message_type), handler)
+
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(
             subjects.command_wildcard(self._service), queue=self._service, cb=self._on_msg, pending_msgs_limit=-1
         )
+        for subject, (decoder, handler) in self._notices.items():
+            self._notice_subs.append(
+                await self._nc.subscribe(subject, cb=_notice_callback(decoder, handler), pending_msgs_limit=-1)
+            )
 
     async def stop(self) -> None:
         """Stop taking commands, then let those in hand finish."""
+        for sub in self._notice_subs:
+            await sub.unsubscribe()
+        self._notice_subs.clear()
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
@@ -144,6 +158,20 @@ class CommandServer:
                     )
                 except nats.errors.ConnectionClosedError:
                     log.warning("reply lost: NATS connection closed")
+
+
+def _notice_callback(
+    decoder: msgspec.json.Decoder[Any], handler: Callable[[Any], None]
+) -> Callable[[Msg], Awaitable[None]]:
+    async def on_notice(msg: Msg) -> None:
+        try:
+            notice = decoder.decode(msg.data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            log.warning("notice ignored: it does not decode", subject=msg.subject, error=str(exc))
+            return
+        handler(notice)
+
+    return on_notice
 
 
 class CommandClient:

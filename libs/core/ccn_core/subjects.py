@@ -47,6 +47,11 @@ def command_wildcard(service: str) -> str:
     return f"{PREFIX}.cmd.{_token(service, 'service')}.*"
 
 
+def claims_withdrawn() -> str:
+    """Core NATS, no queue group: every scheduler replica hears which waiting claims to drop."""
+    return f"{PREFIX}.scheduler.claims_withdrawn"
+
+
 def split_event(subject: str) -> tuple[str, str, str]:
     """(aggregate, id, event) of an event subject."""
     prefix, aggregate, aggregate_id, name = subject.split(".", 3)

@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 import msgspec
 from litestar.connection import ASGIConnection
 
+from ccn_core import subjects
 from ccn_core.commands import CommandClient
 from ccn_core.ids import ip_hash
+from ccn_proto.scheduler import WithdrawClaim
 from ccn_web.http import correlation_id
 
 R = TypeVar("R")
@@ -45,3 +47,7 @@ class EdgeContext:
         return await self.commands.call(
             SCHEDULER, name, command, reply_type, correlation_id=correlation_id, timeout=timeout
         )
+
+    async def withdraw_claim(self, claim_id: str) -> None:
+        """Tell every scheduler replica to drop a claim still waiting (its node left)."""
+        await self.commands.notify(subjects.claims_withdrawn(), WithdrawClaim(claim_id=claim_id))

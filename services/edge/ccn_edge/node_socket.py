@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any, NoReturn
 
 import msgspec
@@ -65,6 +66,7 @@ class NodeLink:
         self._session_token = ""
         self._job_types: list[str] = []
         self._holdings = Holdings(concurrency=1)
+        self._claim_id: str | None = None  # the claim waiting at the scheduler, if any
 
     async def run(self) -> None:
         await self._socket.accept()
@@ -85,6 +87,11 @@ class NodeLink:
                     # for this node is handed back instead of held by no one until its lease ends
                     self._closed = True
                     self._wake_claimer.set()
+                    if self._claim_id is not None:
+                        # or it would take jobs for this node while it waits, and hand them
+                        # back as failures: an attempt spent and a backoff each
+                        with contextlib.suppress(CcnError):
+                            await self._edge.withdraw_claim(self._claim_id)
                     _, pending = await asyncio.wait({claimer}, timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S + 1)
                     if pending:
                         claimer.cancel()
@@ -258,6 +265,7 @@ class NodeLink:
             await self._wake_claimer.wait()
             self._wake_claimer.clear()
             while not self._closed and (slots := self._holdings.to_claim()) > 0:
+                self._claim_id = claim_id = uuid.uuid4().hex
                 try:
                     reply = await self._edge.scheduler(
                         "claim_jobs",
@@ -267,16 +275,19 @@ class NodeLink:
                             concurrency=self._holdings.concurrency,
                             slots=slots,
                             wait_s=CLAIM_WAIT_S,
+                            claim_id=claim_id,
                         ),
                         scheduler.ClaimJobsReply,
                         correlation_id=self._connection_id,
                         timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S,
                     )
                 except CcnError as exc:
+                    self._claim_id = None
                     with contextlib.suppress(_Closed):
                         await self._send_error(exc)
                     await asyncio.sleep(exc.retry_after or 1.0)
                     continue
+                self._claim_id = None
                 for index, offer in enumerate(reply.offers):
                     try:
                         if self._closed:

@@ -12,7 +12,9 @@ The order is what makes it safe with many replicas and many claimers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,6 +34,9 @@ from ccn_scheduler.ready_queue import ReadyQueue, Taken, settle
 log = get_logger("ccn.scheduler.claims")
 _POLL_S = 0.05
 _RETRY_DELAY_S = 1.0
+# a withdrawal that arrives before its claim (or at a replica that never sees the claim) is
+# remembered this long; claims wait at most 30 s
+_WITHDRAWN_MEMORY_S = 60.0
 
 
 class ClaimOutcome(msgspec.Struct, frozen=True):
@@ -53,8 +58,41 @@ class Claimer:
         self._holdings = holdings
         self._replica = replica
         self._clock = clock
+        # claim id → set when the caller withdraws it (its node left): it returns at once
+        self._waiting: dict[str, asyncio.Event] = {}
+        # claim ids withdrawn before their claim reached this replica → when (monotonic)
+        self._withdrawn: dict[str, float] = {}
+
+    def withdraw(self, claim_id: str) -> None:
+        """The caller gave up on this claim: if it waits here, it returns with nothing taken, so
+        it cannot take jobs for a node that is gone (they would come back only as failures)."""
+        waiting = self._waiting.get(claim_id)
+        if waiting is not None:
+            waiting.set()
+            return
+        now = time.monotonic()
+        while self._withdrawn:
+            oldest, at = next(iter(self._withdrawn.items()))
+            if now - at < _WITHDRAWN_MEMORY_S:
+                break
+            del self._withdrawn[oldest]
+        self._withdrawn[claim_id] = now
 
     async def claim(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
+        claim_id = command.claim_id
+        if claim_id is None:
+            return await self._claim(command, correlation_id, causation_id, asyncio.Event())
+        withdrawn = self._waiting[claim_id] = asyncio.Event()
+        if self._withdrawn.pop(claim_id, None) is not None:
+            withdrawn.set()
+        try:
+            return await self._claim(command, correlation_id, causation_id, withdrawn)
+        finally:
+            self._waiting.pop(claim_id, None)
+
+    async def _claim(
+        self, command: ClaimJobs, correlation_id: str, causation_id: str | None, withdrawn: asyncio.Event
+    ) -> ClaimJobsReply:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + command.wait_s
         # a claim is a step of each job's life: its event carries the job's correlation id (the
@@ -69,7 +107,7 @@ class Claimer:
         while True:
             held = len(known[0].jobs)
             free = min(command.slots, command.concurrency - held)
-            if free <= 0:
+            if free <= 0 or withdrawn.is_set():
                 return self._reply(command, [], held)
             taken = await self._take(job_types, free)
             if taken:
@@ -81,7 +119,9 @@ class Claimer:
                 continue
             if loop.time() >= deadline:
                 return self._reply(command, [], held)
-            await asyncio.sleep(min(_POLL_S, max(0.0, deadline - loop.time())))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(_POLL_S, max(0.0, deadline - loop.time()))):
+                    await withdrawn.wait()
 
     async def _take(self, job_types: list[str], limit: int) -> list[Taken]:
         """Higher bands first; within a band, start at a random type so a node that runs several

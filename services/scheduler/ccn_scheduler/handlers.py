@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ccn_core import ids
+from ccn_core import ids, subjects
 from ccn_core.aggregate import EventMeta
 from ccn_core.commands import CommandContext, CommandServer
 from ccn_core.domain.job import CancelJob as CancelJobCommand
@@ -45,6 +45,7 @@ from ccn_proto.scheduler import (
     RenewLeasesReply,
     SubmitResult,
     SubmitResultReply,
+    WithdrawClaim,
 )
 from ccn_scheduler.claims import Claimer
 from ccn_scheduler.job_history import job_view
@@ -101,6 +102,11 @@ class SchedulerHandlers:
         server.register("fail_job", FailJob, self.fail_job)
         server.register("cancel_job", CancelJob, self.cancel_job)
         server.register("get_job", GetJob, self.get_job)
+        # every replica hears it: the withdrawn claim may wait in any of them
+        server.on_notice(subjects.claims_withdrawn(), WithdrawClaim, self.withdraw_claim)
+
+    def withdraw_claim(self, notice: WithdrawClaim) -> None:
+        self._claimer.withdraw(notice.claim_id)
 
     async def create_job(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
         check_payload(self._payload_types, command.job_type, command.payload, field="payload")
