@@ -41,6 +41,8 @@ _FETCH_WAIT_S = 0.02
 # How long one look at a consumer's backlog stands for every claimer in this replica: idle
 # long-polling claimers then cost one consumer-info request per type per period, not a fetch each.
 BACKLOG_TTL_S = 0.05
+# the most entries one fetch asks for, whatever the claimers waiting on it want together
+MAX_FETCH_BATCH = 256
 
 
 class ReadyEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,9 +85,11 @@ class ReadyQueue:
         self._js = js
         self._store = store
         self._subs: dict[Queue, JetStreamContext.PullSubscription] = {}
-        # one fetch at a time per job type in a replica: concurrent fetches on one pull
-        # subscription would take each other's messages and status replies
-        self._locks: dict[Queue, asyncio.Lock] = {}
+        # one fetch at a time per queue in a replica (concurrent fetches on one pull subscription
+        # would take each other's messages and status replies), made for every claimer waiting
+        # on that queue at once: claimers add what they want here, one fetcher task serves them
+        self._wanted: dict[Queue, list[tuple[int, asyncio.Future[list[Taken]]]]] = {}
+        self._fetchers: dict[Queue, asyncio.Task[None]] = {}
         # (job type, band) → (when looked, whether entries may be waiting)
         self._backlog: dict[Queue, tuple[float, bool]] = {}
         self._backlog_locks: dict[Queue, asyncio.Lock] = {}
@@ -154,20 +158,55 @@ class ReadyQueue:
 
     async def take(self, job_type: str, band: str, limit: int) -> list[Taken]:
         """Up to `limit` entries of the type and band that are waiting now; an empty list at once
-        when none are."""
+        when none are. Claimers asking at the same time share one fetch."""
         queue = (job_type, band)
-        if not await self._may_have_entries(queue):
+        if limit <= 0 or not await self._may_have_entries(queue):
             return []
-        async with self._locks.setdefault(queue, asyncio.Lock()):
-            try:
-                sub = await self._subscription(queue)
-                msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
-            except (nats.errors.TimeoutError, TimeoutError):
-                self._backlog[queue] = (asyncio.get_running_loop().time(), False)
-                return []
-            except nats.errors.Error as exc:
-                self._subs.pop(queue, None)  # bind again next time
-                raise Unavailable(f"the ready queue {queue} is unavailable: {exc!r}", retry_after=1.0) from exc
+        wanted: asyncio.Future[list[Taken]] = asyncio.get_running_loop().create_future()
+        self._wanted.setdefault(queue, []).append((limit, wanted))
+        if queue not in self._fetchers:
+            self._fetchers[queue] = asyncio.create_task(self._serve(queue), name=f"ready-fetch-{job_type}-{band}")
+        return await wanted
+
+    async def _serve(self, queue: Queue) -> None:
+        """Fetch for everyone waiting on the queue, one fetch at a time, until no one is."""
+        waiting: list[tuple[int, asyncio.Future[list[Taken]]]] = []
+        try:
+            while waiting := self._wanted.pop(queue, []):
+                try:
+                    taken = await self._fetch(queue, min(MAX_FETCH_BATCH, sum(limit for limit, _ in waiting)))
+                except Unavailable as exc:
+                    for _, wanted in waiting:
+                        if not wanted.done():
+                            wanted.set_exception(exc)
+                    continue
+                for limit, wanted in waiting:
+                    share, taken = taken[:limit], taken[limit:]
+                    if wanted.done():  # its claim was cancelled: the entries go back at once
+                        taken = share + taken
+                        continue
+                    wanted.set_result(share)
+                for item in taken:  # nobody left to take them
+                    await settle(item.msg.nak())
+        finally:
+            self._fetchers.pop(queue, None)
+            for _, wanted in waiting + self._wanted.pop(queue, []):  # stopped while they waited
+                if not wanted.done():
+                    wanted.set_exception(Unavailable("the ready queue fetcher stopped", retry_after=1.0))
+
+    async def _fetch(self, queue: Queue, limit: int) -> list[Taken]:
+        try:
+            sub = await self._subscription(queue)
+            msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
+        except (nats.errors.TimeoutError, TimeoutError):
+            self._backlog[queue] = (asyncio.get_running_loop().time(), False)
+            return []
+        except nats.errors.Error as exc:
+            self._subs.pop(queue, None)  # bind again next time
+            raise Unavailable(f"the ready queue {queue} is unavailable: {exc!r}", retry_after=1.0) from exc
+        if len(msgs) < limit:
+            # it gave what it had: nothing more waits now (until a put or the next look)
+            self._backlog[queue] = (asyncio.get_running_loop().time(), False)
         taken: list[Taken] = []
         for msg in msgs:
             try:
@@ -177,6 +216,8 @@ class ReadyQueue:
         return taken
 
     async def close(self) -> None:
+        for fetcher in list(self._fetchers.values()):
+            fetcher.cancel()
         for sub in self._subs.values():
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
