@@ -134,6 +134,10 @@ class AggregateRepository(Generic[C, S, E]):
     def forget(self, aggregate_id: str) -> None:
         self._cache.pop(aggregate_id, None)
 
+    def cached(self, aggregate_id: str) -> Loaded[S] | None:
+        """What the cache holds for the aggregate, without a read (it may be stale)."""
+        return self._cache.get(aggregate_id)
+
     async def execute(self, aggregate_id: str, command: C, meta: EventMeta) -> Executed[S, E]:
         """Decide against the current state and append; on a concurrent write, reload and decide
         again until the decision lands or the deadline passes. An empty decision appends nothing.

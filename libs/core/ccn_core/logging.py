@@ -45,8 +45,13 @@ def configure_logging(service: str, *, level: str = "info", fmt: str = "json", r
 def correlation(correlation_id: str, **extra: str | None) -> Iterator[None]:
     """Bind the correlation id (and e.g. causation id) to every log line within."""
     values = {"correlation_id": correlation_id, **{k: v for k, v in extra.items() if v is not None}}
-    with structlog.contextvars.bound_contextvars(**values):
+    # tokens restore exactly what was bound before; structlog's bound_contextvars reads every
+    # context variable first, a cost on each command and frame
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

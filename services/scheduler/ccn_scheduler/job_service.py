@@ -12,7 +12,7 @@ decided once more against the history before it is believed.
 from __future__ import annotations
 
 from ccn_core.aggregate import AggregateRepository, EventMeta, Executed
-from ccn_core.domain.job import JobCommand, JobState
+from ccn_core.domain.job import FINISHED, JobCommand, JobState
 from ccn_core.errors import Conflict, NotFound
 from ccn_proto.jobs import JobEvent
 
@@ -35,5 +35,10 @@ class JobService:
         return await self.repository.execute(job_id, command, meta)
 
     async def state(self, job_id: str) -> JobState:
-        """The job's current state (one read past the cache)."""
+        """The job's current state: one read past the cache, unless the cache has it finished
+        (completed, dead and cancelled are final, so that is the truth without a read; the
+        claim ledger prunes each finished job it lists this way, once per claim)."""
+        cached = self.repository.cached(job_id)
+        if cached is not None and cached.state.status in FINISHED:
+            return cached.state
         return (await self.repository.load(job_id, fresh=True)).state
