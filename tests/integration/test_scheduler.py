@@ -689,6 +689,21 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
         (JobState(job_id="j", status="completed"), NOW, False),
         (JobState(job_id="j", status="cancelled"), NOW, False),
         (JobState(job_id="j", status="dead"), NOW, False),
+        (
+            JobState(job_id="j", status="retry_wait", claimed_by="n1", claimed_at=NOW - timedelta(seconds=5)),
+            NOW - timedelta(seconds=5),
+            False,
+        ),
+        (
+            JobState(job_id="j", status="retry_wait", claimed_by="n1", claimed_at=NOW - timedelta(seconds=5)),
+            NOW - timedelta(seconds=1),
+            True,
+        ),
+        (
+            JobState(job_id="j", status="queued", claimed_by="n2", claimed_at=NOW - timedelta(seconds=5)),
+            NOW - timedelta(seconds=5),
+            True,
+        ),
     ],
     ids=[
         "held by the node",
@@ -699,6 +714,9 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
         "completed",
         "cancelled",
         "dead",
+        "this reservation's claim landed and ended: the slot is free again",
+        "reserved again after its last claim ended: may still become a claim",
+        "another node's claim at the same instant says nothing of this reservation",
     ],
 )
 def test_what_counts_against_a_nodes_concurrency(state: JobState, reserved_at: datetime, counts: bool) -> None:

@@ -38,6 +38,9 @@ HEARTBEAT_INTERVAL_S = 10.0
 IDLE_TIMEOUT_S = 4 * HEARTBEAT_INTERVAL_S
 CLAIM_WAIT_S = 10.0
 CLAIM_MARGIN_S = 5.0  # the scheduler holds a claim up to CLAIM_WAIT_S, then answers
+# the scheduler answers at once, empty, when it counts the node full (e.g. a reservation whose
+# claim may still land): ask again after this pause, or sooner when a slot frees here
+FULL_PAUSE_S = 1.0
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
 
@@ -288,6 +291,12 @@ class NodeLink:
                     await asyncio.sleep(exc.retry_after or 1.0)
                     continue
                 self._claim_id = None
+                if not reply.offers and reply.held >= self._holdings.concurrency:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(FULL_PAUSE_S):
+                            await self._wake_claimer.wait()
+                    self._wake_claimer.clear()
+                    continue
                 for index, offer in enumerate(reply.offers):
                     try:
                         if self._closed:

@@ -140,9 +140,12 @@ class Claimer:
         self, command: ClaimJobs, taken: list[Taken], meta: EventMeta, known: tuple[Ledger, int]
     ) -> tuple[list[JobOffer], int]:
         by_id = {item.entry.job_id: item for item in taken}
+        # one time for the reservations and their claims: the ledger then tells a claim that
+        # landed and ended (the job's claimed_at is its reservation's time) from one in flight
+        now = self._clock()
         try:
             reserved, held = await self._holdings.reserve(
-                command.node_id, list(by_id), command.concurrency, self._clock(), known=known
+                command.node_id, list(by_id), command.concurrency, now, known=known
             )
         except CcnError:
             for item in taken:
@@ -150,15 +153,14 @@ class Claimer:
             raise
         for job_id in by_id.keys() - set(reserved):
             await settle(by_id[job_id].msg.nak())  # no room after all: another claimer may use it now
-        outcomes = await asyncio.gather(*(self._claim_one(command.node_id, by_id[j], meta) for j in reserved))
+        outcomes = await asyncio.gather(*(self._claim_one(command.node_id, by_id[j], meta, now) for j in reserved))
         offers = [outcome.offer for outcome in outcomes if outcome.offer is not None]
         missed = [job_id for job_id, outcome in zip(reserved, outcomes, strict=True) if outcome.offer is None]
         await self._holdings.release(command.node_id, missed)
         return offers, held - len(missed)
 
-    async def _claim_one(self, node_id: str, item: Taken, meta: EventMeta) -> ClaimOutcome:
+    async def _claim_one(self, node_id: str, item: Taken, meta: EventMeta, now: datetime) -> ClaimOutcome:
         job_id = item.entry.job_id
-        now = self._clock()
         meta = msgspec.structs.replace(meta, correlation_id=item.entry.correlation_id)
         try:
             executed = await self._jobs.execute(job_id, ClaimJob(node_id=node_id, now=now, replica=self._replica), meta)

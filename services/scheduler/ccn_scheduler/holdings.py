@@ -53,14 +53,19 @@ def still_held(
     ledger: Ledger, states: Mapping[str, JobState], node_id: str, now: datetime, grace: timedelta = RESERVATION_GRACE
 ) -> Ledger:
     """The entries that still count against the node's concurrency: jobs it holds, and fresh
-    reservations whose claim may still land. Pure: `states` are the jobs' current states."""
+    reservations whose claim may still land. Pure: `states` are the jobs' current states.
+
+    A claim is decided at its reservation's time, so a job whose latest claim is this node's at
+    exactly that time took this reservation's claim, which has ended since (failed, abandoned):
+    the node does not hold it, and it must not wait out the grace for a slot it has back."""
     kept: dict[str, datetime] = {}
     for job_id, reserved_at in ledger.jobs.items():
         state = states.get(job_id)
         if state is None:
             continue
         held = state.status == "claimed" and state.holder == node_id
-        in_flight = state.status in ("queued", "retry_wait") and reserved_at > now - grace
+        ended = state.claimed_by == node_id and state.claimed_at == reserved_at
+        in_flight = state.status in ("queued", "retry_wait") and reserved_at > now - grace and not ended
         if held or in_flight:
             kept[job_id] = reserved_at
     return Ledger(jobs=kept)

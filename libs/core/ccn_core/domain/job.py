@@ -53,6 +53,11 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     request_fingerprint: str | None = None
     completed_by: str | None = None
     result_checksum: str | None = None
+    # the latest claim, kept after it ends: who, and the `now` it was decided at (the claim
+    # ledger's reservation time for it, so the ledger can tell a claim that landed and ended
+    # from one still in flight)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
 
 class CreateJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,7 +221,13 @@ class JobDecider:
                 )
             case JobClaimed():
                 return replace(
-                    state, status="claimed", holder=event.node_id, attempt=event.attempt, lease_until=event.lease_until
+                    state,
+                    status="claimed",
+                    holder=event.node_id,
+                    attempt=event.attempt,
+                    lease_until=event.lease_until,
+                    claimed_by=event.node_id,
+                    claimed_at=event.lease_until - timedelta(seconds=state.lease_s),
                 )
             case LeaseRenewed():
                 return replace(state, lease_until=event.lease_until)
