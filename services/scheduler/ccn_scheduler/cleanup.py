@@ -18,7 +18,6 @@ Why this cannot lose or resurrect a job:
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ import asyncpg
 import msgspec
 
 from ccn_core.domain.job import FINISHED
+from ccn_core.leader import PeriodicLeader
 from ccn_core.logging import get_logger
 
 log = get_logger("ccn.scheduler.cleanup")
@@ -105,47 +105,18 @@ class JobArchiver:
         self._pool = pool
         self._policy = policy
         self._replica = replica
-        self._interval_s = interval_s
         self._clock = clock
-        self._stop = asyncio.Event()
+        self._leader = PeriodicLeader(
+            pool, name="job archiver", lock_key=LOCK_KEY, interval_s=interval_s, tick=self.archive_due, replica=replica
+        )
         self.archived = 0  # jobs this archiver moved, replayed ones included
 
     def stop(self) -> None:
-        self._stop.set()
+        self._leader.stop()
 
     async def run(self) -> None:
         """Lead while holding the lock; on a database fault, step down, wait and try again."""
-        while not self._stop.is_set():
-            try:
-                await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("job archiver lost the database; retrying", error=str(exc))
-                if await self._wait(1.0):
-                    return
-
-    async def _lead(self) -> None:
-        async with self._pool.acquire() as lock_conn:
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                if await self._wait(1.0):
-                    return
-            log.info("job archiver leader", replica=self._replica)
-            try:
-                while not await self._wait(self._interval_s):
-                    # the lock lives as long as its connection: check it before acting as leader
-                    await lock_conn.fetchval("SELECT 1")
-                    await self.archive_due()
-            finally:
-                if not lock_conn.is_closed():
-                    await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-
-    async def _wait(self, seconds: float) -> bool:
-        """Sleep unless told to stop; True when stopping."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stop.wait()
-        except TimeoutError:
-            return False
-        return True
+        await self._leader.run()
 
     async def archive_due(self) -> int:
         """Move every job due now, a batch per transaction, until a batch comes back short;
@@ -155,7 +126,7 @@ class JobArchiver:
         while True:
             outcome = await self.archive_batch(now)
             total += outcome.jobs
-            if outcome.jobs < self._policy.batch_size or self._stop.is_set():
+            if outcome.jobs < self._policy.batch_size or self._leader.stopping.is_set():
                 return total
 
     async def archive_batch(self, now: datetime) -> BatchOutcome:

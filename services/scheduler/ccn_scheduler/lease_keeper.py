@@ -20,6 +20,7 @@ import asyncpg
 from ccn_core.aggregate import EventMeta
 from ccn_core.domain.job import ExpireLease
 from ccn_core.errors import CcnError
+from ccn_core.leader import PeriodicLeader
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.envelope import Actor
 from ccn_scheduler.job_service import JobService
@@ -48,48 +49,19 @@ class LeaseKeeper:
         self._pool = pool
         self._jobs = jobs
         self._replica = replica
-        self._interval_s = interval_s
         self._clock = clock
         self._jitter = jitter
-        self._stop = asyncio.Event()
+        self._leader = PeriodicLeader(
+            pool, name="lease keeper", lock_key=LOCK_KEY, interval_s=interval_s, tick=self.sweep, replica=replica
+        )
         self.expired = 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._leader.stop()
 
     async def run(self) -> None:
         """Lead while holding the lock; on a database fault, step down, wait and try again."""
-        while not self._stop.is_set():
-            try:
-                await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("lease keeper lost the database; retrying", error=str(exc))
-                if await self._wait(1.0):
-                    return
-
-    async def _lead(self) -> None:
-        async with self._pool.acquire() as lock_conn:
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                if await self._wait(1.0):
-                    return
-            log.info("lease keeper leader", replica=self._replica)
-            try:
-                while not await self._wait(self._interval_s):
-                    # the lock lives as long as its connection: check it before acting as leader
-                    await lock_conn.fetchval("SELECT 1")
-                    await self.sweep()
-            finally:
-                if not lock_conn.is_closed():
-                    await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-
-    async def _wait(self, seconds: float) -> bool:
-        """Sleep unless told to stop; True when stopping."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stop.wait()
-        except TimeoutError:
-            return False
-        return True
+        await self._leader.run()
 
     async def sweep(self) -> int:
         """Expire every lease past its end (up to SCAN_LIMIT per sweep); returns how many."""
