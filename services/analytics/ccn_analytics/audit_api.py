@@ -23,7 +23,7 @@ from ccn_analytics.paging import (
     NodeIdParam,
     SinceParam,
     decode_cursor,
-    encode_cursor,
+    fetch_page,
     parse_since,
 )
 from ccn_proto.envelope import Actor
@@ -95,16 +95,18 @@ class AuditReader:
             query.add(f"occurred_at >= {query.arg(since)}")
         if after is not None:
             query.after(_ORDER, decode_cursor(after, _Position))
-        page_end = query.arg(limit + 1)  # one more than asked tells whether another page exists
-        # only fixed fragments are joined into the SQL; every value travels as a bind parameter
-        sql = f"SELECT {_COLUMNS} FROM audit_log {query.where} ORDER BY {', '.join(_ORDER)} LIMIT {page_end}"  # noqa: S608
-        rows = await self._pool.fetch(sql, *query.args)
-        entries = [_entry(row) for row in rows[:limit]]
-        return AuditPage(
-            entries=entries,
-            next_cursor=encode_cursor(page_position(entries[-1])) if entries else after,
-            has_more=len(rows) > limit,
+        entries, next_cursor, has_more = await fetch_page(
+            self._pool,
+            table="audit_log",
+            columns=_COLUMNS,
+            order=_ORDER,
+            query=query,
+            limit=limit,
+            after=after,
+            entry=_entry,
+            position=page_position,
         )
+        return AuditPage(entries=entries, next_cursor=next_cursor, has_more=has_more)
 
 
 def _entry(row: asyncpg.Record) -> AuditEntry:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
+import asyncpg
 import msgspec
 from litestar.params import QueryParameter
 
@@ -83,3 +85,29 @@ class Conditions:
     @property
     def where(self) -> str:
         return f"WHERE {' AND '.join(self._fragments)}" if self._fragments else ""
+
+
+E = TypeVar("E")
+
+
+async def fetch_page(
+    pool: asyncpg.Pool,
+    *,
+    table: str,
+    columns: str,
+    order: tuple[str, ...],
+    query: Conditions,
+    limit: int,
+    after: str | None,
+    entry: Callable[[asyncpg.Record], E],
+    position: Callable[[E], msgspec.Struct],
+) -> tuple[list[E], str | None, bool]:
+    """One page of `table` in `order` after the cursor: (entries, the next cursor, whether more
+    exist). `table`, `columns` and `order` are the caller's constants, never input; every value
+    travels as a bind parameter."""
+    page_end = query.arg(limit + 1)  # one more than asked tells whether another page exists
+    sql = f"SELECT {columns} FROM {table} {query.where} ORDER BY {', '.join(order)} LIMIT {page_end}"  # noqa: S608
+    rows = await pool.fetch(sql, *query.args)
+    entries = [entry(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(position(entries[-1])) if entries else after
+    return entries, next_cursor, len(rows) > limit
