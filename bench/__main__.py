@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from bench.lifecycle_bench import claim_latency, idle_connections, lifecycle, ru
 from bench.measure import Figure, print_table, write_report
 from bench.projection_bench import catch_up, fill_node_stream
 from ccn_analytics.audit_projection import AuditLogProjection
+from ccn_cli.stack.ports import free_port
 from ccn_core.migrations import apply_migrations
 from ccn_core.projection import Projection
 from ccn_core.settings import Settings
@@ -33,12 +33,6 @@ from ccn_registry.read_model import NodeReadModel
 from tests.support.servers import start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _projection_figures(settings: Settings, postgres: object, events: int) -> list[Figure]:
@@ -67,7 +61,7 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
 async def _lifecycle_figures(settings: Settings, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
     """The services as processes on the bench's servers, with a database of their own."""
     postgres.create_database("lifecycle")
-    ports = [_free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(4)]
     async with running_stack(settings.effective_nats_url, postgres.dsn("lifecycle"), workdir / "stack", ports) as stack:
         figures = [await lifecycle(stack, nodes=20 if quick else 200, jobs=200 if quick else 3_000, label="200 nodes")]
         for nodes in (10, 50) if quick else (10, 200, 1_000):
@@ -77,8 +71,8 @@ async def _lifecycle_figures(settings: Settings, postgres: Any, workdir: Path, *
 
 
 async def run(workdir: Path) -> list[Figure]:
-    nats_server = start_nats(workdir / "nats", _free_port())
-    postgres = start_postgres(workdir / "pg", _free_port())
+    nats_server = start_nats(workdir / "nats", free_port())
+    postgres = start_postgres(workdir / "pg", free_port())
     try:
         settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
         nc = await nats.connect(settings.effective_nats_url)

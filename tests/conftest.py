@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,13 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from ccn_cli.stack.ports import free_port
 from ccn_core.migrations import apply_migrations
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import ensure_streams
 from ccn_registry.app import start_registry
 from tests.support.servers import start_nats, start_postgres
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,12 @@ class BatchLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     lease_s: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 60.0
 
 
+def batch_item_key(line_number: int) -> str:
+    """The key of a batch line without an `item_key`: its line number in the file (1-based,
+    blank lines counted), so a resend, whole or in chunks, names the same jobs."""
+    return f"line-{line_number}"
+
+
 class BatchSubmitted(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     jobs: int

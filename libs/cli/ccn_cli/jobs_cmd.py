@@ -34,7 +34,7 @@ from ccn_cli.stack.secrets_file import read_secrets_file, secrets_path
 from ccn_cli.stack.settings_env import env_var
 from ccn_cli.subcommand import Subparsers
 from ccn_core.settings import Settings
-from ccn_proto.compute_api import BatchSubmitted, JobResultView, SubmitJobRequest
+from ccn_proto.compute_api import BatchSubmitted, JobResultView, SubmitJobRequest, batch_item_key
 from ccn_proto.scheduler import MAX_BATCH_JOBS, CancelJobReply, CreateJobReply, JobHistoryEntry, JobView
 
 T = TypeVar("T")
@@ -262,7 +262,7 @@ def keyed_line(line: bytes, number: int, seen: dict[str, int]) -> bytes:
         return line
     key = decoded.get("item_key")
     if key is None:
-        key = decoded["item_key"] = f"line-{number}"
+        key = decoded["item_key"] = batch_item_key(number)
         line = msgspec.json.encode(decoded)
     if isinstance(key, str):
         if key in seen:

@@ -157,9 +157,7 @@ class ProjectionRunner:
         )
         await self._js.add_consumer(spec.stream, config)
         # the context's connection: nats-py keeps no public handle on it
-        puller = BatchPuller(self._js._nc, spec.stream, spec.durable)
-        await puller.start()
-        return puller
+        return BatchPuller(self._js._nc, spec.stream, spec.durable)
 
     async def _project(self) -> None:
         async with self._pool.acquire() as conn:
@@ -193,22 +191,17 @@ class ProjectionRunner:
 
     async def _fetch_into(self, batches: asyncio.Queue[list[Msg]], finished: asyncio.Event) -> None:
         puller = await self._subscribe()
-        try:
-            while not finished.is_set():
-                try:
-                    msgs = await puller.fetch(self._batch_size, timeout=self._idle_wait_s)
-                except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
-                    # what it had delivered and we had not committed comes again; apply_batch
-                    # skips what the checkpoint already holds
-                    log.warning("projection consumer lost; recreating at checkpoint", reason=str(exc))
-                    await puller.close()
-                    puller = await self._subscribe()
-                    continue
-                if msgs:
-                    await batches.put(msgs)
-        finally:
-            with contextlib.suppress(Exception):
-                await puller.close()
+        while not finished.is_set():
+            try:
+                msgs = await puller.fetch(self._batch_size, timeout=self._idle_wait_s)
+            except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
+                # what it had delivered and we had not committed comes again; apply_batch
+                # skips what the checkpoint already holds
+                log.warning("projection consumer lost; recreating at checkpoint", reason=str(exc))
+                puller = await self._subscribe()
+                continue
+            if msgs:
+                await batches.put(msgs)
 
     async def _apply_until_done(self, events: list[StoredEvent]) -> int:
         """Apply one batch, retrying what Postgres says is transient (a deadlock with another

@@ -41,12 +41,6 @@ class BatchPuller:
         self._nc = nc
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
-    async def start(self) -> None:
-        """Nothing to set up: each fetch subscribes for itself."""
-
-    async def close(self) -> None:
-        """Nothing held between fetches."""
-
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 - the server's expiry
         """Up to `batch` messages; fewer (maybe none) when the consumer has no more within
         `timeout`. Raises ConsumerGone on a 409 or a request the server never ended."""

@@ -22,7 +22,6 @@ from ccn_analytics.paging import (
     LimitParam,
     NodeIdParam,
     SinceParam,
-    decode_cursor,
     fetch_page,
     parse_since,
 )
@@ -87,14 +86,9 @@ class AuditReader:
         query = Conditions()
         if node_id is not None:
             query.add(f"aggregate_type = 'node' AND aggregate_id = {query.arg(node_id)}")
-        if correlation_id is not None:
-            query.add(f"correlation_id = {query.arg(correlation_id)}")
-        if event_type is not None:
-            query.add(f"event_type = {query.arg(event_type)}")
-        if since is not None:
-            query.add(f"occurred_at >= {query.arg(since)}")
-        if after is not None:
-            query.after(_ORDER, decode_cursor(after, _Position))
+        query.equals("correlation_id", correlation_id)
+        query.equals("event_type", event_type)
+        query.at_least("occurred_at", since)
         entries, next_cursor, has_more = await fetch_page(
             self._pool,
             table="audit_log",
@@ -105,6 +99,7 @@ class AuditReader:
             after=after,
             entry=_entry,
             position=page_position,
+            position_type=_Position,
         )
         return AuditPage(entries=entries, next_cursor=next_cursor, has_more=has_more)
 

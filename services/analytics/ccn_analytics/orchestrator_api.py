@@ -23,7 +23,6 @@ from ccn_analytics.paging import (
     LimitParam,
     NodeIdParam,
     SinceParam,
-    decode_cursor,
     fetch_page,
     parse_since,
 )
@@ -92,18 +91,11 @@ class OrchestratorLogReader:
         limit: int,
     ) -> LogPage:
         query = Conditions()
-        if job_id is not None:
-            query.add(f"job_id = {query.arg(job_id)}")
-        if node_id is not None:
-            query.add(f"node_id = {query.arg(node_id)}")
-        if correlation_id is not None:
-            query.add(f"correlation_id = {query.arg(correlation_id)}")
-        if event is not None:
-            query.add(f"event = {query.arg(event)}")
-        if since is not None:
-            query.add(f"occurred_at >= {query.arg(since)}")
-        if after is not None:
-            query.after(_ORDER, decode_cursor(after, _Position))
+        query.equals("job_id", job_id)
+        query.equals("node_id", node_id)
+        query.equals("correlation_id", correlation_id)
+        query.equals("event", event)
+        query.at_least("occurred_at", since)
         entries, next_cursor, has_more = await fetch_page(
             self._pool,
             table="orchestrator_log",
@@ -114,6 +106,7 @@ class OrchestratorLogReader:
             after=after,
             entry=_entry,
             position=page_position,
+            position_type=_Position,
         )
         return LogPage(entries=entries, next_cursor=next_cursor, has_more=has_more)
 

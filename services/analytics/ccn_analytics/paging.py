@@ -76,6 +76,15 @@ class Conditions:
     def add(self, fragment: str) -> None:
         self._fragments.append(fragment)
 
+    def equals(self, column: str, value: object | None) -> None:
+        """`column = value`, when a filter was given (None: no filter)."""
+        if value is not None:
+            self.add(f"{column} = {self.arg(value)}")
+
+    def at_least(self, column: str, value: object | None) -> None:
+        if value is not None:
+            self.add(f"{column} >= {self.arg(value)}")
+
     def after(self, columns: tuple[str, ...], position: msgspec.Struct) -> None:
         """Rows strictly after `position` in the order of `columns` (the page key)."""
         values = msgspec.structs.astuple(position)
@@ -100,11 +109,14 @@ async def fetch_page(
     limit: int,
     after: str | None,
     entry: Callable[[asyncpg.Record], E],
-    position: Callable[[E], msgspec.Struct],
+    position: Callable[[E], P],
+    position_type: type[P],
 ) -> tuple[list[E], str | None, bool]:
-    """One page of `table` in `order` after the cursor: (entries, the next cursor, whether more
-    exist). `table`, `columns` and `order` are the caller's constants, never input; every value
-    travels as a bind parameter."""
+    """One page of `table` in `order` after the cursor `after`: (entries, the next cursor,
+    whether more exist). `table`, `columns` and `order` are the caller's constants, never input;
+    every value travels as a bind parameter."""
+    if after is not None:
+        query.after(order, decode_cursor(after, position_type))
     page_end = query.arg(limit + 1)  # one more than asked tells whether another page exists
     sql = f"SELECT {columns} FROM {table} {query.where} ORDER BY {', '.join(order)} LIMIT {page_end}"  # noqa: S608
     rows = await pool.fetch(sql, *query.args)

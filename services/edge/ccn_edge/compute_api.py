@@ -34,7 +34,6 @@ from ccn_proto.registry import (
     ConsentReply,
     EndSession,
     EndSessionReply,
-    Heartbeat,
     HeartbeatReply,
     OptOut,
     OptOutReply,
@@ -97,7 +96,7 @@ class TelemetryReply(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _session(request: Request[Any, Any, Any], edge: EdgeContext) -> HeartbeatReply:
     """The node behind the session token (the registry judges it; the session's last_seen moves)."""
-    return await edge.registry(request, "heartbeat", Heartbeat(session_token=bearer_token(request)), HeartbeatReply)
+    return await edge.session_node(bearer_token(request), correlation_id=correlation_id(request.scope))
 
 
 class ComputeController(Controller):

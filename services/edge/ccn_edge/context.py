@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from ccn_core import subjects
 from ccn_core.commands import CommandClient
 from ccn_core.ids import ip_hash
+from ccn_proto.registry import Heartbeat, HeartbeatReply
 from ccn_proto.scheduler import WithdrawClaim
 from ccn_web.http import correlation_id
 
@@ -33,6 +34,13 @@ class EdgeContext:
     ) -> R:
         return await self.commands.call(
             REGISTRY, name, command, reply_type, correlation_id=correlation_id(connection.scope)
+        )
+
+    async def session_node(self, session_token: str, *, correlation_id: str) -> HeartbeatReply:
+        """The node behind a session token, as the registry judges it; the session's last_seen
+        moves. Every node-facing path (HTTP, WebSocket hello and heartbeats) asks this way."""
+        return await self.commands.call(
+            REGISTRY, "heartbeat", Heartbeat(session_token=session_token), HeartbeatReply, correlation_id=correlation_id
         )
 
     async def scheduler(

@@ -15,7 +15,14 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from ccn_core.commands import offending_field
 from ccn_core.errors import BadInput, Conflict, PayloadTooLarge
 from ccn_edge.context import EdgeContext
-from ccn_proto.compute_api import BatchLine, BatchSubmitted, CancelJobRequest, JobResultView, SubmitJobRequest
+from ccn_proto.compute_api import (
+    BatchLine,
+    BatchSubmitted,
+    CancelJobRequest,
+    JobResultView,
+    SubmitJobRequest,
+    batch_item_key,
+)
 from ccn_proto.scheduler import (
     MAX_BATCH_JOBS,
     BatchJob,
@@ -53,7 +60,7 @@ def parse_batch(body: bytes) -> list[BatchJob]:
             BatchJob(
                 job_type=item.job_type,
                 payload=item.payload,
-                item_key=item.item_key or f"line-{number}",
+                item_key=item.item_key or batch_item_key(number),
                 priority=item.priority,
                 max_retries=item.max_retries,
                 lease_s=item.lease_s,

@@ -36,9 +36,7 @@ def hello_problem(hello: Hello, known_job_types: Collection[str]) -> CcnError | 
     version = version_tuple(hello.node_version)
     if version is None:
         return BadInput("node_version must look like 1.2.3", field="node_version")
-    minimum = version_tuple(MIN_NODE_VERSION)
-    assert minimum is not None
-    if version < minimum:
+    if version < _MINIMUM:
         return UpgradeRequired(
             f"node version {hello.node_version} is no longer supported; install ccn-node >= {MIN_NODE_VERSION}",
             field="node_version",
@@ -57,6 +55,7 @@ def hello_problem(hello: Hello, known_job_types: Collection[str]) -> CcnError | 
 
 
 MAX_CONCURRENCY = 256
+_MINIMUM = version_tuple(MIN_NODE_VERSION) or (0, 0, 0)
 
 
 @dataclass

@@ -27,7 +27,6 @@ from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
-from ccn_proto.registry import Heartbeat, HeartbeatReply
 from ccn_web.http import correlation_id
 
 log = get_logger("ccn.edge.ws")
@@ -135,13 +134,7 @@ class NodeLink:
 
     async def _authenticate(self, frame: frames.Hello) -> None:
         try:
-            identity = await self._edge.commands.call(
-                "registry",
-                "heartbeat",
-                Heartbeat(session_token=frame.session_token),
-                HeartbeatReply,
-                correlation_id=self._connection_id,
-            )
+            identity = await self._edge.session_node(frame.session_token, correlation_id=self._connection_id)
         except (Unauthorized, Forbidden, BadInput) as exc:
             await self._send_error(exc)
             await self._hang_up(WS_POLICY_VIOLATION, exc.message)
@@ -220,13 +213,7 @@ class NodeLink:
 
     async def _on_heartbeat(self, job_ids: list[str]) -> None:
         try:
-            await self._edge.commands.call(
-                "registry",
-                "heartbeat",
-                Heartbeat(session_token=self._session_token),
-                HeartbeatReply,
-                correlation_id=self._connection_id,
-            )
+            await self._edge.session_node(self._session_token, correlation_id=self._connection_id)
         except (Unauthorized, Forbidden) as exc:
             await self._send_error(exc)
             await self._hang_up(WS_POLICY_VIOLATION, exc.message)
