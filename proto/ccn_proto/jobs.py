@@ -50,6 +50,15 @@ class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
     retry_at: datetime | None  # None: no attempts left, a job.dead follows in the same decision
 
 
+class JobReleased(msgspec.Struct, tag="job.released", frozen=True, kw_only=True):
+    """The holder handed the job back unworked (its offer never reached the node): the job is
+    queued again at once and `attempt` is not counted, so the next claim has the same number."""
+
+    node_id: str
+    attempt: int
+    reason: Text
+
+
 class JobAbandoned(msgspec.Struct, tag="job.abandoned", frozen=True, kw_only=True):
     node_id: str
     attempt: int
@@ -66,4 +75,14 @@ class JobCancelled(msgspec.Struct, tag="job.cancelled", frozen=True, kw_only=Tru
     reason: Text | None = None
 
 
-JobEvent = JobCreated | JobClaimed | LeaseRenewed | JobCompleted | JobFailed | JobAbandoned | JobDead | JobCancelled
+JobEvent = (
+    JobCreated
+    | JobClaimed
+    | LeaseRenewed
+    | JobCompleted
+    | JobFailed
+    | JobReleased
+    | JobAbandoned
+    | JobDead
+    | JobCancelled
+)

@@ -171,6 +171,21 @@ class FailJobReply(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
+class ReleaseJob(msgspec.Struct, tag="release_job", frozen=True, kw_only=True):
+    """The holder hands a job back unworked (e.g. its offer never reached the node): queued again
+    at once, without a backoff and without spending an attempt. Only the current holder may."""
+
+    node_id: NodeId
+    job_id: JobId
+    reason: Text
+
+
+class ReleaseJobReply(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus  # queued: claimable again now
+    server_time: datetime
+
+
 class CancelJob(msgspec.Struct, tag="cancel_job", frozen=True, kw_only=True):
     job_id: JobId
     reason: Text | None = None
@@ -220,4 +235,6 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
-SchedulerCommand = CreateJob | CreateBatch | ClaimJobs | RenewLeases | SubmitResult | FailJob | CancelJob | GetJob
+SchedulerCommand = (
+    CreateJob | CreateBatch | ClaimJobs | RenewLeases | SubmitResult | FailJob | ReleaseJob | CancelJob | GetJob
+)

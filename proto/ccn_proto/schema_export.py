@@ -38,6 +38,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         scheduler.RenewLeasesReply,
         scheduler.SubmitResultReply,
         scheduler.FailJobReply,
+        scheduler.ReleaseJobReply,
         scheduler.CancelJobReply,
         scheduler.JobView,
         CommandError,

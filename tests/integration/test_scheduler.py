@@ -58,6 +58,8 @@ from ccn_proto.scheduler import (
     FailJobReply,
     GetJob,
     JobView,
+    ReleaseJob,
+    ReleaseJobReply,
     RenewLeases,
     RenewLeasesReply,
     SubmitResult,
@@ -189,6 +191,20 @@ async def job_events(nc: NATS, job_id: str | None = None) -> list[Envelope[JobEv
     finally:
         await store.close()
     return [_decode_job_event(s.data) for s in stored]
+
+
+async def projected_job(settings: Settings, job_id: str, status: str) -> asyncpg.Record:
+    """The job's community_jobs row, once the projection has it in `status`."""
+
+    async def row_in_status() -> asyncpg.Record | None:
+        conn = await asyncpg.connect(settings.effective_database_url)
+        try:
+            row = await conn.fetchrow("SELECT * FROM community_jobs WHERE job_id = $1", job_id)
+        finally:
+            await conn.close()
+        return row if row is not None and row["status"] == status else None
+
+    return await eventually(row_in_status)
 
 
 def types_of(view: JobView) -> list[str]:
@@ -476,15 +492,7 @@ async def test_an_unrenewed_lease_is_abandoned_retried_and_finally_dead(own_sett
         assert [e.node_id for e in view.history if e.type == "job.abandoned"] == ["n1", "n2"]
         assert (await api.claim("n3")).offers == []
 
-        async def projected() -> asyncpg.Record | None:
-            conn = await asyncpg.connect(own_settings.effective_database_url)
-            try:
-                row = await conn.fetchrow("SELECT * FROM community_jobs WHERE job_id = $1", job.job_id)
-            finally:
-                await conn.close()
-            return row if row is not None and row["status"] == "dead" else None
-
-        row = await eventually(projected)
+        row = await projected_job(own_settings, job.job_id, "dead")
         assert (row["attempt"], row["retry_count"], row["max_retries"]) == (2, 2, 1)
         assert row["lease_expires_at"] is None and row["retry_at"] is None and row["finished_at"] is not None
         assert row["last_error"] == "lease expired"
@@ -505,6 +513,49 @@ async def test_a_failed_job_waits_for_its_backoff_then_runs_again(own_settings: 
         assert cancelled.status == "cancelled"
         with pytest.raises(Conflict):
             await api.submit("n2", job.job_id, {"late": True})
+
+
+async def test_a_released_job_is_claimable_at_once_on_the_same_attempt(own_settings: Settings) -> None:
+    """The edge claimed a job for a node that left before the offer reached it: it hands the job
+    back with release_job, which spends no attempt and sets no backoff."""
+    async with schedulers(own_settings, 2), scheduler_client(own_settings.effective_nats_url) as api:
+        correlation = ids.new_correlation_id()
+        # no retries at all: a release that counted its attempt would leave none for the next node
+        job = await api.call(
+            CreateJob(job_type="echo", payload={"text": "undelivered"}, max_retries=0), CreateJobReply, correlation
+        )
+        first = await api.claim("n1", wait_s=2)
+        assert [(o.job_id, o.attempt) for o in first.offers] == [(job.job_id, 1)]
+        behind = await api.create("queued behind it")
+
+        reason = "the node left before the offer reached it"
+        with pytest.raises(Conflict):
+            await api.call(ReleaseJob(node_id="n2", job_id=job.job_id, reason=reason), ReleaseJobReply, correlation)
+        release = ReleaseJob(node_id="n1", job_id=job.job_id, reason=reason)
+        released = await api.call(release, ReleaseJobReply, correlation)
+        assert (released.job_id, released.status) == (job.job_id, "queued")
+        # a retry after a lost reply is answered from the job and writes nothing
+        assert (await api.call(release, ReleaseJobReply, correlation)).status == "queued"
+        view = await api.job(job.job_id)
+        assert (view.status, view.attempt, view.holder, view.retry_at) == ("queued", 0, None, None)
+
+        # n1's slot is free at once (its concurrency is 1), and the queue kept its order: the
+        # job queued before the release comes first
+        mine = await api.claim("n1", wait_s=2)
+        assert [o.job_id for o in mine.offers] == [behind.job_id]
+        again = await api.claim("n2", wait_s=2)
+        assert [(o.job_id, o.attempt, o.correlation_id) for o in again.offers] == [(job.job_id, 1, correlation)]
+        await api.submit("n2", job.job_id, {"text": "delivered"})
+
+        view = await api.job(job.job_id)
+        assert types_of(view) == ["job.created", "job.claimed", "job.released", "job.claimed", "job.completed"]
+        assert [(e.node_id, e.attempt) for e in view.history[1:]] == [("n1", 1), ("n1", 1), ("n2", 1), ("n2", 1)]
+        released_entry = view.history[2]
+        assert (released_entry.reason, released_entry.correlation_id) == (reason, correlation)
+
+        row = await projected_job(own_settings, job.job_id, "completed")
+        assert (row["attempt"], row["retry_count"], row["claimed_by_node_id"]) == (1, 0, "n2")
+        assert row["retry_at"] is None and row["last_retry_at"] is None
 
 
 async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Settings) -> None:
@@ -704,6 +755,11 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
             NOW - timedelta(seconds=5),
             True,
         ),
+        (
+            JobState(job_id="j", status="queued", claimed_by="n1", claimed_at=NOW - timedelta(seconds=5)),
+            NOW - timedelta(seconds=5),
+            False,
+        ),
     ],
     ids=[
         "held by the node",
@@ -717,6 +773,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
         "this reservation's claim landed and ended: the slot is free again",
         "reserved again after its last claim ended: may still become a claim",
         "another node's claim at the same instant says nothing of this reservation",
+        "this reservation's claim landed and was released: the slot is free again",
     ],
 )
 def test_what_counts_against_a_nodes_concurrency(state: JobState, reserved_at: datetime, counts: bool) -> None:

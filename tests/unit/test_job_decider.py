@@ -14,6 +14,7 @@ from ccn_core.domain.job import (
     ExpireLease,
     FailJob,
     JobDecider,
+    ReleaseJob,
     RenewLease,
     SubmitResult,
     result_checksum,
@@ -29,6 +30,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 
@@ -50,6 +52,7 @@ CLAIMED = JobClaimed(node_id="n1", attempt=1, lease_until=T0 + timedelta(seconds
 RESULT = {"text": "x", "language": "en"}
 FAILED_ONCE = JobFailed(node_id="n1", attempt=1, reason="crash", retry_at=T0 + timedelta(seconds=1))
 CLAIMED_AGAIN = JobClaimed(node_id="n2", attempt=2, lease_until=T0 + timedelta(seconds=62))
+RELEASED = JobReleased(node_id="n1", attempt=1, reason="the node left before the offer reached it")
 
 CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]] = [
     ("create", [], CreateJob(created=CREATED), [CREATED]),
@@ -163,6 +166,72 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         ExpireLease(now=LATER, jitter=0.0, node_id="n9"),
         [],
     ),
+    (
+        "the holder releases its job unworked",
+        [CREATED, CLAIMED],
+        ReleaseJob(node_id="n1", reason=RELEASED.reason, now=LATER),
+        [RELEASED],
+    ),
+    (
+        "a released job is claimable at once, on the same attempt",
+        [CREATED, CLAIMED, RELEASED],
+        ClaimJob(node_id="n2", now=LATER),
+        [JobClaimed(node_id="n2", attempt=1, lease_until=LATER + timedelta(seconds=60))],
+    ),
+    (
+        "a release spends no retry: the failure after it still has one left (max_retries=1)",
+        [CREATED, CLAIMED, RELEASED, JobClaimed(node_id="n2", attempt=1, lease_until=LATER + timedelta(seconds=60))],
+        FailJob(node_id="n2", reason="crash", now=T0, jitter=0.5),
+        [JobFailed(node_id="n2", attempt=1, reason="crash", retry_at=T0 + timedelta(seconds=1))],
+    ),
+    (
+        "a release after a failure keeps the attempts counted before it",
+        [CREATED, CLAIMED, FAILED_ONCE, CLAIMED_AGAIN],
+        ReleaseJob(node_id="n2", reason="gone", now=T0 + timedelta(seconds=3)),
+        [JobReleased(node_id="n2", attempt=2, reason="gone")],
+    ),
+    (
+        "only the holder may release",
+        [CREATED, CLAIMED],
+        ReleaseJob(node_id="n2", reason="not mine", now=LATER),
+        Conflict,
+    ),
+    (
+        "a release after the lease expired is refused (the lease keeper abandons it)",
+        [CREATED, CLAIMED],
+        ReleaseJob(node_id="n1", reason="late", now=EXPIRED),
+        Conflict,
+    ),
+    (
+        "a queued job nobody claimed cannot be released",
+        [CREATED],
+        ReleaseJob(node_id="n1", reason="x", now=T0),
+        Conflict,
+    ),
+    (
+        "a retried release by the same node is answered without a second event",
+        [CREATED, CLAIMED, RELEASED],
+        ReleaseJob(node_id="n1", reason=RELEASED.reason, now=LATER),
+        [],
+    ),
+    (
+        "a release by a node whose claim was released and taken by another is refused",
+        [CREATED, CLAIMED, RELEASED, JobClaimed(node_id="n2", attempt=1, lease_until=LATER + timedelta(seconds=60))],
+        ReleaseJob(node_id="n1", reason="again", now=LATER),
+        Conflict,
+    ),
+    (
+        "a released job has no lease to expire",
+        [CREATED, CLAIMED, RELEASED],
+        ExpireLease(now=EXPIRED, jitter=0.0),
+        [],
+    ),
+    (
+        "a finished job cannot be released",
+        [CREATED, CLAIMED, JobCancelled()],
+        ReleaseJob(node_id="n1", reason="x", now=T0),
+        Conflict,
+    ),
     ("cancel a queued job", [CREATED], CancelJob(reason="not needed"), [JobCancelled(reason="not needed")]),
     ("a finished job cannot be cancelled", [CREATED, JobCancelled()], CancelJob(), Conflict),
 ]
@@ -176,6 +245,19 @@ def test_job_rules(given: list[JobEvent], command: object, expected: list[JobEve
     else:
         with pytest.raises(expected):
             decider.decide(command, state, T0)  # type: ignore[arg-type]
+
+
+def test_a_release_hands_the_attempt_back_and_keeps_the_claim_the_ledger_looks_for() -> None:
+    state = fold(decider, JOB, [CREATED, CLAIMED, RELEASED])
+    assert (state.status, state.attempt, state.holder, state.lease_until, state.retry_at) == (
+        "queued",
+        0,
+        None,
+        None,
+        None,
+    )
+    # the claim ledger drops a reservation whose claim is the job's latest and has ended
+    assert (state.claimed_by, state.claimed_at) == ("n1", T0)
 
 
 def test_retry_delay_grows_exponentially_under_a_cap_with_full_jitter() -> None:

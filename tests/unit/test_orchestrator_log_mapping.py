@@ -31,6 +31,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 
@@ -83,6 +84,17 @@ STEPS: list[tuple[JobEvent, list[Step]]] = [
         [
             Step(event="job_result_submitted", node_id=NODE, attempt=1, details={"checksum": CHECKSUM}),
             Step(event="job_completed", node_id=NODE, attempt=1),
+        ],
+    ),
+    (
+        JobReleased(node_id=NODE, attempt=1, reason="the node left before the offer reached it"),
+        [
+            Step(
+                event="job_released",
+                node_id=NODE,
+                attempt=1,
+                details={"reason": "the node left before the offer reached it"},
+            )
         ],
     ),
     (

@@ -129,8 +129,8 @@ JOB_READ_MODEL = ConsumerSpec(
 READY_FEED = ConsumerSpec(
     durable="scheduler_ready_feed",
     stream=JOBS.name,
-    filter_subjects=("ccn.job.*.created", "ccn.job.*.failed", "ccn.job.*.abandoned"),
-    description="Puts created jobs in the ready queue and schedules retried ones for their retry time",
+    filter_subjects=("ccn.job.*.created", "ccn.job.*.released", "ccn.job.*.failed", "ccn.job.*.abandoned"),
+    description="Puts created and released jobs in the ready queue and schedules retried ones for their retry time",
 )
 NODE_RELEASE = ConsumerSpec(
     durable="scheduler_node_release",

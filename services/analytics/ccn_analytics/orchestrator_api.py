@@ -142,8 +142,8 @@ def lifecycle_event(raw: str) -> str:
     "/orchestrator-log",
     security=[{"AdminToken": []}],
     summary="Orchestrator log",
-    description="Every lifecycle step of every job (created, claimed, result submitted, completed, failed, "
-    "retried, abandoned, reassigned, cancelled, dead) with its node, scheduler replica, correlation and "
+    description="Every lifecycle step of every job (created, claimed, released, result submitted, completed, "
+    "failed, retried, abandoned, reassigned, cancelled, dead) with its node, scheduler replica, correlation and "
     "causation ids; oldest first, paged by cursor. A job's whole life: job_id= or its correlation_id=.",
 )
 async def orchestrator_log(

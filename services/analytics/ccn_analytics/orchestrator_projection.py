@@ -28,6 +28,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 
@@ -37,6 +38,7 @@ log = get_logger("ccn.analytics.orchestrator")
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_created",
     "job_claimed",
+    "job_released",
     "job_reassigned",
     "job_result_submitted",
     "job_completed",
@@ -122,6 +124,13 @@ def lifecycle_steps(event: JobEvent) -> list[Step]:
                 ),
                 Step(event="job_completed", node_id=event.node_id, attempt=event.attempt),
             ]
+        case JobReleased():
+            # handed back unworked: queued at once, and the next claim has the same attempt
+            return [
+                Step(
+                    event="job_released", node_id=event.node_id, attempt=event.attempt, details={"reason": event.reason}
+                )
+            ]
         case JobFailed():
             return _ended("job_failed", event.node_id, event.attempt, event.reason, event.retry_at)
         case JobAbandoned():
@@ -179,6 +188,7 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     LeaseRenewed,
     JobCompleted,
     JobFailed,
+    JobReleased,
     JobAbandoned,
     JobDead,
     JobCancelled,

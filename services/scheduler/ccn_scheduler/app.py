@@ -60,7 +60,9 @@ async def start_scheduler(
     runtime.on_stop(ready.close)
     holdings = NodeHoldings(runtime.js, jobs.state)
     claimer = Claimer(jobs, ready, holdings, replica=runtime.replica)
-    handlers = SchedulerHandlers(jobs, ready, claimer, types, settings.token_secret, replica=runtime.replica)
+    handlers = SchedulerHandlers(
+        jobs, ready, claimer, types, settings.token_secret, store=runtime.store, replica=runtime.replica
+    )
 
     keeper = LeaseKeeper(runtime.pool, jobs, replica=runtime.replica, interval_s=options.lease_scan_interval_s)
     runtime.spawn(keeper.run(), name="scheduler_lease_keeper")

@@ -18,9 +18,11 @@ from ccn_core.domain.job import CancelJob as CancelJobCommand
 from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.domain.job import FailJob as FailJobCommand
 from ccn_core.domain.job import JobState
+from ccn_core.domain.job import ReleaseJob as ReleaseJobCommand
 from ccn_core.domain.job import RenewLease as RenewLeaseCommand
 from ccn_core.domain.job import SubmitResult as SubmitResultCommand
 from ccn_core.errors import BadInput, CcnError, NotFound, Unprocessable
+from ccn_core.eventstore import EventStore
 from ccn_core.logging import get_logger
 from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobCreated
@@ -41,6 +43,8 @@ from ccn_proto.scheduler import (
     JobView,
     LeaseView,
     LostLease,
+    ReleaseJob,
+    ReleaseJobReply,
     RenewLeases,
     RenewLeasesReply,
     SubmitResult,
@@ -51,6 +55,7 @@ from ccn_scheduler.claims import Claimer
 from ccn_scheduler.job_history import job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
+from ccn_scheduler.ready_entries import ready_entry, stored_ready_entry
 from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 
 log = get_logger("ccn.scheduler.handlers")
@@ -78,6 +83,7 @@ class SchedulerHandlers:
         payload_types: PayloadTypes,
         key_secret: str,
         *,
+        store: EventStore,
         replica: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
@@ -86,6 +92,7 @@ class SchedulerHandlers:
             raise ValueError("CCN_TOKEN_SECRET is required: it keys the job ids of idempotent creations")
         self._jobs = jobs
         self._ready = ready
+        self._store = store
         self._claimer = claimer
         self._payload_types = payload_types
         self._key = key_secret
@@ -100,6 +107,7 @@ class SchedulerHandlers:
         server.register("renew_leases", RenewLeases, self.renew_leases)
         server.register("submit_result", SubmitResult, self.submit_result)
         server.register("fail_job", FailJob, self.fail_job)
+        server.register("release_job", ReleaseJob, self.release_job)
         server.register("cancel_job", CancelJob, self.cancel_job)
         server.register("get_job", GetJob, self.get_job)
         # every replica hears it: the withdrawn claim may wait in any of them
@@ -181,18 +189,17 @@ class SchedulerHandlers:
             # job claimable when the reply leaves, and the shared entry id stores it once. The
             # job exists now whatever happens to this put: failing the reply would make a caller
             # without an idempotency key create it twice.
-            entry = ReadyEntry(
-                job_id=job_id,
-                job_type=created.job_type,
-                payload=created.payload,
-                correlation_id=meta.correlation_id,
-                priority=created.priority,
-            )
-            try:
-                await self._ready.put(entry, entry_id=f"ready:{event.event_id}")
-            except CcnError as exc:
-                log.warning("ready entry left to the ready feed", job_id=job_id, error=exc.message)
+            entry = ready_entry(job_id, created, meta.correlation_id)
+            await self._put_or_leave_to_feed(entry, entry_id=f"ready:{event.event_id}")
         return executed.state, bool(executed.events)
+
+    async def _put_or_leave_to_feed(self, entry: ReadyEntry, *, entry_id: str) -> None:
+        """Put an entry for an event just appended; if that fails the ready feed puts it from
+        the event (same entry id), so the command that appended it must not fail for it."""
+        try:
+            await self._ready.put(entry, entry_id=entry_id)
+        except CcnError as exc:
+            log.warning("ready entry left to the ready feed", job_id=entry.job_id, error=exc.message)
 
     async def claim_jobs(self, command: ClaimJobs, ctx: CommandContext) -> ClaimJobsReply:
         unknown = sorted(set(command.job_types) - set(self._payload_types))
@@ -245,6 +252,15 @@ class SchedulerHandlers:
             retry_at=executed.state.retry_at if executed.state.status == "retry_wait" else None,
             server_time=self._clock(),
         )
+
+    async def release_job(self, command: ReleaseJob, ctx: CommandContext) -> ReleaseJobReply:
+        decision = ReleaseJobCommand(node_id=command.node_id, reason=command.reason, now=self._clock())
+        executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
+        if executed.events:
+            # claimable again when the reply leaves, as a created job is
+            entry = await stored_ready_entry(self._store, command.job_id)
+            await self._put_or_leave_to_feed(entry, entry_id=f"ready:{executed.events[0].event_id}")
+        return ReleaseJobReply(job_id=command.job_id, status=public_status(executed.state), server_time=self._clock())
 
     async def cancel_job(self, command: CancelJob, ctx: CommandContext) -> CancelJobReply:
         executed = await self._jobs.execute(command.job_id, CancelJobCommand(reason=command.reason), self._meta(ctx))

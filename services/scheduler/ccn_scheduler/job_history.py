@@ -17,6 +17,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 from ccn_proto.scheduler import JobHistoryEntry, JobView
@@ -29,9 +30,9 @@ def history_entry(envelope: Envelope[JobEvent]) -> JobHistoryEntry:
     attempt: int | None = None
     reason: str | None = None
     match envelope.data:
-        case JobClaimed() | JobCompleted() | JobFailed() | JobAbandoned() as event:
+        case JobClaimed() | JobCompleted() | JobFailed() | JobReleased() | JobAbandoned() as event:
             node_id, attempt = event.node_id, event.attempt
-            reason = event.reason if isinstance(event, JobFailed | JobAbandoned) else None
+            reason = event.reason if isinstance(event, JobFailed | JobReleased | JobAbandoned) else None
         case LeaseRenewed() as event:
             node_id = event.node_id
         case JobDead() as event:

@@ -23,23 +23,24 @@ from ccn_core.domain.node import NodeDecider
 from ccn_core.errors import Disposition, disposition_for
 from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.logging import get_logger
-from ccn_core.topology import JOBS, NODES
+from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.jobs import JobAbandoned, JobCreated, JobEvent, JobFailed
+from ccn_proto.jobs import JobAbandoned, JobCreated, JobFailed, JobReleased
 from ccn_proto.nodes import NodeEvent, NodeOptedOut, SessionEnded
 from ccn_scheduler.holdings import NodeHoldings
 from ccn_scheduler.job_service import JobService
-from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
+from ccn_scheduler.ready_entries import ready_entry, stored_ready_entry
+from ccn_scheduler.ready_queue import ReadyQueue
 
 log = get_logger("ccn.scheduler.reactors")
-_decode_job_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
 _decode_node_event = msgspec.json.Decoder(Envelope[NodeEvent]).decode
 _HELD_BY_NODE = "SELECT job_id::text FROM community_jobs WHERE status = 'claimed' AND claimed_by_node_id = $1"
 
 
 class ReadyFeed:
-    """job.created → a ready entry now; job.failed / job.abandoned with a retry time → a ready
-    entry scheduled for that time (a JetStream message schedule: durable, no timer here).
+    """job.created and job.released → a ready entry now; job.failed / job.abandoned with a retry
+    time → a ready entry scheduled for that time (a JetStream message schedule: durable, no
+    timer here).
 
     An event younger than the stream's duplicate window is put without a look: a second put of
     it (the create handler's, a redelivery) is dropped by its entry id. An older one — a
@@ -63,43 +64,29 @@ class ReadyFeed:
 
     async def handle(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
         entry_id = f"ready:{envelope.event_id}"
+        job_id = envelope.aggregate_id
         match envelope.data:
             case JobCreated() as created:
                 if await self._moot(envelope, lambda state: state.status == "queued"):
                     return
-                entry = ReadyEntry(
-                    job_id=envelope.aggregate_id,
-                    job_type=created.job_type,
-                    payload=created.payload,
-                    correlation_id=envelope.correlation_id,
-                    priority=created.priority,
-                )
-                await self._ready.put(entry, entry_id=entry_id)
+                await self._ready.put(ready_entry(job_id, created, envelope.correlation_id), entry_id=entry_id)
+            case JobReleased():
+                # the release handler put it already; this covers a crash between append and put
+                if await self._moot(envelope, lambda state: state.status == "queued"):
+                    return
+                await self._ready.put(await stored_ready_entry(self._store, job_id), entry_id=entry_id)
             case JobFailed(retry_at=retry_at, attempt=attempt) | JobAbandoned(retry_at=retry_at, attempt=attempt) if (
                 retry_at is not None
             ):
                 if await self._moot(envelope, lambda state: (state.status, state.attempt) == ("retry_wait", attempt)):
                     return
-                first = await self._created(envelope.aggregate_id)
-                assert isinstance(first.data, JobCreated), "a job's first event is job.created"
-                entry = ReadyEntry(
-                    job_id=envelope.aggregate_id,
-                    job_type=first.data.job_type,
-                    payload=first.data.payload,
-                    # the job's own thread, whoever caused this attempt to end
-                    correlation_id=first.correlation_id,
-                    priority=first.data.priority,
-                )
-                await self._ready.put(entry, entry_id=entry_id, at=retry_at)
+                # the job's own thread, whoever caused this attempt to end
+                await self._ready.put(await stored_ready_entry(self._store, job_id), entry_id=entry_id, at=retry_at)
 
     async def _moot(self, envelope: Envelope[Any], still_waiting: Callable[[JobState], bool]) -> bool:
         if self._clock() - envelope.occurred_at < self._window:
             return False
         return not still_waiting(await self._jobs.state(envelope.aggregate_id))
-
-    async def _created(self, job_id: str) -> Envelope[JobEvent]:
-        stored = await self._store.read(JOBS.name, subjects.event("job", job_id, "created"))
-        return _decode_job_event(stored[0].data)
 
 
 class NodeRelease:

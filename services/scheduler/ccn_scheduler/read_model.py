@@ -20,6 +20,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 
@@ -42,6 +43,10 @@ _INSERT_RESULT = """
 INSERT INTO community_job_results (job_id, node_id, attempt, result_json, result_checksum, submitted_at,
                                    correlation_id)
 VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"""
+# handed back unworked: queued again, and the attempt it was on is not counted
+_RELEASED = """
+UPDATE community_jobs SET status = 'queued', lease_expires_at = NULL, retry_at = NULL, attempt = $2, updated_at = $3
+WHERE job_id = $1"""
 _RETRY_WAIT = """
 UPDATE community_jobs SET status = 'retry_wait', lease_expires_at = NULL, retry_count = retry_count + 1,
                           last_retry_at = $2, retry_at = $3, last_error = $4, updated_at = $2
@@ -91,6 +96,8 @@ def job_statements(envelope: Envelope[JobEvent]) -> list[Statement]:
                     (job, e.node_id, e.attempt, _json(e.result).decode(), e.checksum, at, envelope.correlation_id),
                 ),
             ]
+        case JobReleased() as e:
+            return [(_RELEASED, (job, e.attempt - 1, at))]
         case JobFailed() | JobAbandoned() as e:
             # with no attempts left, retry_at is None and the job.dead in the same decision follows
             return [(_RETRY_WAIT, (job, at, e.retry_at, e.reason))]

@@ -23,6 +23,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobEvent,
     JobFailed,
+    JobReleased,
     LeaseRenewed,
 )
 
@@ -89,6 +90,14 @@ class FailJob(msgspec.Struct, frozen=True, kw_only=True):
     jitter: float
 
 
+class ReleaseJob(msgspec.Struct, frozen=True, kw_only=True):
+    """The holder hands the job back unworked: queued at once, its attempt not counted."""
+
+    node_id: str
+    reason: str
+    now: datetime
+
+
 class ExpireLease(msgspec.Struct, frozen=True, kw_only=True):
     """From the abandonment detector, or a reactor when the holder opted out or disconnected."""
 
@@ -102,7 +111,7 @@ class CancelJob(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
 
 
-JobCommand = CreateJob | ClaimJob | RenewLease | SubmitResult | FailJob | ExpireLease | CancelJob
+JobCommand = CreateJob | ClaimJob | RenewLease | SubmitResult | FailJob | ReleaseJob | ExpireLease | CancelJob
 
 
 class JobDecider:
@@ -148,6 +157,13 @@ class JobDecider:
                     node_id=command.node_id, attempt=state.attempt, reason=command.reason, retry_at=retry_at
                 )
                 return [failed] if retry_at else [failed, JobDead(attempts=state.attempt, reason=command.reason)]
+            case ReleaseJob():
+                if state.status == "queued" and state.claimed_by == command.node_id:
+                    # queued after this node's claim: only its release does that (a failure or
+                    # an abandonment waits for a retry), so this is that release again
+                    return []
+                self._require_holder(state, command.node_id, command.now)
+                return [JobReleased(node_id=command.node_id, attempt=state.attempt, reason=command.reason)]
             case ExpireLease():
                 return self._expire(command, state)
             case CancelJob():
@@ -239,6 +255,13 @@ class JobDecider:
                     lease_until=None,
                     completed_by=event.node_id,
                     result_checksum=event.checksum,
+                )
+            case JobReleased():
+                # the attempt is handed back with the job: the next claim has the same number,
+                # and max_retries counts only attempts a node worked on. claimed_by/claimed_at
+                # stay: the claim ledger tells from them that this claim has ended.
+                return replace(
+                    state, status="queued", holder=None, lease_until=None, retry_at=None, attempt=event.attempt - 1
                 )
             case JobFailed() | JobAbandoned():
                 return replace(state, status="retry_wait", holder=None, lease_until=None, retry_at=event.retry_at)
