@@ -103,3 +103,35 @@ async def test_errors_map_to_retry_or_terminate(own_nc: NATS) -> None:
     await run_until(reactor, handled=1, linger=0.5)
     assert seen == {"flaky": 3, "poison": 1}
     await store.close()
+
+
+async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(own_nc: NATS) -> None:
+    """A reactor that learns a new event type (a release adds it to its spec) hears it from then
+    on, though its durable consumer was created by an older release with the old subjects."""
+    store = EventStore(own_nc)
+    await store.start()
+    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+    meta = EventMeta(correlation_id="corr-topology", actor=Actor(kind="service", id="test"))
+    tallies = [new_public_id() for _ in range(3)]
+    for tally in tallies:
+        await repo.execute(tally, Add(command_id=f"add-{tally}"), meta)
+    heard: list[str] = []
+
+    async def handler(envelope: Envelope[Any], stored: StoredEvent) -> None:
+        heard.append(envelope.aggregate_id)
+
+    js = own_nc.jetstream()
+    older = ConsumerSpec(durable="learns", stream=TALLY.name, filter_subjects=("ccn.tally.*.reset",), description="v1")
+    await Reactor(js, older, TallyEvent, handler).ensure_consumer()
+    newer = ConsumerSpec(
+        durable="learns",
+        stream=TALLY.name,
+        filter_subjects=("ccn.tally.*.reset", "ccn.tally.*.added"),
+        description="v2",
+    )
+    await run_until(Reactor(js, newer, TallyEvent, handler), handled=3)
+    assert sorted(heard) == sorted(tallies)
+    info = await js.consumer_info(TALLY.name, "learns")
+    assert sorted(info.config.filter_subjects or []) == ["ccn.tally.*.added", "ccn.tally.*.reset"]
+    assert info.config.description == "v2"
+    await store.close()

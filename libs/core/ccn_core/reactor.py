@@ -54,8 +54,10 @@ class Reactor:
         self._stop.set()
 
     async def ensure_consumer(self) -> None:
+        """Create the durable consumer, or bring the subjects of one an older release made up to
+        the topology (a reactor that learns a new event type must hear it from then on)."""
         try:
-            await self._js.consumer_info(self._spec.stream, self._spec.durable)
+            info = await self._js.consumer_info(self._spec.stream, self._spec.durable)
         except NotFoundError:
             await self._js.add_consumer(
                 self._spec.stream,
@@ -70,6 +72,19 @@ class Reactor:
                     max_ack_pending=10_000,
                 ),
             )
+            return
+        config = info.config
+        hears = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+        if sorted(hears) != sorted(self._spec.filter_subjects):
+            log.info(
+                "reactor consumer subjects updated", consumer=self._spec.durable, subjects=self._spec.filter_subjects
+            )
+            updated = config.evolve(
+                filter_subject=None,
+                filter_subjects=list(self._spec.filter_subjects),
+                description=self._spec.description,
+            )
+            await self._js.add_consumer(self._spec.stream, updated)
 
     async def run(self) -> None:
         await self.ensure_consumer()
