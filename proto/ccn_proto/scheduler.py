@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ccn_proto.commands import CommandError
 from ccn_proto.constraints import Sha256Hex, ShortText, Text
 
 JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[a-z][a-z0-9_]*$")]
@@ -118,6 +119,29 @@ class ClaimJobsReply(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
+MAX_BATCHED_ASKS = 256
+
+
+class ClaimBatch(msgspec.Struct, tag="claim_batch", frozen=True, kw_only=True):
+    """The claims of many nodes in one request: an edge gathers those of its connections while
+    its previous batch is out, so a busy edge sends one command where it had one per node.
+    Answered at once: each ask takes what is ready now and does not wait (`wait_s` is ignored);
+    a node that got nothing long-polls with its own claim_jobs."""
+
+    asks: Annotated[list[ClaimJobs], msgspec.Meta(min_length=1, max_length=MAX_BATCHED_ASKS)]
+
+
+class BatchedClaimOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """One ask's answer, in the order of the asks: its reply, or why it was refused."""
+
+    reply: ClaimJobsReply | None = None
+    error: CommandError | None = None
+
+
+class ClaimBatchReply(msgspec.Struct, frozen=True, kw_only=True):
+    outcomes: list[BatchedClaimOutcome]
+
+
 class RenewLeases(msgspec.Struct, tag="renew_leases", frozen=True, kw_only=True):
     node_id: NodeId
     job_ids: Annotated[list[JobId], msgspec.Meta(min_length=1, max_length=256)]
@@ -156,6 +180,28 @@ class SubmitResultReply(msgspec.Struct, frozen=True, kw_only=True):
     status: JobStatus
     duplicate: bool  # True: the same result was accepted before; nothing new was written
     server_time: datetime
+
+
+class BatchedResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A result with the job's correlation id: each job's steps stay on their own thread."""
+
+    correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    submit: SubmitResult
+
+
+class SubmitResults(msgspec.Struct, tag="submit_results", frozen=True, kw_only=True):
+    """Results of many nodes in one request, gathered by an edge as ClaimBatch is."""
+
+    items: Annotated[list[BatchedResult], msgspec.Meta(min_length=1, max_length=MAX_BATCHED_ASKS)]
+
+
+class BatchedResultOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    reply: SubmitResultReply | None = None
+    error: CommandError | None = None
+
+
+class SubmitResultsReply(msgspec.Struct, frozen=True, kw_only=True):
+    outcomes: list[BatchedResultOutcome]
 
 
 class FailJob(msgspec.Struct, tag="fail_job", frozen=True, kw_only=True):
@@ -236,5 +282,15 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SchedulerCommand = (
-    CreateJob | CreateBatch | ClaimJobs | RenewLeases | SubmitResult | FailJob | ReleaseJob | CancelJob | GetJob
+    CreateJob
+    | CreateBatch
+    | ClaimJobs
+    | ClaimBatch
+    | RenewLeases
+    | SubmitResult
+    | SubmitResults
+    | FailJob
+    | ReleaseJob
+    | CancelJob
+    | GetJob
 )

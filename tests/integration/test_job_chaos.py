@@ -53,7 +53,16 @@ from ccn_core.topology import JOBS
 from ccn_edge.app import start_edge
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
-from ccn_proto.jobs import JobAbandoned, JobClaimed, JobCompleted, JobCreated, JobDead, JobFailed, LeaseRenewed
+from ccn_proto.jobs import (
+    JobAbandoned,
+    JobClaimed,
+    JobCompleted,
+    JobCreated,
+    JobDead,
+    JobFailed,
+    JobReleased,
+    LeaseRenewed,
+)
 from ccn_proto.scheduler import FailJob, FailJobReply
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
@@ -307,6 +316,12 @@ def audit(events: list[Any], size: Size, answers: Answers) -> dict[str, Any]:
                     assert (event.node_id, event.attempt) == (holder, attempt), (job_id, event, holder, attempt)
                     attempt_ends[job_id, attempt] = envelope.type
                     holder = None
+                case JobReleased():
+                    # handed back unworked (its offer never reached the node): the attempt is
+                    # not counted, so the next claim carries the same number
+                    assert (event.node_id, event.attempt) == (holder, attempt), (job_id, event, holder, attempt)
+                    counts["released"] += 1
+                    holder, attempt = None, attempt - 1
                 case JobDead():
                     assert holder is None and event.attempts == attempt, (job_id, event, holder, attempt)
                     assert attempt == size.max_retries + 1, f"{job_id} died after {attempt} attempts"

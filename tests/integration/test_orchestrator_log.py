@@ -1,8 +1,10 @@
 """The orchestrator log against real NATS and Postgres, fed by the real scheduler (two replicas)
-and registry: every step of five jobs' lives — completed, failed and retried to death, cancelled,
-abandoned on lease expiry, released when its node opted out and reassigned — becomes rows with
-the right node, replica, correlation and causation; GET /admin/orchestrator-log filters, pages
-and refuses; `ccn log` prints a job's life; dropping and replaying rebuilds it row for row.
+and registry: every step of six jobs' lives — completed, failed and retried to death, cancelled,
+abandoned on lease expiry, released when its node opted out and reassigned, handed back unworked
+and claimed again — and every step of a registered node's own life becomes rows with the right
+node, replica, correlation and causation; GET /admin/orchestrator-log filters, pages and refuses;
+`ccn log` prints a job's life and a node's (its own steps and its jobs', interleaved); dropping
+and replaying both streams rebuilds it row for row.
 
 The module shares one NATS server and database of its own and one written history: the tests
 read it, and the rebuild test compares the whole table."""
@@ -27,8 +29,9 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from ccn_analytics.__main__ import start_analytics
-from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
+from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.commands import CommandClient
+from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
 from ccn_core.errors import Unavailable
 from ccn_core.eventstore import EventStore
@@ -36,9 +39,20 @@ from ccn_core.projection import rebuild
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
-from ccn_core.topology import JOBS, NODES, ORCHESTRATOR_LOG
+from ccn_core.topology import JOBS, NODES, ORCHESTRATOR_LOG, ORCHESTRATOR_NODE_LOG
 from ccn_proto.envelope import Envelope
-from ccn_proto.registry import OptOut, OptOutReply, RegisterNode, RegisterNodeReply
+from ccn_proto.registry import (
+    ConsentReply,
+    EndSession,
+    EndSessionReply,
+    OptOut,
+    OptOutReply,
+    RecordConsent,
+    RegisterNode,
+    RegisterNodeReply,
+    StartSession,
+    StartSessionReply,
+)
 from ccn_proto.scheduler import (
     CancelJob,
     CancelJobReply,
@@ -50,6 +64,8 @@ from ccn_proto.scheduler import (
     FailJobReply,
     GetJob,
     JobView,
+    ReleaseJob,
+    ReleaseJobReply,
     SubmitResult,
     SubmitResultReply,
 )
@@ -77,6 +93,7 @@ class Story(msgspec.Struct, kw_only=True):
     nodes: dict[str, str]  # label -> node id
     optout_correlation: str
     optout_event_id: str
+    node_correlations: list[str]  # the registered node's own requests, in the order it made them
     secrets: list[str]  # payload and result texts: none may reach the log
 
 
@@ -105,7 +122,7 @@ class Caller:
 
 async def write_story(caller: Caller) -> Story:
     tag = secrets.token_hex(3)
-    corr = {label: f"corr-{label}-{tag}" for label in "ABCDE"}
+    corr = {label: f"corr-{label}-{tag}" for label in "ABCDEF"}
     nodes = {label: f"{label}-{tag}" for label in ("n1", "n2", "n3")}
     jobs: dict[str, str] = {}
     texts: list[str] = []
@@ -145,6 +162,13 @@ async def write_story(caller: Caller) -> Story:
     # A: claimed, result submitted, completed
     await claim(nodes["n1"], await create("A"))
     await submit("A", nodes["n1"])
+    # F: handed back unworked (its node left before the offer reached it), claimed again: the
+    # same attempt, at once
+    await claim(nodes["n3"], await create("F"))
+    released = ReleaseJob(node_id=nodes["n3"], job_id=jobs["F"], reason="the node left before the offer reached it")
+    assert (await scheduler(released, ReleaseJobReply, corr["F"])).status == "queued"
+    await claim(nodes["n2"], jobs["F"])
+    await submit("F", nodes["n2"])
     # B: fails, is retried on another node, fails again with no retries left: dead
     await claim(nodes["n1"], await create("B", max_retries=1))
     assert (await fail("B", nodes["n1"])).status == "retry_wait"
@@ -156,10 +180,21 @@ async def write_story(caller: Caller) -> Story:
     # D: its lease runs out unrenewed; no retries: abandoned, then dead (the lease keeper decides)
     await claim(nodes["n3"], await create("D", lease_s=1.0, max_retries=0))
     await settled("D", "dead")
-    # E: its node opts out while holding it; released at once, reassigned, completed
-    registered = await caller.call("registry", RegisterNode(consent_flag=True), RegisterNodeReply, f"reg-{tag}")
+    # E: its node (a registered one, whose own life is logged too: registered, consent, a
+    # second session that ends) opts out while holding it; released at once, reassigned, completed
+    node_corr = [f"corr-{step}-{tag}" for step in ("reg", "consent", "session", "bye")]
+    registered = await caller.call("registry", RegisterNode(consent_flag=True), RegisterNodeReply, node_corr[0])
     nodes["registered"] = registered.node_public_id
+    version = current_consent_version()
+    consent = RecordConsent(
+        api_token=registered.api_token, consent_version=version, consent_hash=consent_catalogue()[version]
+    )
+    await caller.call("registry", consent, ConsentReply, node_corr[1])
+    session = StartSession(api_token=registered.api_token)
+    second = await caller.call("registry", session, StartSessionReply, node_corr[2])
     await claim(registered.node_public_id, await create("E", lease_s=600.0))
+    # one of its two sessions ends: it keeps its job
+    await caller.call("registry", EndSession(session_token=second.session_token), EndSessionReply, node_corr[3])
     optout = f"corr-optout-{tag}"
     await caller.call("registry", OptOut(api_token=registered.api_token), OptOutReply, optout)
     await claim(nodes["n1"], jobs["E"])
@@ -171,6 +206,7 @@ async def write_story(caller: Caller) -> Story:
         nodes=nodes,
         optout_correlation=optout,
         optout_event_id="",
+        node_correlations=[*node_corr, optout],
         secrets=texts,
     )
 
@@ -220,7 +256,7 @@ def base_url(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def running_analytics(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
-    """The analytics service as wired by its __main__, caught up with the job stream."""
+    """The analytics service as wired by its __main__, caught up with the job and node streams."""
     async with open_runtime("analytics", settings) as runtime:
         await start_analytics(runtime)
         nc = runtime.nc
@@ -230,10 +266,11 @@ async def running_analytics(settings: Settings, pool: asyncpg.Pool) -> AsyncIter
                     if (await client.get("/healthz")).status_code == 200:
                         break
                 await asyncio.sleep(0.05)
-            last = (await nc.jetstream().stream_info(JOBS.name)).state.last_seq
             query = "SELECT last_seq FROM projection_checkpoints WHERE projection = $1"
-            while (await pool.fetchval(query, ORCHESTRATOR_LOG.durable) or 0) < last:
-                await asyncio.sleep(0.05)
+            for stream, durable in ((JOBS.name, ORCHESTRATOR_LOG.durable), (NODES.name, ORCHESTRATOR_NODE_LOG.durable)):
+                last = (await nc.jetstream().stream_info(stream)).state.last_seq
+                while (await pool.fetchval(query, durable) or 0) < last:
+                    await asyncio.sleep(0.05)
         yield
 
 
@@ -276,7 +313,21 @@ EXPECTED_STEPS = {
         "job_result_submitted",
         "job_completed",
     ],
+    # the release spends no attempt: the second claim is the first attempt again
+    "F": ["job_created", "job_claimed", "job_released", "job_claimed", "job_result_submitted", "job_completed"],
 }
+# n2's steps: it completed F (claimed after n3 released it), then failed B's second attempt
+N2_STEPS = ["job_claimed", "job_result_submitted", "job_completed", "job_reassigned", "job_failed"]
+# the registered node's whole life, its own steps and its job's interleaved in time
+NODE_LIFE = [
+    "node_registered",
+    "node_consent_recorded",
+    "node_session_started",
+    "job_claimed",
+    "node_session_ended",
+    "node_opted_out",
+    "job_abandoned",
+]
 
 
 async def test_each_step_of_each_job_is_a_row_with_node_replica_and_why(
@@ -327,6 +378,14 @@ async def test_each_step_of_each_job_is_a_row_with_node_replica_and_why(
             assert released["causation_id"] == story.optout_event_id
             assert released["correlation_id"] == story.optout_correlation
             assert by_step[("job_reassigned", 2)]["node_id"] == n1
+        if label == "F":
+            assert [(r["node_id"], r["attempt"]) for r in rows] == [
+                (None, None), (n3, 1), (n3, 1), (n2, 1), (n2, 1), (n2, 1)
+            ]  # fmt: skip
+            released = rows[2]
+            assert (released["actor_kind"], released["actor_id"], released["causation_id"]) == ("node", n3, None)
+            assert '"reason": "the node left before the offer reached it"' in released["details"]
+            assert {r["correlation_id"] for r in rows} == {story.correlations["F"]}
     stored = " ".join(r["details"] for r in await all_rows(pool))
     assert story.secrets and not any(text in stored for text in story.secrets)
     assert "hash" not in stored and "fingerprint" not in stored and "payload" not in stored
@@ -351,12 +410,19 @@ async def test_each_filter_returns_exactly_the_expected_rows(
         assert await log(job_id=job_id) == expected(lambda r, j=job_id: r["job_id"] == j)
     n2 = story.nodes["n2"]
     assert await log(node_id=n2) == expected(lambda r: r["node_id"] == n2)
-    assert [r["event"] for r in rows if r["node_id"] == n2] == ["job_reassigned", "job_failed"]
+    assert [r["event"] for r in rows if r["node_id"] == n2] == N2_STEPS
+    registered = story.nodes["registered"]
+    assert await log(node_id=registered) == expected(lambda r: r["node_id"] == registered)
+    assert await log(event="node_session_ended") == expected(lambda r: r["event"] == "node_session_ended")
     corr_b = story.correlations["B"]
     assert await log(correlation_id=corr_b) == expected(lambda r: r["job_id"] == story.jobs["B"])
     optout = story.optout_correlation
     assert await log(correlation_id=optout) == expected(lambda r: r["correlation_id"] == optout)
-    assert [r["event"] for r in rows if r["correlation_id"] == optout] == ["job_abandoned", "job_retried"]
+    assert [r["event"] for r in rows if r["correlation_id"] == optout] == [
+        "node_opted_out",
+        "job_abandoned",
+        "job_retried",
+    ]
     assert await log(event="job_reassigned") == expected(lambda r: r["event"] == "job_reassigned")
     since = next(r for r in rows if r["event"] == "job_cancelled")["occurred_at"]
     assert await log(since=since.isoformat()) == expected(lambda r: r["occurred_at"] >= since)
@@ -365,6 +431,40 @@ async def test_each_filter_returns_exactly_the_expected_rows(
     )
     assert await log(job_id=story.jobs["C"], node_id=n2) == []
     assert await log(since=datetime.now(UTC).isoformat().replace("+", " ")) == []
+
+
+async def test_a_nodes_own_steps_are_rows_of_the_node_stream_interleaved_with_its_jobs(
+    world: World, pool: asyncpg.Pool, admin: httpx.AsyncClient
+) -> None:
+    story = world.story
+    registered = story.nodes["registered"]
+    nc = await nats.connect(world.settings.effective_nats_url)
+    try:
+        events = {
+            env.event_id: (seq, env) for seq, env in await read_events(nc, NODES.name, f"ccn.node.{registered}.*")
+        }
+    finally:
+        await nc.drain()
+    response = await admin.get("/admin/orchestrator-log", params={"node_id": registered})
+    entries = response.json()["entries"]
+    assert [e["event"] for e in entries] == NODE_LIFE
+    own = [e for e in entries if e["event"].startswith("node_")]
+    assert len(own) == len(events) == 5
+    for entry in own:
+        seq, env = events[entry["event_id"]]
+        assert (entry["stream"], entry["stream_seq"], entry["event_type"]) == ("CCN_NODES", seq, env.type)
+        assert (entry["job_id"], entry["node_id"], entry["attempt"], entry["step"]) == (None, registered, None, 0)
+        assert (entry["correlation_id"], entry["causation_id"]) == (env.correlation_id, env.causation_id)
+        assert entry["actor"] == {"kind": env.actor.kind, "id": env.actor.id}
+    # each of the node's requests is its own thread
+    assert [e["correlation_id"] for e in own] == story.node_correlations
+    details = {e["event"]: e["details"] for e in own}
+    assert details["node_registered"]["consent_flag"] is True
+    assert details["node_consent_recorded"]["consent_version"] == current_consent_version()
+    started = details["node_session_started"]["session_id"]
+    assert details["node_session_ended"] == {"session_id": started}
+    assert details["node_opted_out"]["ended_session_ids"] == [details["node_registered"]["session_id"]]
+    assert "hash" not in msgspec.json.encode(details).decode()  # token and ip hashes stay out
 
 
 async def test_entries_carry_the_row_and_page_by_cursor(world: World, admin: httpx.AsyncClient) -> None:
@@ -487,7 +587,14 @@ async def test_ccn_log_prints_a_jobs_whole_life(world: World, admin: httpx.Async
     ran = await run_ccn(env, "log", "--correlation-id", story.correlations["B"])
     assert [row["event"] for row in cells(ran.out.splitlines())] == EXPECTED_STEPS["B"]
     ran = await run_ccn(env, "log", "--node", story.nodes["n2"])
-    assert [row["event"] for row in cells(ran.out.splitlines())] == ["job_reassigned", "job_failed"]
+    assert [row["event"] for row in cells(ran.out.splitlines())] == N2_STEPS
+    # a node's whole life: its own steps (no job) and its job's, in time order
+    ran = await run_ccn(env, "log", "--node", registered)
+    assert ran.code == 0, ran.err
+    table = cells(ran.out.splitlines())
+    assert [row["event"] for row in table] == NODE_LIFE
+    assert [row["job"] for row in table] == ["-", "-", "-", story.jobs["E"], "-", "-", story.jobs["E"]]
+    assert {row["node"] for row in table} == {registered}
 
     ran = await run_ccn(env, "log", "--job", "no-such-job")
     assert (ran.code, ran.out) == (1, "")
@@ -511,9 +618,11 @@ async def snapshot(pool: asyncpg.Pool) -> list[tuple[object, ...]]:
 async def test_rebuild_by_replay_equals_the_live_table(world: World, pool: asyncpg.Pool) -> None:
     async with running_analytics(world.settings, pool):
         live = await snapshot(pool)
-    assert len(live) == sum(len(steps) for steps in EXPECTED_STEPS.values())
+    node_rows = len([step for step in NODE_LIFE if step.startswith("node_")])
+    assert len(live) == sum(len(steps) for steps in EXPECTED_STEPS.values()) + node_rows
+    assert {row[2] for row in live} == {"CCN_JOBS", "CCN_NODES"}
 
-    await rebuild(pool, OrchestratorLogProjection())
+    await rebuild(pool, *orchestrator_log_projections())
     assert await snapshot(pool) == []
     async with running_analytics(world.settings, pool):
         assert await snapshot(pool) == live

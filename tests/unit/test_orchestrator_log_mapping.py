@@ -1,5 +1,5 @@
-"""The orchestrator log's mapping as a table: each job event → its lifecycle steps, the replica
-that handled it, and details that never carry a payload, a result or a secret."""
+"""The orchestrator log's mapping as a table: each job event and each node event → its lifecycle
+steps, the replica that handled it, and details that never carry a payload, a result or a secret."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ import msgspec
 import pytest
 
 from ccn_analytics.orchestrator_api import lifecycle_event
+from ccn_analytics.orchestrator_node_projection import (
+    NodeLogProjection,
+    decode_node_event,
+    node_log_rows,
+    node_steps,
+    orchestrator_log_projections,
+)
 from ccn_analytics.orchestrator_projection import (
     LIFECYCLE_EVENTS,
     LogRow,
@@ -34,6 +41,7 @@ from ccn_proto.jobs import (
     JobReleased,
     LeaseRenewed,
 )
+from ccn_proto.nodes import ConsentRecorded, NodeEvent, NodeOptedOut, NodeRegistered, SessionEnded, SessionStarted
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RETRY = T0 + timedelta(seconds=4)
@@ -137,19 +145,90 @@ def test_each_job_event_records_its_lifecycle_steps(event: JobEvent, expected: l
     assert lifecycle_steps(event) == expected
 
 
-def test_every_lifecycle_event_is_recorded_by_some_job_event() -> None:
+REGISTERED = NodeRegistered(
+    node_id=NODE,
+    api_token_hash="h" * 64,
+    session_id="s-1",
+    session_token_hash="t" * 64,
+    consent_flag=True,
+    user_agent="ccn-node/1.0",
+    user_id="volunteer@example.org",
+    node_version="1.0.0",
+    ip_hash="i" * 64,
+    idempotency_key_hash="f" * 64,
+    request_fingerprint="e" * 64,
+)
+
+NODE_STEPS: list[tuple[NodeEvent, list[Step]]] = [
+    (
+        REGISTERED,
+        [
+            Step(
+                event="node_registered",
+                node_id=NODE,
+                details={
+                    "consent_flag": True,
+                    "session_id": "s-1",
+                    "user_agent": "ccn-node/1.0",
+                    "node_version": "1.0.0",
+                },
+            )
+        ],
+    ),
+    (
+        ConsentRecorded(consent_version="2026-11-01", consent_hash="c" * 64, previous_version="2026-01-01"),
+        [
+            Step(
+                event="node_consent_recorded",
+                node_id=NODE,
+                details={"consent_version": "2026-11-01", "previous_version": "2026-01-01"},
+            )
+        ],
+    ),
+    (
+        SessionStarted(session_id="s-2", session_token_hash="t" * 64, ip_hash="i" * 64),
+        [Step(event="node_session_started", node_id=NODE, details={"session_id": "s-2"})],
+    ),
+    (
+        SessionEnded(session_id="s-2", reason="bye"),
+        [Step(event="node_session_ended", node_id=NODE, details={"session_id": "s-2", "reason": "bye"})],
+    ),
+    (
+        NodeOptedOut(ended_session_ids=["s-1"], reason="moving house"),
+        [
+            Step(
+                event="node_opted_out",
+                node_id=NODE,
+                details={"reason": "moving house", "ended_session_ids": ["s-1"]},
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"), NODE_STEPS, ids=lambda v: type(v).__name__ if isinstance(v, msgspec.Struct) else ""
+)
+def test_each_node_event_records_its_lifecycle_step(event: NodeEvent, expected: list[Step]) -> None:
+    assert node_steps(NODE, event) == expected
+
+
+def test_every_lifecycle_event_is_recorded_by_some_job_or_node_event() -> None:
     recorded = {step.event for event, _ in STEPS for step in lifecycle_steps(event)}
+    recorded |= {step.event for event, _ in NODE_STEPS for step in node_steps(NODE, event)}
     assert recorded == set(LIFECYCLE_EVENTS)
 
 
-def envelope(data: JobEvent, actor: Actor, *, causation_id: str | None = None) -> Envelope[JobEvent]:
+def envelope(
+    data: JobEvent | NodeEvent, actor: Actor, *, causation_id: str | None = None, aggregate_id: str = "job-42"
+) -> Envelope[Any]:
     tag = type(data).__struct_config__.tag
     assert isinstance(tag, str)
     return Envelope(
         event_id="01938a6e-0000-7000-8000-000000000001",
         type=tag,
         schema_version=1,
-        aggregate_id="job-42",
+        aggregate_id=aggregate_id,
         occurred_at=T0,
         correlation_id="corr-1",
         causation_id=causation_id,
@@ -247,6 +326,72 @@ def test_decoding_round_trips_and_skips_event_types_it_does_not_know() -> None:
 
 def test_the_api_takes_only_lifecycle_event_names() -> None:
     assert lifecycle_event("job_reassigned") == "job_reassigned"
+    assert lifecycle_event("node_opted_out") == "node_opted_out"
     with pytest.raises(BadInput) as refused:
         lifecycle_event("job_lease_renewed")
     assert refused.value.field == "event"
+
+
+def test_node_rows_name_the_node_and_no_job_and_carry_the_thread() -> None:
+    opted_out = NodeOptedOut(ended_session_ids=["s-1"], reason="moving house")
+    event = envelope(opted_out, Actor(kind="node", id=NODE), causation_id="cause-9", aggregate_id=NODE)
+    assert node_log_rows(event, "CCN_NODES", 21) == [
+        LogRow(
+            event_id="01938a6e-0000-7000-8000-000000000001",
+            step=0,
+            stream="CCN_NODES",
+            stream_seq=21,
+            occurred_at=T0,
+            event="node_opted_out",
+            event_type="node.opted_out",
+            job_id=None,
+            node_id=NODE,
+            replica=None,  # the node asked; a service actor would be named here
+            actor_kind="node",
+            actor_id=NODE,
+            correlation_id="corr-1",
+            causation_id="cause-9",
+            attempt=None,
+            details={"reason": "moving house", "ended_session_ids": ["s-1"]},
+        )
+    ]
+
+
+def stored_node(data: NodeEvent, seq: int = 4) -> StoredEvent:
+    body = msgspec.json.encode(envelope(data, Actor(kind="node", id=NODE), aggregate_id=NODE))
+    tag = type(data).__struct_config__.tag
+    return StoredEvent(seq=seq, subject=f"ccn.node.{NODE}.{str(tag).split('.')[1]}", data=body, headers={})
+
+
+def test_node_details_never_hold_token_or_ip_hashes_user_ids_or_fingerprints() -> None:
+    projection = NodeLogProjection()
+    sessions = SessionStarted(session_id="s-2", session_token_hash="t" * 64, ip_hash="i" * 64)
+    rows = [row for data in (REGISTERED, sessions) for row in projection.rows(stored_node(data))]
+    assert [row.event for row in rows] == ["node_registered", "node_session_started"]
+    written = msgspec.json.encode([row.details for row in rows]).decode()
+    for secret in ("h" * 64, "t" * 64, "i" * 64, "f" * 64, "e" * 64, "volunteer@example.org", "hash"):
+        assert secret not in written
+
+
+def test_node_events_of_unknown_types_are_skipped() -> None:
+    newer = msgspec.json.encode(
+        {
+            **msgspec.to_builtins(envelope(SessionEnded(session_id="s"), Actor("node", NODE), aggregate_id=NODE)),
+            "type": "node.banned",
+            "data": {},
+        }
+    )
+    assert decode_node_event(newer) is None
+    projection = NodeLogProjection()
+    assert projection.rows(StoredEvent(seq=9, subject=f"ccn.node.{NODE}.banned", data=newer, headers={})) == []
+    decoded = decode_node_event(stored_node(REGISTERED).data)
+    assert decoded is not None and decoded.data == REGISTERED
+
+
+def test_the_log_is_projected_from_both_streams_into_one_table() -> None:
+    projections = orchestrator_log_projections()
+    assert {(p.spec.stream, p.tables) for p in projections} == {
+        ("CCN_JOBS", ("orchestrator_log",)),
+        ("CCN_NODES", ("orchestrator_log",)),
+    }
+    assert len({p.spec.durable for p in projections}) == 2

@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 import nats.errors
@@ -62,6 +62,29 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> BadI
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return BadInput(f"malformed JSON: {message}")
     return BadInput(message, field=offending_field(message))
+
+
+def command_error(exc: CcnError) -> CommandError:
+    """How a refusal travels in a reply, whole or as one item of a batch."""
+    return CommandError(code=exc.code, message=exc.message, field=exc.field, retry_after=exc.retry_after)
+
+
+def raise_command_error(error: CommandError) -> NoReturn:
+    """The caller's side of `command_error`: the refusal as the error it was."""
+    raise error_from_code(error.code, error.message, field=error.field, retry_after=error.retry_after)
+
+
+async def item_outcome(call: Awaitable[R]) -> tuple[R | None, CommandError | None]:
+    """One item of a batch command: its reply, or its refusal. Items are independent, so one
+    item's failure must not fail the others, which may have written already."""
+    try:
+        return await call, None
+    except CcnError as exc:
+        log.info("batch item refused", code=exc.code, reason=exc.message)
+        return None, command_error(exc)
+    except Exception:
+        log.exception("batch item failed")
+        return None, CommandError(code="internal", message="internal error")
 
 
 class CommandServer:
@@ -142,9 +165,7 @@ class CommandServer:
             except CcnError as exc:
                 span.set_attribute("ccn.error_code", exc.code)
                 log.info("command refused", code=exc.code, reason=exc.message)
-                body = msgspec.json.encode(
-                    CommandError(code=exc.code, message=exc.message, field=exc.field, retry_after=exc.retry_after)
-                )
+                body = msgspec.json.encode(command_error(exc))
                 status = "error"
             except Exception as exc:
                 span.record_exception(exc)
@@ -214,8 +235,7 @@ class CommandClient:
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, OSError):
                 raise Unavailable("NATS is unavailable", retry_after=2.0) from None
         if (msg.headers or {}).get(HEADER_STATUS) == "error":
-            error = _decode_error(msg.data)
-            raise error_from_code(error.code, error.message, field=error.field, retry_after=error.retry_after)
+            raise_command_error(_decode_error(msg.data))
         decoder = self._decoders.get(reply_type)
         if decoder is None:
             decoder = self._decoders[reply_type] = msgspec.json.Decoder(reply_type)

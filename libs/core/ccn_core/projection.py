@@ -226,14 +226,20 @@ class ProjectionRunner:
         raise AssertionError("unreachable")
 
 
-async def rebuild(pool: asyncpg.Pool, projection: Projection) -> None:
-    """Empty the projection's tables and checkpoint; its runner replays from sequence 1 when it
-    next takes the lead. Run with the projection's services stopped, or they must restart."""
+async def rebuild(pool: asyncpg.Pool, *projections: Projection) -> None:
+    """Empty the projections' tables and checkpoints; each runner replays from sequence 1 when it
+    next takes the lead. Run with the projections' services stopped, or they must restart.
+
+    Projections that write one table (one per stream, e.g. the orchestrator log's) are rebuilt
+    together: the table is emptied whole, and only all of them replaying fill it again."""
+    if not projections:
+        raise ValueError("rebuild needs at least one projection")
+    tables = dict.fromkeys(table for projection in projections for table in projection.tables)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(projection.tables)}")
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
         await conn.execute(
-            "UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE projection = $1",
-            projection.spec.durable,
+            "UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE projection = ANY($1::text[])",
+            [projection.spec.durable for projection in projections],
         )
 
 

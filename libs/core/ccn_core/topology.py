@@ -119,6 +119,12 @@ ORCHESTRATOR_LOG = ConsumerSpec(
     filter_subjects=("ccn.job.>",),
     description="Projects job lifecycle events into orchestrator_log",
 )
+ORCHESTRATOR_NODE_LOG = ConsumerSpec(
+    durable="analytics_orchestrator_node_log",
+    stream=NODES.name,
+    filter_subjects=("ccn.node.>",),
+    description="Projects node lifecycle events into orchestrator_log",
+)
 
 JOB_READ_MODEL = ConsumerSpec(
     durable="scheduler_job_read_model",
@@ -144,6 +150,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     SESSION_LAST_SEEN,
     AUDIT_LOG,
     ORCHESTRATOR_LOG,
+    ORCHESTRATOR_NODE_LOG,
     JOB_READ_MODEL,
     READY_FEED,
     NODE_RELEASE,

@@ -1,7 +1,8 @@
-"""GET /admin/orchestrator-log: the job lifecycle log, filtered and paged, for admins only.
+"""GET /admin/orchestrator-log: the job and node lifecycle log, filtered and paged, for admins only.
 
 Pages are keyed on (occurred_at, stream_seq, stream, step), a total order: one stream event may
-record two steps (a result submitted and the job completed), which share its position.
+record two steps (a result submitted and the job completed), which share its position, and the
+job and node streams number their events each on their own.
 """
 
 from __future__ import annotations
@@ -143,8 +144,10 @@ def lifecycle_event(raw: str) -> str:
     security=[{"AdminToken": []}],
     summary="Orchestrator log",
     description="Every lifecycle step of every job (created, claimed, released, result submitted, completed, "
-    "failed, retried, abandoned, reassigned, cancelled, dead) with its node, scheduler replica, correlation and "
-    "causation ids; oldest first, paged by cursor. A job's whole life: job_id= or its correlation_id=.",
+    "failed, retried, abandoned, reassigned, cancelled, dead) and every node (registered, consent recorded, "
+    "session started, session ended, opted out) with its node, scheduler replica, correlation and causation ids; "
+    "oldest first, paged by cursor. A job's whole life: job_id= or its correlation_id=; a node's, with the steps "
+    "of its jobs: node_id=.",
 )
 async def orchestrator_log(
     log_reader: NamedDependency[OrchestratorLogReader],

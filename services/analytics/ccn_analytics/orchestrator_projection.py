@@ -4,11 +4,16 @@ The mapping is pure (`lifecycle_steps`, `log_rows`): a stream event names its st
 decided, not by what the job's history holds, so a replay yields the same rows in any order of
 batches. `details` is built field by field from the event, so a payload, a result or a hash
 added to an event later never reaches the log.
+
+The log is a read model of two streams: this module projects CCN_JOBS, and
+orchestrator_node_projection projects the node steps of CCN_NODES into the same table, each
+with its own durable consumer and checkpoint. Rows are keyed by (event_id, step) and unique per
+(stream, stream_seq, step), so the two never collide and a replay of either inserts nothing twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +39,8 @@ from ccn_proto.jobs import (
 
 log = get_logger("ccn.analytics.orchestrator")
 
-# Every step the log records, in the order a job can live them.
+# Every step the log records: a job's, in the order a job can live them, then a node's
+# (orchestrator_node_projection records those).
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_created",
     "job_claimed",
@@ -47,6 +53,11 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_retried",
     "job_dead",
     "job_cancelled",
+    "node_registered",
+    "node_consent_recorded",
+    "node_session_started",
+    "node_session_ended",
+    "node_opted_out",
 )
 
 
@@ -69,7 +80,7 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
     event: str
     event_type: str
-    job_id: str
+    job_id: str | None  # None for a node's own step
     node_id: str | None
     replica: str | None
     actor_kind: str
@@ -80,13 +91,13 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, Any]
 
 
-def _present(**facts: Any) -> dict[str, Any]:  # JSON values of any shape: Any is the honest type
+def present(**facts: Any) -> dict[str, Any]:  # JSON values of any shape: Any is the honest type
     return {name: value for name, value in facts.items() if value is not None}
 
 
 def _ended(step: str, node_id: str, attempt: int, reason: str, retry_at: datetime | None) -> list[Step]:
     """A failure or an abandonment, and the retry it scheduled (none: a job.dead follows)."""
-    ended = Step(event=step, node_id=node_id, attempt=attempt, details=_present(reason=reason, retry_at=retry_at))
+    ended = Step(event=step, node_id=node_id, attempt=attempt, details=present(reason=reason, retry_at=retry_at))
     if retry_at is None:
         return [ended]
     return [ended, Step(event="job_retried", attempt=attempt + 1, details={"retry_at": retry_at})]
@@ -96,7 +107,7 @@ def lifecycle_steps(event: JobEvent) -> list[Step]:
     """The lifecycle steps one job event records, in order; none for a lease renewal."""
     match event:
         case JobCreated():
-            facts = _present(
+            facts = present(
                 job_type=event.job_type,
                 priority=event.priority,
                 max_retries=event.max_retries,
@@ -138,7 +149,7 @@ def lifecycle_steps(event: JobEvent) -> list[Step]:
         case JobDead():
             return [Step(event="job_dead", attempt=event.attempts, details={"reason": event.reason})]
         case JobCancelled():
-            return [Step(event="job_cancelled", details=_present(reason=event.reason))]
+            return [Step(event="job_cancelled", details=present(reason=event.reason))]
     raise TypeError(f"not a job event: {event!r}")
 
 
@@ -148,11 +159,24 @@ def handling_replica(envelope: Envelope[JobEvent]) -> str | None:
     names the node as actor and no replica."""
     if isinstance(envelope.data, JobClaimed) and envelope.data.replica:
         return envelope.data.replica
+    return actor_replica(envelope)
+
+
+def actor_replica(envelope: Envelope[Any]) -> str | None:
+    """The acting service replica, when a service acted (not a node or an admin)."""
     return envelope.actor.id if envelope.actor.kind == "service" else None
 
 
-def log_rows(envelope: Envelope[JobEvent], stream: str, seq: int) -> list[LogRow]:
-    replica = handling_replica(envelope)
+def step_rows(
+    envelope: Envelope[Any],
+    stream: str,
+    seq: int,
+    steps: Iterable[Step],
+    *,
+    job_id: str | None,
+    replica: str | None,
+) -> list[LogRow]:
+    """One row per step of one stream event: the envelope's who, when and why on each."""
     return [
         LogRow(
             event_id=envelope.event_id,
@@ -162,7 +186,7 @@ def log_rows(envelope: Envelope[JobEvent], stream: str, seq: int) -> list[LogRow
             occurred_at=envelope.occurred_at,
             event=step.event,
             event_type=envelope.type,
-            job_id=envelope.aggregate_id,
+            job_id=job_id,
             node_id=step.node_id,
             replica=replica,
             actor_kind=envelope.actor.kind,
@@ -172,14 +196,50 @@ def log_rows(envelope: Envelope[JobEvent], stream: str, seq: int) -> list[LogRow
             attempt=step.attempt,
             details=step.details,
         )
-        for index, step in enumerate(lifecycle_steps(envelope.data))
+        for index, step in enumerate(steps)
     ]
+
+
+def log_rows(envelope: Envelope[JobEvent], stream: str, seq: int) -> list[LogRow]:
+    steps = lifecycle_steps(envelope.data)
+    return step_rows(envelope, stream, seq, steps, job_id=envelope.aggregate_id, replica=handling_replica(envelope))
 
 
 def _tag(event_type: type[msgspec.Struct]) -> str:
     tag = event_type.__struct_config__.tag
     assert isinstance(tag, str), f"{event_type.__name__} needs a string tag"
     return tag
+
+
+# a data decoder per event type tag; Any: each returns its own Struct type
+DataDecoders = Mapping[str, Callable[[bytes], Any]]
+
+
+def data_decoders(event_types: Iterable[type[msgspec.Struct]]) -> DataDecoders:
+    return {_tag(t): msgspec.json.Decoder(t).decode for t in event_types}
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope[msgspec.Raw]).decode
+
+
+def decode_known(data: bytes, decoders: DataDecoders) -> Envelope[Any] | None:
+    """The event, or None when its type is not one of `decoders` (a newer service's): such an
+    event is skipped, never a reason to stop the log."""
+    raw = _decode_envelope(data)
+    decode = decoders.get(raw.type)
+    if decode is None:
+        return None
+    return Envelope[Any](
+        event_id=raw.event_id,
+        type=raw.type,
+        schema_version=raw.schema_version,
+        aggregate_id=raw.aggregate_id,
+        occurred_at=raw.occurred_at,
+        correlation_id=raw.correlation_id,
+        causation_id=raw.causation_id,
+        actor=raw.actor,
+        data=decode(raw.data),
+    )
 
 
 _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
@@ -193,29 +253,13 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     JobDead,
     JobCancelled,
 )
-_DATA_DECODERS: Mapping[str, Any] = {_tag(t): msgspec.json.Decoder(t).decode for t in _EVENT_TYPES}
-_decode_envelope = msgspec.json.Decoder(Envelope[msgspec.Raw]).decode
+_JOB_DECODERS = data_decoders(_EVENT_TYPES)
 _RENEWED = _tag(LeaseRenewed)
 
 
 def decode_job_event(data: bytes) -> Envelope[JobEvent] | None:
-    """The event, or None when its type is one this log does not know yet (a newer scheduler's):
-    such an event is skipped, never a reason to stop the log."""
-    raw = _decode_envelope(data)
-    decode = _DATA_DECODERS.get(raw.type)
-    if decode is None:
-        return None
-    return Envelope[JobEvent](
-        event_id=raw.event_id,
-        type=raw.type,
-        schema_version=raw.schema_version,
-        aggregate_id=raw.aggregate_id,
-        occurred_at=raw.occurred_at,
-        correlation_id=raw.correlation_id,
-        causation_id=raw.causation_id,
-        actor=raw.actor,
-        data=decode(raw.data),
-    )
+    """The job event, or None when its type is one this log does not know yet."""
+    return decode_known(data, _JOB_DECODERS)
 
 
 # One statement per batch: the rows travel as 16 arrays, so a batch costs one round trip and one
@@ -237,28 +281,44 @@ def _columns(row: LogRow) -> tuple[object, ...]:
     return (*values[:-1], _encode(row.details).decode())
 
 
-class OrchestratorLogProjection:
-    """A Projection (ccn_core.projection) of CCN_JOBS into orchestrator_log."""
+class StreamLogProjection:
+    """A Projection (ccn_core.projection) of one stream into orchestrator_log; a subclass maps
+    a stored event to its rows, or to None when its type is unknown (a newer service's): such
+    an event is skipped with one warning per type, never a reason to stop the log."""
 
     tables = ("orchestrator_log",)
 
-    def __init__(self, spec: ConsumerSpec = ORCHESTRATOR_LOG) -> None:
+    def __init__(self, spec: ConsumerSpec) -> None:
         self.spec = spec
         self._unknown: set[str] = set()
 
+    def event_rows(self, stored: StoredEvent) -> list[LogRow] | None:
+        raise NotImplementedError
+
     def rows(self, stored: StoredEvent) -> list[LogRow]:
-        if stored.headers.get(HEADER_TYPE) == _RENEWED:
-            return []  # the most frequent job event records no step: not worth decoding
-        envelope = decode_job_event(stored.data)
-        if envelope is None:
-            kind = stored.headers.get(HEADER_TYPE, stored.subject)
-            if kind not in self._unknown:
-                self._unknown.add(kind)
-                log.warning("job event type unknown to the orchestrator log; skipping it", type=kind)
-            return []
-        return log_rows(envelope, self.spec.stream, stored.seq)
+        rows = self.event_rows(stored)
+        if rows is not None:
+            return rows
+        kind = stored.headers.get(HEADER_TYPE, stored.subject)
+        if kind not in self._unknown:
+            self._unknown.add(kind)
+            log.warning("event type unknown to the orchestrator log; skipping it", stream=self.spec.stream, type=kind)
+        return []
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         rows = [_columns(row) for stored in events for row in self.rows(stored)]
         if rows:
             await conn.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))
+
+
+class OrchestratorLogProjection(StreamLogProjection):
+    """The job steps: CCN_JOBS into orchestrator_log."""
+
+    def __init__(self, spec: ConsumerSpec = ORCHESTRATOR_LOG) -> None:
+        super().__init__(spec)
+
+    def event_rows(self, stored: StoredEvent) -> list[LogRow] | None:
+        if stored.headers.get(HEADER_TYPE) == _RENEWED:
+            return []  # the most frequent job event records no step: not worth decoding
+        envelope = decode_job_event(stored.data)
+        return None if envelope is None else log_rows(envelope, self.spec.stream, stored.seq)

@@ -3,16 +3,37 @@ turns a caller's IP into the hash that is all anyone stores of it."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeVar
 
 import msgspec
 from litestar.connection import ASGIConnection
 
 from ccn_core import subjects
-from ccn_core.commands import CommandClient
-from ccn_core.ids import ip_hash
+from ccn_core.coalesce import Coalescer
+from ccn_core.commands import CommandClient, raise_command_error
+from ccn_core.errors import CcnError
+from ccn_core.ids import ip_hash, new_correlation_id
+from ccn_proto.commands import CommandError
 from ccn_proto.registry import Heartbeat, HeartbeatReply
-from ccn_proto.scheduler import WithdrawClaim
+from ccn_proto.scheduler import (
+    MAX_BATCHED_ASKS,
+    BatchedClaimOutcome,
+    BatchedResult,
+    BatchedResultOutcome,
+    ClaimBatch,
+    ClaimBatchReply,
+    ClaimJobs,
+    ClaimJobsReply,
+    JobOffer,
+    ReleaseJob,
+    ReleaseJobReply,
+    SubmitResult,
+    SubmitResultReply,
+    SubmitResults,
+    SubmitResultsReply,
+    WithdrawClaim,
+)
 from ccn_web.http import correlation_id
 
 R = TypeVar("R")
@@ -20,10 +41,23 @@ REGISTRY = "registry"
 SCHEDULER = "scheduler"
 
 
+# batches out at once per kind: one being answered while the next gathers, and one spare so a
+# slow answer does not stall every node of this edge
+BATCHES_IN_FLIGHT = 2
+
+
 class EdgeContext:
     def __init__(self, commands: CommandClient, ip_hash_salt: str) -> None:
         self.commands = commands
         self._salt = ip_hash_salt
+        # the node connections of this edge ask and answer through these: one command per batch
+        self._claims = Coalescer(
+            self._send_claims,
+            max_batch=MAX_BATCHED_ASKS,
+            max_in_flight=BATCHES_IN_FLIGHT,
+            orphaned=self._release_orphaned_offers,
+        )
+        self._results = Coalescer(self._send_results, max_batch=MAX_BATCHED_ASKS, max_in_flight=BATCHES_IN_FLIGHT)
 
     def caller_ip_hash(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
         host = connection.client.host if connection.client else None
@@ -59,3 +93,44 @@ class EdgeContext:
     async def withdraw_claim(self, claim_id: str) -> None:
         """Tell every scheduler replica to drop a claim still waiting (its node left)."""
         await self.commands.notify(subjects.claims_withdrawn(), WithdrawClaim(claim_id=claim_id))
+
+    async def claim_now(self, ask: ClaimJobs) -> ClaimJobsReply:
+        """What is ready for this node now, without waiting, sent with other nodes' asks."""
+        outcome = await self._claims.submit(ask)
+        if outcome.reply is None:
+            raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
+        return outcome.reply
+
+    async def submit_result(self, submit: SubmitResult, *, correlation_id: str) -> SubmitResultReply:
+        """A node's result, sent with other nodes' results; `correlation_id` is the job's."""
+        outcome = await self._results.submit(BatchedResult(correlation_id=correlation_id, submit=submit))
+        if outcome.reply is None:
+            raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
+        return outcome.reply
+
+    async def release_job(self, node_id: str, offer: JobOffer, reason: str) -> None:
+        """Give back a job claimed for a node that will not run it: claimable again at once,
+        without spending an attempt."""
+        await self.scheduler(
+            "release_job",
+            ReleaseJob(node_id=node_id, job_id=offer.job_id, reason=reason),
+            ReleaseJobReply,
+            correlation_id=offer.correlation_id,
+        )
+
+    async def _send_claims(self, asks: list[ClaimJobs]) -> list[BatchedClaimOutcome]:
+        reply = await self.scheduler(
+            "claim_batch", ClaimBatch(asks=asks), ClaimBatchReply, correlation_id=new_correlation_id()
+        )
+        return reply.outcomes
+
+    async def _send_results(self, items: list[BatchedResult]) -> list[BatchedResultOutcome]:
+        reply = await self.scheduler(
+            "submit_results", SubmitResults(items=items), SubmitResultsReply, correlation_id=new_correlation_id()
+        )
+        return reply.outcomes
+
+    async def _release_orphaned_offers(self, ask: ClaimJobs, outcome: BatchedClaimOutcome) -> None:
+        for offer in outcome.reply.offers if outcome.reply is not None else []:
+            with contextlib.suppress(CcnError):
+                await self.release_job(ask.node_id, offer, "the node left before the offer reached it")

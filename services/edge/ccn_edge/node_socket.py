@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable
 from typing import Any, NoReturn
 
 import msgspec
@@ -182,7 +183,7 @@ class NodeLink:
         command = scheduler.SubmitResult(
             node_id=self.node_id, job_id=frame.job_id, result=frame.result, checksum=frame.checksum
         )
-        await self._job_command(frame.job_id, job_correlation, "submit_result", command, scheduler.SubmitResultReply)
+        await self._settle(frame.job_id, self._edge.submit_result(command, correlation_id=job_correlation))
 
     async def _on_fail(self, frame: frames.JobFail) -> None:
         job_correlation = self._holdings.held.get(frame.job_id)
@@ -190,18 +191,15 @@ class NodeLink:
             await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
             return
         command = scheduler.FailJob(node_id=self.node_id, job_id=frame.job_id, reason=frame.reason)
-        await self._job_command(frame.job_id, job_correlation, "fail_job", command, scheduler.FailJobReply)
+        await self._settle(
+            frame.job_id,
+            self._edge.scheduler("fail_job", command, scheduler.FailJobReply, correlation_id=job_correlation),
+        )
 
-    async def _job_command(
-        self,
-        job_id: str,
-        job_correlation: str,
-        name: str,
-        command: msgspec.Struct,
-        reply_type: type[scheduler.SubmitResultReply] | type[scheduler.FailJobReply],
-    ) -> None:
+    async def _settle(self, job_id: str, call: Awaitable[scheduler.SubmitResultReply | scheduler.FailJobReply]) -> None:
+        """The scheduler's answer to the node's result or failure, passed on to the node."""
         try:
-            reply = await self._edge.scheduler(name, command, reply_type, correlation_id=job_correlation)
+            reply = await call
         except CcnError as exc:
             if isinstance(exc, Conflict | Forbidden):
                 self._holdings.release(job_id)  # the job is no longer this node's
@@ -255,29 +253,13 @@ class NodeLink:
             await self._wake_claimer.wait()
             self._wake_claimer.clear()
             while not self._closed and (slots := self._holdings.to_claim()) > 0:
-                self._claim_id = claim_id = uuid.uuid4().hex
                 try:
-                    reply = await self._edge.scheduler(
-                        "claim_jobs",
-                        scheduler.ClaimJobs(
-                            node_id=self.node_id,
-                            job_types=self._job_types,
-                            concurrency=self._holdings.concurrency,
-                            slots=slots,
-                            wait_s=CLAIM_WAIT_S,
-                            claim_id=claim_id,
-                        ),
-                        scheduler.ClaimJobsReply,
-                        correlation_id=self._connection_id,
-                        timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S,
-                    )
+                    reply = await self._ask(slots)
                 except CcnError as exc:
-                    self._claim_id = None
                     with contextlib.suppress(_Closed):
                         await self._send_error(exc)
                     await asyncio.sleep(exc.retry_after or 1.0)
                     continue
-                self._claim_id = None
                 if not reply.offers and reply.held >= self._holdings.concurrency:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(FULL_PAUSE_S):
@@ -303,20 +285,35 @@ class NodeLink:
                         await self._hand_back(reply.offers[index:])
                         return
 
+    async def _ask(self, slots: int) -> scheduler.ClaimJobsReply:
+        """Jobs for this node: what is ready now, asked with the other nodes of this edge in one
+        batch; when nothing is, a claim of its own that waits for work, which the node's
+        departure withdraws."""
+        ask = scheduler.ClaimJobs(
+            node_id=self.node_id, job_types=self._job_types, concurrency=self._holdings.concurrency, slots=slots
+        )
+        reply = await self._edge.claim_now(ask)
+        if reply.offers or reply.held >= self._holdings.concurrency or self._closed:
+            return reply
+        self._claim_id = claim_id = uuid.uuid4().hex
+        try:
+            return await self._edge.scheduler(
+                "claim_jobs",
+                msgspec.structs.replace(ask, wait_s=CLAIM_WAIT_S, claim_id=claim_id),
+                scheduler.ClaimJobsReply,
+                correlation_id=self._connection_id,
+                timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S,
+            )
+        finally:
+            self._claim_id = None
+
     async def _hand_back(self, offers: list[scheduler.JobOffer]) -> None:
-        """Jobs claimed for a node that left before they reached it: failed at once, so they
-        are retried after a backoff instead of waiting out a lease nobody holds."""
+        """Jobs claimed for a node that left before they reached it: released at once, so they
+        are claimable again without spending an attempt or waiting out a lease nobody holds."""
         for offer in offers:
             self._holdings.release(offer.job_id)
             with contextlib.suppress(CcnError):
-                await self._edge.scheduler(
-                    "fail_job",
-                    scheduler.FailJob(
-                        node_id=self.node_id, job_id=offer.job_id, reason="the node left before the offer reached it"
-                    ),
-                    scheduler.FailJobReply,
-                    correlation_id=offer.correlation_id,
-                )
+                await self._edge.release_job(self.node_id, offer, "the node left before the offer reached it")
         log.info("handed back undelivered offers", jobs=[offer.job_id for offer in offers])
 
     # -- frames out --------------------------------------------------------------------------

@@ -90,11 +90,23 @@ class Claimer:
         finally:
             self._waiting.pop(claim_id, None)
 
+    async def claim_now(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
+        """What is ready now, without waiting: one ask of a ClaimBatch. The asks of a batch run
+        together, so their takes share the queue's fetches and their appends are in flight at
+        once."""
+        return await self._claim(command, correlation_id, causation_id, asyncio.Event(), wait_s=0.0)
+
     async def _claim(
-        self, command: ClaimJobs, correlation_id: str, causation_id: str | None, withdrawn: asyncio.Event
+        self,
+        command: ClaimJobs,
+        correlation_id: str,
+        causation_id: str | None,
+        withdrawn: asyncio.Event,
+        *,
+        wait_s: float | None = None,
     ) -> ClaimJobsReply:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + command.wait_s
+        deadline = loop.time() + (command.wait_s if wait_s is None else wait_s)
         # a claim is a step of each job's life: its event carries the job's correlation id (the
         # ready entry has it); the claim request's own id stays on the log lines of this call
         meta = EventMeta(

@@ -13,7 +13,7 @@ import msgspec
 
 from ccn_core import ids, subjects
 from ccn_core.aggregate import EventMeta
-from ccn_core.commands import CommandContext, CommandServer
+from ccn_core.commands import CommandContext, CommandServer, item_outcome
 from ccn_core.domain.job import CancelJob as CancelJobCommand
 from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.domain.job import FailJob as FailJobCommand
@@ -23,13 +23,18 @@ from ccn_core.domain.job import RenewLease as RenewLeaseCommand
 from ccn_core.domain.job import SubmitResult as SubmitResultCommand
 from ccn_core.errors import BadInput, CcnError, NotFound, Unprocessable
 from ccn_core.eventstore import EventStore
-from ccn_core.logging import get_logger
+from ccn_core.logging import correlation, get_logger
 from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobCreated
 from ccn_proto.scheduler import (
+    BatchedClaimOutcome,
+    BatchedResult,
+    BatchedResultOutcome,
     BatchJob,
     CancelJob,
     CancelJobReply,
+    ClaimBatch,
+    ClaimBatchReply,
     ClaimJobs,
     ClaimJobsReply,
     CreateBatch,
@@ -49,6 +54,8 @@ from ccn_proto.scheduler import (
     RenewLeasesReply,
     SubmitResult,
     SubmitResultReply,
+    SubmitResults,
+    SubmitResultsReply,
     WithdrawClaim,
 )
 from ccn_scheduler.claims import Claimer
@@ -104,8 +111,10 @@ class SchedulerHandlers:
         server.register("create_job", CreateJob, self.create_job)
         server.register("create_batch", CreateBatch, self.create_batch)
         server.register("claim_jobs", ClaimJobs, self.claim_jobs)
+        server.register("claim_batch", ClaimBatch, self.claim_batch)
         server.register("renew_leases", RenewLeases, self.renew_leases)
         server.register("submit_result", SubmitResult, self.submit_result)
+        server.register("submit_results", SubmitResults, self.submit_results)
         server.register("fail_job", FailJob, self.fail_job)
         server.register("release_job", ReleaseJob, self.release_job)
         server.register("cancel_job", CancelJob, self.cancel_job)
@@ -202,10 +211,33 @@ class SchedulerHandlers:
             log.warning("ready entry left to the ready feed", job_id=entry.job_id, error=exc.message)
 
     async def claim_jobs(self, command: ClaimJobs, ctx: CommandContext) -> ClaimJobsReply:
+        self._check_job_types(command)
+        return await self._claimer.claim(command, ctx.correlation_id, ctx.causation_id)
+
+    def _check_job_types(self, command: ClaimJobs) -> None:
         unknown = sorted(set(command.job_types) - set(self._payload_types))
         if unknown:
             raise Unprocessable(f"unknown job types {', '.join(unknown)}", field="job_types")
-        return await self._claimer.claim(command, ctx.correlation_id, ctx.causation_id)
+
+    async def claim_batch(self, command: ClaimBatch, ctx: CommandContext) -> ClaimBatchReply:
+        async def one(ask: ClaimJobs) -> ClaimJobsReply:
+            self._check_job_types(ask)
+            return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id)
+
+        outcomes = await asyncio.gather(*(item_outcome(one(ask)) for ask in command.asks))
+        return ClaimBatchReply(outcomes=[BatchedClaimOutcome(reply=reply, error=error) for reply, error in outcomes])
+
+    async def submit_results(self, command: SubmitResults, ctx: CommandContext) -> SubmitResultsReply:
+        async def one(item: BatchedResult) -> SubmitResultReply:
+            # each result is a step of its own job's life, on that job's thread
+            with correlation(item.correlation_id, node_id=item.submit.node_id):
+                item_ctx = CommandContext(item.correlation_id, ctx.causation_id, "submit_result")
+                return await self.submit_result(item.submit, item_ctx)
+
+        outcomes = await asyncio.gather(*(item_outcome(one(item)) for item in command.items))
+        return SubmitResultsReply(
+            outcomes=[BatchedResultOutcome(reply=reply, error=error) for reply, error in outcomes]
+        )
 
     async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
         meta = self._node_meta(ctx, command.node_id)

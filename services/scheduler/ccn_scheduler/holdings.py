@@ -17,6 +17,7 @@ busier than it is, for a bounded time, never less busy.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -74,11 +75,21 @@ def still_held(
 StateLoader = Callable[[str], Awaitable[JobState]]
 
 
+# nodes whose entry this replica remembers (a few hundred bytes each)
+KNOWN_ENTRIES_MAX = 100_000
+
+
 class NodeHoldings:
+    """Reads are served from the entry this replica last read or wrote, when it has one: a
+    write carries the revision it was based on, so an entry another replica changed meanwhile
+    fails the compare-and-set and is read afresh. A claim then costs one KV write, not a read
+    and a write."""
+
     def __init__(self, js: JetStreamContext, load_state: StateLoader) -> None:
         self._js = js
         self._load_state = load_state
         self._kv: KeyValue | None = None
+        self._known: OrderedDict[str, tuple[Ledger, int]] = OrderedDict()
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -88,20 +99,34 @@ class NodeHoldings:
                 raise Unavailable(f"the claim ledger is unavailable: {exc!r}", retry_after=1.0) from exc
         return self._kv
 
-    async def read(self, node_id: str) -> tuple[Ledger, int]:
-        """The node's entry as stored, and its revision (0: none yet)."""
+    async def read(self, node_id: str, *, fresh: bool = False) -> tuple[Ledger, int]:
+        """The node's entry and its revision (0: none yet): as this replica last saw it, or as
+        stored when `fresh` or unknown here."""
+        known = None if fresh else self._known.get(node_id)
+        if known is not None:
+            self._known.move_to_end(node_id)
+            return known
         kv = await self._bucket()
         try:
             entry = await kv.get(node_id)
         except KeyNotFoundError:
-            return Ledger(), 0
+            read: tuple[Ledger, int] = (Ledger(), 0)
         except nats.errors.Error as exc:
             raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
-        return (_decode(entry.value) if entry.value else Ledger()), entry.revision or 0
+        else:
+            read = (_decode(entry.value) if entry.value else Ledger()), entry.revision or 0
+        self._remember(node_id, read)
+        return read
 
-    async def current(self, node_id: str, now: datetime) -> tuple[Ledger, int]:
+    def _remember(self, node_id: str, entry: tuple[Ledger, int]) -> None:
+        self._known[node_id] = entry
+        self._known.move_to_end(node_id)
+        while len(self._known) > KNOWN_ENTRIES_MAX:
+            self._known.popitem(last=False)
+
+    async def current(self, node_id: str, now: datetime, *, fresh: bool = False) -> tuple[Ledger, int]:
         """The node's entry pruned against the jobs' histories, and the revision it was read at."""
-        ledger, revision = await self.read(node_id)
+        ledger, revision = await self.read(node_id, fresh=fresh)
         states = await self._states(ledger.jobs)
         return still_held(ledger, states, node_id, now), revision
 
@@ -113,11 +138,14 @@ class NodeHoldings:
     async def _write(self, node_id: str, ledger: Ledger, revision: int) -> bool:
         kv = await self._bucket()
         try:
-            await kv.update(node_id, _encode(ledger), last=revision)
+            written = await kv.update(node_id, _encode(ledger), last=revision)
         except KeyWrongLastSequenceError:
+            self._known.pop(node_id, None)  # another replica wrote: read it next time
             return False
         except nats.errors.Error as exc:
+            self._known.pop(node_id, None)  # the write may or may not have landed
             raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
+        self._remember(node_id, (ledger, written))
         return True
 
     async def reserve(
@@ -132,8 +160,8 @@ class NodeHoldings:
         """Reserve as many of `candidates` (in order) as the node has free slots for; returns
         those reserved and how many the node holds with them. `known` is a pruned entry and
         its revision the caller read already: it saves a read when nobody wrote since."""
-        for _ in range(MAX_CAS_ATTEMPTS):
-            ledger, revision = known if known is not None else await self.current(node_id, now)
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            ledger, revision = known if known is not None else await self.current(node_id, now, fresh=attempt > 0)
             known = None
             free = concurrency - len(ledger.jobs)
             fresh = [job_id for job_id in candidates if job_id not in ledger.jobs]
@@ -153,8 +181,8 @@ class NodeHoldings:
         if not dropped:
             return
         try:
-            for _ in range(MAX_CAS_ATTEMPTS):
-                ledger, revision = await self.read(node_id)
+            for attempt in range(MAX_CAS_ATTEMPTS):
+                ledger, revision = await self.read(node_id, fresh=attempt > 0)
                 if not dropped & ledger.jobs.keys():
                     return
                 kept = {job_id: at for job_id, at in ledger.jobs.items() if job_id not in dropped}

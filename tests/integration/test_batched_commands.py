@@ -1,0 +1,106 @@
+"""claim_batch and submit_results, the commands an edge sends for many nodes at once: each
+item is answered on its own (one bad ask or result refuses that item only), asks of one node
+in one batch still respect its concurrency, and each result is a step of its own job's thread."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ccn_core import ids
+from ccn_core.domain.job import result_checksum
+from ccn_core.settings import Settings
+from ccn_proto.scheduler import (
+    BatchedResult,
+    BatchJob,
+    ClaimBatch,
+    ClaimBatchReply,
+    ClaimJobs,
+    CreateBatch,
+    CreateBatchReply,
+    SubmitResult,
+    SubmitResults,
+    SubmitResultsReply,
+)
+from tests.integration.test_scheduler import job_events, own_settings, scheduler_client, schedulers
+
+__all__ = ["own_settings"]  # the fixture, used by name
+
+
+def ask(node: str, *, concurrency: int = 1, slots: int = 1, job_types: list[str] | None = None) -> ClaimJobs:
+    return ClaimJobs(node_id=node, job_types=job_types or ["echo"], concurrency=concurrency, slots=slots)
+
+
+async def test_a_claim_batch_answers_each_ask_and_keeps_each_nodes_concurrency(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        created = await api.call(
+            CreateBatch(batch_id="b", jobs=[BatchJob(job_type="echo", payload={"text": str(i)}) for i in range(10)]),
+            CreateBatchReply,
+        )
+        assert created.created == 10
+        batch = ClaimBatch(
+            asks=[
+                ask("node-a"),
+                ask("node-b", concurrency=2, slots=2),
+                ask("node-a"),  # node-a again in the same batch: it holds one job at most
+                ask("node-c", job_types=["no_such_type"]),
+            ]
+        )
+        reply = await api.call(batch, ClaimBatchReply)
+
+        a1, b, a2, bad = reply.outcomes
+        assert bad.reply is None and bad.error is not None
+        assert bad.error.code == "unprocessable" and bad.error.field == "job_types"
+        assert b.reply is not None and len(b.reply.offers) == 2 and b.reply.held == 2
+        assert a1.reply is not None and a2.reply is not None
+        assert len(a1.reply.offers) + len(a2.reply.offers) == 1
+        offered = [o.job_id for r in (a1.reply, b.reply, a2.reply) for o in r.offers]
+        assert len(set(offered)) == 3, "no job offered twice"
+        # a claim batch answers at once: nothing is ready for a type with no jobs
+        empty = await api.call(ClaimBatch(asks=[ask("node-d", job_types=["count"])]), ClaimBatchReply)
+        assert empty.outcomes[0].reply is not None and empty.outcomes[0].reply.offers == []
+
+
+async def test_submit_results_refuses_one_bad_result_and_accepts_the_others(own_settings: Settings) -> None:
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        await api.call(
+            CreateBatch(batch_id="r", jobs=[BatchJob(job_type="echo", payload={"text": str(i)}) for i in range(3)]),
+            CreateBatchReply,
+        )
+        reply = await api.call(ClaimBatch(asks=[ask(f"node-{n}") for n in range(3)]), ClaimBatchReply)
+        offers = [(f"node-{n}", o.reply.offers[0]) for n, o in enumerate(reply.outcomes) if o.reply is not None]
+        assert len(offers) == 3
+        result = {"text": "done"}
+        items = [
+            BatchedResult(
+                correlation_id=offer.correlation_id,
+                submit=SubmitResult(
+                    node_id=node,
+                    job_id=offer.job_id,
+                    result=result,
+                    # the second node's checksum is wrong
+                    checksum=result_checksum(result) if index != 1 else "0" * 64,
+                ),
+            )
+            for index, (node, offer) in enumerate(offers)
+        ]
+        items.append(  # a result from a node that does not hold the job
+            BatchedResult(
+                correlation_id=ids.new_correlation_id(),
+                submit=SubmitResult(
+                    node_id="node-x", job_id=offers[0][1].job_id, result=result, checksum=result_checksum(result)
+                ),
+            )
+        )
+        answered = await api.call(SubmitResults(items=items), SubmitResultsReply)
+
+        statuses = [o.reply.status if o.reply else o.error.code for o in answered.outcomes if o.reply or o.error]
+        assert statuses[0] == "completed" and statuses[2] == "completed"
+        assert statuses[1] == "bad_input"
+        assert statuses[3] in ("conflict", "forbidden")
+        events = await job_events(api.nc)
+        assert Counter(e.type for e in events)["job.completed"] == 2
+        # each completion is on its own job's thread, not the batch's
+        by_job = {offer.job_id: offer.correlation_id for _, offer in offers}
+        for event in events:
+            if event.type == "job.completed":
+                assert event.correlation_id == by_job[event.aggregate_id]
