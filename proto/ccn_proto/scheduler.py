@@ -142,6 +142,26 @@ class ClaimBatchReply(msgspec.Struct, frozen=True, kw_only=True):
     outcomes: list[BatchedClaimOutcome]
 
 
+class HeldJobs(msgspec.Struct, tag="held_jobs", frozen=True, kw_only=True):
+    """The jobs a node holds now. An edge asks when a node (re)connects: a node keeps running
+    its jobs across a dropped connection, and their results and renewals arrive on the new one."""
+
+    node_id: NodeId
+
+
+class HeldJob(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    attempt: int
+    lease_until: datetime
+    correlation_id: str  # the job's
+
+
+class HeldJobsReply(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    jobs: list[HeldJob]
+    server_time: datetime
+
+
 class RenewLeases(msgspec.Struct, tag="renew_leases", frozen=True, kw_only=True):
     node_id: NodeId
     job_ids: Annotated[list[JobId], msgspec.Meta(min_length=1, max_length=256)]
@@ -286,6 +306,7 @@ SchedulerCommand = (
     | CreateBatch
     | ClaimJobs
     | ClaimBatch
+    | HeldJobs
     | RenewLeases
     | SubmitResult
     | SubmitResults

@@ -36,6 +36,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         scheduler.CreateBatchReply,
         scheduler.ClaimJobsReply,
         scheduler.ClaimBatchReply,
+        scheduler.HeldJobsReply,
         scheduler.RenewLeasesReply,
         scheduler.SubmitResultReply,
         scheduler.SubmitResultsReply,

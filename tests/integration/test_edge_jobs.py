@@ -147,6 +147,30 @@ async def test_a_job_goes_out_over_the_socket_and_its_result_comes_back(edge: Ed
         assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
 
 
+async def test_a_node_that_reconnects_finishes_the_job_it_held_on_the_new_connection(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        created = await create_job(edge)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws)
+            assert offer["job_id"] == created.job_id
+        # the connection dropped (no bye); the node kept running the job
+        result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "heartbeat", "job_ids": [offer["job_id"]]})
+            await ws.send_json(
+                {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
+            )
+            ack = await next_frame(ws)
+            assert ack == {"type": "ack", "job_id": created.job_id, "status": "completed"}, ack
+        view = await edge.scheduler.call(
+            "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
+        )
+        assert [entry.type for entry in view.history].count("job.claimed") == 1, "the job was not run twice"
+        assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
+
+
 @pytest.mark.parametrize(
     ("frame", "code", "field"),
     [

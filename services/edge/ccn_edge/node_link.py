@@ -83,6 +83,10 @@ class Holdings:
         self.held[job_id] = correlation_id
         self.wanted = max(0, self.wanted - 1)
 
+    def resumed(self, job_id: str, correlation_id: str) -> None:
+        """A job the node held before this connection (it kept running it)."""
+        self.held[job_id] = correlation_id
+
     def release(self, job_id: str) -> None:
         self.held.pop(job_id, None)
 

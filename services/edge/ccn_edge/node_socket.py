@@ -132,6 +132,25 @@ class NodeLink:
             await self._send_error(problem)
             await self._hang_up(WS_POLICY_VIOLATION, problem.message)
         await self._authenticate(frame)
+        await self._restore_holdings()
+
+    async def _restore_holdings(self) -> None:
+        """A node that reconnects still runs the jobs it held: their results and renewals come
+        on this connection, so they are this connection's from the start."""
+        try:
+            reply = await self._edge.scheduler(
+                "held_jobs",
+                scheduler.HeldJobs(node_id=self.node_id),
+                scheduler.HeldJobsReply,
+                correlation_id=self._connection_id,
+            )
+        except CcnError as exc:
+            await self._send_error(exc)
+            await self._hang_up(WS_TRY_AGAIN_LATER, "cannot tell which jobs this node holds; reconnect shortly")
+        for job in reply.jobs:
+            self._holdings.resumed(job.job_id, job.correlation_id)
+        if reply.jobs:
+            log.info("node holds jobs from an earlier connection", jobs=[job.job_id for job in reply.jobs])
 
     async def _authenticate(self, frame: frames.Hello) -> None:
         try:

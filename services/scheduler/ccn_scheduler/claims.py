@@ -63,6 +63,10 @@ class Claimer:
         # claim ids withdrawn before their claim reached this replica → when (monotonic)
         self._withdrawn: dict[str, float] = {}
 
+    @property
+    def holdings(self) -> NodeHoldings:
+        return self._holdings
+
     def withdraw(self, claim_id: str) -> None:
         """The caller gave up on this claim: if it waits here, it returns with nothing taken, so
         it cannot take jobs for a node that is gone (they would come back only as failures)."""

@@ -44,6 +44,9 @@ from ccn_proto.scheduler import (
     FailJob,
     FailJobReply,
     GetJob,
+    HeldJob,
+    HeldJobs,
+    HeldJobsReply,
     JobStatus,
     JobView,
     LeaseView,
@@ -112,6 +115,7 @@ class SchedulerHandlers:
         server.register("create_batch", CreateBatch, self.create_batch)
         server.register("claim_jobs", ClaimJobs, self.claim_jobs)
         server.register("claim_batch", ClaimBatch, self.claim_batch)
+        server.register("held_jobs", HeldJobs, self.held_jobs)
         server.register("renew_leases", RenewLeases, self.renew_leases)
         server.register("submit_result", SubmitResult, self.submit_result)
         server.register("submit_results", SubmitResults, self.submit_results)
@@ -237,6 +241,29 @@ class SchedulerHandlers:
         outcomes = await asyncio.gather(*(item_outcome(one(item)) for item in command.items))
         return SubmitResultsReply(
             outcomes=[BatchedResultOutcome(reply=reply, error=error) for reply, error in outcomes]
+        )
+
+    async def held_jobs(self, command: HeldJobs, ctx: CommandContext) -> HeldJobsReply:
+        # every claim is reserved in the ledger before it is appended, so the ledger, pruned
+        # against the jobs' histories, lists every job the node holds
+        now = self._clock()
+        ledger, _ = await self._claimer.holdings.current(command.node_id, now, fresh=True)
+        states = await asyncio.gather(*(self._jobs.state(job_id) for job_id in ledger.jobs))
+        held = [s for s in states if s.status == "claimed" and s.holder == command.node_id and s.lease_until]
+        histories = await asyncio.gather(*(self._jobs.repository.history(state.job_id) for state in held))
+        return HeldJobsReply(
+            node_id=command.node_id,
+            jobs=[
+                HeldJob(
+                    job_id=state.job_id,
+                    attempt=state.attempt,
+                    lease_until=state.lease_until,
+                    correlation_id=history[0].correlation_id,
+                )
+                for state, history in zip(held, histories, strict=True)
+                if state.lease_until is not None and history
+            ],
+            server_time=now,
         )
 
     async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
