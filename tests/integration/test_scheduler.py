@@ -20,7 +20,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from ccn_core import ids
+from ccn_core import ids, subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient
 from ccn_core.domain.job import CreateJob as CreateJobCommand
@@ -31,7 +31,7 @@ from ccn_core.projection import ProjectionRunner, rebuild
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
-from ccn_core.topology import JOBS, READY
+from ccn_core.topology import JOBS, NODES, READY
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCreated, JobEvent
 from ccn_proto.registry import (
@@ -92,6 +92,7 @@ FAST = SchedulerOptions(
     retry_policy=RetryPolicy(base_s=0.2, cap_s=0.4), lease_scan_interval_s=0.2, projection_idle_wait_s=0.1
 )
 _decode_job_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
+_decode_any_event = msgspec.json.Decoder(Envelope[Any]).decode
 
 
 @pytest.fixture
@@ -205,6 +206,17 @@ async def projected_job(settings: Settings, job_id: str, status: str) -> asyncpg
         return row if row is not None and row["status"] == status else None
 
     return await eventually(row_in_status)
+
+
+async def node_event(nc: NATS, node_id: str, name: str) -> Envelope[Any]:
+    """The node's latest event of that name, as stored."""
+    store = EventStore(nc)
+    await store.start()
+    try:
+        stored = await store.read(NODES.name, subjects.event("node", node_id, name))
+    finally:
+        await store.close()
+    return _decode_any_event(stored[-1].data)
 
 
 def types_of(view: JobView) -> list[str]:
@@ -587,12 +599,15 @@ async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Setting
         while len(taken) < 4:
             taken |= {o.job_id for o in (await api.claim("n-other", concurrency=8, slots=4, wait_s=1)).offers}
         assert {j.job_id for j in created} <= taken
+        opted_out = await node_event(api.nc, node_id, "opted_out")
+        assert opted_out.correlation_id == "corr-optout"
         for job in created:
             view = await api.job(job.job_id)
             abandoned = [e for e in view.history if e.type == "job.abandoned"]
             assert [(e.node_id, e.reason) for e in abandoned] == [(node_id, "node opted out")]
-            assert abandoned[0].correlation_id == "corr-optout"
-            assert abandoned[0].causation_id is not None
+            # a step of the job's life, on the job's thread, caused by the opt-out event
+            assert abandoned[0].correlation_id == view.history[0].correlation_id != "corr-optout"
+            assert abandoned[0].causation_id == opted_out.event_id
 
 
 async def test_jobs_are_released_when_the_nodes_last_session_ends(own_settings: Settings) -> None:
@@ -634,8 +649,13 @@ async def test_jobs_are_released_when_the_nodes_last_session_ends(own_settings: 
         )
         again = await api.claim("n-other", wait_s=5)
         assert [o.job_id for o in again.offers] == [job.job_id]
-        abandoned = [e for e in (await api.job(job.job_id)).history if e.type == "job.abandoned"]
-        assert [(e.reason, e.correlation_id) for e in abandoned] == [("node session ended", "c4")]
+        view = await api.job(job.job_id)
+        abandoned = [e for e in view.history if e.type == "job.abandoned"]
+        ended = await node_event(api.nc, node.node_public_id, "session_ended")  # the last session's
+        assert ended.correlation_id == "c4"
+        assert [(e.reason, e.correlation_id, e.causation_id) for e in abandoned] == [
+            ("node session ended", view.history[0].correlation_id, ended.event_id)
+        ]
 
 
 async def test_expiry_and_retries_survive_a_restart_of_every_scheduler(own_settings: Settings) -> None:

@@ -204,6 +204,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         warn(f"stopped after {args.max} entries; raise --max or narrow with --since")
     created = [entry.correlation_id for entry in entries if entry.event == "job_created"]
     if args.job and created:
-        # its steps may sit in other threads too (a release joins the opt-out's): this one is the job's
+        # every step of the job is on this thread, with the other jobs the same request created
         say(f"\nthe request that created it: ccn log --correlation-id {created[0]}")
     return 0

@@ -29,7 +29,7 @@ from ccn_proto.jobs import JobAbandoned, JobCreated, JobFailed, JobReleased
 from ccn_proto.nodes import NodeEvent, NodeOptedOut, SessionEnded
 from ccn_scheduler.holdings import NodeHoldings
 from ccn_scheduler.job_service import JobService
-from ccn_scheduler.ready_entries import ready_entry, stored_ready_entry
+from ccn_scheduler.ready_entries import creation, ready_entry, stored_ready_entry
 from ccn_scheduler.ready_queue import ReadyQueue
 
 log = get_logger("ccn.scheduler.reactors")
@@ -93,7 +93,10 @@ class NodeRelease:
     """node.opted_out, or node.session_ended of the node's last active session → every job the
     node holds is released at once (the abandonment carries no backoff: the node left, the job
     did not fail). Jobs belong to a node, not to one of its sessions: while another session is
-    active (a reconnect, a second edge) the node is still working on them."""
+    active (a reconnect, a second edge) the node is still working on them.
+
+    Each abandonment carries its job's correlation id, with the node event as its causation:
+    the job's thread stays whole, and the node event leads to every job it released."""
 
     def __init__(
         self,
@@ -147,8 +150,11 @@ class NodeRelease:
         return bool(state.sessions)
 
     async def _release(self, envelope: Envelope[Any], node_id: str, job_id: str, reason: str) -> None:
+        # a step of the job's life, on the job's own thread (so its correlation id pulls its whole
+        # life); the node event that caused it is the causation
+        created = await creation(self._store, job_id)
         meta = EventMeta(
-            correlation_id=envelope.correlation_id,
+            correlation_id=created.correlation_id,
             causation_id=envelope.event_id,
             actor=Actor(kind="service", id=self._replica),
             idempotency_key=f"release:{envelope.event_id}:{job_id}",
