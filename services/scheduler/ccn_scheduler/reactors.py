@@ -127,8 +127,9 @@ class NodeRelease:
             case _:
                 return
         node_id = envelope.aggregate_id
-        ledger, _ = await self._holdings.read(node_id)
-        # the ledger lists every claim made through it; the read model is a second witness
+        # the ledger lists every claim made through it (read fresh: this replica's remembered
+        # entry may miss another replica's claims); the read model is a second witness
+        ledger, _ = await self._holdings.read(node_id, fresh=True)
         held = {row["job_id"] for row in await self._pool.fetch(_HELD_BY_NODE, node_id)}
         job_ids = sorted(ledger.jobs.keys() | held)
         outcomes = await asyncio.gather(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -80,10 +82,17 @@ def schedule_time(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# entry ids this process put and remembers, so as not to send them again (see ReadyQueue.put)
+RECENT_PUTS_MAX = 200_000
+
+
 class ReadyQueue:
-    def __init__(self, js: JetStreamContext, store: EventStore) -> None:
+    def __init__(self, js: JetStreamContext, store: EventStore, *, dedupe_window_s: float = 120.0) -> None:
         self._js = js
         self._store = store
+        self._dedupe_window_s = dedupe_window_s
+        # entry id → when this process put it (monotonic), oldest first
+        self._recent_puts: OrderedDict[str, float] = OrderedDict()
         self._subs: dict[Queue, JetStreamContext.PullSubscription] = {}
         # one fetch at a time per queue in a replica (concurrent fetches on one pull subscription
         # would take each other's messages and status replies), made for every claimer waiting
@@ -116,7 +125,19 @@ class ReadyQueue:
 
     async def put(self, entry: ReadyEntry, *, entry_id: str, at: datetime | None = None) -> None:
         """Make the job claimable now, or at `at`. `entry_id` dedupes a repeated put (e.g. the
-        event that caused it, delivered twice) inside the stream's duplicate window."""
+        event that caused it, delivered twice) inside the stream's duplicate window.
+
+        A put this process made already within that window is not sent again: the server would
+        drop it as a duplicate, and the ready feed repeats every put the create handler makes
+        (for the crash between append and put), which was a round trip per job for nothing."""
+        now = time.monotonic()
+        while self._recent_puts:
+            oldest, put_at = next(iter(self._recent_puts.items()))
+            if now - put_at < self._dedupe_window_s and len(self._recent_puts) <= RECENT_PUTS_MAX:
+                break
+            del self._recent_puts[oldest]
+        if entry_id in self._recent_puts:
+            return
         target = ready_subject(entry.job_type, entry.band, entry.job_id)
         headers = {HDR_MSG_ID: entry_id, HEADER_CORRELATION_ID: entry.correlation_id}
         subject = target
@@ -125,6 +146,7 @@ class ReadyQueue:
             headers[HDR_SCHEDULE] = f"@at {schedule_time(at)}"
             headers[HDR_SCHEDULE_TARGET] = target
         await self._store.append(OutgoingEvent(subject=subject, data=msgspec.json.encode(entry), headers=headers))
+        self._recent_puts[entry_id] = now
         if subject == target:
             self._backlog.pop((entry.job_type, entry.band), None)  # this replica knows it is not empty now
 
