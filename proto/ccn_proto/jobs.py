@@ -36,11 +36,17 @@ class LeaseRenewed(msgspec.Struct, tag="job.lease_renewed", frozen=True, kw_only
     lease_until: datetime
 
 
+# `replica` on the events of a node's request (completed, failed, released, and the death a
+# failure decides) names the scheduler replica that decided it, as job.claimed does; events
+# written before they carried it decode with None.
+
+
 class JobCompleted(msgspec.Struct, tag="job.completed", frozen=True, kw_only=True):
     node_id: str
     attempt: int
     result: dict[str, Any]
     checksum: str
+    replica: str | None = None
 
 
 class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
@@ -48,6 +54,7 @@ class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
     attempt: int
     reason: Text
     retry_at: datetime | None  # None: no attempts left, a job.dead follows in the same decision
+    replica: str | None = None
 
 
 class JobReleased(msgspec.Struct, tag="job.released", frozen=True, kw_only=True):
@@ -57,6 +64,7 @@ class JobReleased(msgspec.Struct, tag="job.released", frozen=True, kw_only=True)
     node_id: str
     attempt: int
     reason: Text
+    replica: str | None = None
 
 
 class JobAbandoned(msgspec.Struct, tag="job.abandoned", frozen=True, kw_only=True):
@@ -69,6 +77,7 @@ class JobAbandoned(msgspec.Struct, tag="job.abandoned", frozen=True, kw_only=Tru
 class JobDead(msgspec.Struct, tag="job.dead", frozen=True, kw_only=True):
     attempts: int
     reason: Text
+    replica: str | None = None  # when a node's failure decided it; an expiry's actor is its replica
 
 
 class JobCancelled(msgspec.Struct, tag="job.cancelled", frozen=True, kw_only=True):

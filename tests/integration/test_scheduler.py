@@ -564,6 +564,9 @@ async def test_a_released_job_is_claimable_at_once_on_the_same_attempt(own_setti
         assert [(e.node_id, e.attempt) for e in view.history[1:]] == [("n1", 1), ("n1", 1), ("n2", 1), ("n2", 1)]
         released_entry = view.history[2]
         assert (released_entry.reason, released_entry.correlation_id) == (reason, correlation)
+        # every step names the scheduler replica that decided it, a node's own requests too
+        replicas = [getattr(e.data, "replica", None) for e in await job_events(api.nc, job.job_id)][1:]
+        assert len(replicas) == 4 and set(replicas) <= {"scheduler-0", "scheduler-1"}, replicas
 
         row = await projected_job(own_settings, job.job_id, "completed")
         assert (row["attempt"], row["retry_count"], row["claimed_by_node_id"]) == (1, 0, "n2")

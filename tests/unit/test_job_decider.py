@@ -232,6 +232,27 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         ReleaseJob(node_id="n1", reason="x", now=T0),
         Conflict,
     ),
+    (
+        "a result names the replica that accepted it",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER, replica="s-1"),
+        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT), replica="s-1")],
+    ),
+    (
+        "a failure, and the death it decides, name the replica that decided them",
+        [CREATED, CLAIMED, FAILED_ONCE, CLAIMED_AGAIN],
+        FailJob(node_id="n2", reason="crash", now=T0 + timedelta(seconds=3), jitter=0.5, replica="s-2"),
+        [
+            JobFailed(node_id="n2", attempt=2, reason="crash", retry_at=None, replica="s-2"),
+            JobDead(attempts=2, reason="crash", replica="s-2"),
+        ],
+    ),
+    (
+        "a release names the replica that decided it",
+        [CREATED, CLAIMED],
+        ReleaseJob(node_id="n1", reason="gone", now=LATER, replica="s-0"),
+        [JobReleased(node_id="n1", attempt=1, reason="gone", replica="s-0")],
+    ),
     ("cancel a queued job", [CREATED], CancelJob(reason="not needed"), [JobCancelled(reason="not needed")]),
     ("a finished job cannot be cancelled", [CREATED, JobCancelled()], CancelJob(), Conflict),
 ]

@@ -279,10 +279,25 @@ def test_rows_carry_the_envelope_and_one_row_per_step() -> None:
             "s-0",
         ),
         (JobCancelled(), Actor("admin", "admin-1"), None),
+        # a node's request names the replica that decided it on its events
+        (
+            JobCompleted(node_id=NODE, attempt=1, result={}, checksum=CHECKSUM, replica="scheduler-1"),
+            Actor("node", NODE),
+            "scheduler-1",
+        ),
+        (
+            JobFailed(node_id=NODE, attempt=1, reason="x", retry_at=RETRY, replica="scheduler-0"),
+            Actor("node", NODE),
+            "scheduler-0",
+        ),
+        (JobReleased(node_id=NODE, attempt=1, reason="x", replica="scheduler-2"), Actor("node", NODE), "scheduler-2"),
+        (JobDead(attempts=2, reason="x", replica="scheduler-0"), Actor("node", NODE), "scheduler-0"),
+        # such an event written before it named its replica: the node acted, no replica is known
         (JobFailed(node_id=NODE, attempt=1, reason="x", retry_at=RETRY), Actor("node", NODE), None),
+        (JobCompleted(node_id=NODE, attempt=1, result={}, checksum=CHECKSUM), Actor("node", NODE), None),
     ],
 )
-def test_the_handling_replica_comes_from_the_claim_or_a_service_actor(
+def test_the_handling_replica_comes_from_the_event_or_a_service_actor(
     data: JobEvent, actor: Actor, replica: str | None
 ) -> None:
     rows = log_rows(envelope(data, actor, causation_id="cause-1"), "CCN_JOBS", 3)

@@ -154,11 +154,13 @@ def lifecycle_steps(event: JobEvent) -> list[Step]:
 
 
 def handling_replica(envelope: Envelope[JobEvent]) -> str | None:
-    """The scheduler replica that decided the event, where the event tells: a claim names its
-    replica; a service actor is a replica. A node's own request (result, failure, renewal)
-    names the node as actor and no replica."""
-    if isinstance(envelope.data, JobClaimed) and envelope.data.replica:
-        return envelope.data.replica
+    """The scheduler replica that decided the event, where the event tells: the events of a
+    node's request (claim, result, failure, release, and the death a failure decides) name
+    their replica; a service actor is a replica. Such an event written before it named its
+    replica has the node as actor and no replica."""
+    match envelope.data:
+        case JobClaimed() | JobCompleted() | JobFailed() | JobReleased() | JobDead() as event if event.replica:
+            return event.replica
     return actor_replica(envelope)
 
 

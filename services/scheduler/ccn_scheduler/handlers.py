@@ -290,7 +290,11 @@ class SchedulerHandlers:
 
     async def submit_result(self, command: SubmitResult, ctx: CommandContext) -> SubmitResultReply:
         decision = SubmitResultCommand(
-            node_id=command.node_id, result=command.result, checksum=command.checksum, now=self._clock()
+            node_id=command.node_id,
+            result=command.result,
+            checksum=command.checksum,
+            now=self._clock(),
+            replica=self._replica,
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         return SubmitResultReply(
@@ -302,7 +306,11 @@ class SchedulerHandlers:
 
     async def fail_job(self, command: FailJob, ctx: CommandContext) -> FailJobReply:
         decision = FailJobCommand(
-            node_id=command.node_id, reason=command.reason, now=self._clock(), jitter=self._jitter()
+            node_id=command.node_id,
+            reason=command.reason,
+            now=self._clock(),
+            jitter=self._jitter(),
+            replica=self._replica,
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         return FailJobReply(
@@ -313,7 +321,9 @@ class SchedulerHandlers:
         )
 
     async def release_job(self, command: ReleaseJob, ctx: CommandContext) -> ReleaseJobReply:
-        decision = ReleaseJobCommand(node_id=command.node_id, reason=command.reason, now=self._clock())
+        decision = ReleaseJobCommand(
+            node_id=command.node_id, reason=command.reason, now=self._clock(), replica=self._replica
+        )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         if executed.events:
             # claimable again when the reply leaves, as a created job is

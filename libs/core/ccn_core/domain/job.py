@@ -81,6 +81,7 @@ class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
     result: dict[str, Any]
     checksum: str
     now: datetime
+    replica: str | None = None  # the deciding scheduler replica, recorded on the event
 
 
 class FailJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,6 +89,7 @@ class FailJob(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     now: datetime
     jitter: float
+    replica: str | None = None
 
 
 class ReleaseJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +98,7 @@ class ReleaseJob(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
     reason: str
     now: datetime
+    replica: str | None = None
 
 
 class ExpireLease(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,23 +150,36 @@ class JobDecider:
                     raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
                 return [
                     JobCompleted(
-                        node_id=command.node_id, attempt=state.attempt, result=command.result, checksum=command.checksum
+                        node_id=command.node_id,
+                        attempt=state.attempt,
+                        result=command.result,
+                        checksum=command.checksum,
+                        replica=command.replica,
                     )
                 ]
             case FailJob():
                 self._require_holder(state, command.node_id, command.now)
                 retry_at = self._next_try(state, command.now, command.jitter)
                 failed = JobFailed(
-                    node_id=command.node_id, attempt=state.attempt, reason=command.reason, retry_at=retry_at
+                    node_id=command.node_id,
+                    attempt=state.attempt,
+                    reason=command.reason,
+                    retry_at=retry_at,
+                    replica=command.replica,
                 )
-                return [failed] if retry_at else [failed, JobDead(attempts=state.attempt, reason=command.reason)]
+                if retry_at:
+                    return [failed]
+                return [failed, JobDead(attempts=state.attempt, reason=command.reason, replica=command.replica)]
             case ReleaseJob():
                 if state.status == "queued" and state.claimed_by == command.node_id:
                     # queued after this node's claim: only its release does that (a failure or
                     # an abandonment waits for a retry), so this is that release again
                     return []
                 self._require_holder(state, command.node_id, command.now)
-                return [JobReleased(node_id=command.node_id, attempt=state.attempt, reason=command.reason)]
+                released = JobReleased(
+                    node_id=command.node_id, attempt=state.attempt, reason=command.reason, replica=command.replica
+                )
+                return [released]
             case ExpireLease():
                 return self._expire(command, state)
             case CancelJob():
