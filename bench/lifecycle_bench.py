@@ -110,7 +110,8 @@ _read_frame = msgspec.json.Decoder(_Frame).decode
 
 class SimulatedNode:
     """Connects, asks for `concurrency` jobs, answers each offer with the precomputed result and
-    asks again; records claim latency (ready sent → offer received). Frames are encoded once
+    asks again right after it, as `ccn node` does; records claim latency (ready sent → offer
+    received). Frames are encoded once
     and read for two fields only: the bench measures the system, so its nodes stay cheap.
     `work_s` is how long a job takes the node (0: it answers at once)."""
 
@@ -170,7 +171,6 @@ class SimulatedNode:
                     await self._answer(frame.job_id)
             elif frame.type == "ack":
                 self.completed += 1
-                await self._ready(1)
             elif frame.type == "error":
                 self.errors.append(json.loads(message.data))
 
@@ -183,6 +183,8 @@ class SimulatedNode:
         assert self.ws is not None
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await self.ws.send_str('{"type":"result","job_id":"' + str(job_id) + self._result_tail)
+            # room again: asked at once, as `ccn node` does (the edge reads it after the result)
+            await self._ready(1)
 
     async def _ready(self, slots: int) -> None:
         assert self.ws is not None
@@ -195,10 +197,11 @@ class SimulatedNode:
 
 
 async def submit(http: aiohttp.ClientSession, stack: Stack, jobs: int, batch_id: str) -> None:
-    lines = "\n".join(json.dumps({"job_type": "extract_text", "payload": PAYLOAD}) for _ in range(jobs))
+    line = msgspec.json.encode({"job_type": "extract_text", "payload": PAYLOAD})
+    lines = b"\n".join([line] * jobs)  # every job carries the same page: encoded once
     async with http.post(
         f"{stack.edge}/jobs/batch?batch_id={batch_id}&chunk_size=1000",
-        data=lines.encode(),
+        data=lines,
         headers={"Authorization": f"Bearer {stack.admin_token}"},
         timeout=aiohttp.ClientTimeout(total=600),
     ) as response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 
-class CommandError(msgspec.Struct, frozen=True, kw_only=True):
+class CommandError(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """`code` is one of ccn_core.errors' codes; the edge maps it to an HTTP status."""
 
     code: str

@@ -10,38 +10,38 @@ import msgspec
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
 
 
-class RegisterNodeRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RegisterNodeRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     consent_flag: bool = False
     user_agent: UserAgent | None = None
     user_id: ShortText | None = None
     node_version: ShortText | None = None
 
 
-class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ConsentRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     consent_version: Version
     consent_hash: Sha256Hex
 
 
-class OptOutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class OptOutRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 
-class TelemetryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TelemetryRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A heartbeat; it renews the leases of `job_ids` (jobs taken over HTTP). Metric samples
     join it with the governance work."""
 
     job_ids: Annotated[list[ShortText], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
 
-class StartSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StartSessionRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     user_agent: UserAgent | None = None
 
 
-class EndSessionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EndSessionRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 
-class JobResultRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobResultRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """POST /compute/job/result: send the offer's correlation_id as X-Correlation-ID."""
 
     job_id: ShortText
@@ -49,12 +49,12 @@ class JobResultRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     checksum: Sha256Hex
 
 
-class JobFailRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobFailRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     reason: Text
 
 
-class SubmitJobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class SubmitJobRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """POST /jobs. A retry with the same Idempotency-Key returns the first job."""
 
     job_type: ShortText
@@ -67,7 +67,7 @@ class SubmitJobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     dataset_version: ShortText | None = None
 
 
-class BatchLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BatchLine(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One line of a POST /jobs/batch body (JSON lines). `item_key` names the item in its batch
     (a record id); the line number when absent, so resending the same file creates nothing new."""
 
@@ -85,7 +85,7 @@ def batch_item_key(line_number: int) -> str:
     return f"line-{line_number}"
 
 
-class BatchSubmitted(msgspec.Struct, frozen=True, kw_only=True):
+class BatchSubmitted(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     batch_id: str
     jobs: int
     created: int
@@ -93,12 +93,12 @@ class BatchSubmitted(msgspec.Struct, frozen=True, kw_only=True):
     job_ids: list[str]
 
 
-class JobResultView(msgspec.Struct, frozen=True, kw_only=True):
+class JobResultView(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: str
     result: dict[str, Any]
     result_checksum: str
 
 
-class CancelJobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CancelJobRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text | None = None

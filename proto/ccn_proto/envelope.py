@@ -12,12 +12,12 @@ T = TypeVar("T")
 ActorKind = Literal["node", "admin", "service"]
 
 
-class Actor(msgspec.Struct, frozen=True):
+class Actor(msgspec.Struct, gc=False, frozen=True):
     kind: ActorKind
     id: str
 
 
-class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, Generic[T], gc=False, frozen=True, kw_only=True):
     event_id: str
     type: str
     schema_version: int

@@ -11,7 +11,7 @@ import msgspec
 from ccn_proto.constraints import ShortText, Text
 
 
-class JobCreated(msgspec.Struct, tag="job.created", frozen=True, kw_only=True):
+class JobCreated(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
     job_type: ShortText
     payload: dict[str, Any]
     priority: int = 0
@@ -24,14 +24,14 @@ class JobCreated(msgspec.Struct, tag="job.created", frozen=True, kw_only=True):
     request_fingerprint: str | None = None
 
 
-class JobClaimed(msgspec.Struct, tag="job.claimed", frozen=True, kw_only=True):
+class JobClaimed(msgspec.Struct, gc=False, tag="job.claimed", frozen=True, kw_only=True):
     node_id: str
     attempt: int
     lease_until: datetime
     replica: str | None = None
 
 
-class LeaseRenewed(msgspec.Struct, tag="job.lease_renewed", frozen=True, kw_only=True):
+class LeaseRenewed(msgspec.Struct, gc=False, tag="job.lease_renewed", frozen=True, kw_only=True):
     node_id: str
     lease_until: datetime
 
@@ -41,7 +41,7 @@ class LeaseRenewed(msgspec.Struct, tag="job.lease_renewed", frozen=True, kw_only
 # written before they carried it decode with None.
 
 
-class JobCompleted(msgspec.Struct, tag="job.completed", frozen=True, kw_only=True):
+class JobCompleted(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
     node_id: str
     attempt: int
     result: dict[str, Any]
@@ -49,7 +49,7 @@ class JobCompleted(msgspec.Struct, tag="job.completed", frozen=True, kw_only=Tru
     replica: str | None = None
 
 
-class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
+class JobFailed(msgspec.Struct, gc=False, tag="job.failed", frozen=True, kw_only=True):
     node_id: str
     attempt: int
     reason: Text
@@ -57,7 +57,7 @@ class JobFailed(msgspec.Struct, tag="job.failed", frozen=True, kw_only=True):
     replica: str | None = None
 
 
-class JobReleased(msgspec.Struct, tag="job.released", frozen=True, kw_only=True):
+class JobReleased(msgspec.Struct, gc=False, tag="job.released", frozen=True, kw_only=True):
     """The holder handed the job back unworked (its offer never reached the node): the job is
     queued again at once and `attempt` is not counted, so the next claim has the same number."""
 
@@ -67,20 +67,20 @@ class JobReleased(msgspec.Struct, tag="job.released", frozen=True, kw_only=True)
     replica: str | None = None
 
 
-class JobAbandoned(msgspec.Struct, tag="job.abandoned", frozen=True, kw_only=True):
+class JobAbandoned(msgspec.Struct, gc=False, tag="job.abandoned", frozen=True, kw_only=True):
     node_id: str
     attempt: int
     reason: Text
     retry_at: datetime | None
 
 
-class JobDead(msgspec.Struct, tag="job.dead", frozen=True, kw_only=True):
+class JobDead(msgspec.Struct, gc=False, tag="job.dead", frozen=True, kw_only=True):
     attempts: int
     reason: Text
     replica: str | None = None  # when a node's failure decided it; an expiry's actor is its replica
 
 
-class JobCancelled(msgspec.Struct, tag="job.cancelled", frozen=True, kw_only=True):
+class JobCancelled(msgspec.Struct, gc=False, tag="job.cancelled", frozen=True, kw_only=True):
     reason: Text | None = None
 
 

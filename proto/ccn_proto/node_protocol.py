@@ -17,12 +17,12 @@ PROTOCOL_VERSION = 1
 MIN_NODE_VERSION = "0.1.0"
 
 
-class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Capabilities(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_types: list[ShortText]
     concurrency: int = 1
 
 
-class Hello(msgspec.Struct, tag="hello", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Hello(msgspec.Struct, gc=False, tag="hello", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """First frame from the node: who it is and what it can run."""
 
     session_token: Token
@@ -31,13 +31,13 @@ class Hello(msgspec.Struct, tag="hello", frozen=True, kw_only=True, forbid_unkno
     capabilities: Capabilities
 
 
-class Ready(msgspec.Struct, tag="ready", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Ready(msgspec.Struct, gc=False, tag="ready", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The node has room for `slots` more jobs."""
 
     slots: int = 1
 
 
-class JobOffer(msgspec.Struct, tag="job_offer", frozen=True, kw_only=True):
+class JobOffer(msgspec.Struct, gc=False, tag="job_offer", frozen=True, kw_only=True):
     """A job leased to this node until `lease_until`; heartbeats naming it renew the lease.
     `correlation_id` is the job's: the edge stamps it on everything the node sends about it."""
 
@@ -49,36 +49,36 @@ class JobOffer(msgspec.Struct, tag="job_offer", frozen=True, kw_only=True):
     correlation_id: str
 
 
-class JobResult(msgspec.Struct, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     result: dict[str, Any]
     checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
 
 
-class JobFail(msgspec.Struct, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     reason: Text
 
 
-class Heartbeat(msgspec.Struct, tag="heartbeat", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Keeps the session alive and renews the leases of `job_ids`."""
 
     job_ids: list[ShortText] = msgspec.field(default_factory=list)
 
 
-class Welcome(msgspec.Struct, tag="welcome", frozen=True, kw_only=True):
+class Welcome(msgspec.Struct, gc=False, tag="welcome", frozen=True, kw_only=True):
     node_public_id: str
     session_id: str
     server_time: datetime
     heartbeat_interval_s: float
 
 
-class Ack(msgspec.Struct, tag="ack", frozen=True, kw_only=True):
+class Ack(msgspec.Struct, gc=False, tag="ack", frozen=True, kw_only=True):
     job_id: str
     status: str
 
 
-class Error(msgspec.Struct, tag="error", frozen=True, kw_only=True):
+class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
     code: str
     message: str
     job_id: str | None = None
@@ -86,7 +86,7 @@ class Error(msgspec.Struct, tag="error", frozen=True, kw_only=True):
     retry_after: float | None = None
 
 
-class Bye(msgspec.Struct, tag="bye", frozen=True, kw_only=True):
+class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True):
     reason: Text | None = None
 
 

@@ -12,7 +12,7 @@ import msgspec
 from ccn_proto.constraints import ShortText, Text, UserAgent
 
 
-class NodeRegistered(msgspec.Struct, tag="node.registered", frozen=True, kw_only=True):
+class NodeRegistered(msgspec.Struct, gc=False, tag="node.registered", frozen=True, kw_only=True):
     node_id: str
     api_token_hash: str
     session_id: str
@@ -28,25 +28,25 @@ class NodeRegistered(msgspec.Struct, tag="node.registered", frozen=True, kw_only
     request_fingerprint: str | None = None
 
 
-class ConsentRecorded(msgspec.Struct, tag="node.consent_recorded", frozen=True, kw_only=True):
+class ConsentRecorded(msgspec.Struct, gc=False, tag="node.consent_recorded", frozen=True, kw_only=True):
     consent_version: str
     consent_hash: str
     previous_version: str | None = None
 
 
-class NodeOptedOut(msgspec.Struct, tag="node.opted_out", frozen=True, kw_only=True):
+class NodeOptedOut(msgspec.Struct, gc=False, tag="node.opted_out", frozen=True, kw_only=True):
     ended_session_ids: list[str]
     reason: Text | None = None
 
 
-class SessionStarted(msgspec.Struct, tag="node.session_started", frozen=True, kw_only=True):
+class SessionStarted(msgspec.Struct, gc=False, tag="node.session_started", frozen=True, kw_only=True):
     session_id: str
     session_token_hash: str
     user_agent: UserAgent | None = None
     ip_hash: str | None = None
 
 
-class SessionEnded(msgspec.Struct, tag="node.session_ended", frozen=True, kw_only=True):
+class SessionEnded(msgspec.Struct, gc=False, tag="node.session_ended", frozen=True, kw_only=True):
     session_id: str
     reason: Text | None = None
 
@@ -61,7 +61,7 @@ NODE_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
 )
 
 
-class HeartbeatSample(msgspec.Struct, tag="telemetry.heartbeat", frozen=True, kw_only=True):
+class HeartbeatSample(msgspec.Struct, gc=False, tag="telemetry.heartbeat", frozen=True, kw_only=True):
     """A liveness sample: goes to CCN_TELEMETRY (age-limited), never to the node's history."""
 
     node_id: str

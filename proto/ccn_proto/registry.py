@@ -13,7 +13,7 @@ import msgspec
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, Token, UserAgent, Version
 
 
-class RegisterNode(msgspec.Struct, tag="register", frozen=True, kw_only=True):
+class RegisterNode(msgspec.Struct, gc=False, tag="register", frozen=True, kw_only=True):
     consent_flag: bool = False
     user_agent: UserAgent | None = None
     user_id: ShortText | None = None
@@ -22,7 +22,7 @@ class RegisterNode(msgspec.Struct, tag="register", frozen=True, kw_only=True):
     idempotency_key: ShortText | None = None
 
 
-class RegisterNodeReply(msgspec.Struct, frozen=True, kw_only=True):
+class RegisterNodeReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     api_token: str
     session_id: str
@@ -31,13 +31,13 @@ class RegisterNodeReply(msgspec.Struct, frozen=True, kw_only=True):
     created: bool
 
 
-class RecordConsent(msgspec.Struct, tag="consent", frozen=True, kw_only=True):
+class RecordConsent(msgspec.Struct, gc=False, tag="consent", frozen=True, kw_only=True):
     api_token: Token
     consent_version: Version
     consent_hash: Sha256Hex
 
 
-class ConsentReply(msgspec.Struct, frozen=True, kw_only=True):
+class ConsentReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     consent_version: str
     consent_hash: str
@@ -45,46 +45,46 @@ class ConsentReply(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
-class OptOut(msgspec.Struct, tag="opt_out", frozen=True, kw_only=True):
+class OptOut(msgspec.Struct, gc=False, tag="opt_out", frozen=True, kw_only=True):
     api_token: Token
     reason: Text | None = None
 
 
-class OptOutReply(msgspec.Struct, frozen=True, kw_only=True):
+class OptOutReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     sessions_ended: int
     server_time: datetime
 
 
-class StartSession(msgspec.Struct, tag="start_session", frozen=True, kw_only=True):
+class StartSession(msgspec.Struct, gc=False, tag="start_session", frozen=True, kw_only=True):
     api_token: Token
     user_agent: UserAgent | None = None
     ip_hash: str | None = None
 
 
-class StartSessionReply(msgspec.Struct, frozen=True, kw_only=True):
+class StartSessionReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     session_id: str
     session_token: str
     server_time: datetime
 
 
-class EndSession(msgspec.Struct, tag="end_session", frozen=True, kw_only=True):
+class EndSession(msgspec.Struct, gc=False, tag="end_session", frozen=True, kw_only=True):
     session_token: Token
     reason: Text | None = None
 
 
-class EndSessionReply(msgspec.Struct, frozen=True, kw_only=True):
+class EndSessionReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     session_id: str
     server_time: datetime
 
 
-class Heartbeat(msgspec.Struct, tag="heartbeat", frozen=True, kw_only=True):
+class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=True):
     session_token: Token
 
 
-class HeartbeatReply(msgspec.Struct, frozen=True, kw_only=True):
+class HeartbeatReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_public_id: str
     session_id: str
     server_time: datetime

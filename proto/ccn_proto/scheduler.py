@@ -28,7 +28,7 @@ JobStatus = Literal["queued", "claimed", "retry_wait", "completed", "dead", "can
 MAX_BATCH_JOBS = 1000
 
 
-class CreateJob(msgspec.Struct, tag="create_job", frozen=True, kw_only=True):
+class CreateJob(msgspec.Struct, gc=False, tag="create_job", frozen=True, kw_only=True):
     """A retry under the same `idempotency_key` returns the first job; another body under the
     same key is a conflict. Without a key every call creates a job."""
 
@@ -43,7 +43,7 @@ class CreateJob(msgspec.Struct, tag="create_job", frozen=True, kw_only=True):
     idempotency_key: IdempotencyKey | None = None
 
 
-class CreateJobReply(msgspec.Struct, frozen=True, kw_only=True):
+class CreateJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     job_type: str
     status: JobStatus
@@ -51,7 +51,7 @@ class CreateJobReply(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
-class BatchJob(msgspec.Struct, frozen=True, kw_only=True):
+class BatchJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """`item_key` names the item within its batch (a record id); its position when absent."""
 
     job_type: JobTypeName
@@ -62,7 +62,7 @@ class BatchJob(msgspec.Struct, frozen=True, kw_only=True):
     lease_s: LeaseSeconds = 60.0
 
 
-class CreateBatch(msgspec.Struct, tag="create_batch", frozen=True, kw_only=True):
+class CreateBatch(msgspec.Struct, gc=False, tag="create_batch", frozen=True, kw_only=True):
     """Each item's job id is derived from (batch_id, item key), so a requeued batch recreates
     nothing that exists: the whole batch may be sent again after any failure."""
 
@@ -72,7 +72,7 @@ class CreateBatch(msgspec.Struct, tag="create_batch", frozen=True, kw_only=True)
     jobs: Annotated[list[BatchJob], msgspec.Meta(min_length=1, max_length=MAX_BATCH_JOBS)]
 
 
-class CreateBatchReply(msgspec.Struct, frozen=True, kw_only=True):
+class CreateBatchReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     batch_id: str
     job_ids: list[str]  # in the order of the items
     created: int
@@ -80,7 +80,7 @@ class CreateBatchReply(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
-class ClaimJobs(msgspec.Struct, tag="claim_jobs", frozen=True, kw_only=True):
+class ClaimJobs(msgspec.Struct, gc=False, tag="claim_jobs", frozen=True, kw_only=True):
     """Take up to `slots` ready jobs of the given types. `concurrency` is what the node
     advertised: it never holds more jobs than that, whatever it asks for."""
 
@@ -93,14 +93,14 @@ class ClaimJobs(msgspec.Struct, tag="claim_jobs", frozen=True, kw_only=True):
     claim_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
-class WithdrawClaim(msgspec.Struct, frozen=True, kw_only=True):
+class WithdrawClaim(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """Published (not requested) on subjects.claims_withdrawn(), heard by every scheduler
     replica: the claim of that id, if it is still waiting, returns at once with nothing taken."""
 
     claim_id: Annotated[str, msgspec.Meta(max_length=64)]
 
 
-class JobOffer(msgspec.Struct, frozen=True, kw_only=True):
+class JobOffer(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """`correlation_id` is the job's (given when it was created, carried by `job.claimed`): send
     it with the job's renewals, fetches, result or failure, so the job's whole life is one thread."""
 
@@ -112,7 +112,7 @@ class JobOffer(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str
 
 
-class ClaimJobsReply(msgspec.Struct, frozen=True, kw_only=True):
+class ClaimJobsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     offers: list[JobOffer]
     held: int  # jobs the node holds now, these offers included
@@ -122,7 +122,7 @@ class ClaimJobsReply(msgspec.Struct, frozen=True, kw_only=True):
 MAX_BATCHED_ASKS = 256
 
 
-class ClaimBatch(msgspec.Struct, tag="claim_batch", frozen=True, kw_only=True):
+class ClaimBatch(msgspec.Struct, gc=False, tag="claim_batch", frozen=True, kw_only=True):
     """The claims of many nodes in one request: an edge gathers those of its connections while
     its previous batch is out, so a busy edge sends one command where it had one per node.
     Answered at once: each ask takes what is ready now and does not wait (`wait_s` is ignored);
@@ -131,61 +131,61 @@ class ClaimBatch(msgspec.Struct, tag="claim_batch", frozen=True, kw_only=True):
     asks: Annotated[list[ClaimJobs], msgspec.Meta(min_length=1, max_length=MAX_BATCHED_ASKS)]
 
 
-class BatchedClaimOutcome(msgspec.Struct, frozen=True, kw_only=True):
+class BatchedClaimOutcome(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """One ask's answer, in the order of the asks: its reply, or why it was refused."""
 
     reply: ClaimJobsReply | None = None
     error: CommandError | None = None
 
 
-class ClaimBatchReply(msgspec.Struct, frozen=True, kw_only=True):
+class ClaimBatchReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     outcomes: list[BatchedClaimOutcome]
 
 
-class HeldJobs(msgspec.Struct, tag="held_jobs", frozen=True, kw_only=True):
+class HeldJobs(msgspec.Struct, gc=False, tag="held_jobs", frozen=True, kw_only=True):
     """The jobs a node holds now. An edge asks when a node (re)connects: a node keeps running
     its jobs across a dropped connection, and their results and renewals arrive on the new one."""
 
     node_id: NodeId
 
 
-class HeldJob(msgspec.Struct, frozen=True, kw_only=True):
+class HeldJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     attempt: int
     lease_until: datetime
     correlation_id: str  # the job's
 
 
-class HeldJobsReply(msgspec.Struct, frozen=True, kw_only=True):
+class HeldJobsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     jobs: list[HeldJob]
     server_time: datetime
 
 
-class RenewLeases(msgspec.Struct, tag="renew_leases", frozen=True, kw_only=True):
+class RenewLeases(msgspec.Struct, gc=False, tag="renew_leases", frozen=True, kw_only=True):
     node_id: NodeId
     job_ids: Annotated[list[JobId], msgspec.Meta(min_length=1, max_length=256)]
 
 
-class LeaseView(msgspec.Struct, frozen=True, kw_only=True):
+class LeaseView(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     lease_until: datetime
 
 
-class LostLease(msgspec.Struct, frozen=True, kw_only=True):
+class LostLease(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     code: str  # ccn_core.errors code: conflict (not the holder, expired), not_found
     message: str
 
 
-class RenewLeasesReply(msgspec.Struct, frozen=True, kw_only=True):
+class RenewLeasesReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     renewed: list[LeaseView]
     lost: list[LostLease]  # stop working on these: the job went elsewhere
     server_time: datetime
 
 
-class SubmitResult(msgspec.Struct, tag="submit_result", frozen=True, kw_only=True):
+class SubmitResult(msgspec.Struct, gc=False, tag="submit_result", frozen=True, kw_only=True):
     """`checksum` is the SHA-256 of the result's canonical bytes (sorted keys, no whitespace,
     UTF-8); the scheduler recomputes it and refuses a mismatch."""
 
@@ -195,49 +195,49 @@ class SubmitResult(msgspec.Struct, tag="submit_result", frozen=True, kw_only=Tru
     checksum: Sha256Hex
 
 
-class SubmitResultReply(msgspec.Struct, frozen=True, kw_only=True):
+class SubmitResultReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: JobStatus
     duplicate: bool  # True: the same result was accepted before; nothing new was written
     server_time: datetime
 
 
-class BatchedResult(msgspec.Struct, frozen=True, kw_only=True):
+class BatchedResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """A result with the job's correlation id: each job's steps stay on their own thread."""
 
     correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     submit: SubmitResult
 
 
-class SubmitResults(msgspec.Struct, tag="submit_results", frozen=True, kw_only=True):
+class SubmitResults(msgspec.Struct, gc=False, tag="submit_results", frozen=True, kw_only=True):
     """Results of many nodes in one request, gathered by an edge as ClaimBatch is."""
 
     items: Annotated[list[BatchedResult], msgspec.Meta(min_length=1, max_length=MAX_BATCHED_ASKS)]
 
 
-class BatchedResultOutcome(msgspec.Struct, frozen=True, kw_only=True):
+class BatchedResultOutcome(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reply: SubmitResultReply | None = None
     error: CommandError | None = None
 
 
-class SubmitResultsReply(msgspec.Struct, frozen=True, kw_only=True):
+class SubmitResultsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     outcomes: list[BatchedResultOutcome]
 
 
-class FailJob(msgspec.Struct, tag="fail_job", frozen=True, kw_only=True):
+class FailJob(msgspec.Struct, gc=False, tag="fail_job", frozen=True, kw_only=True):
     node_id: NodeId
     job_id: JobId
     reason: Text
 
 
-class FailJobReply(msgspec.Struct, frozen=True, kw_only=True):
+class FailJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: JobStatus  # retry_wait, or dead when no attempts are left
     retry_at: datetime | None
     server_time: datetime
 
 
-class ReleaseJob(msgspec.Struct, tag="release_job", frozen=True, kw_only=True):
+class ReleaseJob(msgspec.Struct, gc=False, tag="release_job", frozen=True, kw_only=True):
     """The holder hands a job back unworked (e.g. its offer never reached the node): queued again
     at once, without a backoff and without spending an attempt. Only the current holder may."""
 
@@ -246,28 +246,28 @@ class ReleaseJob(msgspec.Struct, tag="release_job", frozen=True, kw_only=True):
     reason: Text
 
 
-class ReleaseJobReply(msgspec.Struct, frozen=True, kw_only=True):
+class ReleaseJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: JobStatus  # queued: claimable again now
     server_time: datetime
 
 
-class CancelJob(msgspec.Struct, tag="cancel_job", frozen=True, kw_only=True):
+class CancelJob(msgspec.Struct, gc=False, tag="cancel_job", frozen=True, kw_only=True):
     job_id: JobId
     reason: Text | None = None
 
 
-class CancelJobReply(msgspec.Struct, frozen=True, kw_only=True):
+class CancelJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: JobStatus
     server_time: datetime
 
 
-class GetJob(msgspec.Struct, tag="get_job", frozen=True, kw_only=True):
+class GetJob(msgspec.Struct, gc=False, tag="get_job", frozen=True, kw_only=True):
     job_id: JobId
 
 
-class JobHistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+class JobHistoryEntry(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     event_id: str
     type: str
     occurred_at: datetime
@@ -278,7 +278,7 @@ class JobHistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
 
 
-class JobView(msgspec.Struct, frozen=True, kw_only=True):
+class JobView(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """A job as its event history has it (not a read model that may lag)."""
 
     job_id: str

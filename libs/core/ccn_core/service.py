@@ -8,12 +8,15 @@ NATS connected plus Postgres answering, served at /readyz (liveness at /healthz)
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import nats
+import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -164,6 +167,21 @@ async def open_runtime(name: str, settings: Settings, *, needs_postgres: bool = 
             await pool.close()
 
 
+def run_process(main: Coroutine[Any, Any, None]) -> None:
+    """A service process's main coroutine, run to its end on uvloop: the services spend most
+    of their time in the event loop and its socket I/O (small NATS messages, WebSocket
+    frames), which libuv does at a fraction of asyncio's pure-Python cost."""
+    tune_collector()
+    uvloop.run(main)
+
+
+def tune_collector() -> None:
+    """Fewer, larger young-generation collections. A service allocates many short-lived
+    messages and structs per second; at Python's default (a collection every 700 allocations)
+    the collector took a fifth of the scheduler's time (docs/perf/job-lifecycle.md)."""
+    gc.set_threshold(200_000, 50, 100)
+
+
 async def run_service(
     name: str,
     settings: Settings,
@@ -179,6 +197,9 @@ async def run_service(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stopping.set)
         await main(runtime)
+        # what exists once started (modules, apps, connections) lives as long as the process:
+        # out of the collector's sight, so full collections walk only what came since
+        gc.freeze()
         log.info("service started", nats=settings.effective_nats_url)
         await runtime.stopping.wait()
         log.info("stopping: no new work; finishing what is in hand")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from ccn_analytics.app import create_app
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.projection import Projection, ProjectionRunner
-from ccn_core.service import Runtime, run_service
+from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
 from ccn_web.serve import serve_http
 
@@ -36,7 +34,7 @@ async def start_analytics(runtime: Runtime) -> None:
 
 def main() -> None:
     settings = settings_from_env()
-    asyncio.run(run_service("analytics", settings, start_analytics))
+    run_process(run_service("analytics", settings, start_analytics))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from ccn_core.service import Runtime, run_service
+from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
 from ccn_edge.app import start_edge
 
@@ -16,7 +14,7 @@ async def _start(runtime: Runtime) -> None:
 def main() -> None:
     settings = settings_from_env()
     # Postgres only for /readyz: the edge reads and writes nothing there
-    asyncio.run(run_service("edge", settings, _start, needs_postgres=True))
+    run_process(run_service("edge", settings, _start, needs_postgres=True))
 
 
 if __name__ == "__main__":

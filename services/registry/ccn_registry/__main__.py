@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from ccn_core.service import Runtime, run_service
+from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
 from ccn_registry.app import start_registry
 
@@ -14,7 +12,7 @@ async def _main(runtime: Runtime) -> None:
 
 
 def main() -> None:
-    asyncio.run(run_service("registry", settings_from_env(), _main))
+    run_process(run_service("registry", settings_from_env(), _main))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from ccn_core.service import Runtime, run_service
+from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
 from ccn_scheduler.app import start_scheduler
 
@@ -14,7 +12,7 @@ async def _main(runtime: Runtime) -> None:
 
 
 def main() -> None:
-    asyncio.run(run_service("scheduler", settings_from_env(), _main))
+    run_process(run_service("scheduler", settings_from_env(), _main))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import msgspec
 
 from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
-from ccn_core.projection import Statement, execute_in_order
+from ccn_core.projection import Statement, execute_per_key
 from ccn_core.topology import JOB_READ_MODEL, ConsumerSpec
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import (
@@ -113,7 +113,10 @@ class JobReadModel:
     tables: tuple[str, ...] = ("community_job_results", "community_jobs")
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        statements: list[Statement] = []
+        # ordered per job only (jobs' rows are disjoint): live batches interleave the steps of
+        # many jobs, which in stream order would be a round trip per statement
+        keyed: list[tuple[str, Statement]] = []
         for stored in events:
-            statements.extend(job_statements(_decode(stored.data)))
-        await execute_in_order(conn, statements)
+            envelope = _decode(stored.data)
+            keyed.extend((envelope.aggregate_id, statement) for statement in job_statements(envelope))
+        await execute_per_key(conn, keyed)

@@ -40,7 +40,7 @@ def result_checksum(result: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_result_bytes(result)).hexdigest()
 
 
-class JobState(msgspec.Struct, frozen=True, kw_only=True):
+class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     job_id: str
     status: JobStatus = "absent"
     job_type: str = ""
@@ -61,22 +61,22 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     claimed_at: datetime | None = None
 
 
-class CreateJob(msgspec.Struct, frozen=True, kw_only=True):
+class CreateJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     created: JobCreated
 
 
-class ClaimJob(msgspec.Struct, frozen=True, kw_only=True):
+class ClaimJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     now: datetime
     replica: str | None = None
 
 
-class RenewLease(msgspec.Struct, frozen=True, kw_only=True):
+class RenewLease(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     now: datetime
 
 
-class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
+class SubmitResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     result: dict[str, Any]
     checksum: str
@@ -84,7 +84,7 @@ class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
     replica: str | None = None  # the deciding scheduler replica, recorded on the event
 
 
-class FailJob(msgspec.Struct, frozen=True, kw_only=True):
+class FailJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     reason: str
     now: datetime
@@ -92,7 +92,7 @@ class FailJob(msgspec.Struct, frozen=True, kw_only=True):
     replica: str | None = None
 
 
-class ReleaseJob(msgspec.Struct, frozen=True, kw_only=True):
+class ReleaseJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """The holder hands the job back unworked: queued at once, its attempt not counted."""
 
     node_id: str
@@ -101,7 +101,7 @@ class ReleaseJob(msgspec.Struct, frozen=True, kw_only=True):
     replica: str | None = None
 
 
-class ExpireLease(msgspec.Struct, frozen=True, kw_only=True):
+class ExpireLease(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """From the abandonment detector, or a reactor when the holder opted out or disconnected."""
 
     now: datetime
@@ -110,7 +110,7 @@ class ExpireLease(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str | None = None  # release only if this node still holds it
 
 
-class CancelJob(msgspec.Struct, frozen=True, kw_only=True):
+class CancelJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: str | None = None
 
 

@@ -28,7 +28,7 @@ MAX_ACTIVE_SESSIONS = 8
 NodeStatus = Literal["unregistered", "active", "opted_out"]
 
 
-class NodeState(msgspec.Struct, frozen=True, kw_only=True):
+class NodeState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     status: NodeStatus = "unregistered"
     api_token_hash: str = ""
@@ -40,22 +40,22 @@ class NodeState(msgspec.Struct, frozen=True, kw_only=True):
     request_fingerprint: str | None = None
 
 
-class Register(msgspec.Struct, frozen=True, kw_only=True):
+class Register(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     registered: NodeRegistered
 
 
-class RecordConsent(msgspec.Struct, frozen=True, kw_only=True):
+class RecordConsent(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     api_secret: str
     consent_version: str
     consent_hash: str
 
 
-class OptOut(msgspec.Struct, frozen=True, kw_only=True):
+class OptOut(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     api_secret: str
     reason: str | None = None
 
 
-class StartSession(msgspec.Struct, frozen=True, kw_only=True):
+class StartSession(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     api_secret: str
     session_id: str
     session_token_hash: str
@@ -63,7 +63,7 @@ class StartSession(msgspec.Struct, frozen=True, kw_only=True):
     ip_hash: str | None = None
 
 
-class EndSession(msgspec.Struct, frozen=True, kw_only=True):
+class EndSession(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     session_id: str
     session_secret: str
     reason: str | None = None
