@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -60,7 +61,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
         "CCN_REGISTRY_HEALTH_PORT": str(registry_port),
         "CCN_SCHEDULER_HEALTH_PORT": str(scheduler_port),
         "CCN_ADMIN_TOKEN": secrets.token_urlsafe(24),
-        "CCN_LOG_LEVEL": "warning",
+        "CCN_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
     }
     started = await asyncio.to_thread(
         subprocess.run, [CCN, "up"], env=env, capture_output=True, text=True, timeout=180, check=False
@@ -110,19 +111,27 @@ _read_frame = msgspec.json.Decoder(_Frame).decode
 
 class SimulatedNode:
     """Connects, asks for `concurrency` jobs, answers each offer with the precomputed result and
-    asks again right after it, as `ccn node` does; records claim latency (ready sent → offer
-    received). Frames are encoded once
+    asks again; records claim latency (ready sent → offer received). Frames are encoded once
     and read for two fields only: the bench measures the system, so its nodes stay cheap.
-    `work_s` is how long a job takes the node (0: it answers at once)."""
+    `work_s` is how long a job takes the node (0: it answers at once). It asks again right
+    after its result, as `ccn node` does (the claim then waits for the result to be recorded),
+    or with `ask_after_ack` once the result is acknowledged, so a claim is timed alone."""
 
     def __init__(
-        self, session_token: str, result: dict[str, Any], concurrency: int = 1, *, work_s: float = 0.0
+        self,
+        session_token: str,
+        result: dict[str, Any],
+        concurrency: int = 1,
+        *,
+        work_s: float = 0.0,
+        ask_after_ack: bool = False,
     ) -> None:
         self.session_token = session_token
         self.result = result
         self.checksum = result_checksum(result)
         self.concurrency = concurrency
         self.work_s = work_s
+        self.ask_after_ack = ask_after_ack
         # the result frame with the job id left out: '{"type":"result","job_id":"' + id + rest
         rest = msgspec.json.encode({"result": result, "checksum": self.checksum}).decode()
         self._result_tail = '",' + rest[1:]
@@ -171,6 +180,8 @@ class SimulatedNode:
                     await self._answer(frame.job_id)
             elif frame.type == "ack":
                 self.completed += 1
+                if self.ask_after_ack:
+                    await self._ready(1)
             elif frame.type == "error":
                 self.errors.append(json.loads(message.data))
 
@@ -183,8 +194,10 @@ class SimulatedNode:
         assert self.ws is not None
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await self.ws.send_str('{"type":"result","job_id":"' + str(job_id) + self._result_tail)
-            # room again: asked at once, as `ccn node` does (the edge reads it after the result)
-            await self._ready(1)
+            if not self.ask_after_ack:
+                # room again: asked at once, as `ccn node` does (the edge reads it after the
+                # result, so the claim waits for the result to be recorded)
+                await self._ready(1)
 
     async def _ready(self, slots: int) -> None:
         assert self.ws is not None
@@ -216,6 +229,7 @@ async def lifecycle(stack: Stack, nodes: int, jobs: int, label: str) -> Figure:
         tokens = await register_nodes(http, stack.edge, nodes)
         simulated = [SimulatedNode(token, result) for token in tokens]
         await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
+        gc.freeze()  # the nodes are set up: the measuring process's collections skip them
         done = asyncio.Event()
         workers = [asyncio.create_task(node.work(done)) for node in simulated]
         started = time.perf_counter()
@@ -251,8 +265,9 @@ async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0,
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await submit(http, stack, jobs, f"steady-{uuid.uuid4().hex[:8]}")
         tokens = await register_nodes(http, stack.edge, nodes)
-        simulated = [SimulatedNode(token, result, work_s=work_s) for token in tokens]
+        simulated = [SimulatedNode(token, result, work_s=work_s, ask_after_ack=True) for token in tokens]
         await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
+        gc.freeze()  # the nodes are set up: the measuring process's collections skip them
         done = asyncio.Event()
         workers = [asyncio.create_task(node.work(done, start_within_s=work_s)) for node in simulated]
         await asyncio.sleep(work_s)
@@ -289,8 +304,9 @@ async def claim_latency(stack: Stack, nodes: int) -> Figure:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await submit(http, stack, nodes * 3, f"claim-{uuid.uuid4().hex[:8]}")
         tokens = await register_nodes(http, stack.edge, nodes)
-        simulated = [SimulatedNode(token, result) for token in tokens]
+        simulated = [SimulatedNode(token, result, ask_after_ack=True) for token in tokens]
         await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
+        gc.freeze()  # the nodes are set up: the measuring process's collections skip them
         done = asyncio.Event()
         started = time.perf_counter()
         workers = [asyncio.create_task(node.work(done)) for node in simulated]

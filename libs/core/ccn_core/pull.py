@@ -33,7 +33,8 @@ class ConsumerGone(Exception):
 
 class _Pull(msgspec.Struct, omit_defaults=True):
     batch: int
-    expires: int  # nanoseconds
+    expires: int = 0  # nanoseconds; 0 (omitted) with no_wait, which the server ignores otherwise
+    no_wait: bool = False
 
 
 class BatchPuller:
@@ -41,9 +42,10 @@ class BatchPuller:
         self._nc = nc
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
-    async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 - the server's expiry
+    async def fetch(self, batch: int, timeout: float, *, no_wait: bool = False) -> list[Msg]:  # noqa: ASYNC109
         """Up to `batch` messages; fewer (maybe none) when the consumer has no more within
-        `timeout`. Raises ConsumerGone on a 409 or a request the server never ended."""
+        `timeout` (the server's expiry), or at once with `no_wait`: what it has now. Raises
+        ConsumerGone on a 409 or a request the server never ended."""
         msgs: list[Msg] = []
         done = asyncio.get_running_loop().create_future()
 
@@ -64,7 +66,8 @@ class BatchPuller:
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox, cb=collect)
         try:
-            request = msgspec.json.encode(_Pull(batch=batch, expires=int(timeout * 1e9)))
+            pull = _Pull(batch=batch, no_wait=True) if no_wait else _Pull(batch=batch, expires=int(timeout * 1e9))
+            request = msgspec.json.encode(pull)
             await self._nc.publish(self._subject, request, reply=inbox)
             # the server ends the request itself at `expires`; the margin covers a slow reply
             async with asyncio.timeout(timeout + 5):

@@ -179,7 +179,7 @@ def tune_collector() -> None:
     """Fewer, larger young-generation collections. A service allocates many short-lived
     messages and structs per second; at Python's default (a collection every 700 allocations)
     the collector took a fifth of the scheduler's time (docs/perf/job-lifecycle.md)."""
-    gc.set_threshold(200_000, 50, 100)
+    gc.set_threshold(50_000, 50, 100)
 
 
 async def run_service(

@@ -14,7 +14,6 @@ See docs/adr/0006-claims-through-a-ready-queue.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable
@@ -31,6 +30,7 @@ from nats.js.errors import NotFoundError
 from ccn_core.errors import Unavailable
 from ccn_core.eventstore import HDR_MSG_ID, EventStore, OutgoingEvent
 from ccn_core.logging import get_logger
+from ccn_core.pull import BatchPuller, ConsumerGone
 from ccn_core.topology import READY, READY_BANDS, ready_band, ready_consumer, ready_schedule_subject, ready_subject
 from ccn_proto.envelope import HEADER_CORRELATION_ID
 
@@ -39,7 +39,8 @@ HDR_SCHEDULE = "Nats-Schedule"
 HDR_SCHEDULE_TARGET = "Nats-Schedule-Target"
 # a claim that crashed between fetch and ack returns its entry to the queue after this
 CLAIM_ACK_WAIT_S = 15.0
-_FETCH_WAIT_S = 0.02
+# a no-wait pull is answered at once; this bounds a server that does not answer
+_FETCH_TIMEOUT_S = 2.0
 # How long one look at a consumer's backlog stands for every claimer in this replica: idle
 # long-polling claimers then cost one consumer-info request per type per period, not a fetch each.
 BACKLOG_TTL_S = 0.05
@@ -93,7 +94,7 @@ class ReadyQueue:
         self._dedupe_window_s = dedupe_window_s
         # entry id → when this process put it (monotonic), oldest first
         self._recent_puts: OrderedDict[str, float] = OrderedDict()
-        self._subs: dict[Queue, JetStreamContext.PullSubscription] = {}
+        self._pullers: dict[Queue, BatchPuller] = {}
         # one fetch at a time per queue in a replica (concurrent fetches on one pull subscription
         # would take each other's messages and status replies), made for every claimer waiting
         # on that queue at once: claimers add what they want here, one fetcher task serves them
@@ -150,12 +151,12 @@ class ReadyQueue:
         if subject == target:
             self._backlog.pop((entry.job_type, entry.band), None)  # this replica knows it is not empty now
 
-    async def _subscription(self, queue: Queue) -> JetStreamContext.PullSubscription:
-        sub = self._subs.get(queue)
-        if sub is None:
-            spec = ready_consumer(*queue)
-            sub = self._subs[queue] = await self._js.pull_subscribe_bind(spec.durable, stream=READY.name)
-        return sub
+    def _puller(self, queue: Queue) -> BatchPuller:
+        puller = self._pullers.get(queue)
+        if puller is None:
+            # the context's connection: nats-py keeps no public handle on it
+            puller = self._pullers[queue] = BatchPuller(self._js._nc, READY.name, ready_consumer(*queue).durable)
+        return puller
 
     async def _may_have_entries(self, queue: Queue) -> bool:
         """Whether the queue's consumer had entries to deliver (new, or due for redelivery) when
@@ -217,14 +218,11 @@ class ReadyQueue:
                     wanted.set_exception(Unavailable("the ready queue fetcher stopped", retry_after=1.0))
 
     async def _fetch(self, queue: Queue, limit: int) -> list[Taken]:
+        """What the queue has now, up to `limit`: a claim does not wait on the server (a
+        long-polling claimer looks again after its poll interval)."""
         try:
-            sub = await self._subscription(queue)
-            msgs = await sub.fetch(limit, timeout=_FETCH_WAIT_S)
-        except (nats.errors.TimeoutError, TimeoutError):
-            self._backlog[queue] = (asyncio.get_running_loop().time(), False)
-            return []
-        except nats.errors.Error as exc:
-            self._subs.pop(queue, None)  # bind again next time
+            msgs = await self._puller(queue).fetch(limit, timeout=_FETCH_TIMEOUT_S, no_wait=True)
+        except (ConsumerGone, nats.errors.Error) as exc:
             raise Unavailable(f"the ready queue {queue} is unavailable: {exc!r}", retry_after=1.0) from exc
         if len(msgs) < limit:
             # it gave what it had: nothing more waits now (until a put or the next look)
@@ -240,7 +238,4 @@ class ReadyQueue:
     async def close(self) -> None:
         for fetcher in list(self._fetchers.values()):
             fetcher.cancel()
-        for sub in self._subs.values():
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-        self._subs.clear()
+        self._pullers.clear()
