@@ -93,6 +93,23 @@ async def test_a_retried_command_with_its_idempotency_key_appends_nothing_new(ta
     assert len(await store.read(TALLY.name, f"ccn.tally.{aggregate}.*")) == 1
 
 
+async def test_a_creation_assumed_new_is_decided_again_against_what_another_replica_stored(
+    tally_nc: NATS,
+) -> None:
+    """`new=True` skips the read; an aggregate that exists after all fails the append's expected
+    sequence, and the command is decided against its history: nothing is appended twice."""
+    aggregate = new_public_id()
+    first = await repository(await open_store(tally_nc)).execute(aggregate, Add(command_id="a"), META, new=True)
+    assert first.version > 0 and first.attempts == 1
+    cold = repository(await open_store(tally_nc))
+    again = await cold.execute(aggregate, Add(command_id="a"), META, new=True)  # the same command: a no-op
+    other = await cold.execute(aggregate, Add(command_id="b"), META, new=True)  # cached now: no conflict
+    assert again.events == [] and again.attempts == 2 and cold.conflicts == 1
+    assert len(other.events) == 1 and other.attempts == 1
+    stored = await cold.history(aggregate)
+    assert [env.data.command_id for env in stored] == ["a", "b"]  # type: ignore[attr-defined]
+
+
 async def test_a_decision_of_several_events_lands_atomically(tally_nc: NATS) -> None:
     store = await open_store(tally_nc)
     repo = repository(store)

@@ -138,9 +138,14 @@ class AggregateRepository(Generic[C, S, E]):
         """What the cache holds for the aggregate, without a read (it may be stale)."""
         return self._cache.get(aggregate_id)
 
-    async def execute(self, aggregate_id: str, command: C, meta: EventMeta) -> Executed[S, E]:
+    async def execute(self, aggregate_id: str, command: C, meta: EventMeta, *, new: bool = False) -> Executed[S, E]:
         """Decide against the current state and append; on a concurrent write, reload and decide
         again until the decision lands or the deadline passes. An empty decision appends nothing.
+
+        `new`: the caller expects the aggregate not to exist yet (a creation), so an aggregate
+        this process has not cached is decided against the initial state without a read; the
+        append's expected sequence (nothing stored yet) is checked by the server, and if
+        something was, the history is read and the command decided again.
 
         Writers in this process take turns per aggregate, so OCC conflicts come only from other
         replicas: a hot aggregate then costs one append per command, not a storm of retries."""
@@ -149,16 +154,20 @@ class AggregateRepository(Generic[C, S, E]):
             lock = self._locks[aggregate_id] = asyncio.Lock()
         try:
             async with lock:
-                return await self._execute(aggregate_id, command, meta)
+                return await self._execute(aggregate_id, command, meta, new=new)
         finally:
             if not lock.locked() and not lock._waiters:
                 self._locks.pop(aggregate_id, None)
 
-    async def _execute(self, aggregate_id: str, command: C, meta: EventMeta) -> Executed[S, E]:
+    async def _execute(self, aggregate_id: str, command: C, meta: EventMeta, *, new: bool) -> Executed[S, E]:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self._deadline_s
         scope = subjects.aggregate_filter(self._decider.aggregate, aggregate_id)
-        loaded = await self.load(aggregate_id, fresh=False)
+        cached = self._cache.get(aggregate_id) if new else None
+        if new and cached is None:
+            loaded = Loaded(state=self._decider.initial_state(aggregate_id), version=0)
+        else:
+            loaded = await self.load(aggregate_id, fresh=False)
         attempt = 0
         while True:
             attempt += 1

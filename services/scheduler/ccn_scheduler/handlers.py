@@ -195,7 +195,7 @@ class SchedulerHandlers:
         )
 
     async def _create(self, job_id: str, created: JobCreated, meta: EventMeta) -> tuple[JobState, bool]:
-        executed = await self._jobs.execute(job_id, CreateJobCommand(created=created), meta)
+        executed = await self._jobs.execute(job_id, CreateJobCommand(created=created), meta, new=True)
         if executed.events:
             event = executed.events[0]
             # the ready-feed reactor puts it there too, from the event; doing it here makes the

@@ -23,9 +23,13 @@ class JobService:
     def __init__(self, repository: JobRepository) -> None:
         self.repository = repository
 
-    async def execute(self, job_id: str, command: JobCommand, meta: EventMeta) -> Executed[JobState, JobEvent]:
+    async def execute(
+        self, job_id: str, command: JobCommand, meta: EventMeta, *, new: bool = False
+    ) -> Executed[JobState, JobEvent]:
+        """`new`: a creation, decided without a read when the job is unknown here (see
+        AggregateRepository.execute)."""
         try:
-            executed = await self.repository.execute(job_id, command, meta)
+            executed = await self.repository.execute(job_id, command, meta, new=new)
         except (Conflict, NotFound):
             pass
         else:
