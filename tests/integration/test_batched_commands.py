@@ -104,3 +104,28 @@ async def test_submit_results_refuses_one_bad_result_and_accepts_the_others(own_
         for event in events:
             if event.type == "job.completed":
                 assert event.correlation_id == by_job[event.aggregate_id]
+
+
+async def test_a_claim_batch_takes_only_the_jobs_whose_payloads_fit_in_one_reply(own_settings: Settings) -> None:
+    """Offers carry payloads, and NATS refuses a message over max_payload (1 MiB here): a reply
+    that did not fit would never arrive, and its jobs would wait out their leases. The batch
+    takes what fits and leaves the rest queued, unspent."""
+    big = "x" * 200_000
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        for index in range(10):
+            await api.create(f"{index}{big}")
+        reply = await api.call(ClaimBatch(asks=[ask(f"node-{n}") for n in range(10)]), ClaimBatchReply)
+        first = [o.reply.offers[0] for o in reply.outcomes if o.reply is not None and o.reply.offers]
+        assert 1 <= len(first) <= 5, len(first)  # ~200 kB each under ~1 MiB
+        assert all(o.reply is not None for o in reply.outcomes), "the others are answered, empty"
+        # the rest are still claimable, on their first attempt
+        taken = {offer.job_id for offer in first}
+        for n in range(10, 30):
+            if len(taken) == 10:
+                break
+            more = await api.claim(f"node-{n}")
+            taken.update(offer.job_id for offer in more.offers)
+            assert all(offer.attempt == 1 for offer in more.offers)
+        assert len(taken) == 10
+        events = await job_events(api.nc)
+        assert Counter(e.type for e in events) == Counter({"job.created": 10, "job.claimed": 10})

@@ -6,6 +6,7 @@ busy one sends fewer, larger requests, so the cost per item falls as load rises.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -18,9 +19,11 @@ O = TypeVar("O")  # noqa: E741 - its outcome
 
 
 class Coalescer(Generic[I, O]):
-    """`send` takes a batch of items and returns one outcome per item, in order. `orphaned` is
-    given each outcome whose caller stopped waiting (cancelled) before it came back: whatever
-    it took on that caller's behalf must be given back there."""
+    """`send` takes a batch of items and returns one outcome per item, in order. A batch holds
+    at most `max_batch` items and, when `size` is given, at most `max_bytes` of them by that
+    measure (an item bigger than that goes alone). `orphaned` is given each outcome whose
+    caller stopped waiting (cancelled) before it came back: whatever it took on that caller's
+    behalf must be given back there."""
 
     def __init__(
         self,
@@ -28,15 +31,21 @@ class Coalescer(Generic[I, O]):
         *,
         max_batch: int,
         max_in_flight: int = 1,
+        size: Callable[[I], int] | None = None,
+        max_bytes: int = 0,
         orphaned: Callable[[I, O], Awaitable[None]] | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
+        if size is not None and max_bytes < 1:
+            raise ValueError("a size needs max_bytes")
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._size = size
+        self._max_bytes = max_bytes
         self._orphaned = orphaned
-        self._pending: list[tuple[I, asyncio.Future[O]]] = []
+        self._pending: deque[tuple[I, asyncio.Future[O], int]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches_sent = 0
@@ -44,7 +53,7 @@ class Coalescer(Generic[I, O]):
 
     async def submit(self, item: I) -> O:
         future: asyncio.Future[O] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, future, self._size(item) if self._size is not None else 0))
         self._dispatch()
         return await future
 
@@ -55,15 +64,28 @@ class Coalescer(Generic[I, O]):
 
     def _dispatch(self) -> None:
         while self._pending and self._in_flight < self._max_in_flight:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            live = [(item, future) for item, future in batch if not future.cancelled()]
-            if not live:
+            batch = self._next_batch()
+            if not batch:
                 continue
             self._in_flight += 1
-            task = asyncio.create_task(self._send_batch(live))
+            task = asyncio.create_task(self._send_batch(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _next_batch(self) -> list[tuple[I, asyncio.Future[O]]]:
+        batch: list[tuple[I, asyncio.Future[O]]] = []
+        total = 0
+        while self._pending and len(batch) < self._max_batch:
+            item, future, size = self._pending[0]
+            if future.cancelled():  # its caller left before it was sent
+                self._pending.popleft()
+                continue
+            if batch and self._size is not None and total + size > self._max_bytes:
+                break
+            self._pending.popleft()
+            batch.append((item, future))
+            total += size
+        return batch
 
     async def _send_batch(self, batch: list[tuple[I, asyncio.Future[O]]]) -> None:
         try:

@@ -177,6 +177,15 @@ class CommandServer:
                     await self._nc.publish(
                         msg.reply, body, headers={HEADER_STATUS: status, HEADER_CORRELATION_ID: correlation_id}
                     )
+                except nats.errors.MaxPayloadError:
+                    # the caller would otherwise wait out its timeout, not knowing what happened
+                    log.error("reply over NATS max_payload; answered with an error", reply_bytes=len(body))
+                    too_large = CommandError(code="internal", message="the reply was too large to send")
+                    await self._nc.publish(
+                        msg.reply,
+                        msgspec.json.encode(too_large),
+                        headers={HEADER_STATUS: "error", HEADER_CORRELATION_ID: correlation_id},
+                    )
                 except nats.errors.ConnectionClosedError:
                     log.warning("reply lost: NATS connection closed")
 

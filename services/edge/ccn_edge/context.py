@@ -41,13 +41,24 @@ REGISTRY = "registry"
 SCHEDULER = "scheduler"
 
 
+# a command's body, with headroom under NATS's default max_payload of 1 MiB for the envelope
+MAX_COMMAND_BYTES = 768 * 1024
+
+
+def _result_bytes(item: BatchedResult) -> int:
+    """What a result adds to a batch's request: its JSON and the fields around it."""
+    return len(msgspec.json.encode(item.submit.result)) + 512
+
+
 # batches out at once per kind: one being answered while the next gathers, and one spare so a
 # slow answer does not stall every node of this edge
 BATCHES_IN_FLIGHT = 2
 
 
 class EdgeContext:
-    def __init__(self, commands: CommandClient, ip_hash_salt: str) -> None:
+    def __init__(
+        self, commands: CommandClient, ip_hash_salt: str, *, max_request_bytes: int = MAX_COMMAND_BYTES
+    ) -> None:
         self.commands = commands
         self._salt = ip_hash_salt
         # the node connections of this edge ask and answer through these: one command per batch
@@ -57,7 +68,15 @@ class EdgeContext:
             max_in_flight=BATCHES_IN_FLIGHT,
             orphaned=self._release_orphaned_offers,
         )
-        self._results = Coalescer(self._send_results, max_batch=MAX_BATCHED_ASKS, max_in_flight=BATCHES_IN_FLIGHT)
+        # results can be large (a frame may be up to CCN_MAX_FRAME_BYTES): a batch is bounded
+        # by bytes too, under NATS's max_payload, with room for the envelope
+        self._results = Coalescer(
+            self._send_results,
+            max_batch=MAX_BATCHED_ASKS,
+            max_in_flight=BATCHES_IN_FLIGHT,
+            size=_result_bytes,
+            max_bytes=max_request_bytes,
+        )
 
     def caller_ip_hash(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
         host = connection.client.host if connection.client else None

@@ -14,7 +14,7 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 
 from ccn_core.commands import offending_field
 from ccn_core.errors import BadInput, Conflict, PayloadTooLarge
-from ccn_edge.context import EdgeContext
+from ccn_edge.context import MAX_COMMAND_BYTES, EdgeContext
 from ccn_proto.compute_api import (
     BatchLine,
     BatchSubmitted,
@@ -40,8 +40,6 @@ from ccn_web.http import correlation_id
 
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
-# a command's body, with headroom under NATS's default max_payload of 1 MiB for the envelope
-MAX_COMMAND_BYTES = 768 * 1024
 JobIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job's id.")]
 _decode_line = msgspec.json.Decoder(BatchLine).decode
 

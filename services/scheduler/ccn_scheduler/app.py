@@ -59,7 +59,7 @@ async def start_scheduler(
     await ready.ensure_consumers(types)
     runtime.on_stop(ready.close)
     holdings = NodeHoldings(runtime.js, jobs.state)
-    claimer = Claimer(jobs, ready, holdings, replica=runtime.replica)
+    claimer = Claimer(jobs, ready, holdings, replica=runtime.replica, max_reply_bytes=runtime.nc.max_payload)
     handlers = SchedulerHandlers(
         jobs, ready, claimer, types, settings.token_secret, store=runtime.store, replica=runtime.replica
     )

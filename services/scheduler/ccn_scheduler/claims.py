@@ -43,6 +43,34 @@ class ClaimOutcome(msgspec.Struct, frozen=True):
     offer: JobOffer | None
 
 
+# what a reply needs besides its offers' payloads: ids, times, the envelope of each offer
+_OFFER_OVERHEAD = 512
+_REPLY_HEADROOM = 16 * 1024
+
+
+class ReplyBudget:
+    """The payload bytes one reply may still carry. Offers carry their jobs' payloads, and NATS
+    refuses a message over its max_payload: a reply that does not fit is never sent, and the
+    jobs it claimed would wait out their leases. So a claim takes only the entries that fit,
+    before it claims them, and leaves the rest in the queue for the next claim."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def fit(self, taken: list[Taken]) -> tuple[list[Taken], list[Taken]]:
+        """The entries that fit (in order), and those that do not. The first entry of a reply
+        always fits: creation bounds a payload below max_payload."""
+        kept: list[Taken] = []
+        for index, item in enumerate(taken):
+            size = len(item.msg.data) + _OFFER_OVERHEAD
+            if size > self.left and (kept or self.left < self.limit):
+                return kept, taken[index:]
+            self.left -= size
+            kept.append(item)
+        return kept, []
+
+
 class Claimer:
     def __init__(
         self,
@@ -51,9 +79,11 @@ class Claimer:
         holdings: NodeHoldings,
         *,
         replica: str,
+        max_reply_bytes: int = 1024 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._jobs = jobs
+        self._reply_bytes = max(_OFFER_OVERHEAD, max_reply_bytes - _REPLY_HEADROOM)
         self._ready = ready
         self._holdings = holdings
         self._replica = replica
@@ -82,23 +112,30 @@ class Claimer:
             del self._withdrawn[oldest]
         self._withdrawn[claim_id] = now
 
+    def reply_budget(self) -> ReplyBudget:
+        """One per reply: a ClaimBatch's asks share theirs."""
+        return ReplyBudget(self._reply_bytes)
+
     async def claim(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
         claim_id = command.claim_id
+        budget = self.reply_budget()
         if claim_id is None:
-            return await self._claim(command, correlation_id, causation_id, asyncio.Event())
+            return await self._claim(command, correlation_id, causation_id, asyncio.Event(), budget)
         withdrawn = self._waiting[claim_id] = asyncio.Event()
         if self._withdrawn.pop(claim_id, None) is not None:
             withdrawn.set()
         try:
-            return await self._claim(command, correlation_id, causation_id, withdrawn)
+            return await self._claim(command, correlation_id, causation_id, withdrawn, budget)
         finally:
             self._waiting.pop(claim_id, None)
 
-    async def claim_now(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
+    async def claim_now(
+        self, command: ClaimJobs, correlation_id: str, causation_id: str | None, budget: ReplyBudget
+    ) -> ClaimJobsReply:
         """What is ready now, without waiting: one ask of a ClaimBatch. The asks of a batch run
         together, so their takes share the queue's fetches and their appends are in flight at
-        once."""
-        return await self._claim(command, correlation_id, causation_id, asyncio.Event(), wait_s=0.0)
+        once; they share the reply's budget."""
+        return await self._claim(command, correlation_id, causation_id, asyncio.Event(), budget, wait_s=0.0)
 
     async def _claim(
         self,
@@ -106,6 +143,7 @@ class Claimer:
         correlation_id: str,
         causation_id: str | None,
         withdrawn: asyncio.Event,
+        budget: ReplyBudget,
         *,
         wait_s: float | None = None,
     ) -> ClaimJobsReply:
@@ -125,7 +163,11 @@ class Claimer:
             free = min(command.slots, command.concurrency - held)
             if free <= 0 or withdrawn.is_set():
                 return self._reply(command, [], held)
-            taken = await self._take(job_types, free)
+            taken, surplus = budget.fit(await self._take(job_types, free))
+            for item in surplus:
+                await settle(item.msg.nak())  # the reply is full: back to the queue for the next claim
+            if surplus and not taken:
+                return self._reply(command, [], held)
             if taken:
                 offers, held = await self._claim_taken(command, taken, meta, known)
                 if offers:

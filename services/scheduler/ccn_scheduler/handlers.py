@@ -224,9 +224,11 @@ class SchedulerHandlers:
             raise Unprocessable(f"unknown job types {', '.join(unknown)}", field="job_types")
 
     async def claim_batch(self, command: ClaimBatch, ctx: CommandContext) -> ClaimBatchReply:
+        budget = self._claimer.reply_budget()  # the offers of every ask travel in one reply
+
         async def one(ask: ClaimJobs) -> ClaimJobsReply:
             self._check_job_types(ask)
-            return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id)
+            return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id, budget)
 
         outcomes = await asyncio.gather(*(item_outcome(one(ask)) for ask in command.asks))
         return ClaimBatchReply(outcomes=[BatchedClaimOutcome(reply=reply, error=error) for reply, error in outcomes])
