@@ -84,7 +84,8 @@ async def _lifecycle_figures(postgres: Any, workdir: Path, *, quick: bool) -> li
 async def _lifecycle_on(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
     ports = [free_port() for _ in range(4)]
     async with running_stack(nats_url, postgres.dsn("lifecycle"), workdir / "stack", ports) as stack:
-        figures = [await lifecycle(stack, nodes=20 if quick else 200, jobs=200 if quick else 10_000, label="200 nodes")]
+        nodes = 20 if quick else 200
+        figures = [await lifecycle(stack, nodes=nodes, jobs=200 if quick else 10_000, label=f"{nodes} nodes")]
         for nodes in (10, 50) if quick else (10, 200, 1_000):
             figures.append(await steady_claim_latency(stack, nodes, seconds=3.0 if quick else 10.0))
         for nodes in (10, 50) if quick else (10, 200, 1_000):
