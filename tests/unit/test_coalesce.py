@@ -118,10 +118,10 @@ async def test_an_item_whose_caller_left_before_it_was_sent_is_not_sent() -> Non
 async def test_a_batch_is_bounded_by_bytes_and_an_oversized_item_goes_alone() -> None:
     sender = Sender()
     sender.gate.clear()
-    coalescer = Coalescer(sender, max_batch=10, size=lambda item: item, max_bytes=100)
-    first = asyncio.create_task(coalescer.submit(1))
+    coalescer = Coalescer(sender, max_batch=10, max_bytes=100)
+    first = asyncio.create_task(coalescer.submit(1, size=1))
     await asyncio.sleep(0)
-    rest = [asyncio.create_task(coalescer.submit(n)) for n in (60, 30, 20, 150, 5)]
+    rest = [asyncio.create_task(coalescer.submit(n, size=n)) for n in (60, 30, 20, 150, 5)]
     await asyncio.sleep(0)
     sender.gate.set()
     await asyncio.gather(first, *rest)

@@ -20,8 +20,8 @@ O = TypeVar("O")  # noqa: E741 - its outcome
 
 class Coalescer(Generic[I, O]):
     """`send` takes a batch of items and returns one outcome per item, in order. A batch holds
-    at most `max_batch` items and, when `size` is given, at most `max_bytes` of them by that
-    measure (an item bigger than that goes alone). `orphaned` is given each outcome whose
+    at most `max_batch` items and, when `max_bytes` is set, at most that many bytes by the sizes
+    the callers give (an item bigger than that goes alone). `orphaned` is given each outcome whose
     caller stopped waiting (cancelled) before it came back: whatever it took on that caller's
     behalf must be given back there."""
 
@@ -31,18 +31,14 @@ class Coalescer(Generic[I, O]):
         *,
         max_batch: int,
         max_in_flight: int = 1,
-        size: Callable[[I], int] | None = None,
         max_bytes: int = 0,
         orphaned: Callable[[I, O], Awaitable[None]] | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
-        if size is not None and max_bytes < 1:
-            raise ValueError("a size needs max_bytes")
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._size = size
         self._max_bytes = max_bytes
         self._orphaned = orphaned
         self._pending: deque[tuple[I, asyncio.Future[O], int]] = deque()
@@ -51,9 +47,11 @@ class Coalescer(Generic[I, O]):
         self.batches_sent = 0
         self.items_sent = 0
 
-    async def submit(self, item: I) -> O:
+    async def submit(self, item: I, *, size: int = 0) -> O:
+        """`size`: what the item adds to its batch's bytes, as the caller knows it (e.g. the
+        frame it came in), so nothing is encoded twice to measure it."""
         future: asyncio.Future[O] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future, self._size(item) if self._size is not None else 0))
+        self._pending.append((item, future, size))
         self._dispatch()
         return await future
 
@@ -80,7 +78,7 @@ class Coalescer(Generic[I, O]):
             if future.cancelled():  # its caller left before it was sent
                 self._pending.popleft()
                 continue
-            if batch and self._size is not None and total + size > self._max_bytes:
+            if batch and self._max_bytes and total + size > self._max_bytes:
                 break
             self._pending.popleft()
             batch.append((item, future))

@@ -45,11 +45,8 @@ SCHEDULER = "scheduler"
 MAX_COMMAND_BYTES = 768 * 1024
 
 
-def _result_bytes(item: BatchedResult) -> int:
-    """What a result adds to a batch's request: its JSON and the fields around it."""
-    return len(msgspec.json.encode(item.submit.result)) + 512
-
-
+# what a batched result adds besides its frame: the correlation id and the fields around it
+_ITEM_OVERHEAD = 256
 # batches out at once per kind: one being answered while the next gathers, and one spare so a
 # slow answer does not stall every node of this edge
 BATCHES_IN_FLIGHT = 2
@@ -74,7 +71,6 @@ class EdgeContext:
             self._send_results,
             max_batch=MAX_BATCHED_ASKS,
             max_in_flight=BATCHES_IN_FLIGHT,
-            size=_result_bytes,
             max_bytes=max_request_bytes,
         )
 
@@ -120,9 +116,11 @@ class EdgeContext:
             raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
         return outcome.reply
 
-    async def submit_result(self, submit: SubmitResult, *, correlation_id: str) -> SubmitResultReply:
-        """A node's result, sent with other nodes' results; `correlation_id` is the job's."""
-        outcome = await self._results.submit(BatchedResult(correlation_id=correlation_id, submit=submit))
+    async def submit_result(self, submit: SubmitResult, *, correlation_id: str, size: int) -> SubmitResultReply:
+        """A node's result, sent with other nodes' results; `correlation_id` is the job's, `size`
+        the bytes of the frame it came in (what it adds to the batch, near enough)."""
+        item = BatchedResult(correlation_id=correlation_id, submit=submit)
+        outcome = await self._results.submit(item, size=size + _ITEM_OVERHEAD)
         if outcome.reply is None:
             raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
         return outcome.reply

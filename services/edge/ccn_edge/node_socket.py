@@ -102,8 +102,8 @@ class NodeLink:
 
     # -- frames in ---------------------------------------------------------------------------
 
-    async def _receive(self, timeout: float) -> frames.NodeFrame | None:  # noqa: ASYNC109 - an idle limit
-        """The next frame, or None after answering a bad one."""
+    async def _receive(self, timeout: float) -> tuple[frames.NodeFrame, int] | None:  # noqa: ASYNC109 - idle limit
+        """The next frame and its size in bytes, or None after answering a bad one."""
         try:
             async with asyncio.timeout(timeout):
                 event = await self._socket.receive()
@@ -121,10 +121,11 @@ class NodeLink:
             await self._refuse(validation_error(exc))
             return None
         self._budget.refund()
-        return frame
+        return frame, len(raw)
 
     async def _greet(self) -> None:
-        frame = await self._receive(HELLO_TIMEOUT_S)
+        received = await self._receive(HELLO_TIMEOUT_S)
+        frame = received[0] if received is not None else None
         if not isinstance(frame, frames.Hello):
             await self._hang_up(WS_POLICY_VIOLATION, "the first frame must be a hello")
         problem = hello_problem(frame, JOB_TYPES.keys())
@@ -176,15 +177,16 @@ class NodeLink:
 
     async def _read_loop(self) -> None:
         while True:
-            frame = await self._receive(IDLE_TIMEOUT_S)
+            received = await self._receive(IDLE_TIMEOUT_S)
+            if received is None:
+                continue
+            frame, size = received
             match frame:
-                case None:
-                    continue
                 case frames.Ready(slots=slots):
                     self._holdings.ask(slots)
                     self._wake_claimer.set()
                 case frames.JobResult() as result:
-                    await self._on_result(result)
+                    await self._on_result(result, size)
                 case frames.JobFail() as failed:
                     await self._on_fail(failed)
                 case frames.Heartbeat(job_ids=job_ids):
@@ -194,7 +196,7 @@ class NodeLink:
                 case frames.Hello():
                     await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
 
-    async def _on_result(self, frame: frames.JobResult) -> None:
+    async def _on_result(self, frame: frames.JobResult, size: int) -> None:
         job_correlation = self._holdings.held.get(frame.job_id)
         if job_correlation is None:
             await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
@@ -202,7 +204,7 @@ class NodeLink:
         command = scheduler.SubmitResult(
             node_id=self.node_id, job_id=frame.job_id, result=frame.result, checksum=frame.checksum
         )
-        await self._settle(frame.job_id, self._edge.submit_result(command, correlation_id=job_correlation))
+        await self._settle(frame.job_id, self._edge.submit_result(command, correlation_id=job_correlation, size=size))
 
     async def _on_fail(self, frame: frames.JobFail) -> None:
         job_correlation = self._holdings.held.get(frame.job_id)
