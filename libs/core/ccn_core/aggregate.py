@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
+from cachetools import LRUCache
 
 from ccn_core import ids, subjects
 from ccn_core.decider import Decider
@@ -93,8 +93,8 @@ class AggregateRepository(Generic[C, S, E]):
         self._decider = decider
         self._stream = stream
         self._decode = msgspec.json.Decoder(Envelope[event_type]).decode
-        self._cache: OrderedDict[str, Loaded[S]] = OrderedDict()
-        self._cache_size = cache_size
+        # least recently used states go first
+        self._cache: LRUCache[str, Loaded[S]] = LRUCache(maxsize=cache_size)
         self._deadline_s = deadline_s
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
@@ -111,10 +111,8 @@ class AggregateRepository(Generic[C, S, E]):
         """The aggregate's state. `fresh` reads past the cache (one round trip when nothing is
         new); a writer can skip it because its append is checked by the server anyway."""
         cached = self._cache.get(aggregate_id)
-        if cached is not None:
-            self._cache.move_to_end(aggregate_id)
-            if not fresh:
-                return cached
+        if cached is not None and not fresh:
+            return cached
         state = cached.state if cached else self._decider.initial_state(aggregate_id)
         version = cached.version if cached else 0
         scope = subjects.aggregate_filter(self._decider.aggregate, aggregate_id)
@@ -122,14 +120,8 @@ class AggregateRepository(Generic[C, S, E]):
             state = self._decider.evolve(state, self.decode(stored).data)
             version = stored.seq
         loaded = Loaded(state=state, version=version)
-        self._remember(aggregate_id, loaded)
-        return loaded
-
-    def _remember(self, aggregate_id: str, loaded: Loaded[S]) -> None:
         self._cache[aggregate_id] = loaded
-        self._cache.move_to_end(aggregate_id)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        return loaded
 
     def forget(self, aggregate_id: str) -> None:
         self._cache.pop(aggregate_id, None)
@@ -205,7 +197,7 @@ class AggregateRepository(Generic[C, S, E]):
             for env in envelopes:
                 state = self._decider.evolve(state, env.data)
             executed = Executed(state=state, version=ack.seq, events=envelopes, attempts=attempt)
-            self._remember(aggregate_id, Loaded(state=state, version=ack.seq))
+            self._cache[aggregate_id] = Loaded(state=state, version=ack.seq)
             return executed
 
     def _envelope(self, aggregate_id: str, event: E, index: int, now: datetime, meta: EventMeta) -> Envelope[E]:

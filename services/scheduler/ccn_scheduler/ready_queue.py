@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import nats.errors
+from cachetools import TTLCache
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -91,9 +91,10 @@ class ReadyQueue:
     def __init__(self, js: JetStreamContext, store: EventStore, *, dedupe_window_s: float = 120.0) -> None:
         self._js = js
         self._store = store
-        self._dedupe_window_s = dedupe_window_s
-        # entry id → when this process put it (monotonic), oldest first
-        self._recent_puts: OrderedDict[str, float] = OrderedDict()
+        # entry ids this process put within the stream's duplicate window
+        self._recent_puts: TTLCache[str, bool] = TTLCache(
+            maxsize=RECENT_PUTS_MAX, ttl=dedupe_window_s, timer=time.monotonic
+        )
         self._pullers: dict[Queue, BatchPuller] = {}
         # one fetch at a time per queue in a replica (concurrent fetches on one pull subscription
         # would take each other's messages and status replies), made for every claimer waiting
@@ -131,12 +132,6 @@ class ReadyQueue:
         A put this process made already within that window is not sent again: the server would
         drop it as a duplicate, and the ready feed repeats every put the create handler makes
         (for the crash between append and put), which was a round trip per job for nothing."""
-        now = time.monotonic()
-        while self._recent_puts:
-            oldest, put_at = next(iter(self._recent_puts.items()))
-            if now - put_at < self._dedupe_window_s and len(self._recent_puts) <= RECENT_PUTS_MAX:
-                break
-            del self._recent_puts[oldest]
         if entry_id in self._recent_puts:
             return
         target = ready_subject(entry.job_type, entry.band, entry.job_id)
@@ -147,7 +142,7 @@ class ReadyQueue:
             headers[HDR_SCHEDULE] = f"@at {schedule_time(at)}"
             headers[HDR_SCHEDULE_TARGET] = target
         await self._store.append(OutgoingEvent(subject=subject, data=msgspec.json.encode(entry), headers=headers))
-        self._recent_puts[entry_id] = now
+        self._recent_puts[entry_id] = True
         if subject == target:
             self._backlog.pop((entry.job_type, entry.band), None)  # this replica knows it is not empty now
 
