@@ -62,7 +62,7 @@ from ccn_proto.scheduler import (
     WithdrawClaim,
 )
 from ccn_scheduler.claims import Claimer
-from ccn_scheduler.job_history import job_view
+from ccn_scheduler.job_history import job_state, job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
 from ccn_scheduler.ready_entries import ready_entry, stored_ready_entry
@@ -246,27 +246,23 @@ class SchedulerHandlers:
         )
 
     async def held_jobs(self, command: HeldJobs, ctx: CommandContext) -> HeldJobsReply:
-        # every claim is reserved in the ledger before it is appended, so the ledger, pruned
-        # against the jobs' histories, lists every job the node holds
-        now = self._clock()
-        ledger, _ = await self._claimer.holdings.current(command.node_id, now, fresh=True)
-        states = await asyncio.gather(*(self._jobs.state(job_id) for job_id in ledger.jobs))
-        held = [s for s in states if s.status == "claimed" and s.holder == command.node_id and s.lease_until]
-        histories = await asyncio.gather(*(self._jobs.repository.history(state.job_id) for state in held))
-        return HeldJobsReply(
-            node_id=command.node_id,
-            jobs=[
-                HeldJob(
-                    job_id=state.job_id,
-                    attempt=state.attempt,
-                    lease_until=state.lease_until,
-                    correlation_id=history[0].correlation_id,
+        # every claim is reserved in the ledger before it is appended, so the ledger lists every
+        # job the node holds; each listed job's history (one read) says whether it still does
+        ledger, _ = await self._claimer.holdings.read(command.node_id, fresh=True)
+        histories = await asyncio.gather(*(self._jobs.repository.history(job_id) for job_id in ledger.jobs))
+        jobs: list[HeldJob] = []
+        for job_id, history in zip(ledger.jobs, histories, strict=True):
+            state = job_state(job_id, history)
+            if state.status == "claimed" and state.holder == command.node_id and state.lease_until is not None:
+                jobs.append(
+                    HeldJob(
+                        job_id=job_id,
+                        attempt=state.attempt,
+                        lease_until=state.lease_until,
+                        correlation_id=history[0].correlation_id,
+                    )
                 )
-                for state, history in zip(held, histories, strict=True)
-                if state.lease_until is not None and history
-            ],
-            server_time=now,
-        )
+        return HeldJobsReply(node_id=command.node_id, jobs=jobs, server_time=self._clock())
 
     async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
         meta = self._node_meta(ctx, command.node_id)

@@ -17,12 +17,12 @@ busier than it is, for a bounded time, never less busy.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 import msgspec
 import nats.errors
+from cachetools import LRUCache
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -89,7 +89,7 @@ class NodeHoldings:
         self._js = js
         self._load_state = load_state
         self._kv: KeyValue | None = None
-        self._known: OrderedDict[str, tuple[Ledger, int]] = OrderedDict()
+        self._known: LRUCache[str, tuple[Ledger, int]] = LRUCache(maxsize=KNOWN_ENTRIES_MAX)
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -104,7 +104,6 @@ class NodeHoldings:
         stored when `fresh` or unknown here."""
         known = None if fresh else self._known.get(node_id)
         if known is not None:
-            self._known.move_to_end(node_id)
             return known
         kv = await self._bucket()
         try:
@@ -115,18 +114,12 @@ class NodeHoldings:
             raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
         else:
             read = (_decode(entry.value) if entry.value else Ledger()), entry.revision or 0
-        self._remember(node_id, read)
+        self._known[node_id] = read
         return read
 
-    def _remember(self, node_id: str, entry: tuple[Ledger, int]) -> None:
-        self._known[node_id] = entry
-        self._known.move_to_end(node_id)
-        while len(self._known) > KNOWN_ENTRIES_MAX:
-            self._known.popitem(last=False)
-
-    async def current(self, node_id: str, now: datetime, *, fresh: bool = False) -> tuple[Ledger, int]:
+    async def current(self, node_id: str, now: datetime) -> tuple[Ledger, int]:
         """The node's entry pruned against the jobs' histories, and the revision it was read at."""
-        ledger, revision = await self.read(node_id, fresh=fresh)
+        ledger, revision = await self.read(node_id)
         states = await self._states(ledger.jobs)
         return still_held(ledger, states, node_id, now), revision
 
@@ -145,7 +138,7 @@ class NodeHoldings:
         except nats.errors.Error as exc:
             self._known.pop(node_id, None)  # the write may or may not have landed
             raise Unavailable(f"the claim ledger did not answer: {exc!r}", retry_after=1.0) from exc
-        self._remember(node_id, (ledger, written))
+        self._known[node_id] = (ledger, written)
         return True
 
     async def reserve(
@@ -160,8 +153,9 @@ class NodeHoldings:
         """Reserve as many of `candidates` (in order) as the node has free slots for; returns
         those reserved and how many the node holds with them. `known` is a pruned entry and
         its revision the caller read already: it saves a read when nobody wrote since."""
-        for attempt in range(MAX_CAS_ATTEMPTS):
-            ledger, revision = known if known is not None else await self.current(node_id, now, fresh=attempt > 0)
+        # a lost compare-and-set forgets the remembered entry: the next turn reads it afresh
+        for _ in range(MAX_CAS_ATTEMPTS):
+            ledger, revision = known if known is not None else await self.current(node_id, now)
             known = None
             free = concurrency - len(ledger.jobs)
             fresh = [job_id for job_id in candidates if job_id not in ledger.jobs]
@@ -181,8 +175,8 @@ class NodeHoldings:
         if not dropped:
             return
         try:
-            for attempt in range(MAX_CAS_ATTEMPTS):
-                ledger, revision = await self.read(node_id, fresh=attempt > 0)
+            for _ in range(MAX_CAS_ATTEMPTS):
+                ledger, revision = await self.read(node_id)
                 if not dropped & ledger.jobs.keys():
                     return
                 kept = {job_id: at for job_id, at in ledger.jobs.items() if job_id not in dropped}

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ccn_core.decider import fold
-from ccn_core.domain.job import JobDecider
+from ccn_core.domain.job import JobDecider, JobState
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import (
     JobAbandoned,
@@ -53,8 +53,12 @@ def history_entry(envelope: Envelope[JobEvent]) -> JobHistoryEntry:
     )
 
 
+def job_state(job_id: str, history: list[Envelope[JobEvent]]) -> JobState:
+    return fold(_DECIDER, job_id, [envelope.data for envelope in history])
+
+
 def job_view(job_id: str, history: list[Envelope[JobEvent]], now: datetime) -> JobView:
-    state = fold(_DECIDER, job_id, [envelope.data for envelope in history])
+    state = job_state(job_id, history)
     created = next(e.data for e in history if isinstance(e.data, JobCreated))
     completed = next((e.data for e in history if isinstance(e.data, JobCompleted)), None)
     result: dict[str, Any] | None = completed.result if completed else None
