@@ -13,6 +13,7 @@ with its own durable consumer and checkpoint. Rows are keyed by (event_id, step)
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -283,7 +284,7 @@ def _columns(row: LogRow) -> tuple[object, ...]:
     return (*values[:-1], _encode(row.details).decode())
 
 
-class StreamLogProjection:
+class StreamLogProjection(ABC):
     """A Projection (ccn_core.projection) of one stream into orchestrator_log; a subclass maps
     a stored event to its rows, or to None when its type is unknown (a newer service's): such
     an event is skipped with one warning per type, never a reason to stop the log."""
@@ -294,8 +295,8 @@ class StreamLogProjection:
         self.spec = spec
         self._unknown: set[str] = set()
 
-    def event_rows(self, stored: StoredEvent) -> list[LogRow] | None:
-        raise NotImplementedError
+    @abstractmethod
+    def event_rows(self, stored: StoredEvent) -> list[LogRow] | None: ...
 
     def rows(self, stored: StoredEvent) -> list[LogRow]:
         rows = self.event_rows(stored)
