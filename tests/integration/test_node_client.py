@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import stat
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from ccn_cli.node.node import EXIT_OK, EXIT_REFUSED, run_node
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.demo_corpus import DemoPage, grant_pages
-from ccn_jobs.registry import decode_result
+from ccn_jobs.registry import decode_result, run_job
 from ccn_proto.node_protocol import (
     Ack,
     Bye,
@@ -298,8 +299,18 @@ async def test_node_reuses_its_credentials(serve: Any, tmp_path: Path) -> None:
     assert sorted(edge.results) == ["again", "job-0"]
 
 
-async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(serve: Any, tmp_path: Path) -> None:
+async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pages = grant_pages(3)
+
+    # the jobs take 50 ms, sleeping (the GIL free): the node's 1 ms timeout always fires first. A
+    # job left to run at full speed could finish in the worker thread before the timeout is armed.
+    def slow_run_job(job_type: str, payload: dict[str, Any]) -> Any:
+        time.sleep(0.05)
+        return run_job(job_type, payload)
+
+    monkeypatch.setattr("ccn_cli.node.execute.run_job", slow_run_job)
     edge = FakeEdge(pages=pages, concurrency=1, oversized_job_ids=frozenset({"job-0"}))
     config = node_config(
         await serve(edge),
