@@ -130,3 +130,62 @@ async def test_reads_page_through_long_histories(tally_nc: NATS) -> None:
     loaded = await cold.load(aggregate)
     assert len(loaded.state.seen) == 1200  # type: ignore[attr-defined]
     assert loaded.version == (await store.read(TALLY.name, f"ccn.tally.{aggregate}.*"))[-1].seq
+
+
+async def _append_history(
+    store: EventStore, aggregate: str, decisions: list[tuple[str, ...]], *, neighbour: str | None = None
+) -> list[int]:
+    """Appends each decision (several names: one atomic batch) under the aggregate's OCC scope,
+    with a neighbour's event after each, as other aggregates interleave in a live stream; returns
+    the aggregate's sequences as a scan reads them."""
+    scope = f"ccn.tally.{aggregate}.*"
+    last = 0
+    for decision in decisions:
+        events = [OutgoingEvent(subject=f"ccn.tally.{aggregate}.{name}", data=b"{}", headers={}) for name in decision]
+        last = (await store.append_all(events, expected_last_seq=last, occ_scope=scope)).seq
+        if neighbour is not None:
+            await store.append(OutgoingEvent(subject=f"ccn.tally.{neighbour}.added", data=b"{}", headers={}))
+    return [event.seq for event in await store._scan(TALLY.name, scope, 1)]
+
+
+async def _no_scan(stream: str, filter_subject: str, from_seq: int) -> list[object]:
+    raise AssertionError(f"scanned {filter_subject} from {from_seq}: the OCC chain should have answered")
+
+
+LIFE = [("created",), ("claimed",), ("renewed",), ("renewed",), ("failed", "retried"), ("claimed",), ("renewed",)]
+LIFE += [("submitted", "completed", "archived")]
+
+
+async def test_a_history_is_read_by_its_occ_chain_including_events_hidden_behind_later_ones(
+    tally_nc: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subjects repeat (a second claim, renewals) and decisions land as atomic batches: the chain
+    read returns exactly what a scan does, from the start and from any point, without a scan."""
+    store = await open_store(tally_nc)
+    aggregate = new_public_id()
+    scope = f"ccn.tally.{aggregate}.*"
+    expected = await _append_history(store, aggregate, LIFE, neighbour=new_public_id())
+    assert len(expected) == 11
+    monkeypatch.setattr(store, "_scan", _no_scan)
+    assert [event.seq for event in await store.read(TALLY.name, scope)] == expected
+    for cut in range(len(expected)):
+        read = await store.read(TALLY.name, scope, from_seq=expected[cut])
+        assert [event.seq for event in read] == expected[cut:]
+    assert await store.read(TALLY.name, scope, from_seq=expected[-1] + 1) == []
+    assert await store.read(TALLY.name, f"ccn.tally.{new_public_id()}.*") == []
+
+
+async def test_a_history_the_occ_chain_cannot_prove_is_scanned(tally_nc: NATS) -> None:
+    """An event appended without an OCC check, or a run on one subject longer than the chain
+    read fetches one by one, falls back to the scan: the read is still whole."""
+    store = await open_store(tally_nc)
+    unchecked = new_public_id()
+    await _append_history(store, unchecked, [("created",), ("claimed",)])
+    await store.append(OutgoingEvent(subject=f"ccn.tally.{unchecked}.claimed", data=b"{}", headers={}))
+    scanned = await store._scan(TALLY.name, f"ccn.tally.{unchecked}.*", 1)
+    assert len(scanned) == 3
+    assert [e.seq for e in await store.read(TALLY.name, f"ccn.tally.{unchecked}.*")] == [e.seq for e in scanned]
+
+    long_run = new_public_id()
+    expected = await _append_history(store, long_run, [("created",)] + [("renewed",)] * 50)
+    assert [e.seq for e in await store.read(TALLY.name, f"ccn.tally.{long_run}.*")] == expected

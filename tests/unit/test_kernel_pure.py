@@ -21,6 +21,7 @@ from ccn_core.errors import (
     disposition_for,
     error_from_code,
 )
+from ccn_core.eventstore import StoredEvent, occ_predecessor, precedes
 from ccn_core.migrations import bundled_migrations
 from ccn_core.projection import layer_by_key
 from ccn_core.settings import Settings, SettingsError, settings_from_env
@@ -71,6 +72,23 @@ def test_subjects_refuse_tokens_that_would_reroute() -> None:
         with pytest.raises(ValueError, match="not a valid subject token"):
             subjects.node_event(bad, "registered")
     assert subjects.split_event("ccn.node.n1.opted_out") == ("node", "n1", "opted_out")
+
+
+@pytest.mark.parametrize(
+    ("subject", "pattern", "matches"),
+    [
+        ("ccn.job.a1.created", "ccn.job.a1.*", True),
+        ("ccn.job.a1.created", "ccn.job.a2.*", False),
+        ("ccn.job.a1.created", "ccn.job.*", False),
+        ("ccn.job.a1.created", "ccn.job.>", True),
+        ("ccn.job", "ccn.job.>", False),
+        ("ccn.job.a1", "ccn.job.a1.*", False),
+        ("ccn.job.a1.created", "ccn.job.a1.created", True),
+        ("ccn.job.a1.created.x", "ccn.job.a1.*", False),
+    ],
+)
+def test_subject_matching_follows_nats_wildcards(subject: str, pattern: str, matches: bool) -> None:
+    assert subjects.subject_matches(subject, pattern) is matches
 
 
 def test_settings_from_env_parses_and_validates() -> None:
@@ -130,3 +148,30 @@ def test_layering_keeps_each_keys_order_and_groups_the_rest_by_sql() -> None:
     flattened = [statement for layer in layers for statement in layer]
     for key in "abc":
         assert [args for _, args in flattened if args[0] == key] == [statement[1] for k, statement in keyed if k == key]
+
+
+def _stored(seq: int, subject: str, **headers: str) -> StoredEvent:
+    return StoredEvent(seq=seq, subject=subject, data=b"{}", headers=headers)
+
+
+def test_an_events_predecessor_is_what_its_occ_check_proved() -> None:
+    scope = "ccn.job.a1.*"
+    expected = {"Nats-Expected-Last-Subject-Sequence": "7", "Nats-Expected-Last-Subject-Sequence-Subject": scope}
+    assert occ_predecessor(_stored(9, "ccn.job.a1.claimed", **expected), scope) == 7
+    # checked against another scope, or not checked at all: nothing is proved
+    assert occ_predecessor(_stored(9, "ccn.job.a1.claimed", **expected), "ccn.job.a2.*") is None
+    assert occ_predecessor(_stored(9, "ccn.job.a1.claimed"), scope) is None
+    # a later member of an atomic batch follows the member before it
+    second = _stored(12, "ccn.job.a1.completed", **{"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "2"})
+    assert occ_predecessor(second, scope) == 11
+    first = _stored(11, "ccn.job.a1.submitted", **{"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "1"}, **expected)
+    assert occ_predecessor(first, scope) == 7
+    assert precedes(first, second, scope)
+    assert not precedes(
+        _stored(11, "ccn.job.a1.submitted", **{"Nats-Batch-Id": "other", "Nats-Batch-Sequence": "1"}), second, scope
+    )
+    assert not precedes(
+        _stored(11, "ccn.job.a2.submitted", **{"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "1"}), second, scope
+    )
+    assert precedes(_stored(7, "ccn.job.a1.created"), first, scope)
+    assert not precedes(_stored(7, "ccn.job.zz.created"), first, scope)

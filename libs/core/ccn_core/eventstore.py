@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from ccn_core.errors import CcnError, Unavailable
+from ccn_core.subjects import subject_matches
 
 WRONG_LAST_SEQUENCE = 10071
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -29,6 +30,8 @@ HDR_BATCH_ID = "Nats-Batch-Id"
 HDR_BATCH_SEQ = "Nats-Batch-Sequence"
 HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 _READ_BATCH = 512
+# hidden events (earlier ones on a subject that has a later one) fetched one by one before a scan
+_MAX_HIDDEN_EVENTS = 32
 
 
 class _ApiError(msgspec.Struct):
@@ -223,25 +226,114 @@ class EventStore:
         raise AssertionError("unreachable")
 
     async def read(self, stream: str, filter_subject: str, from_seq: int = 1) -> list[StoredEvent]:
-        """Every stored event on `filter_subject` from `from_seq` on, in order (batched direct gets)."""
+        """Every stored event on `filter_subject` from `from_seq` on, in order.
+
+        An aggregate's history (a wildcard scope its appends were checked against) is read by
+        following its appends' OCC chain back from its subjects' last events: a few indexed
+        lookups. Anything the chain cannot prove falls back to a scan by subject filter, which
+        the server resolves block by block, so that costs time in proportion to the stream."""
+        if "*" in filter_subject or ">" in filter_subject:
+            history = await self._read_chain(stream, filter_subject, from_seq)
+            if history is not None:
+                return history
+        return await self._scan(stream, filter_subject, from_seq)
+
+    async def _read_chain(self, stream: str, scope: str, from_seq: int) -> list[StoredEvent] | None:
+        """The scope's events from `from_seq` on, or None when the stored headers do not prove
+        them complete. Each subject's last event comes from the server's per-subject index in
+        one request; an event hidden behind a later one on the same subject (a second claim, a
+        lease renewal) is fetched by its sequence, named by its successor's OCC header."""
+        lasts = await self._batch_get(stream, {"multi_last": [scope], "batch": _READ_BATCH})
+        if lasts.pending:
+            return None  # more subjects than one batch holds
+        if not lasts.events:
+            return []
+        known = {event.seq: event for event in lasts.events}
+        event = max(lasts.events, key=lambda stored: stored.seq)
+        chain: list[StoredEvent] = []
+        fetched = 0
+        while event.seq >= from_seq:
+            chain.append(event)
+            previous_seq = occ_predecessor(event, scope)
+            if previous_seq is None:
+                return None
+            if previous_seq < from_seq:
+                break
+            previous = known.get(previous_seq)
+            if previous is None:
+                if fetched == _MAX_HIDDEN_EVENTS:
+                    return None  # a long run on one subject: one scan beats many round trips
+                fetched += 1
+                previous = await self._get_seq(stream, previous_seq)
+                if previous is None:
+                    return None  # removed by a limit, or a replica behind: the scan decides
+            if not precedes(previous, event, scope):
+                return None
+            event = previous
+        chain.reverse()
+        return chain
+
+    async def _scan(self, stream: str, filter_subject: str, from_seq: int) -> list[StoredEvent]:
         events: list[StoredEvent] = []
         seq = from_seq
-        loop = asyncio.get_running_loop()
         while True:
-            token = str(next(self._tokens))
-            read = _Read(loop)
-            self._track(token, read)
-            request = msgspec.json.encode({"seq": seq, "next_by_subj": filter_subject, "batch": _READ_BATCH})
-            try:
-                await self._nc.publish(f"$JS.API.DIRECT.GET.{stream}", request, reply=self._prefix + token)
-            except nats.errors.ConnectionClosedError as exc:
-                self._waiting.pop(token, None)
-                raise Unavailable(f"NATS unavailable: {exc}", retry_after=1.0) from exc
-            await read.done
+            read = await self._batch_get(stream, {"seq": seq, "next_by_subj": filter_subject, "batch": _READ_BATCH})
             events.extend(read.events)
             if not read.events or read.pending == 0:
                 return events
             seq = read.events[-1].seq + 1
+
+    async def _batch_get(self, stream: str, request: dict[str, Any]) -> _Read:
+        token = str(next(self._tokens))
+        read = _Read(asyncio.get_running_loop())
+        self._track(token, read)
+        try:
+            await self._nc.publish(
+                f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode(request), reply=self._prefix + token
+            )
+        except nats.errors.ConnectionClosedError as exc:
+            self._waiting.pop(token, None)
+            raise Unavailable(f"NATS unavailable: {exc}", retry_after=1.0) from exc
+        await read.done
+        return read
+
+    async def _get_seq(self, stream: str, seq: int) -> StoredEvent | None:
+        msg = await self._request(f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode({"seq": seq}), None)
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == "404":
+            return None
+        if status is not None:
+            raise Unavailable(f"direct get failed: {status} {headers.get('Description')}")
+        return StoredEvent(
+            seq=int(headers["Nats-Sequence"]), subject=headers["Nats-Subject"], data=msg.data, headers=headers
+        )
+
+
+def occ_predecessor(event: StoredEvent, scope: str) -> int | None:
+    """The sequence of the event before `event` in `scope` (0: none), as the append's OCC check
+    proved it; None when the append proved nothing about `scope`. A later member of an atomic
+    batch follows the member before it, one sequence down (checked by `precedes`)."""
+    headers = event.headers
+    batch_seq = headers.get(HDR_BATCH_SEQ)
+    if batch_seq is not None and batch_seq != "1":
+        return event.seq - 1
+    expected = headers.get(HDR_EXPECTED_LAST_SUBJECT_SEQ)
+    if expected is None or headers.get(HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT) != scope:
+        return None
+    return int(expected)
+
+
+def precedes(previous: StoredEvent, event: StoredEvent, scope: str) -> bool:
+    """`previous` is a stored event of `scope` that can be `event`'s predecessor."""
+    if not subject_matches(previous.subject, scope):
+        return False
+    batch_seq = event.headers.get(HDR_BATCH_SEQ)
+    if batch_seq is None or batch_seq == "1":
+        return True
+    return previous.headers.get(HDR_BATCH_ID) == event.headers.get(HDR_BATCH_ID) and previous.headers.get(
+        HDR_BATCH_SEQ
+    ) == str(int(batch_seq) - 1)
 
 
 def _checked_ack(msg: Msg) -> PubAck:

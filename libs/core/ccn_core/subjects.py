@@ -52,6 +52,18 @@ def claims_withdrawn() -> str:
     return f"{PREFIX}.scheduler.claims_withdrawn"
 
 
+def subject_matches(subject: str, pattern: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` is one or more."""
+    tokens = subject.split(".")
+    wanted = pattern.split(".")
+    for index, want in enumerate(wanted):
+        if want == ">":
+            return len(tokens) > index
+        if index >= len(tokens) or (want != "*" and want != tokens[index]):
+            return False
+    return len(tokens) == len(wanted)
+
+
 def split_event(subject: str) -> tuple[str, str, str]:
     """(aggregate, id, event) of an event subject."""
     prefix, aggregate, aggregate_id, name = subject.split(".", 3)
