@@ -115,8 +115,8 @@ class SimulatedNode:
     """Connects, asks for `concurrency` jobs, answers each offer with the precomputed result and
     asks again; records claim latency (ready sent → offer received). Frames are encoded once
     and read for two fields only: the bench measures the system, so its nodes stay cheap.
-    `work_s` is how long a job takes the node (0: it answers at once). It asks again right
-    after its result, as `ccn node` does (the claim then waits for the result to be recorded),
+    `work_s` is how long a job takes the node (0: it answers at once). It asks again in its
+    result frame (`ready`), as `ccn node` does (the claim is made once the result is recorded),
     or with `ask_after_ack` once the result is acknowledged, so a claim is timed alone."""
 
     def __init__(
@@ -134,9 +134,13 @@ class SimulatedNode:
         self.concurrency = concurrency
         self.work_s = work_s
         self.ask_after_ack = ask_after_ack
-        # the result frame with the job id left out: '{"type":"result","job_id":"' + id + rest
-        rest = msgspec.json.encode({"result": result, "checksum": self.checksum}).decode()
-        self._result_tail = '",' + rest[1:]
+        # the result frame with the job id left out: '{"type":"result","job_id":"' + id + rest;
+        # unless it waits for the ack, the node asks for its next job with the result, as
+        # `ccn node` does
+        fields: dict[str, Any] = {"result": result, "checksum": self.checksum}
+        if not ask_after_ack:
+            fields["ready"] = 1
+        self._result_tail = '",' + msgspec.json.encode(fields).decode()[1:]
         self.claim_latencies: list[float] = []
         self.completed = 0
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -195,11 +199,9 @@ class SimulatedNode:
     async def _answer(self, job_id: str | None) -> None:
         assert self.ws is not None
         with contextlib.suppress(ConnectionResetError, RuntimeError):
-            await self.ws.send_str('{"type":"result","job_id":"' + str(job_id) + self._result_tail)
             if not self.ask_after_ack:
-                # room again: asked at once, as `ccn node` does (the edge reads it after the
-                # result, so the claim waits for the result to be recorded)
-                await self._ready(1)
+                self._ready_at.append(time.perf_counter())  # the result frame asks for the next job
+            await self.ws.send_str('{"type":"result","job_id":"' + str(job_id) + self._result_tail)
 
     async def _ready(self, slots: int) -> None:
         assert self.ws is not None

@@ -7,7 +7,7 @@ understand a frame; adding an optional field does not change it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -50,9 +50,14 @@ class JobOffer(msgspec.Struct, gc=False, tag="job_offer", frozen=True, kw_only=T
 
 
 class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`ready`: the room the node will have once this result is recorded, as a Ready frame sent
+    right after the result would say; the edge then asks for the next job together with
+    recording this one. 0 says nothing (send Ready as usual)."""
+
     job_id: ShortText
     result: dict[str, Any]
     checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
+    ready: Annotated[int, msgspec.Meta(ge=0, le=256)] = 0
 
 
 class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -203,10 +203,14 @@ class SubmitResultReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 
 class BatchedResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    """A result with the job's correlation id: each job's steps stay on their own thread."""
+    """A result with the job's correlation id: each job's steps stay on their own thread.
+    `claim`: the node's next ask, sent with its result (the node said it wants more once this
+    one is recorded); taken as a ClaimBatch ask is, right after the result is recorded, so the
+    job's slot is free for it. One round trip per job instead of two."""
 
     correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     submit: SubmitResult
+    claim: ClaimJobs | None = None
 
 
 class SubmitResults(msgspec.Struct, gc=False, tag="submit_results", frozen=True, kw_only=True):
@@ -216,8 +220,12 @@ class SubmitResults(msgspec.Struct, gc=False, tag="submit_results", frozen=True,
 
 
 class BatchedResultOutcome(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """The result's answer, and the answer to the ask sent with it (none when the result was
+    refused: the ask was not made)."""
+
     reply: SubmitResultReply | None = None
     error: CommandError | None = None
+    claim: BatchedClaimOutcome | None = None
 
 
 class SubmitResultsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):

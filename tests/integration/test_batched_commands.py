@@ -106,6 +106,44 @@ async def test_submit_results_refuses_one_bad_result_and_accepts_the_others(own_
                 assert event.correlation_id == by_job[event.aggregate_id]
 
 
+async def test_an_ask_sent_with_a_result_is_claimed_once_the_result_frees_the_slot(own_settings: Settings) -> None:
+    """A concurrency-1 node's next ask rides with its result: it is taken after the result is
+    recorded, so it gets the next job; an ask sent with a refused result is not made, and an ask
+    in another node's name is refused."""
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        await api.call(
+            CreateBatch(batch_id="n", jobs=[BatchJob(job_type="echo", payload={"text": str(i)}) for i in range(3)]),
+            CreateBatchReply,
+        )
+        claimed = await api.call(ClaimBatch(asks=[ask("node-a")]), ClaimBatchReply)
+        assert claimed.outcomes[0].reply is not None
+        first = claimed.outcomes[0].reply.offers[0]
+        result = {"text": "done"}
+
+        def item(job_id: str, *, checksum: str = result_checksum(result), asker: str = "node-a") -> BatchedResult:
+            return BatchedResult(
+                correlation_id=ids.new_correlation_id(),
+                submit=SubmitResult(node_id="node-a", job_id=job_id, result=result, checksum=checksum),
+                claim=ask(asker),
+            )
+
+        answered = await api.call(SubmitResults(items=[item(first.job_id)]), SubmitResultsReply)
+        outcome = answered.outcomes[0]
+        assert outcome.reply is not None and outcome.reply.status == "completed"
+        assert outcome.claim is not None and outcome.claim.reply is not None
+        (second,) = outcome.claim.reply.offers
+        assert second.job_id != first.job_id and outcome.claim.reply.held == 1
+
+        refused = await api.call(SubmitResults(items=[item(second.job_id, checksum="0" * 64)]), SubmitResultsReply)
+        assert refused.outcomes[0].error is not None and refused.outcomes[0].claim is None
+        foreign = await api.call(SubmitResults(items=[item(second.job_id, asker="node-b")]), SubmitResultsReply)
+        assert foreign.outcomes[0].reply is not None  # the result itself is recorded
+        assert foreign.outcomes[0].claim is not None and foreign.outcomes[0].claim.error is not None
+        assert foreign.outcomes[0].claim.error.code == "bad_input"
+        events = await job_events(api.nc)
+        assert Counter(e.type for e in events)["job.claimed"] == 2  # the third job is still ready
+
+
 async def test_a_claim_batch_takes_only_the_jobs_whose_payloads_fit_in_one_reply(own_settings: Settings) -> None:
     """Offers carry payloads, and NATS refuses a message over max_payload (1 MiB here): a reply
     that did not fit would never arrive, and its jobs would wait out their leases. The batch

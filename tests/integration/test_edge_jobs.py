@@ -147,6 +147,38 @@ async def test_a_job_goes_out_over_the_socket_and_its_result_comes_back(edge: Ed
         assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
 
 
+async def test_a_result_that_asks_for_more_brings_the_next_offer_in_the_same_round_trip(edge: Edge) -> None:
+    """A result frame's `ready` is the node's next ask: with work waiting, the offer follows the
+    ack without a Ready frame; with none, the edge keeps asking for the node, as after Ready."""
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        first, second = await create_job(edge, 0), await create_job(edge, 1)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offers = []
+            for expected in (first, second):
+                offer = await next_frame(ws)
+                assert offer["type"] == "job_offer", offer
+                assert offer["job_id"] == expected.job_id
+                offers.append(offer)
+                result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+                await ws.send_json(
+                    {
+                        "type": "result",
+                        "job_id": offer["job_id"],
+                        "result": result,
+                        "checksum": result_checksum(result),
+                        "ready": 1,
+                    }
+                )
+                assert await next_frame(ws) == {"type": "ack", "job_id": expected.job_id, "status": "completed"}
+            assert offers[1]["correlation_id"] == "test-job-1"  # the next job's own thread
+            third = await create_job(edge, 2)
+            offer = await next_frame(ws)
+            assert offer["type"] == "job_offer", offer
+            assert offer["job_id"] == third.job_id
+
+
 async def test_a_node_that_reconnects_finishes_the_job_it_held_on_the_new_connection(edge: Edge) -> None:
     async with aiohttp.ClientSession() as http:
         node = await registered_node(http, edge)

@@ -72,6 +72,7 @@ class EdgeContext:
             max_batch=MAX_BATCHED_ASKS,
             max_in_flight=BATCHES_IN_FLIGHT,
             max_bytes=max_request_bytes,
+            orphaned=self._release_orphaned_result_offers,
         )
 
     def caller_ip_hash(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -116,14 +117,18 @@ class EdgeContext:
             raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
         return outcome.reply
 
-    async def submit_result(self, submit: SubmitResult, *, correlation_id: str, size: int) -> SubmitResultReply:
+    async def submit_result(
+        self, submit: SubmitResult, *, correlation_id: str, size: int, then_claim: ClaimJobs | None = None
+    ) -> tuple[SubmitResultReply, BatchedClaimOutcome | None]:
         """A node's result, sent with other nodes' results; `correlation_id` is the job's, `size`
-        the bytes of the frame it came in (what it adds to the batch, near enough)."""
-        item = BatchedResult(correlation_id=correlation_id, submit=submit)
+        the bytes of the frame it came in (what it adds to the batch, near enough). `then_claim`:
+        the node's next ask, made once the result is recorded; its answer comes back with the
+        result's (None when the result was refused and the ask not made)."""
+        item = BatchedResult(correlation_id=correlation_id, submit=submit, claim=then_claim)
         outcome = await self._results.submit(item, size=size + _ITEM_OVERHEAD)
         if outcome.reply is None:
             raise_command_error(outcome.error or CommandError(code="internal", message="no answer"))
-        return outcome.reply
+        return outcome.reply, outcome.claim
 
     async def release_job(self, node_id: str, offer: JobOffer, reason: str) -> None:
         """Give back a job claimed for a node that will not run it: claimable again at once,
@@ -151,3 +156,7 @@ class EdgeContext:
         for offer in outcome.reply.offers if outcome.reply is not None else []:
             with contextlib.suppress(CcnError):
                 await self.release_job(ask.node_id, offer, "the node left before the offer reached it")
+
+    async def _release_orphaned_result_offers(self, item: BatchedResult, outcome: BatchedResultOutcome) -> None:
+        if item.claim is not None and outcome.claim is not None:
+            await self._release_orphaned_offers(item.claim, outcome.claim)

@@ -204,7 +204,31 @@ class NodeLink:
         command = scheduler.SubmitResult(
             node_id=self.node_id, job_id=frame.job_id, result=frame.result, checksum=frame.checksum
         )
-        await self._settle(frame.job_id, self._edge.submit_result(command, correlation_id=job_correlation, size=size))
+        # the node's next ask rides with its result (a Ready after it would cost a round trip):
+        # the scheduler takes it once the result is recorded and the job's slot is free
+        slots = min(frame.ready, self._holdings.room + 1)
+        then_claim = self._claim_ask(slots) if slots > 0 else None
+        try:
+            reply, claimed = await self._edge.submit_result(
+                command, correlation_id=job_correlation, size=size, then_claim=then_claim
+            )
+        except CcnError as exc:
+            if isinstance(exc, Conflict | Forbidden):
+                self._holdings.release(frame.job_id)  # the job is no longer this node's
+            await self._send_error(exc, job_id=frame.job_id)
+            self._wants(frame.ready)
+            return
+        self._holdings.release(frame.job_id)
+        await self._send(frames.Ack(job_id=frame.job_id, status=reply.status))
+        offers = claimed.reply.offers if claimed is not None and claimed.reply is not None else []
+        await self._offer(offers)
+        self._wants(frame.ready - len(offers))
+
+    def _wants(self, slots: int) -> None:
+        """What a Ready frame of `slots` says; the claimer asks for what is not offered yet."""
+        if slots > 0:
+            self._holdings.ask(slots)
+        self._wake_claimer.set()
 
     async def _on_fail(self, frame: frames.JobFail) -> None:
         job_correlation = self._holdings.held.get(frame.job_id)
@@ -217,8 +241,8 @@ class NodeLink:
             self._edge.scheduler("fail_job", command, scheduler.FailJobReply, correlation_id=job_correlation),
         )
 
-    async def _settle(self, job_id: str, call: Awaitable[scheduler.SubmitResultReply | scheduler.FailJobReply]) -> None:
-        """The scheduler's answer to the node's result or failure, passed on to the node."""
+    async def _settle(self, job_id: str, call: Awaitable[scheduler.FailJobReply]) -> None:
+        """The scheduler's answer to the node's failure, passed on to the node."""
         try:
             reply = await call
         except CcnError as exc:
@@ -287,32 +311,37 @@ class NodeLink:
                             await self._wake_claimer.wait()
                     self._wake_claimer.clear()
                     continue
-                for index, offer in enumerate(reply.offers):
-                    try:
-                        if self._closed:
-                            raise _Closed
-                        self._holdings.offered(offer.job_id, offer.correlation_id)
-                        await self._send(
-                            frames.JobOffer(
-                                job_id=offer.job_id,
-                                job_type=offer.job_type,
-                                payload=offer.payload,
-                                lease_until=offer.lease_until,
-                                attempt=offer.attempt,
-                                correlation_id=offer.correlation_id,
-                            )
-                        )
-                    except _Closed:
-                        await self._hand_back(reply.offers[index:])
-                        return
+                try:
+                    await self._offer(reply.offers)
+                except _Closed:
+                    return
+
+    async def _offer(self, offers: list[scheduler.JobOffer]) -> None:
+        """Send the node its offers; those it cannot get (it left) are handed back."""
+        for index, offer in enumerate(offers):
+            try:
+                if self._closed:
+                    raise _Closed
+                self._holdings.offered(offer.job_id, offer.correlation_id)
+                await self._send(
+                    frames.JobOffer(
+                        job_id=offer.job_id,
+                        job_type=offer.job_type,
+                        payload=offer.payload,
+                        lease_until=offer.lease_until,
+                        attempt=offer.attempt,
+                        correlation_id=offer.correlation_id,
+                    )
+                )
+            except _Closed:
+                await self._hand_back(offers[index:])
+                raise
 
     async def _ask(self, slots: int) -> scheduler.ClaimJobsReply:
         """Jobs for this node: what is ready now, asked with the other nodes of this edge in one
         batch; when nothing is, a claim of its own that waits for work, which the node's
         departure withdraws."""
-        ask = scheduler.ClaimJobs(
-            node_id=self.node_id, job_types=self._job_types, concurrency=self._holdings.concurrency, slots=slots
-        )
+        ask = self._claim_ask(slots)
         reply = await self._edge.claim_now(ask)
         if reply.offers or reply.held >= self._holdings.concurrency or self._closed:
             return reply
@@ -327,6 +356,11 @@ class NodeLink:
             )
         finally:
             self._claim_id = None
+
+    def _claim_ask(self, slots: int) -> scheduler.ClaimJobs:
+        return scheduler.ClaimJobs(
+            node_id=self.node_id, job_types=self._job_types, concurrency=self._holdings.concurrency, slots=slots
+        )
 
     async def _hand_back(self, offers: list[scheduler.JobOffer]) -> None:
         """Jobs claimed for a node that left before they reached it: released at once, so they

@@ -112,9 +112,10 @@ class Claimer:
             del self._withdrawn[oldest]
         self._withdrawn[claim_id] = now
 
-    def reply_budget(self) -> ReplyBudget:
-        """One per reply: a ClaimBatch's asks share theirs."""
-        return ReplyBudget(self._reply_bytes)
+    def reply_budget(self, *, reserved: int = 0) -> ReplyBudget:
+        """One per reply: a ClaimBatch's asks share theirs. `reserved`: bytes the reply carries
+        besides offers."""
+        return ReplyBudget(max(_OFFER_OVERHEAD, self._reply_bytes - reserved))
 
     async def claim(self, command: ClaimJobs, correlation_id: str, causation_id: str | None) -> ClaimJobsReply:
         claim_id = command.claim_id

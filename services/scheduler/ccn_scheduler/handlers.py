@@ -61,7 +61,7 @@ from ccn_proto.scheduler import (
     SubmitResultsReply,
     WithdrawClaim,
 )
-from ccn_scheduler.claims import Claimer
+from ccn_scheduler.claims import Claimer, ReplyBudget
 from ccn_scheduler.job_history import job_state, job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
@@ -71,6 +71,8 @@ from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 log = get_logger("ccn.scheduler.handlers")
 # batch items decided at once: enough to keep appends in flight, few enough to bound memory
 BATCH_CONCURRENCY = 64
+# room kept in a submit_results reply for each result's own answer, ahead of the offers
+_RESULT_REPLY_BYTES = 384
 
 
 def request_fingerprint(body: msgspec.Struct) -> str:
@@ -234,16 +236,30 @@ class SchedulerHandlers:
         return ClaimBatchReply(outcomes=[BatchedClaimOutcome(reply=reply, error=error) for reply, error in outcomes])
 
     async def submit_results(self, command: SubmitResults, ctx: CommandContext) -> SubmitResultsReply:
-        async def one(item: BatchedResult) -> SubmitResultReply:
+        # the offers of the asks sent with the results travel in this reply, after the results'
+        # own answers
+        budget = self._claimer.reply_budget(reserved=len(command.items) * _RESULT_REPLY_BYTES)
+
+        async def one(item: BatchedResult) -> BatchedResultOutcome:
             # each result is a step of its own job's life, on that job's thread
             with correlation(item.correlation_id, node_id=item.submit.node_id):
                 item_ctx = CommandContext(item.correlation_id, ctx.causation_id, "submit_result")
-                return await self.submit_result(item.submit, item_ctx)
+                reply, error = await item_outcome(self.submit_result(item.submit, item_ctx))
+            if reply is None or item.claim is None:
+                return BatchedResultOutcome(reply=reply, error=error)
+            claimed, refused = await item_outcome(self._claim_after_result(item.submit, item.claim, ctx, budget))
+            return BatchedResultOutcome(reply=reply, claim=BatchedClaimOutcome(reply=claimed, error=refused))
 
-        outcomes = await asyncio.gather(*(item_outcome(one(item)) for item in command.items))
-        return SubmitResultsReply(
-            outcomes=[BatchedResultOutcome(reply=reply, error=error) for reply, error in outcomes]
-        )
+        return SubmitResultsReply(outcomes=list(await asyncio.gather(*(one(item) for item in command.items))))
+
+    async def _claim_after_result(
+        self, submit: SubmitResult, ask: ClaimJobs, ctx: CommandContext, budget: ReplyBudget
+    ) -> ClaimJobsReply:
+        """The node's next ask, made once its result is recorded: the job's slot is free."""
+        if ask.node_id != submit.node_id:
+            raise BadInput("an ask sent with a result must be the same node's", field="claim.node_id")
+        self._check_job_types(ask)
+        return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id, budget)
 
     async def held_jobs(self, command: HeldJobs, ctx: CommandContext) -> HeldJobsReply:
         # every claim is reserved in the ledger before it is appended, so the ledger lists every

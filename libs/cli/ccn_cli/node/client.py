@@ -8,7 +8,8 @@ an Error naming the job). Heartbeats on the new connection renew the leases of r
 Asking for work: Ready(slots) says how many more jobs the node has room for now. It is sent
 after Welcome, whenever room grows (a job ended, a pause ended) and, while room stays unfilled,
 once per heartbeat interval, so an edge that had nothing to offer hears the node is still
-waiting. An offer beyond the node's room is handed back with JobFail.
+waiting. A result says it too (its `ready` field): the edge then asks for the next job while it
+records the result. An offer beyond the node's room is handed back with JobFail.
 
 One task writes to the socket (results, Ready, heartbeats, Bye); the reader only decides and
 wakes it, so frames never interleave."""
@@ -382,9 +383,7 @@ class NodeClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_beat - self._clock()))
             self._wake.clear()
-            for job_id in [job_id for job_id in self._outbox if job_id in self._unsent]:
-                await self._send(ws, self._outbox[job_id])
-                self._unsent.discard(job_id)
+            await self._send_outbox(ws)
             if self._drained.is_set():
                 await self._send(ws, Bye(reason=SHUTTING_DOWN))
                 log.info("said bye")
@@ -396,10 +395,27 @@ class NodeClient:
                 next_beat = self._clock() + interval
             await self._ask_for_work(ws, repeat=beat)
 
-    async def _ask_for_work(self, ws: aiohttp.ClientWebSocketResponse, *, repeat: bool) -> None:
-        slots = slots_to_ask(
+    async def _send_outbox(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Unsent results and failures; the last result carries the node's room (`ready`), so the
+        edge asks for the next job while it records this one, one round trip instead of two."""
+        unsent = [job_id for job_id in self._outbox if job_id in self._unsent]
+        for index, job_id in enumerate(unsent):
+            frame = self._outbox[job_id]
+            if isinstance(frame, JobResult) and index == len(unsent) - 1:
+                slots = self._slots_to_ask()
+                if slots:
+                    frame = msgspec.structs.replace(frame, ready=slots)
+                    self._last_ready = slots
+            await self._send(ws, frame)
+            self._unsent.discard(job_id)
+
+    def _slots_to_ask(self) -> int:
+        return slots_to_ask(
             self._runner.free_slots, draining=self._stop.is_set(), paused=self._clock() < self._paused_until
         )
+
+    async def _ask_for_work(self, ws: aiohttp.ClientWebSocketResponse, *, repeat: bool) -> None:
+        slots = self._slots_to_ask()
         if slots == 0:
             return
         if slots != self._last_ready or repeat:
