@@ -82,7 +82,7 @@ async def _lifecycle_figures(postgres: Any, workdir: Path, *, quick: bool) -> li
 
 
 async def _lifecycle_on(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     async with running_stack(nats_url, postgres.dsn("lifecycle"), workdir / "stack", ports) as stack:
         nodes = 20 if quick else 200
         figures = [await lifecycle(stack, nodes=nodes, jobs=200 if quick else 10_000, label=f"{nodes} nodes")]

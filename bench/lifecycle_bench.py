@@ -50,7 +50,7 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(nats_url: str, database_url: str, home: Path, ports: list[int]) -> AsyncIterator[Stack]:
-    edge_port, analytics_port, registry_port, scheduler_port = ports
+    edge_port, analytics_port, registry_port, scheduler_port, projector_port = ports
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CCN_")},
         "CCN_HOME": str(home),
@@ -60,6 +60,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
         "CCN_ANALYTICS_PORT": str(analytics_port),
         "CCN_REGISTRY_HEALTH_PORT": str(registry_port),
         "CCN_SCHEDULER_HEALTH_PORT": str(scheduler_port),
+        "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": str(projector_port),
         "CCN_ADMIN_TOKEN": secrets.token_urlsafe(24),
         # `CCN_BENCH_LOG_LEVEL=info` keeps the services' per-command lines (durations) in
         # the stack's logs, at some cost to the figures

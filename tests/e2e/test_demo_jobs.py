@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from tests.e2e.conftest import Stack
 
@@ -67,3 +68,18 @@ async def test_the_demo_batch_flows_through_three_nodes_and_its_log_tells_each_j
             result = await response.json()
         assert response.status == 200, result
         assert result["result"]["text"] and result["result"]["language"] in ("en", "de", "fr", "es")
+
+    # the job read model is kept by the scheduler-projector process (ADR 0011)
+    connection = await asyncpg.connect(stack.database_url)
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                completed = await connection.fetchval(
+                    "SELECT count(*) FROM community_jobs WHERE job_id = ANY($1::uuid[]) AND status = 'completed'",
+                    list(steps),
+                )
+                if completed == jobs:
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        await connection.close()

@@ -112,6 +112,8 @@ def stack_env(home: Path) -> dict[str, str]:
         "CCN_EDGE_PORT": str(free_port()),
         "CCN_ANALYTICS_PORT": str(free_port()),
         "CCN_REGISTRY_HEALTH_PORT": str(free_port()),
+        "CCN_SCHEDULER_HEALTH_PORT": str(free_port()),
+        "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": str(free_port()),
     }
 
 

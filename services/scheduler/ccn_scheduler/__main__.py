@@ -8,7 +8,8 @@ from ccn_scheduler.app import start_scheduler
 
 
 async def _main(runtime: Runtime) -> None:
-    await start_scheduler(runtime)
+    # the job read model has a process of its own: python -m ccn_scheduler.projector
+    await start_scheduler(runtime, project=False)
 
 
 def main() -> None:

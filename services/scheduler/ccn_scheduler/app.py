@@ -1,5 +1,6 @@
 """Wires the scheduler: job repository, ready queue, claim ledger, command handlers, the lease
-keeper, the job archiver, the reactors and the read-model projection."""
+keeper, the job archiver and the reactors; and, when asked, the read-model projection, which a
+deployed scheduler leaves to its own process (ccn_scheduler.projector)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import msgspec
 from ccn_core.aggregate import AggregateRepository
 from ccn_core.commands import CommandServer
 from ccn_core.domain.job import JobDecider
-from ccn_core.projection import ProjectionRunner
 from ccn_core.reactor import Reactor
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime, serve_health
@@ -22,8 +22,8 @@ from ccn_scheduler.holdings import NodeHoldings
 from ccn_scheduler.job_service import JobRepository, JobService
 from ccn_scheduler.lease_keeper import LeaseKeeper
 from ccn_scheduler.payloads import PayloadTypes, job_type_payloads
+from ccn_scheduler.projector import start_job_projection
 from ccn_scheduler.reactors import NodeRelease, ReadyFeed
-from ccn_scheduler.read_model import JobReadModel
 from ccn_scheduler.ready_queue import ReadyQueue
 
 
@@ -42,6 +42,7 @@ async def start_scheduler(
     health: bool = True,
     payload_types: PayloadTypes | None = None,
     options: SchedulerOptions | None = None,
+    project: bool = True,
 ) -> SchedulerHandlers:
     assert runtime.pool is not None, "the scheduler projects into Postgres and scans it for expired leases"
     settings = runtime.settings
@@ -81,13 +82,12 @@ async def start_scheduler(
     }
     for name, reactor in reactors.items():
         runtime.spawn(reactor.run(), name=name)
-    projection = ProjectionRunner(runtime.js, runtime.pool, JobReadModel(), idle_wait_s=options.projection_idle_wait_s)
-    runtime.spawn(projection.run(), name=JobReadModel.spec.durable)
+    if project:
+        await start_job_projection(runtime, health=False, idle_wait_s=options.projection_idle_wait_s)
 
     async def stop_background() -> None:
         keeper.stop()
         archiver.stop()
-        projection.stop()
         for reactor in reactors.values():
             reactor.stop()
 

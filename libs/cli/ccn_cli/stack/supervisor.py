@@ -53,6 +53,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="registry", module="ccn_registry", port_field="registry_health_port"),
     ServiceSpec(name="scheduler", module="ccn_scheduler", port_field="scheduler_health_port"),
     ServiceSpec(
+        name="scheduler-projector", module="ccn_scheduler.projector", port_field="scheduler_projector_health_port"
+    ),
+    ServiceSpec(
         name="edge", module="ccn_edge", port_field="edge_port", host_field="edge_host", links=(("OpenAPI", "/schema"),)
     ),
     ServiceSpec(
