@@ -18,6 +18,7 @@ from bench.eventstore_bench import (
     BENCH,
     aggregate_loads,
     fresh_bench_stream,
+    history_reads,
     occ_appends,
     raw_async_publish,
     raw_sync_publish,
@@ -104,6 +105,7 @@ async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list
         figures += [sync, async_]
         figures += await occ_appends(nc, settings, async_, sync, n_seq=5_000 // scale, n_conc=50_000 // scale)
         figures += await aggregate_loads(nc, settings, aggregates=500 // scale)
+        figures += await history_reads(nc, settings, aggregates=30_000 // scale)
         await nc.jetstream().delete_stream(BENCH.name)
         await nc.close()
     if not ONLY or "projection" in ONLY:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 
 import msgspec
@@ -14,7 +15,7 @@ from nats.js.errors import NotFoundError
 from bench.measure import Clock, Figure, figure, relate
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EventStore, OutgoingEvent
 from ccn_core.settings import Settings
 from ccn_core.topology import StreamSpec, stream_config
 from ccn_proto.envelope import Actor
@@ -170,5 +171,44 @@ async def aggregate_loads(
                 latencies.append(time.perf_counter() - start)
                 assert loaded.state.count == events_per_aggregate  # type: ignore[attr-defined]
         figures.append(figure(name, "ccn_core: aggregate load", aggregates, clock.seconds, latencies))
+    await store.close()
+    return figures
+
+
+async def history_reads(nc: NATS, settings: Settings, aggregates: int = 30_000, sample: int = 300) -> list[Figure]:
+    """A job-shaped history (created with a 4 kB page, claimed, completed: three subjects),
+    read cold from a stream holding `aggregates` of them, as a scheduler replica that did not
+    handle the job's last step reads it (ADR 0010): along the OCC chain, and by the subject-filter
+    scan it replaced, whose cost grows with the stream."""
+    await fresh_bench_stream(nc, settings)
+    store = EventStore(nc, timeout=30)
+    await store.start()
+    page = b'{"html":"' + b"x" * 4000 + b'"}'
+    aggregate_ids = [ids.new_public_id() for _ in range(aggregates)]
+    last: dict[str, int] = {}
+
+    async def append(aggregate: str, name: str, data: bytes) -> None:
+        event = OutgoingEvent(subject=f"ccn.tally.{aggregate}.{name}", data=data, headers={})
+        scope = f"ccn.tally.{aggregate}.*"
+        last[aggregate] = (await store.append(event, expected_last_seq=last.get(aggregate, 0), occ_scope=scope)).seq
+
+    # each step of every job in turn, so a job's events lie far apart, as in a live stream
+    for name, data in (("created", page), ("claimed", b"{}"), ("completed", b"{}")):
+        for start in range(0, aggregates, 500):
+            await asyncio.gather(*(append(a, name, data) for a in aggregate_ids[start : start + 500]))
+    chosen = aggregate_ids[:: max(1, aggregates // sample)][:sample]
+    figures = []
+    for name, read in (
+        (f"read a 3-event job history, cold, {3 * aggregates:,} events stored", store.read),
+        ("  the same by subject-filter scan (before ADR 0010)", functools.partial(store._scan, from_seq=1)),
+    ):
+        latencies = []
+        with Clock() as clock:
+            for aggregate in chosen:
+                start = time.perf_counter()
+                history = await read(BENCH.name, f"ccn.tally.{aggregate}.*")
+                latencies.append(time.perf_counter() - start)
+                assert len(history) == 3
+        figures.append(figure(name, "ccn_core: aggregate load", len(chosen), clock.seconds, latencies))
     await store.close()
     return figures

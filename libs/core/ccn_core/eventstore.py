@@ -30,8 +30,9 @@ HDR_BATCH_ID = "Nats-Batch-Id"
 HDR_BATCH_SEQ = "Nats-Batch-Sequence"
 HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 _READ_BATCH = 512
-# hidden events (earlier ones on a subject that has a later one) fetched one by one before a scan
-_MAX_HIDDEN_EVENTS = 32
+# hidden events (earlier ones on a subject that has a later one) fetched one by one; with more,
+# a scan is cheaper
+_MAX_HIDDEN_EVENTS = 16
 
 
 class _ApiError(msgspec.Struct):
@@ -261,8 +262,8 @@ class EventStore:
                 break
             previous = known.get(previous_seq)
             if previous is None:
-                if fetched == _MAX_HIDDEN_EVENTS:
-                    return None  # a long run on one subject: one scan beats many round trips
+                if fetched == 0 and await self._count(stream, scope) - len(lasts.events) > _MAX_HIDDEN_EVENTS:
+                    return None  # long runs on one subject: one scan beats a round trip per event
                 fetched += 1
                 previous = await self._get_seq(stream, previous_seq)
                 if previous is None:
@@ -296,6 +297,11 @@ class EventStore:
             raise Unavailable(f"NATS unavailable: {exc}", retry_after=1.0) from exc
         await read.done
         return read
+
+    async def _count(self, stream: str, scope: str) -> int:
+        """How many events `scope` holds (the server counts them from its per-subject index)."""
+        first = await self._batch_get(stream, {"seq": 1, "next_by_subj": scope, "batch": 1})
+        return len(first.events) + first.pending
 
     async def _get_seq(self, stream: str, seq: int) -> StoredEvent | None:
         msg = await self._request(f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode({"seq": seq}), None)
