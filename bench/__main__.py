@@ -70,16 +70,19 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
         await nc.close()
 
 
-async def _lifecycle_figures(postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
-    """The services as processes, with a NATS server and a database of their own: on the
-    earlier benchmarks' server their projections would first catch up on 100k node events
-    (the event streams refuse a purge, by design)."""
-    postgres.create_database("lifecycle")
+async def _lifecycle_figures(workdir: Path, *, quick: bool) -> list[Figure]:
+    """The services as processes, on a NATS server and a PostgreSQL of their own: on the earlier
+    benchmarks' servers their projections would first catch up on 100k node events (the event
+    streams refuse a purge, by design), and PostgreSQL would still be vacuuming and
+    checkpointing the projection benchmarks' rows."""
+    postgres = start_postgres(workdir / "pg-lifecycle", free_port())
     nats_server = start_nats(workdir / "nats-lifecycle", free_port())
     try:
+        postgres.create_database("lifecycle")
         return await _lifecycle_on(nats_server.url, postgres, workdir, quick=quick)
     finally:
         nats_server.stop()
+        postgres.stop()
 
 
 async def _lifecycle_on(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
@@ -121,15 +124,15 @@ def run(workdir: Path) -> list[Figure]:
         # ccn_core against raw nats-py in one client process, on the stock asyncio loop and
         # collector: the conditions the kernel's targets (issue #3) were set in
         figures = asyncio.run(_kernel_figures(settings, postgres, 10 if QUICK else 1))
-        if not ONLY or "lifecycle" in ONLY:
-            # the simulated nodes share the machine with the system: their process should cost
-            # little, so it runs as the services do (uvloop, tuned collector)
-            tune_collector()
-            figures += uvloop.run(_lifecycle_figures(postgres, workdir, quick=QUICK))
-        return figures
     finally:
         nats_server.stop()
         postgres.stop()
+    if not ONLY or "lifecycle" in ONLY:
+        # the simulated nodes share the machine with the system: their process should cost
+        # little, so it runs as the services do (uvloop, tuned collector)
+        tune_collector()
+        figures += uvloop.run(_lifecycle_figures(workdir, quick=QUICK))
+    return figures
 
 
 def main() -> None:
