@@ -21,7 +21,7 @@ from ccn_core.errors import (
     disposition_for,
     error_from_code,
 )
-from ccn_core.eventstore import StoredEvent, occ_predecessor, precedes
+from ccn_core.eventstore import StoredEvent, is_aggregate_scope, occ_predecessor, precedes
 from ccn_core.migrations import bundled_migrations
 from ccn_core.projection import layer_by_key
 from ccn_core.settings import Settings, SettingsError, settings_from_env
@@ -175,3 +175,12 @@ def test_an_events_predecessor_is_what_its_occ_check_proved() -> None:
     )
     assert precedes(_stored(7, "ccn.job.a1.created"), first, scope)
     assert not precedes(_stored(7, "ccn.job.zz.created"), first, scope)
+
+
+def test_only_one_aggregates_scope_is_read_along_an_occ_chain() -> None:
+    assert is_aggregate_scope("ccn.job.a1.*")
+    # many aggregates' events (a reader of a whole stream) have no single chain: scanned
+    assert not is_aggregate_scope("ccn.job.*.*")
+    assert not is_aggregate_scope("ccn.job.>")
+    assert not is_aggregate_scope("ccn.job.a1.created")
+    assert not is_aggregate_scope("*")

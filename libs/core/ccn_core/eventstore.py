@@ -233,7 +233,7 @@ class EventStore:
         following its appends' OCC chain back from its subjects' last events: a few indexed
         lookups. Anything the chain cannot prove falls back to a scan by subject filter, which
         the server resolves block by block, so that costs time in proportion to the stream."""
-        if "*" in filter_subject or ">" in filter_subject:
+        if is_aggregate_scope(filter_subject):
             history = await self._read_chain(stream, filter_subject, from_seq)
             if history is not None:
                 return history
@@ -314,6 +314,13 @@ class EventStore:
         return StoredEvent(
             seq=int(headers["Nats-Sequence"]), subject=headers["Nats-Subject"], data=msg.data, headers=headers
         )
+
+
+def is_aggregate_scope(filter_subject: str) -> bool:
+    """One aggregate's events (`ccn.job.<id>.*`), the scope its appends are checked against;
+    a filter over many aggregates has no single OCC chain to follow."""
+    head, _, last = filter_subject.rpartition(".")
+    return last == "*" and bool(head) and "*" not in head and ">" not in head
 
 
 def occ_predecessor(event: StoredEvent, scope: str) -> int | None:
