@@ -219,8 +219,12 @@ class NodeLink:
             self._wants(frame.ready)
             return
         self._holdings.release(frame.job_id)
-        await self._send(frames.Ack(job_id=frame.job_id, status=reply.status))
         offers = claimed.reply.offers if claimed is not None and claimed.reply is not None else []
+        try:
+            await self._send(frames.Ack(job_id=frame.job_id, status=reply.status))
+        except _Closed:
+            await self._hand_back(offers)
+            raise
         await self._offer(offers)
         self._wants(frame.ready - len(offers))
 
