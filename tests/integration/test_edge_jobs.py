@@ -110,12 +110,12 @@ async def connected(
         yield ws
 
 
-async def create_job(edge: Edge, index: int = 0) -> CreateJobReply:
+async def create_job(edge: Edge, index: int = 0, *, lease_s: float = 30) -> CreateJobReply:
     page = grant_pages(index + 1)[index]
     return await edge.scheduler.call(
         "scheduler",
         "create_job",
-        CreateJob(job_type="extract_text", payload={"html": page.html, "url": page.url}, lease_s=30),
+        CreateJob(job_type="extract_text", payload={"html": page.html, "url": page.url}, lease_s=lease_s),
         CreateJobReply,
         correlation_id=f"test-job-{index}",
     )
@@ -201,6 +201,37 @@ async def test_a_node_that_reconnects_finishes_the_job_it_held_on_the_new_connec
         )
         assert [entry.type for entry in view.history].count("job.claimed") == 1, "the job was not run twice"
         assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
+
+
+async def test_a_node_that_restarted_without_its_jobs_gets_new_work_after_its_first_heartbeat(edge: Edge) -> None:
+    """The edge takes the scheduler's word at hello that the node holds its old job; the
+    node's heartbeat does not name it (the process restarted and lost it), so the edge lets go
+    of it, and once the old lease runs out the next job is offered without another ready.
+    (Before, the edge counted the old job against the node for the rest of the connection: a
+    node that restarted while holding as many jobs as its concurrency never got work again.)"""
+    one_slot = {"job_types": ["extract_text"], "concurrency": 1}
+    url = f"{edge.url.replace('http', 'ws')}/ws"
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        first = await create_job(edge, 0, lease_s=2)
+        # the old socket stays open, as a killed process's may until the edge notices: the
+        # node's session is not over, so its job is not released
+        async with http.ws_connect(url, max_msg_size=0) as old:
+            await old.send_json(hello(node, capabilities=one_slot))
+            assert (await next_frame(old))["type"] == "welcome"
+            await old.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(old)
+            assert offer["job_id"] == first.job_id
+            second = await create_job(edge, 1)
+            async with http.ws_connect(url, max_msg_size=0) as ws:
+                await ws.send_json(hello(node, capabilities=one_slot))
+                assert (await next_frame(ws))["type"] == "welcome"
+                await ws.send_json({"type": "ready", "slots": 1})
+                with pytest.raises(TimeoutError):
+                    await next_frame(ws, timeout=1.5)  # the old job fills the node's one slot
+                await ws.send_json({"type": "heartbeat", "job_ids": []})
+                offer = await next_frame(ws)
+                assert offer["type"] == "job_offer" and offer["job_id"] == second.job_id, offer
 
 
 @pytest.mark.parametrize(

@@ -62,15 +62,26 @@ _MINIMUM = version_tuple(MIN_NODE_VERSION) or (0, 0, 0)
 class Holdings:
     """The jobs a connection holds (job id → the job's correlation id) and the work its node
     asked for. The scheduler is the truth about leases; this is what the edge checks frames
-    against, so a result for a job the node was never offered is refused without a round trip."""
+    against, so a result for a job the node was never offered is refused without a round trip.
+
+    `wanted` is what the node last said it has room for, kept as said: the edge claims
+    min(wanted, room), so a slot that frees here later (a result answered, a resumed job the
+    node turned out not to run) is filled without the node asking again."""
 
     concurrency: int
     held: dict[str, str] = field(default_factory=dict)
     wanted: int = 0
+    # jobs held before this connection (the scheduler's word at hello) that the node has not
+    # named in a heartbeat since: a node that restarted does not run them any more
+    unconfirmed: set[str] = field(default_factory=set)
+    # resumed jobs a heartbeat left out: they no longer take room, but a result or failure for
+    # one is still passed on (it may have finished while the node was away); the scheduler,
+    # which holds the lease, judges it
+    let_go: dict[str, str] = field(default_factory=dict)
 
     def ask(self, slots: int) -> None:
-        """The node has room for `slots` more: never more than its advertised concurrency."""
-        self.wanted = max(0, min(slots, self.room))
+        """The node has room for `slots` more."""
+        self.wanted = max(0, slots)
 
     @property
     def room(self) -> int:
@@ -84,14 +95,31 @@ class Holdings:
         self.wanted = max(0, self.wanted - 1)
 
     def resumed(self, job_id: str, correlation_id: str) -> None:
-        """A job the node held before this connection (it kept running it)."""
+        """A job the node held before this connection (it may still be running it)."""
         self.held[job_id] = correlation_id
+        self.unconfirmed.add(job_id)
 
     def release(self, job_id: str) -> None:
         self.held.pop(job_id, None)
+        self.unconfirmed.discard(job_id)
+        self.let_go.pop(job_id, None)
 
     def holding(self, job_ids: Iterable[str]) -> list[str]:
         return [job_id for job_id in job_ids if job_id in self.held]
+
+    def correlation_of(self, job_id: str) -> str | None:
+        """The job's correlation id if a result or failure for it may come from this node."""
+        return self.held.get(job_id) or self.let_go.get(job_id)
+
+    def confirm(self, running: Iterable[str]) -> list[str]:
+        """A heartbeat names every job the node runs: resumed jobs it names are confirmed, and
+        those it leaves out are let go (returned), as the node no longer runs them."""
+        named = set(running)
+        gone = sorted(self.unconfirmed - named)
+        for job_id in gone:
+            self.let_go[job_id] = self.held.pop(job_id)
+        self.unconfirmed.clear()
+        return gone
 
 
 @dataclass

@@ -197,7 +197,7 @@ class NodeLink:
                     await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
 
     async def _on_result(self, frame: frames.JobResult, size: int) -> None:
-        job_correlation = self._holdings.held.get(frame.job_id)
+        job_correlation = self._holdings.correlation_of(frame.job_id)
         if job_correlation is None:
             await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
             return
@@ -206,7 +206,7 @@ class NodeLink:
         )
         # the node's next ask rides with its result (a Ready after it would cost a round trip):
         # the scheduler takes it once the result is recorded and the job's slot is free
-        slots = min(frame.ready, self._holdings.room + 1)
+        slots = min(frame.ready, self._holdings.room + (frame.job_id in self._holdings.held))
         then_claim = self._claim_ask(slots) if slots > 0 else None
         try:
             reply, claimed = await self._edge.submit_result(
@@ -235,7 +235,7 @@ class NodeLink:
         self._wake_claimer.set()
 
     async def _on_fail(self, frame: frames.JobFail) -> None:
-        job_correlation = self._holdings.held.get(frame.job_id)
+        job_correlation = self._holdings.correlation_of(frame.job_id)
         if job_correlation is None:
             await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
             return
@@ -267,6 +267,12 @@ class NodeLink:
         except Unavailable as exc:
             await self._send_error(exc)
             return
+        gone = self._holdings.confirm(job_ids)
+        if gone:
+            # it held them before it reconnected and does not run them now (it restarted): their
+            # leases run out at the scheduler; here they stop taking the node's room
+            log.info("node no longer runs jobs it held before reconnecting", jobs=gone)
+            self._wake_claimer.set()
         # one renewal per job thread: each lease_renewed event carries its own job's correlation id
         threads: dict[str, list[str]] = {}
         for job_id in self._holdings.holding(job_ids):
