@@ -19,7 +19,7 @@ from ccn_core.aggregate import EventMeta
 from ccn_core.consent import consent_catalogue
 from ccn_core.decider import fold
 from ccn_core.domain.job import ExpireLease, JobState
-from ccn_core.domain.node import NodeDecider
+from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_core.errors import Disposition, disposition_for
 from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.logging import get_logger
@@ -121,8 +121,11 @@ class NodeRelease:
             case NodeOptedOut():
                 reason = "node opted out"
             case SessionEnded():
-                if await self._still_connected(envelope.aggregate_id):
-                    return
+                node = await self._node_now(envelope.aggregate_id)
+                if node.sessions:
+                    return  # another session is active (a reconnect, a second edge): it works on
+                if node.status == "opted_out":
+                    return  # it has opted out since: that event, later in the stream, releases them
                 reason = "node session ended"
             case _:
                 return
@@ -143,12 +146,11 @@ class NodeRelease:
         if job_ids:
             log.info("released the jobs of a departed node", node_id=node_id, jobs=len(job_ids), reason=reason)
 
-    async def _still_connected(self, node_id: str) -> bool:
-        """Whether the node has an active session now (its history as it stands, not as it
-        stood at the event: a session started since means the node is back)."""
+    async def _node_now(self, node_id: str) -> NodeState:
+        """The node as its history stands now, not as it stood at the event: a session started
+        since means the node is back, an opt-out since releases the jobs under its own name."""
         stored = await self._store.read(NODES.name, subjects.aggregate_filter("node", node_id))
-        state = fold(self._nodes, node_id, [_decode_node_event(s.data).data for s in stored])
-        return bool(state.sessions)
+        return fold(self._nodes, node_id, [_decode_node_event(s.data).data for s in stored])
 
     async def _release(self, envelope: Envelope[Any], node_id: str, job_id: str, reason: str) -> None:
         # a step of the job's life, on the job's own thread (so its correlation id pulls its whole
