@@ -84,17 +84,19 @@ def _remember(home: Path, state: RunState, records: list[ProcessRecord]) -> None
 def print_summary(settings: Settings, state: RunState, plan: ServicePlan) -> None:
     say("")
     say(f"Community Compute is up (home {settings.home})")
+    # the first column fits the longest name (scheduler-projector), with room to spare
+    width = max([12, *(len(record.name) + 2 for record in state.processes)])
     for record in state.processes:
         spec = next((spec for spec in plan.to_start if spec.name == record.name), None)
         if spec is None:
             continue
         links = "".join(f"   {label} {record.url}{path}" for label, path in spec.links)
-        say(f"  {record.name:<12}{record.url}{links}")
+        say(f"  {record.name:<{width}}{record.url}{links}")
     for spec, reason in plan.skipped:
-        say(f"  {spec.name:<12}not started: {reason}")
+        say(f"  {spec.name:<{width}}not started: {reason}")
     monitor = f"   monitoring http://127.0.0.1:{monitor_port_for(settings.nats_port)}" if settings.embedded_nats else ""
-    say(f"  {'NATS':<12}{state.nats_url}{monitor}")
-    say(f"  {'PostgreSQL':<12}{redact_password(state.database_url)}")
-    say(f"  {'admin token':<12}{settings.admin_token}   (secrets in {secrets_path(settings.home)})")
-    say(f"  {'logs':<12}{logs_dir(settings.home)}/")
+    say(f"  {'NATS':<{width}}{state.nats_url}{monitor}")
+    say(f"  {'PostgreSQL':<{width}}{redact_password(state.database_url)}")
+    say(f"  {'admin token':<{width}}{settings.admin_token}   (secrets in {secrets_path(settings.home)})")
+    say(f"  {'logs':<{width}}{logs_dir(settings.home)}/")
     say('  `ccn status` checks health, `ccn down` stops it, `eval "$(ccn env)"` sets up a shell to talk to it')
