@@ -351,7 +351,7 @@ class RecordingReadyQueue(ReadyQueue):
     """Records the entries a ready feed puts instead of putting them."""
 
     def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime.js, runtime.store)
+        super().__init__(runtime.nc, runtime.js, runtime.store)
         self.put_for: list[str] = []
 
     async def put(self, entry: ReadyEntry, *, entry_id: str, at: datetime | None = None) -> None:

@@ -77,13 +77,12 @@ class OutgoingEvent(msgspec.Struct, frozen=True):
 
 
 class _Read:
-    __slots__ = ("done", "events", "last_seq", "pending")
+    __slots__ = ("done", "events", "pending")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.events: list[StoredEvent] = []
         self.done: asyncio.Future[None] = loop.create_future()
         self.pending = 0
-        self.last_seq = 0
 
 
 class EventStore:
@@ -148,19 +147,11 @@ class EventStore:
         headers = msg.headers or {}
         status = headers.get("Status")
         if status is None:
-            read.events.append(
-                StoredEvent(
-                    seq=int(headers["Nats-Sequence"]),
-                    subject=headers["Nats-Subject"],
-                    data=msg.data,
-                    headers=headers,
-                )
-            )
+            read.events.append(_stored(msg, headers))
             return
         del self._waiting[token]
         if status == "204":  # end of batch: more may match past it
             read.pending = int(headers.get("Nats-Num-Pending", "0"))
-            read.last_seq = int(headers.get("Nats-Last-Sequence", "0"))
         elif status != "404":
             read.done.set_exception(Unavailable(f"direct get failed: {status} {headers.get('Description')}"))
             return
@@ -252,7 +243,7 @@ class EventStore:
         known = {event.seq: event for event in lasts.events}
         event = max(lasts.events, key=lambda stored: stored.seq)
         chain: list[StoredEvent] = []
-        fetched = 0
+        counted = False
         while event.seq >= from_seq:
             chain.append(event)
             previous_seq = occ_predecessor(event, scope)
@@ -262,9 +253,9 @@ class EventStore:
                 break
             previous = known.get(previous_seq)
             if previous is None:
-                if fetched == 0 and await self._count(stream, scope) - len(lasts.events) > _MAX_HIDDEN_EVENTS:
+                if not counted and await self._count(stream, scope) - len(lasts.events) > _MAX_HIDDEN_EVENTS:
                     return None  # long runs on one subject: one scan beats a round trip per event
-                fetched += 1
+                counted = True
                 previous = await self._get_seq(stream, previous_seq)
                 if previous is None:
                     return None  # removed by a limit, or a replica behind: the scan decides
@@ -311,9 +302,14 @@ class EventStore:
             return None
         if status is not None:
             raise Unavailable(f"direct get failed: {status} {headers.get('Description')}")
-        return StoredEvent(
-            seq=int(headers["Nats-Sequence"]), subject=headers["Nats-Subject"], data=msg.data, headers=headers
-        )
+        return _stored(msg, headers)
+
+
+def _stored(msg: Msg, headers: Mapping[str, str]) -> StoredEvent:
+    """A direct get's answer: the message's stream position rides in its headers."""
+    return StoredEvent(
+        seq=int(headers["Nats-Sequence"]), subject=headers["Nats-Subject"], data=msg.data, headers=headers
+    )
 
 
 def is_aggregate_scope(filter_subject: str) -> bool:

@@ -213,9 +213,7 @@ class NodeLink:
                 command, correlation_id=job_correlation, size=size, then_claim=then_claim
             )
         except CcnError as exc:
-            if isinstance(exc, Conflict | Forbidden):
-                self._holdings.release(frame.job_id)  # the job is no longer this node's
-            await self._send_error(exc, job_id=frame.job_id)
+            await self._refused(frame.job_id, exc)
             self._wants(frame.ready)
             return
         self._holdings.release(frame.job_id)
@@ -250,13 +248,18 @@ class NodeLink:
         try:
             reply = await call
         except CcnError as exc:
-            if isinstance(exc, Conflict | Forbidden):
-                self._holdings.release(job_id)  # the job is no longer this node's
-            await self._send_error(exc, job_id=job_id)
+            await self._refused(job_id, exc)
             return
         self._holdings.release(job_id)
         self._wake_claimer.set()
         await self._send(frames.Ack(job_id=job_id, status=reply.status))
+
+    async def _refused(self, job_id: str, exc: CcnError) -> None:
+        """The scheduler refused the node's result or failure: the node hears why, and a job
+        that is no longer its own stops counting against it."""
+        if isinstance(exc, Conflict | Forbidden):
+            self._holdings.release(job_id)
+        await self._send_error(exc, job_id=job_id)
 
     async def _on_heartbeat(self, job_ids: list[str]) -> None:
         try:

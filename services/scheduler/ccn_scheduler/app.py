@@ -56,7 +56,7 @@ async def start_scheduler(
         deadline_s=settings.command_timeout_s,
     )
     jobs = JobService(repository)
-    ready = ReadyQueue(runtime.js, runtime.store, dedupe_window_s=settings.duplicate_window_s)
+    ready = ReadyQueue(runtime.nc, runtime.js, runtime.store, dedupe_window_s=settings.duplicate_window_s)
     await ready.ensure_consumers(types)
     runtime.on_stop(ready.close)
     holdings = NodeHoldings(runtime.js, jobs.state)

@@ -17,7 +17,7 @@ from ccn_scheduler.read_model import JobReadModel
 SERVICE = "scheduler-projector"
 
 
-async def start_job_projection(runtime: Runtime, *, health: bool = True, idle_wait_s: float = 0.5) -> ProjectionRunner:
+async def start_job_projection(runtime: Runtime, *, health: bool = True, idle_wait_s: float = 0.5) -> None:
     assert runtime.pool is not None, "the job read model lives in Postgres"
     projection = ProjectionRunner(runtime.js, runtime.pool, JobReadModel(), idle_wait_s=idle_wait_s)
     runtime.spawn(projection.run(), name=JobReadModel.spec.durable)
@@ -28,7 +28,6 @@ async def start_job_projection(runtime: Runtime, *, health: bool = True, idle_wa
     runtime.on_stop(stop)
     if health:
         await serve_health(runtime, "127.0.0.1", runtime.settings.scheduler_projector_health_port)
-    return projection
 
 
 async def _main(runtime: Runtime) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import nats.errors
 from cachetools import TTLCache
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -88,7 +89,8 @@ RECENT_PUTS_MAX = 200_000
 
 
 class ReadyQueue:
-    def __init__(self, js: JetStreamContext, store: EventStore, *, dedupe_window_s: float = 120.0) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, store: EventStore, *, dedupe_window_s: float = 120.0) -> None:
+        self._nc = nc
         self._js = js
         self._store = store
         # entry ids this process put within the stream's duplicate window
@@ -149,8 +151,7 @@ class ReadyQueue:
     def _puller(self, queue: Queue) -> BatchPuller:
         puller = self._pullers.get(queue)
         if puller is None:
-            # the context's connection: nats-py keeps no public handle on it
-            puller = self._pullers[queue] = BatchPuller(self._js._nc, READY.name, ready_consumer(*queue).durable)
+            puller = self._pullers[queue] = BatchPuller(self._nc, READY.name, ready_consumer(*queue).durable)
         return puller
 
     async def _may_have_entries(self, queue: Queue) -> bool:
