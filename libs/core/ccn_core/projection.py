@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
-from ccn_core.pull import BatchPuller, ConsumerGone
+from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.topology import ConsumerSpec
 
 log = get_logger("ccn.projection")
@@ -59,10 +59,6 @@ class LostLeadership(RuntimeError):
 
 def _lock_key(name: str) -> int:
     return 0x50524F4A_00000000 | zlib.crc32(name.encode())
-
-
-def _stored(msg: Msg) -> StoredEvent:
-    return StoredEvent(seq=msg.metadata.sequence.stream, subject=msg.subject, data=msg.data, headers=msg.headers or {})
 
 
 async def checkpoint(conn: Connection, projection: Projection) -> int:
@@ -178,7 +174,7 @@ class ProjectionRunner:
                     if fetcher.done():
                         fetcher.result()  # a crashed fetcher stops the projection, loudly
                     continue
-                self.position = await self._apply_until_done([_stored(m) for m in msgs])
+                self.position = await self._apply_until_done([delivered_event(m) for m in msgs])
                 self.applied += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
         finally:

@@ -20,11 +20,31 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from ccn_core.eventstore import StoredEvent
+
 _STATUS = "Status"
 # 404: nothing now (no_wait); 408: the request expired; 409: the consumer went away or was
 # reconfigured (a leader change, a deleted consumer) — the caller re-creates it
 _END_OF_BATCH = {"404", "408"}
 _HEARTBEAT = "100"
+
+
+# tokens of a delivery's ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...
+# (9 tokens), or the form with domain and account hash (11 or more)
+_V1_ACK_TOKENS = 9
+_V1_STREAM_SEQ = 5
+
+
+def delivered_event(msg: Msg) -> StoredEvent:
+    """A consumer's delivery as a stored event. Its stream sequence is read straight from the
+    ack subject: nats-py's Msg.metadata builds three dataclasses and a datetime per message,
+    which was a tenth of a projection's time."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _V1_ACK_TOKENS and tokens[0] == Msg.Ack.Prefix0:
+        seq = int(tokens[_V1_STREAM_SEQ])
+    else:
+        seq = msg.metadata.sequence.stream  # the longer form, or not a delivery (raises)
+    return StoredEvent(seq=seq, subject=msg.subject, data=msg.data, headers=msg.headers or {})
 
 
 class ConsumerGone(Exception):
