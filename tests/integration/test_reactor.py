@@ -68,9 +68,9 @@ async def test_a_redelivered_event_does_not_act_twice(own_nc: NATS) -> None:
         )
         await repo.execute(sink, Add(command_id=f"pong-{envelope.aggregate_id}"), reaction)
 
-    await run_until(Reactor(own_nc.jetstream(), spec("echo_a"), TallyEvent, echo), handled=20)
+    await run_until(Reactor(own_nc, own_nc.jetstream(), spec("echo_a"), TallyEvent, echo), handled=20)
     # a second consumer replays everything from the start: every event arrives again
-    await run_until(Reactor(own_nc.jetstream(), spec("echo_b"), TallyEvent, echo), handled=40)
+    await run_until(Reactor(own_nc, own_nc.jetstream(), spec("echo_b"), TallyEvent, echo), handled=40)
 
     pongs = await repo.history(sink)
     assert sorted(e.data.command_id for e in pongs) == sorted(f"pong-{s}" for s in sources)
@@ -98,7 +98,7 @@ async def test_errors_map_to_retry_or_terminate(own_nc: NATS) -> None:
         if name == "poison":
             raise BadInput("can never succeed")
 
-    reactor = Reactor(own_nc.jetstream(), spec("errors"), TallyEvent, handler, retry_delay_s=0.1)
+    reactor = Reactor(own_nc, own_nc.jetstream(), spec("errors"), TallyEvent, handler, retry_delay_s=0.1)
     # linger: time for a (wrong) redelivery of the poison event to show up
     await run_until(reactor, handled=1, linger=0.5)
     assert seen == {"flaky": 3, "poison": 1}
@@ -122,16 +122,76 @@ async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(
 
     js = own_nc.jetstream()
     older = ConsumerSpec(durable="learns", stream=TALLY.name, filter_subjects=("ccn.tally.*.reset",), description="v1")
-    await Reactor(js, older, TallyEvent, handler).ensure_consumer()
+    await Reactor(own_nc, js, older, TallyEvent, handler).ensure_consumer()
     newer = ConsumerSpec(
         durable="learns",
         stream=TALLY.name,
         filter_subjects=("ccn.tally.*.reset", "ccn.tally.*.added"),
         description="v2",
     )
-    await run_until(Reactor(js, newer, TallyEvent, handler), handled=3)
+    await run_until(Reactor(own_nc, js, newer, TallyEvent, handler), handled=3)
     assert sorted(heard) == sorted(tallies)
     info = await js.consumer_info(TALLY.name, "learns")
     assert sorted(info.config.filter_subjects or []) == ["ccn.tally.*.added", "ccn.tally.*.reset"]
     assert info.config.description == "v2"
+    await store.close()
+
+
+async def test_events_this_process_handled_already_are_acknowledged_without_the_handler(own_nc: NATS) -> None:
+    store = EventStore(own_nc)
+    await store.start()
+    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+    meta = EventMeta(correlation_id="corr-already", actor=Actor(kind="service", id="test"))
+    tallies = [new_public_id() for _ in range(6)]
+    for tally in tallies:
+        await repo.execute(tally, Add(command_id=f"add-{tally}"), meta)
+    skipped = set(tallies[:4])
+    heard: dict[str, int] = {}
+
+    def handled_already(stored: StoredEvent) -> bool:
+        return stored.subject.split(".")[2] in skipped
+
+    async def handler(envelope: Envelope[Any], stored: StoredEvent) -> None:
+        # the stream sequence is read from the ack subject: it must be the event's own
+        history = await store.read(TALLY.name, f"ccn.tally.{envelope.aggregate_id}.>")
+        assert [e.seq for e in history] == [stored.seq]
+        heard[envelope.aggregate_id] = heard.get(envelope.aggregate_id, 0) + 1
+
+    reactor = Reactor(own_nc, own_nc.jetstream(), spec("already"), TallyEvent, handler, handled_already=handled_already)
+    await run_until(reactor, handled=6, linger=0.3)
+    assert heard == {tally: 1 for tally in tallies[4:]}
+    info = await own_nc.jetstream().consumer_info(TALLY.name, "already")
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # the skipped ones were acknowledged
+    await store.close()
+
+
+async def test_a_reactor_whose_consumer_is_deleted_makes_it_again_and_goes_on(own_nc: NATS) -> None:
+    store = EventStore(own_nc)
+    await store.start()
+    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+    meta = EventMeta(correlation_id="corr-gone", actor=Actor(kind="service", id="test"))
+    heard: set[str] = set()
+
+    async def handler(envelope: Envelope[Any], stored: StoredEvent) -> None:
+        heard.add(envelope.aggregate_id)
+
+    js = own_nc.jetstream()
+    reactor = Reactor(own_nc, js, spec("gone"), TallyEvent, handler)
+    task = asyncio.create_task(reactor.run())
+    try:
+        first = new_public_id()
+        await repo.execute(first, Add(command_id="first"), meta)
+        async with asyncio.timeout(10):
+            while first not in heard:
+                await asyncio.sleep(0.05)
+        await js.delete_consumer(TALLY.name, "gone")  # an operator, or a release replacing it
+        second = new_public_id()
+        await repo.execute(second, Add(command_id="second"), meta)
+        async with asyncio.timeout(15):
+            while second not in heard:
+                assert not task.done(), task
+                await asyncio.sleep(0.05)
+    finally:
+        reactor.stop()
+        await task
     await store.close()

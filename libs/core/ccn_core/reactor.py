@@ -3,16 +3,23 @@
 Replicas share one durable consumer, so each event goes to one of them; a handler must be
 idempotent by event id (it derives its command's idempotency key from the event id, so a
 redelivered event writes nothing new). Errors map once to ack / redeliver later / terminate.
+
+A reactor may be told which events this process has acted on already (the scheduler's create
+handler puts the ready entry the ready feed would): those are acknowledged undecoded, which on
+the lifecycle's hot path is most of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -20,30 +27,39 @@ from nats.js.errors import NotFoundError
 from ccn_core.errors import Disposition, disposition_for
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import correlation, get_logger
+from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.topology import ConsumerSpec
 from ccn_proto.envelope import Envelope
 
 log = get_logger("ccn.reactor")
 
 ReactorHandler = Callable[[Envelope[Any], StoredEvent], Awaitable[None]]
+# whether this process has acted on the stored event already, told from its subject and headers
+HandledAlready = Callable[[StoredEvent], bool]
+# how long one pull waits for events when there are none
+_IDLE_WAIT_S = 0.5
 
 
 class Reactor:
     def __init__(
         self,
+        nc: NATS,
         js: JetStreamContext,
         spec: ConsumerSpec,
         event_type: Any,
         handler: ReactorHandler,
         *,
+        handled_already: HandledAlready | None = None,
         batch_size: int = 100,
         max_deliver: int = 20,
         retry_delay_s: float = 2.0,
     ) -> None:
+        self._nc = nc
         self._js = js
         self._spec = spec
         self._decode = msgspec.json.Decoder(Envelope[event_type]).decode
         self._handler = handler
+        self._handled_already = handled_already
         self._batch_size = batch_size
         self._max_deliver = max_deliver
         self._retry_delay_s = retry_delay_s
@@ -88,21 +104,30 @@ class Reactor:
 
     async def run(self) -> None:
         await self.ensure_consumer()
-        sub = await self._js.pull_subscribe_bind(self._spec.durable, stream=self._spec.stream)
-        try:
-            while not self._stop.is_set():
-                try:
-                    msgs = await sub.fetch(self._batch_size, timeout=0.5)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                await asyncio.gather(*(self._handle(msg) for msg in msgs))
-        finally:
-            await sub.unsubscribe()
+        puller = BatchPuller(self._nc, self._spec.stream, self._spec.durable)
+        while not self._stop.is_set():
+            try:
+                msgs = await puller.fetch(self._batch_size, timeout=_IDLE_WAIT_S)
+            except ConsumerGone as exc:
+                # deleted or replaced (an operator, a newer release): what was unacknowledged
+                # is delivered again by the consumer made anew
+                log.warning("reactor consumer lost; ensuring it", consumer=self._spec.durable, reason=str(exc))
+                await asyncio.sleep(_IDLE_WAIT_S)
+                with contextlib.suppress(nats.errors.Error):  # not now: the next pull says again
+                    await self.ensure_consumer()
+                continue
+            except nats.errors.Error as exc:
+                log.warning("reactor pull failed; trying again", consumer=self._spec.durable, error=repr(exc))
+                await asyncio.sleep(_IDLE_WAIT_S)
+                continue
+            await asyncio.gather(*(self._handle(msg) for msg in msgs))
 
-    async def _handle(self, msg: Any) -> None:
-        stored = StoredEvent(
-            seq=msg.metadata.sequence.stream, subject=msg.subject, data=msg.data, headers=msg.headers or {}
-        )
+    async def _handle(self, msg: Msg) -> None:
+        stored = delivered_event(msg)
+        if self._handled_already is not None and self._handled_already(stored):
+            self.handled += 1
+            await msg.ack()
+            return
         try:
             envelope = self._decode(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError):

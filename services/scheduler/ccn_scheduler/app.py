@@ -77,8 +77,10 @@ async def start_scheduler(
     feed = ReadyFeed(runtime.store, ready, jobs, dedupe_window_s=settings.duplicate_window_s)
     release = NodeRelease(jobs, holdings, runtime.pool, runtime.store, replica=runtime.replica)
     reactors = {
-        READY_FEED.durable: Reactor(runtime.js, READY_FEED, JobEvent, feed.handle),
-        NODE_RELEASE.durable: Reactor(runtime.js, NODE_RELEASE, NodeEvent, release.handle),
+        READY_FEED.durable: Reactor(
+            runtime.nc, runtime.js, READY_FEED, JobEvent, feed.handle, handled_already=feed.put_already
+        ),
+        NODE_RELEASE.durable: Reactor(runtime.nc, runtime.js, NODE_RELEASE, NodeEvent, release.handle),
     }
     for name, reactor in reactors.items():
         runtime.spawn(reactor.run(), name=name)

@@ -65,7 +65,7 @@ from ccn_scheduler.claims import Claimer, ReplyBudget
 from ccn_scheduler.job_history import job_state, job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
-from ccn_scheduler.ready_entries import ready_entry, stored_ready_entry
+from ccn_scheduler.ready_entries import ready_entry, ready_entry_id, stored_ready_entry
 from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 
 log = get_logger("ccn.scheduler.handlers")
@@ -205,7 +205,7 @@ class SchedulerHandlers:
             # job exists now whatever happens to this put: failing the reply would make a caller
             # without an idempotency key create it twice.
             entry = ready_entry(job_id, created, meta.correlation_id)
-            await self._put_or_leave_to_feed(entry, entry_id=f"ready:{event.event_id}")
+            await self._put_or_leave_to_feed(entry, entry_id=ready_entry_id(event.event_id))
         return executed.state, bool(executed.events)
 
     async def _put_or_leave_to_feed(self, entry: ReadyEntry, *, entry_id: str) -> None:
@@ -342,7 +342,7 @@ class SchedulerHandlers:
         if executed.events:
             # claimable again when the reply leaves, as a created job is
             entry = await stored_ready_entry(self._store, command.job_id)
-            await self._put_or_leave_to_feed(entry, entry_id=f"ready:{executed.events[0].event_id}")
+            await self._put_or_leave_to_feed(entry, entry_id=ready_entry_id(executed.events[0].event_id))
         return ReleaseJobReply(job_id=command.job_id, status=public_status(executed.state), server_time=self._clock())
 
     async def cancel_job(self, command: CancelJob, ctx: CommandContext) -> CancelJobReply:

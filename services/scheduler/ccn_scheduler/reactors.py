@@ -21,7 +21,7 @@ from ccn_core.decider import fold
 from ccn_core.domain.job import ExpireLease, JobState
 from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_core.errors import Disposition, disposition_for
-from ccn_core.eventstore import EventStore, StoredEvent
+from ccn_core.eventstore import HDR_MSG_ID, EventStore, StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor, Envelope
@@ -29,7 +29,7 @@ from ccn_proto.jobs import JobAbandoned, JobCreated, JobFailed, JobReleased
 from ccn_proto.nodes import NodeEvent, NodeOptedOut, SessionEnded
 from ccn_scheduler.holdings import NodeHoldings
 from ccn_scheduler.job_service import JobService
-from ccn_scheduler.ready_entries import creation, ready_entry, stored_ready_entry
+from ccn_scheduler.ready_entries import creation, ready_entry, ready_entry_id, stored_ready_entry
 from ccn_scheduler.ready_queue import ReadyQueue
 
 log = get_logger("ccn.scheduler.reactors")
@@ -62,8 +62,14 @@ class ReadyFeed:
         self._window = timedelta(seconds=dedupe_window_s)
         self._clock = clock
 
+    def put_already(self, stored: StoredEvent) -> bool:
+        """A job.created whose entry the create handler of this process has put: nothing to do,
+        told without decoding the event (and its payload)."""
+        event_id = stored.headers.get(HDR_MSG_ID)
+        return event_id is not None and self._ready.put_already(ready_entry_id(event_id))
+
     async def handle(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
-        entry_id = f"ready:{envelope.event_id}"
+        entry_id = ready_entry_id(envelope.event_id)
         job_id = envelope.aggregate_id
         match envelope.data:
             case JobCreated() as created:

@@ -17,6 +17,12 @@ from ccn_scheduler.ready_queue import ReadyEntry
 _decode_creation = msgspec.json.Decoder(Envelope[JobCreated]).decode
 
 
+def ready_entry_id(event_id: str) -> str:
+    """The entry id of the put an event causes: whoever puts it (the handler that appended the
+    event, the ready feed, a redelivery), the stream stores it once."""
+    return f"ready:{event_id}"
+
+
 def ready_entry(job_id: str, created: JobCreated, correlation_id: str) -> ReadyEntry:
     return ReadyEntry(
         job_id=job_id,

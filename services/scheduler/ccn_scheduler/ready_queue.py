@@ -148,6 +148,11 @@ class ReadyQueue:
         if subject == target:
             self._backlog.pop((entry.job_type, entry.band), None)  # this replica knows it is not empty now
 
+    def put_already(self, entry_id: str) -> bool:
+        """Whether this process put the entry within the duplicate window (a put of it now would
+        send nothing)."""
+        return entry_id in self._recent_puts
+
     def _puller(self, queue: Queue) -> BatchPuller:
         puller = self._pullers.get(queue)
         if puller is None:
