@@ -59,7 +59,7 @@ async def start_scheduler(
     ready = ReadyQueue(runtime.nc, runtime.js, runtime.store, dedupe_window_s=settings.duplicate_window_s)
     await ready.ensure_consumers(types)
     runtime.on_stop(ready.close)
-    holdings = NodeHoldings(runtime.js, jobs.state)
+    holdings = NodeHoldings(runtime.js, runtime.store, jobs.state)
     claimer = Claimer(jobs, ready, holdings, replica=runtime.replica, max_reply_bytes=runtime.nc.max_payload)
     handlers = SchedulerHandlers(
         jobs, ready, claimer, types, settings.token_secret, store=runtime.store, replica=runtime.replica
