@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 from ccn_cli.stack.errors import PortInUse
 
@@ -24,11 +26,40 @@ def require_free_port(port: int, what: str, env_var: str) -> None:
         raise PortInUse(port, what, env_var)
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# below the ephemeral range, with room for the NATS monitoring port (CCN_NATS_PORT+4000) there too
+_LOWEST_PICK = 10_000
+_MONITOR_OFFSET = 4_000
+_PICK_ATTEMPTS = 200
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port() -> int:
-    """A port the kernel just handed out; free now, though nothing reserves it."""
+    """A port free now, though nothing reserves it, picked below the ephemeral range: a port
+    the kernel hands out for binding to 0 is also one it may give the next outgoing connection
+    (a test's 200 WebSocket clients, a NATS reconnect) before the server binds it."""
+    highest = max(_LOWEST_PICK, _ephemeral_low() - _MONITOR_OFFSET - 1)
+    for _ in range(_PICK_ATTEMPTS):
+        port = random.randint(_LOWEST_PICK, highest)  # noqa: S311 - spreads picks, guards nothing
+        if _bindable(port):
+            return port
+    raise OSError(f"no free port found in {_PICK_ATTEMPTS} tries between {_LOWEST_PICK} and {highest}")
+
+
+def _bindable(port: int) -> bool:
+    # without SO_REUSEADDR: a port with connections lingering in TIME_WAIT is not picked either
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def accepts_tcp(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:

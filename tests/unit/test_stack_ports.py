@@ -1,0 +1,30 @@
+"""Ports for test and bench servers are picked where no outgoing connection can take them."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from ccn_cli.stack import ports
+from ccn_cli.stack.ports import free_port, port_is_free
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(20):
+        port = free_port()
+        assert port + 4000 < low  # the NATS monitoring port beside it too
+        assert port_is_free(port)
+
+
+def test_a_listening_port_is_not_picked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        other = free_port()
+        picks = iter([taken, other])
+        monkeypatch.setattr(ports.random, "randint", lambda low, high: next(picks))
+        assert free_port() == other
