@@ -21,12 +21,27 @@ from ccn_proto.envelope import Actor, Envelope
 from tests.conftest import make_settings
 from tests.integration.kernel_fixtures import TALLY, Add, TallyDecider, TallyEvent, connect_with_tally
 
+Tally = AggregateRepository[Any, Any, Any]
+
 
 @pytest.fixture
 async def own_nc(isolated_nats: str, tmp_path: Path) -> AsyncIterator[NATS]:
     settings = make_settings(isolated_nats, "postgresql://unused/none", tmp_path)
     async for client in connect_with_tally(isolated_nats, settings):
         yield client
+
+
+@pytest.fixture
+async def store(own_nc: NATS) -> AsyncIterator[EventStore]:
+    event_store = EventStore(own_nc)
+    await event_store.start()
+    yield event_store
+    await event_store.close()
+
+
+@pytest.fixture
+def repo(store: EventStore) -> Tally:
+    return AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
 
 
 def spec(name: str) -> ConsumerSpec:
@@ -47,10 +62,7 @@ async def run_until(reactor: Reactor, handled: int, timeout: float = 20, linger:
         await task
 
 
-async def test_a_redelivered_event_does_not_act_twice(own_nc: NATS) -> None:
-    store = EventStore(own_nc)
-    await store.start()
-    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+async def test_a_redelivered_event_does_not_act_twice(own_nc: NATS, repo: Tally) -> None:
     sources = [new_public_id() for _ in range(20)]
     sink = new_public_id()
     meta = EventMeta(correlation_id="corr-reactor", actor=Actor(kind="service", id="test"))
@@ -77,13 +89,9 @@ async def test_a_redelivered_event_does_not_act_twice(own_nc: NATS) -> None:
     assert {e.correlation_id for e in pongs} == {"corr-reactor"}
     sources_events = {e.event_id for s in sources for e in await repo.history(s)}
     assert {e.causation_id for e in pongs} == sources_events
-    await store.close()
 
 
-async def test_errors_map_to_retry_or_terminate(own_nc: NATS) -> None:
-    store = EventStore(own_nc)
-    await store.start()
-    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+async def test_errors_map_to_retry_or_terminate(own_nc: NATS, repo: Tally) -> None:
     meta = EventMeta(correlation_id="corr-errors", actor=Actor(kind="service", id="test"))
     flaky, poison = new_public_id(), new_public_id()
     await repo.execute(flaky, Add(command_id="flaky"), meta)
@@ -102,15 +110,11 @@ async def test_errors_map_to_retry_or_terminate(own_nc: NATS) -> None:
     # linger: time for a (wrong) redelivery of the poison event to show up
     await run_until(reactor, handled=1, linger=0.5)
     assert seen == {"flaky": 3, "poison": 1}
-    await store.close()
 
 
-async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(own_nc: NATS) -> None:
+async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(own_nc: NATS, repo: Tally) -> None:
     """A reactor that learns a new event type (a release adds it to its spec) hears it from then
     on, though its durable consumer was created by an older release with the old subjects."""
-    store = EventStore(own_nc)
-    await store.start()
-    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
     meta = EventMeta(correlation_id="corr-topology", actor=Actor(kind="service", id="test"))
     tallies = [new_public_id() for _ in range(3)]
     for tally in tallies:
@@ -134,13 +138,11 @@ async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(
     info = await js.consumer_info(TALLY.name, "learns")
     assert sorted(info.config.filter_subjects or []) == ["ccn.tally.*.added", "ccn.tally.*.reset"]
     assert info.config.description == "v2"
-    await store.close()
 
 
-async def test_events_this_process_handled_already_are_acknowledged_without_the_handler(own_nc: NATS) -> None:
-    store = EventStore(own_nc)
-    await store.start()
-    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+async def test_events_this_process_handled_already_are_acknowledged_without_the_handler(
+    own_nc: NATS, store: EventStore, repo: Tally
+) -> None:
     meta = EventMeta(correlation_id="corr-already", actor=Actor(kind="service", id="test"))
     tallies = [new_public_id() for _ in range(6)]
     for tally in tallies:
@@ -162,13 +164,9 @@ async def test_events_this_process_handled_already_are_acknowledged_without_the_
     assert heard == {tally: 1 for tally in tallies[4:]}
     info = await own_nc.jetstream().consumer_info(TALLY.name, "already")
     assert info.num_ack_pending == 0 and info.num_pending == 0  # the skipped ones were acknowledged
-    await store.close()
 
 
-async def test_a_reactor_whose_consumer_is_deleted_makes_it_again_and_goes_on(own_nc: NATS) -> None:
-    store = EventStore(own_nc)
-    await store.start()
-    repo: AggregateRepository[Any, Any, Any] = AggregateRepository(store, TallyDecider(), TallyEvent, stream=TALLY.name)
+async def test_a_reactor_whose_consumer_is_deleted_makes_it_again_and_goes_on(own_nc: NATS, repo: Tally) -> None:
     meta = EventMeta(correlation_id="corr-gone", actor=Actor(kind="service", id="test"))
     heard: set[str] = set()
 
@@ -194,4 +192,3 @@ async def test_a_reactor_whose_consumer_is_deleted_makes_it_again_and_goes_on(ow
     finally:
         reactor.stop()
         await task
-    await store.close()

@@ -86,6 +86,15 @@ class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
     bucket: str
     description: str
 
+    @property
+    def stream(self) -> str:
+        """The stream JetStream keeps the bucket in."""
+        return f"KV_{self.bucket}"
+
+    def key_subject(self, key: str) -> str:
+        """The subject of the bucket's stream a key's values are stored under."""
+        return f"$KV.{self.bucket}.{key}"
+
 
 # Per node, the jobs it holds or is being handed: checked and updated with compare-and-set on
 # every claim, so a node never holds more than its advertised concurrency across replicas.
@@ -248,5 +257,5 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
                     replicas=settings.stream_replicas,
                 )
             )
-            created.append(f"KV_{kv.bucket}")
+            created.append(kv.stream)
     return created

@@ -76,8 +76,6 @@ def still_held(
 StateLoader = Callable[[str], Awaitable[JobState]]
 
 
-# a key's subject in the bucket's stream
-_KEY_PREFIX = f"$KV.{NODE_HOLDINGS.bucket}."
 # nodes whose entry this replica remembers (a few hundred bytes each)
 KNOWN_ENTRIES_MAX = 100_000
 
@@ -137,7 +135,7 @@ class NodeHoldings:
         return dict(zip(ids, loaded, strict=True))
 
     async def _write(self, node_id: str, ledger: Ledger, revision: int) -> bool:
-        entry = OutgoingEvent(subject=f"{_KEY_PREFIX}{node_id}", data=_encode(ledger), headers={})
+        entry = OutgoingEvent(subject=NODE_HOLDINGS.key_subject(node_id), data=_encode(ledger), headers={})
         try:
             written = await self._store.append(entry, expected_last_seq=revision)
         except WrongLastSequence:

@@ -63,8 +63,9 @@ class ReadyFeed:
         self._clock = clock
 
     def put_already(self, stored: StoredEvent) -> bool:
-        """A job.created whose entry the create handler of this process has put: nothing to do,
-        told without decoding the event (and its payload)."""
+        """An event whose ready entry this process has put already (its create or release
+        handler did, a moment before): nothing to do, told without decoding the event (and the
+        payload a creation carries)."""
         event_id = stored.headers.get(HDR_MSG_ID)
         return event_id is not None and self._ready.put_already(ready_entry_id(event_id))
 

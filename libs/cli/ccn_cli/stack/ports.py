@@ -10,15 +10,9 @@ from ccn_cli.stack.errors import PortInUse
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR as nats-server and postgres set it: only a live listener makes the port busy,
-        # not connections lingering in TIME_WAIT from a server that just stopped.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+    # SO_REUSEADDR as nats-server and postgres set it: only a live listener makes the port busy,
+    # not connections lingering in TIME_WAIT from a server that just stopped.
+    return _binds(port, host, reuse_addr=True)
 
 
 def require_free_port(port: int, what: str, env_var: str) -> None:
@@ -47,16 +41,18 @@ def free_port() -> int:
     highest = max(_LOWEST_PICK, _ephemeral_low() - _MONITOR_OFFSET - 1)
     for _ in range(_PICK_ATTEMPTS):
         port = random.randint(_LOWEST_PICK, highest)  # noqa: S311 - spreads picks, guards nothing
-        if _bindable(port):
+        # without SO_REUSEADDR: a port with connections lingering in TIME_WAIT is not picked either
+        if _binds(port, "127.0.0.1", reuse_addr=False):
             return port
     raise OSError(f"no free port found in {_PICK_ATTEMPTS} tries between {_LOWEST_PICK} and {highest}")
 
 
-def _bindable(port: int) -> bool:
-    # without SO_REUSEADDR: a port with connections lingering in TIME_WAIT is not picked either
+def _binds(port: int, host: str, *, reuse_addr: bool) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse_addr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
