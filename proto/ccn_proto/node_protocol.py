@@ -15,11 +15,14 @@ from ccn_proto.constraints import ShortText, Text, Token
 
 PROTOCOL_VERSION = 1
 MIN_NODE_VERSION = "0.1.0"
+# what one node may run at once, and so the most it may ask for or hold
+MAX_CONCURRENCY = 256
+MAX_JOB_TYPES = 64
 
 
 class Capabilities(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    job_types: list[ShortText]
-    concurrency: int = 1
+    job_types: Annotated[list[ShortText], msgspec.Meta(max_length=MAX_JOB_TYPES)]
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONCURRENCY)] = 1
 
 
 class Hello(msgspec.Struct, gc=False, tag="hello", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -27,14 +30,14 @@ class Hello(msgspec.Struct, gc=False, tag="hello", frozen=True, kw_only=True, fo
 
     session_token: Token
     node_version: ShortText
-    protocol_version: int
+    protocol_version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
     capabilities: Capabilities
 
 
 class Ready(msgspec.Struct, gc=False, tag="ready", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The node has room for `slots` more jobs."""
 
-    slots: int = 1
+    slots: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 1
 
 
 class JobOffer(msgspec.Struct, gc=False, tag="job_offer", frozen=True, kw_only=True):
@@ -57,7 +60,7 @@ class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=Tru
     job_id: ShortText
     result: dict[str, Any]
     checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
-    ready: Annotated[int, msgspec.Meta(ge=0, le=256)] = 0
+    ready: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 0
 
 
 class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,7 +71,7 @@ class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, f
 class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Keeps the session alive and renews the leases of `job_ids`."""
 
-    job_ids: list[ShortText] = msgspec.field(default_factory=list)
+    job_ids: Annotated[list[ShortText], msgspec.Meta(max_length=MAX_CONCURRENCY)] = msgspec.field(default_factory=list)
 
 
 class Welcome(msgspec.Struct, gc=False, tag="welcome", frozen=True, kw_only=True):

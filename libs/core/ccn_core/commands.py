@@ -159,6 +159,8 @@ class CommandServer:
                     request = decoder.decode(msg.data)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     raise validation_error(exc) from None
+                except (RecursionError, UnicodeDecodeError):
+                    raise BadInput("the command is not UTF-8 JSON of bounded depth") from None
                 reply = await handler(request, context)
                 body, status = msgspec.json.encode(reply), "ok"
                 log.info("command handled", duration_ms=round((time.perf_counter() - started) * 1000, 2))

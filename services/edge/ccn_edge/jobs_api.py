@@ -12,8 +12,8 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
-from ccn_core.commands import offending_field
 from ccn_core.errors import BadInput, Conflict, PayloadTooLarge
+from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.context import MAX_COMMAND_BYTES, EdgeContext
 from ccn_proto.compute_api import (
     BatchLine,
@@ -41,7 +41,7 @@ from ccn_web.http import correlation_id
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
 JobIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job's id.")]
-_decode_line = msgspec.json.Decoder(BatchLine).decode
+_line_decoder = untrusted_decoder(BatchLine)
 
 
 def parse_batch(body: bytes) -> list[BatchJob]:
@@ -50,10 +50,10 @@ def parse_batch(body: bytes) -> list[BatchJob]:
     items: list[BatchJob] = []
     for number, line in _numbered_lines(body):
         try:
-            item = _decode_line(line)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            inner = offending_field(str(exc))
-            raise BadInput(f"line {number}: {exc}", field=f"line {number}" + (f": {inner}" if inner else "")) from None
+            item = decode_untrusted(line, _line_decoder)
+        except BadInput as exc:
+            where = f"line {number}" + (f": {exc.field}" if exc.field else "")
+            raise BadInput(f"line {number}: {exc.message}", field=where) from None
         items.append(
             BatchJob(
                 job_type=item.job_type,

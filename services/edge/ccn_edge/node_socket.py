@@ -20,9 +20,9 @@ from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
-from ccn_core.commands import validation_error
 from ccn_core.errors import BadInput, CcnError, Conflict, Forbidden, PayloadTooLarge, Unauthorized, Unavailable
 from ccn_core.logging import correlation, get_logger
+from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.context import EdgeContext
 from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem
 from ccn_jobs.registry import JOB_TYPES
@@ -44,7 +44,7 @@ FULL_PAUSE_S = 1.0
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
 
-_decode_frame = msgspec.json.Decoder(frames.NodeFrame).decode
+_frame_decoder = untrusted_decoder(frames.NodeFrame)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -116,9 +116,9 @@ class NodeLink:
             await self._refuse(PayloadTooLarge(f"frames are limited to {self._max_frame_bytes} bytes"))
             return None
         try:
-            frame: frames.NodeFrame = _decode_frame(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            await self._refuse(validation_error(exc))
+            frame: frames.NodeFrame = decode_untrusted(raw, _frame_decoder)
+        except BadInput as exc:
+            await self._refuse(exc)
             return None
         self._budget.refund()
         return frame, len(raw)
