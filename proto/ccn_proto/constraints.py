@@ -24,13 +24,15 @@ _CONTROLS_EXCEPT_LINE_ENDS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _SURROGATES = r"\ud800-\udfff"
 SINGLE_LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_SURROGATES}]*$"
 MULTI_LINE_PATTERN = rf"^[^{_CONTROLS_EXCEPT_LINE_ENDS}{_SURROGATES}]*$"
+# tokens and keys: visible ASCII, no space
+PRINTABLE_ASCII_PATTERN = r"^[\x21-\x7e]+$"
 
 ShortText = Annotated[str, msgspec.Meta(max_length=128, pattern=SINGLE_LINE_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=1000, pattern=MULTI_LINE_PATTERN)]
 UserAgent = Annotated[str, msgspec.Meta(max_length=512, pattern=SINGLE_LINE_PATTERN)]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9._-]+$")]
-Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern="^[\\x21-\\x7e]+$")]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=PRINTABLE_ASCII_PATTERN)]
 
 # Deeper than any real payload or result; shallow enough that no decoder or walker recurses far.
 MAX_DOCUMENT_DEPTH = 32

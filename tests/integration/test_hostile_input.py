@@ -74,6 +74,9 @@ async def test_node_api_bodies_refuse_control_characters_deep_json_bad_utf8_and_
         await refused(http, register, b'{"user_agent": "\xff\xfe"}', field=None)
         await refused(http, register, DEEP, field=None)
         await refused(http, register, b'{"user_agent": ' + DEEP + b"}", field="user_agent")
+        async with http.post(register, json={}, headers={"Idempotency-Key": "ключ-идемпотентности"}) as response:
+            assert response.status == 400
+            assert (await response.json())["field"] == "idempotency_key"
         for lax in (b'"true"', b"1", b'"1"'):
             await refused(http, register, b'{"consent_flag": ' + lax + b"}", field="consent_flag")
 

@@ -18,7 +18,13 @@ import msgspec
 
 from ccn_core.commands import validation_error
 from ccn_core.errors import BadInput
-from ccn_proto.constraints import MAX_DOCUMENT_DEPTH, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN, document_problem
+from ccn_proto.constraints import (
+    MAX_DOCUMENT_DEPTH,
+    MULTI_LINE_PATTERN,
+    PRINTABLE_ASCII_PATTERN,
+    SINGLE_LINE_PATTERN,
+    document_problem,
+)
 
 T = TypeVar("T")
 # a field path is echoed to the caller and logged: a hostile key must not make it huge
@@ -28,6 +34,7 @@ _PATTERN_MEANINGS = {
     f"Expected `str` matching regex {SINGLE_LINE_PATTERN!r}": "Expected one line of text without control characters",
     f"Expected `str` matching regex {MULTI_LINE_PATTERN!r}": "Expected text without control characters other than "
     "tab and line ends",
+    f"Expected `str` matching regex {PRINTABLE_ASCII_PATTERN!r}": "Expected visible ASCII characters only",
 }
 
 
@@ -43,15 +50,19 @@ def decode_untrusted(raw: bytes | str, decoder: msgspec.json.Decoder[T], *, fiel
         raise BadInput(f"the JSON nests deeper than {MAX_DOCUMENT_DEPTH} levels", field=field) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         error = validation_error(exc)
-        message = error.message
-        for quoted, meaning in _PATTERN_MEANINGS.items():
-            message = message.replace(quoted, meaning)
-        raise BadInput(message, field=_joined(field, error.field)) from None
+        raise BadInput(explained(error.message), field=_joined(field, error.field)) from None
     problem = document_problem(value)
     if problem is not None:
         where = _joined(field, problem.path)
         raise BadInput(f"{where or 'the body'} {problem.reason}", field=where)
     return value
+
+
+def explained(message: str) -> str:
+    """A validation message with the text rule's patterns said in words."""
+    for quoted, meaning in _PATTERN_MEANINGS.items():
+        message = message.replace(quoted, meaning)
+    return message
 
 
 def untrusted_decoder(type_: Any) -> msgspec.json.Decoder[Any]:

@@ -29,7 +29,7 @@ from ccn_core.commands import offending_field
 from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import correlation, get_logger
-from ccn_core.untrusted import decode_untrusted, untrusted_decoder
+from ccn_core.untrusted import decode_untrusted, explained, untrusted_decoder
 
 log = get_logger("ccn.http")
 
@@ -132,7 +132,7 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         # the framework checked a parameter against the handler's signature
         problem = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else {}
         status, code = 400, BadInput.code
-        message = str(problem.get("message") or exc.detail)
+        message = explained(str(problem.get("message") or exc.detail))
         field = problem.get("key")
         if field == _BODY:
             # the body as a whole failed: name the field inside it, or say a body is missing

@@ -30,6 +30,7 @@ from ccn_proto.compute_api import (
     StartSessionRequest,
     TelemetryRequest,
 )
+from ccn_proto.constraints import PRINTABLE_ASCII_PATTERN
 from ccn_proto.registry import (
     ConsentReply,
     EndSession,
@@ -123,6 +124,7 @@ class ComputeController(Controller):
                 description="A UUID the client keeps for retries of this registration.",
                 min_length=16,
                 max_length=128,
+                pattern=PRINTABLE_ASCII_PATTERN,
             ),
         ] = None,
     ) -> Response[RegisterNodeReply]:

@@ -23,6 +23,7 @@ from ccn_proto.compute_api import (
     SubmitJobRequest,
     batch_item_key,
 )
+from ccn_proto.constraints import PRINTABLE_ASCII_PATTERN
 from ccn_proto.scheduler import (
     MAX_BATCH_JOBS,
     BatchJob,
@@ -113,6 +114,7 @@ async def submit_job(
             description="Retries under the same key return the first job; another body under it is a 409.",
             min_length=16,
             max_length=128,
+            pattern=PRINTABLE_ASCII_PATTERN,
         ),
     ] = None,
 ) -> Response[CreateJobReply]:
