@@ -61,6 +61,8 @@ class FakeEdge:
     hello_error: Error | None = None
     oversized_job_ids: frozenset[str] = frozenset()
     take_back_first_offer: bool = False  # as when a lease is lost: Error naming the job
+    unavailable_first_result: float | None = None  # as when the scheduler is down: retry_after
+    result_times: list[float] = field(default_factory=list)
     took_back_at_beat: int = 0
     pending: deque[tuple[str, DemoPage]] = field(default_factory=deque)
     held: set[str] = field(default_factory=set)
@@ -166,6 +168,19 @@ class FakeEdge:
                     await self.on_ready(ws, frame)
                 case JobResult():
                     self.results.setdefault(frame.job_id, []).append(frame)
+                    self.result_times.append(asyncio.get_running_loop().time())
+                    if self.unavailable_first_result is not None and len(self.result_times) == 1:
+                        # not recorded, not acknowledged: the node must keep it and send it again
+                        await send(
+                            ws,
+                            Error(
+                                code="unavailable",
+                                message="the scheduler service did not answer in time",
+                                job_id=frame.job_id,
+                                retry_after=self.unavailable_first_result,
+                            ),
+                        )
+                        continue
                     if self.drop_after_first_result and not self.dropped:
                         # no Ack: the node must send this result again on its next connection
                         self.dropped = True
@@ -284,6 +299,20 @@ async def test_node_runs_jobs_across_a_dropped_connection_and_says_bye(serve: An
     stored = load_credentials(path)
     assert stored is not None and stored.session_token == edge.hellos[2].session_token
     assert stored.consent_version == current_consent_version()
+
+
+async def test_a_result_the_edge_cannot_take_yet_is_kept_and_sent_again(serve: Any, tmp_path: Path) -> None:
+    """An outage behind the edge answers a finished result with `unavailable` + retry_after: the
+    node keeps it and sends it again after retry_after; the job is neither failed nor re-run."""
+    edge = FakeEdge(pages=grant_pages(2)[1:], unavailable_first_result=0.3)
+    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path, executor="thread"), stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=20)
+    assert await _stop_node(node) == EXIT_OK
+    sent = edge.results["job-0"]
+    assert len(sent) == 2 and sent[0].result == sent[1].result and sent[0].checksum == sent[1].checksum
+    assert edge.result_times[1] - edge.result_times[0] >= 0.29
+    assert not edge.fails
+    assert len(edge.hellos) == 1  # on the same connection
 
 
 async def test_node_reuses_its_credentials(serve: Any, tmp_path: Path) -> None:

@@ -78,6 +78,9 @@ def test_an_oversized_offer_is_refused_with_both_sizes() -> None:
         # after Welcome: about one job, or the pace, or the session
         (Error(code="not_found", message="lease expired", job_id="j1"), True, ErrorAction.STOP_JOB),
         (Error(code="conflict", message="checksum", job_id="j1", retry_after=1.0), True, ErrorAction.STOP_JOB),
+        (Error(code="unavailable", message="down", job_id="j1", retry_after=2.0), True, ErrorAction.RESEND_LATER),
+        (Error(code="rate_limited", message="slow", job_id="j1", retry_after=1.0), True, ErrorAction.RESEND_LATER),
+        (Error(code="unavailable", message="down", job_id="j1"), True, ErrorAction.STOP_JOB),
         (Error(code="rate_limited", message="slow", retry_after=0.5), True, ErrorAction.PAUSE),
         (Error(code="unauthorized", message="session superseded"), True, ErrorAction.REFRESH_SESSION),
         (Error(code="bad_input", message="malformed frame"), True, ErrorAction.NOTE),

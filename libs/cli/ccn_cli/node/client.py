@@ -365,15 +365,33 @@ class NodeClient:
                     log.warning("edge stopped a job", stopped=stopped, **fields)
                 self._wake.set()
             case ErrorAction.PAUSE:
-                pause = min(MAX_PAUSE_S, max(0.0, error.retry_after or 0.0))
-                self._paused_until = self._clock() + pause
-                asyncio.get_running_loop().call_later(pause, self._wake.set)
+                self._pause(error.retry_after)
                 log.warning("edge asks the node to back off", **fields)
+            case ErrorAction.RESEND_LATER:
+                job_id = error.job_id or ""
+                pause = self._pause(error.retry_after)
+                asyncio.get_running_loop().call_later(pause, self._resend, job_id)
+                with self._job_context(job_id):
+                    log.warning("edge could not take the job's outcome yet; it is kept and sent again", **fields)
             case ErrorAction.REFRESH_SESSION:
                 return ConnectionEnd(reason=f"session refused: {error.code}: {error.message}", refresh_session=True)
             case _:
                 log.warning("edge reported an error", **fields)
         return None
+
+    def _pause(self, retry_after: float | None) -> float:
+        """Ask for no work for `retry_after` seconds (bounded); returns the pause."""
+        pause = min(MAX_PAUSE_S, max(0.0, retry_after or 0.0))
+        self._paused_until = max(self._paused_until, self._clock() + pause)
+        asyncio.get_running_loop().call_later(pause, self._wake.set)
+        return pause
+
+    def _resend(self, job_id: str) -> None:
+        """Send what the outbox holds for the job again, if the edge has not answered it meanwhile
+        (a new connection resends everything unacknowledged anyway)."""
+        if job_id in self._outbox:
+            self._unsent.add(job_id)
+            self._wake.set()
 
     # --- the one writer ---------------------------------------------------------------------
 

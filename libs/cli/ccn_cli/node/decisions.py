@@ -15,6 +15,9 @@ SHUTTING_DOWN = "node shutting down"
 # Before Welcome: codes worth another try later, and codes that a fresh session token may cure.
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited", "internal", "conflict", "timeout"})
 AUTH_CODES = frozenset({"unauthorized", "forbidden"})
+# After Welcome, a job's result or failure refused with these and a retry_after was not judged:
+# the edge could not pass it on now (a service behind it is down, or the node is too fast).
+RESENDABLE_CODES = frozenset({"unavailable", "rate_limited"})
 
 
 class NodeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +64,9 @@ def oversized_offer_reason(size: int, limit: int) -> str:
 
 class ErrorAction(Enum):
     STOP_JOB = "stop_job"  # the edge is done with this job: stop it, report nothing more on it
+    RESEND_LATER = (
+        "resend_later"  # what the node sent about this job was not taken yet: send it again after retry_after
+    )
     PAUSE = "pause"  # ask for no work until retry_after has passed
     REFRESH_SESSION = "refresh_session"  # the session token was refused: get a new one, reconnect
     RETRY_LATER = "retry_later"  # the handshake failed for now: reconnect after a backoff
@@ -72,6 +78,10 @@ def decide_error(error: Error, *, welcomed: bool) -> ErrorAction:
     """Before Welcome an Error ends the handshake; after it, it is about one job or the pace."""
     if welcomed:
         if error.job_id is not None:
+            # a finished job's result is kept through an outage: dropping it would cost the work
+            # again after the lease ends, and an attempt of the job's retry budget
+            if error.retry_after is not None and error.code in RESENDABLE_CODES:
+                return ErrorAction.RESEND_LATER
             return ErrorAction.STOP_JOB
         if error.retry_after is not None:
             return ErrorAction.PAUSE
