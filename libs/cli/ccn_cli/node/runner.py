@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
 
 from ccn_cli.node.decisions import bounded_reason
-from ccn_cli.node.execute import execute_job, quiet_job_loggers
+from ccn_cli.node.execute import execute_job, quiet_job_loggers, start_worker
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import JobOffer
 
@@ -49,12 +50,15 @@ class NoFreeSlot(RuntimeError):
 def make_executor(kind: Literal["process", "thread"]) -> concurrent.futures.Executor:
     """One slot's executor. Processes give CPU-bound jobs real parallelism and can be ended;
     "spawn" because forking a process that runs an event loop and threads can copy a held
-    lock into the child."""
+    lock into the child. Workers die with the node, even one killed with SIGKILL."""
     if kind == "thread":
         quiet_job_loggers()
         return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccn-job")
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_job_loggers
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(os.getpid(),),
     )
 
 
