@@ -65,7 +65,9 @@ class NodeLink:
         self._edge = edge
         self._max_frame_bytes = max_frame_bytes
         self._limits = limits
-        self._node_slot: Ticket | None = None  # this connection's place under its node's cap
+        # this socket's place among those that have not said hello, then under its node's cap
+        self._unwelcomed_slot: Ticket | None = None
+        self._node_slot: Ticket | None = None
         self._send_lock = asyncio.Lock()
         self._budget = BadFrameBudget()
         self._connection_id = correlation_id(socket.scope)
@@ -89,12 +91,11 @@ class NodeLink:
                     with contextlib.suppress(_Closed):
                         await self._turn_away(refusal, WS_TRY_AGAIN_LATER)
                     return
+                self._unwelcomed_slot = admission
                 try:
                     await self._greet()
                 except _Closed:
                     return
-                finally:
-                    admission.release()
                 await self._serve()
         finally:
             if isinstance(admission, Ticket):
@@ -196,6 +197,8 @@ class NodeLink:
             )
             await self._turn_away(refusal, WS_POLICY_VIOLATION)
         self._node_slot = slot
+        if self._unwelcomed_slot is not None:
+            self._unwelcomed_slot.release()  # greeted: from now on it counts as its node's
         self.node_id = identity.node_public_id
         self._session_token = frame.session_token
         self._job_types = sorted(set(frame.capabilities.job_types))
