@@ -46,12 +46,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_frame_bytes: int = 1024 * 1024
     command_timeout_s: float = 5.0
     # Connection limits, each per edge replica (counted in its one process, so N replicas behind a
-    # balancer admit N times as many). A socket that has not said hello costs the edge a task and
-    # buffers and nothing is known of it: a well-behaved node says hello in one round trip, so 16
-    # at once from one address (a NAT of many nodes reconnecting together) is already a lot, and
-    # 1024 in all bounds what silent sockets from many addresses can hold.
+    # balancer admit N times as many). A socket that has not said hello is unknown and costs the
+    # edge a task and up to one frame in the server's buffer (4 x max_frame_bytes, 4 MiB) before
+    # its first frame is judged. A node says hello in one round trip, so 16 at once from one
+    # address (many nodes behind a NAT reconnecting together) is already a crowd; 256 in all keeps
+    # the buffered worst case near 1 GiB and is still far more hellos in flight than the registry
+    # answers in the time one takes.
     ws_max_ungreeted_per_ip: int = 16
-    ws_max_ungreeted: int = 1024
+    ws_max_ungreeted: int = 256
     # a node holds one connection at a time; the rest is room for sockets its links dropped that
     # the edge has not yet noticed are dead (it does within 40 s), so a reconnect gets in
     ws_max_connections_per_node: int = 4
