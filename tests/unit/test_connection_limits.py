@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+import structlog.testing
 from litestar import post
 from litestar.params import JSONBody
 
@@ -24,7 +25,7 @@ from ccn_edge.connection_limits import (
 )
 from ccn_proto.node_protocol import Error
 from ccn_web.http import create_http_app
-from ccn_web.refusals import RefusalSummary, RefusalTally
+from ccn_web.refusals import RefusalLog, RefusalSummary, RefusalTally
 
 
 def held(gate: ConnectionGate, key: str) -> Ticket:
@@ -212,3 +213,32 @@ async def test_a_body_that_arrives_in_time_is_served() -> None:
     status, _, body = await _call([b'{"a": ', b"1}"], stall=False)
     assert status == 201
     assert json.loads(body) == {"a": 1}
+
+
+async def test_a_flood_of_refusals_is_two_log_lines_with_what_an_operator_needs() -> None:
+    with structlog.testing.capture_logs() as lines:
+        # a logger of its own: one bound before (and cached) would not write to the capture
+        refusals = RefusalLog(window_s=0.05, logger=structlog.get_logger("test.refusals"))
+        for key in ["ip-a"] * 6 + ["ip-b"] * 3:
+            refusals.refused("ws_ungreeted_per_ip", key, "connection refused before hello", ip_hash=key)
+        async with asyncio.timeout(5):
+            while len(lines) < 2:
+                await asyncio.sleep(0.01)
+    assert lines == [
+        {
+            "event": "connection refused before hello",
+            "log_level": "warning",
+            "refusal": "ws_ungreeted_per_ip",
+            "key": "ip-a",
+            "ip_hash": "ip-a",
+        },
+        {
+            "event": "more refusals",
+            "log_level": "warning",
+            "refusal": "ws_ungreeted_per_ip",
+            "refused": 8,
+            "keys": 2,
+            "top": [{"key": "ip-a", "refused": 5}, {"key": "ip-b", "refused": 3}],
+            "window_s": 0.05,
+        },
+    ]

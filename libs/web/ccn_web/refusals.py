@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from ccn_core.logging import get_logger
 
@@ -54,15 +55,16 @@ class RefusalTally:
 
 
 class RefusalLog:
-    def __init__(self, window_s: float = WINDOW_S) -> None:
+    def __init__(self, window_s: float = WINDOW_S, logger: FilteringBoundLogger = log) -> None:
         self._window_s = window_s
+        self._log = logger
         self._tally = RefusalTally()
 
     def refused(self, kind: str, key: str, message: str, **details: object) -> None:
         """A refusal of `kind` for `key`; `message` and `details` go on the full line."""
         if not self._tally.note(kind, key):
             return
-        log.warning(message, refusal=kind, key=key, **details)
+        self._log.warning(message, refusal=kind, key=key, **details)
         asyncio.get_running_loop().call_later(self._window_s, self._close, kind)
 
     def _close(self, kind: str) -> None:
@@ -72,7 +74,7 @@ class RefusalLog:
         # the timer runs in a copy of the context of the refusal that opened the window: that
         # connection's correlation id does not describe the summary
         structlog.contextvars.unbind_contextvars("correlation_id", "node_id")
-        log.warning(
+        self._log.warning(
             "more refusals",
             refusal=kind,
             refused=summary.refused,
