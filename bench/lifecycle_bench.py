@@ -65,6 +65,11 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
         # `CCN_BENCH_LOG_LEVEL=info` keeps the services' per-command lines (durations) in
         # the stack's logs, at some cost to the figures
         "CCN_LOG_LEVEL": os.environ.get("CCN_BENCH_LOG_LEVEL", "warning"),
+        # every simulated node connects from this one address, up to 200 at once, and the idle
+        # connections share a session token per 100 sockets: the caps a public edge keeps against
+        # floods (docs/protocol.md) would refuse the bench's crowd
+        "CCN_WS_MAX_UNGREETED_PER_IP": "256",
+        "CCN_WS_MAX_CONNECTIONS_PER_NODE": "100",
     }
     started = await asyncio.to_thread(
         subprocess.run, [CCN, "up"], env=env, capture_output=True, text=True, timeout=180, check=False
@@ -341,7 +346,7 @@ async def idle_connections(stack: Stack, count: int) -> Figure:
     edge_process = psutil.Process(edge.pid)
     before = edge_process.memory_info().rss
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        # one session token per 100 sockets: the edge checks tokens, it does not count sockets per session
+        # one session token per 100 sockets: the stack's cap on connections per node is raised to match
         tokens = await register_nodes(http, stack.edge, max(1, count // 100))
         limit = asyncio.Semaphore(200)
         sockets: list[aiohttp.ClientWebSocketResponse] = []

@@ -341,7 +341,7 @@ async def test_the_admin_api_is_closed_when_no_token_is_configured(pool: asyncpg
     async def ready() -> tuple[bool, dict[str, str]]:
         return True, {}
 
-    app = create_app(pool=pool, admin_token="", ready=ready)
+    app = create_app(pool=pool, admin_token="", ready=ready, body_timeout_s=10.0)
     async with AsyncTestClient(app) as client:
         for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer anything"}):
             response = await client.get("/admin/audit", headers=headers)

@@ -60,6 +60,13 @@ class PayloadTooLarge(CcnError):
     http_status = 413
 
 
+class RequestTimeout(CcnError):
+    """The client did not send its request (its body) within the time the server gives it."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class RateLimited(CcnError):
     code = "rate_limited"
     http_status = 429
@@ -84,6 +91,7 @@ ERRORS_BY_CODE: dict[str, type[CcnError]] = {
         Conflict,
         UpgradeRequired,
         PayloadTooLarge,
+        RequestTimeout,
         RateLimited,
         Unavailable,
     )

@@ -45,6 +45,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # a job result (extracted text, parsed records) is far larger than any other request body
     max_frame_bytes: int = 1024 * 1024
     command_timeout_s: float = 5.0
+    # Connection limits, each per edge replica (counted in its one process, so N replicas behind a
+    # balancer admit N times as many). A socket that has not said hello is unknown and costs the
+    # edge a task and up to one frame in the server's buffer (4 x max_frame_bytes, 4 MiB) before
+    # its first frame is judged. A node says hello in one round trip, so 16 at once from one
+    # address (many nodes behind a NAT reconnecting together) is already a crowd; 256 in all keeps
+    # the buffered worst case near 1 GiB and is still far more hellos in flight than the registry
+    # answers in the time one takes.
+    ws_max_ungreeted_per_ip: int = 16
+    ws_max_ungreeted: int = 256
+    # a node holds one connection at a time; the rest is room for sockets its links dropped that
+    # the edge has not yet noticed are dead (it does within 40 s), so a reconnect gets in
+    ws_max_connections_per_node: int = 4
+    # a request's whole body, from the first read: a 1-2 MiB batch chunk at 1 Mbit/s fits
+    http_body_timeout_s: float = 30.0
+    # a request line and headers, from the connection being ready for them (uvicorn has no such
+    # limit of its own: a client dribbling a header byte at a time held a connection for ever)
+    http_headers_timeout_s: float = 10.0
+    http_keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
+    http_max_header_bytes: int = 16 * 1024  # request line and headers together (h11's default)
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -81,13 +100,30 @@ _INT_FIELDS = {
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
     "CCN_MAX_FRAME_BYTES": "max_frame_bytes",
+    "CCN_WS_MAX_UNGREETED_PER_IP": "ws_max_ungreeted_per_ip",
+    "CCN_WS_MAX_UNGREETED": "ws_max_ungreeted",
+    "CCN_WS_MAX_CONNECTIONS_PER_NODE": "ws_max_connections_per_node",
+    "CCN_HTTP_KEEP_ALIVE_S": "http_keep_alive_s",
+    "CCN_HTTP_MAX_HEADER_BYTES": "http_max_header_bytes",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",
     "CCN_TELEMETRY_MAX_AGE_S": "telemetry_max_age_s",
     "CCN_JOB_RETENTION_S": "job_retention_s",
     "CCN_COMMAND_TIMEOUT_S": "command_timeout_s",
+    "CCN_HTTP_BODY_TIMEOUT_S": "http_body_timeout_s",
+    "CCN_HTTP_HEADERS_TIMEOUT_S": "http_headers_timeout_s",
 }
+# a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
+_POSITIVE_FIELDS = (
+    "ws_max_ungreeted_per_ip",
+    "ws_max_ungreeted",
+    "ws_max_connections_per_node",
+    "http_body_timeout_s",
+    "http_headers_timeout_s",
+    "http_keep_alive_s",
+    "http_max_header_bytes",
+)
 _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",
     "CCN_DATABASE_URL": "database_url",
@@ -121,6 +157,10 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.stream_replicas not in (1, 3, 5):
         raise SettingsError(f"CCN_STREAM_REPLICAS must be 1, 3 or 5, not {settings.stream_replicas}")
+    variables = {field: var for var, field in (_INT_FIELDS | _FLOAT_FIELDS).items()}
+    for field in _POSITIVE_FIELDS:
+        if getattr(settings, field) <= 0:
+            raise SettingsError(f"{variables[field]} must be above 0, not {getattr(settings, field)}")
     return settings
 
 

@@ -30,6 +30,8 @@ from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import correlation, get_logger
 from ccn_core.untrusted import decode_untrusted, explained, untrusted_decoder
+from ccn_web.refusals import RefusalLog
+from ccn_web.slow_clients import bounded_body_reads
 
 log = get_logger("ccn.http")
 
@@ -147,6 +149,8 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         status, code, message = 500, "internal", "internal error"
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if status == 408:
+        headers["Connection"] = "close"  # the rest of the body may still come: the connection is spent
     body = ErrorBody(code=code, message=message, field=field, correlation_id=correlation_id(request.scope))
     return Response(body, status_code=status, headers=headers)
 
@@ -173,14 +177,21 @@ def create_http_app(
     route_handlers: Sequence[ControllerRouterHandler],
     ready: Readiness,
     max_body_bytes: int,
+    body_timeout_s: float,
     security_schemes: Mapping[str, SecurityScheme | Reference] | None = None,
     dependencies: dict[str, Any] | None = None,
 ) -> Litestar:
-    """A Litestar app with the project's conventions; OpenAPI at /schema (/schema/openapi.json)."""
+    """A Litestar app with the project's conventions; OpenAPI at /schema (/schema/openapi.json).
+    A request body must arrive within body_timeout_s of the first read (ccn_web.slow_clients)."""
+    refusals = RefusalLog()
+
+    def body_deadline(app: ASGIApp) -> ASGIApp:
+        return bounded_body_reads(app, timeout_s=body_timeout_s, refusals=refusals)
+
     return Litestar(
         route_handlers=[*route_handlers, *probes(service, ready)],
         dependencies=dependencies,
-        middleware=[_correlated_and_logged],
+        middleware=[_correlated_and_logged, body_deadline],
         before_send=[_echo_correlation_id],
         before_request=_strict_body,
         exception_handlers={Exception: error_response},

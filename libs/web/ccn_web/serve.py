@@ -10,6 +10,8 @@ import uvicorn
 from litestar import Litestar
 
 from ccn_core.service import Runtime
+from ccn_web.refusals import RefusalLog
+from ccn_web.slow_clients import BoundedH11Protocol
 
 GRACE_S = 5
 
@@ -37,6 +39,13 @@ def serve_http(
         timeout_graceful_shutdown=grace_s,
         # past this the server drops a WebSocket outright; below it the app answers oversize frames
         ws_max_size=ws_max_bytes or runtime.settings.max_body_bytes,
+        # a slow client's request head: bounded in time here, in size by h11, and an idle
+        # keep-alive connection closed; bodies are bounded by the app (create_http_app).
+        # limit_concurrency stays unset: it counts the nodes' WebSockets too, and past it uvicorn
+        # answers every request, /readyz included, with an untyped plain-text 503
+        http=BoundedH11Protocol.with_limits(runtime.settings.http_headers_timeout_s, RefusalLog()),
+        h11_max_incomplete_event_size=runtime.settings.http_max_header_bytes,
+        timeout_keep_alive=runtime.settings.http_keep_alive_s,
     )
     server = _Server(config)
     served = asyncio.Event()

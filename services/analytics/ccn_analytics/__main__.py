@@ -28,7 +28,12 @@ async def start_analytics(runtime: Runtime) -> None:
 
     runtime.on_stop(stop_runners)
 
-    app = create_app(pool=runtime.pool, admin_token=settings.admin_token, ready=runtime.ready)
+    app = create_app(
+        pool=runtime.pool,
+        admin_token=settings.admin_token,
+        ready=runtime.ready,
+        body_timeout_s=settings.http_body_timeout_s,
+    )
     serve_http(runtime, app, host=settings.analytics_host, port=settings.analytics_port)
 
 

@@ -17,7 +17,7 @@ from ccn_web.http import Readiness, create_http_app
 _MAX_BODY_BYTES = 1024
 
 
-def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness) -> Litestar:
+def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_timeout_s: float) -> Litestar:
     reader = AuditReader(pool)
     log_reader = OrchestratorLogReader(pool)
 
@@ -34,6 +34,7 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness) -> Lit
         route_handlers=[admin],
         ready=ready,
         max_body_bytes=_MAX_BODY_BYTES,
+        body_timeout_s=body_timeout_s,
         security_schemes={"AdminToken": SecurityScheme(type="http", scheme="bearer", description="CCN_ADMIN_TOKEN")},
         dependencies={"reader": Provide(provide_reader), "log_reader": Provide(provide_log_reader)},
     )

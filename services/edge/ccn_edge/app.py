@@ -9,6 +9,7 @@ from litestar.openapi.spec import SecurityScheme
 from ccn_core.commands import CommandClient
 from ccn_core.service import Runtime
 from ccn_edge.compute_api import ComputeController
+from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
@@ -27,7 +28,14 @@ SECURITY_SCHEMES = {
 
 
 def create_app(
-    *, context: EdgeContext, ready: Readiness, max_body_bytes: int, max_frame_bytes: int, admin_token: str
+    *,
+    context: EdgeContext,
+    ready: Readiness,
+    max_body_bytes: int,
+    max_frame_bytes: int,
+    admin_token: str,
+    socket_limits: SocketLimits,
+    body_timeout_s: float,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
@@ -35,25 +43,35 @@ def create_app(
     return create_http_app(
         service="edge",
         title="Community Compute edge",
-        route_handlers=[ComputeController, node_socket_handler(max_frame_bytes), jobs_router(admin_token)],
+        route_handlers=[
+            ComputeController,
+            node_socket_handler(max_frame_bytes, socket_limits),
+            jobs_router(admin_token),
+        ],
         ready=ready,
         max_body_bytes=max_body_bytes,
+        body_timeout_s=body_timeout_s,
         security_schemes=SECURITY_SCHEMES,
         dependencies={"edge": Provide(provide_context)},
     )
 
 
-def start_edge(runtime: Runtime) -> None:
-    """Serve the node API on the runtime until it stops."""
+def start_edge(runtime: Runtime) -> SocketLimits:
+    """Serve the node API on the runtime until it stops; what its WebSocket connections hold
+    against their caps is returned, for whoever watches them (tests do)."""
     settings = runtime.settings
     context = EdgeContext(CommandClient(runtime.nc, timeout=settings.command_timeout_s), settings.ip_hash_salt)
+    socket_limits = SocketLimits.from_settings(settings)
     app = create_app(
         context=context,
         ready=runtime.ready,
         max_body_bytes=settings.max_body_bytes,
         max_frame_bytes=settings.max_frame_bytes,
         admin_token=settings.admin_token,
+        socket_limits=socket_limits,
+        body_timeout_s=settings.http_body_timeout_s,
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes
     )
+    return socket_limits

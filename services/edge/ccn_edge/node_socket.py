@@ -23,6 +23,8 @@ from litestar.exceptions import WebSocketDisconnect
 from ccn_core.errors import BadInput, CcnError, Conflict, Forbidden, PayloadTooLarge, Unauthorized, Unavailable
 from ccn_core.logging import correlation, get_logger
 from ccn_core.untrusted import decode_untrusted, untrusted_decoder
+from ccn_edge.connection_gate import Refusal, Ticket
+from ccn_edge.connection_limits import SocketLimits, node_connections_refusal, ungreeted_refusal
 from ccn_edge.context import EdgeContext
 from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem
 from ccn_jobs.registry import JOB_TYPES
@@ -56,10 +58,16 @@ class NodeLink:
     """One connection's life. Two tasks share it: the reader answers the node's frames, the
     claimer fetches work while the node has room; sends are serialised by a lock."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], edge: EdgeContext, max_frame_bytes: int) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], edge: EdgeContext, max_frame_bytes: int, limits: SocketLimits
+    ) -> None:
         self._socket = socket
         self._edge = edge
         self._max_frame_bytes = max_frame_bytes
+        self._limits = limits
+        # this socket's place among those that have not said hello, then under its node's cap
+        self._unwelcomed_slot: Ticket | None = None
+        self._node_slot: Ticket | None = None
         self._send_lock = asyncio.Lock()
         self._budget = BadFrameBudget()
         self._connection_id = correlation_id(socket.scope)
@@ -72,33 +80,52 @@ class NodeLink:
         self._claim_id: str | None = None  # the claim waiting at the scheduler, if any
 
     async def run(self) -> None:
-        await self._socket.accept()
-        with correlation(self._connection_id):
-            try:
-                await self._greet()
-            except _Closed:
-                return
-            with correlation(self._connection_id, node_id=self.node_id):
-                log.info("node connected", job_types=self._job_types, concurrency=self._holdings.concurrency)
-                claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{self.node_id}")
+        ip_hash = self._edge.caller_ip_hash(self._socket) or "-"
+        admission = self._limits.ungreeted.acquire(ip_hash)
+        try:
+            await self._socket.accept()
+            with correlation(self._connection_id):
+                if isinstance(admission, Refusal):
+                    kind, refusal = ungreeted_refusal(admission)
+                    self._limits.refusals.refused(kind, ip_hash, "connection refused before hello", ip_hash=ip_hash)
+                    with contextlib.suppress(_Closed):
+                        await self._turn_away(refusal, WS_TRY_AGAIN_LATER)
+                    return
+                self._unwelcomed_slot = admission
                 try:
-                    await self._read_loop()
+                    await self._greet()
                 except _Closed:
-                    pass
-                finally:
-                    # a claim may be waiting at the scheduler: let it come back, so what it took
-                    # for this node is handed back instead of held by no one until its lease ends
-                    self._closed = True
-                    self._wake_claimer.set()
-                    if self._claim_id is not None:
-                        # or it would take jobs for this node while it waits, and hand them
-                        # back as failures: an attempt spent and a backoff each
-                        with contextlib.suppress(CcnError):
-                            await self._edge.withdraw_claim(self._claim_id)
-                    _, pending = await asyncio.wait({claimer}, timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S + 1)
-                    if pending:
-                        claimer.cancel()
-                    log.info("node disconnected", holding=len(self._holdings.held))
+                    return
+                await self._serve()
+        finally:
+            if isinstance(admission, Ticket):
+                admission.release()
+            if self._node_slot is not None:
+                self._node_slot.release()
+
+    async def _serve(self) -> None:
+        """The welcomed connection, until either side ends it."""
+        with correlation(self._connection_id, node_id=self.node_id):
+            log.info("node connected", job_types=self._job_types, concurrency=self._holdings.concurrency)
+            claimer = asyncio.create_task(self._claim_loop(), name=f"claim-{self.node_id}")
+            try:
+                await self._read_loop()
+            except _Closed:
+                pass
+            finally:
+                # a claim may be waiting at the scheduler: let it come back, so what it took
+                # for this node is handed back instead of held by no one until its lease ends
+                self._closed = True
+                self._wake_claimer.set()
+                if self._claim_id is not None:
+                    # or it would take jobs for this node while it waits, and hand them
+                    # back as failures: an attempt spent and a backoff each
+                    with contextlib.suppress(CcnError):
+                        await self._edge.withdraw_claim(self._claim_id)
+                _, pending = await asyncio.wait({claimer}, timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S + 1)
+                if pending:
+                    claimer.cancel()
+                log.info("node disconnected", holding=len(self._holdings.held))
 
     # -- frames in ---------------------------------------------------------------------------
 
@@ -162,6 +189,16 @@ class NodeLink:
         except Unavailable as exc:
             await self._send_error(exc)
             await self._hang_up(WS_TRY_AGAIN_LATER, exc.message)
+        slot = self._limits.per_node.acquire(identity.node_public_id)
+        if isinstance(slot, Refusal):
+            kind, refusal = node_connections_refusal(slot)
+            self._limits.refusals.refused(
+                kind, identity.node_public_id, "connection refused: node over its cap", node_id=identity.node_public_id
+            )
+            await self._turn_away(refusal, WS_POLICY_VIOLATION)
+        self._node_slot = slot
+        if self._unwelcomed_slot is not None:
+            self._unwelcomed_slot.release()  # greeted: from now on it counts as its node's
         self.node_id = identity.node_public_id
         self._session_token = frame.session_token
         self._job_types = sorted(set(frame.capabilities.job_types))
@@ -407,6 +444,15 @@ class NodeLink:
         if self._budget.spend():
             await self._hang_up(WS_POLICY_VIOLATION, "too many bad frames")
 
+    async def _turn_away(self, refusal: CcnError, code: int) -> NoReturn:
+        """Refuse the connection with a typed reason and close it. Logged by the caller through
+        the refusal log, not here line by line: a flood of these must not flood the log."""
+        with contextlib.suppress(_Closed):
+            await self._send_error(refusal)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self._socket.close(code=code, reason=refusal.message[:120])
+        raise _Closed
+
     async def _hang_up(self, code: int, reason: str) -> NoReturn:
         with contextlib.suppress(_Closed):
             if code != 1000:
@@ -418,9 +464,9 @@ class NodeLink:
         raise _Closed
 
 
-def node_socket_handler(max_frame_bytes: int) -> Any:
+def node_socket_handler(max_frame_bytes: int, limits: SocketLimits) -> Any:
     @websocket("/ws", name="node-socket")
     async def node_socket(socket: WebSocket[Any, Any, Any], edge: NamedDependency[EdgeContext]) -> None:
-        await NodeLink(socket, edge, max_frame_bytes).run()
+        await NodeLink(socket, edge, max_frame_bytes, limits).run()
 
     return node_socket
