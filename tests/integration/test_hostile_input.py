@@ -15,6 +15,7 @@ import aiohttp
 import nats
 import pytest
 
+from ccn_core.ids import ip_hash
 from ccn_core.topology import JOBS, NODES
 from tests.integration.test_edge_jobs import Edge, connected, edge, hello, next_frame, registered_node  # noqa: F401
 
@@ -181,3 +182,27 @@ async def test_a_deep_hello_is_refused_with_a_typed_close(edge: Edge) -> None:
         async with connected(http, edge, node) as ws:  # the node itself is unharmed
             await ws.send_json(hello(node))
             assert (await next_frame(ws))["code"] == "bad_input"
+
+
+async def test_a_client_cannot_choose_the_address_it_is_counted_under(edge: Edge) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{edge.url}/compute/register-node",
+            json={"consent_flag": True},
+            headers={
+                "Idempotency-Key": str(uuid.uuid4()),
+                "X-Forwarded-For": "203.0.113.9",
+                "Forwarded": "for=1.2.3.4",
+            },
+        ) as response,
+    ):
+        assert response.status == 201
+        node_id = (await response.json())["node_public_id"]
+    client = await nats.connect(edge.settings.effective_nats_url)
+    try:
+        message = await client.jetstream().get_last_msg(NODES.name, f"ccn.node.{node_id}.registered")
+    finally:
+        await client.close()
+    registered = json.loads(message.data or b"{}")
+    assert registered["data"]["ip_hash"] == ip_hash("127.0.0.1", edge.settings.ip_hash_salt)

@@ -64,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_headers_timeout_s: float = 10.0
     http_keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
     http_max_header_bytes: int = 16 * 1024  # request line and headers together (h11's default)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDRs; "*" for
+    # any): the caller's ip_hash and the per-address caps come from it. None by default, so no
+    # client can choose the address it is counted under by sending the header itself.
+    forwarded_allow_ips: str = ""
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -128,6 +132,7 @@ _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",
     "CCN_DATABASE_URL": "database_url",
     "CCN_EDGE_HOST": "edge_host",
+    "CCN_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "CCN_ANALYTICS_HOST": "analytics_host",
     "CCN_NATS_SYNC_INTERVAL": "nats_sync_interval",
     "CCN_ADMIN_TOKEN": "admin_token",

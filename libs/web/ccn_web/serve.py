@@ -46,6 +46,9 @@ def serve_http(
         http=BoundedH11Protocol.with_limits(runtime.settings.http_headers_timeout_s, RefusalLog()),
         h11_max_incomplete_event_size=runtime.settings.http_max_header_bytes,
         timeout_keep_alive=runtime.settings.http_keep_alive_s,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS) by default
+        proxy_headers=bool(runtime.settings.forwarded_allow_ips),
+        forwarded_allow_ips=runtime.settings.forwarded_allow_ips or None,
     )
     server = _Server(config)
     served = asyncio.Event()
