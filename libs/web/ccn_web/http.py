@@ -29,6 +29,7 @@ from ccn_core.commands import offending_field
 from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import correlation, get_logger
+from ccn_web.query_params import refuse_unbounded_parameters
 
 log = get_logger("ccn.http")
 
@@ -159,6 +160,7 @@ def create_http_app(
         route_handlers=[*route_handlers, *probes(service, ready)],
         dependencies=dependencies,
         middleware=[_correlated_and_logged],
+        before_request=refuse_unbounded_parameters,
         before_send=[_echo_correlation_id],
         exception_handlers={Exception: error_response},
         request_max_body_size=max_body_bytes,
