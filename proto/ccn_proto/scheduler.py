@@ -26,6 +26,9 @@ IdempotencyKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
 JobStatus = Literal["queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
 
 MAX_BATCH_JOBS = 1000
+# one item of a create_batch, encoded: a batch travels in chunks, each chunk one command and one
+# NATS message (max_payload 1 MiB by default), so one job must fit in one with room to spare
+MAX_BATCH_JOB_BYTES = 768 * 1024
 
 
 class CreateJob(msgspec.Struct, gc=False, tag="create_job", frozen=True, kw_only=True):
