@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccn_core.errors import BadInput, CcnError, PayloadTooLarge, Unprocessable
-from ccn_edge.jobs_api import chunks, parse_batch
+from ccn_core.errors import BadInput, CcnError, PayloadTooLarge, Unavailable, Unprocessable
+from ccn_edge.jobs_api import chunks, failed_part_way, parse_batch
 from ccn_proto.scheduler import MAX_BATCH_JOB_BYTES, BatchJob
 
 
@@ -20,7 +20,8 @@ def test_batch_chunks_respect_both_the_count_and_the_byte_limit() -> None:
 
 
 def test_lines_without_a_key_are_keyed_by_line_number_and_a_bad_line_is_named() -> None:
-    body = b'{"job_type": "extract_text", "payload": {"html": "a"}}\n\n{"job_type": "extract_text", "payload": {"html": ""}}\n'
+    line = b'{"job_type": "extract_text", "payload": {"html": "a"}}\n'
+    body = line + b"\n" + line
     assert [item.item_key for item in parse_batch(body)] == ["line-1", "line-3"]
     with pytest.raises(BadInput) as refused:
         parse_batch(body + b'{"job_type": 7, "payload": {}}')
@@ -53,3 +54,11 @@ def test_every_line_is_checked_as_the_scheduler_would_before_anything_is_sent(
         parse_batch(b"\n".join([GOOD_LINE, GOOD_LINE, line, GOOD_LINE]))
     assert refused.value.field == field
     assert refused.value.message.startswith("line 3: ")
+
+
+def test_a_scheduler_failure_part_way_says_what_was_sent_and_that_a_resend_is_safe() -> None:
+    error = failed_part_way(Unavailable("scheduler did not answer", retry_after=2), sent=500, jobs=700)
+    assert isinstance(error, Unavailable)
+    assert error.retry_after == 2
+    assert error.message.startswith("scheduler did not answer; 500 of 700 jobs")
+    assert "send the same batch again, nothing is created twice" in error.message

@@ -174,7 +174,7 @@ async def submit_batch(
             )
         except CcnError as exc:
             if job_ids:
-                raise _failed_part_way(exc, sent=len(job_ids), jobs=len(items)) from exc
+                raise failed_part_way(exc, sent=len(job_ids), jobs=len(items)) from exc
             raise
         created += reply.created
         existing += reply.existing
@@ -183,7 +183,7 @@ async def submit_batch(
     return Response(body, status_code=201 if created else 200)
 
 
-def _failed_part_way(exc: CcnError, *, sent: int, jobs: int) -> CcnError:
+def failed_part_way(exc: CcnError, *, sent: int, jobs: int) -> CcnError:
     """The scheduler failed after some chunks were created (it was unavailable, or timed out):
     not a refusal of the batch, so say what was sent and that a resend is safe."""
     return type(exc)(
