@@ -35,9 +35,6 @@ SMALLINT_MIN, SMALLINT_MAX = -(2**15), 2**15 - 1
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
-SmallInt = Annotated[int, msgspec.Meta(ge=SMALLINT_MIN, le=SMALLINT_MAX)]
-Integer = Annotated[int, msgspec.Meta(ge=INTEGER_MIN, le=INTEGER_MAX)]
-BigInt = Annotated[int, msgspec.Meta(ge=BIGINT_MIN, le=BIGINT_MAX)]
 # a datetime that says which instant it is; `within_timestamp_range` bounds it
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -100,7 +97,7 @@ async def refuse_unbounded_parameters(request: Request[Any, Any, Any]) -> None:
         if len(values) > 1:
             raise BadInput(f"{name} was given {len(values)} times; give it once", field=name)
         if kind == "int" and not _DECIMAL.fullmatch(values[0]):
-            raise BadInput(f"{name} must be a whole number in decimal digits", field=name)
+            raise BadInput(f"{name} must be a whole number of at most 20 decimal digits", field=name)
 
 
 def _declared_query_parameters(handler: HTTPRouteHandler) -> dict[str, str]:
