@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
+from ccn_proto.scheduler import BatchJob
 
 
 class RegisterNodeRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +84,19 @@ def batch_item_key(line_number: int) -> str:
     """The key of a batch line without an `item_key`: its line number in the file (1-based,
     blank lines counted), so a resend, whole or in chunks, names the same jobs."""
     return f"line-{line_number}"
+
+
+def batch_job(line: BatchLine, line_number: int) -> BatchJob:
+    """The scheduler's item for a batch line: what the edge sends, and what the CLI checks a
+    file's lines as before sending any."""
+    return BatchJob(
+        job_type=line.job_type,
+        payload=line.payload,
+        item_key=line.item_key or batch_item_key(line_number),
+        priority=line.priority,
+        max_retries=line.max_retries,
+        lease_s=line.lease_s,
+    )
 
 
 class BatchSubmitted(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -20,18 +20,22 @@ from typing import Annotated, Any
 
 import msgspec
 
+# Python's `$` also matches before a final line feed ("abc\n" matches ^[a-z]+$ under re.search,
+# which is how msgspec checks a pattern); `$(?!\n)` ends a pattern at the true end in Python
+# and reads the same in ECMA-262, where `$` already means that.
+END = r"$(?!\n)"
 _CONTROLS_EXCEPT_LINE_ENDS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _SURROGATES = r"\ud800-\udfff"
-SINGLE_LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_SURROGATES}]*$"
+SINGLE_LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_SURROGATES}]*{END}"
 MULTI_LINE_PATTERN = rf"^[^{_CONTROLS_EXCEPT_LINE_ENDS}{_SURROGATES}]*$"
 # tokens and keys: visible ASCII, no space
-PRINTABLE_ASCII_PATTERN = r"^[\x21-\x7e]+$"
+PRINTABLE_ASCII_PATTERN = rf"^[\x21-\x7e]+{END}"
 
 ShortText = Annotated[str, msgspec.Meta(max_length=128, pattern=SINGLE_LINE_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=1000, pattern=MULTI_LINE_PATTERN)]
 UserAgent = Annotated[str, msgspec.Meta(max_length=512, pattern=SINGLE_LINE_PATTERN)]
-Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
-Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9._-]+$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=rf"^[0-9a-f]{{64}}{END}")]
+Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9._-]+{END}")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=PRINTABLE_ASCII_PATTERN)]
 
 # Deeper than any real payload or result; shallow enough that no decoder or walker recurses far.
@@ -40,6 +44,7 @@ MAX_DOCUMENT_DEPTH = 32
 MAX_DOCUMENT_INT = 2**63 - 1
 
 _FORBIDDEN_IN_TEXT = re.compile(rf"[{_CONTROLS_EXCEPT_LINE_ENDS}{_SURROGATES}]")
+_FORBIDDEN_IN_LINE = re.compile(rf"[\x00-\x1f\x7f-\x9f{_SURROGATES}]")
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -52,6 +57,14 @@ class Problem(msgspec.Struct, frozen=True):
 def text_problem(text: str) -> str | None:
     """Why `text` may not be stored, or None: the first forbidden character, named by code point."""
     found = _FORBIDDEN_IN_TEXT.search(text)
+    if found is None:
+        return None
+    return f"holds a forbidden character U+{ord(found.group()):04X} at offset {found.start()}"
+
+
+def line_problem(text: str) -> str | None:
+    """Why `text` may not stand as one line (a query value, a name), or None."""
+    found = _FORBIDDEN_IN_LINE.search(text)
     if found is None:
         return None
     return f"holds a forbidden character U+{ord(found.group()):04X} at offset {found.start()}"

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ccn_proto.commands import CommandError
-from ccn_proto.constraints import Sha256Hex, ShortText, Text
+from ccn_proto.constraints import END, Sha256Hex, ShortText, Text
 
-JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[a-z][a-z0-9_]*$")]
-JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
-NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[a-z][a-z0-9_]*{END}")]
+JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
 Priority = Annotated[int, msgspec.Meta(ge=-100, le=100)]
 MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=20)]
 LeaseSeconds = Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)]
@@ -26,6 +26,9 @@ IdempotencyKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
 JobStatus = Literal["queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
 
 MAX_BATCH_JOBS = 1000
+# one item of a create_batch, encoded: a batch travels in chunks, each chunk one command and one
+# NATS message (max_payload 1 MiB by default), so one job must fit in one with room to spare
+MAX_BATCH_JOB_BYTES = 768 * 1024
 
 
 class CreateJob(msgspec.Struct, gc=False, tag="create_job", frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import nats
 import pytest
 
 from ccn_core.commands import CommandClient
@@ -22,6 +23,7 @@ from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
+from ccn_core.topology import JOBS
 from ccn_edge.app import start_edge
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
@@ -370,6 +372,88 @@ async def test_a_batch_resent_after_a_failure_creates_nothing_twice(edge: Edge) 
         bad = lines + b'\n{"job_type": "extract_text", "payload": "not an object"}'
         status, error = await admin_call(http, edge, "POST", "/jobs/batch?batch_id=b-2", data=bad)
         assert (status, error["field"]) == (400, "line 8: payload"), error
+
+
+async def jobs_created(edge: Edge) -> int:
+    """How many jobs the event store holds a job.created event of."""
+    nc = await nats.connect(edge.settings.effective_nats_url)
+    try:
+        info = await nc.jetstream().stream_info(JOBS.name, subjects_filter="ccn.job.*.created")
+    finally:
+        await nc.close()
+    return len(info.state.subjects or {})
+
+
+def batch_lines(pages: int) -> list[bytes]:
+    return [
+        json.dumps({"job_type": "extract_text", "payload": {"html": page.html, "url": page.url}}).encode()
+        for page in grant_pages(pages)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("last_line", "status", "field"),
+    [
+        ({"job_type": "extract_text", "payload": {"html": 5}}, 400, "line 7: payload.html"),
+        ({"job_type": "extract_text", "payload": {"html": "<p>x</p>", "url": "ftp://no"}}, 400, "line 7: payload.url"),
+        ({"job_type": "extract_text", "payload": {"html": "<p>x</p>", "extra": 1}}, 400, "line 7: payload.extra"),
+        ({"job_type": "extract_text", "payload": {"html": "x" * 800_000}}, 413, "line 7: payload"),
+        ({"job_type": "no_such_type", "payload": {"html": "<p>x</p>"}}, 422, "line 7: job_type"),
+        ({"job_type": "Not A Type!", "payload": {}}, 422, "line 7: job_type"),
+    ],
+)
+async def test_a_batch_refused_in_its_last_chunk_creates_nothing(
+    edge: Edge, last_line: dict[str, Any], status: int, field: str
+) -> None:
+    good = batch_lines(6)
+    body = b"\n".join([*good, json.dumps(last_line).encode()])
+    async with aiohttp.ClientSession() as http:
+        path = "/jobs/batch?batch_id=all-or-nothing&chunk_size=2"  # four chunks; the bad line is alone in the last
+        answer, error = await admin_call(http, edge, "POST", path, data=body)
+        assert (answer, error["field"]) == (status, field), error
+        assert error["message"].startswith("line 7: "), error
+        # the six good lines, sent alone, are all new: none of the refused batch's chunks was created
+        answer, resent = await admin_call(http, edge, "POST", path, data=b"\n".join(good))
+        assert (answer, resent["created"], resent["existing"]) == (201, 6, 0), resent
+    assert await jobs_created(edge) == 6
+
+
+HOSTILE_JOB_QUERIES: list[tuple[str, str]] = [
+    ("/jobs/batch?batch_id=b%00", "batch_id"),
+    ("/jobs/batch?batch_id=b%0A", "batch_id"),
+    ("/jobs/batch?batch_id=" + "b" * 129, "batch_id"),
+    ("/jobs/batch?batch_id=b&batch_id=c", "batch_id"),
+    ("/jobs/batch?batch_id=b&dataset_source=demo%00", "dataset_source"),
+    ("/jobs/batch?batch_id=b&dataset_source=demo%0A", "dataset_source"),
+    ("/jobs/batch?batch_id=b&dataset_source=" + "s" * 1001, "dataset_source"),
+    ("/jobs/batch?batch_id=b&dataset_version=v%1B", "dataset_version"),
+    ("/jobs/batch?batch_id=b&chunk_size=0", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=1001", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=-1", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=99999999999999999999999", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=1e2", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=2.5", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=NaN", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=ten", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=", "chunk_size"),
+    ("/jobs/batch?batch_id=b&chunk_size=5&chunk_size=6", "chunk_size"),
+]
+
+
+async def test_hostile_job_api_parameters_are_400_naming_the_parameter(edge: Edge) -> None:
+    line = batch_lines(1)[0]
+    async with aiohttp.ClientSession() as http:
+        for path, field in HOSTILE_JOB_QUERIES:
+            status, error = await admin_call(http, edge, "POST", path, data=line)
+            assert (status, error["code"], error["field"]) == (400, "bad_input", field), (path, error)
+        for job_id in ("job%00", "job%0A", "j%7F", "x" * 65):
+            for suffix in ("", "/result"):
+                status, error = await admin_call(http, edge, "GET", f"/jobs/{job_id}{suffix}")
+                assert (status, error["field"]) == (400, "job_id"), (job_id, error)
+            status, error = await admin_call(http, edge, "POST", f"/jobs/{job_id}/cancel", json={})
+            assert (status, error["field"]) == (400, "job_id"), (job_id, error)
+    # none of it reached the scheduler: no job was created
+    assert await jobs_created(edge) == 0
 
 
 async def test_a_simple_client_takes_renews_and_completes_a_job_over_http(edge: Edge) -> None:

@@ -123,7 +123,7 @@ async def test_one_job_submitted_then_cancelled(edge: Settings, capsys: pytest.C
     assert f"job {job_id} is cancelled: it has no result" in err
 
 
-async def test_a_bad_line_is_named_by_its_line_in_the_file(
+async def test_a_bad_line_is_named_by_its_line_in_the_file_and_nothing_is_sent(
     edge: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = batch_file(tmp_path, 4)  # lines 1, 2, 4, 5: the blank line is line 3
@@ -132,9 +132,44 @@ async def test_a_bad_line_is_named_by_its_line_in_the_file(
     code, out, err = await ccn(capsys, "jobs", "submit", str(path), "--batch-id", "bad-1", "--chunk-size", "2")
     assert code == 1
     assert f"{path}:6: " in err, err
-    assert "(field payload)" in err, err
-    # the chunks before it went in, and say so; the refused chunk created nothing
-    assert "batch bad-1: 4 jobs in 2 requests: 4 created, 0 existing" in out
+    assert "payload" in err, err
+    assert "1 of 5 lines would be refused" in err and "nothing was sent" in err, err
+    assert "requests" not in out, out
+    # the four good lines, sent alone, are all new
+    good = as_jobs_jsonl(grant_pages(4))
+    path.write_bytes(good)
+    code, out, err = await ccn(capsys, "jobs", "submit", str(path), "--batch-id", "bad-1", "--chunk-size", "2")
+    assert "batch bad-1: 4 jobs in 2 requests: 4 created, 0 existing" in out, err
+
+
+async def test_a_big_file_with_bad_lines_near_its_end_creates_nothing_and_lists_them(
+    edge: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = as_jobs_jsonl(grant_pages(40)).splitlines()
+    bad = {
+        36: b'{"job_type": "mine_bitcoin", "payload": {"html": "<p>x</p>"}}',
+        37: b'{"job_type": "extract_text", "payload": {"html": 5}}',
+        38: b'{"job_type": "extract_text", "payload": {"html": "' + b"x" * 800_000 + b'"}}',
+        39: b'{"job_type": "extract_text", "payload": {"html": "<p>x</p>"}, "item_key": "line-1"}',
+        40: b"{not json",
+    }
+    path = tmp_path / "pages.jsonl"
+    path.write_bytes(b"\n".join(bad.get(number, line) for number, line in enumerate(lines, start=1)) + b"\n")
+    code, out, err = await ccn(capsys, "jobs", "submit", str(path), "--batch-id", "late-1", "--chunk-size", "10")
+    assert code == 1
+    reported = re.findall(rf"^{re.escape(str(path))}:(\d+): (.*)$", err, re.MULTILINE)
+    assert [int(number) for number, _ in reported] == [36, 37, 38, 39, 40], err
+    why = dict(reported)
+    assert "unknown job type 'mine_bitcoin'" in why["36"]
+    assert "(field payload.html)" in why["37"]
+    assert "bytes encoded" in why["38"]
+    assert "also the key of line 1" in why["39"]
+    assert "5 of 40 lines would be refused" in err and "nothing was sent" in err, err
+    # nothing of the file was created: its 35 good lines, sent now, are all new
+    path.write_bytes(b"\n".join(lines[:35]) + b"\n")
+    code, out, err = await ccn(capsys, "jobs", "submit", str(path), "--batch-id", "late-1", "--chunk-size", "10")
+    assert code == 0, err
+    assert "batch late-1: 35 jobs in 4 requests: 35 created, 0 existing" in out, out
 
 
 async def test_errors_say_what_is_wrong(

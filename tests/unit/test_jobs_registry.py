@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from ccn_core.errors import BadInput, CcnError, PayloadTooLarge, Unprocessable, error_from_code
 from ccn_jobs.errors import InvalidPayload, InvalidResult, UnknownJobType
 from ccn_jobs.extract_text import (
     MAX_HTML_CHARS,
@@ -18,12 +19,15 @@ from ccn_jobs.extract_text import (
 )
 from ccn_jobs.registry import (
     JOB_TYPES,
+    batch_job_refusal,
     decode_payload,
     decode_result,
     get_job_type,
+    payload_refusal,
     result_to_builtins,
     run_job,
 )
+from ccn_proto.scheduler import MAX_BATCH_JOB_BYTES, BatchJob
 
 HTML = (
     "<html><body><article><h1>Seed Fund</h1><p>"
@@ -166,3 +170,64 @@ def test_bad_results_are_refused(change: dict[str, Any], field: str | None) -> N
         decode_result("extract_text", {**GOOD_RESULT, **change})
     assert caught.value.field == field
     assert not isinstance(caught.value, InvalidPayload)
+
+
+class EchoPayload(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+
+
+def good_job(**change: Any) -> BatchJob:
+    return BatchJob(**{"job_type": "extract_text", "payload": {"html": HTML}, "item_key": "k-1", **change})
+
+
+@pytest.mark.parametrize(
+    ("job", "error", "field"),
+    [
+        (good_job(job_type="mine_bitcoin"), Unprocessable, "job_type"),
+        (good_job(job_type="Not A Type!"), Unprocessable, "job_type"),
+        (good_job(payload={"html": 5}), BadInput, "payload.html"),
+        (good_job(payload={"url": "https://x.example"}), BadInput, "payload.html"),
+        (good_job(payload={"html": "x" * (MAX_BATCH_JOB_BYTES + 1)}), PayloadTooLarge, "payload"),
+        (good_job(item_key="k" * 129), BadInput, "item_key"),
+        (good_job(priority=101), BadInput, "priority"),
+        (good_job(lease_s=0.5), BadInput, "lease_s"),
+    ],
+    ids=[
+        "unknown-type",
+        "type-off-pattern",
+        "payload-wrong-type",
+        "payload-missing-field",
+        "over-the-job-cap",
+        "key-too-long",
+        "priority-out-of-range",
+        "lease-too-short",
+    ],
+)
+def test_a_batch_job_the_scheduler_would_refuse_is_refused_with_the_error_it_would_give(
+    job: BatchJob, error: type[CcnError], field: str
+) -> None:
+    refusal = batch_job_refusal(job)
+    assert refusal is not None
+    # the codes are ccn_core's: each maps back to the error (and HTTP status) the scheduler gives
+    refused = error_from_code(refusal.code, refusal.message, field=refusal.field)
+    assert (type(refused), refused.field) == (error, field), refusal
+    assert refusal.message
+
+
+def test_a_batch_job_the_scheduler_would_take_is_not_refused() -> None:
+    assert batch_job_refusal(good_job()) is None
+    at_the_cap = good_job(payload={"html": "x"})
+    spare = MAX_BATCH_JOB_BYTES - len(msgspec.json.encode(at_the_cap))
+    assert batch_job_refusal(good_job(payload={"html": "x" * (1 + spare)})) is None
+
+
+def test_payloads_are_checked_against_the_types_given() -> None:
+    echo = {"echo": EchoPayload}
+    assert payload_refusal("echo", {"text": "hi"}, payload_types=echo) is None
+    refusal = payload_refusal("echo", {"text": 1}, field="jobs[2].payload", payload_types=echo)
+    assert refusal is not None and (refusal.code, refusal.field) == ("bad_input", "jobs[2].payload.text")
+    refusal = payload_refusal("extract_text", {"html": HTML}, payload_types=echo)
+    assert refusal is not None and (refusal.code, refusal.field) == ("unprocessable", "job_type")
+    assert "known: echo" in refusal.message
+    refusal = payload_refusal("extract_text", {"html": 1})
+    assert refusal is not None and refusal.field == "payload.html"

@@ -15,12 +15,17 @@ from ccn_proto.compute_api import BatchLine, RegisterNodeRequest, SubmitJobReque
 from ccn_proto.constraints import (
     MAX_DOCUMENT_DEPTH,
     MULTI_LINE_PATTERN,
+    PRINTABLE_ASCII_PATTERN,
     SINGLE_LINE_PATTERN,
     Problem,
     document_problem,
+    line_problem,
     text_problem,
 )
 from ccn_proto.node_protocol import NodeFrame
+from ccn_proto.scheduler import JobId
+
+JOB_ID_PATTERN = JobId.__metadata__[0].pattern
 
 FORBIDDEN = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x80", "\x9f", "\ud800", "\udfff"]
 ALLOWED = ["plain", "tab\there", "line\nend", "crlf\r\n", "é ü ß", "中文", "emoji 🎉", "\u00a0nbsp", "\u200bzwsp"]
@@ -39,9 +44,20 @@ def test_ordinary_text_in_any_script_passes(text: str) -> None:
     assert re.search(MULTI_LINE_PATTERN, text)
 
 
-@pytest.mark.parametrize("text", ["tab\there", "line\nend", "cr\r"])
+@pytest.mark.parametrize("text", ["tab\there", "line\nend", "cr\r", "trailing\n"])
 def test_single_line_text_holds_no_tab_or_line_end(text: str) -> None:
     assert not re.search(SINGLE_LINE_PATTERN, text)
+    assert line_problem(text) is not None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [(PRINTABLE_ASCII_PATTERN, "token\n"), (SINGLE_LINE_PATTERN, "agent\n"), (JOB_ID_PATTERN, "job-1\n")],
+)
+def test_a_final_line_feed_does_not_slip_past_an_anchored_pattern(pattern: str, text: str) -> None:
+    """Python's `$` matches before a final line feed; msgspec checks patterns with re.search."""
+    assert re.search(pattern, text.rstrip("\n"))
+    assert not re.search(pattern, text)
 
 
 def nested(depth: int) -> Any:
@@ -91,6 +107,7 @@ def refusal(raw: bytes | str, type_: Any) -> BadInput:
     [
         (b'{"user_agent": "a\\u0000b"}', "user_agent"),
         (b'{"user_agent": "two\\nlines"}', "user_agent"),
+        (b'{"user_agent": "final line feed\\n"}', "user_agent"),
         (b'{"user_id": "\\u001b[31mred"}', "user_id"),
         (b'{"consent_flag": "true"}', "consent_flag"),
         (b'{"consent_flag": 1}', "consent_flag"),

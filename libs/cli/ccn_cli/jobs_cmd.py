@@ -1,10 +1,14 @@
 """`ccn jobs submit|status|result|cancel|tail`: the operators' job API of the running stack's
 edge (/jobs), called with the stack's admin token.
 
-A batch file is sent in chunks, one POST /jobs/batch each, all under one batch id. Every line
-carries an item key (its own, else `line-<line number in the file>`, the key the edge itself
-would give it), and a job's id derives from (batch id, item key): so a chunk retried after a
-failure, or the whole command run again, creates nothing twice."""
+A batch file is checked whole before anything is sent: every line as the edge and the scheduler
+will check it (its JSON, its job type, its payload against the type's schema, its encoded size,
+its item key unique in the file), and bad lines are reported by number, so a refused file
+creates nothing. Then it is sent in chunks, one POST /jobs/batch each, all under one batch id.
+Every line carries an item key (its own, else `line-<line number in the file>`, the key the edge
+itself would give it), and a job's id derives from (batch id, item key): so a chunk retried
+after a failure (the stack unavailable part way), or the whole command run again, creates
+nothing twice."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,14 +37,18 @@ from ccn_cli.stack.run_state import load_state
 from ccn_cli.stack.secrets_file import read_secrets_file, secrets_path
 from ccn_cli.stack.settings_env import env_var
 from ccn_cli.subcommand import Subparsers
+from ccn_core.errors import BadInput
 from ccn_core.settings import Settings
-from ccn_proto.compute_api import BatchSubmitted, JobResultView, SubmitJobRequest, batch_item_key
+from ccn_core.untrusted import decode_untrusted, untrusted_decoder
+from ccn_jobs.registry import batch_job_refusal
+from ccn_proto.compute_api import BatchLine, BatchSubmitted, JobResultView, SubmitJobRequest, batch_item_key, batch_job
 from ccn_proto.scheduler import MAX_BATCH_JOBS, CancelJobReply, CreateJobReply, JobHistoryEntry, JobView
 
 T = TypeVar("T")
 FINAL_STATES = frozenset({"completed", "dead", "cancelled"})
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 SCHEDULER_COMMAND_BYTES = 384 * 1024
+MAX_REPORTED_LINES = 20  # bad lines listed before the check only counts the rest
 _LINE_PREFIX = re.compile(r"^line (\d+)")
 
 
@@ -233,7 +241,6 @@ class BadLine(Exception):
 
 def file_chunks(path: Path, size: int) -> Iterator[Chunk]:
     """The file's non-blank lines, `size` a chunk, each with an explicit item key."""
-    seen: dict[str, int] = {}
     lines: list[bytes] = []
     numbers: list[int] = []
     last = 0
@@ -242,7 +249,7 @@ def file_chunks(path: Path, size: int) -> Iterator[Chunk]:
             line = raw.strip()
             if not line:
                 continue
-            lines.append(keyed_line(line, last, seen))
+            lines.append(keyed_line(line, last))
             numbers.append(last)
             if len(lines) == size:
                 yield Chunk(b"\n".join(lines), numbers, last)
@@ -251,34 +258,66 @@ def file_chunks(path: Path, size: int) -> Iterator[Chunk]:
         yield Chunk(b"\n".join(lines), numbers, last)
 
 
-def keyed_line(line: bytes, number: int, seen: dict[str, int]) -> bytes:
-    """The line with `item_key` set. A line that is not a JSON object goes as it is: the edge says
-    what is wrong with it. Keys must be unique in the whole file, not only in one chunk."""
+def keyed_line(line: bytes, number: int) -> bytes:
+    """The line with `item_key` set (check_file has made sure the keys are unique in the whole
+    file, not only in one chunk). A line that is not a JSON object goes as it is: the edge says
+    what is wrong with it."""
     try:
         decoded: Any = msgspec.json.decode(line)
     except msgspec.DecodeError:
         return line
-    if not isinstance(decoded, dict):
+    if not isinstance(decoded, dict) or decoded.get("item_key") is not None:
         return line
-    key = decoded.get("item_key")
-    if key is None:
-        key = decoded["item_key"] = batch_item_key(number)
-        line = msgspec.json.encode(decoded)
-    if isinstance(key, str):
-        if key in seen:
-            raise BadLine(number, f"item_key {key!r} is also the key of line {seen[key]}")
-        seen[key] = number
-    return line
+    decoded["item_key"] = batch_item_key(number)
+    return msgspec.json.encode(decoded)
 
 
-def count_lines(path: Path) -> int:
-    lines = 0
-    last = b"\n"
+@dataclass
+class FileCheck:
+    lines: int = 0  # every line, blank ones too, for the progress bar
+    jobs: int = 0
+    bad_lines: int = 0
+    problems: list[str] = field(default_factory=list)  # the first MAX_REPORTED_LINES, "LINE: why"
+
+
+_batch_line_decoder = untrusted_decoder(BatchLine)
+
+
+def check_file(path: Path) -> FileCheck:
+    """Every line of the file as the edge and the scheduler will check it, without sending any:
+    a file with a bad line is refused whole, before its first request."""
+    check = FileCheck()
+    seen: dict[str, int] = {}
     with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n")
+        for number, raw in enumerate(handle, start=1):
+            check.lines = number
+            line = raw.strip()
+            if not line:
+                continue
+            check.jobs += 1
+            problem = line_problem(line, number, seen)
+            if problem is not None:
+                check.bad_lines += 1
+                if len(check.problems) < MAX_REPORTED_LINES:
+                    check.problems.append(f"{number}: {problem}")
+    return check
+
+
+def line_problem(line: bytes, number: int, seen: dict[str, int]) -> str | None:
+    """What the edge would refuse this line for, or None; `seen` gathers the file's item keys."""
+    try:
+        item = decode_untrusted(line, _batch_line_decoder)
+    except BadInput as exc:  # what the edge's parse_batch says, by the same decoder
+        return exc.message + (f" (field {exc.field})" if exc.field else "")
+    job = batch_job(item, number)
+    key = item.item_key or batch_item_key(number)
+    if key in seen:
+        return f"item_key {key!r} is also the key of line {seen[key]}"
+    seen[key] = number
+    refusal = batch_job_refusal(job)
+    if refusal is None:
+        return None
+    return refusal.message + (f" (field {refusal.field})" if refusal.field else "")
 
 
 @dataclass
@@ -327,10 +366,24 @@ def run_submit(args: argparse.Namespace, settings: Settings) -> int:
 def submit_batch(args: argparse.Namespace, edge: EdgeClient) -> int:
     path: Path = args.file
     try:
-        total = count_lines(path)
+        check = check_file(path)
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}")
         return 1
+    if check.bad_lines:
+        for problem in check.problems:
+            err.print(f"{path}:{problem}", markup=False)
+        more = check.bad_lines - len(check.problems)
+        fail(
+            f"{path}: {check.bad_lines} of {check.jobs} lines would be refused"
+            + (f" ({more} more not listed)" if more else "")
+            + "; nothing was sent: fix them and run the same command again"
+        )
+        return 1
+    if not check.jobs:
+        fail(f"{path} holds no jobs: one JSON object per line")
+        return 1
+    total = check.lines
     query = {"batch_id": args.batch_id}
     query |= {
         k: v for k, v in (("dataset_source", args.dataset_source), ("dataset_version", args.dataset_version)) if v

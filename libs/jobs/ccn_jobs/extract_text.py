@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol, cast
 import msgspec
 
 from ccn_jobs.job_type import JobType
+from ccn_proto.constraints import END
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
@@ -50,11 +51,13 @@ _CONTROL_CHARS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0
 Html = Annotated[str, msgspec.Meta(max_length=MAX_HTML_CHARS, description="the page's HTML source")]
 Url = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=MAX_URL_CHARS, pattern=r"^https?://\S+$", description="where the page was"),
+    msgspec.Meta(
+        min_length=1, max_length=MAX_URL_CHARS, pattern=rf"^https?://\S+{END}", description="where the page was"
+    ),
 ]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TITLE_CHARS)]
-LanguageCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$")]
+LanguageCode = Annotated[str, msgspec.Meta(pattern=rf"^[a-z]{{2,3}}{END}")]
 Confidence = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 CharCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_TEXT_CHARS)]
 

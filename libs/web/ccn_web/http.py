@@ -30,6 +30,7 @@ from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import correlation, get_logger
 from ccn_core.untrusted import decode_untrusted, explained, untrusted_decoder
+from ccn_web.query_params import refuse_unbounded_parameters
 from ccn_web.refusals import RefusalLog
 from ccn_web.slow_clients import bounded_body_reads
 
@@ -96,6 +97,12 @@ async def _echo_correlation_id(message: Message, scope: Scope) -> None:
 
 
 _body_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+async def _checked_request(request: Request[Any, Any, Any]) -> None:
+    """Litestar runs one before_request hook, ahead of parsing any parameter or body."""
+    await refuse_unbounded_parameters(request)
+    await _strict_body(request)
 
 
 async def _strict_body(request: Request[Any, Any, Any]) -> None:
@@ -193,7 +200,7 @@ def create_http_app(
         dependencies=dependencies,
         middleware=[_correlated_and_logged, body_deadline],
         before_send=[_echo_correlation_id],
-        before_request=_strict_body,
+        before_request=_checked_request,
         exception_handlers={Exception: error_response},
         request_max_body_size=max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -22,10 +22,13 @@ from ccn_analytics.paging import (
     LimitParam,
     NodeIdParam,
     SinceParam,
+    StreamName,
+    StreamSeq,
     fetch_page,
     parse_since,
 )
 from ccn_proto.envelope import Actor
+from ccn_web.query_params import AwareDatetime
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,10 +54,12 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     has_more: bool
 
 
-class _Position(msgspec.Struct, array_like=True, frozen=True):
-    occurred_at: datetime
-    stream_seq: int
-    stream: str
+class _Position(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The page key, bounded by the columns it is compared with (a cursor is caller input)."""
+
+    occurred_at: AwareDatetime
+    stream_seq: StreamSeq
+    stream: StreamName
 
 
 _ORDER = ("occurred_at", "stream_seq", "stream")

@@ -24,11 +24,14 @@ from ccn_analytics.paging import (
     LimitParam,
     NodeIdParam,
     SinceParam,
+    StreamName,
+    StreamSeq,
     fetch_page,
     parse_since,
 )
 from ccn_core.errors import BadInput
 from ccn_proto.envelope import Actor
+from ccn_web.query_params import SMALLINT_MAX, AwareDatetime
 
 
 class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,11 +60,13 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True):
     has_more: bool
 
 
-class _Position(msgspec.Struct, array_like=True, frozen=True):
-    occurred_at: datetime
-    stream_seq: int
-    stream: str
-    step: int
+class _Position(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The page key, bounded by the columns it is compared with (a cursor is caller input)."""
+
+    occurred_at: AwareDatetime
+    stream_seq: StreamSeq
+    stream: StreamName
+    step: Annotated[int, msgspec.Meta(ge=0, le=SMALLINT_MAX)]  # smallint, CHECK (step >= 0)
 
 
 _ORDER = ("occurred_at", "stream_seq", "stream", "step")

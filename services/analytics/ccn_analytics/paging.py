@@ -2,14 +2,15 @@
 cursors, and WHERE clauses whose values all travel as bind parameters.
 
 A page is keyed on a total order of the rows (a timestamp alone cannot page: one decision stamps
-all its events with the same occurred_at); the cursor is that key of the page's last row.
+all its events with the same occurred_at); the cursor is that key of the page's last row. A
+cursor comes back from the caller, so it is decoded as untrusted input: into a page key whose
+parts are bounded by their columns' types (ccn_web.query_params), or refused naming `cursor`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
@@ -19,6 +20,8 @@ import msgspec
 from litestar.params import QueryParameter
 
 from ccn_core.errors import BadInput
+from ccn_proto.constraints import END
+from ccn_web.query_params import BASE64URL, BIGINT_MAX, TIMESTAMP, parse_timestamp, within_timestamp_range
 
 P = TypeVar("P", bound=msgspec.Struct)
 
@@ -29,24 +32,26 @@ CorrelationIdParam = Annotated[
     str | None, QueryParameter(description="Only events of this request chain.", pattern=r"^[A-Za-z0-9._-]{1,128}$")
 ]
 SinceParam = Annotated[
-    str | None, QueryParameter(description="ISO-8601 timestamp with offset; events at or after it.", max_length=64)
+    str | None,
+    QueryParameter(
+        description="ISO-8601 timestamp with a UTC offset (a bare local time is refused), between years 1 and "
+        "9999 in UTC; events at or after it.",
+        max_length=64,
+        pattern=TIMESTAMP,
+    ),
 ]
-CursorParam = Annotated[str | None, QueryParameter(description="next_cursor of the previous page.", max_length=256)]
+CursorParam = Annotated[
+    str | None, QueryParameter(description="next_cursor of the previous page.", max_length=256, pattern=BASE64URL)
+]
 LimitParam = Annotated[int, QueryParameter(description="Entries per page.", ge=1, le=1000)]
 
-_OFFSET_AFTER_SPACE = re.compile(r" (\d{2}(:?\d{2})?)$")
+# parts of a page key, as their columns hold them: stream_seq bigint CHECK (> 0), stream a stream name
+StreamSeq = Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]
+StreamName = Annotated[str, msgspec.Meta(max_length=64, pattern=rf"^[A-Za-z0-9_-]*{END}")]
 
 
 def parse_since(raw: str) -> datetime:
-    # an unencoded "+02:00" in a query string arrives as " 02:00"
-    text = _OFFSET_AFTER_SPACE.sub(r"+\1", raw.strip())
-    try:
-        since = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput("since must be an ISO-8601 timestamp, e.g. 2025-01-31T12:00:00Z", field="since") from None
-    if since.tzinfo is None:
-        raise BadInput("since needs a UTC offset (e.g. Z or +02:00): a bare local time is ambiguous", field="since")
-    return since
+    return parse_timestamp(raw, field="since")
 
 
 def encode_cursor(position: msgspec.Struct) -> str:
@@ -55,11 +60,17 @@ def encode_cursor(position: msgspec.Struct) -> str:
 
 
 def decode_cursor(raw: str, position_type: type[P]) -> P:
+    """The page key in a cursor; BadInput naming `cursor` for anything but a key this API could
+    have returned (its parts' bounds are declared on `position_type`)."""
     try:
-        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        return msgspec.json.decode(data, type=position_type)
-    except (binascii.Error, ValueError, msgspec.ValidationError):
+        data = base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4))
+        position = msgspec.json.decode(data, type=position_type)
+    except (binascii.Error, ValueError):  # msgspec's DecodeError and ValidationError are ValueErrors
         raise BadInput("cursor is not one this API returned", field="cursor") from None
+    for value in msgspec.structs.astuple(position):
+        if isinstance(value, datetime):
+            within_timestamp_range(value, field="cursor")
+    return position
 
 
 class Conditions:

@@ -12,16 +12,17 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
-from ccn_core.errors import BadInput, Conflict, PayloadTooLarge
+from ccn_core.errors import BadInput, CcnError, Conflict, PayloadTooLarge, error_from_code
 from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.context import MAX_COMMAND_BYTES, EdgeContext
+from ccn_jobs.registry import batch_job_refusal
 from ccn_proto.compute_api import (
     BatchLine,
     BatchSubmitted,
     CancelJobRequest,
     JobResultView,
     SubmitJobRequest,
-    batch_item_key,
+    batch_job,
 )
 from ccn_proto.constraints import PRINTABLE_ASCII_PATTERN
 from ccn_proto.scheduler import (
@@ -38,6 +39,7 @@ from ccn_proto.scheduler import (
 )
 from ccn_web.auth import ADMIN_SECURITY, admin_guard
 from ccn_web.http import correlation_id
+from ccn_web.query_params import PRINTABLE_TEXT
 
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
@@ -46,8 +48,10 @@ _line_decoder = untrusted_decoder(BatchLine)
 
 
 def parse_batch(body: bytes) -> list[BatchJob]:
-    """JSON lines → batch items, all or nothing: a bad line is reported by number and nothing is
-    submitted. Blank lines are skipped; an item without a key is keyed by its line number."""
+    """JSON lines → batch items, all or nothing: every line is checked as the scheduler will
+    check it (its JSON, its job type, its payload against the type's schema, its encoded size),
+    and the first bad line is reported by number before anything is submitted. Blank lines are
+    skipped; an item without a key is keyed by its line number."""
     items: list[BatchJob] = []
     for number, line in _numbered_lines(body):
         try:
@@ -55,16 +59,16 @@ def parse_batch(body: bytes) -> list[BatchJob]:
         except BadInput as exc:
             where = f"line {number}" + (f": {exc.field}" if exc.field else "")
             raise BadInput(f"line {number}: {exc.message}", field=where) from None
-        items.append(
-            BatchJob(
-                job_type=item.job_type,
-                payload=item.payload,
-                item_key=item.item_key or batch_item_key(number),
-                priority=item.priority,
-                max_retries=item.max_retries,
-                lease_s=item.lease_s,
+        job = batch_job(item, number)
+        refusal = batch_job_refusal(job)
+        if refusal is not None:
+            where = f"line {number}"
+            raise error_from_code(
+                refusal.code,
+                f"{where}: {refusal.message}",
+                field=f"{where}: {refusal.field}" if refusal.field else where,
             )
-        )
+        items.append(job)
         if len(items) > MAX_BATCH_LINES:
             raise BadInput(f"a batch holds at most {MAX_BATCH_LINES} jobs; split the file", field="body")
     if not items:
@@ -83,7 +87,9 @@ def _numbered_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
 
 def chunks(items: list[BatchJob], size: int, max_bytes: int = MAX_COMMAND_BYTES) -> Iterator[list[BatchJob]]:
     """Runs of at most `size` items whose encoded size stays under `max_bytes`: each run is one
-    NATS message, and NATS refuses messages over its max_payload (1 MiB by default)."""
+    NATS message, and NATS refuses messages over its max_payload (1 MiB by default). parse_batch
+    has refused any item over MAX_BATCH_JOB_BYTES (not above `max_bytes`), so the refusal here
+    only guards a caller that skipped it; submit_batch plans every chunk before sending one."""
     chunk: list[BatchJob] = []
     chunk_bytes = 0
     for item in items:
@@ -136,8 +142,11 @@ async def submit_job(
 @post(
     "/batch",
     summary="Submit a batch of jobs (JSON lines)",
-    description="One job per line. Sent to the scheduler in chunks of `chunk_size`; each job's id derives from "
-    "(batch_id, item key), so resending the same batch after any failure creates nothing twice.",
+    description="One job per line: {job_type, payload, item_key?, priority?, max_retries?, lease_s?}. All or "
+    "nothing: every line is checked (JSON, job type, payload against the type's schema, encoded size) before any "
+    "job is created, and a refusal names the first bad line (`line N: field`) and creates nothing. Sent to the "
+    "scheduler in chunks of `chunk_size`; each job's id derives from (batch_id, item key), so if the scheduler "
+    "fails part way (503), resending the same batch creates nothing twice.",
     status_code=201,
     security=ADMIN_SECURITY,
     request_max_body_size=MAX_BATCH_BODY_BYTES,
@@ -146,26 +155,45 @@ async def submit_batch(
     request: Request[Any, Any, Any],
     edge: NamedDependency[EdgeContext],
     batch_id: Annotated[str, QueryParameter(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
-    dataset_source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
-    dataset_version: Annotated[str | None, QueryParameter(max_length=128)] = None,
+    dataset_source: Annotated[str | None, QueryParameter(max_length=1000, pattern=PRINTABLE_TEXT)] = None,
+    dataset_version: Annotated[str | None, QueryParameter(max_length=128, pattern=PRINTABLE_TEXT)] = None,
     chunk_size: Annotated[int, QueryParameter(ge=1, le=MAX_BATCH_JOBS)] = 500,
 ) -> Response[BatchSubmitted]:
     items = parse_batch(await request.body())
+    plan = list(chunks(items, chunk_size))  # whole before the first send: a refusal here sends nothing
     created = existing = 0
     job_ids: list[str] = []
-    for chunk in chunks(items, chunk_size):
-        reply = await edge.scheduler(
-            "create_batch",
-            CreateBatch(batch_id=batch_id, dataset_source=dataset_source, dataset_version=dataset_version, jobs=chunk),
-            CreateBatchReply,
-            correlation_id=correlation_id(request.scope),
-            timeout=60,
-        )
+    for chunk in plan:
+        try:
+            reply = await edge.scheduler(
+                "create_batch",
+                CreateBatch(
+                    batch_id=batch_id, dataset_source=dataset_source, dataset_version=dataset_version, jobs=chunk
+                ),
+                CreateBatchReply,
+                correlation_id=correlation_id(request.scope),
+                timeout=60,
+            )
+        except CcnError as exc:
+            if job_ids:
+                raise failed_part_way(exc, sent=len(job_ids), jobs=len(items)) from exc
+            raise
         created += reply.created
         existing += reply.existing
         job_ids += reply.job_ids
     body = BatchSubmitted(batch_id=batch_id, jobs=len(items), created=created, existing=existing, job_ids=job_ids)
     return Response(body, status_code=201 if created else 200)
+
+
+def failed_part_way(exc: CcnError, *, sent: int, jobs: int) -> CcnError:
+    """The scheduler failed after some chunks were created (it was unavailable, or timed out):
+    not a refusal of the batch, so say what was sent and that a resend is safe."""
+    return type(exc)(
+        f"{exc.message}; {sent} of {jobs} jobs were created or found before this: send the same batch again, "
+        "nothing is created twice",
+        field=exc.field,
+        retry_after=exc.retry_after,
+    )
 
 
 @get("/{job_id:str}", summary="A job: state and history", security=ADMIN_SECURITY)

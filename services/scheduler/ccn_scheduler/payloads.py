@@ -1,42 +1,29 @@
-"""Which job types the scheduler accepts and the schema each one's payload must meet.
+"""Which job types the scheduler accepts, and the check it runs before creating a job.
 
 The scheduler depends on this mapping only; ccn_jobs (one module per job type, shared with the
-reference node and the validation service) supplies it in production, tests may pass their own.
+reference node, the edge and the validation service) supplies it in production, tests may pass
+their own. The check itself is ccn_jobs.registry's, the same one the edge and the CLI run on a
+batch before sending any of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import msgspec
+from ccn_core.commands import raise_command_error
+from ccn_jobs.registry import PAYLOAD_TYPES, PayloadTypes, payload_refusal
 
-from ccn_core.commands import validation_error
-from ccn_core.errors import BadInput, Unprocessable
-
-PayloadTypes = Mapping[str, type[msgspec.Struct]]
+__all__ = ["PayloadTypes", "check_payload", "job_type_payloads"]
 
 
 def job_type_payloads() -> PayloadTypes:
     """Every job type ccn_jobs defines, with its payload Struct."""
-    from ccn_jobs.registry import JOB_TYPES
-
-    return {name: job.payload_type for name, job in JOB_TYPES.items()}
+    return PAYLOAD_TYPES
 
 
 def check_payload(payload_types: PayloadTypes, job_type: str, payload: dict[str, Any], *, field: str) -> None:
     """Refuse a job whose type is unknown (422) or whose payload does not meet its schema (400,
     naming the offending field as `<field>.<path>`)."""
-    schema = payload_types.get(job_type)
-    if schema is None:
-        raise Unprocessable(
-            f"unknown job type {job_type!r}; known: {', '.join(sorted(payload_types))}", field="job_type"
-        )
-    try:
-        msgspec.convert(payload, schema)
-    except msgspec.ValidationError as exc:
-        error = validation_error(exc)
-        raise BadInput(
-            f"payload is not a valid {job_type} payload: {exc}",
-            field=f"{field}.{error.field}" if error.field else field,
-        ) from None
+    refusal = payload_refusal(job_type, payload, field=field, payload_types=payload_types)
+    if refusal is not None:
+        raise_command_error(refusal)
