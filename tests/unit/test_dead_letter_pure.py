@@ -16,7 +16,7 @@ from ccn_cli.deadletter_cmd import chosen, fold_dead_letters
 from ccn_core.dead_letter import MAX_ERROR_CHARS, dead_letter_id, error_text, is_poison, printable
 from ccn_core.errors import BadInput, Unavailable
 from ccn_core.projection import LostLeadership, isolate_poison
-from ccn_proto.deadletter import DeadLetterEvent, DeadLettered, DeadLetterReplayed, DeadLetterReplayFailed
+from ccn_proto.deadletter import DeadLettered, DeadLetterEvent, DeadLetterReplayed, DeadLetterReplayFailed
 from ccn_proto.envelope import Actor, Envelope
 
 
@@ -204,9 +204,8 @@ def test_a_dead_letter_is_an_orchestrator_log_step_on_the_events_thread() -> Non
     job = msgspec.structs.replace(RECORD, stream="CCN_JOBS", subject="ccn.job.j-9.created")
     [job_row] = dead_letter_log_rows(dead_letter_event(job), "CCN_DEADLETTER", 4)
     assert (job_row.job_id, job_row.node_id) == ("j-9", None)
-    [failed] = dead_letter_log_rows(
-        dead_letter_event(DeadLetterReplayFailed(replay_id="r", error_class="E", error_message="m")), "CCN_DEADLETTER", 5
-    )
+    failure = DeadLetterReplayFailed(replay_id="r", error_class="E", error_message="m")
+    [failed] = dead_letter_log_rows(dead_letter_event(failure), "CCN_DEADLETTER", 5)
     assert failed.event == "dead_letter_replay_failed" and failed.details["error"] == "m"
 
 
