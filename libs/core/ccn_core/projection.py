@@ -203,8 +203,8 @@ class ProjectionRunner:
             # only the leader replays dead letters: it alone writes the projection's tables
             replays = CommandServer(self._js._nc, name, max_concurrency=1)
             replays.register(REPLAY_COMMAND, ReplayDeadLetter, self._replay)
-            await replays.start()
             try:
+                await replays.start()
                 await self._project()
             finally:
                 await replays.stop()

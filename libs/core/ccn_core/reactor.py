@@ -120,8 +120,8 @@ class Reactor:
         await self.ensure_consumer()
         replays = CommandServer(self._nc, self._spec.durable, max_concurrency=4)
         replays.register(REPLAY_COMMAND, ReplayDeadLetter, self._replay)
-        await replays.start()
         try:
+            await replays.start()
             await self._react()
         finally:
             await replays.stop()
