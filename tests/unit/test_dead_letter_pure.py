@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 import pytest
+from nats.aio.msg import Msg
 
 from ccn_analytics.dead_letter_projection import dead_letter_log_rows, dead_letter_statement
 from ccn_cli.deadletter_cmd import chosen, fold_dead_letters
 from ccn_core.dead_letter import MAX_ERROR_CHARS, dead_letter_id, error_text, is_poison, printable
 from ccn_core.errors import BadInput, Unavailable
 from ccn_core.projection import LostLeadership, isolate_poison
+from ccn_core.pull import delivery_count
 from ccn_proto.deadletter import DeadLettered, DeadLetterEvent, DeadLetterReplayed, DeadLetterReplayFailed
 from ccn_proto.envelope import Actor, Envelope
 
@@ -214,3 +216,12 @@ def test_each_dead_letter_event_is_one_statement_on_its_row() -> None:
     assert "INSERT INTO dead_letters" in sql and args[0] == DL and "pending" in sql
     sql, args = dead_letter_statement(dead_letter_event(DeadLetterReplayed(replay_id="r"), 9))
     assert "status = 'replayed'" in sql and args == (DL, AT.replace(second=9))
+
+
+def test_the_delivery_count_is_read_from_the_ack_subject() -> None:
+    def delivery(reply: str) -> Msg:
+        return Msg(_client=None, subject="ccn.tally.a.added", reply=reply, data=b"{}")  # type: ignore[arg-type]
+
+    assert delivery_count(delivery("$JS.ACK.TEST_TALLY.reactor.3.17.9.1733486400000000000.0")) == 3
+    long_form = "$JS.ACK.domain.accounthash.TEST_TALLY.reactor.5.17.9.1733486400000000000.0.token"
+    assert delivery_count(delivery(long_form)) == 5
