@@ -111,6 +111,21 @@ def table_lines(views: Sequence[DeadLetterView]) -> list[str]:
     return lines
 
 
+async def _connect(settings: Settings) -> NATS:
+    return await nats.connect(
+        _nats_url(settings),
+        connect_timeout=3,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+        error_cb=_quiet,
+        name="ccn-deadletter",
+    )
+
+
+async def _quiet(_: Exception) -> None:
+    """nats-py logs every failed attempt through error_cb; the command reports its own failure."""
+
+
 def _nats_url(settings: Settings) -> str:
     state = load_state(settings.home)
     return state.nats_url if state is not None and state.nats_url else settings.effective_nats_url
@@ -133,7 +148,7 @@ async def _read_views(nc: NATS) -> list[DeadLetterView]:
 
 
 async def _list(settings: Settings, consumer: str | None, status: str | None) -> int:
-    nc = await nats.connect(_nats_url(settings), max_reconnect_attempts=1)
+    nc = await _connect(settings)
     try:
         views = [
             view
@@ -154,7 +169,7 @@ async def _list(settings: Settings, consumer: str | None, status: str | None) ->
 
 
 async def _replay(settings: Settings, wanted_ids: Sequence[str], consumer: str | None) -> int:
-    nc = await nats.connect(_nats_url(settings), max_reconnect_attempts=1)
+    nc = await _connect(settings)
     try:
         views = chosen(await _read_views(nc), wanted_ids, consumer)
         unknown = sorted(set(wanted_ids) - {view.id for view in views})
@@ -192,7 +207,7 @@ async def _replay(settings: Settings, wanted_ids: Sequence[str], consumer: str |
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(_list(settings, args.consumer, args.status))
-    except (OSError, nats.errors.Error) as exc:
+    except (OSError, nats.errors.Error, CcnError) as exc:
         fail(f"cannot read the dead letters: NATS at {_nats_url(settings)} did not answer ({exc}); is the stack up?")
         return 1
 
@@ -200,6 +215,6 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(_replay(settings, args.ids, args.consumer))
-    except (OSError, nats.errors.Error) as exc:
+    except (OSError, nats.errors.Error, CcnError) as exc:
         fail(f"cannot replay: NATS at {_nats_url(settings)} did not answer ({exc}); is the stack up?")
         return 1
