@@ -112,13 +112,9 @@ def table_lines(views: Sequence[DeadLetterView]) -> list[str]:
 
 
 async def _connect(settings: Settings) -> NATS:
+    # max_reconnect_attempts=1: nats-py never gives up a first connect with reconnects off
     return await nats.connect(
-        _nats_url(settings),
-        connect_timeout=3,
-        allow_reconnect=False,
-        max_reconnect_attempts=0,
-        error_cb=_quiet,
-        name="ccn-deadletter",
+        _nats_url(settings), connect_timeout=3, max_reconnect_attempts=1, error_cb=_quiet, name="ccn-deadletter"
     )
 
 
