@@ -341,3 +341,32 @@ async def test_a_reactor_dead_letters_what_it_can_never_process_and_replays_it(o
         await stop(reactor, task)
     # nothing was delivered again after it was dead-lettered
     assert seen == {"ok-1": 1, "ok-2": 1, "terminate": 1, "retry": 4}
+
+
+async def test_with_two_replicas_only_the_leader_replays_and_applies_once(own_nc: NATS, pool: asyncpg.Pool) -> None:
+    good = await publish(own_nc, "ccn.tally.t-1.named", msgspec.json.encode(Named(name="fine")))
+    poison = await publish(own_nc, "ccn.tally.t-2.named", b'{"name": "nul\\u0000"}')
+    projections = [NamesProjection(), NamesProjection()]
+    runners = [ProjectionRunner(own_nc.jetstream(), pool, p, idle_wait_s=0.1) for p in projections]
+    tasks = [await run_projection(runner) for runner in runners]
+    try:
+
+        async def past_the_poison() -> bool:
+            return max(runner.position for runner in runners) >= poison
+
+        await until(past_the_poison, "the leader past the poison event")
+        leader = next(index for index, runner in enumerate(runners) if runner.position >= poison)
+        assert runners[1 - leader].position == 0  # the standby waits on the advisory lock
+        for projection in projections:
+            projection.strip_nul = True
+        dead_letter = f"test_names-{TALLY.name}-{poison}"
+        # asked twice at once (two operators): the leader applies it once, both hear 'replayed'
+        replies = await asyncio.gather(*(replay(own_nc, "test_names", dead_letter) for _ in range(2)))
+        assert [reply.outcome for reply in replies] == ["replayed", "replayed"]
+        assert projections[leader].batches >= 2 and projections[1 - leader].batches == 0
+    finally:
+        for runner, task in zip(runners, tasks, strict=True):
+            await stop(runner, task)
+    rows = await pool.fetch("SELECT seq, name FROM tally_names ORDER BY seq")
+    assert [(r["seq"], r["name"]) for r in rows] == [(good, "fine"), (poison, "nul")]
+    assert await pool.fetchval("SELECT count(*) FROM projection_replays") == 1
