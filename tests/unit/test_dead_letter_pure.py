@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 
 from ccn_analytics.dead_letter_projection import dead_letter_log_rows, dead_letter_statement
 from ccn_cli.deadletter_cmd import chosen, fold_dead_letters
+from ccn_cli.log_cmd import Entry, table_lines
 from ccn_core.dead_letter import MAX_ERROR_CHARS, dead_letter_id, error_text, is_poison, printable
 from ccn_core.errors import BadInput, Unavailable
 from ccn_core.projection import LostLeadership, isolate_poison
@@ -225,3 +226,19 @@ def test_the_delivery_count_is_read_from_the_ack_subject() -> None:
     assert delivery_count(delivery("$JS.ACK.TEST_TALLY.reactor.3.17.9.1733486400000000000.0")) == 3
     long_form = "$JS.ACK.domain.accounthash.TEST_TALLY.reactor.5.17.9.1733486400000000000.0.token"
     assert delivery_count(delivery(long_form)) == 5
+
+
+def test_ccn_log_notes_a_dead_letter_with_its_cause_and_replay_command() -> None:
+    [row] = dead_letter_log_rows(dead_letter_event(RECORD), "CCN_DEADLETTER", 3)
+    entry = Entry(
+        occurred_at=row.occurred_at,
+        event=row.event,
+        node_id=row.node_id,
+        correlation_id=row.correlation_id,
+        details=msgspec.json.decode(msgspec.json.encode(row.details)),
+    )
+    note = table_lines([entry])[1].split("corr-poison", 1)[1].strip()
+    assert note == (
+        "registry_node_read_model: CharacterNotInRepertoireError: invalid byte sequence for encoding UTF8: 0x00"
+        f" (SQLSTATE 22021); ccn deadletter replay {DL}"
+    )
