@@ -216,7 +216,7 @@ class Reactor:
             with correlation(envelope.correlation_id, causation_id=envelope.event_id, reactor=self._spec.durable):
                 await self._handler(envelope, stored)
         except Exception as exc:
-            if disposition_for(exc) is not Disposition.ACK or isinstance(exc, msgspec.DecodeError):
+            if disposition_for(exc) is not Disposition.ACK:  # an undecodable event is RETRY: failed
                 failure = exc
         await self._dead_letters.record_replay(dead_letter, request.replay_id, failure)
         if failure is None:
