@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, node_protocol, registry, scheduler
+from ccn_proto import compute_api, deadletter, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import HeartbeatSample, NodeEvent
@@ -60,6 +60,12 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         compute_api.BatchSubmitted,
         compute_api.JobResultView,
         compute_api.CancelJobRequest,
+    ),
+    "dead_letters": (
+        Envelope[deadletter.DeadLetterEvent],
+        deadletter.ReplayDeadLetter,
+        deadletter.ReplayDeadLetterReply,
+        CommandError,
     ),
 }
 

@@ -70,8 +70,10 @@ def _json_documents(lines: list[str]) -> list[str]:
     return documents
 
 
-@pytest.mark.parametrize("command", ["status", "env"])
+@pytest.mark.parametrize("command", ["status", "env", "deadletter list"])
 def test_read_only_operating_commands_run(stack: Stack, command: str) -> None:
     assert f".venv/bin/ccn {command}" in snippet_containing(".venv/bin/ccn status")
-    result = subprocess.run([CCN, command], env=stack.env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [CCN, *command.split()], env=stack.env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

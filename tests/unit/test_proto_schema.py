@@ -26,4 +26,15 @@ def test_every_event_type_is_documented() -> None:
         "scheduler_commands",
         "compute_api",
         "node_protocol",
+        "dead_letters",
     }
+
+
+def test_every_dead_letter_event_is_documented() -> None:
+    schema = family_schema("dead_letters")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {"deadletter.recorded", "deadletter.replayed", "deadletter.replay_failed"}

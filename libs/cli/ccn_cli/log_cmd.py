@@ -70,10 +70,16 @@ _COLUMNS = ("time (UTC)", "event", "attempt", "job", "node", "replica", "correla
 
 
 def _note(details: dict[str, Any]) -> str:
-    """The one fact of a step worth a column: why it ended, or when it runs again."""
+    """The one fact of a step worth a column: why it ended, or when it runs again; for a dead
+    letter, the consumer that gave up, why, and the command that replays it."""
     parts = [str(details["reason"])] if details.get("reason") else []
     if details.get("retry_at"):
         parts.append(f"retry at {details['retry_at']}")
+    if details.get("error"):
+        where = f"{details['consumer']}: " if details.get("consumer") else ""
+        parts.append(f"{where}{details.get('error_class', 'error')}: {details['error']}")
+    if details.get("replay"):
+        parts.append(str(details["replay"]))
     return "; ".join(parts)
 
 

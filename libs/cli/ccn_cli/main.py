@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.node_cmd",
     "ccn_cli.log_cmd",
     "ccn_cli.jobs_cmd",
+    "ccn_cli.deadletter_cmd",
 )
 
 

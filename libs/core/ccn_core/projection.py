@@ -5,6 +5,12 @@ so a crash anywhere applies no event twice and skips none. One replica projects 
 holds a Postgres advisory lock; the others wait as hot standbys), because a read model must see
 events in stream order. The leader (re)creates its named consumer at checkpoint + 1: the
 server's idea of the position never overrides the database's.
+
+An event that cannot be applied (it does not decode, or Postgres refuses its values: a NUL in a
+text column) never stops the projection: a batch that fails for the event's fault is split
+until the event is alone, and that event goes to the dead letter (ccn_core.dead_letter) while
+the checkpoint moves past it. A normal batch pays nothing for this. The leader also serves
+replays of its dead letters (`ccn deadletter replay`): it applies the event again, once.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import contextlib
 import itertools
 import random
 import zlib
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 import asyncpg
 import nats.errors
@@ -24,11 +30,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ccn_core.commands import CommandContext, CommandServer
 from ccn_core.db import Connection
+from ccn_core.dead_letter import REPLAY_COMMAND, DeadLetterOffice, error_text, is_poison
+from ccn_core.errors import NotFound, Unavailable
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.topology import ConsumerSpec
+from ccn_proto.deadletter import ReplayDeadLetter, ReplayDeadLetterReply
 
 log = get_logger("ccn.projection")
 _TRANSIENT = (
@@ -38,6 +48,8 @@ _TRANSIENT = (
     OSError,
 )
 _MAX_RETRY_DELAY_S = 5.0
+T = TypeVar("T")
+E = TypeVar("E")
 
 
 class Projection(Protocol):
@@ -83,17 +95,75 @@ async def apply_batch(pool: asyncpg.Pool, projection: Projection, events: Sequen
         return after
     last = fresh[-1].seq
     async with pool.acquire() as conn, conn.transaction():
-        moved = await conn.execute(
-            "UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()"
-            " WHERE projection = $1 AND last_seq = $3",
-            projection.spec.durable,
-            last,
-            after,
-        )
-        if moved != "UPDATE 1":
-            raise LostLeadership(f"{projection.spec.durable}: checkpoint moved by someone else")
+        await _move_checkpoint(conn, projection, after, last)
         await projection.apply(conn, fresh)
     return last
+
+
+async def pass_over(pool: asyncpg.Pool, projection: Projection, event: StoredEvent, after: int) -> int:
+    """Move the checkpoint past an event set aside (dead-lettered), every event before it being
+    applied; fenced like a batch. Returns the new checkpoint."""
+    if event.seq <= after:
+        return after
+    async with pool.acquire() as conn:
+        await _move_checkpoint(conn, projection, after, event.seq)
+    return event.seq
+
+
+async def _move_checkpoint(conn: Connection, projection: Projection, after: int, last: int) -> None:
+    moved = await conn.execute(
+        "UPDATE projection_checkpoints SET last_seq = $2, updated_at = now() WHERE projection = $1 AND last_seq = $3",
+        projection.spec.durable,
+        last,
+        after,
+    )
+    if moved != "UPDATE 1":
+        raise LostLeadership(f"{projection.spec.durable}: checkpoint moved by someone else")
+
+
+async def apply_replayed(pool: asyncpg.Pool, projection: Projection, event: StoredEvent) -> bool:
+    """Apply a dead-lettered event again, late, at most once: the replay's row in
+    projection_replays commits with the rows it applies. False when an earlier replay did."""
+    async with pool.acquire() as conn, conn.transaction():
+        first = await conn.fetchval(
+            "INSERT INTO projection_replays (projection, stream, stream_seq) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            projection.spec.durable,
+            projection.spec.stream,
+            event.seq,
+        )
+        if not first:
+            return False
+        await projection.apply(conn, [event])
+    return True
+
+
+async def isolate_poison(
+    events: Sequence[E],
+    apply: Callable[[Sequence[E]], Awaitable[None]],
+    set_aside: Callable[[E, Exception], Awaitable[None]],
+    at_fault: Callable[[Exception], bool],
+) -> None:
+    """Apply `events` in order through `apply`. When a run fails for an event's fault
+    (`at_fault`), split it in halves and go on with each, first to last: every event that can be
+    applied is, and each one that cannot is handed alone to `set_aside`. A batch that succeeds
+    costs one call; each poison event about 2·log2(batch) more."""
+    try:
+        await apply(events)
+        return
+    except Exception as exc:
+        if not at_fault(exc):
+            raise
+        if len(events) == 1:
+            await set_aside(events[0], exc)
+            return
+    middle = len(events) // 2
+    await isolate_poison(events[:middle], apply, set_aside, at_fault)
+    await isolate_poison(events[middle:], apply, set_aside, at_fault)
+
+
+def _event_at_fault(error: Exception) -> bool:
+    return not isinstance(error, LostLeadership) and is_poison(error)
 
 
 class ProjectionRunner:
@@ -112,8 +182,12 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._idle_wait_s = idle_wait_s
         self._stop = asyncio.Event()
+        self._dead_letters = DeadLetterOffice(js, projection.spec, "projection")
+        # a replay writes between batches, never during one
+        self._writing = asyncio.Lock()
         self.position = 0
         self.applied = 0
+        self.dead_lettered = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -126,9 +200,14 @@ class ProjectionRunner:
                     return
                 await asyncio.sleep(1.0)
             log.info("projection leader", projection=name)
+            # only the leader replays dead letters: it alone writes the projection's tables
+            replays = CommandServer(self._js._nc, name, max_concurrency=1)
+            replays.register(REPLAY_COMMAND, ReplayDeadLetter, self._replay)
             try:
+                await replays.start()
                 await self._project()
             finally:
+                await replays.stop()
                 await lock_conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(name))
 
     async def _subscribe(self) -> BatchPuller:
@@ -174,7 +253,10 @@ class ProjectionRunner:
                     if fetcher.done():
                         fetcher.result()  # a crashed fetcher stops the projection, loudly
                     continue
-                self.position = await self._apply_until_done([delivered_event(m) for m in msgs])
+                async with self._writing:
+                    await isolate_poison(
+                        [delivered_event(m) for m in msgs], self._apply_run, self._set_aside, _event_at_fault
+                    )
                 self.applied += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
         finally:
@@ -199,20 +281,42 @@ class ProjectionRunner:
             if msgs:
                 await batches.put(msgs)
 
-    async def _apply_until_done(self, events: list[StoredEvent]) -> int:
-        """Apply one batch, retrying what Postgres says is transient (a deadlock with another
-        projection updating the same rows, a serialization failure, a dropped connection).
-        Safe because the batch and its checkpoint commit together or not at all; a projection
-        that cannot apply its next event must wait, never skip it."""
+    async def _apply_run(self, events: Sequence[StoredEvent]) -> None:
+        self.position = await self._until_done(
+            lambda: apply_batch(self._pool, self._projection, events, self.position), gives_up=_event_at_fault
+        )
+
+    async def _set_aside(self, event: StoredEvent, error: Exception) -> None:
+        """Dead-letter the event, then move past it. Recorded first: a crash in between meets
+        the event again and records it again under the same id, which the stream drops."""
+        await self._until_done(lambda: self._dead_letters.record(event, error), gives_up=_never)
+        self.position = await self._until_done(
+            lambda: pass_over(self._pool, self._projection, event, self.position), gives_up=_never
+        )
+        self.dead_lettered += 1
+
+    async def _until_done(self, call: Callable[[], Awaitable[T]], *, gives_up: Callable[[Exception], bool]) -> T:
+        """Retry what is not the event's fault: what Postgres says is transient (a deadlock with
+        another projection updating the same rows, a serialization failure, a dropped
+        connection), and what is the system's (a missing table, NATS away), which an operator
+        must fix, so it is logged as an error. Safe because a batch and its checkpoint commit
+        together or not at all; a projection that cannot apply its next event waits, never
+        skips it, unless the event itself is at fault."""
         for attempt in itertools.count(1):
             try:
-                return await apply_batch(self._pool, self._projection, events, self.position)
-            except _TRANSIENT as exc:
+                return await call()
+            except LostLeadership:
+                raise
+            except Exception as exc:
+                if gives_up(exc):
+                    raise
                 delay = min(_MAX_RETRY_DELAY_S, 0.05 * 2**attempt) * (0.5 + random.random())  # noqa: S311
-                log.warning(
-                    "projection batch failed; retrying",
+                report = log.warning if isinstance(exc, _TRANSIENT) else log.error
+                report(
+                    "projection write failed; retrying",
                     projection=self._projection.spec.durable,
-                    error=type(exc).__name__,
+                    error_class=type(exc).__name__,
+                    error=error_text(exc),
                     attempt=attempt,
                     retry_in_s=round(delay, 2),
                 )
@@ -220,6 +324,35 @@ class ProjectionRunner:
                 if self._stop.is_set():
                     raise
         raise AssertionError("unreachable")
+
+    async def _replay(self, request: ReplayDeadLetter, _: CommandContext) -> ReplayDeadLetterReply:
+        """Apply a dead-lettered event again (its cause fixed, one hopes), and record how it went."""
+        durable = self._projection.spec.durable
+        dead_letter = await self._dead_letters.find(request.dead_letter_id)
+        if dead_letter is None:
+            raise NotFound(f"{durable} has no dead letter {request.dead_letter_id!r}")
+        try:
+            event = await self._dead_letters.original(dead_letter.record)
+        except NotFoundError:
+            raise NotFound(
+                f"event {dead_letter.record.stream_seq} is no longer in {dead_letter.record.stream}"
+            ) from None
+        failure: Exception | None = None
+        async with self._writing:
+            try:
+                await apply_replayed(self._pool, self._projection, event)
+            except Exception as exc:
+                if not _event_at_fault(exc):
+                    raise Unavailable(f"{durable} cannot write now: {error_text(exc)}", retry_after=2.0) from exc
+                failure = exc
+        await self._dead_letters.record_replay(dead_letter, request.replay_id, failure)
+        if failure is None:
+            return ReplayDeadLetterReply(dead_letter_id=dead_letter.id, outcome="replayed")
+        return ReplayDeadLetterReply(dead_letter_id=dead_letter.id, outcome="failed_again", error=error_text(failure))
+
+
+def _never(_: Exception) -> bool:
+    return False
 
 
 async def rebuild(pool: asyncpg.Pool, *projections: Projection) -> None:
@@ -233,10 +366,13 @@ async def rebuild(pool: asyncpg.Pool, *projections: Projection) -> None:
     tables = dict.fromkeys(table for projection in projections for table in projection.tables)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"TRUNCATE {', '.join(tables)}")
+        names = [projection.spec.durable for projection in projections]
         await conn.execute(
             "UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE projection = ANY($1::text[])",
-            [projection.spec.durable for projection in projections],
+            names,
         )
+        # a replay applied an event late; the rebuild meets it in order, like any other
+        await conn.execute("DELETE FROM projection_replays WHERE projection = ANY($1::text[])", names)
 
 
 Statement = tuple[str, tuple[object, ...]]

@@ -32,6 +32,7 @@ _HEARTBEAT = "100"
 # tokens of a delivery's ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...
 # (9 tokens), or the form with domain and account hash (11 or more)
 _V1_ACK_TOKENS = 9
+_V1_DELIVERED = 4
 _V1_STREAM_SEQ = 5
 
 
@@ -45,6 +46,15 @@ def delivered_event(msg: Msg) -> StoredEvent:
     else:
         seq = msg.metadata.sequence.stream  # the longer form, or not a delivery (raises)
     return StoredEvent(seq=seq, subject=msg.subject, data=msg.data, headers=msg.headers or {})
+
+
+def delivery_count(msg: Msg) -> int:
+    """How many times the consumer has delivered this message, this time included, read from
+    the ack subject like the sequence above."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _V1_ACK_TOKENS and tokens[0] == Msg.Ack.Prefix0:
+        return int(tokens[_V1_DELIVERED])
+    return int(msg.metadata.num_delivered or 1)
 
 
 class ConsumerGone(Exception):

@@ -79,7 +79,15 @@ READY = StreamSpec(
     allow_msg_schedules=True,
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, FETCH, DATASETS, POLICY, ADMIN, TELEMETRY, READY)
+# Events a projection or reactor could not process (ccn.deadletter.<id>.<event>): where each is,
+# why it failed, and its replays. See docs/adr/0012-dead-letters.md.
+DEADLETTER = StreamSpec(
+    name="CCN_DEADLETTER",
+    subjects=("ccn.deadletter.>",),
+    description="Events a projection or reactor could not process, and their replays",
+)
+
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, FETCH, DATASETS, POLICY, ADMIN, TELEMETRY, READY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +161,18 @@ NODE_RELEASE = ConsumerSpec(
     filter_subjects=("ccn.node.*.opted_out", "ccn.node.*.session_ended"),
     description="Releases the leases of a node that opted out or whose session ended",
 )
+DEAD_LETTERS = ConsumerSpec(
+    durable="analytics_dead_letters",
+    stream=DEADLETTER.name,
+    filter_subjects=("ccn.deadletter.>",),
+    description="Projects dead letters and their replays into dead_letters",
+)
+ORCHESTRATOR_DEADLETTER_LOG = ConsumerSpec(
+    durable="analytics_orchestrator_deadletter_log",
+    stream=DEADLETTER.name,
+    filter_subjects=("ccn.deadletter.>",),
+    description="Projects dead letters and their replays into orchestrator_log",
+)
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
@@ -163,6 +183,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     JOB_READ_MODEL,
     READY_FEED,
     NODE_RELEASE,
+    DEAD_LETTERS,
+    ORCHESTRATOR_DEADLETTER_LOG,
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ccn_analytics.app import create_app
 from ccn_analytics.audit_projection import AuditLogProjection
+from ccn_analytics.dead_letter_projection import DeadLetterReadModel
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, run_process, run_service
@@ -12,12 +13,16 @@ from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the projections (audit trail, orchestrator log of jobs and of nodes) and the HTTP
-    server on `runtime`; all stop with it."""
+    """Start the projections (audit trail, orchestrator log of jobs, of nodes and of dead
+    letters, the dead letters' read model) and the HTTP server on `runtime`; all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
     settings = runtime.settings
 
-    projections: tuple[Projection, ...] = (AuditLogProjection(), *orchestrator_log_projections())
+    projections: tuple[Projection, ...] = (
+        AuditLogProjection(),
+        *orchestrator_log_projections(),
+        DeadLetterReadModel(),
+    )
     runners = [ProjectionRunner(runtime.js, runtime.pool, projection) for projection in projections]
     for projection, runner in zip(projections, runners, strict=True):
         runtime.spawn(runner.run(), name=projection.spec.durable)

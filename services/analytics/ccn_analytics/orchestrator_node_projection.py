@@ -12,6 +12,7 @@ idempotency fingerprints never reach the log.
 
 from __future__ import annotations
 
+from ccn_analytics.dead_letter_projection import DeadLetterLogProjection
 from ccn_analytics.orchestrator_projection import (
     LogRow,
     OrchestratorLogProjection,
@@ -91,4 +92,4 @@ class NodeLogProjection(StreamLogProjection):
 
 def orchestrator_log_projections() -> tuple[Projection, ...]:
     """Every projection into orchestrator_log: run them all, and rebuild them together."""
-    return (OrchestratorLogProjection(), NodeLogProjection())
+    return (OrchestratorLogProjection(), NodeLogProjection(), DeadLetterLogProjection())

@@ -41,7 +41,7 @@ from ccn_proto.jobs import (
 log = get_logger("ccn.analytics.orchestrator")
 
 # Every step the log records: a job's, in the order a job can live them, then a node's
-# (orchestrator_node_projection records those).
+# (orchestrator_node_projection records those), then a dead letter's (dead_letter_projection).
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_created",
     "job_claimed",
@@ -59,6 +59,9 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "node_session_started",
     "node_session_ended",
     "node_opted_out",
+    "event_dead_lettered",
+    "dead_letter_replayed",
+    "dead_letter_replay_failed",
 )
 
 
