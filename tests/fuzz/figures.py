@@ -44,9 +44,11 @@ class Tally:
         ]
         for target, count in sorted(self.covered.items()):
             seen = sorted(
-                (outcome.split(" -> ", 1)[1], n) for outcome, n in self.outcomes.items() if outcome.startswith(target + " -> ")
+                (outcome.split(" -> ", 1)[1], n)
+                for outcome, n in self.outcomes.items()
+                if outcome.startswith(target + " -> ")
             )
-            lines.append(f"    {target}: {count} ({', '.join(f'{status}×{n}' for status, n in seen)})")
+            lines.append(f"    {target}: {count} ({', '.join(f'{status} x{n}' for status, n in seen)})")
         lines.extend(f"    FAILURE {key}" for key in self.findings)
         return lines
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 JSON = Any  # a decoded JSON document: dict, list, str, int, float, bool or None
@@ -19,11 +20,24 @@ JSON = Any  # a decoded JSON document: dict, list, str, int, float, bool or None
 CONTROL_CHARACTERS = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0x85, 0x2028)]
 # invalid UTF-8: a stray continuation byte, bytes that never occur, an overlong encoding, a
 # truncated sequence, and an encoded surrogate (valid in CESU-8, never in UTF-8)
-INVALID_UTF8 = [b"\x80", b"\xff", b"\xfe", b"\xc0\xaf", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
-NESTING_DEPTHS = [200, 10_000, 50_000]
+INVALID_UTF8 = [b"\xff", b"\x80", b"\xfe", b"\xc0\xaf", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+# Each list starts with its most hostile entry: a small run draws few examples, and Hypothesis's
+# first draw of a sampled_from is its first element.
+NESTING_DEPTHS = [10_000, 50_000, 200]
 # past int64, past uint64, past a double's range, and a double's own edges
-HUGE_NUMBERS = ["9223372036854775808", "-9223372036854775809", "18446744073709551616", "1" + "0" * 400, "1e309",
-                "-1e309", "1.7976931348623157e308", "5e-324", "-0", "1E400", "123456789012345678901234567890.5"]  # fmt: skip
+HUGE_NUMBERS = [
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "1" + "0" * 400,
+    "1e309",
+    "-1e309",
+    "1.7976931348623157e308",
+    "5e-324",
+    "-0",
+    "1E400",
+    "123456789012345678901234567890.5",
+]
 # spellings that are not JSON at all but that lax parsers take for numbers
 NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "0x10", "+1", "01", ".5"]
 
@@ -41,6 +55,19 @@ MUTATIONS = (
 # what must never get through (the other mutations may leave an acceptable document: a wrong
 # type the field also takes, an unknown field where fields are open, a big but legal number)
 MUST_REFUSE = {"stringly_typed", "control_character", "lone_surrogate", "invalid_utf8", "truncated"}
+
+
+def fuzz_settings(examples: int) -> settings:
+    """What every fuzz run here shares: no deadline (a request's time is the server's), no
+    example database, no shrinking (a run records each failure and goes on, so its report lists
+    every distinct one), and no health checks (the strategies are slow by nature)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def encode(document: JSON) -> bytes:
@@ -144,38 +171,61 @@ def hostile(draw: st.DrawFn, document: JSON, mutation: str | None = None) -> tup
 
 
 def _bad_text(draw: st.DrawFn, document: JSON, mutation: str) -> bytes:
-    """A string of the document (or a new one in a string's place) carrying the bad text."""
+    """The document with bad text in its strings (or in a new string where it has none): a
+    control character or a lone surrogate in every string but the dispatch tags, so that a
+    field that lets it through cannot hide behind one that refuses it; invalid UTF-8 in one."""
     paths = _paths(document)
-    strings = [p for p in paths if isinstance(_get(document, p), str)] or paths
-    path = draw(st.sampled_from(strings))
-    original = _get(document, path)
-    prefix = original if isinstance(original, str) else ""
-    cut = draw(st.integers(0, len(prefix)))
+    strings = _free_strings(document) or [draw(st.sampled_from(paths))]
+    if mutation == "invalid_utf8":
+        strings = [draw(st.sampled_from(strings))]
+    cut = draw(st.integers(0, 64))
     marker = "\x00BAD\x00"
-    text = encode(_replaced(document, path, prefix[:cut] + marker + prefix[cut:])).decode()
+    marked = document
+    for path in strings:
+        original = _get(document, path)
+        text = original if isinstance(original, str) else ""
+        marked = _replaced(marked, path, _inserted(text, marker, cut))
+    encoded = encode(marked).decode()
     escaped_marker = json.dumps(marker)[1:-1]
     if mutation == "control_character":
         char = draw(st.sampled_from(CONTROL_CHARACTERS))
-        # raw in the text or escaped as \u0000: both must be refused
-        spelled = draw(st.sampled_from([char, f"\\u{ord(char):04x}"]))
-        return text.replace(escaped_marker, spelled, 1).encode()
+        # escaped as \u0000 (valid JSON, so it reaches the fields) or raw: both must be refused
+        spelled = draw(st.sampled_from([f"\\u{ord(char):04x}", char]))
+        return encoded.replace(escaped_marker, spelled).encode()
     if mutation == "lone_surrogate":
         surrogate = draw(st.sampled_from(["\\ud800", "\\udfff", "\\udbff", "\\ud83d x"]))
-        return text.replace(escaped_marker, surrogate, 1).encode()
-    head, _, tail = text.partition(escaped_marker)
+        return encoded.replace(escaped_marker, surrogate).encode()
+    head, _, tail = encoded.partition(escaped_marker)
     return head.encode() + draw(st.sampled_from(INVALID_UTF8)) + tail.encode()
 
 
 def spiked(document: JSON) -> st.SearchStrategy[JSON]:
-    """The document with one of its strings (at any depth) carrying a control character, NUL
-    most often: still a well-formed document, so it reaches whatever stores that string."""
-    strings = [p for p in _paths(document) if isinstance(_get(document, p), str)]
+    """The document with its strings (at any depth) carrying a control character, NUL most
+    often: still a well-formed document, so it reaches whatever stores those strings."""
+    strings = _free_strings(document)
     if not strings:
         return st.just(document)
-    characters = st.sampled_from(["\x00", "\x00"]) | st.sampled_from(CONTROL_CHARACTERS)
-    return st.tuples(st.sampled_from(strings), characters, st.integers(0, 64)).map(
-        lambda spike: _replaced(document, spike[0], _inserted(_get(document, spike[0]), spike[1], spike[2]))
-    )
+    characters = st.just("\x00") | st.sampled_from(CONTROL_CHARACTERS)
+    return st.tuples(characters, st.integers(0, 64)).map(lambda spike: _spike_all(document, strings, *spike))
+
+
+# what the server dispatches on (a frame's type, a job's type): bad text there is refused before
+# any other field is read, so it is left clean where the point is to reach the other fields
+DISPATCH_TAGS = {"type", "job_type"}
+
+
+def _free_strings(document: JSON) -> list[tuple[Any, ...]]:
+    return [
+        path
+        for path in _paths(document)
+        if isinstance(_get(document, path), str) and not (path and path[-1] in DISPATCH_TAGS)
+    ]
+
+
+def _spike_all(document: JSON, strings: list[tuple[Any, ...]], char: str, at: int) -> JSON:
+    for path in strings:
+        document = _replaced(document, path, _inserted(_get(document, path), char, at))
+    return document
 
 
 def _inserted(text: str, char: str, at: int) -> str:

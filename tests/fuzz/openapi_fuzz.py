@@ -24,18 +24,19 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from pathlib import Path
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, CheckContext, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
@@ -49,7 +50,7 @@ from schemathesis.specs.openapi.checks import (
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_jobs.registry import JOB_TYPES
 from tests.fuzz.figures import Tally
-from tests.fuzz.hostile import JSON, MUST_REFUSE, MUTATIONS, hostile
+from tests.fuzz.hostile import JSON, MUST_REFUSE, MUTATIONS, fuzz_settings, hostile
 
 COMPUTE_API_SCHEMA = Path(__file__).parents[2] / "proto" / "schema" / "compute_api.json"
 REQUEST_TIMEOUT_S = 15.0
@@ -115,17 +116,20 @@ CHECKS = [
 
 def _timestamps() -> st.SearchStrategy[str]:
     """ISO-8601 timestamps with offsets, Python's and PostgreSQL's edges included."""
-    offsets = st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)))  # fmt: skip
-    return st.datetimes(timezones=st.just(UTC) | offsets).map(lambda moment: moment.isoformat())
+    edges = st.sampled_from(["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00Z"])
+    offsets = st.builds(
+        timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59))
+    )
+    return edges | st.datetimes(timezones=st.just(UTC) | offsets).map(lambda moment: moment.isoformat())
 
 
 def _cursors() -> st.SearchStrategy[str]:
     """Cursors shaped like those the read APIs hand out (base64url of a JSON array: a
     timestamp, sequence numbers, a stream name), with any of their fields out of range."""
-    numbers = st.integers() | st.sampled_from([2**15, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30])
-    fields = st.tuples(_timestamps(), numbers, st.text(max_size=20), numbers).flatmap(
-        lambda full: st.integers(3, 4).map(lambda n: list(full[:n]))
-    )
+    numbers = st.sampled_from([2**63, -(2**63) - 1, 2**15, 2**31, 2**63 - 1, 2**64, 10**30]) | st.integers()
+    fields = st.tuples(
+        _timestamps(), numbers, st.sampled_from(["CCN_NODES", "CCN_JOBS"]) | st.text(max_size=20), numbers
+    ).flatmap(lambda full: st.integers(3, 4).map(lambda n: list(full[:n])))
     return fields.map(lambda array: base64.urlsafe_b64encode(json.dumps(array).encode()).decode().rstrip("="))
 
 
@@ -190,7 +194,6 @@ class Credentials:
         self._admin_token = admin_token
         self._http = http
         self._node: dict[str, Any] | None = None
-        self.nodes_registered = 0
 
     def headers(self, operation: APIOperation) -> dict[str, str]:
         schemes = {name for requirement in operation.definition.raw.get("security", []) for name in requirement}
@@ -205,13 +208,12 @@ class Credentials:
     def node(self) -> dict[str, Any]:
         if self._node is None:
             self._node = register_node(self._http, self._edge_url)
-            self.nodes_registered += 1
         return self._node
 
     def answered(self, operation: APIOperation, status: int) -> None:
         """A node whose tokens the last call may have retired is replaced."""
         retiring = {("POST", "/compute/opt-out"), ("DELETE", "/compute/session")}
-        if (operation.method.upper(), operation.path) in retiring and status < 400 or status in (401, 403):
+        if ((operation.method.upper(), operation.path) in retiring and status < 400) or status in (401, 403):
             self._node = None
 
 
@@ -267,13 +269,7 @@ def fuzz_operation(
     """`examples` cases of one operation in one generation mode, each checked; failures are
     collected in the tally (the run goes on, so one report lists them all)."""
 
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(examples)
     @given(case=operation.as_strategy(generation_mode=mode))
     def one(case: Case) -> None:
         tame(case)
@@ -282,7 +278,9 @@ def fuzz_operation(
         try:
             response = case.call(base_url=base_url, session=http, headers=headers, timeout=REQUEST_TIMEOUT_S)
         except requests.RequestException as exc:
-            tally.found(f"{label}: no answer ({type(exc).__name__})", describe(case.method, case.path, case.query, case.body))
+            tally.found(
+                f"{label}: no answer ({type(exc).__name__})", describe(case.method, case.path, case.query, case.body)
+            )
             return
         tally.sent(operation.label, str(response.status_code))
         credentials.answered(operation, response.status_code)
@@ -296,7 +294,10 @@ def fuzz_operation(
         except FailureGroup as group:
             for failure in group.exceptions:
                 key = f"{label}: {failure.title} (HTTP {response.status_code})"
-                tally.found(key, f"{describe(case.method, case.formatted_path, case.query, case.body)} -> {response.text[:200]!r}")
+                tally.found(
+                    key,
+                    f"{describe(case.method, case.formatted_path, case.query, case.body)} -> {response.text[:200]!r}",
+                )
 
     one()
 
@@ -313,7 +314,9 @@ def fuzz_raw_bodies(
     """Valid bodies of the operation, made hostile and sent as raw bytes: `examples` of each
     class of mutation, so that every class reaches every operation even in a small run."""
     for mutation in MUTATIONS:
-        _fuzz_raw_bodies(operation, mutation, examples, base_url=base_url, credentials=credentials, http=http, tally=tally)  # fmt: skip
+        _fuzz_raw_bodies(
+            operation, mutation, examples, base_url=base_url, credentials=credentials, http=http, tally=tally
+        )
 
 
 def _fuzz_raw_bodies(
@@ -326,13 +329,7 @@ def _fuzz_raw_bodies(
     http: requests.Session,
     tally: Tally,
 ) -> None:
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(examples)
     @given(data=st.data())
     def one(data: st.DataObject) -> None:
         case = data.draw(operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
@@ -347,8 +344,13 @@ def _fuzz_raw_bodies(
         label = f"{operation.label} [hostile body: {done}]"
         try:
             response = http.request(
-                case.method, base_url + case.formatted_path, params=case.query, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S
-            )  # fmt: skip
+                case.method,
+                base_url + case.formatted_path,
+                params=case.query,
+                data=body,
+                headers=headers,
+                timeout=REQUEST_TIMEOUT_S,
+            )
         except requests.RequestException as exc:
             tally.found(f"{label}: no answer ({type(exc).__name__})", repr(body[:200]))
             return
@@ -372,10 +374,12 @@ def raw_problems(mutation: str, response: requests.Response) -> Iterable[str]:
         yield f"accepted (HTTP {status}) where a 400 was due"
 
 
-def operations_of(schema: Any, wanted: Callable[[APIOperation], bool] = lambda _: True) -> list[APIOperation]:
-    found = [result.ok() for result in schema.get_all_operations()]
-    return [operation for operation in found if wanted(operation)]
+def operations_of(schema: Any) -> list[APIOperation]:
+    return [result.ok() for result in schema.get_all_operations()]
 
 
 def load_schema(document: dict[str, Any]) -> Any:
-    return schemathesis.openapi.from_dict(steer(document))
+    # a body over the size limit is refused with 413, which is as much a refusal as a 400
+    refusals = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
+    config = schemathesis.Config.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": refusals}}})
+    return schemathesis.openapi.from_dict(steer(document), config=config)

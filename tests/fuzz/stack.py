@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import msgspec
 import nats
 from nats.js import JetStreamContext
@@ -24,7 +25,7 @@ from ccn_analytics.__main__ import start_analytics
 from ccn_cli.stack.ports import free_port
 from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
-from ccn_core.topology import CONSUMERS
+from ccn_core.topology import CONSUMERS, ConsumerSpec
 from ccn_edge.app import start_edge
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
@@ -33,6 +34,7 @@ from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, answering
 
 READY_TIMEOUT_S = 15.0
+POISON_SCAN = 500  # events past a stuck checkpoint searched for the one it died on
 
 
 @dataclass(frozen=True)
@@ -94,15 +96,20 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
 
 async def readiness(stack: Stack) -> dict[str, int | str]:
     """Each service's /readyz status (or why it did not answer)."""
-    statuses: dict[str, int | str] = {}
+    return {service: status for service, (status, _) in (await readiness_reports(stack)).items()}
+
+
+async def readiness_reports(stack: Stack) -> dict[str, tuple[int | str, str]]:
+    """Each service's /readyz status and body."""
+    reports: dict[str, tuple[int | str, str]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         for service, url in stack.readiness_urls.items():
             try:
                 async with http.get(url) as response:
-                    statuses[service] = response.status
+                    reports[service] = (response.status, await response.text())
             except (aiohttp.ClientError, TimeoutError) as exc:
-                statuses[service] = type(exc).__name__
-    return statuses
+                reports[service] = (type(exc).__name__, "")
+    return reports
 
 
 async def wait_until_ready(stack: Stack) -> None:
@@ -111,29 +118,66 @@ async def wait_until_ready(stack: Stack) -> None:
             await asyncio.sleep(0.05)
 
 
-async def settled_readiness(stack: Stack, timeout_s: float = 10.0) -> dict[str, int | str]:
-    """Readiness once every projection and reactor has taken in the end of its stream (or
-    `timeout_s` has passed, which is what a consumer that died on an event looks like): an event
-    that kills a read model does so only when its projection gets to it, after the request that
-    wrote it was answered."""
+async def settled_readiness(stack: Stack, timeout_s: float = 10.0) -> dict[str, str]:
+    """The services that are not ready, each with its /readyz body and the event each stuck
+    consumer could not get past, once every projection and reactor has taken in the end of its
+    stream (or `timeout_s` has passed, which is what a consumer that died on an event looks
+    like): an event that kills a read model does so only when its projection gets to it, after
+    the request that wrote it was answered. Empty when all is well."""
     nc = await nats.connect(stack.settings.effective_nats_url)
     try:
         js = nc.jetstream()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                while not await _consumers_caught_up(js):
+                while await _stuck_consumers(js):
                     await asyncio.sleep(0.1)
+        stuck = await _stuck_consumers(js)
+        poison = [await _first_unapplied(js, stack, spec) for spec in stuck]
     finally:
         await nc.drain()
-    return await readiness(stack)
+    unready = {
+        service: f"/readyz {status} {body[:160]}"
+        for service, (status, body) in (await readiness_reports(stack)).items()
+        if status != 200
+    }
+    if unready and poison:
+        unready["(stuck consumers)"] = "; ".join(poison)
+    return unready
 
 
-async def _consumers_caught_up(js: JetStreamContext) -> bool:
+async def _stuck_consumers(js: JetStreamContext) -> list[ConsumerSpec]:
+    stuck = []
     for spec in CONSUMERS:
         try:
             info = await js.consumer_info(spec.stream, spec.durable)
         except NotFoundError:
-            return False  # being (re)created by its leader at its checkpoint
+            stuck.append(spec)  # being (re)created by its leader at its checkpoint
+            continue
         if info.num_pending or info.num_ack_pending:
-            return False
-    return True
+            stuck.append(spec)
+    return stuck
+
+
+async def _first_unapplied(js: JetStreamContext, stack: Stack, spec: ConsumerSpec) -> str:
+    """Where a stuck projection stopped: the first event past its checkpoint that carries text
+    PostgreSQL cannot hold (NUL, a lone surrogate), or else the first past it."""
+    conn = await asyncpg.connect(stack.settings.effective_database_url)
+    try:
+        done = await conn.fetchval("SELECT last_seq FROM projection_checkpoints WHERE projection = $1", spec.durable)
+    finally:
+        await conn.close()
+    if done is None:
+        return f"{spec.durable}: no checkpoint"
+    first = None
+    for seq in range(done + 1, done + 1 + POISON_SCAN):
+        try:
+            message = await js.get_msg(spec.stream, seq)
+        except NotFoundError:
+            break
+        data: bytes = message.data or b""
+        first = first or f"{message.subject}: {data[-200:]!r}"
+        at = max(data.find(b"\\u0000"), data.lower().find(b"\\ud8"), data.lower().find(b"\\udc"))
+        if at >= 0:
+            excerpt = data[max(0, at - 120) : at + 40]
+            return f"{spec.durable} stuck past {spec.stream} #{done}: #{seq} {message.subject}: …{excerpt!r}…"
+    return f"{spec.durable} stuck past {spec.stream} #{done}: next {first}"

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import pytest
 import requests
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from hypothesis_jsonschema import from_schema
@@ -30,7 +30,7 @@ from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
 from tests.fuzz.conftest import LONG
 from tests.fuzz.figures import Tally
-from tests.fuzz.hostile import spiked
+from tests.fuzz.hostile import fuzz_settings, spiked
 from tests.fuzz.openapi_fuzz import CHECKS, REQUEST_TIMEOUT_S, describe, load_schema, operations_of, register_node
 from tests.fuzz.stack import Stack, settled_readiness
 from tests.fuzz.test_openapi_fuzz import fetch_document
@@ -50,7 +50,7 @@ class Size:
     steps: int
 
 
-SMALL = Size(sequences=5, steps=12)
+SMALL = Size(sequences=4, steps=10)
 FULL = Size(sequences=100, steps=40)
 
 
@@ -60,7 +60,7 @@ def valid_results() -> st.SearchStrategy[dict[str, Any]]:
     strings ride into the read models."""
     schemas = [msgspec.json.schema(job.result_type) for job in JOB_TYPES.values()]
     drawn = st.one_of(*(from_schema(schema) for schema in schemas))
-    return (drawn | drawn.flatmap(spiked)).map(
+    return (drawn.flatmap(spiked) | drawn).map(
         lambda result: {**result, "chars": len(result["text"])} if "text" in result else result
     )
 
@@ -75,10 +75,16 @@ def lifecycle_machine(schema: Any, base_url: str, admin_token: str, http: reques
 
     def cases(method: str, path: str) -> st.SearchStrategy[Case]:
         """Positive cases, a third of them with a control character in one of the body's strings."""
-        return operations[(method, path)].as_strategy(generation_mode=GenerationMode.POSITIVE).flatmap(
-            lambda case: st.just(case) | spiked(case.body).map(lambda body: _with_body(case, body))
-            if isinstance(case.body, dict)
-            else st.just(case)
+        return (
+            operations[(method, path)]
+            .as_strategy(generation_mode=GenerationMode.POSITIVE)
+            .flatmap(
+                lambda case: (
+                    st.just(case) | spiked(case.body).map(lambda body: _with_body(case, body))
+                    if isinstance(case.body, dict)
+                    else st.just(case)
+                )
+            )
         )
 
     def send(operation: APIOperation, case: Case, token: str | None) -> requests.Response | None:
@@ -86,11 +92,19 @@ def lifecycle_machine(schema: Any, base_url: str, admin_token: str, http: reques
         try:
             response = case.call(base_url=base_url, session=http, headers=headers, timeout=REQUEST_TIMEOUT_S)
         except requests.RequestException as exc:
-            tally.found(f"{operation.label} [stateful]: no answer ({type(exc).__name__})", describe(case.method, case.formatted_path, case.query, case.body))  # fmt: skip
+            tally.found(
+                f"{operation.label} [stateful]: no answer ({type(exc).__name__})",
+                describe(case.method, case.formatted_path, case.query, case.body),
+            )
             return None
         tally.sent(operation.label, str(response.status_code))
         try:
-            case.validate_response(response, checks=CHECKS, headers=headers, transport_kwargs={"base_url": base_url, "session": http, "headers": headers})  # fmt: skip
+            case.validate_response(
+                response,
+                checks=CHECKS,
+                headers=headers,
+                transport_kwargs={"base_url": base_url, "session": http, "headers": headers},
+            )
         except FailureGroup as group:
             for failure in group.exceptions:
                 tally.found(
@@ -199,14 +213,7 @@ def run_lifecycles(document: dict[str, Any], stack: Stack, size: Size, tally: Ta
         machine = lifecycle_machine(schema, stack.edge_url, stack.settings.admin_token, http, tally)
         run_state_machine_as_test(
             machine,
-            settings=settings(
-                max_examples=size.sequences,
-                stateful_step_count=size.steps,
-                deadline=None,
-                database=None,
-                phases=[Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            ),
+            settings=settings(fuzz_settings(size.sequences), stateful_step_count=size.steps),
         )
 
 
@@ -226,9 +233,13 @@ async def test_node_lifecycles_with_generated_bodies_leave_every_service_ready(
 ) -> None:
     document = await fetch_document(f"{stack.edge_url}/schema/openapi.json")
     await asyncio.to_thread(run_lifecycles, document, stack, size, tally)
-    for service, status in (await settled_readiness(stack)).items():
-        if status != 200:
-            tally.found(f"{service} not ready after the lifecycles (/readyz {status})", f"after {tally.examples} requests")
-    lifecycle = {"POST /compute/register-node", "POST /compute/consent", "POST /compute/telemetry", "POST /compute/opt-out"}
+    for service, why in (await settled_readiness(stack)).items():
+        tally.found(f"{service} not ready after the lifecycles", f"after {tally.examples} requests: {why}")
+    lifecycle = {
+        "POST /compute/register-node",
+        "POST /compute/consent",
+        "POST /compute/telemetry",
+        "POST /compute/opt-out",
+    }
     assert lifecycle <= set(tally.covered), f"never reached: {sorted(lifecycle - set(tally.covered))}"
     assert not tally.findings, tally.failure_report()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -31,7 +31,7 @@ from websockets.sync.client import ClientConnection, connect
 from ccn_core.errors import ERRORS_BY_CODE
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
 from tests.fuzz.figures import Tally
-from tests.fuzz.hostile import JSON, MUST_REFUSE, hostile
+from tests.fuzz.hostile import JSON, MUST_REFUSE, fuzz_settings, hostile
 
 NODE_PROTOCOL = json.loads((Path(__file__).parents[2] / "proto" / "schema" / "node_protocol.json").read_text())
 _NODE_FRAMES, _EDGE_FRAMES = NODE_PROTOCOL["anyOf"]
@@ -166,13 +166,7 @@ def fuzz_frames(ws_url: str, target: Target, examples: int, session_token: str, 
         base = frames_of(target.base)
     token = session_token if target.phase == "after hello" else None
 
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(examples)
     @given(data=st.data(), as_binary=st.booleans())
     def one(data: st.DataObject, as_binary: bool) -> None:
         document = data.draw(base)
