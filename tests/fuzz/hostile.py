@@ -123,8 +123,12 @@ def _spelled_as_string(value: JSON) -> list[JSON]:
 
 
 @st.composite
-def hostile(draw: st.DrawFn, document: JSON, mutation: str | None = None) -> tuple[str, bytes]:
-    """(the mutation's name, the hostile bytes) for a valid `document`."""
+def hostile(
+    draw: st.DrawFn, document: JSON, mutation: str | None = None, typed_keys: frozenset[str] = frozenset()
+) -> tuple[str, bytes]:
+    """(the mutation's name, the hostile bytes) for a valid `document`. `typed_keys`: the
+    property names the schema types, the only places where a number spelled as a string is
+    wrong (inside a free-form document, "60" is as good a value as 60)."""
     mutation = mutation or draw(st.sampled_from(MUTATIONS))
     paths = _paths(document)
     path = draw(st.sampled_from(paths))
@@ -134,7 +138,7 @@ def hostile(draw: st.DrawFn, document: JSON, mutation: str | None = None) -> tup
             other = draw(_OTHER_TYPES.filter(lambda v: type(v) is not type(value)))
             return mutation, encode(_replaced(document, path, other))
         case "stringly_typed":
-            scalars = [p for p in paths if _spelled_as_string(_get(document, p))]
+            scalars = [p for p in paths if _spelled_as_string(_get(document, p)) and _typed(p, typed_keys)]
             if not scalars:
                 return "wrong_type", encode(_replaced(document, path, draw(_OTHER_TYPES)))
             path = draw(st.sampled_from(scalars))
@@ -207,6 +211,10 @@ def spiked(document: JSON) -> st.SearchStrategy[JSON]:
         return st.just(document)
     characters = st.just("\x00") | st.sampled_from(CONTROL_CHARACTERS)
     return st.tuples(characters, st.integers(0, 64)).map(lambda spike: _spike_all(document, strings, *spike))
+
+
+def _typed(path: tuple[Any, ...], typed_keys: frozenset[str]) -> bool:
+    return bool(path) and all(step in typed_keys for step in path if isinstance(step, str))
 
 
 # what the server dispatches on (a frame's type, a job's type): bad text there is refused before

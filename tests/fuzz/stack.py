@@ -118,7 +118,7 @@ async def wait_until_ready(stack: Stack) -> None:
             await asyncio.sleep(0.05)
 
 
-async def settled_readiness(stack: Stack, timeout_s: float = 10.0) -> dict[str, str]:
+async def settled_readiness(stack: Stack, timeout_s: float = 6.0) -> dict[str, str]:
     """The services that are not ready, each with its /readyz body and the event each stuck
     consumer could not get past, once every projection and reactor has taken in the end of its
     stream (or `timeout_s` has passed, which is what a consumer that died on an event looks

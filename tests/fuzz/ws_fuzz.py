@@ -42,6 +42,10 @@ DOCUMENTED_CLOSE_CODES = {1000, 1008, 1009, 1013}
 ERROR_CODES = set(ERRORS_BY_CODE) - {"internal"}
 REFUSALS = {"bad_input", "payload_too_large"}
 ANSWER_TIMEOUT_S = 15.0
+# the property names the protocol types: where "1" for 1 is wrong
+TYPED_KEYS = frozenset(
+    name for definition in NODE_PROTOCOL["$defs"].values() for name in definition.get("properties", {})
+)
 _edge_frames = jsonschema.Draft202012Validator({"$defs": NODE_PROTOCOL["$defs"], **_EDGE_FRAMES})
 
 
@@ -173,7 +177,7 @@ def fuzz_frames(ws_url: str, target: Target, examples: int, session_token: str, 
         if target.mutation is None:
             mutation, payload = None, json.dumps(document).encode()
         else:
-            mutation, payload = data.draw(hostile(document, target.mutation))
+            mutation, payload = data.draw(hostile(document, target.mutation, TYPED_KEYS))
         label = Target(target.phase, target.base, mutation).label
         try:
             answer = exchange(ws_url, token, payload, as_binary)
