@@ -206,3 +206,21 @@ async def test_a_client_cannot_choose_the_address_it_is_counted_under(edge: Edge
         await client.close()
     registered = json.loads(message.data or b"{}")
     assert registered["data"]["ip_hash"] == ip_hash("127.0.0.1", edge.settings.ip_hash_salt)
+
+
+async def test_the_openapi_document_describes_the_error_body_that_is_sent(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{edge.url}/schema/openapi.json") as response:
+        document = await response.json()
+    assert set(document["components"]["schemas"]["ErrorBody"]["required"]) == {
+        "code",
+        "message",
+        "field",
+        "correlation_id",
+    }
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            refusals = {status: body for status, body in operation["responses"].items() if status[0] in "45"}
+            assert "400" in refusals, (method, path)
+            for status, body in refusals.items():
+                schema = body["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)

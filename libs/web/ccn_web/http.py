@@ -22,7 +22,16 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, Reference, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from ccn_core.commands import offending_field
@@ -195,7 +204,7 @@ def create_http_app(
     def body_deadline(app: ASGIApp) -> ASGIApp:
         return bounded_body_reads(app, timeout_s=body_timeout_s, refusals=refusals)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*route_handlers, *probes(service, ready)],
         dependencies=dependencies,
         middleware=[_correlated_and_logged, body_deadline],
@@ -212,3 +221,50 @@ def create_http_app(
         ),
         logging_config=None,  # structlog (ccn_core.logging) owns logging
     )
+    _document_error_bodies(app.openapi_schema)
+    return app
+
+
+_ERROR_BODY_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["code", "message", "field", "correlation_id"],
+    properties={
+        "code": Schema(type=OpenAPIType.STRING, description="bad_input, unauthorized, forbidden, not_found, …"),
+        "message": Schema(type=OpenAPIType.STRING),
+        "field": Schema(one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]),
+        "correlation_id": Schema(type=OpenAPIType.STRING),
+    },
+)
+_REFUSALS = {
+    "400": "Bad input: malformed or wrong-typed JSON, a field out of its bounds; `field` names it",
+    "503": "A service or NATS behind this one is unavailable; retry after Retry-After",
+}
+
+
+def _document_error_bodies(document: OpenAPI) -> None:
+    """Every refusal has the ErrorBody shape (error_response), whatever raised it; Litestar's
+    generated document describes its own exception body instead. Fixed once, at app creation
+    (the document is cached), so clients and fuzzers read what is really sent."""
+    components = document.components
+    components.schemas = {**(components.schemas or {}), "ErrorBody": _ERROR_BODY_SCHEMA}
+    reference = Reference(ref="#/components/schemas/ErrorBody")
+    for path, item in (document.paths or {}).items():
+        if path in ("/healthz", "/readyz"):
+            continue
+        for operation in (item.get, item.put, item.post, item.delete, item.patch):
+            if operation is None:
+                continue
+            responses = operation.responses = dict(operation.responses or {})
+            statuses = set(_REFUSALS) | {code for code in responses if code[0] in "45"}
+            if operation.security:
+                statuses.add("401")
+            for status in sorted(statuses):
+                described = responses.get(status)
+                description = _REFUSALS.get(status) or (
+                    described.description
+                    if isinstance(described, OpenAPIResponse) and described.description
+                    else HTTPStatus(int(status)).phrase
+                )
+                responses[status] = OpenAPIResponse(
+                    description=description, content={"application/json": OpenAPIMediaType(schema=reference)}
+                )
