@@ -113,6 +113,10 @@ class NodeLink:
             except _Closed:
                 pass
             finally:
+                # the socket is gone: it no longer counts against its node's cap while the
+                # claimer winds down (up to a claim's wait), so a quick reconnect gets in
+                if self._node_slot is not None:
+                    self._node_slot.release()
                 # a claim may be waiting at the scheduler: let it come back, so what it took
                 # for this node is handed back instead of held by no one until its lease ends
                 self._closed = True
