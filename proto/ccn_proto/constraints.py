@@ -1,7 +1,7 @@
 """Bounds shared by every message: each untrusted string has a maximum size and a character set.
 
-Text from outside may not hold control characters (Unicode category Cc: C0, DEL, C1) or lone
-surrogates: PostgreSQL text cannot store NUL, terminals and log viewers act on escapes, and a
+Text from outside may not hold control characters (Unicode category Cc: C0, DEL, C1), line or
+paragraph separators (U+2028, U+2029) or lone surrogates: PostgreSQL text cannot store NUL, terminals and log viewers act on escapes, and a
 lone surrogate cannot be encoded as UTF-8 at all. Multi-line text (`Text`) may hold tab, line
 feed and carriage return (a CRLF line end is a newline); single-line text holds none of them.
 The patterns are written with escapes that Python's `re` and ECMA-262 read alike, so the JSON
@@ -25,7 +25,9 @@ import msgspec
 # and reads the same in ECMA-262, where `$` already means that.
 END = r"$(?!\n)"
 _CONTROLS_EXCEPT_LINE_ENDS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-_SURROGATES = r"\ud800-\udfff"
+# U+2028 and U+2029 (line and paragraph separators) end a line for JavaScript and many log
+# tools, and no real text from a form or a page needs them; lone surrogates cannot be UTF-8
+_SURROGATES = r"\u2028\u2029\ud800-\udfff"
 SINGLE_LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_SURROGATES}]*{END}"
 MULTI_LINE_PATTERN = rf"^[^{_CONTROLS_EXCEPT_LINE_ENDS}{_SURROGATES}]*$"
 # tokens and keys: visible ASCII, no space

@@ -94,7 +94,7 @@ class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
     retry_after: float | None = None
 
 
-class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True):
+class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 

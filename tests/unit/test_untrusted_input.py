@@ -27,7 +27,10 @@ from ccn_proto.scheduler import JobId
 
 JOB_ID_PATTERN = JobId.__metadata__[0].pattern
 
-FORBIDDEN = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x80", "\x9f", "\ud800", "\udfff"]
+FORBIDDEN = [
+    *("\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x80", "\x85", "\x9f"),
+    *("\u2028", "\u2029", "\ud800", "\udfff"),
+]
 ALLOWED = ["plain", "tab\there", "line\nend", "crlf\r\n", "é ü ß", "中文", "emoji 🎉", "\u00a0nbsp", "\u200bzwsp"]
 
 
@@ -155,6 +158,9 @@ def test_frames_and_batch_lines_share_the_rule() -> None:
     assert refusal(b'{"type": "fail", "job_id": "j", "reason": "x\\u0000"}', NodeFrame).field == "reason"
     assert refusal(b'{"type": "ready", "slots": 1000000}', NodeFrame).field == "slots"
     assert refusal(b'{"type": "heartbeat", "job_ids": ["a\\u0000"]}', NodeFrame).field == "job_ids[0]"
+    assert refusal(b'{"type": "bye", "extra": "\xed\xa0\x80"}', NodeFrame).field == "extra"
+    assert refusal(b'{"type": "bye", "extra": "x"}', NodeFrame).field == "extra"
+    assert refusal(b'{"type": "bye", "reason": "a\\u2028b"}', NodeFrame).field == "reason"
     line = b'{"job_type": "extract_text", "payload": {"html": "\\u0000"}}'
     assert refusal(line, BatchLine).field == "payload.html"
     assert refusal(line, BatchLine).message.startswith("payload.html holds a forbidden character U+0000")
