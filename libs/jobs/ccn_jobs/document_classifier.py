@@ -17,6 +17,7 @@ document holds."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -123,11 +124,14 @@ def phrase_words(phrase: str) -> list[str]:
 
 
 def features(title: str, text: str) -> list[str]:
-    """What the model reads: title words (marked), and the words and word pairs of the text."""
+    """What the model reads: the title's words twice (as title words, and as plain words, so a
+    word learnt from texts counts in a title too), and the words and word pairs of the text."""
     body = words(text[:FEATURE_TEXT_CHARS])
-    found = [f"title:{word}" for word in words(title)]
+    heading = words(title)
+    found = [f"title:{word}" for word in heading]
+    found += heading
     found += body
-    found += [f"{first} {second}" for first, second in zip(body, body[1:], strict=False)]
+    found += [f"{first} {second}" for first, second in itertools.pairwise(body)]
     return found
 
 

@@ -76,7 +76,8 @@ def _alternation(entries: list[str] | set[str]) -> str:
 
 
 _UPPER = "A-ZÀ-ÖØ-ÞĀ-Ž"  # a capital, Latin scripts
-_NAME_WORD = rf"[{_UPPER}][\w'’&.-]{{0,30}}"
+_NAME_WORD = rf"[{_UPPER}][\w'\u2019&.-]{{0,30}}"
+_PERSON = rf"(?P<n>[{_UPPER}][\w'\u2019-]{{1,30}}(?:\s[{_UPPER}][\w'\u2019-]{{1,30}}){{1,2}})"  # two or three names
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,8 @@ def compile_patterns(g: Gazetteers) -> Patterns:
     return Patterns(
         gazetteers=g,
         date_day_month=re.compile(
-            rf"\b(?P<d>[0-3]?\d)(?:st|nd|rd|th|er|\.)?\s(?:de\s)?(?P<m>{months})\b\.?(?:,?\s(?:de\s)?(?P<y>\d{{4}})\b)?",
+            rf"\b(?P<d>[0-3]?\d)(?:st|nd|rd|th|er|\.)?\s(?:de\s)?(?P<m>{months})\b(?:\.(?=\s\d))?"
+            rf"(?:,?\s(?:de\s)?(?P<y>\d{{4}})\b)?",
             re.IGNORECASE,
         ),
         date_month_day=re.compile(
@@ -130,7 +132,9 @@ def compile_patterns(g: Gazetteers) -> Patterns:
             re.IGNORECASE,
         ),
         amount_prefixed=re.compile(rf"(?<![\w$£€¥₹])(?P<c>{prefixes})\s?(?P<n>{number})(?P<x>{multiplier})"),
-        amount_suffixed=re.compile(rf"(?<![\w.,])(?P<n>{number})(?P<x>{multiplier})\s?(?P<c>{words})(?!\w)", re.IGNORECASE),
+        amount_suffixed=re.compile(
+            rf"(?<![\w.,])(?P<n>{number})(?P<x>{multiplier})\s?(?P<c>{words})(?!\w)", re.IGNORECASE
+        ),
         organization_suffixed=re.compile(
             rf"\b(?:{_NAME_WORD}\s){{1,5}}(?:{_alternation(g.organization_suffixes)})(?!\w)"
             rf"|\b{_NAME_WORD}-(?:{_alternation(g.organization_suffixes)})\b"
@@ -143,13 +147,9 @@ def compile_patterns(g: Gazetteers) -> Patterns:
         title_quoted=re.compile(r"[„«“\"]\s?(?P<t>[^„«»“”\"\n.!?]{3,80}?)\s?[“”»\"]"),
         area=re.compile(rf"(?<!\w)(?:{_alternation(set(areas))})(?!\w)", re.IGNORECASE),
         area_canonical=areas,
-        person_titled=re.compile(
-            rf"\b(?:{_alternation(g.person_titles)})\.?\s(?P<n>[{_UPPER}][\w'’-]{{1,30}}(?:\s[{_UPPER}][\w'’-]{{1,30}}){{1,2}})"
-        ),
+        person_titled=re.compile(rf"\b(?:{_alternation(g.person_titles)})\.?\s{_PERSON}"),
         # only the cue ignores case: a name must be capitalised
-        person_cued=re.compile(
-            rf"(?i:{_alternation(g.person_cues)})\s(?P<n>[{_UPPER}][\w'’-]{{1,30}}(?:\s[{_UPPER}][\w'’-]{{1,30}}){{1,2}})"
-        ),
+        person_cued=re.compile(rf"(?i:{_alternation(g.person_cues)})\s{_PERSON}"),
         deadline_cue=re.compile(rf"(?<!\w)(?:{_alternation(g.deadline_cues)})(?!\w)", re.IGNORECASE),
         not_deadline_cue=re.compile(rf"(?<!\w)(?:{_alternation(g.not_deadline_cues)})(?!\w)", re.IGNORECASE),
     )
@@ -158,11 +158,32 @@ def compile_patterns(g: Gazetteers) -> Patterns:
 # --- dates ------------------------------------------------------------------------------------
 
 _STRONG_CUES = frozenset(
-    {"deadline", "closing date", "closes", "close on", "closes on", "no later than", "antragsschluss", "antragsfrist",
-     "date limite", "plazo", "fecha límite", "clôture"}
+    {
+        "deadline",
+        "closing date",
+        "closes",
+        "close on",
+        "closes on",
+        "no later than",
+        "antragsschluss",
+        "antragsfrist",
+        "date limite",
+        "plazo",
+        "fecha límite",
+        "clôture",
+    }
 )
 _NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
     "twelve": 12,
 }
 
@@ -171,11 +192,11 @@ def find_deadlines(p: Patterns, text: str, reference: dt.date | None) -> list[Fo
     """Dates with a deadline cue before them in their sentence, and no other kind of date cue
     (decisions, start, interviews) nearer to them."""
     found: list[Found] = []
-    taken: list[tuple[int, int]] = []
+    taken_until = -1  # dates come sorted by start: one that starts before the last one ended overlaps it
     for start, end, date, ambiguous in _dates(p, text, reference):
-        if any(start < b and a < end for a, b in taken):
+        if start < taken_until:
             continue
-        taken.append((start, end))
+        taken_until = end
         strength = _deadline_cue(p, text, start)
         if strength is None:
             continue
@@ -204,7 +225,9 @@ def _dates(p: Patterns, text: str, reference: dt.date | None) -> list[tuple[int,
     for match in p.date_numeric.finditer(text):
         first, second = int(match["a"]), int(match["b"])
         # day first, as everywhere but the US; month first only when the day-first reading is impossible
-        date = _calendar_date(match["y"], second, first, reference) or _calendar_date(match["y"], first, second, reference)
+        date = _calendar_date(match["y"], second, first, reference) or _calendar_date(
+            match["y"], first, second, reference
+        )
         if date is not None:
             out.append((match.start(), match.end(), date, first <= 12 and second <= 12 and first != second))
     if reference is not None:
@@ -232,14 +255,26 @@ def _calendar_date(year: str | None, month: int, day: int, reference: dt.date | 
 
 
 def _relative_date(amount: str, unit: str, reference: dt.date) -> dt.date | None:
-    import dateparser
-
     count = int(amount) if amount.isdigit() else _NUMBER_WORDS[amount.casefold()]
-    base = dt.datetime(reference.year, reference.month, reference.day)  # noqa: DTZ001 - a calendar day, no zone
+    return _date_after(count, unit.casefold(), reference)
+
+
+# At most 999 counts x 6 units per reference date: a text repeating one phrase costs one parse.
+@functools.lru_cache(maxsize=4096)
+def _date_after(count: int, unit: str, reference: dt.date) -> dt.date | None:
+    import dateparser  # type: ignore[import-untyped]
+
+    base = dt.datetime(reference.year, reference.month, reference.day)  # a calendar day: no zone
     parsed = dateparser.parse(
-        f"in {count} {unit.casefold()}",
+        f"in {count} {unit}",
         languages=["en"],
-        settings={"RELATIVE_BASE": base, "PREFER_DATES_FROM": "future", "RETURN_AS_TIMEZONE_AWARE": False},
+        # the zone named, so the machine's own (TZ, /etc/localtime) plays no part
+        settings={
+            "RELATIVE_BASE": base,
+            "PREFER_DATES_FROM": "future",
+            "TIMEZONE": "UTC",
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
     )
     return parsed.date() if parsed is not None else None
 
@@ -265,8 +300,14 @@ def _deadline_cue(p: Patterns, text: str, start: int) -> str | None:
 # --- amounts ----------------------------------------------------------------------------------
 
 _MULTIPLIERS = {
-    "million": 1_000_000, "mio": 1_000_000, "mio.": 1_000_000, "m": 1_000_000, "bn": 1_000_000_000,
-    "billion": 1_000_000_000, "thousand": 1_000, "k": 1_000,
+    "million": 1_000_000,
+    "mio": 1_000_000,
+    "mio.": 1_000_000,
+    "m": 1_000_000,
+    "bn": 1_000_000_000,
+    "billion": 1_000_000_000,
+    "thousand": 1_000,
+    "k": 1_000,
 }
 
 
@@ -320,9 +361,13 @@ def find_names(p: Patterns, text: str) -> list[Found]:
         title = match["t"].strip()
         if title[:1].isupper() and len(title.split()) <= 8:
             found.append(_named("opportunity_title", match.start("t"), title, 0.7))
+    titles = tuple(f"{title}{dot} " for title in p.gazetteers.person_titles for dot in ("", "."))
     for pattern in (p.person_titled, p.person_cued):
         for match in pattern.finditer(text):
-            found.append(_named("person_name", match.start("n"), match["n"], 0.7))
+            start, name = match.start("n"), match["n"]
+            # "contact Dr Jane Smith": the cue took the title as the name's first word
+            title = next((t for t in titles if name.startswith(t)), "")
+            found.append(_named("person_name", start + len(title), name[len(title) :], 0.7))
     for match in p.area.finditer(text):
         canonical = p.area_canonical[match.group().casefold()]
         found.append(Found("program_area", match.start(), match.end(), canonical, 0.75))

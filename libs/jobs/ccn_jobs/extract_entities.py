@@ -20,12 +20,21 @@ Bounds: the text is at most `MAX_TEXT_CHARS` (the payload schema), the result at
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from typing import Annotated
 
 import msgspec
 
-from ccn_jobs.entity_rules import ENTITY_TYPES, EntityType, Found, find_amounts, find_deadlines, find_names, shipped_patterns
+from ccn_jobs.entity_rules import (
+    ENTITY_TYPES,
+    EntityType,
+    Found,
+    find_amounts,
+    find_deadlines,
+    find_names,
+    shipped_patterns,
+)
 from ccn_jobs.job_type import JobType
 from ccn_proto.constraints import END
 
@@ -118,12 +127,16 @@ def _without_overlaps(candidates: list[Found]) -> list[Found]:
     rank = {entity_type: index for index, entity_type in enumerate(PRIORITY)}
     ordered = sorted(candidates, key=lambda f: (rank[f.type], f.start, -(f.end - f.start), f.value))
     kept: list[Found] = []
-    taken: list[tuple[int, int]] = []
+    # the kept spans, disjoint and sorted: a new span overlaps one only if it overlaps a neighbour
+    starts: list[int] = []
+    ends: list[int] = []
     for found in ordered:
-        if any(found.start < end and start < found.end for start, end in taken):
+        at = bisect.bisect_right(starts, found.start)
+        if (at > 0 and ends[at - 1] > found.start) or (at < len(starts) and starts[at] < found.end):
             continue
+        starts.insert(at, found.start)
+        ends.insert(at, found.end)
         kept.append(found)
-        taken.append((found.start, found.end))
     kept.sort(key=lambda f: (f.start, ENTITY_TYPES.index(f.type)))
     return kept
 

@@ -30,8 +30,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SAMPLE_PATH = DATA_DIR / "classify_sample.jsonl"
 ENTITY_EVAL_PATH = DATA_DIR / "entity_eval.jsonl"
 
-TRAIN_PER_LABEL = 50
-HELDOUT_PER_LABEL = 20
+TRAIN_PER_LABEL = 100
+HELDOUT_PER_LABEL = 30
 ENTITY_DOCUMENTS = 120
 
 FUNDERS = (
@@ -169,9 +169,12 @@ GRANT_OPPORTUNITY_INTL: Sections = (
         "Abierta la convocatoria {programme}",
     ),
     (
-        "Die {funder} fördert gemeinnützige Projekte, die sich mit {topic} befassen. Anträge sind bis zum {date} möglich.",
-        "La {funder} lance un appel à projets pour soutenir les associations. Les dossiers doivent être déposés avant le {date}.",
-        "La {funder} abre una convocatoria de ayudas para entidades sin ánimo de lucro. El plazo de solicitud termina el {date}.",
+        "Die {funder} fördert gemeinnützige Projekte, die sich mit {topic} befassen. Anträge sind bis zum {date} "
+        "möglich.",
+        "La {funder} lance un appel à projets pour soutenir les associations. Les dossiers doivent être déposés "
+        "avant le {date}.",
+        "La {funder} abre una convocatoria de ayudas para entidades sin ánimo de lucro. El plazo de solicitud "
+        "termina el {date}.",
         "Gefördert werden Vorhaben mit einer Fördersumme von bis zu {amount}. Antragsschluss ist der {date}.",
         "Les projets retenus recevront une subvention pouvant atteindre {amount}. Date limite de dépôt : {date}.",
         "Las ayudas pueden alcanzar {amount} por proyecto. Las solicitudes se presentan en la sede electrónica.",
@@ -239,7 +242,7 @@ FUNDER_PROFILE: Sections = (
 )
 FUNDER_PROFILE_INTL: Sections = (
     (
-        "Über uns – {funder}",
+        "Über uns - {funder}",
         "Qui sommes-nous ? La {funder}",
         "Quiénes somos: {funder}",
         "Die Stiftung",
@@ -307,7 +310,8 @@ NEWS_INTL: Sections = (
         "Conoce los proyectos seleccionados",
     ),
     (
-        "Wie die Stiftung am Dienstag mitteilte, erhalten {n} Vereine eine Förderung. Die Vorsitzende {person} sagte, man sei beeindruckt.",
+        "Wie die Stiftung am Dienstag mitteilte, erhalten {n} Vereine eine Förderung. Die Vorsitzende {person} "
+        "sagte, man sei beeindruckt.",
         "La fondation a annoncé mardi la liste des associations lauréates, a déclaré {person}, sa directrice.",
         "La fundación anunció ayer los proyectos seleccionados, según declaró {person}, su directora.",
         "Die Preisverleihung fand gestern Abend im Rathaus statt.",
@@ -379,7 +383,8 @@ REPORT: Sections = (
         "This learning report is written for funders, grantees and policy makers.",
     ),
     (
-        "Key findings: 78% of projects met or exceeded their targets, and 9 in 10 grantees reported increased confidence.",
+        "Key findings: 78% of projects met or exceeded their targets, and 9 in 10 grantees reported increased "
+        "confidence.",
         "Total income for the year was {amount}, and charitable expenditure was {amount2}.",
         "The data show that smaller grants reached communities that larger funders rarely reach.",
         "Figure 3 shows the distribution of awards by region and size.",
@@ -436,7 +441,8 @@ JOB_POSTING: Sections = (
         "Please complete the application form and equal opportunities monitoring form.",
         "We particularly welcome applications from candidates from under-represented backgrounds.",
         "Download the job description and person specification below.",
-        "We are a Disability Confident employer and guarantee an interview to disabled candidates who meet the essential criteria.",
+        "We are a Disability Confident employer and guarantee an interview to disabled candidates who meet the "
+        "essential criteria.",
         "For an informal conversation about the role, contact {person}.",
         "No agencies, please.",
     ),
@@ -504,16 +510,690 @@ IRRELEVANT_INTL: Sections = (
     ),
 )
 
+
+# A second round of wording for every section, in the same order as above: alternatives are
+# appended, so even positions still train and odd ones are still held out.
+MORE_WORDING: dict[str, Sections] = {
+    "grant_opportunity": (
+        (
+            "Funding round now open: {programme}",
+            "{programme}: guidance for applicants",
+            "Small grants for {topic} projects",
+            "Get funding for your community project",
+            "{funder} grants programme {year}",
+            "Apply for funding to tackle {topic}",
+            "Round {n} of the {programme} is open",
+            "Grants of up to {amount} for local charities",
+        ),
+        (
+            "We want to fund ideas that tackle {topic} and are shaped by the people they are for.",
+            "Community organisations in {place} can now bid for money to address {topic}.",
+            "The {programme} offers flexible funding for work on {topic}, including core costs.",
+            "If your group is working to reduce {topic}, this funding could help you do more.",
+            "This open call invites bids from voluntary organisations responding to {topic}.",
+            "Grants are available to help grassroots organisations respond to {topic}.",
+            "We are looking to support bold, community-led responses to {topic} across {place}.",
+            "The {funder} wants to hear from charities whose work on {topic} is ready to grow.",
+        ),
+        (
+            "The maximum award is {amount}, and most grants will be between {amount2} and {amount}.",
+            "Requests for up to {amount} over three years will be considered.",
+            "We can contribute up to {amount} towards staff, volunteer expenses and overheads.",
+            "Funding ranges from {amount2} for one-off activities to {amount} for multi-year work.",
+            "Budgets should be realistic; the average award last round was {amount2}.",
+            "Applicants may request any amount up to {amount}, including full cost recovery.",
+            "We have {amount} to distribute in this round.",
+            "Awards of up to {amount2} are available for capital items such as equipment.",
+        ),
+        (
+            "Your organisation must be a registered charity, CIO or community interest company.",
+            "Groups without charitable status can apply through a partner organisation.",
+            "You must have a governing document, at least three unrelated board members and a bank account.",
+            "Organisations with unrestricted reserves of more than twelve months' spending are not eligible.",
+            "Applications from faith groups are welcome for activities open to the whole community.",
+            "We cannot accept more than one application per organisation in each round.",
+            "Previous grant holders may reapply once their end-of-grant report has been submitted.",
+            "Statutory bodies and individuals are not eligible to apply.",
+        ),
+        (
+            "Applications close at noon on {date}.",
+            "The application window closes on {date}.",
+            "The deadline for first-stage applications is {date}.",
+            "Please submit your application no later than {date}.",
+            "We must receive your completed form by 5pm on {date}.",
+            "Stage one closes on {date}; successful applicants will be invited to stage two.",
+            "Closing date: {date}.",
+            "Proposals received after {date} will not be assessed.",
+        ),
+        (
+            "Start your application online and upload your supporting documents.",
+            "Complete the short eligibility quiz, then fill in the application form.",
+            "You will need your governing document, latest accounts and a budget to apply.",
+            "Applications are assessed by a panel including people with lived experience.",
+            "Before applying, read the funding criteria and frequently asked questions.",
+            "Send your completed application and budget template to the grants team by email.",
+            "Successful applicants will receive a grant offer letter and conditions of grant.",
+            "You can request the application form in large print or another language.",
+        ),
+    ),
+    "funder_profile": (
+        (
+            "About the foundation",
+            "Our story",
+            "Our purpose",
+            "Meet the team",
+            "Governance",
+            "What we stand for",
+            "Our founder",
+            "The {funder} at a glance",
+        ),
+        (
+            "The trust was established by a local philanthropist who left her estate to benefit {place}.",
+            "We are an endowed foundation with assets of around {amount}.",
+            "Founded in {year}, the {funder} supports charitable work across {place} and beyond.",
+            "We are an independent charity funded entirely by the income from our endowment.",
+            "Our founder made his fortune in shipbuilding and wanted to give back to the city.",
+            "The foundation grew out of a family business that was sold in the 1980s.",
+            "We were created by a gift from a local building society when it demutualised.",
+            "Our work is funded by an endowment invested for the long term.",
+        ),
+        (
+            "We want a society in which everyone has a fair chance in life.",
+            "Our vision is of thriving communities where no one is left behind.",
+            "We believe in trust-based funding: unrestricted, multi-year and with light reporting.",
+            "Our priorities for the next five years are {topic} and the strength of local civil society.",
+            "We focus our resources where they can make the biggest long-term difference.",
+            "Equity, diversity and inclusion are at the heart of how we make decisions.",
+            "We listen to the people closest to the issues and let them lead.",
+            "We see ourselves as one part of a wider ecosystem of funders and charities.",
+        ),
+        (
+            "Our board of trustees sets the strategy and approves all grants above {amount2}.",
+            "{person} chairs our board and has served as a trustee since 2015.",
+            "Day-to-day management is delegated to our {role}, {person}.",
+            "We are registered with the Charity Commission for England and Wales.",
+            "The trustees are supported by investment and grants committees.",
+            "Our staff team of twelve works from an office in {place}.",
+            "We publish our accounts, investment policy and grants data every year.",
+            "New trustees are recruited openly and serve terms of four years.",
+        ),
+        (
+            "Over the last decade we have supported more than 1,500 organisations.",
+            "We fund through a small number of open programmes and by invitation.",
+            "In total we give around {amount} a year in grants.",
+            "Our grants have helped build village halls, fund youth workers and save historic buildings.",
+            "Alongside our grants we convene networks of local organisations.",
+            "We are proud to be a signatory of the Open and Trusting Grant-making commitments.",
+            "Many of the groups we fund have been our partners for over ten years.",
+            "We also manage donor-advised funds for local families and companies.",
+        ),
+    ),
+    "news": (
+        (
+            "Youth charities share {amount} windfall",
+            "{funder} launches {amount} fund",
+            "Foundation backs {n} community projects",
+            "New chief executive for {funder}",
+            "Funding boost for {place} food banks",
+            "Grants announced for heritage projects",
+            "{funder} to close fund after review",
+            "Charity celebrates award from {funder}",
+        ),
+        (
+            "More than {n} charities will benefit from grants announced by the {funder} this week.",
+            "The {funder} has unveiled a new fund worth {amount} aimed at {topic}.",
+            "A youth club in {place} is among the organisations to receive money in the latest round.",
+            "The foundation confirmed on Friday that the fund will not reopen next year.",
+            "Organisers said the money would allow them to keep their doors open through the winter.",
+            "The grants were announced at a reception attended by local councillors.",
+            "Last month the trust revealed it had received a record number of applications.",
+            "The charity learned of its success on Wednesday after a six-month wait.",
+        ),
+        (
+            '"We are delighted to support such a wide range of groups," said {person}.',
+            "{person}, who takes up the post in January, said she was honoured to be appointed.",
+            '"It\'s a lifeline for us," said {person}, who runs the project.',
+            "A spokesperson for the council said the grants would complement its own programmes.",
+            "{person} said the decision to close the fund had not been taken lightly.",
+            "The foundation's {role}, {person}, described the response as overwhelming.",
+            "According to {person}, demand for help has risen sharply since the spring.",
+            '"This changes everything for us," volunteer coordinator {person} told the paper.',
+        ),
+        (
+            "The grants range from {amount2} to {amount} and will run for up to three years.",
+            "Among the winners is a community radio station that trains young presenters.",
+            "The foundation said it would share what it learned with other funders.",
+            "It is the third time this year that the trust has increased its budget.",
+            "The successful groups were chosen by a panel that included young people.",
+            "The money will be paid in instalments over the next two years.",
+            "Applicants who missed out this time can apply again in the spring.",
+            "The story was first reported by the local newspaper.",
+        ),
+    ),
+    "event": (
+        (
+            "Meet the funder: online Q&A",
+            "Workshop: telling your impact story",
+            "Masterclass on bid writing",
+            "Open evening at our {place} office",
+            "Regional funders' forum {year}",
+            "Lunch and learn: trust-based grant-making",
+            "Webinar recording and slides",
+            "Volunteer managers' network meeting",
+        ),
+        (
+            "The session will run online on {date} from 1pm to 2pm.",
+            "Our open evening is on {date} from 5pm to 7pm at our offices in {place}.",
+            "Join the masterclass on {date}; it starts at 10am and finishes at 3pm.",
+            "The forum meets on {date} at the Guildhall, {place}.",
+            "The meeting will take place on {date} in the main hall.",
+            "Bring your lunch and join us online on {date} at 12.30pm.",
+            "This is a half-day event on {date}, with coffee from 9am.",
+            "Missed the live session? The recording from {date} is now available.",
+        ),
+        (
+            "Book a place using the link below; places are free but limited to 40.",
+            "Registration closes two days before the event.",
+            "Tickets are free for members and £20 for non-members.",
+            "Sign up to receive the joining instructions by email.",
+            "Please register by the day before so we can plan catering.",
+            "We will send a reminder and the slides to everyone who registers.",
+            "Captions and British Sign Language interpretation will be provided.",
+            "Parking is available on site, and the venue is a short walk from the station.",
+        ),
+        (
+            "You will hear from grant holders about what made their applications stand out.",
+            "The panel will be chaired by {person}, our {role}.",
+            "There will be breakout rooms for small group discussion.",
+            "Presenters will share practical tips and templates you can use straight away.",
+            "Attendees can book a 15-minute one-to-one slot with a grants officer.",
+            "The programme includes a keynote, two panel discussions and networking.",
+            "Come along to meet other volunteer managers and share good practice.",
+            "The recording, slides and a summary of questions are available below.",
+        ),
+    ),
+    "report": (
+        (
+            "Trustees' report for the year ended 31 March {year}",
+            "What we funded in {year}",
+            "Independent evaluation: final report",
+            "Briefing: trends in local giving",
+            "Five-year review of our grant-making",
+            "Research report: the value of small grants",
+            "Our impact in {year}",
+            "Case studies and learning",
+        ),
+        (
+            "This document sets out our performance against the objectives agreed by the trustees.",
+            "This report looks back on a year in which we made {n} grants worth {amount}.",
+            "The independent evaluators were asked to assess the programme's outcomes and value for money.",
+            "This briefing analyses ten years of data on grants to organisations in {place}.",
+            "We commissioned this review to understand what difference our funding has made.",
+            "The research combined a survey of 800 small charities with focus groups.",
+            "In this report, grantees describe in their own words what changed.",
+            "The case studies were chosen to show the range of work we fund.",
+        ),
+        (
+            "Income from investments fell slightly, while grant expenditure rose by 8%.",
+            "Two thirds of respondents said the grant helped them attract other funding.",
+            "Chart 1 compares the number of awards by region with the population of each region.",
+            "The evaluation found strong evidence of improved wellbeing among participants.",
+            "Our analysis suggests that organisations with incomes under {amount2} are underfunded.",
+            "Participants reported increased confidence, new friendships and better mental health.",
+            "Reserves at the year end stood at {amount}, in line with our reserves policy.",
+            "The data indicate a widening gap between urban and rural areas.",
+        ),
+        (
+            "The full report is available to download (PDF, 60 pages).",
+            "Appendix A describes the survey questions and sampling method.",
+            "We thank the evaluation team and all the grantees who gave their time.",
+            "A summary of recommendations is on page 4.",
+            "The financial statements were audited by an independent firm of accountants.",
+            "Data tables are available in spreadsheet form on request.",
+            "We will publish a response to the recommendations in the autumn.",
+            "Limitations of the study are discussed in chapter 6.",
+        ),
+    ),
+    "job_posting": (
+        (
+            "Vacancy: Grants Assessor (maternity cover)",
+            "Job: Data and Insight Analyst",
+            "We are recruiting a Chief Executive",
+            "Position available: Programme Officer",
+            "Work with us: Grants Administrator",
+            "Job advert: Partnerships Manager",
+            "Now hiring: Digital Officer (part time)",
+            "Trustee recruitment: join our board",
+        ),
+        (
+            "Salary: £34,000 to £37,000, depending on experience.",
+            "Part time, 0.6 FTE, salary £39,000 pro rata.",
+            "This role is home-based with occasional travel to {place}.",
+            "The position is offered on a permanent basis, 37.5 hours per week.",
+            "Benefits include 30 days' holiday, an employer pension contribution of 8% and flexible hours.",
+            "This is a 9-month fixed-term contract to cover maternity leave.",
+            "Starting salary is {amount2}, rising with annual increments.",
+            "Trustees are not paid, but travel expenses are covered.",
+        ),
+        (
+            "You will assess grant applications, carry out due diligence and write recommendations.",
+            "The post holder will analyse our grants data and produce clear reports.",
+            "We need a strategic leader who can build on our strong foundations.",
+            "Key duties include managing a caseload of grants and visiting projects.",
+            "You will process payments, maintain the grants database and answer enquiries.",
+            "We are looking for someone who can develop partnerships with other funders.",
+            "The ideal candidate will be confident with social media and website content.",
+            "We would particularly welcome trustees with legal or financial experience.",
+        ),
+        (
+            "Please apply with a CV and a supporting statement of no more than two pages.",
+            "The closing date is {date}, and interviews are planned for the following fortnight.",
+            "Applications should be made through our recruitment portal.",
+            "Shortlisted candidates will be asked to complete a short written exercise.",
+            "Read the candidate pack for the full job description and person specification.",
+            "We are committed to building a team that reflects the communities we serve.",
+            "If you would like an informal chat about the role, contact {person}.",
+            "Successful applicants will need a basic DBS check.",
+        ),
+    ),
+    "irrelevant": (
+        (
+            "Your basket",
+            "Privacy notice",
+            "Best hiking trails near {place}",
+            "Fund factsheet: Global Equity Income Fund",
+            "How to grant file permissions in Linux",
+            "Student finance: applying for a maintenance loan",
+            "Error 500: something went wrong",
+            "Mortgage rates this week",
+            "Review: the new electric hatchback",
+            "Newsletter archive",
+            "Bin collection days over the holidays",
+            "Contact our customer service team",
+        ),
+        (
+            "Your basket is empty. Continue shopping or check out our latest arrivals.",
+            "This notice explains how we collect and use your personal data.",
+            "The ridge walk takes about four hours and offers views across the valley.",
+            "The fund aims to deliver a rising income and long-term capital growth.",
+            "Use chmod to grant read and write permissions to the owner of the file.",
+            "Full-time students can apply for a maintenance loan to help with living costs.",
+            "The server encountered an internal error and could not complete your request.",
+            "Two-year fixed rates fell again this week as lenders competed for business.",
+            "The hatchback offers a range of 250 miles and charges to 80% in half an hour.",
+            "Browse past issues of our monthly newsletter.",
+            "Collections will move by one day during the week after Christmas.",
+            "Our team is available Monday to Friday, 9am to 5pm.",
+        ),
+        (
+            "Free returns within 28 days.",
+            "You have the right to ask for a copy of the data we hold about you.",
+            "Wear sturdy boots, as the path can be muddy after rain.",
+            "The ongoing charge for the fund is 0.85% a year.",
+            "Run ls -l to check the new permissions.",
+            "Apply online before the deadline for your course start date.",
+            "Please try again later or contact the site administrator.",
+            "Compare deals and check your eligibility without affecting your credit score.",
+            "Prices start from £32,000 before the government grant for electric cars.",
+            "Subscribe to get future issues in your inbox.",
+            "Please put your bins out by 7am on collection day.",
+            "We aim to reply to all emails within two working days.",
+        ),
+    ),
+}
+
+
+# A third round, written later still, for every class alike and in the same section order.
+THIRD_WORDING: dict[str, Sections] = {
+    "grant_opportunity": (
+        (
+            "Bids invited: {programme}",
+            "Now open: the {programme}",
+            "Seed funding for new ideas",
+            "{funder} capacity-building grants",
+            "Apply to the {programme} by {date}",
+            "Funding opportunity for {place} charities",
+            "Emergency grants for frontline groups",
+            "Development grants {year}-{year2}",
+        ),
+        (
+            "This programme offers seed funding to test new ideas that could reduce {topic}.",
+            "We fund frontline organisations facing rising demand because of {topic}.",
+            "Capacity-building grants help small charities strengthen their governance, systems and skills.",
+            "The scheme backs partnerships between charities and public bodies working on {topic}.",
+            "Funding is available for projects that bring neighbours together and tackle {topic}.",
+            "Our emergency grants support groups responding to a sudden rise in {topic}.",
+            "The {funder} is seeking applications from organisations with a track record on {topic}.",
+            "Development grants allow promising projects to grow and reach more people.",
+        ),
+        (
+            "Each award covers up to 100% of eligible costs, to a maximum of {amount}.",
+            "Seed grants are fixed at {amount2}; development grants can be up to {amount}.",
+            "The programme has a budget of {amount} over three rounds.",
+            "Most grants fall between {amount2} and {amount}, paid in quarterly instalments.",
+            "We can fund salaries, training, volunteer costs and a fair share of overheads up to {amount}.",
+            "There is no minimum grant, but requests above {amount} will not be considered.",
+            "Emergency grants of {amount2} are paid within ten working days of approval.",
+            "Multi-year awards of up to {amount} a year are possible for established organisations.",
+        ),
+        (
+            "Applicants must be not-for-profit and based in, or serving people in, {place}.",
+            "Your annual turnover must be less than {amount} to be eligible for this fund.",
+            "Partnership bids must name a lead organisation that will hold the grant.",
+            "We welcome applications from organisations led by disabled people.",
+            "You must be able to show at least twelve months of financial records.",
+            "Organisations that received a grant in the last round are not eligible this time.",
+            "Unincorporated associations with a written constitution can apply for seed grants.",
+            "Universities, NHS trusts and local authorities are not eligible as lead applicants.",
+        ),
+        (
+            "The portal will close for new applications on {date}.",
+            "Bids must reach us before {date}.",
+            "Emergency grants are open all year; development grants close on {date}.",
+            "Completed applications must be uploaded by 11:59pm on {date}.",
+            "The final date for submissions is {date}.",
+            "Outline proposals are due on {date}, with full bids by invitation.",
+            "We will stop accepting applications on {date} or once 200 have been received.",
+            "Round two opens in spring, and round one closes on {date}.",
+        ),
+        (
+            "Use the online form to tell us about your organisation, your project and your budget.",
+            "Assessors will score each bid against the published criteria.",
+            "Attach a signed declaration from two members of your management committee.",
+            "An assessor may call you to discuss your bid before it goes to panel.",
+            "Bids are reviewed by staff and a panel of community members.",
+            "Upload your safeguarding policy and your most recent annual accounts.",
+            "We aim to let all applicants know the outcome within ten weeks.",
+            "Please do not send additional documents unless we ask for them.",
+        ),
+    ),
+    "funder_profile": (
+        (
+            "Mission and vision",
+            "Where our money comes from",
+            "Leadership",
+            "Our board",
+            "History of the {funder}",
+            "Principles we fund by",
+            "Annual giving at a glance",
+            "Partners and networks",
+        ),
+        (
+            "The {funder} began in 1969 when a group of local business leaders pooled their resources.",
+            "Our income comes from an investment portfolio built up since the foundation was created.",
+            "A bequest from a local doctor established the trust in 1931.",
+            "We are an independent funder with no political or religious affiliation.",
+            "The foundation is funded by an annual donation from a regional water company.",
+            "Our endowment was set up when the family sold its engineering business.",
+            "We are a charitable incorporated organisation governed by our constitution.",
+            "The trust was one of the first community foundations in the country.",
+        ),
+        (
+            "We exist to tackle the root causes of inequality in {place}.",
+            "Our vision is that every young person in {place} has somewhere to go and someone to talk to.",
+            "We favour long-term relationships and core funding over short projects.",
+            "Our guiding principles are fairness, transparency and respect.",
+            "We focus on places and people that mainstream funding does not reach.",
+            "We aim to shift power to communities by involving them in our decisions.",
+            "Our current strategy concentrates on {topic} and on climate justice.",
+            "We think of ourselves as stewards of money that belongs to the community.",
+        ),
+        (
+            "{person} became our {role} in 2021 after a career in community development.",
+            "The board meets quarterly and includes two trustees under the age of 30.",
+            "Trustees receive no payment for their work.",
+            "Our senior team reports to the board through a finance and audit committee.",
+            "Details of the board, including biographies, are listed below.",
+            "We publish a register of trustees' interests each year.",
+            "The chair, {person}, has lived in {place} for most of her life.",
+            "Our governance follows the Charity Governance Code.",
+        ),
+        (
+            "We give about {amount} each year through grants and loans.",
+            "Our grant-holders range from parent-led playgroups to national charities.",
+            "We are founding members of a local funders' network in {place}.",
+            "In recent years we have supported more than {n} organisations.",
+            "We share our grants data through 360Giving.",
+            "Beyond money, we lend our meeting rooms to community groups free of charge.",
+            "Our giving has grown steadily since the endowment was refinanced.",
+            "We co-fund with national foundations when their priorities align with ours.",
+        ),
+    ),
+    "news": (
+        (
+            "Record {amount} donation for {place} charity",
+            "Council and foundation team up on {topic}",
+            "{funder} marks 50 years of giving",
+            "Small charities hit by funding squeeze, survey finds",
+            "Foundation doubles budget for {topic}",
+            "{n} projects backed in latest round",
+            "Trust names {person} as chair",
+            "Local arts groups win national lottery support",
+        ),
+        (
+            "A local homelessness charity has received the largest single donation in its history.",
+            "The council and the {funder} have agreed a joint plan to tackle {topic}, officials said.",
+            "Celebrations were held on Saturday to mark the foundation's fiftieth anniversary.",
+            "A survey of 300 small charities published today found that half expect to cut services.",
+            "The trust confirmed yesterday that it will double its grants budget next year.",
+            "Dozens of projects across {place} have been awarded funding in the latest round.",
+            "The board of the {funder} has elected a new chair, the charity said on Thursday.",
+            "Three arts organisations in {place} have been awarded lottery funding, it emerged this week.",
+        ),
+        (
+            '"We could not believe it when the call came," said {person}, the charity\'s founder.',
+            "{person} said the partnership was a first for the region.",
+            '"Fifty years on, our mission is as urgent as ever," said {person}.',
+            "Speaking to the BBC, {person} warned that some charities could close by the summer.",
+            '"Demand has never been higher," said {person}, {role} at the trust.',
+            "{person} said the panel had been impressed by the ambition of the applications.",
+            "The new chair, {person}, said she wanted the trust to be bolder.",
+            "A spokesperson for the arts council said the awards reflected the strength of local culture.",
+        ),
+        (
+            "The donation, from an anonymous benefactor, will fund a new night shelter.",
+            "Under the plan, the council will match every pound the foundation spends.",
+            "An exhibition about the foundation's history opens at the library next month.",
+            "The survey was carried out by the regional council for voluntary service.",
+            "The extra money comes after strong returns on the trust's investments.",
+            "The successful projects will be showcased at an event in the autumn.",
+            "The appointment takes effect immediately.",
+            "The awards are part of a national programme worth {amount}.",
+        ),
+    ),
+    "event": (
+        (
+            "Summer school for charity treasurers",
+            "Roadshow: meet the grants team in {place}",
+            "Annual conference {year}",
+            "Online clinic: eligibility questions answered",
+            "Celebration evening for our grantees",
+            "Peer learning circle for youth workers",
+            "Briefing session for new applicants",
+            "Festival of community action",
+        ),
+        (
+            "The summer school runs over three mornings, starting on {date}.",
+            "Our roadshow visits {place} on {date}, 10am to 1pm, at the Library.",
+            "This year's conference takes place on {date} at the Riverside Centre, {place}.",
+            "Clinics run on Tuesdays from {date}, with 20-minute slots.",
+            "The celebration evening is on {date} from 6.30pm.",
+            "The circle meets online every other Wednesday from {date}.",
+            "The briefing will be held on {date} at 11am via Microsoft Teams.",
+            "The festival fills the town square on {date}, from noon until late.",
+        ),
+        (
+            "Spaces are free but must be booked in advance through our website.",
+            "Book a 20-minute slot using the calendar below.",
+            "Early bird tickets are available until the end of the month.",
+            "Please let us know your dietary requirements when you book.",
+            "Entry is free and there is no need to book.",
+            "To join the circle, complete the short sign-up form.",
+            "A link to join will be sent 24 hours before the session.",
+            "Stalls for local groups can be reserved for a small fee.",
+        ),
+        (
+            "Sessions cover budgeting, reserves, audits and working with your bank.",
+            "You can drop in to talk to a grants officer about your idea.",
+            "The programme features workshops, a marketplace and an awards ceremony.",
+            "Staff will answer questions about eligibility and the application process.",
+            "Grantees will share stories from their projects over food and music.",
+            "Each session starts with a short input followed by peer discussion.",
+            "The session will explain the criteria and how decisions are made.",
+            "There will be live music, food stalls and activities for children.",
+        ),
+    ),
+    "report": (
+        (
+            "Annual review {year}",
+            "Equity audit of our grant-making",
+            "Mid-term evaluation report",
+            "State of the sector survey {year}",
+            "Financial statements for the year",
+            "Insights from five years of funding",
+            "Summary report: community consultation",
+            "Impact and learning report",
+        ),
+        (
+            "This annual review describes what we funded and what we learned during the year.",
+            "We commissioned an independent audit of who receives our grants and who does not.",
+            "The mid-term evaluation reviews progress against the programme's theory of change.",
+            "This survey of 1,100 charities tracks finances, staffing and demand for services.",
+            "The financial statements show the trust's income, expenditure and assets at the year end.",
+            "The report draws together monitoring returns from {n} grantees.",
+            "The consultation ran for twelve weeks and received over 900 responses.",
+            "This report sets out the difference our funding made and the lessons we took from it.",
+        ),
+        (
+            "Organisations led by people of colour received 9% of our funding, below our target.",
+            "Progress has been strongest on outcomes for young people and weakest on employment.",
+            "Average reserves fell to four months of spending, the lowest level recorded.",
+            "Net assets increased to {amount} owing to gains on investments.",
+            "Grantees told us that flexible funding helped them respond to change.",
+            "Respondents ranked {topic} as the most pressing issue for the area.",
+            "The analysis shows a strong link between core funding and organisational resilience.",
+            "The audit recommends publishing our decision-making criteria in plain language.",
+        ),
+        (
+            "Download the annual review (PDF).",
+            "The methodology and full data are published alongside this report.",
+            "The full evaluation and a management response are available below.",
+            "The report is free to download; printed copies are available on request.",
+            "Notes to the accounts begin on page 32.",
+            "An interactive version of the findings is also available.",
+            "We will report on progress against these recommendations next year.",
+            "Please cite this report as: {funder} ({year}), Impact and learning report.",
+        ),
+    ),
+    "job_posting": (
+        (
+            "Job: Grants and Learning Coordinator",
+            "Vacancy: Office Manager",
+            "Post: Senior Grants Manager (18-month contract)",
+            "Careers at the {funder}",
+            "Recruitment: Director of Finance",
+            "Internship: Philanthropy Trainee",
+            "Role: Community Engagement Officer",
+            "Apply to become a grants panel member",
+        ),
+        (
+            "Salary £26,500, 30 hours a week, based in {place}.",
+            "This is a part-time post of three days a week with a salary of £30,000 pro rata.",
+            "The contract is for 18 months, full time, with a salary of {amount2}.",
+            "We offer a competitive salary, hybrid working and a 9-day fortnight.",
+            "Remuneration: {amount2} plus pension and private health insurance.",
+            "The traineeship is paid at the real Living Wage and lasts twelve months.",
+            "The role is permanent and full time, with some evening and weekend work.",
+            "Panel members receive a day rate of £150 and their expenses.",
+        ),
+        (
+            "You will coordinate grant rounds, monitor grants and collect learning from grantees.",
+            "The office manager keeps our building, systems and suppliers running smoothly.",
+            "You will lead a team of four grants managers and oversee a portfolio of {amount}.",
+            "We are looking for someone organised, curious and good with people.",
+            "The director of finance will oversee investments, audit and financial planning.",
+            "Trainees rotate between grants, communications and finance teams.",
+            "You will build relationships with community groups across {place}.",
+            "Panel members read applications and help decide which projects we fund.",
+        ),
+        (
+            "Apply by {date} using the form on our careers page.",
+            "Send a CV and a cover letter explaining why you want the role.",
+            "Interviews will take place in person in {place} during the week after closing.",
+            "Applications close at midnight on {date}.",
+            "The recruitment pack includes the full job description and our benefits.",
+            "We welcome applications from people who have lived experience of {topic}.",
+            "Please contact {person} in our HR team if you need the pack in another format.",
+            "All offers are subject to references and a right to work check.",
+        ),
+    ),
+    "irrelevant": (
+        (
+            "Frequently asked questions about delivery",
+            "Accessibility statement",
+            "Gift cards",
+            "Pension fund performance update",
+            "How to grant access to a shared mailbox",
+            "Best slow cooker chilli",
+            "Traffic updates for {place}",
+            "Job seeker's allowance: how to claim",
+            "Photo gallery",
+            "Subscribe to our podcast",
+            "Site map",
+            "Book review: a history of the canal",
+        ),
+        (
+            "Orders placed before 2pm are dispatched the same day.",
+            "We want this website to be usable by as many people as possible.",
+            "Gift cards can be spent online and in any of our stores.",
+            "The scheme's fund returned 6.2% over the year after fees.",
+            "Open the admin centre, select the mailbox and grant full access to the user.",
+            "Brown the mince with onions, then add beans, tomatoes and spices and cook for six hours.",
+            "Roadworks on the ring road will cause delays until the end of the month.",
+            "You can claim jobseeker's allowance online if you are out of work.",
+            "Browse photos from our open day and summer fair.",
+            "New episodes every Thursday on all major podcast apps.",
+            "A full list of the pages on this website.",
+            "This engaging history traces the canal from its construction to its restoration.",
+        ),
+        (
+            "Track your parcel using the link in your confirmation email.",
+            "If you find any problems, please contact us so that we can fix them.",
+            "Gift cards are valid for 24 months from the date of purchase.",
+            "Members can view their benefit statements in the online portal.",
+            "Changes can take up to an hour to take effect.",
+            "Serve with rice, sour cream and grated cheese.",
+            "Check the live map before you set off.",
+            "You will need your National Insurance number and bank details.",
+            "Click any image to see it full size.",
+            "Rate and review us if you enjoy the show.",
+            "Use the search box if you cannot find what you need.",
+            "Published in hardback with 48 illustrations.",
+        ),
+    ),
+}
+
+
+def _extended(label: str, sections: Sections) -> Sections:
+    for more in (MORE_WORDING[label], THIRD_WORDING[label]):
+        if len(more) != len(sections):
+            raise ValueError(f"{label}: {len(more)} sections of more wording for {len(sections)}")
+        sections = tuple(base + extra for base, extra in zip(sections, more, strict=True))
+    return sections
+
+
 LABELS: dict[str, tuple[Sections, Sections | None]] = {
-    "grant_opportunity": (GRANT_OPPORTUNITY, GRANT_OPPORTUNITY_INTL),
-    "funder_profile": (FUNDER_PROFILE, FUNDER_PROFILE_INTL),
-    "news": (NEWS, NEWS_INTL),
-    "event": (EVENT, None),
-    "report": (REPORT, None),
-    "job_posting": (JOB_POSTING, None),
-    "irrelevant": (IRRELEVANT, IRRELEVANT_INTL),
+    "grant_opportunity": (_extended("grant_opportunity", GRANT_OPPORTUNITY), GRANT_OPPORTUNITY_INTL),
+    "funder_profile": (_extended("funder_profile", FUNDER_PROFILE), FUNDER_PROFILE_INTL),
+    "news": (_extended("news", NEWS), NEWS_INTL),
+    "event": (_extended("event", EVENT), None),
+    "report": (_extended("report", REPORT), None),
+    "job_posting": (_extended("job_posting", JOB_POSTING), None),
+    "irrelevant": (_extended("irrelevant", IRRELEVANT), IRRELEVANT_INTL),
 }
 INTL_SHARE = 0.2
+# classes whose sections list one page per position (unrelated pages have nothing to mix)
+ALIGNED_LABELS = frozenset({"irrelevant"})
 
 
 class LabelledDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -534,17 +1214,15 @@ def classification_documents(seed: int = 0) -> list[LabelledDocument]:
             for index in range(per_label):
                 rng = random.Random(f"ccn-nlp-sample:{seed}:{split}:{label}:{index}")  # noqa: S311 - sample text
                 use_intl = intl is not None and rng.random() < INTL_SHARE
-                chosen = sections
+                chosen, language = sections, 0
                 if use_intl and intl is not None:
                     # international sections list German, French, Spanish, then the same again:
                     # one language per document, its two alternatives split by parity
                     language = rng.randrange(3)
                     chosen = tuple(section[language::3] for section in intl)
-                slots = _slots(rng, international=use_intl)
-                title, body = _compose(rng, chosen, parity, slots)
-                url = (
-                    f"https://{slots['slug']}.example/{label.replace('_', '-')}/{index}" if rng.random() < 0.7 else None
-                )
+                slots = _slots(rng, international=use_intl, language=language if use_intl else None)
+                title, body = _compose(rng, chosen, parity, slots, aligned=label in ALIGNED_LABELS)
+                url = f"https://{slots['slug']}.example/page/{split}-{index}" if rng.random() < 0.7 else None
                 documents.append(
                     LabelledDocument(
                         id=f"{split}-{label}-{index:03d}", split=split, label=label, title=title, text=body, url=url
@@ -553,9 +1231,16 @@ def classification_documents(seed: int = 0) -> list[LabelledDocument]:
     return documents
 
 
-def _compose(rng: random.Random, sections: Sections, parity: int, slots: dict[str, str]) -> tuple[str, str]:
+def _compose(
+    rng: random.Random, sections: Sections, parity: int, slots: dict[str, str], *, aligned: bool = False
+) -> tuple[str, str]:
     """A title from the first section and a body of one sentence from most of the others,
-    each picked among the alternatives of the given parity."""
+    each picked among the alternatives of the given parity. `aligned`: the sections' n-th
+    alternatives belong together (one page: a recipe, a cookie policy), so one n for all."""
+    if aligned:
+        own = range(parity, min(len(section) for section in sections), 2)
+        index = rng.choice(own)
+        return sections[0][index].format(**slots), " ".join(s[index].format(**slots) for s in sections[1:])
     title = _pick(rng, sections[0], parity).format(**slots)
     body_sections = list(sections[1:])
     keep = max(1, len(body_sections) - rng.randrange(2))
@@ -573,8 +1258,13 @@ def _pick(rng: random.Random, alternatives: Sequence[str], parity: int) -> str:
     return own[rng.randrange(len(own))]
 
 
-def _slots(rng: random.Random, *, international: bool) -> dict[str, str]:
-    funder = rng.choice(FUNDERS_INTL if international else FUNDERS)
+# the international funders by the language of their pages: German, French, Spanish
+FUNDERS_BY_LANGUAGE = (FUNDERS_INTL[:2], FUNDERS_INTL[2:3], FUNDERS_INTL[3:])
+
+
+def _slots(rng: random.Random, *, international: bool, language: int | None = None) -> dict[str, str]:
+    funder = rng.choice(FUNDERS_BY_LANGUAGE[language] if language is not None else FUNDERS)
+    months = MONTHS_BY_LANGUAGE[("de", "fr", "es")[language]] if language is not None else MONTHS
     year = rng.choice((2026, 2027))
     currency = rng.choice(("£", "$", "€")) if not international else "€"
     low = rng.choice((500, 1_000, 2_500, 5_000, 10_000))
@@ -588,7 +1278,7 @@ def _slots(rng: random.Random, *, international: bool) -> dict[str, str]:
         "role": rng.choice(ROLES),
         "amount": f"{currency}{high:,}" if currency != "€" or not international else f"{high:,} Euro".replace(",", "."),
         "amount2": f"{currency}{low:,}" if currency != "€" or not international else f"{low:,} Euro".replace(",", "."),
-        "date": f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {year}",
+        "date": f"{rng.randint(1, 28)} {rng.choice(months)} {year}",
         "year": str(year),
         "year2": str(year + 3),
         "n": str(rng.randint(8, 140)),
@@ -1003,7 +1693,7 @@ def _render_amount(
     currency, symbol = rng.choice((("GBP", "£"), ("USD", "$"), ("EUR", "€"), ("CAD", "CA$"), ("AUD", "A$")))
     grouped = f"{value:,}"
     forms = [f"{symbol}{grouped}", f"{currency} {grouped}", f"{symbol}{grouped}.00"]
-    if value % 1_000_000 == 0 or value % 100_000 == 0 and value >= 1_000_000:
+    if value % 1_000_000 == 0 or (value % 100_000 == 0 and value >= 1_000_000):
         millions = f"{value / 1_000_000:g}"
         forms += [f"{symbol}{millions} million", f"{symbol}{millions}m"]
     elif value % 1_000 == 0:
