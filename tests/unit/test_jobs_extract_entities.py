@@ -134,6 +134,12 @@ def test_names_areas_and_people_are_found_with_their_spans() -> None:
     ]
 
 
+def test_a_name_across_a_line_break_keeps_its_span_and_has_one_space_in_its_value() -> None:
+    assert entities("Grants from the Kestrel\nCharitable  Trust.") == [
+        ("organization", "Kestrel\nCharitable  Trust", "Kestrel Charitable Trust", None)
+    ]
+
+
 def evaluation_set(split: str) -> list[EntityDocument]:
     lines = ENTITY_EVAL_PATH.read_bytes().splitlines()
     return [doc for doc in (msgspec.json.decode(line, type=EntityDocument) for line in lines) if doc.split == split]

@@ -136,14 +136,14 @@ def compile_patterns(g: Gazetteers) -> Patterns:
             rf"(?<![\w.,])(?P<n>{number})(?P<x>{multiplier})\s?(?P<c>{words})(?!\w)", re.IGNORECASE
         ),
         organization_suffixed=re.compile(
-            rf"\b(?:{_NAME_WORD}\s){{1,5}}(?:{_alternation(g.organization_suffixes)})(?!\w)"
+            rf"\b(?:{_NAME_WORD}\s{{1,3}}){{1,5}}(?:{_alternation(g.organization_suffixes)})(?!\w)"
             rf"|\b{_NAME_WORD}-(?:{_alternation(g.organization_suffixes)})\b"
         ),
         organization_prefixed=re.compile(
             rf"\b(?:{_alternation(g.organization_prefixes)})"
             rf"(?:\s(?:de|des|du|de la|del|der|für|y|et|und)){{0,1}}(?:\s{_NAME_WORD}){{1,4}}"
         ),
-        title_suffixed=re.compile(rf"\b(?:{_NAME_WORD}\s){{1,5}}(?:{_alternation(g.title_suffixes)})\b"),
+        title_suffixed=re.compile(rf"\b(?:{_NAME_WORD}\s{{1,3}}){{1,5}}(?:{_alternation(g.title_suffixes)})\b"),
         title_quoted=re.compile(r"[„«“\"]\s?(?P<t>[^„«»“”\"\n.!?]{3,80}?)\s?[“”»\"]"),
         area=re.compile(rf"(?<!\w)(?:{_alternation(set(areas))})(?!\w)", re.IGNORECASE),
         area_canonical=areas,
@@ -380,4 +380,5 @@ def _named(entity_type: EntityType, start: int, name: str, confidence: float) ->
             start, name = start + len(article), name[len(article) :]
             break
     name = name.rstrip(" .,;:")
-    return Found(entity_type, start, start + len(name), name, confidence)
+    # the span is the text as written; the value has its line breaks and runs of spaces as one space
+    return Found(entity_type, start, start + len(name), " ".join(name.split()), confidence)
