@@ -31,6 +31,7 @@ from bench.lifecycle_bench import (
     steady_claim_latency,
 )
 from bench.measure import Figure, print_table, write_report
+from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, fill_node_stream
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_cli.stack.ports import free_port
@@ -43,7 +44,7 @@ from ccn_registry.read_model import NodeReadModel
 from tests.support.servers import start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection): one group, for working on it
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp): one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
@@ -117,16 +118,21 @@ async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list
 
 
 def run(workdir: Path) -> list[Figure]:
-    nats_server = start_nats(workdir / "nats", free_port())
-    postgres = start_postgres(workdir / "pg", free_port())
-    try:
-        settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
-        # ccn_core against raw nats-py in one client process, on the stock asyncio loop and
-        # collector: the conditions the kernel's targets (issue #3) were set in
-        figures = asyncio.run(_kernel_figures(settings, postgres, 10 if QUICK else 1))
-    finally:
-        nats_server.stop()
-        postgres.stop()
+    figures: list[Figure] = []
+    if not ONLY or ONLY & {"eventstore", "projection"}:
+        nats_server = start_nats(workdir / "nats", free_port())
+        postgres = start_postgres(workdir / "pg", free_port())
+        try:
+            settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
+            # ccn_core against raw nats-py in one client process, on the stock asyncio loop and
+            # collector: the conditions the kernel's targets (issue #3) were set in
+            figures += asyncio.run(_kernel_figures(settings, postgres, 10 if QUICK else 1))
+        finally:
+            nats_server.stop()
+            postgres.stop()
+    if not ONLY or "nlp" in ONLY:
+        # job handlers alone, no servers: before the lifecycle group tunes the collector
+        figures += nlp_figures(quick=QUICK)
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

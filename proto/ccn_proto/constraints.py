@@ -1,9 +1,11 @@
 """Bounds shared by every message: each untrusted string has a maximum size and a character set.
 
 Text from outside may not hold control characters (Unicode category Cc: C0, DEL, C1), line or
-paragraph separators (U+2028, U+2029) or lone surrogates: PostgreSQL text cannot store NUL, terminals and log viewers act on escapes, and a
-lone surrogate cannot be encoded as UTF-8 at all. Multi-line text (`Text`) may hold tab, line
-feed and carriage return (a CRLF line end is a newline); single-line text holds none of them.
+paragraph separators (U+2028, U+2029) or lone surrogates: PostgreSQL text cannot store NUL,
+terminals and log viewers act on escapes, and a lone surrogate cannot be encoded as UTF-8 at
+all. Multi-line text (`Text`) may hold tab, line feed and carriage return (a CRLF line end is a
+newline); single-line text holds none of them.
+
 The patterns are written with escapes that Python's `re` and ECMA-262 read alike, so the JSON
 Schemas exported from these types state the rule for clients in any language.
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ccn_cli import train_classifier_cmd
 from ccn_cli.console import err, fail, say, warn
 from ccn_cli.stack.processes import is_alive
 from ccn_cli.stack.run_state import load_state
@@ -95,6 +96,8 @@ def register(subparsers: Subparsers) -> None:
     tail.add_argument("job_id", metavar="ID")
     tail.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between polls (default 1)")
     tail.set_defaults(run=run_tail)
+
+    train_classifier_cmd.register(actions)
 
 
 class EdgeError(Exception):
