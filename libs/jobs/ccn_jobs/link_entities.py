@@ -88,9 +88,7 @@ SHARED_HOSTS = frozenset(
     }
 )  # fmt: skip
 
-RecordId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, pattern=rf"^[A-Za-z0-9][A-Za-z0-9._:/@#-]*{END}")
-]
+RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=rf"^[A-Za-z0-9][A-Za-z0-9._:/@#-]*{END}")]
 OrgNameText = Annotated[str, msgspec.Meta(min_length=1, max_length=300, pattern=SINGLE_LINE_PATTERN)]
 SourceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SINGLE_LINE_PATTERN)]
 Ein = Annotated[str, msgspec.Meta(pattern=rf"^[0-9]{{2}}-?[0-9]{{7}}{END}", description="US EIN, 12-3456789")]
@@ -167,7 +165,9 @@ class PairScore:
 
 
 def link_entities(payload: LinkEntitiesPayload) -> LinkEntitiesResult:
-    prepared = [_prepare(record) for record in payload.records]
+    # worked in record-id order, so that nothing (pair orientation, ties between equal scores)
+    # depends on the order the records came in; links are reported in input order
+    prepared = [_prepare(record) for record in sorted(payload.records, key=lambda r: r.record_id)]
     scored = {pair: score_pair(prepared[pair[0]], prepared[pair[1]]) for pair in _candidate_pairs(prepared)}
     clusters = _Clusters(prepared, lambda a, b: _contradict(prepared[a], prepared[b]))
     review: list[tuple[int, int, PairScore, str | None]] = []
@@ -175,10 +175,7 @@ def link_entities(payload: LinkEntitiesPayload) -> LinkEntitiesResult:
     for (a, b), pair in sorted(scored.items(), key=lambda item: (-item[1].score, item[0])):
         if pair.score < payload.match_threshold:
             break
-        if clusters.same(a, b):
-            joined_by[a] = max(joined_by.get(a, 0.0), pair.score)
-            joined_by[b] = max(joined_by.get(b, 0.0), pair.score)
-        elif clusters.join(a, b):
+        if clusters.same(a, b) or clusters.join(a, b):
             joined_by[a] = max(joined_by.get(a, 0.0), pair.score)
             joined_by[b] = max(joined_by.get(b, 0.0), pair.score)
         else:
@@ -192,14 +189,15 @@ def link_entities(payload: LinkEntitiesPayload) -> LinkEntitiesResult:
             nearest[a] = max(nearest.get(a, 0.0), pair.score)
             nearest[b] = max(nearest.get(b, 0.0), pair.score)
     entity_ids = clusters.entity_ids()
-    links = tuple(
-        EntityLink(
+    link_of = {
+        record.record_id: EntityLink(
             record_id=record.record_id,
             canonical_entity_id=entity_ids[index],
             confidence=joined_by[index] if index in joined_by else round(1.0 - nearest.get(index, 0.0), SCORE_DIGITS),
         )
         for index, record in enumerate(prepared)
-    )
+    }
+    links = tuple(link_of[record.record_id] for record in payload.records)
     review_pairs = sorted(
         (_review_pair(prepared[a], prepared[b], pair, note) for a, b, pair, note in review),
         key=lambda p: (p.record_a, p.record_b),
@@ -344,7 +342,7 @@ def _domain_extractor() -> TLDExtract:
 
 
 def registered_domain(website: str) -> str | None:
-    """"https://www.gatesfoundation.org/about" -> "gatesfoundation.org"; None for a host that
+    """ "https://www.gatesfoundation.org/about" -> "gatesfoundation.org"; None for a host that
     names no organisation of its own (an IP address, a shared host)."""
     parts = _domain_extractor()(website.strip().lower())
     if not parts.domain or not parts.suffix:

@@ -18,8 +18,17 @@ from dataclasses import dataclass
 # ISO code -> names and aliases (lower case, accents kept; `fold` strips them when matching)
 COUNTRIES: dict[str, tuple[str, ...]] = {
     "US": ("united states", "united states of america", "usa", "u.s.a.", "u.s."),
-    "GB": ("united kingdom", "uk", "u.k.", "great britain", "britain", "england", "scotland", "wales",
-           "northern ireland"),
+    "GB": (
+        "united kingdom",
+        "uk",
+        "u.k.",
+        "great britain",
+        "britain",
+        "england",
+        "scotland",
+        "wales",
+        "northern ireland",
+    ),
     "IE": ("ireland", "republic of ireland", "éire", "eire"),
     "CA": ("canada",),
     "AU": ("australia",),
@@ -85,8 +94,11 @@ COUNTRIES: dict[str, tuple[str, ...]] = {
 }
 
 EU_MEMBERS = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
-)
+    {
+        "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+        "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+    }
+)  # fmt: skip
 EU_NAMES = ("european union", "eu member state", "eu member states", "horizon europe")
 
 US_STATES: dict[str, str] = {
@@ -145,6 +157,9 @@ def _name_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
             codes.setdefault(fold(name), f"US-{code}")
     for name in EU_NAMES:
         codes[fold(name)] = "EU"
+    for name in _AMBIGUOUS_STATE_NAMES:  # said unambiguously
+        code = next(code for code, state in US_STATES.items() if state == name)
+        codes[f"{name} state"] = codes[f"state of {name}"] = f"US-{code}"
     alternation = "|".join(re.escape(name) for name in sorted(codes, key=lambda n: (-len(n), n)))
     return re.compile(rf"(?<![0-9a-z])(?:{alternation})(?![0-9a-z])"), codes
 
@@ -165,7 +180,7 @@ def find_places(text: str) -> list[PlaceMention]:
 
 
 def country_of(code: str) -> str | None:
-    """"US-WA" -> "US", "GB-SCT" -> "GB", "FR" -> "FR", "EU" -> None."""
+    """ "US-WA" -> "US", "GB-SCT" -> "GB", "FR" -> "FR", "EU" -> None."""
     if code == "EU":
         return None
     return code.split("-", 1)[0]
