@@ -30,6 +30,7 @@ from bench.lifecycle_bench import (
     running_stack,
     steady_claim_latency,
 )
+from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.projection_bench import catch_up, fill_node_stream
 from ccn_analytics.audit_projection import AuditLogProjection
@@ -43,7 +44,7 @@ from ccn_registry.read_model import NodeReadModel
 from tests.support.servers import start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection): one group, for working on it
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, linking): one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
@@ -117,13 +118,18 @@ async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list
 
 
 def run(workdir: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    if not ONLY or "linking" in ONLY:
+        figures += linking_figures(quick=QUICK)  # pure handlers: no servers
+    if ONLY and not ONLY & {"eventstore", "projection", "lifecycle"}:
+        return figures
     nats_server = start_nats(workdir / "nats", free_port())
     postgres = start_postgres(workdir / "pg", free_port())
     try:
         settings = Settings(nats_url=nats_server.url, database_url=postgres.dsn("postgres"))
         # ccn_core against raw nats-py in one client process, on the stock asyncio loop and
         # collector: the conditions the kernel's targets (issue #3) were set in
-        figures = asyncio.run(_kernel_figures(settings, postgres, 10 if QUICK else 1))
+        figures += asyncio.run(_kernel_figures(settings, postgres, 10 if QUICK else 1))
     finally:
         nats_server.stop()
         postgres.stop()

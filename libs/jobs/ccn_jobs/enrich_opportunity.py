@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from ccn_jobs.job_type import JobType
+from ccn_jobs.keyword_trie import trie_pattern
 from ccn_jobs.places import find_places
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
 
@@ -147,22 +148,42 @@ def load_rules() -> EnrichmentRules:
 
 @functools.cache
 def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
-    alternation = "|".join(re.escape(k) for k in sorted(keywords, key=lambda k: (-len(k), k)))
-    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.IGNORECASE)
+    """Any of the keywords as whole words (a hyphen joins words: "non-profit" is one), the
+    longest where one is a prefix of another."""
+    return re.compile(rf"(?<![\w-])(?:{trie_pattern(keywords)})(?![\w-])", re.IGNORECASE)
 
 
-def _texts(opportunity: Opportunity) -> list[tuple[Field, str]]:
+def _texts(opportunity: Opportunity) -> _Texts:
     fields: list[tuple[Field, str | None]] = [
         ("title", opportunity.title),
         ("funder", opportunity.funder),
         ("location", opportunity.location),
         ("description", opportunity.description),
     ]
-    return [(field, text) for field, text in fields if text]
+    return _Texts([(field, text) for field, text in fields if text])
 
 
-def _find(keywords: tuple[str, ...], texts: list[tuple[Field, str]]) -> list[tuple[Field, str, int, str]]:
+@functools.cache
+def _first_words(keywords: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_WORD.findall(keyword)[0] for keyword in keywords if _WORD.search(keyword))
+
+
+_WORD = re.compile(r"\w+")
+
+
+class _Texts(list[tuple[Field, str]]):
+    """The fields to search, and every word in them: a keyword whose first word is not among
+    them cannot match, so most keyword lists are passed over without a regex scan."""
+
+    def __init__(self, texts: list[tuple[Field, str]]) -> None:
+        super().__init__(texts)
+        self.words = frozenset(word for _, text in texts for word in _WORD.findall(text.lower()))
+
+
+def _find(keywords: tuple[str, ...], texts: _Texts) -> list[tuple[Field, str, int, str]]:
     """(field, matched words, position, the field's text) for each whole-word match."""
+    if texts.words.isdisjoint(_first_words(keywords)):
+        return []
     pattern = _keyword_pattern(keywords)
     return [(field, m.group(0), m.start(), text) for field, text in texts for m in pattern.finditer(text)]
 
@@ -192,7 +213,7 @@ def enrich_opportunity(payload: EnrichOpportunityPayload) -> EnrichOpportunityRe
     )
 
 
-def _tags(rules: EnrichmentRules, texts: list[tuple[Field, str]]) -> tuple[TagInference, ...]:
+def _tags(rules: EnrichmentRules, texts: _Texts) -> tuple[TagInference, ...]:
     inferred = []
     for tag, keywords in sorted(rules.tags.items()):
         hits = [(field, words.lower()) for field, words, _, _ in _find(keywords, texts)]
@@ -209,7 +230,7 @@ def _tags(rules: EnrichmentRules, texts: list[tuple[Field, str]]) -> tuple[TagIn
     return tuple(sorted(inferred, key=lambda t: (-t.confidence, t.tag)))
 
 
-def _eligibility(rules: EnrichmentRules, texts: list[tuple[Field, str]]) -> tuple[EligibilityInference, ...]:
+def _eligibility(rules: EnrichmentRules, texts: _Texts) -> tuple[EligibilityInference, ...]:
     negation = _keyword_pattern(rules.negations)
     inferred = []
     for kind, keywords in sorted(rules.eligibility.items()):
@@ -267,9 +288,7 @@ def _regions(opportunity: Opportunity) -> tuple[RegionInference, ...]:
     return tuple(sorted(inferred, key=lambda r: (-r.confidence, r.code))[:64])
 
 
-def _funding_type(
-    rules: EnrichmentRules, opportunity: Opportunity, texts: list[tuple[Field, str]]
-) -> FundingTypeInference | None:
+def _funding_type(rules: EnrichmentRules, opportunity: Opportunity, texts: _Texts) -> FundingTypeInference | None:
     """The type with the strongest evidence; ties go to the earlier type in the rules file.
     With no type named but an amount given, a grant at low confidence: most offers of money
     that name no type are grants."""

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ccn_jobs.keyword_trie import trie_pattern
+
 # ISO code -> names and aliases (lower case, accents kept; `fold` strips them when matching)
 COUNTRIES: dict[str, tuple[str, ...]] = {
     "US": ("united states", "united states of america", "usa", "u.s.a.", "u.s."),
@@ -129,12 +131,17 @@ UK_NATIONS: dict[str, str] = {
 _STATE_CODE = re.compile(r",\s*(?P<code>[A-Z]{2})(?=\s*(?:\d{5}(?:-\d{4})?)?\s*(?:,|$|\n|;|\)|\.(?:\s|$)))")
 
 
+_NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
+
+
 def fold(text: str) -> str:
     """Lower case, accents dropped, every run of non-alphanumerics one space: what names are
     matched on ("Zürich, Schweiz" -> "zurich schweiz")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", stripped).split())
+    folded = text.casefold()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_NOT_ALPHANUMERIC.sub(" ", folded).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,7 @@ def _name_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
     for name in _AMBIGUOUS_STATE_NAMES:  # said unambiguously
         code = next(code for code, state in US_STATES.items() if state == name)
         codes[f"{name} state"] = codes[f"state of {name}"] = f"US-{code}"
-    alternation = "|".join(re.escape(name) for name in sorted(codes, key=lambda n: (-len(n), n)))
-    return re.compile(rf"(?<![0-9a-z])(?:{alternation})(?![0-9a-z])"), codes
+    return re.compile(rf"(?<![0-9a-z])(?:{trie_pattern(codes)})(?![0-9a-z])"), codes
 
 
 def find_places(text: str) -> list[PlaceMention]:
