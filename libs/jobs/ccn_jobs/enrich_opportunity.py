@@ -196,7 +196,7 @@ def _confidence(hits: list[tuple[Field, str]], cap: float = 1.0) -> float:
 
 def _evidence(hits: list[tuple[Field, str]]) -> tuple[Evidence, ...]:
     distinct = list(dict.fromkeys(hits))
-    distinct.sort(key=lambda hit: (-FIELD_WEIGHT[hit[0]], 0))  # title and location first, stable otherwise
+    distinct.sort(key=lambda hit: -FIELD_WEIGHT[hit[0]])  # title, location first; stable otherwise
     return tuple(Evidence(field=field, text=text[:MAX_EVIDENCE_CHARS]) for field, text in distinct[:MAX_EVIDENCE])
 
 

@@ -161,7 +161,6 @@ class _Prepared:
 class PairScore:
     score: float
     reasons: tuple[str, ...]
-    conflict: bool = False  # the records contradict each other: no cluster may hold both
 
 
 def link_entities(payload: LinkEntitiesPayload) -> LinkEntitiesResult:
@@ -216,14 +215,17 @@ def score_pair(a: _Prepared, b: _Prepared) -> PairScore:
     name, name_reason = name_similarity(a.name, b.name)
     reasons = [name_reason]
     score = name
+    corroborated = False  # by something other than the name: an EIN, a domain, a town
     if a.ein and b.ein:
         if a.ein != b.ein:
-            return PairScore(0.0, (*reasons, f"different EINs {a.ein} and {b.ein}"), conflict=True)
+            return PairScore(0.0, (*reasons, f"different EINs {a.ein} and {b.ein}"))
         score = SAME_EIN_SCORE if name >= SAME_EIN_MIN_NAME else max(score, SAME_EIN_WEAK_NAME_SCORE)
         reasons.append(f"same EIN {a.ein}")
+        corroborated = True
     if a.domain and b.domain:
         if a.domain == b.domain:
             score += SAME_DOMAIN_BONUS
+            corroborated = True
             if _core_words_within(a.name, b.name) or _core_words_within(b.name, a.name):
                 score = max(score, SAME_DOMAIN_SHARED_WORD_SCORE)
             reasons.append(f"same website domain {a.domain}")
@@ -233,15 +235,14 @@ def score_pair(a: _Prepared, b: _Prepared) -> PairScore:
         else:
             score -= OTHER_DOMAIN_PENALTY
             reasons.append(f"different websites {a.domain} and {b.domain}")
-    conflict = False
     if a.location and b.location:
-        adjustment, conflict = _location_evidence(a.location, b.location, reasons)
-        score += adjustment
-    corroborated = any(r.startswith(("same EIN", "same website", "same city")) for r in reasons)
+        place = _location_evidence(a.location, b.location, reasons)
+        score += place.adjustment
+        corroborated = corroborated or place.same_town
     if not corroborated and score > UNCORROBORATED_ONE_WORD_CAP and min(_word_count(a.name), _word_count(b.name)) < 2:
         score = UNCORROBORATED_ONE_WORD_CAP
         reasons.append("a one-word name with nothing else in common")
-    return PairScore(round(min(1.0, max(0.0, score)), SCORE_DIGITS), tuple(reasons), conflict=conflict)
+    return PairScore(round(min(1.0, max(0.0, score)), SCORE_DIGITS), tuple(reasons))
 
 
 def _word_count(name: OrgName) -> int:
@@ -298,22 +299,28 @@ def _is_word_subset(small: OrgName, big: OrgName) -> bool:
     return len(_significant_words(small)) >= 2 and _core_words_within(small, big)
 
 
-def _location_evidence(a: Location, b: Location, reasons: list[str]) -> tuple[float, bool]:
-    """(score adjustment, whether the places contradict each other)."""
+@dataclass(frozen=True, slots=True)
+class _PlaceEvidence:
+    adjustment: float
+    contradiction: bool = False  # two countries or two states: no cluster may hold both records
+    same_town: bool = False
+
+
+def _location_evidence(a: Location, b: Location, reasons: list[str]) -> _PlaceEvidence:
     if a.country and b.country and a.country != b.country:
         reasons.append(f"different countries {a.country} and {b.country}")
-        return -OTHER_COUNTRY_PENALTY, True
+        return _PlaceEvidence(-OTHER_COUNTRY_PENALTY, contradiction=True)
     if a.subdivision and b.subdivision and a.subdivision != b.subdivision:
         reasons.append(f"different states {a.subdivision} and {b.subdivision}")
-        return -OTHER_STATE_PENALTY, True
+        return _PlaceEvidence(-OTHER_STATE_PENALTY, contradiction=True)
     shared = sorted(x for x in a.localities for y in b.localities if _same_town(x, y))
     if shared:
         reasons.append(f"same city {shared[-1]}")
-        return SAME_CITY_BONUS, False
+        return _PlaceEvidence(SAME_CITY_BONUS, same_town=True)
     if a.localities and b.localities:
         reasons.append(f"different towns {a.city} and {b.city}")
-        return -OTHER_TOWN_PENALTY, False
-    return 0.0, False
+        return _PlaceEvidence(-OTHER_TOWN_PENALTY)
+    return _PlaceEvidence(0.0)
 
 
 def _same_town(a: str, b: str) -> bool:
@@ -403,7 +410,7 @@ def _contradict(a: _Prepared, b: _Prepared) -> bool:
     if a.ein and b.ein and a.ein != b.ein:
         return True
     if a.location and b.location:
-        return _location_evidence(a.location, b.location, [])[1]
+        return _location_evidence(a.location, b.location, []).contradiction
     return False
 
 
