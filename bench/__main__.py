@@ -30,6 +30,7 @@ from bench.lifecycle_bench import (
     running_stack,
     steady_claim_latency,
 )
+from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, fill_node_stream
@@ -44,7 +45,7 @@ from ccn_registry.read_model import NodeReadModel
 from tests.support.servers import start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp): one group, for working on it
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking): one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
@@ -133,6 +134,8 @@ def run(workdir: Path) -> list[Figure]:
     if not ONLY or "nlp" in ONLY:
         # job handlers alone, no servers: before the lifecycle group tunes the collector
         figures += nlp_figures(quick=QUICK)
+    if not ONLY or "linking" in ONLY:
+        figures += linking_figures(quick=QUICK)  # pure handlers: no servers
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

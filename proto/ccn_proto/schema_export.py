@@ -1,5 +1,9 @@
 """JSON Schema for every message, generated from the Structs: what a node or tool written in
-another language codes against. Checked in under proto/schema/; a test fails on drift."""
+another language codes against. Checked in under proto/schema/; a test fails on drift.
+
+The functions take the families to render, FAMILIES by default: job types' payloads and results
+are defined in ccn_jobs, which sits above this package, and are rendered the same way from
+ccn_jobs.schemas.JOB_FAMILIES into the same directory."""
 
 from __future__ import annotations
 
@@ -70,8 +74,11 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
 }
 
 
-def family_schema(name: str) -> dict[str, Any]:
-    types = FAMILIES[name]
+Families = dict[str, tuple[Any, ...]]
+
+
+def family_schema(name: str, families: Families = FAMILIES) -> dict[str, Any]:
+    types = families[name]
     roots, components = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -82,25 +89,25 @@ def family_schema(name: str) -> dict[str, Any]:
     }
 
 
-def render(name: str) -> str:
-    return msgspec.json.format(msgspec.json.encode(family_schema(name)), indent=2).decode() + "\n"
+def render(name: str, families: Families = FAMILIES) -> str:
+    return msgspec.json.format(msgspec.json.encode(family_schema(name, families)), indent=2).decode() + "\n"
 
 
-def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+def export(directory: Path = SCHEMA_DIR, families: Families = FAMILIES) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in FAMILIES:
+    for name in families:
         path = directory / f"{name}.json"
-        path.write_text(render(name), encoding="utf-8")
+        path.write_text(render(name, families), encoding="utf-8")
         written.append(path)
     return written
 
 
-def drifted(directory: Path = SCHEMA_DIR) -> list[str]:
+def drifted(directory: Path = SCHEMA_DIR, families: Families = FAMILIES) -> list[str]:
     """Names of the families whose checked-in schema differs from the Structs."""
     return [
         name
-        for name in FAMILIES
+        for name in families
         if not (directory / f"{name}.json").exists()
-        or (directory / f"{name}.json").read_text(encoding="utf-8") != render(name)
+        or (directory / f"{name}.json").read_text(encoding="utf-8") != render(name, families)
     ]

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from ccn_cli.main import build_parser
-from ccn_cli.node.config import ConfigError, NodeConfig, http_url, parse_job_types, validate_config, ws_url
+from ccn_cli.node.config import (
+    ConfigError,
+    JobLimits,
+    NodeConfig,
+    http_url,
+    parse_job_types,
+    validate_config,
+    ws_url,
+)
 from ccn_cli.node_cmd import config_from_args
 from ccn_core.settings import Settings
 
@@ -52,6 +60,8 @@ def config(**fields: object) -> NodeConfig:
         ({"job_types": ()}, "--job-types"),
         ({"job_types": ("extract_text", "mine_bitcoin")}, "cannot run mine_bitcoin"),
         ({"max_offer_bytes": 10, "max_frame_bytes": 5}, "offer limit"),
+        ({"job_limits": JobLimits(cpu_s=0)}, "--job-cpu"),
+        ({"job_limits": JobLimits(memory_mib=64)}, "--job-memory"),
     ],
 )
 def test_bad_options_are_named(fields: dict[str, object], message: str) -> None:
@@ -75,6 +85,9 @@ def test_the_command_line_builds_a_config_from_settings_and_options() -> None:
         3,
         ("extract_text",),
     )
+    assert built.job_limits == JobLimits()  # 60 s of CPU, 1 GiB of data per job
+    args = build_parser().parse_args(["node", "--job-cpu", "5", "--job-memory", "512"])
+    assert config_from_args(args, settings).job_limits == JobLimits(cpu_s=5, memory_mib=512)
     args = build_parser().parse_args(["node", "--edge", "https://edge.example", "--grace", "-1"])
     with pytest.raises(ConfigError, match="--grace"):
         config_from_args(args, settings)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from ccn_cli.console import fail
-from ccn_cli.node.config import ConfigError, NodeConfig, parse_job_types, validate_config
+from ccn_cli.node.config import ConfigError, JobLimits, NodeConfig, parse_job_types, validate_config
 from ccn_cli.node.node import run_node
 from ccn_cli.subcommand import Subparsers
 from ccn_core.logging import configure_logging
@@ -32,6 +32,18 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--job-timeout", type=float, default=120.0, help="seconds a job may run (default: %(default)s)")
     parser.add_argument(
+        "--job-cpu",
+        type=int,
+        default=JobLimits().cpu_s,
+        help="CPU seconds one job may use before its worker is ended (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--job-memory",
+        type=int,
+        default=JobLimits().memory_mib,
+        help="MiB of data a job's worker may hold before its allocations fail (default: %(default)s)",
+    )
+    parser.add_argument(
         "--grace", type=float, default=30.0, help="seconds to finish running jobs on shutdown (default: %(default)s)"
     )
     parser.set_defaults(run=run)
@@ -45,6 +57,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> NodeConfig
         job_types=parse_job_types(args.job_types),
         concurrency=args.concurrency,
         job_timeout_s=args.job_timeout,
+        job_limits=JobLimits(cpu_s=args.job_cpu, memory_mib=args.job_memory),
         grace_s=args.grace,
     )
     if config.job_timeout_s <= 0 or config.grace_s < 0:

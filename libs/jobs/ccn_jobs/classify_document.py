@@ -146,6 +146,17 @@ def _domain(url: str | None) -> str | None:
         return None
 
 
+SAMPLE_PAYLOADS: tuple[ClassifyDocumentPayload, ...] = (
+    ClassifyDocumentPayload(
+        text="The Riverbend Community Foundation invites applications for its 2027 Small Grants "
+        "Program. Registered nonprofits may apply for awards of up to $25,000. Applications are due "
+        "March 15, 2027.",
+        title="Small Grants Program 2027",
+        url="https://riverbend.example.org/grants",
+    ),
+    ClassifyDocumentPayload(text="Our bakery opens at 7 am every day. Try the sourdough and the cinnamon rolls."),
+)
+
 CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -153,4 +164,5 @@ CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = Jo
     result_type=ClassifyDocumentResult,
     handler=classify_document,
     description="The kind of page a text is (grant opportunity, funder profile, news, ...) with a confidence (CC-71)",
+    sample_payloads=SAMPLE_PAYLOADS,
 )

@@ -141,6 +141,16 @@ def _without_overlaps(candidates: list[Found]) -> list[Found]:
     return kept
 
 
+SAMPLE_PAYLOADS: tuple[ExtractEntitiesPayload, ...] = (
+    ExtractEntitiesPayload(
+        text="The Hartwell Foundation announces the Coastal Resilience Fellowship. Awards of "
+        "EUR 40,000 support research on climate adaptation. Deadline: 30 April 2027. Contact "
+        "Dr. Maria Lopez.",
+        reference_date="2026-12-01",
+    ),
+    ExtractEntitiesPayload(text="Applications close in two weeks; grants of up to £5,000 are available."),
+)
+
 EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -148,4 +158,5 @@ EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobTy
     result_type=ExtractEntitiesResult,
     handler=extract_entities,
     description="Organisations, titles, deadlines, amounts, program areas and people in a text, normalised (CC-72)",
+    sample_payloads=SAMPLE_PAYLOADS,
 )

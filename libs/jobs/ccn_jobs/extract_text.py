@@ -193,4 +193,13 @@ EXTRACT_TEXT: JobType[ExtractTextPayload, ExtractTextResult] = JobType(
     result_type=ExtractTextResult,
     handler=extract_text,
     description="Main text, title and language of an HTML page given inline (CC-70)",
+    sample_payloads=(
+        ExtractTextPayload(
+            html="<html><head><title>Seed grants</title></head><body><nav>Home | About</nav><article>"
+            "<h1>Community seed grants</h1><p>Grants of up to $5,000 for volunteer-led groups planting "
+            "orchards and community gardens. Applications close on 31 March.</p></article></body></html>",
+            url="https://funder.example/grants/seed",
+        ),
+        ExtractTextPayload(html=""),
+    ),
 )

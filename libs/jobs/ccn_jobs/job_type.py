@@ -19,7 +19,8 @@ class JobType(Generic[P, R]):
     `handler` is pure and deterministic: the same payload gives a result that encodes to the
     same bytes on every node, so replicas can be compared by checksum. `version` changes
     whenever the handler's output for some input would change; results are only compared
-    between equal versions."""
+    between equal versions. `sample_payloads` are a few representative inputs: the
+    determinism test runs each in two processes and compares the results' bytes."""
 
     name: str
     version: str
@@ -27,3 +28,4 @@ class JobType(Generic[P, R]):
     result_type: type[R]
     handler: Callable[[P], R]
     description: str = ""
+    sample_payloads: tuple[P, ...] = ()

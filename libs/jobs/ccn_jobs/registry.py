@@ -18,17 +18,30 @@ from typing import Any
 import msgspec
 
 from ccn_jobs.classify_document import CLASSIFY_DOCUMENT
+from ccn_jobs.enrich_opportunity import ENRICH_OPPORTUNITY
 from ccn_jobs.errors import InvalidJobData, InvalidPayload, InvalidResult, UnknownJobType
 from ccn_jobs.extract_entities import EXTRACT_ENTITIES
 from ccn_jobs.extract_text import EXTRACT_TEXT
 from ccn_jobs.job_type import JobType
+from ccn_jobs.link_entities import LINK_ENTITIES
+from ccn_jobs.score_opportunity import SCORE_OPPORTUNITY
 from ccn_proto.commands import CommandError
 from ccn_proto.scheduler import MAX_BATCH_JOB_BYTES, BatchJob
 
 # Any: each entry has its own payload and result types; callers go through the functions below,
 # which check a document against the entry's types before the handler sees it.
 JOB_TYPES: Mapping[str, JobType[Any, Any]] = MappingProxyType(
-    {job.name: job for job in (EXTRACT_TEXT, CLASSIFY_DOCUMENT, EXTRACT_ENTITIES)}
+    {
+        job.name: job
+        for job in (
+            EXTRACT_TEXT,
+            CLASSIFY_DOCUMENT,
+            EXTRACT_ENTITIES,
+            LINK_ENTITIES,
+            ENRICH_OPPORTUNITY,
+            SCORE_OPPORTUNITY,
+        )
+    }
 )
 
 RawDocument = bytes | Mapping[str, Any]

@@ -103,10 +103,11 @@ class NodeClient:
         self._jitter = jitter
         self._clock = clock
         self._runner = JobRunner(
-            lambda: make_executor(config.executor),
+            lambda: make_executor(config.executor, config.job_limits),
             concurrency=config.concurrency,
             timeout_s=config.job_timeout_s,
             on_outcome=self._on_outcome,
+            limits=config.job_limits,
         )
         self._outbox: dict[str, JobResult | JobFail] = {}
         self._unsent: set[str] = set()

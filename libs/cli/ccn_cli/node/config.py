@@ -16,8 +16,24 @@ MAX_CONCURRENCY = 64
 MiB = 1024 * 1024
 
 
+MIN_JOB_MEMORY_MIB = 256  # a worker with every job library loaded holds about 230 MiB of data
+MAX_JOB_MEMORY_MIB = 1024 * 1024
+MAX_JOB_CPU_S = 24 * 3600
+
+
 class ConfigError(ValueError):
     """A node option that cannot be used; the message says which and why."""
+
+
+class JobLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one job may use in its worker process, besides the wall clock (`job_timeout_s`).
+
+    `cpu_s`: CPU seconds (RLIMIT_CPU, counted from the job's start); `memory_mib`: the worker's
+    data (RLIMIT_DATA: heap and private mappings, which is what a runaway allocation grows,
+    while shared libraries' mappings do not count). Only worker processes can be held to them."""
+
+    cpu_s: int = 60
+    memory_mib: int = 1024
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +54,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ack_wait_s: float = 5.0
     ping_interval_s: float = 30.0
     executor: Literal["process", "thread"] = "process"
+    job_limits: JobLimits = JobLimits()
     backoff: Backoff = Backoff()
 
 
@@ -56,6 +73,13 @@ def validate_config(config: NodeConfig, known_job_types: frozenset[str]) -> Node
         )
     if config.max_offer_bytes > config.max_frame_bytes:
         raise ConfigError("the offer limit cannot exceed the frame limit")
+    if not 1 <= config.job_limits.cpu_s <= MAX_JOB_CPU_S:
+        raise ConfigError(f"--job-cpu must be between 1 and {MAX_JOB_CPU_S} seconds, not {config.job_limits.cpu_s}")
+    if not MIN_JOB_MEMORY_MIB <= config.job_limits.memory_mib <= MAX_JOB_MEMORY_MIB:
+        raise ConfigError(
+            f"--job-memory must be between {MIN_JOB_MEMORY_MIB} and {MAX_JOB_MEMORY_MIB} MiB, "
+            f"not {config.job_limits.memory_mib}"
+        )
     ws_url(config.edge_url)
     return config
 

@@ -2,17 +2,33 @@
 
 It returns the result as the plain dict the JobResult frame carries, together with its
 checksum (sha256 of the canonical JSON, as the scheduler recomputes it), both computed in the
-worker so the event loop only moves bytes."""
+worker so the event loop only moves bytes.
+
+A worker process is held to resource limits (ccn_cli.node.config.JobLimits), set by the kernel
+so they hold whatever the handler does, in Python or in C:
+- memory: RLIMIT_DATA, set once when the worker starts. An allocation past it fails, Python
+  raises MemoryError, and the job fails as MemoryLimitExceeded; the worker is then replaced,
+  since a process that ran out of memory mid-way may hold half-built state.
+- CPU time: RLIMIT_CPU is a limit on the process's total, and a worker runs job after job, so
+  before each job its soft limit is set to the CPU time used so far plus the job's allowance
+  (the limit is in whole seconds, so the time used is rounded up: up to a second's grace).
+  Past it the kernel sends SIGXCPU, whose default action ends the process; the runner reads
+  that from the worker's exit status (`reason_for_exit`) and reports the job as over its CPU
+  time. A Python handler would be no help: a loop inside a C extension never returns to run it.
+Core dumps are off in workers: a job killed for its limits is not worth a core file."""
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
+import resource
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ccn_core.domain.job import result_checksum
@@ -31,12 +47,75 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PARENT_POLL_S = 1.0
 
 
-def start_worker(parent_pid: int) -> None:
-    """A worker process's initializer: quiet loggers, and die with the node. A node killed with
-    SIGKILL runs no cleanup, and its workers would run on (each holding a job's memory) with
-    nobody to read their results."""
+MiB = 1024 * 1024
+Execute = Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
+
+
+class ResourceLimitExceeded(Exception):
+    """A job went over one of its worker's limits; the message is the JobFail reason. (Built from
+    the message alone, so that it survives the pickling that carries it out of the worker.)"""
+
+
+class MemoryLimitExceeded(ResourceLimitExceeded):
+    pass
+
+
+def memory_limit_reason(memory_mib: int) -> str:
+    return f"memory limit exceeded ({memory_mib} MiB)"
+
+
+def cpu_limit_reason(cpu_s: int) -> str:
+    return f"cpu time limit exceeded ({cpu_s} s)"
+
+
+def start_worker(parent_pid: int, memory_mib: int | None = None) -> None:
+    """A worker process's initializer: quiet loggers, die with the node, and hold to the memory
+    limit. A node killed with SIGKILL runs no cleanup, and its workers would run on (each
+    holding a job's memory) with nobody to read their results."""
     quiet_job_loggers()
     die_with_parent(parent_pid)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_mib is not None:
+        _lower_soft_limit(resource.RLIMIT_DATA, memory_mib * MiB)
+
+
+def run_within_limits(
+    execute: Execute, cpu_s: int, memory_mib: int, job_type: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Run `execute` in this worker with `cpu_s` more seconds of CPU time (see the module's
+    docstring); a MemoryError is reported as the memory limit it almost certainly is."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    _lower_soft_limit(resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime) + cpu_s, may_raise=True)
+    try:
+        return execute(job_type, payload)
+    except MemoryError:
+        raise MemoryLimitExceeded(memory_limit_reason(memory_mib)) from None
+
+
+def _lower_soft_limit(which: int, value: int, *, may_raise: bool = False) -> None:
+    """Set the soft limit to `value`, never above the hard limit (which only root may raise)."""
+    soft, hard = resource.getrlimit(which)
+    target = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    if may_raise or soft == resource.RLIM_INFINITY or target < soft:
+        resource.setrlimit(which, (target, hard))
+
+
+def reason_for_exit(exit_code: int | None, cpu_s: int | None) -> str:
+    """Why a worker process that ran a job is gone, from its exit status, as a JobFail reason."""
+    if exit_code is not None and exit_code < 0:
+        number = -exit_code
+        if number == signal.SIGXCPU and cpu_s is not None:
+            return cpu_limit_reason(cpu_s)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        if number == signal.SIGKILL:
+            return f"the worker running the job was killed ({name}; the system may be out of memory)"
+        return f"the worker running the job died ({name})"
+    if exit_code is not None:
+        return f"the worker running the job exited with status {exit_code}"
+    return "the worker running the job died"
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -4,12 +4,17 @@ Each slot is an executor with one worker of its own. With worker processes (the 
 that times out, or that the edge takes back, is ended by ending its process: the slot gets a
 fresh one and is free at once, and no other job is disturbed. A thread cannot be ended, so with
 worker threads such a job's outcome is dropped but its slot stays taken until it returns; the
-node never asks for more work than it has idle slots."""
+node never asks for more work than it has idle slots.
+
+Worker processes are also held to CPU-time and memory limits (JobLimits; how, in
+ccn_cli.node.execute). A job over one, or one whose worker crashes, fails with a reason that
+says which, and its slot gets a fresh worker: the node runs on."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -17,8 +22,16 @@ from typing import Any, Literal
 
 import msgspec
 
+from ccn_cli.node.config import JobLimits
 from ccn_cli.node.decisions import bounded_reason
-from ccn_cli.node.execute import execute_job, quiet_job_loggers, start_worker
+from ccn_cli.node.execute import (
+    ResourceLimitExceeded,
+    execute_job,
+    quiet_job_loggers,
+    reason_for_exit,
+    run_within_limits,
+    start_worker,
+)
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import JobOffer
 
@@ -47,10 +60,11 @@ class NoFreeSlot(RuntimeError):
     """start() was called with every slot busy: the caller checks free_slots first."""
 
 
-def make_executor(kind: Literal["process", "thread"]) -> concurrent.futures.Executor:
+def make_executor(kind: Literal["process", "thread"], limits: JobLimits | None = None) -> concurrent.futures.Executor:
     """One slot's executor. Processes give CPU-bound jobs real parallelism and can be ended;
     "spawn" because forking a process that runs an event loop and threads can copy a held
-    lock into the child. Workers die with the node, even one killed with SIGKILL."""
+    lock into the child. Workers die with the node, even one killed with SIGKILL, and hold to
+    the memory limit from their start."""
     if kind == "thread":
         quiet_job_loggers()
         return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccn-job")
@@ -58,16 +72,18 @@ def make_executor(kind: Literal["process", "thread"]) -> concurrent.futures.Exec
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=start_worker,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), limits.memory_mib if limits is not None else None),
     )
 
 
 class _Slot:
     """One worker. Its executor is made on first use and replaced when its worker is ended."""
 
-    def __init__(self, new_executor: Callable[[], concurrent.futures.Executor]) -> None:
+    def __init__(self, new_executor: Callable[[], concurrent.futures.Executor], limits: JobLimits | None) -> None:
         self._new_executor = new_executor
+        self._limits = limits
         self._executor: concurrent.futures.Executor | None = None
+        self._workers: list[multiprocessing.process.BaseProcess] = []
         self.future: WorkFuture | None = None
 
     @property
@@ -77,13 +93,23 @@ class _Slot:
     def submit(self, execute: Execute, offer: JobOffer) -> WorkFuture:
         if self._executor is None:
             self._executor = self._new_executor()
+        work: Execute = execute
+        if self._limits is not None and isinstance(self._executor, concurrent.futures.ProcessPoolExecutor):
+            work = functools.partial(run_within_limits, execute, self._limits.cpu_s, self._limits.memory_mib)
         try:
-            self.future = self._executor.submit(execute, offer.job_type, offer.payload)
+            self.future = self._executor.submit(work, offer.job_type, offer.payload)
         except concurrent.futures.BrokenExecutor:
             # its worker died since the last job (killed, out of memory): start another
             self.end_worker()
             return self.submit(execute, offer)
+        self._workers = _worker_processes(self._executor)
         return self.future
+
+    def worker_gone_reason(self) -> str:
+        """Why this slot's worker died under its job, read from the worker's exit status."""
+        codes = [process.exitcode for process in self._workers]
+        dead = next((code for code in codes if code is not None), None)
+        return reason_for_exit(dead, self._limits.cpu_s if self._limits is not None else None)
 
     def end_worker(self) -> bool:
         """End the job running here, if the worker can be ended; True when the slot is free."""
@@ -96,6 +122,7 @@ class _Slot:
         _terminate_workers(executor)
         executor.shutdown(wait=False, cancel_futures=True)
         self.future = None
+        self._workers = []
         return True
 
     def close(self) -> None:
@@ -115,8 +142,9 @@ class JobRunner:
         timeout_s: float,
         on_outcome: OnOutcome,
         execute: Execute = execute_job,
+        limits: JobLimits | None = None,
     ) -> None:
-        self._slots = [_Slot(new_executor) for _ in range(concurrency)]
+        self._slots = [_Slot(new_executor, limits) for _ in range(concurrency)]
         self._timeout_s = timeout_s
         self._on_outcome = on_outcome
         self._execute = execute
@@ -141,7 +169,7 @@ class JobRunner:
             future = slot.submit(self._execute, offer)
             self._slot_of[offer.job_id] = slot
             # the task copies this context: every line it logs carries the job's correlation id
-            self._tasks[offer.job_id] = asyncio.create_task(self._run(offer, future), name=f"job-{offer.job_id}")
+            self._tasks[offer.job_id] = asyncio.create_task(self._run(offer, future, slot), name=f"job-{offer.job_id}")
 
     def stop(self, job_id: str) -> bool:
         """Stop a job and report nothing on it; False if it was not running."""
@@ -173,25 +201,25 @@ class JobRunner:
         for slot in self._slots:
             slot.close()
 
-    async def _run(self, offer: JobOffer, future: WorkFuture) -> None:
+    async def _run(self, offer: JobOffer, future: WorkFuture, slot: _Slot) -> None:
         try:
-            outcome = await self._outcome(offer, future)
+            outcome = await self._outcome(offer, future, slot)
         except asyncio.CancelledError:
             log.info("job stopped")
             raise
         if self._tasks.get(offer.job_id) is not asyncio.current_task():
             return  # stopped while its outcome was being read
         del self._tasks[offer.job_id]
-        slot = self._slot_of.pop(offer.job_id, None)
+        self._slot_of.pop(offer.job_id, None)
         if isinstance(outcome, Failed):
-            if slot is not None and future.running():
-                slot.end_worker()  # timed out: the worker is still at it
+            if future.running() or isinstance(_error_of(future), ResourceLimitExceeded):
+                slot.end_worker()  # timed out (the worker is still at it), or over a limit: a fresh worker
             log.warning("job failed", reason=outcome.reason)
         else:
             log.info("job done", checksum=outcome.checksum)
         self._on_outcome(outcome)
 
-    async def _outcome(self, offer: JobOffer, future: WorkFuture) -> Outcome:
+    async def _outcome(self, offer: JobOffer, future: WorkFuture, slot: _Slot) -> Outcome:
         waiter = asyncio.wrap_future(future)
         waiter.add_done_callback(_consume)
         done, _ = await asyncio.wait({waiter}, timeout=self._timeout_s)
@@ -205,10 +233,38 @@ class JobRunner:
             result, checksum = future.result()
             return Completed(offer.job_id, result, checksum)
         if isinstance(error, concurrent.futures.BrokenExecutor):
-            return Failed(offer.job_id, "the worker running the job died")
+            return Failed(offer.job_id, await _when_reaped(slot.worker_gone_reason))
+        if isinstance(error, ResourceLimitExceeded):
+            return Failed(offer.job_id, bounded_reason(str(error)))
         # a bad payload or unknown job type is a ValueError whose message is worth sending back
         detail = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
         return Failed(offer.job_id, bounded_reason(detail))
+
+
+def _error_of(future: WorkFuture) -> BaseException | None:
+    if not future.done() or future.cancelled():
+        return None
+    return future.exception()
+
+
+_REAP_WAIT_S = 1.0
+
+
+async def _when_reaped(reason: Callable[[], str]) -> str:
+    """The reason, once the dead worker's exit status can be read: the executor may report the
+    broken pool a moment before the process has been waited for."""
+    deadline = asyncio.get_running_loop().time() + _REAP_WAIT_S
+    text = reason()
+    while text == reason_for_exit(None, None) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+        text = reason()
+    return text
+
+
+def _worker_processes(executor: concurrent.futures.Executor) -> list[multiprocessing.process.BaseProcess]:
+    """A process executor's workers (see _terminate_workers on why `_processes`); none for threads."""
+    processes: dict[int, multiprocessing.process.BaseProcess] = getattr(executor, "_processes", None) or {}
+    return list(processes.values())
 
 
 def _consume(waiter: asyncio.Future[Any]) -> None:
@@ -221,6 +277,5 @@ def _consume(waiter: asyncio.Future[Any]) -> None:
 def _terminate_workers(executor: concurrent.futures.ProcessPoolExecutor) -> None:
     """ProcessPoolExecutor gains terminate_workers() only in Python 3.14; until then its
     `_processes` map is the one handle on the worker processes."""
-    processes: dict[int, multiprocessing.process.BaseProcess] = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
+    for process in _worker_processes(executor):
         process.terminate()
