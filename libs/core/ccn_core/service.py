@@ -1,5 +1,6 @@
-"""One lifespan for every service: connect, declare, serve, and on SIGTERM stop taking work,
-finish what is in hand, drain NATS and exit.
+"""One lifespan for every service: connect, check the topology is there, serve, and on SIGTERM
+stop taking work (/readyz answers 503 from then on), finish what is in hand within the
+settings' shutdown grace, drain NATS and exit.
 
 A service's `main` wires its parts to a Runtime and registers how to stop them; readiness is
 NATS connected plus Postgres answering, served at /readyz (liveness at /healthz).
@@ -20,11 +21,12 @@ import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from structlog.typing import FilteringBoundLogger
 
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import configure_logging, get_logger
 from ccn_core.settings import Settings
-from ccn_core.topology import ensure_streams
+from ccn_core.topology import TopologyMissing, require_topology
 from ccn_core.tracing import configure_tracing
 
 StopHook = Callable[[], Awaitable[None]]
@@ -84,7 +86,8 @@ class Runtime:
         pending = [task for task in self._tasks if not task.done()]
         if pending:
             # parts were told to stop; let each finish its batch before anything is cancelled
-            _, still_running = await asyncio.wait(pending, timeout=10)
+            # (the pod's terminationGracePeriodSeconds leaves room for this and the HTTP grace)
+            _, still_running = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_s)
             for task in still_running:
                 self.log.warning("part did not stop in time; cancelling it", task=task.get_name())
                 task.cancel()
@@ -146,14 +149,16 @@ async def serve_health(runtime: Runtime, host: str, port: int) -> None:
 
 @asynccontextmanager
 async def open_runtime(name: str, settings: Settings, *, needs_postgres: bool = True) -> AsyncIterator[Runtime]:
-    """Connect, declare the streams, and on exit stop every part in reverse order and drain.
-    `run_service` is this plus signals; tests use it to run a service inside their own loop."""
+    """Connect, check that the streams and buckets exist (TopologyMissing names what is not:
+    `ccn topology apply` makes them, never a service), and on exit stop every part in reverse
+    order and drain. `run_service` is this plus signals; tests use it to run a service inside
+    their own loop."""
     nc = await connect_nats(settings, settings.replica(name))
     pool: asyncpg.Pool | None = None
     try:
         pool = await create_pool(settings) if needs_postgres else None
         runtime = Runtime(name, settings, nc, pool)
-        await ensure_streams(runtime.js, settings)
+        await require_topology(runtime.js)
         await runtime.store.start()
         try:
             yield runtime
@@ -192,6 +197,23 @@ async def run_service(
     configure_logging(name, level=settings.log_level, fmt=settings.log_format, replica=settings.replica(name))
     configure_tracing(name, settings.otel_exporter)
     log = get_logger(f"ccn.{name}")
+    try:
+        await _serve(name, settings, main, needs_postgres=needs_postgres, log=log)
+    except TopologyMissing as exc:
+        # a one-line reason, not a traceback: the fix is a command, not a code change
+        log.error("topology missing; not starting", missing=exc.missing, fix="ccn topology apply")
+        raise SystemExit(3) from None
+    log.info("service stopped")
+
+
+async def _serve(
+    name: str,
+    settings: Settings,
+    main: Callable[[Runtime], Awaitable[None]],
+    *,
+    needs_postgres: bool,
+    log: FilteringBoundLogger,
+) -> None:
     async with open_runtime(name, settings, needs_postgres=needs_postgres) as runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,4 +225,3 @@ async def run_service(
         log.info("service started", nats=settings.effective_nats_url)
         await runtime.stopping.wait()
         log.info("stopping: no new work; finishing what is in hand")
-    log.info("service stopped")

@@ -102,5 +102,5 @@ async def start_scheduler(
     runtime.on_stop(server.stop)
     await runtime.nc.flush()  # the command subscription is on the server before we say ready
     if health:
-        await serve_health(runtime, "127.0.0.1", settings.scheduler_health_port)
+        await serve_health(runtime, settings.health_host, settings.scheduler_health_port)
     return handlers

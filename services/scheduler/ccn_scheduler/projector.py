@@ -27,7 +27,7 @@ async def start_job_projection(runtime: Runtime, *, health: bool = True, idle_wa
 
     runtime.on_stop(stop)
     if health:
-        await serve_health(runtime, "127.0.0.1", runtime.settings.scheduler_projector_health_port)
+        await serve_health(runtime, runtime.settings.health_host, runtime.settings.scheduler_projector_health_port)
 
 
 async def _main(runtime: Runtime) -> None:
