@@ -54,7 +54,9 @@ CMD ["--help"]
 # Tilt's live_update (tilt/Tiltfile) syncs the project's own packages into site-packages: in this
 # target, and only here, they belong to the user the services run as.
 FROM base AS dev
-RUN chown -R 10001:10001 /opt/ccn/venv/lib/python3.11/site-packages/ccn_*
+# and the file whose touch restarts the service after a sync (Tilt's restart_process extension)
+RUN chown -R 10001:10001 /opt/ccn/venv/lib/python3.11/site-packages/ccn_* \
+    && touch /opt/ccn/.restart-proc && chown 10001:10001 /opt/ccn/.restart-proc
 USER 10001:10001
 
 # The default target, last: nothing in it is writable by the user it runs as.

@@ -3,7 +3,11 @@
 The image's one entrypoint is `ccn`; a Deployment picks its service by argument (`serve edge`),
 its Jobs by command (`migrate`, `topology apply`). The service replaces this process (exec), so it
 is PID 1 of its container and receives the kubelet's SIGTERM itself. Nothing embedded starts:
-the service reads CCN_NATS_URL and CCN_DATABASE_URL like any other."""
+the service reads CCN_NATS_URL and CCN_DATABASE_URL like any other.
+
+Without CCN_NATS_URL it joins the embedded stack of CCN_HOME (`ccn up --no-services`, Tilt's
+local mode) and takes the secrets that stack generated, as `ccn up` hands them to its services;
+with it (a container), nothing is read from or written to disk."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import os
 import sys
 
 from ccn_cli.console import fail
-from ccn_cli.stack.supervisor import SERVICES, service_spec, why_not_runnable
+from ccn_cli.stack.secrets_file import with_secrets
+from ccn_cli.stack.supervisor import SERVICES, service_env, service_spec, why_not_runnable
 from ccn_cli.subcommand import Subparsers
 from ccn_core.settings import Settings
 
@@ -35,6 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if reason is not None:
         fail(f"cannot serve {args.service}: {reason}")
         return 2
+    if settings.embedded_nats:
+        settings = with_secrets(settings)
     argv = service_argv(args.service)
-    # the service becomes this process, signals and all; execv returns only by raising
-    os.execv(argv[0], argv)  # noqa: S606
+    # the service becomes this process, signals and all; execve returns only by raising
+    os.execve(argv[0], argv, service_env(settings))  # noqa: S606
