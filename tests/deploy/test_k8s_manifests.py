@@ -138,6 +138,10 @@ def test_the_config_is_settings_the_services_read(overlay: str) -> None:
     settings = settings_from_env(data)
     assert settings.stream_replicas == (3 if overlay == "prod" else 1)
     assert settings.nats_url == "nats://nats:4222"
+    assert settings.otel_exporter == "otlp"
+    collector = of_kind(render(overlay), "Service")["otel-collector"]
+    http_port = next(port["port"] for port in collector["spec"]["ports"] if port["name"] == "otlp-http")
+    assert settings.otel_endpoint == f"http://otel-collector:{http_port}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

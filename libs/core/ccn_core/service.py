@@ -195,7 +195,7 @@ async def run_service(
     needs_postgres: bool = True,
 ) -> None:
     configure_logging(name, level=settings.log_level, fmt=settings.log_format, replica=settings.replica(name))
-    configure_tracing(name, settings.otel_exporter)
+    tracing = configure_tracing(name, settings.otel_exporter, otlp_endpoint=settings.otel_endpoint)
     log = get_logger(f"ccn.{name}")
     try:
         await _serve(name, settings, main, needs_postgres=needs_postgres, log=log)
@@ -203,6 +203,9 @@ async def run_service(
         # a one-line reason, not a traceback: the fix is a command, not a code change
         log.error("topology missing; not starting", missing=exc.missing, fix="ccn topology apply")
         raise SystemExit(3) from None
+    finally:
+        # the spans still batched go to the collector before the process ends (bounded by its timeout)
+        await asyncio.to_thread(tracing.shutdown)
     log.info("service stopped")
 
 

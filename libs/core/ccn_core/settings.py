@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
+    # where "otlp" sends spans (OTLP over HTTP): the collector's base URL, /v1/traces is added
+    otel_endpoint: str = ""
     replica_id: str = ""
 
     @property
@@ -150,6 +152,7 @@ _STR_FIELDS = {
     "CCN_LOG_LEVEL": "log_level",
     "CCN_LOG_FORMAT": "log_format",
     "CCN_OTEL_EXPORTER": "otel_exporter",
+    "CCN_OTEL_ENDPOINT": "otel_endpoint",
     "CCN_REPLICA_ID": "replica_id",
 }
 
