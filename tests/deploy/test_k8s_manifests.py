@@ -4,34 +4,42 @@ only by reference, a Deployment for every service `ccn up` starts, traffic only 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
 import kubernetes_validate
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from ccn_cli.main import build_parser
 from ccn_cli.stack.settings_env import env_var
 from ccn_cli.stack.supervisor import SERVICES
+from ccn_core import metrics  # noqa: F401  (registers the metrics the dashboard is checked against)
+from ccn_core.commands import CommandClient
 from ccn_core.settings import Settings, settings_from_env
+from ccn_edge.app import create_app
+from ccn_edge.connection_limits import SocketLimits
+from ccn_edge.context import EdgeContext
 from tests.deploy.rendered import KUBERNETES_VERSION, OVERLAYS, Obj, of_kind, pod_templates, render
 
 # Custom resources, whose schemas kubernetes-validate does not have: checked by the tests below
-CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster")}
+CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
 SECRETISH = re.compile(r"SECRET|TOKEN|SALT|PASSWORD|DATABASE_URL", re.IGNORECASE)
 EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
-        "ConfigMap": 2,
-        "Service": 3,
+        "ConfigMap": 3,
+        "Service": 6,
         "Deployment": 6,
         "PodDisruptionBudget": 5,
         "HorizontalPodAutoscaler": 2,
         "Job": 2,
         "Ingress": 1,
-        "NetworkPolicy": 7,
+        "NetworkPolicy": 8,
         "Cluster": 1,
+        "ServiceMonitor": 1,
     }
 )
 
@@ -193,14 +201,24 @@ def test_network_policies_deny_by_default_and_let_nodes_reach_only_the_edge(over
     assert sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
     assert "ingress" not in deny and "egress" not in deny
     # ingress to Community Compute's own pods: the edge from the ingress controller, the collector
-    # from Community Compute; nothing else
-    admitted = {}
-    for policy in policies.values():
-        selector = policy["spec"]["podSelector"]["matchLabels"]
-        if "Ingress" in policy["spec"]["policyTypes"] and policy["spec"].get("ingress"):
-            admitted[selector.get("app.kubernetes.io/name")] = policy["spec"]["ingress"]
-    assert set(admitted) == {"edge", "otel-collector", "nats", None}  # None: the PostgreSQL pods
-    (edge_rule,) = admitted["edge"]
+    # from Community Compute, the services' metrics from Prometheus; nothing else
+    admitted = {
+        name: policy["spec"]["ingress"]
+        for name, policy in policies.items()
+        if "Ingress" in policy["spec"]["policyTypes"] and policy["spec"].get("ingress")
+    }
+    assert set(admitted) == {
+        "edge-from-ingress",
+        "otel-collector-from-ccn",
+        "ccn-metrics-from-prometheus",
+        "nats-clients-and-routes",
+        "postgres-clients-and-replication",
+    }
+    (scrape,) = admitted["ccn-metrics-from-prometheus"]
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    service_ports = {spec.port(Settings()) for spec in SERVICES}
+    assert {port["port"] for port in scrape["ports"]} == service_ports
+    (edge_rule,) = admitted["edge-from-ingress"]
     assert edge_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
     assert edge_rule["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
@@ -226,11 +244,61 @@ def test_services_reach_only_dns_nats_postgres_and_the_collector(overlay: str) -
     }
 
 
+def edge_public_prefixes() -> set[str]:
+    """The first segment of every route of the edge's app, probes and metrics aside."""
+    app = create_app(
+        context=EdgeContext(CommandClient(None, timeout=1), "salt"),  # type: ignore[arg-type]
+        ready=lambda: None,  # type: ignore[arg-type,return-value]
+        max_body_bytes=1024,
+        max_frame_bytes=1024,
+        admin_token="t",
+        socket_limits=SocketLimits.from_settings(Settings()),
+        body_timeout_s=1,
+    )
+    prefixes = {"/" + route.path.split("/")[1] for route in app.routes}
+    return prefixes - {"/healthz", "/readyz", "/metrics"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_ingress_sends_http_and_websockets_to_the_edge_only(overlay: str) -> None:
+def test_the_ingress_sends_the_edges_public_routes_and_nothing_else_to_the_edge(overlay: str) -> None:
     (ingress,) = of_kind(render(overlay), "Ingress").values()
-    backends = {
-        path["backend"]["service"]["name"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]
-    }
-    assert backends == {"edge"}
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert {path["backend"]["service"]["name"] for path in paths} == {"edge"}
+    assert {path["path"] for path in paths} == edge_public_prefixes() == {"/compute", "/ws", "/jobs", "/schema"}
+    assert all(path["pathType"] == "Prefix" for path in paths)
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_is_scraped_through_a_service_on_its_http_port(overlay: str) -> None:
+    objects = render(overlay)
+    (monitor,) = of_kind(objects, "ServiceMonitor").values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    scraped = {
+        name: service
+        for name, service in of_kind(objects, "Service").items()
+        if selector.items() <= service["metadata"]["labels"].items()
+    }
+    assert set(scraped) == {spec.name for spec in SERVICES}
+    for service in scraped.values():
+        (port,) = [port for port in service["spec"]["ports"] if port["name"] == endpoint["port"]]
+        assert port["targetPort"] == "http"
+
+
+def test_the_dashboard_queries_only_metrics_the_services_export() -> None:
+    (dashboards,) = [
+        config
+        for config in of_kind(render("prod"), "ConfigMap").values()
+        if config["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    dashboard = json.loads(dashboards["data"]["ccn-lifecycle.json"])
+    exported = {metric.name for metric in REGISTRY.collect() if metric.name.startswith("ccn_")}
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(ccn_[a-z_]+?)(?:_bucket|_count|_sum|_total)?\b", target["expr"])
+    }
+    assert used and used <= exported, used - exported

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,8 +25,9 @@ from structlog.typing import FilteringBoundLogger
 
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import configure_logging, get_logger
+from ccn_core.metrics import exposition, sample_consumer_lag
 from ccn_core.settings import Settings
-from ccn_core.topology import TopologyMissing, require_topology
+from ccn_core.topology import ConsumerSpec, TopologyMissing, require_topology
 from ccn_core.tracing import configure_tracing
 
 StopHook = Callable[[], Awaitable[None]]
@@ -45,6 +46,10 @@ class Runtime:
         self.stopping = asyncio.Event()
         self._stop_hooks: list[StopHook] = []
         self._tasks: list[asyncio.Task[None]] = []
+
+    def watch_lag(self, specs: Iterable[ConsumerSpec]) -> None:
+        """Sample these durable consumers' lag into ccn_consumer_pending_messages until stopping."""
+        self.spawn(sample_consumer_lag(self.js, list(specs), self.stopping), name="consumer-lag")
 
     def on_stop(self, hook: StopHook) -> None:
         """Hooks run in reverse order of registration: last started, first stopped."""
@@ -132,9 +137,16 @@ def health_app(runtime: Runtime) -> web.Application:
         ok, checks = await runtime.ready()
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = exposition()
+        # aiohttp wants the charset apart from the type
+        media_type, _sep, charset = content_type.partition("; charset=")
+        return web.Response(body=body, content_type=media_type, charset=charset or None)
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
