@@ -19,10 +19,11 @@ test: setup  ## set up and run every test
 bench: setup  ## print the benchmark report and write it to bench/results/
 	$(VENV)/bin/python -m bench
 
-lint: setup  ## ruff, then mypy (strict on libs/core and proto)
+lint: setup  ## ruff, then mypy (strict on libs/core and proto), then hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 setup: $(VENV)/.synced
 

@@ -20,7 +20,7 @@ from ccn_cli.stack.ports import free_port
 from ccn_core.migrations import apply_migrations
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
-from ccn_core.topology import ensure_streams
+from ccn_core.topology import apply_topology, ensure_streams
 from ccn_registry.app import start_registry
 from tests.support.servers import start_nats, start_postgres
 
@@ -32,9 +32,20 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.stop()
 
 
+async def with_topology(url: str) -> str:
+    """The streams and buckets applied, as `ccn topology apply` does before services start
+    (a service only checks they are there). Settings' defaults are the tests' (make_settings)."""
+    client = await nats.connect(url)
+    try:
+        await apply_topology(client.jetstream(), Settings(nats_url=url))
+    finally:
+        await client.drain()
+    return url
+
+
 @pytest.fixture(scope="session")
-def nats_url(nats_server: Any) -> str:
-    return str(nats_server.url)
+async def nats_url(nats_server: Any) -> str:
+    return await with_topology(str(nats_server.url))
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +78,16 @@ async def fresh_database(postgres_server: Any) -> str:
 
 
 @pytest.fixture
-def isolated_nats(tmp_path: Path) -> Iterator[str]:
-    """A NATS server of this test's own: for tests that replay whole streams or kill consumers."""
+async def isolated_nats(tmp_path: Path) -> AsyncIterator[str]:
+    """A NATS server of this test's own, topology applied: for tests that replay whole streams
+    or kill consumers."""
     if os.environ.get("CCN_NATS_URL"):
         pytest.skip("needs its own NATS server; CCN_NATS_URL points at a shared one")
     server = start_nats(tmp_path / "nats", free_port())
-    yield str(server.url)
-    server.stop()
+    try:
+        yield await with_topology(str(server.url))
+    finally:
+        server.stop()
 
 
 def make_settings(nats_url: str, database_url: str, home: Path) -> Settings:

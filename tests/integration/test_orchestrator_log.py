@@ -71,7 +71,7 @@ from ccn_proto.scheduler import (
 )
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
-from tests.conftest import free_port, make_settings, migrated_database
+from tests.conftest import free_port, make_settings, migrated_database, with_topology
 from tests.support.servers import start_nats
 
 R = TypeVar("R")
@@ -226,7 +226,7 @@ async def world(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) 
     server = start_nats(home / "nats", free_port())
     try:
         dsn = await migrated_database(postgres_server, f"ccn_orch_{secrets.token_hex(6)}")
-        settings = make_settings(str(server.url), dsn, home)
+        settings = make_settings(await with_topology(str(server.url)), dsn, home)
         async with contextlib.AsyncExitStack() as stack:
             registry = await stack.enter_async_context(open_runtime("registry", settings))
             await start_registry(registry, health=False)

@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.status_cmd",
     "ccn_cli.env_cmd",
     "ccn_cli.migrate_cmd",
+    "ccn_cli.topology_cmd",
+    "ccn_cli.serve_cmd",
     "ccn_cli.schema_cmd",
     "ccn_cli.node_cmd",
     "ccn_cli.log_cmd",

@@ -37,6 +37,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="also start three reference nodes and submit a batch of extract_text jobs over the demo corpus",
     )
+    parser.add_argument(
+        "--no-services",
+        action="store_true",
+        help="start only NATS and PostgreSQL, migrated and with the topology applied; the services are run "
+        "apart (`ccn serve NAME`, as Tilt's local mode does)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"removing stale run state {home / 'run' / 'state.json'}: none of its processes is running")
             clear_state(home)
         settings = with_secrets(settings)
-        plan = plan_services()
+        plan = ServicePlan([], []) if args.no_services else plan_services()
         for spec, reason in plan.skipped:
             say(f"skipping service {spec.name}: {reason}")
         check_ports(settings, plan.to_start)

@@ -22,6 +22,7 @@ from opentelemetry import trace
 from ccn_core import ids, subjects
 from ccn_core.errors import BadInput, CcnError, Unavailable, error_from_code
 from ccn_core.logging import correlation, get_logger
+from ccn_core.metrics import COMMAND_SECONDS
 from ccn_core.tracing import extract_trace, inject_trace, tracer
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_STATUS
@@ -162,18 +163,21 @@ class CommandServer:
                 except (RecursionError, UnicodeDecodeError):
                     raise BadInput("the command is not UTF-8 JSON of bounded depth") from None
                 reply = await handler(request, context)
-                body, status = msgspec.json.encode(reply), "ok"
+                body, status, outcome = msgspec.json.encode(reply), "ok", "ok"
                 log.info("command handled", duration_ms=round((time.perf_counter() - started) * 1000, 2))
             except CcnError as exc:
                 span.set_attribute("ccn.error_code", exc.code)
                 log.info("command refused", code=exc.code, reason=exc.message)
                 body = msgspec.json.encode(command_error(exc))
-                status = "error"
+                status, outcome = "error", "refused"
             except Exception as exc:
                 span.record_exception(exc)
                 log.exception("command failed")
                 body = msgspec.json.encode(CommandError(code="internal", message="internal error"))
-                status = "error"
+                status, outcome = "error", "failed"
+            # the label is a command this server knows: a stray subject must not mint a series
+            known = name if name in self._handlers else "unknown"
+            COMMAND_SECONDS.labels(self._service, known, outcome).observe(time.perf_counter() - started)
             if msg.reply:
                 try:
                     await self._nc.publish(

@@ -1,5 +1,6 @@
-"""One lifespan for every service: connect, declare, serve, and on SIGTERM stop taking work,
-finish what is in hand, drain NATS and exit.
+"""One lifespan for every service: connect, check the topology is there, serve, and on SIGTERM
+stop taking work (/readyz answers 503 from then on), finish what is in hand within the
+settings' shutdown grace, drain NATS and exit.
 
 A service's `main` wires its parts to a Runtime and registers how to stop them; readiness is
 NATS connected plus Postgres answering, served at /readyz (liveness at /healthz).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,11 +21,13 @@ import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from structlog.typing import FilteringBoundLogger
 
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import configure_logging, get_logger
+from ccn_core.metrics import exposition, sample_consumer_lag
 from ccn_core.settings import Settings
-from ccn_core.topology import ensure_streams
+from ccn_core.topology import ConsumerSpec, TopologyMissing, require_topology
 from ccn_core.tracing import configure_tracing
 
 StopHook = Callable[[], Awaitable[None]]
@@ -43,6 +46,10 @@ class Runtime:
         self.stopping = asyncio.Event()
         self._stop_hooks: list[StopHook] = []
         self._tasks: list[asyncio.Task[None]] = []
+
+    def watch_lag(self, specs: Iterable[ConsumerSpec]) -> None:
+        """Sample these durable consumers' lag into ccn_consumer_pending_messages until stopping."""
+        self.spawn(sample_consumer_lag(self.js, list(specs), self.stopping), name="consumer-lag")
 
     def on_stop(self, hook: StopHook) -> None:
         """Hooks run in reverse order of registration: last started, first stopped."""
@@ -84,7 +91,8 @@ class Runtime:
         pending = [task for task in self._tasks if not task.done()]
         if pending:
             # parts were told to stop; let each finish its batch before anything is cancelled
-            _, still_running = await asyncio.wait(pending, timeout=10)
+            # (the pod's terminationGracePeriodSeconds leaves room for this and the HTTP grace)
+            _, still_running = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_s)
             for task in still_running:
                 self.log.warning("part did not stop in time; cancelling it", task=task.get_name())
                 task.cancel()
@@ -129,9 +137,16 @@ def health_app(runtime: Runtime) -> web.Application:
         ok, checks = await runtime.ready()
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = exposition()
+        # aiohttp wants the charset apart from the type
+        media_type, _sep, charset = content_type.partition("; charset=")
+        return web.Response(body=body, content_type=media_type, charset=charset or None)
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
@@ -146,14 +161,16 @@ async def serve_health(runtime: Runtime, host: str, port: int) -> None:
 
 @asynccontextmanager
 async def open_runtime(name: str, settings: Settings, *, needs_postgres: bool = True) -> AsyncIterator[Runtime]:
-    """Connect, declare the streams, and on exit stop every part in reverse order and drain.
-    `run_service` is this plus signals; tests use it to run a service inside their own loop."""
+    """Connect, check that the streams and buckets exist (TopologyMissing names what is not:
+    `ccn topology apply` makes them, never a service), and on exit stop every part in reverse
+    order and drain. `run_service` is this plus signals; tests use it to run a service inside
+    their own loop."""
     nc = await connect_nats(settings, settings.replica(name))
     pool: asyncpg.Pool | None = None
     try:
         pool = await create_pool(settings) if needs_postgres else None
         runtime = Runtime(name, settings, nc, pool)
-        await ensure_streams(runtime.js, settings)
+        await require_topology(runtime.js)
         await runtime.store.start()
         try:
             yield runtime
@@ -190,8 +207,28 @@ async def run_service(
     needs_postgres: bool = True,
 ) -> None:
     configure_logging(name, level=settings.log_level, fmt=settings.log_format, replica=settings.replica(name))
-    configure_tracing(name, settings.otel_exporter)
+    tracing = configure_tracing(name, settings.otel_exporter, otlp_endpoint=settings.otel_endpoint)
     log = get_logger(f"ccn.{name}")
+    try:
+        await _serve(name, settings, main, needs_postgres=needs_postgres, log=log)
+    except TopologyMissing as exc:
+        # a one-line reason, not a traceback: the fix is a command, not a code change
+        log.error("topology missing; not starting", missing=exc.missing, fix="ccn topology apply")
+        raise SystemExit(3) from None
+    finally:
+        # the spans still batched go to the collector before the process ends (bounded by its timeout)
+        await asyncio.to_thread(tracing.shutdown)
+    log.info("service stopped")
+
+
+async def _serve(
+    name: str,
+    settings: Settings,
+    main: Callable[[Runtime], Awaitable[None]],
+    *,
+    needs_postgres: bool,
+    log: FilteringBoundLogger,
+) -> None:
     async with open_runtime(name, settings, needs_postgres=needs_postgres) as runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,4 +240,3 @@ async def run_service(
         log.info("service started", nats=settings.effective_nats_url)
         await runtime.stopping.wait()
         log.info("stopping: no new work; finishing what is in hand")
-    log.info("service stopped")

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     edge_port: int = 8080
     analytics_host: str = "127.0.0.1"
     analytics_port: int = 8081
+    # where services without HTTP of their own (registry, scheduler, scheduler-projector) serve
+    # /healthz and /readyz: loopback on a developer's machine, 0.0.0.0 in a container for the kubelet
+    health_host: str = "127.0.0.1"
     registry_health_port: int = 8091
     scheduler_health_port: int = 8092
     scheduler_projector_health_port: int = 8093
@@ -45,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # a job result (extracted text, parsed records) is far larger than any other request body
     max_frame_bytes: int = 1024 * 1024
     command_timeout_s: float = 5.0
+    # on SIGTERM, how long the parts (projections, reactors) get to finish the batch in hand before
+    # they are cancelled; a pod's terminationGracePeriodSeconds must exceed it plus the HTTP grace
+    shutdown_grace_s: float = 10.0
     # Connection limits, each per edge replica (counted in its one process, so N replicas behind a
     # balancer admit N times as many). A socket that has not said hello is unknown and costs the
     # edge a task and up to one frame in the server's buffer (4 x max_frame_bytes, 4 MiB) before
@@ -71,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
+    # where "otlp" sends spans (OTLP over HTTP): the collector's base URL, /v1/traces is added
+    otel_endpoint: str = ""
     replica_id: str = ""
 
     @property
@@ -117,6 +125,7 @@ _FLOAT_FIELDS = {
     "CCN_COMMAND_TIMEOUT_S": "command_timeout_s",
     "CCN_HTTP_BODY_TIMEOUT_S": "http_body_timeout_s",
     "CCN_HTTP_HEADERS_TIMEOUT_S": "http_headers_timeout_s",
+    "CCN_SHUTDOWN_GRACE_S": "shutdown_grace_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -127,11 +136,13 @@ _POSITIVE_FIELDS = (
     "http_headers_timeout_s",
     "http_keep_alive_s",
     "http_max_header_bytes",
+    "shutdown_grace_s",
 )
 _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",
     "CCN_DATABASE_URL": "database_url",
     "CCN_EDGE_HOST": "edge_host",
+    "CCN_HEALTH_HOST": "health_host",
     "CCN_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "CCN_ANALYTICS_HOST": "analytics_host",
     "CCN_NATS_SYNC_INTERVAL": "nats_sync_interval",
@@ -141,6 +152,7 @@ _STR_FIELDS = {
     "CCN_LOG_LEVEL": "log_level",
     "CCN_LOG_FORMAT": "log_format",
     "CCN_OTEL_EXPORTER": "otel_exporter",
+    "CCN_OTEL_ENDPOINT": "otel_endpoint",
     "CCN_REPLICA_ID": "replica_id",
 }
 

@@ -1,6 +1,11 @@
 """The event store's topology as data: every stream and every durable consumer, in one place.
 
-`ccn up` and the tests create them from here; services only name what they use.
+`ccn topology apply` (run by `ccn up`, by a Kubernetes Job, and by the tests' fixtures through
+`ensure_streams`) creates the streams and key-value buckets from here; services only check at
+start that they exist (`missing_topology`) and name what they use. Durable consumers are made by
+their owners: a projection's consumer starts at its checkpoint in PostgreSQL, which only the
+projection knows (ccn_core.projection), and a reactor's is brought up to its subjects by the
+reactor itself.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from nats.js.api import (
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from ccn_core import subjects
+from ccn_core.kv_lock import held_lock
 from ccn_core.settings import Settings
 
 
@@ -51,14 +57,9 @@ NODES = StreamSpec(
     description="Node aggregate: registration, consent, opt-out, sessions, health, bans",
 )
 JOBS = StreamSpec(name="CCN_JOBS", subjects=("ccn.job.>",), description="Job aggregate: lifecycle, leases, retries")
-FETCH = StreamSpec(name="CCN_FETCH", subjects=("ccn.fetch.>",), description="Every outbound fetch, allowed or blocked")
-DATASETS = StreamSpec(
-    name="CCN_DATASETS",
-    subjects=("ccn.dataset.>",),
-    description="Dataset aggregate: proposals, reviews, versions, provenance",
-)
-POLICY = StreamSpec(name="CCN_POLICY", subjects=("ccn.domain.>",), description="Domain allow-list and robots policy")
-ADMIN = StreamSpec(name="CCN_ADMIN", subjects=("ccn.admin.>",), description="Admin actions")
+# Only streams something produces to or consumes are declared. CCN_FETCH, CCN_DATASETS,
+# CCN_POLICY and CCN_ADMIN (ARCHITECTURE.md) join when the fetch-proxy, merge, the domain policy and
+# the admin actions that write them land: an unused stream is replicated, stored and watched for nothing.
 TELEMETRY = StreamSpec(
     name="CCN_TELEMETRY",
     subjects=("ccn.telemetry.>",),
@@ -87,7 +88,7 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, FETCH, DATASETS, POLICY, ADMIN, TELEMETRY, READY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, TELEMETRY, READY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -281,3 +282,53 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
             )
             created.append(kv.stream)
     return created
+
+
+# a topology apply takes a few round trips per stream; a holder that has not finished in this
+# long died, and the lock's TTL lets the next one in
+TOPOLOGY_LOCK_TTL_S = 120.0
+
+
+async def apply_topology(js: JetStreamContext, settings: Settings, *, wait_s: float = 60.0) -> list[str]:
+    """`ensure_streams` under the topology lock, so two applies (two Jobs of overlapping rollouts,
+    a Job and a `ccn up`) never update one stream at once; returns the names created."""
+    async with held_lock(js, "topology", wait_s=wait_s, ttl_s=TOPOLOGY_LOCK_TTL_S, replicas=settings.stream_replicas):
+        return await ensure_streams(js, settings)
+
+
+async def missing_topology(
+    js: JetStreamContext,
+    streams: tuple[StreamSpec, ...] = STREAMS,
+    key_values: tuple[KeyValueSpec, ...] = KEY_VALUES,
+) -> list[str]:
+    """What of the declared topology the server lacks, each named as an operator would look
+    for it ("stream CCN_JOBS (ccn.job.>)", "key-value bucket ccn_node_holdings"); empty when all is there."""
+    missing: list[str] = []
+    for spec in streams:
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            missing.append(f"stream {spec.name} ({', '.join(spec.subjects)})")
+    for kv in key_values:
+        try:
+            await js.stream_info(kv.stream)
+        except NotFoundError:
+            missing.append(f"key-value bucket {kv.bucket}")
+    return missing
+
+
+class TopologyMissing(RuntimeError):
+    """The server lacks streams or buckets a service needs: `ccn topology apply` has not run."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            f"NATS lacks {'; '.join(missing)}: apply the topology first "
+            "(`ccn topology apply`; in Kubernetes the ccn-topology Job)"
+        )
+
+
+async def require_topology(js: JetStreamContext) -> None:
+    missing = await missing_topology(js)
+    if missing:
+        raise TopologyMissing(missing)

@@ -6,25 +6,36 @@ from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
 
 
-def configure_tracing(service: str, exporter: str = "none", span_exporter: SpanExporter | None = None) -> None:
-    """`exporter`: "none" (spans made, ids logged, nothing exported) or "console" (stderr).
-    A test passes its own `span_exporter` to read spans back."""
+def configure_tracing(
+    service: str, exporter: str = "none", span_exporter: SpanExporter | None = None, *, otlp_endpoint: str = ""
+) -> TracerProvider:
+    """`exporter`: "none" (spans made, ids logged, nothing exported), "console" (stderr) or "otlp"
+    (OTLP over HTTP to `otlp_endpoint`, an OpenTelemetry collector: batched, sent from a thread of
+    its own, so a slow collector never holds the event loop). A test passes its own
+    `span_exporter` to read spans back. The caller shuts the provider down at exit (flushing)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if span_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":
+        if not otlp_endpoint:
+            raise ValueError("CCN_OTEL_EXPORTER=otlp needs CCN_OTEL_ENDPOINT, e.g. http://otel-collector:4318")
+        otlp = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5)
+        provider.add_span_processor(BatchSpanProcessor(otlp, max_queue_size=8192))
     elif exporter != "none":
-        raise ValueError(f"unknown CCN_OTEL_EXPORTER {exporter!r}: use none or console")
+        raise ValueError(f"unknown CCN_OTEL_EXPORTER {exporter!r}: use none, console or otlp")
     trace.set_tracer_provider(provider)
+    return provider
 
 
 def tracer(name: str) -> trace.Tracer:

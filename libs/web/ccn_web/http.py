@@ -38,6 +38,7 @@ from ccn_core.commands import offending_field
 from ccn_core.errors import ERRORS_BY_CODE, BadInput, CcnError
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import correlation, get_logger
+from ccn_core.metrics import HTTP_REQUEST_SECONDS, exposition
 from ccn_core.untrusted import decode_untrusted, explained, untrusted_decoder
 from ccn_web.query_params import refuse_unbounded_parameters
 from ccn_web.refusals import RefusalLog
@@ -64,11 +65,18 @@ def correlation_id(scope: Scope) -> str:
     return value
 
 
-def _correlated_and_logged(app: ASGIApp) -> ASGIApp:
-    """Binds the correlation id for everything the request does, and writes one access line
-    per request (method, path, status, duration): never the query string or headers, which
-    may hold tokens."""
+def _correlated_and_logged(service: str) -> Callable[[ASGIApp], ASGIApp]:
+    """Binds the correlation id for everything the request does, writes one access line per
+    request (method, path, status, duration: never the query string or headers, which may hold
+    tokens) and observes its duration by route template (ccn_http_request_seconds)."""
 
+    def wrap(app: ASGIApp) -> ASGIApp:
+        return _correlated_logged_observed(app, service)
+
+    return wrap
+
+
+def _correlated_logged_observed(app: ASGIApp, service: str) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             with correlation(correlation_id(scope)):
@@ -87,16 +95,29 @@ def _correlated_and_logged(app: ASGIApp) -> ASGIApp:
             try:
                 await app(scope, receive, send_noting_status)
             finally:
-                if scope["path"] not in ("/healthz", "/readyz"):
+                if scope["path"] not in _UNCOUNTED:
+                    elapsed = time.perf_counter() - started
                     log.info(
                         "request",
                         method=scope["method"],
                         path=scope["path"],
                         status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        duration_ms=round(elapsed * 1000, 2),
                     )
+                    # the template (/jobs/{job_id}), never the path: one series per route, not per id
+                    route = scope.get("path_template") or "unmatched"
+                    HTTP_REQUEST_SECONDS.labels(service, _method(scope["method"]), route, str(status)).observe(elapsed)
 
     return middleware
+
+
+# probes and scrapes: frequent, and about the process rather than its clients
+_UNCOUNTED = frozenset(("/healthz", "/readyz", "/metrics"))
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+def _method(method: str) -> str:
+    return method if method in _METHODS else "other"
 
 
 async def _echo_correlation_id(message: Message, scope: Scope) -> None:
@@ -172,7 +193,13 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 def probes(service: str, ready: Readiness) -> list[ControllerRouterHandler]:
-    """/healthz: the process answers. /readyz: it can do its work (its backends answer)."""
+    """/healthz: the process answers. /readyz: it can do its work (its backends answer).
+    /metrics: Prometheus (not routed by the Ingress: deploy/k8s/base/ingress.yaml)."""
+
+    @get("/metrics", include_in_schema=False, sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @get("/healthz", include_in_schema=False, sync_to_thread=False)
     def healthz() -> dict[str, str]:
@@ -183,7 +210,7 @@ def probes(service: str, ready: Readiness) -> list[ControllerRouterHandler]:
         ok, checks = await ready()
         return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    return [healthz, readyz]
+    return [healthz, readyz, metrics]
 
 
 def create_http_app(
@@ -207,7 +234,7 @@ def create_http_app(
     app = Litestar(
         route_handlers=[*route_handlers, *probes(service, ready)],
         dependencies=dependencies,
-        middleware=[_correlated_and_logged, body_deadline],
+        middleware=[_correlated_and_logged(service), body_deadline],
         before_send=[_echo_correlation_id],
         before_request=_checked_request,
         exception_handlers={Exception: error_response},

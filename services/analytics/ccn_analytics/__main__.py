@@ -32,6 +32,7 @@ async def start_analytics(runtime: Runtime) -> None:
             runner.stop()
 
     runtime.on_stop(stop_runners)
+    runtime.watch_lag(projection.spec for projection in projections)
 
     app = create_app(
         pool=runtime.pool,

@@ -13,8 +13,9 @@ async def _start(runtime: Runtime) -> None:
 
 def main() -> None:
     settings = settings_from_env()
-    # Postgres only for /readyz: the edge reads and writes nothing there
-    run_process(run_service("edge", settings, _start, needs_postgres=True))
+    # no PostgreSQL: the edge reads and writes nothing there, so its readiness is NATS alone and
+    # its NetworkPolicy lets it reach NATS only
+    run_process(run_service("edge", settings, _start, needs_postgres=False))
 
 
 if __name__ == "__main__":

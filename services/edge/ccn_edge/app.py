@@ -7,6 +7,7 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_core.commands import CommandClient
+from ccn_core.metrics import NODE_CONNECTIONS
 from ccn_core.service import Runtime
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
@@ -62,6 +63,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
     settings = runtime.settings
     context = EdgeContext(CommandClient(runtime.nc, timeout=settings.command_timeout_s), settings.ip_hash_salt)
     socket_limits = SocketLimits.from_settings(settings)
+    NODE_CONNECTIONS.set_function(lambda: socket_limits.per_node.held())
     app = create_app(
         context=context,
         ready=runtime.ready,

@@ -38,6 +38,7 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
             runner.stop()
 
         runtime.on_stop(stop_runner)
+    runtime.watch_lag(projection.spec for projection in projections)
     if health:
-        await serve_health(runtime, "127.0.0.1", settings.registry_health_port)
+        await serve_health(runtime, settings.health_host, settings.registry_health_port)
     return handlers

@@ -12,7 +12,7 @@ from ccn_core.domain.job import JobDecider
 from ccn_core.reactor import Reactor
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime, serve_health
-from ccn_core.topology import JOBS, NODE_RELEASE, READY_FEED
+from ccn_core.topology import JOBS, NODE_RELEASE, READY_BANDS, READY_FEED, ready_consumer
 from ccn_proto.jobs import JobEvent
 from ccn_proto.nodes import NodeEvent
 from ccn_scheduler.claims import Claimer
@@ -84,6 +84,8 @@ async def start_scheduler(
     }
     for name, reactor in reactors.items():
         runtime.spawn(reactor.run(), name=name)
+    # the reactors' lag, and the claimable entries of each ready queue (what claims have yet to take)
+    runtime.watch_lag([READY_FEED, NODE_RELEASE, *(ready_consumer(t, b) for t in types for b in READY_BANDS)])
     if project:
         await start_job_projection(runtime, health=False, idle_wait_s=options.projection_idle_wait_s)
 
@@ -102,5 +104,5 @@ async def start_scheduler(
     runtime.on_stop(server.stop)
     await runtime.nc.flush()  # the command subscription is on the server before we say ready
     if health:
-        await serve_health(runtime, "127.0.0.1", settings.scheduler_health_port)
+        await serve_health(runtime, settings.health_host, settings.scheduler_health_port)
     return handlers

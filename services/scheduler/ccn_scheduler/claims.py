@@ -24,6 +24,7 @@ from ccn_core.aggregate import EventMeta
 from ccn_core.domain.job import ClaimJob
 from ccn_core.errors import CcnError, Conflict, NotFound
 from ccn_core.logging import get_logger
+from ccn_core.metrics import CLAIMS
 from ccn_core.topology import READY_BANDS
 from ccn_proto.envelope import Actor
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, JobOffer
@@ -256,4 +257,8 @@ class Claimer:
         )
 
     def _reply(self, command: ClaimJobs, offers: list[JobOffer], held: int) -> ClaimJobsReply:
+        if offers:
+            CLAIMS.labels("offered").inc(len(offers))
+        else:
+            CLAIMS.labels("empty").inc()
         return ClaimJobsReply(node_id=command.node_id, offers=offers, held=held, server_time=self._clock())

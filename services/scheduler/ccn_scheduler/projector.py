@@ -12,6 +12,7 @@ from __future__ import annotations
 from ccn_core.projection import ProjectionRunner
 from ccn_core.service import Runtime, run_process, run_service, serve_health
 from ccn_core.settings import settings_from_env
+from ccn_scheduler.job_states import sample_jobs_by_state
 from ccn_scheduler.read_model import JobReadModel
 
 SERVICE = "scheduler-projector"
@@ -26,8 +27,10 @@ async def start_job_projection(runtime: Runtime, *, health: bool = True, idle_wa
         projection.stop()
 
     runtime.on_stop(stop)
+    runtime.watch_lag([JobReadModel.spec])
+    runtime.spawn(sample_jobs_by_state(runtime.pool, runtime.stopping), name="jobs-by-state")
     if health:
-        await serve_health(runtime, "127.0.0.1", runtime.settings.scheduler_projector_health_port)
+        await serve_health(runtime, runtime.settings.health_host, runtime.settings.scheduler_projector_health_port)
 
 
 async def _main(runtime: Runtime) -> None:

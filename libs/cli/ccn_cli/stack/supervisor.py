@@ -50,10 +50,13 @@ class ServiceSpec:
 
 # Started in this order, stopped in reverse.
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec(name="registry", module="ccn_registry", port_field="registry_health_port"),
-    ServiceSpec(name="scheduler", module="ccn_scheduler", port_field="scheduler_health_port"),
+    ServiceSpec(name="registry", module="ccn_registry", port_field="registry_health_port", host_field="health_host"),
+    ServiceSpec(name="scheduler", module="ccn_scheduler", port_field="scheduler_health_port", host_field="health_host"),
     ServiceSpec(
-        name="scheduler-projector", module="ccn_scheduler.projector", port_field="scheduler_projector_health_port"
+        name="scheduler-projector",
+        module="ccn_scheduler.projector",
+        port_field="scheduler_projector_health_port",
+        host_field="health_host",
     ),
     ServiceSpec(
         name="edge", module="ccn_edge", port_field="edge_port", host_field="edge_host", links=(("OpenAPI", "/schema"),)
