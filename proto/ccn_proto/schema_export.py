@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, deadletter, node_protocol, registry, scheduler
+from ccn_proto import compute_api, deadletter, documents, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import HeartbeatSample, NodeEvent
@@ -66,6 +66,12 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         deadletter.ReplayDeadLetter,
         deadletter.ReplayDeadLetterReply,
         CommandError,
+    ),
+    "document_jobs": (
+        documents.ExtractTextPayload,
+        documents.ExtractTextResult,
+        documents.ParsePdfPayload,
+        documents.ParsePdfResult,
     ),
 }
 

@@ -27,6 +27,7 @@ def test_every_event_type_is_documented() -> None:
         "compute_api",
         "node_protocol",
         "dead_letters",
+        "document_jobs",
     }
 
 
