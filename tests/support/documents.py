@@ -9,7 +9,7 @@ from typing import Any
 
 from ccn_jobs.demo_documents import grant_docx
 from ccn_jobs.pdf_reading import pymupdf_module
-from ccn_proto.documents import DOCX, PDF, DocumentRef, InlineDocument
+from ccn_proto.documents import PDF, DocumentRef, InlineDocument
 
 
 def inline(data: bytes, media_type: str = PDF, charset: str | None = None) -> dict[str, Any]:
@@ -71,10 +71,10 @@ def scanned_pdf(text: str = "SCANNED GRANT NOTICE 2027") -> bytes:
     source = pymupdf.open()
     page = source.new_page(width=400, height=120)
     page.insert_text((20, 70), text, fontsize=24)
-    image = page.get_pixmap(dpi=150).tobytes("png")
+    image = page.get_pixmap(dpi=150, colorspace=pymupdf.csGRAY).tobytes("png")
     scanned = pymupdf.open()
     scanned.new_page(width=400, height=120).insert_image(pymupdf.Rect(0, 0, 400, 120), stream=image)
-    data: bytes = scanned.tobytes()
+    data: bytes = scanned.tobytes(deflate=True)
     return data
 
 
@@ -83,7 +83,7 @@ def with_text_page(pdf: bytes, text: str) -> bytes:
     document = pymupdf.open(stream=pdf, filetype="pdf")
     page = document.new_page()
     page.insert_text((72, 72), text)
-    data: bytes = document.tobytes()
+    data: bytes = document.tobytes(deflate=True)
     return data
 
 

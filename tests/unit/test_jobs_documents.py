@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (text in many scripts is the point: Greek and CJK punctuation are meant)
 """Documents as job input (inline, by reference, checked against their magic) and extract_text
 on PDF, DOCX and plain text: furniture goes, text, title, language and page count stay, and
 the same document gives the same bytes everywhere."""
@@ -204,7 +205,7 @@ def test_the_deadline_fails_the_job_between_pages() -> None:
         ("Fördermittel für Vereine".encode(), "iso-8859-1", "Fördermittel für Vereine", "utf-8"),
         ("\ufeffGrant".encode(), None, "Grant", "utf-8-sig"),
         ("Grant notes".encode("utf-16"), None, "Grant notes", "utf-16"),
-        ("Subvenciones".encode("utf-8"), "no-such-charset", "Subvenciones", "utf-8"),
+        (b"Subvenciones", "no-such-charset", "Subvenciones", "utf-8"),
         ("补助金申请指南，截止日期为三月。".encode("gb18030"), "utf-8", "补助金申请指南，截止日期为三月。", None),
     ],
     ids=[
@@ -303,18 +304,24 @@ def test_a_result_written_before_the_new_fields_still_decodes() -> None:
     assert (result.media_type, result.pages, result.extractor_version) == (HTML, None, "1")
 
 
-def _digest() -> str:
+def digest() -> str:
     results = [extract(PDF_BYTES, PDF), extract(DOCX_BYTES, DOCX), extract(grant_text(3).encode(), PLAIN_TEXT)]
     return hashlib.sha256(msgspec.json.encode(results)).hexdigest()
 
 
 def test_same_document_same_bytes_in_another_process_with_another_hash_seed() -> None:
-    script = "import hashlib, msgspec\nfrom tests.unit.test_jobs_documents import _digest\nprint(_digest())\n"
+    """extract_text on PDF, DOCX and TXT, and parse_pdf, in one other process (one start-up)."""
+    script = (
+        "from tests.unit import test_jobs_documents as documents, test_jobs_parse_pdf as pdf\n"
+        "print(documents.digest(), pdf.digest())\n"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "777"}
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True
     )
-    assert out.stdout.strip() == _digest()
+    from tests.unit.test_jobs_parse_pdf import digest as parse_pdf_digest
+
+    assert out.stdout.split() == [digest(), parse_pdf_digest()]
 
 
 def test_extract_text_direct_call_matches_run_job() -> None:

@@ -96,6 +96,8 @@ def open_pdf(data: bytes, job_type: str, max_pages: int) -> Any:
         if document.needs_pass:
             raise DocumentRefused(job_type, "encrypted", "the PDF needs a password")
         pages = _page_count(document, job_type)
+        if pages == 0 and document.is_repaired:
+            raise DocumentRefused(job_type, "corrupt", "its cross-reference table is broken and no page was recovered")
         if pages == 0:
             raise DocumentRefused(job_type, "empty", "the PDF has no pages")
         if pages > max_pages:

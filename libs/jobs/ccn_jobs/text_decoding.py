@@ -2,8 +2,8 @@
 
 In order: a byte-order mark wins; then strict UTF-8 (valid UTF-8 is almost never an accident,
 so it beats a declared charset, which is often wrong); then the declared charset, if Python
-knows it and it decodes the bytes strictly; then charset-normalizer's best guess; and if all
-fail, UTF-8 with replacement characters. Every step is a pure function of the bytes and the
+knows it, it decodes the bytes strictly and charset-normalizer finds it plausible; then
+charset-normalizer's best guess; and if all fail, UTF-8 with replacement characters. Every step is a pure function of the bytes and the
 declaration, so every node decodes alike. charset-normalizer reads a bounded sample."""
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ _BOMS = (
 )
 # charset-normalizer's own sampling bounds its work; this bounds the bytes handed to it.
 _DETECTION_SAMPLE_BYTES = 256 * 1024
+# How much more "mess" (charset-normalizer's chaos ratio) than the best a codec may make and
+# still count as plausible.
+_CHAOS_TOLERANCE = 0.02
 
 
 def decode_text(data: bytes, declared: str | None) -> tuple[str, str]:
@@ -33,14 +36,14 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, str]:
         except UnicodeDecodeError:
             pass
     known = _known_codec(declared) if declared else None
-    if known is not None:
+    plausible = _plausible_codecs(data)
+    if known is not None and (known in plausible or not plausible):
         try:
             return data.decode(known), known
         except UnicodeDecodeError:
             pass
-    guessed = _guessed_codec(data)
-    if guessed is not None:
-        return data.decode(guessed, "replace"), guessed
+    if plausible:
+        return data.decode(plausible[0], "replace"), plausible[0]
     return data.decode("utf-8", "replace"), "utf-8"
 
 
@@ -53,10 +56,19 @@ def _known_codec(name: str) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
-def _guessed_codec(data: bytes) -> str | None:
+def _plausible_codecs(data: bytes) -> list[str]:
+    """Codecs that charset-normalizer finds plausible for the bytes, its best first. A declared
+    charset is believed only if it is among them: many single-byte text decodes "strictly" as
+    Shift JIS or Big5, into nonsense."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[:_DETECTION_SAMPLE_BYTES]).best()
-    if best is None:
-        return None
-    return _known_codec(best.encoding)
+    codecs_found: list[str] = []
+    matches = list(from_bytes(data[:_DETECTION_SAMPLE_BYTES]))
+    for index, match in enumerate(matches):
+        if index > 0 and match.chaos > matches[0].chaos + _CHAOS_TOLERANCE:
+            break  # matches come best first; these read as noise
+        for name in (match.encoding, *match.could_be_from_charset):
+            codec = _known_codec(name)
+            if codec is not None and codec not in codecs_found:
+                codecs_found.append(codec)
+    return codecs_found
