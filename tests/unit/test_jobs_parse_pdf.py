@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from ccn_jobs.demo_documents import grant_document, grant_pdf
-from ccn_jobs.parse_pdf import VERSION, iso_date, ocr_tessdata
+from ccn_jobs.parse_pdf import VERSION, iso_date, ocr_tessdata, ruled_area
 from ccn_jobs.registry import JOB_TYPES, decode_payload, decode_result, run_job
 from ccn_proto.documents import ParsePdfPayload, ParsePdfResult
 from tests.support.documents import inline, scanned_pdf, with_text_page
@@ -139,3 +139,24 @@ def digest() -> str:
 
 def test_same_pdf_same_bytes_within_a_process(parsed: ParsePdfResult) -> None:
     assert msgspec.json.encode(parse(PDF_BYTES)) == msgspec.json.encode(parsed)
+
+
+def _stroke(
+    *items: tuple[object, ...], rect: tuple[float, float, float, float] = (0, 0, 100, 100)
+) -> dict[str, object]:
+    return {"type": "s", "items": list(items), "rect": rect}
+
+
+def test_find_tables_runs_only_where_lines_could_rule_a_table() -> None:
+    rule = _stroke(("l", (50, 100), (500, 100)), rect=(50, 100, 500, 100))
+    logo = {"type": "f", "items": [("re", (0, 0, 40, 40), 1)] * 6, "rect": (0, 0, 40, 40)}
+    assert ruled_area([rule]) is None
+    assert ruled_area([logo]) is None
+    cells = [
+        _stroke(("re", (50, 100 + 20 * row, 150, 120 + 20 * row), 1), rect=(50, 100 + 20 * row, 150, 120 + 20 * row))
+        for row in range(2)
+    ]
+    assert ruled_area(cells) == (48, 98, 152, 142)
+    grid = [_stroke(("l", (50, y), (300, y)), rect=(50, y, 300, y)) for y in (10, 30, 50)]
+    grid += [_stroke(("l", (x, 10), (x, 50)), rect=(x, 10, x, 50)) for x in (50, 300)]
+    assert ruled_area(grid) == (48, 8, 302, 52)

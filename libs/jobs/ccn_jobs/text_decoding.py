@@ -3,8 +3,9 @@
 In order: a byte-order mark wins; then strict UTF-8 (valid UTF-8 is almost never an accident,
 so it beats a declared charset, which is often wrong); then the declared charset, if Python
 knows it, it decodes the bytes strictly and charset-normalizer finds it plausible; then
-charset-normalizer's best guess; and if all fail, UTF-8 with replacement characters. Every step is a pure function of the bytes and the
-declaration, so every node decodes alike. charset-normalizer reads a bounded sample."""
+charset-normalizer's best guess; and if all fail, UTF-8 with replacement characters. Every
+step is a pure function of the bytes and the declaration, so every node decodes alike.
+charset-normalizer reads a bounded sample."""
 
 from __future__ import annotations
 
