@@ -45,6 +45,10 @@ MAX_TEXT_CHARS = 200_000
 MAX_TITLE_CHARS = 1_000
 MAX_META_CHARS = 1_000
 MAX_PAGE_TEXT_CHARS = 100_000
+# parse_pdf's page text and table cells in all: even at four UTF-8 bytes a character, with the
+# pages' and tables' framing, a result stays within one 768 KiB command.
+MAX_PDF_TEXT_CHARS = 120_000
+MAX_TABLE_CHARS = 40_000
 MAX_TABLES = 100
 MAX_TABLE_ROWS = 500
 MAX_TABLE_COLUMNS = 50
@@ -221,7 +225,9 @@ class PdfSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class ParsePdfResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`page_count` is the document's; `pages` are those read (all of them: more than the
     payload's `max_pages` is a refusal, not a cut). `text_truncated`: page text was cut to keep
-    the result within its bounds. `needs_ocr` lists the scanned pages no OCR read."""
+    the result within its bounds (MAX_PDF_TEXT_CHARS in all); `tables_truncated`: tables were
+    left out for the same reason (MAX_TABLES, MAX_TABLE_CHARS). `needs_ocr` lists the scanned
+    pages no OCR read."""
 
     parser_version: Version
     engine: Annotated[str, msgspec.Meta(max_length=64, pattern=SINGLE_LINE_PATTERN)]
@@ -232,4 +238,5 @@ class ParsePdfResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     sections: Annotated[list[PdfSection], msgspec.Meta(max_length=MAX_SECTIONS)]
     needs_ocr: Annotated[list[PageNumber], msgspec.Meta(max_length=MAX_PAGES_CAP)]
     text_truncated: bool
+    tables_truncated: bool
     language: LanguageCode | None

@@ -15,7 +15,7 @@ from ccn_jobs.docx_reading import MAX_EXPANDED_BYTES
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.extract_text import EMPTY_RESULT
 from ccn_jobs.registry import run_job
-from ccn_proto.documents import DOCX, HTML, PDF, ExtractTextResult, ParsePdfResult
+from ccn_proto.documents import DOCX, HTML, MAX_HTML_CHARS, PDF, PLAIN_TEXT, ExtractTextResult, ParsePdfResult
 from tests.support.documents import (
     docx_bomb,
     encrypted_pdf,
@@ -187,3 +187,16 @@ def test_html_bytes_declaring_a_wrong_encoding_in_meta_and_payload_are_read() ->
     result = run_job("extract_text", {"document": inline(html, HTML, charset="shift_jis")})
     assert isinstance(result, ExtractTextResult)
     assert "ánimo de lucro" in result.text and result.language == "es"
+
+
+def test_html_bytes_by_reference_are_bounded_like_inline_html() -> None:
+    html = b"<p>" + b"a" * MAX_HTML_CHARS + b"</p>"
+    assert refused("extract_text", html, HTML).code == "too_large"
+
+
+def test_plain_text_by_reference_is_read_only_as_far_as_it_can_be_kept() -> None:
+    text = ("Community grants are open to constituted groups in the valley. " * 40 + "\n") * 2_000  # 5 MB
+    started = time.perf_counter()
+    result = run_by_reference("extract_text", text.encode(), PLAIN_TEXT)
+    assert time.perf_counter() - started < 10
+    assert isinstance(result, ExtractTextResult) and result.language == "en" and result.chars > 0

@@ -9,9 +9,17 @@ import msgspec
 import pytest
 
 from ccn_jobs.demo_documents import grant_document, grant_pdf
-from ccn_jobs.parse_pdf import VERSION, iso_date, ocr_tessdata, ruled_area
+from ccn_jobs.parse_pdf import VERSION, TableBudget, iso_date, ocr_tessdata, ruled_area
+from ccn_jobs.pdf_reading import pymupdf_module
 from ccn_jobs.registry import JOB_TYPES, decode_payload, decode_result, run_job
-from ccn_proto.documents import ParsePdfPayload, ParsePdfResult
+from ccn_proto.documents import (
+    MAX_PDF_TEXT_CHARS,
+    MAX_TABLE_CHARS,
+    MAX_TABLES,
+    ParsePdfPayload,
+    ParsePdfResult,
+    PdfTable,
+)
 from tests.support.documents import inline, scanned_pdf, with_text_page
 
 PAGES = 4
@@ -48,7 +56,8 @@ def test_every_page_has_its_text_without_running_header_or_footer(parsed: ParseP
         assert not page.needs_ocr and not page.ocr and page.images == 0
     assert parsed.pages[0].text.startswith(GRANT.title)
     assert GRANT.paragraphs[0] in parsed.pages[0].text
-    assert parsed.needs_ocr == [] and not parsed.text_truncated and parsed.language == "en"
+    assert parsed.needs_ocr == [] and not parsed.text_truncated and not parsed.tables_truncated
+    assert parsed.language == "en"
 
 
 def test_the_table_of_amounts_and_deadlines_comes_back_as_rows(parsed: ParsePdfResult) -> None:
@@ -160,3 +169,29 @@ def test_find_tables_runs_only_where_lines_could_rule_a_table() -> None:
     grid = [_stroke(("l", (50, y), (300, y)), rect=(50, y, 300, y)) for y in (10, 30, 50)]
     grid += [_stroke(("l", (x, 10), (x, 50)), rect=(x, 10, x, 50)) for x in (50, 300)]
     assert ruled_area(grid) == (48, 8, 302, 52)
+
+
+def test_page_text_is_cut_at_the_documents_bound_and_says_so() -> None:
+    pymupdf = pymupdf_module()
+    document = pymupdf.open()
+    line = "Grants for community groups across the region, paid in two instalments. "
+    for _ in range(130):
+        page = document.new_page()
+        page.insert_textbox(pymupdf.Rect(40, 100, 560, 740), line * 14, fontsize=8)  # clear of the margins
+    result = parse(document.tobytes(deflate=True))
+    assert result.text_truncated and not result.tables_truncated
+    assert sum(page.chars for page in result.pages) <= MAX_PDF_TEXT_CHARS
+    assert result.pages[0].chars > 900 and result.pages[-1].chars == 0
+    assert len(msgspec.json.encode(result)) < 768 * 1024
+
+
+def test_tables_past_their_bound_are_left_out_and_say_so() -> None:
+    budget = TableBudget()
+    wide = PdfTable(page=1, header=None, rows=[["x" * 1000] * 10] * 3)  # 30,000 characters
+    assert budget.take(wide) and not budget.exhausted
+    assert not budget.take(wide) and budget.exhausted
+    assert not budget.take(PdfTable(page=2, header=None, rows=[["small"]]))  # nothing after the first miss
+    many = TableBudget()
+    assert all(many.take(PdfTable(page=1, header=None, rows=[["a"]])) for _ in range(MAX_TABLES))
+    assert not many.take(PdfTable(page=1, header=None, rows=[["a"]])) and many.exhausted
+    assert MAX_TABLE_CHARS < 2 * 30_000

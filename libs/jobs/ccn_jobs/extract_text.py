@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ccn_jobs.documents import Body, Deadline, checked_body
+from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.job_type import JobType
 from ccn_jobs.text_decoding import decode_text
 from ccn_jobs.text_normalisation import CONFIDENCE_DIGITS, clean_line, clean_text, identify_language, valid_unicode
@@ -68,6 +69,7 @@ __all__ = [
 NAME = "extract_text"
 VERSION = "2"
 
+MAX_PLAIN_TEXT_READ_CHARS = MAX_HTML_CHARS
 FULL_CONFIDENCE_CHARS = 250  # trafilatura's own MIN_EXTRACTED_SIZE: below it, a page is thin
 ACCEPTED_MEDIA_TYPES = frozenset({HTML, PLAIN_TEXT, PDF, DOCX})
 
@@ -93,9 +95,13 @@ def extract_text(payload: ExtractTextPayload) -> ExtractTextResult:
     deadline = Deadline(payload.time_limit_s, NAME)
     body = checked_body(payload.document, NAME, ACCEPTED_MEDIA_TYPES)
     if body.media_type == HTML:
-        return _from_html(_text_of(body), payload.url)
+        html = _text_of(body)
+        if len(html) > MAX_HTML_CHARS:
+            raise DocumentRefused(NAME, "too_large", f"the HTML has {len(html)} characters; at most {MAX_HTML_CHARS}")
+        return _from_html(html, payload.url)
     if body.media_type == PLAIN_TEXT:
-        return _result(clean_text(_text_of(body)), None, PLAIN_TEXT)
+        # Cleaning only shortens text, and at most MAX_TEXT_CHARS are kept: the rest is not read.
+        return _result(clean_text(_text_of(body)[:MAX_PLAIN_TEXT_READ_CHARS]), None, PLAIN_TEXT)
     assert body.data is not None  # checked_body gives bytes for the binary formats
     if body.media_type == PDF:
         return _from_pdf(body.data, payload.max_pages, deadline)

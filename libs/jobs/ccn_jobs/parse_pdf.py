@@ -21,8 +21,9 @@ encrypted, corrupt, truncated and over-long PDFs fail with a typed reason (Docum
 Determinism: the result depends on the bytes and the payload's options alone (and, for OCR,
 on the engine, which the result names in `engine`). Results are comparable between nodes with
 the same pinned PyMuPDF (uv.lock) and the same `VERSION`; bounds keep the result within one
-command: at most MAX_TEXT_CHARS characters of page text in all (`text_truncated` says when
-cut), MAX_TABLES tables, MAX_SECTIONS sections."""
+command: at most MAX_PDF_TEXT_CHARS characters of page text in all (`text_truncated` says
+when cut), MAX_TABLES tables of MAX_TABLE_CHARS characters in all (`tables_truncated`),
+MAX_SECTIONS sections."""
 
 from __future__ import annotations
 
@@ -50,11 +51,12 @@ from ccn_proto.documents import (
     MAX_CELL_CHARS,
     MAX_META_CHARS,
     MAX_PAGE_TEXT_CHARS,
+    MAX_PDF_TEXT_CHARS,
     MAX_SECTIONS,
+    MAX_TABLE_CHARS,
     MAX_TABLE_COLUMNS,
     MAX_TABLE_ROWS,
     MAX_TABLES,
-    MAX_TEXT_CHARS,
     PDF,
     ParsePdfPayload,
     ParsePdfResult,
@@ -89,10 +91,9 @@ def parse_pdf(payload: ParsePdfPayload) -> ParsePdfResult:
     try:
         metadata = _metadata(document.metadata or {})
         read: list[tuple[PageLines, list[PdfTable], str | None]] = []
-        tables_left = MAX_TABLES
+        table_budget = TableBudget()
         for page, lines in read_pages(document, NAME, deadline):
-            tables = _tables(page, lines.number, tables_left) if payload.tables and tables_left else []
-            tables_left -= len(tables)
+            tables = _tables(page, lines.number, table_budget) if payload.tables else []
             ocr_text = _ocr(page, tessdata) if tessdata is not None and lines.scanned else None
             read.append((lines, tables, ocr_text))
         page_count = document.page_count
@@ -100,7 +101,7 @@ def parse_pdf(payload: ParsePdfPayload) -> ParsePdfResult:
         document.close()
     pages_lines = [lines for lines, _, _ in read]
     keys = furniture(pages_lines)
-    pages, budget, truncated = [], MAX_TEXT_CHARS, False
+    pages, budget, truncated = [], MAX_PDF_TEXT_CHARS, False
     for lines, _, ocr_text in read:
         body = ocr_text if ocr_text is not None else "\n".join(paragraphs(lines, keys))
         text = clean_text(body)
@@ -128,6 +129,7 @@ def parse_pdf(payload: ParsePdfPayload) -> ParsePdfResult:
         sections=_sections(pages_lines, keys),
         needs_ocr=[page.number for page in pages if page.needs_ocr],
         text_truncated=truncated,
+        tables_truncated=table_budget.exhausted,
         language=language,
     )
 
@@ -179,7 +181,27 @@ def ruled_area(drawings: list[dict[str, Any]]) -> tuple[float, float, float, flo
     return box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2
 
 
-def _tables(page: Any, number: int, room: int) -> list[PdfTable]:
+class TableBudget:
+    """What is left of MAX_TABLES and MAX_TABLE_CHARS; `exhausted` once a table did not fit."""
+
+    def __init__(self) -> None:
+        self.tables = MAX_TABLES
+        self.chars = MAX_TABLE_CHARS
+        self.exhausted = False
+
+    def take(self, table: PdfTable) -> bool:
+        chars = sum(len(cell) for row in table.rows for cell in row)
+        if self.exhausted or self.tables == 0 or chars > self.chars:
+            self.exhausted = True
+            return False
+        self.tables -= 1
+        self.chars -= chars
+        return True
+
+
+def _tables(page: Any, number: int, budget: TableBudget) -> list[PdfTable]:
+    if budget.exhausted:
+        return []
     area = ruled_area(page.get_cdrawings())
     if area is None:
         return []
@@ -188,7 +210,7 @@ def _tables(page: Any, number: int, room: int) -> list[PdfTable]:
     except Exception:  # table finding is a heuristic over untrusted drawings: none found
         return []
     tables: list[PdfTable] = []
-    for table in found.tables[:room]:
+    for table in found.tables:
         rows = [_row(row) for row in table.extract()[:MAX_TABLE_ROWS]]
         width = max((len(row) for row in rows), default=0)
         rows = [row + [""] * (width - len(row)) for row in rows if any(row)]
@@ -197,7 +219,10 @@ def _tables(page: Any, number: int, room: int) -> list[PdfTable]:
         header = None
         if not table.header.external and rows:
             header = rows[0]
-        tables.append(PdfTable(page=number, header=header, rows=rows))
+        parsed = PdfTable(page=number, header=header, rows=rows)
+        if not budget.take(parsed):
+            break
+        tables.append(parsed)
     return tables
 
 
