@@ -14,6 +14,7 @@ import asyncpg
 import nats
 import uvloop
 
+from bench.documents_bench import document_figures
 from bench.eventstore_bench import (
     BENCH,
     aggregate_loads,
@@ -45,7 +46,7 @@ from ccn_registry.read_model import NodeReadModel
 from tests.support.servers import start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking): one group, for working on it
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents): one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
@@ -136,6 +137,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += nlp_figures(quick=QUICK)
     if not ONLY or "linking" in ONLY:
         figures += linking_figures(quick=QUICK)  # pure handlers: no servers
+    if not ONLY or "documents" in ONLY:
+        figures += document_figures(quick=QUICK)
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

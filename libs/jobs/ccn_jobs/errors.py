@@ -54,3 +54,35 @@ class InvalidPayload(InvalidJobData):
 
 class InvalidResult(InvalidJobData):
     """A node's result does not match its type's result schema: validation rejects it."""
+
+
+class DocumentRefused(ValueError):
+    """A handler cannot read this document: the job fails with this reason, typed by `code`.
+
+    Raised for documents, not payloads: the payload met its schema, but its document is
+    encrypted, corrupt, truncated, over a limit, or not what it was declared to be. The node
+    sends `str(error)` back as the fail reason, so it starts with the code."""
+
+    CODES = frozenset(
+        {
+            "empty",  # zero bytes, or no content at all
+            "media_type_mismatch",  # the bytes' magic contradicts the declared media type
+            "encrypted",  # password-protected
+            "corrupt",  # the parser cannot make sense of it
+            "truncated",  # it ends before its structure does
+            "too_many_pages",  # more pages than the payload's max_pages
+            "too_large",  # over a byte bound (an archive member, an expanded size)
+            "deadline_exceeded",  # the payload's time_limit_s ran out between pages
+            "not_resolved",  # a reference reached the handler without its body
+            "body_mismatch",  # a fetched body's size or sha256 is not the reference's
+            "body_missing",  # the object store has no body for the reference
+        }
+    )
+
+    def __init__(self, job_type: str, code: str, detail: str) -> None:
+        if code not in self.CODES:
+            raise ValueError(f"unknown refusal code {code!r}")
+        super().__init__(f"{code}: {job_type}: {detail}")
+        self.job_type = job_type
+        self.code = code
+        self.detail = detail

@@ -1,112 +1,178 @@
-"""Job type `extract_text` (CC-70, HTML given inline): clean main text, title and language.
+"""Job type `extract_text` (CC-70): clean main text, title and language of an HTML page, a
+PDF, a DOCX or a plain-text document, given inline or by reference (ccn_jobs.documents).
 
-Boilerplate (navigation, footers, cookie banners, sidebars, comments) is dropped by
+HTML: boilerplate (navigation, footers, cookie banners, sidebars, comments) is dropped by
 trafilatura in precision mode; key-facts tables are kept, since grant pages often put the
-amount and the deadline there. The language comes from py3langid's bundled model, loaded once
-per process from the wheel: nothing is downloaded.
+amount and the deadline there. PDF (PyMuPDF): text in reading order, page by page, without the
+running headers, footers and page numbers that repeat in the margins (ccn_jobs.pdf_reading).
+DOCX (python-docx): body paragraphs and table rows, not headers and footers, after the ZIP has
+been proven small (ccn_jobs.docx_reading). Plain text as it is. Bytes are decoded by
+ccn_jobs.text_decoding, and every text is normalised alike (ccn_jobs.text_normalisation).
 
 Determinism: several nodes run the same job and their results are compared by checksum, so
 the output depends on the payload alone. trafilatura's cross-document deduplication cache is
 off, dates (which htmldate judges against today's date) are not part of the result, and the
 language probability, a float32 computation, is rounded before it enters `confidence`. Results
-are comparable between nodes with the same pinned trafilatura and py3langid (uv.lock); a change
-of either that alters output must bump `VERSION`.
+are comparable between nodes with the same pinned trafilatura, PyMuPDF, python-docx,
+charset-normalizer and py3langid (uv.lock); a change of any that alters output must bump
+`VERSION`, which every result carries as `extractor_version`.
 
-Bounds: the HTML is at most `MAX_HTML_CHARS` characters (checked when the payload is decoded),
-the text kept at most `MAX_TEXT_CHARS`, the title at most `MAX_TITLE_CHARS`, and language
-identification reads the first `LANGUAGE_SAMPLE_CHARS` characters of the text."""
+Bounds: HTML given inline is at most `MAX_HTML_CHARS` characters, inline bytes at most
+`MAX_INLINE_BYTES`, a referenced body at most `MAX_REFERENCED_BYTES` (all checked when the
+payload is decoded); a PDF at most the payload's `max_pages` pages, read within its
+`time_limit_s` (checked between pages); the text kept at most `MAX_TEXT_CHARS`, the title at
+most `MAX_TITLE_CHARS`. A document that cannot be read fails the job with a typed reason
+(DocumentRefused); an HTML page that yields nothing gives an empty result."""
 
 from __future__ import annotations
 
-import functools
-import unicodedata
-from typing import TYPE_CHECKING, Annotated, Protocol, cast
+from typing import TYPE_CHECKING
 
-import msgspec
-
+from ccn_jobs.documents import Body, Deadline, checked_body
+from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.job_type import JobType
-from ccn_proto.constraints import END
+from ccn_jobs.text_decoding import decode_text
+from ccn_jobs.text_normalisation import CONFIDENCE_DIGITS, clean_line, clean_text, identify_language, valid_unicode
+from ccn_proto.documents import (
+    DOCX,
+    HTML,
+    MAX_HTML_CHARS,
+    MAX_INLINE_BYTES,
+    MAX_REFERENCED_BYTES,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
+    PDF,
+    PLAIN_TEXT,
+    ExtractTextPayload,
+    ExtractTextResult,
+    MediaType,
+)
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
 
-NAME = "extract_text"
-VERSION = "1"
-
-MAX_HTML_CHARS = 2 * 1024 * 1024
-MAX_URL_CHARS = 2048
-MAX_TEXT_CHARS = 200_000
-MAX_TITLE_CHARS = 1_000
-LANGUAGE_SAMPLE_CHARS = 10_000
-MIN_LANGUAGE_PROBABILITY = 0.5
-FULL_CONFIDENCE_CHARS = 250  # trafilatura's own MIN_EXTRACTED_SIZE: below it, a page is thin
-REPEATED_LINE_MIN_CHARS = 30  # a repeated line this long is duplicate content; short ones ("Deadline") may recur
-CONFIDENCE_DIGITS = 4
-
-# py3langid labels for "no linguistic content" and "undetermined".
-_NOT_A_LANGUAGE = frozenset({"zxx", "und"})
-# C0 and C1 control characters except newline and tab, which the whitespace pass handles.
-_CONTROL_CHARS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
-
-Html = Annotated[str, msgspec.Meta(max_length=MAX_HTML_CHARS, description="the page's HTML source")]
-Url = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=MAX_URL_CHARS, pattern=rf"^https?://\S+{END}", description="where the page was"
-    ),
+__all__ = [
+    "EMPTY_RESULT",
+    "EXTRACT_TEXT",
+    "MAX_HTML_CHARS",
+    "MAX_INLINE_BYTES",
+    "MAX_REFERENCED_BYTES",
+    "MAX_TEXT_CHARS",
+    "MAX_TITLE_CHARS",
+    "MAX_URL_CHARS",
+    "ExtractTextPayload",
+    "ExtractTextResult",
+    "extract_text",
 ]
-Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TITLE_CHARS)]
-LanguageCode = Annotated[str, msgspec.Meta(pattern=rf"^[a-z]{{2,3}}{END}")]
-Confidence = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-CharCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_TEXT_CHARS)]
 
+NAME = "extract_text"
+VERSION = "2"
 
-class ExtractTextPayload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    html: Html
-    url: Url | None = None
+MAX_PLAIN_TEXT_READ_CHARS = MAX_HTML_CHARS
+FULL_CONFIDENCE_CHARS = 250  # trafilatura's own MIN_EXTRACTED_SIZE: below it, a page is thin
+ACCEPTED_MEDIA_TYPES = frozenset({HTML, PLAIN_TEXT, PDF, DOCX})
 
-
-class ExtractTextResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`text` is the main content, one paragraph or heading per line. `language` is an ISO 639
-    code, None when the text is empty or no language is likely enough. `chars` == len(text)."""
-
-    text: Text
-    title: Title | None
-    language: LanguageCode | None
-    confidence: Confidence
-    chars: CharCount
-
-    def __post_init__(self) -> None:
-        # Checked on decode too, so the validation service rejects a result that misreports it.
-        if self.chars != len(self.text):
-            raise ValueError(f"chars is {self.chars} but text has {len(self.text)} characters")
-
-
-EMPTY_RESULT = ExtractTextResult(text="", title=None, language=None, confidence=0.0, chars=0)
+EMPTY_RESULT = ExtractTextResult(
+    text="", title=None, language=None, confidence=0.0, chars=0, media_type=HTML, extractor_version=VERSION
+)
 
 
 def extract_text(payload: ExtractTextPayload) -> ExtractTextResult:
-    """Extract a page's main text, title and language. Never raises: HTML that yields nothing
-    (empty, garbage, all boilerplate) gives empty text and confidence 0.
+    """Extract a document's main text, title and language. A readable document that yields no
+    text (an empty or all-boilerplate page, a scanned PDF) gives empty text and confidence 0;
+    one that cannot be read raises DocumentRefused.
 
     confidence = extraction x (0.5 + 0.5 x language), rounded to 4 digits, where
-      extraction = min(1, chars / 250): how much main text was found (0 when none);
+      extraction = min(1, chars / 250): how much main text was found (0 when none), and for a
+                   PDF times the share of its pages that have text;
       language   = the identifier's normalised probability for the chosen language, or 0 when
                    no language was chosen (probability below 0.5, or not language at all).
     So a long page in a clearly identified language scores near 1, a long page whose language is
     unclear at most 0.5, and a thin page proportionally less."""
-    document = _extract_document(_valid_unicode(payload.html), payload.url)
+    if payload.document is None:
+        return _from_html(payload.html or "", payload.url)
+    deadline = Deadline(payload.time_limit_s, NAME)
+    body = checked_body(payload.document, NAME, ACCEPTED_MEDIA_TYPES)
+    if body.media_type == HTML:
+        html = _text_of(body)
+        if len(html) > MAX_HTML_CHARS:
+            raise DocumentRefused(NAME, "too_large", f"the HTML has {len(html)} characters; at most {MAX_HTML_CHARS}")
+        return _from_html(html, payload.url)
+    if body.media_type == PLAIN_TEXT:
+        # Cleaning only shortens text, and at most MAX_TEXT_CHARS are kept: the rest is not read.
+        return _result(clean_text(_text_of(body)[:MAX_PLAIN_TEXT_READ_CHARS]), None, PLAIN_TEXT)
+    assert body.data is not None  # checked_body gives bytes for the binary formats
+    if body.media_type == PDF:
+        return _from_pdf(body.data, payload.max_pages, deadline)
+    return _from_docx(body.data, deadline)
+
+
+def _text_of(body: Body) -> str:
+    if body.text is not None:
+        return body.text
+    assert body.data is not None
+    return decode_text(body.data, body.charset)[0]
+
+
+def _result(
+    text: str, title: str | None, media_type: MediaType, pages: int | None = None, share: float = 1.0
+) -> ExtractTextResult:
+    text = text[:MAX_TEXT_CHARS].rstrip()
+    title = clean_line(title or "")[:MAX_TITLE_CHARS].rstrip() or None
+    if not text:
+        return ExtractTextResult(
+            text="",
+            title=title,
+            language=None,
+            confidence=0.0,
+            chars=0,
+            media_type=media_type,
+            pages=pages,
+            extractor_version=VERSION,
+        )
+    language, probability = identify_language(text)
+    extraction = min(1.0, len(text) / FULL_CONFIDENCE_CHARS) * share
+    confidence = round(extraction * (0.5 + 0.5 * probability), CONFIDENCE_DIGITS)
+    return ExtractTextResult(
+        text=text,
+        title=title,
+        language=language,
+        confidence=confidence,
+        chars=len(text),
+        media_type=media_type,
+        pages=pages,
+        extractor_version=VERSION,
+    )
+
+
+def _from_html(html: str, url: str | None) -> ExtractTextResult:
+    document = _extract_document(valid_unicode(html), url)
     if document is None:
         return EMPTY_RESULT
-    text = _clean_text(document.text or "")[:MAX_TEXT_CHARS].rstrip()
-    title = _clean_line(document.title or "")[:MAX_TITLE_CHARS].rstrip() or None
-    if not text:
-        return ExtractTextResult(text="", title=title, language=None, confidence=0.0, chars=0)
-    language, probability = _identify_language(text[:LANGUAGE_SAMPLE_CHARS])
-    extraction = min(1.0, len(text) / FULL_CONFIDENCE_CHARS)
-    confidence = round(extraction * (0.5 + 0.5 * probability), CONFIDENCE_DIGITS)
-    return ExtractTextResult(text=text, title=title, language=language, confidence=confidence, chars=len(text))
+    return _result(clean_text(document.text or ""), document.title, HTML)
+
+
+def _from_pdf(data: bytes, max_pages: int, deadline: Deadline) -> ExtractTextResult:
+    from ccn_jobs.pdf_reading import furniture, open_pdf, paragraphs, read_pages
+
+    document = open_pdf(data, NAME, max_pages)
+    try:
+        pages = [lines for _page, lines in read_pages(document, NAME, deadline)]
+        title = clean_line(document.metadata.get("title") or "") if document.metadata else ""
+    finally:
+        document.close()
+    keys = furniture(pages)
+    text = "\n".join(paragraph for page in pages for paragraph in paragraphs(page, keys))
+    with_text = sum(1 for page in pages if not page.scanned and page.chars > 0)
+    return _result(clean_text(text), title or None, PDF, pages=len(pages), share=with_text / len(pages))
+
+
+def _from_docx(data: bytes, deadline: Deadline) -> ExtractTextResult:
+    from ccn_jobs.docx_reading import read_docx
+
+    docx = read_docx(data, NAME, deadline)
+    return _result(clean_text(docx.text), docx.title, DOCX)
 
 
 def _extract_document(html: str, url: str | None) -> Document | None:
@@ -139,60 +205,13 @@ def _extract_document(html: str, url: str | None) -> Document | None:
     return document if isinstance(document, Document) else None
 
 
-def _valid_unicode(html: str) -> str:
-    # A payload built from a dict (not decoded from JSON) may hold lone surrogates, which lxml
-    # and the UTF-8 encoder of the result both reject.
-    return html.encode("utf-8", "replace").decode("utf-8")
-
-
-def _clean_line(line: str) -> str:
-    return " ".join(line.translate(_CONTROL_CHARS).split())
-
-
-def _clean_text(raw: str) -> str:
-    """NFC, whitespace runs collapsed, blank lines dropped, long lines kept once."""
-    lines: list[str] = []
-    seen: set[str] = set()
-    for raw_line in unicodedata.normalize("NFC", raw).splitlines():
-        line = _clean_line(raw_line)
-        if not line:
-            continue
-        if len(line) >= REPEATED_LINE_MIN_CHARS:
-            if line in seen:
-                continue
-            seen.add(line)
-        lines.append(line)
-    return "\n".join(lines)
-
-
-class _LanguageIdentifier(Protocol):
-    def classify(self, text: str) -> tuple[str, float]: ...
-
-
-@functools.cache
-def _language_identifier() -> _LanguageIdentifier:
-    # The model (about 4.5 MB, in the py3langid wheel) takes ~0.5 s to load: once per process.
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
-
-    return cast(_LanguageIdentifier, LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
-
-
-def _identify_language(text: str) -> tuple[str | None, float]:
-    """(ISO 639 code, probability rounded to 4 digits), or (None, 0.0) when unsure."""
-    code, probability = _language_identifier().classify(text)
-    rounded = round(float(probability), CONFIDENCE_DIGITS)
-    if code in _NOT_A_LANGUAGE or rounded < MIN_LANGUAGE_PROBABILITY:
-        return None, 0.0
-    return str(code), rounded
-
-
 EXTRACT_TEXT: JobType[ExtractTextPayload, ExtractTextResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ExtractTextPayload,
     result_type=ExtractTextResult,
     handler=extract_text,
-    description="Main text, title and language of an HTML page given inline (CC-70)",
+    description="Main text, title and language of an HTML page, a PDF, a DOCX or plain text (CC-70)",
     sample_payloads=(
         ExtractTextPayload(
             html="<html><head><title>Seed grants</title></head><body><nav>Home | About</nav><article>"

@@ -18,12 +18,14 @@ from typing import Any
 import msgspec
 
 from ccn_jobs.classify_document import CLASSIFY_DOCUMENT
+from ccn_jobs.documents import resolve_references
 from ccn_jobs.enrich_opportunity import ENRICH_OPPORTUNITY
 from ccn_jobs.errors import InvalidJobData, InvalidPayload, InvalidResult, UnknownJobType
 from ccn_jobs.extract_entities import EXTRACT_ENTITIES
 from ccn_jobs.extract_text import EXTRACT_TEXT
 from ccn_jobs.job_type import JobType
 from ccn_jobs.link_entities import LINK_ENTITIES
+from ccn_jobs.parse_pdf import PARSE_PDF
 from ccn_jobs.score_opportunity import SCORE_OPPORTUNITY
 from ccn_proto.commands import CommandError
 from ccn_proto.scheduler import MAX_BATCH_JOB_BYTES, BatchJob
@@ -40,6 +42,7 @@ JOB_TYPES: Mapping[str, JobType[Any, Any]] = MappingProxyType(
             LINK_ENTITIES,
             ENRICH_OPPORTUNITY,
             SCORE_OPPORTUNITY,
+            PARSE_PDF,
         )
     }
 )
@@ -115,10 +118,15 @@ def decode_result(job_type: str, raw: RawDocument) -> msgspec.Struct:
     return _decode(job.name, raw, job.result_type, InvalidResult)
 
 
-def run_job(job_type: str, raw_payload: RawDocument) -> msgspec.Struct:
-    """Decode the payload and run the handler: what a node does with an offered job."""
+def run_job(job_type: str, raw_payload: RawDocument, bodies: Mapping[str, bytes] | None = None) -> msgspec.Struct:
+    """Decode the payload and run the handler: what a node does with an offered job. `bodies`
+    are the documents the payload names by reference, fetched and checked beforehand
+    (ccn_jobs.documents.fetch_bodies); a reference without its body fails as `not_resolved`."""
     job = get_job_type(job_type)
-    result: msgspec.Struct = job.handler(decode_payload(job_type, raw_payload))
+    payload = decode_payload(job_type, raw_payload)
+    if bodies:
+        payload = resolve_references(payload, bodies)
+    result: msgspec.Struct = job.handler(payload)
     return result
 
 
