@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,23 +23,10 @@ from ccn_core.errors import BadInput, Unavailable
 from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.reactor import Reactor
-from ccn_core.settings import Settings
 from ccn_core.topology import DEADLETTER, ConsumerSpec
 from ccn_proto.deadletter import DeadLettered, ReplayDeadLetter, ReplayDeadLetterReply
 from ccn_proto.envelope import HEADER_CORRELATION_ID, HEADER_TYPE, Envelope
-from tests.conftest import make_settings
-from tests.integration.kernel_fixtures import TALLY, TallyEvent, connect_with_tally
-
-
-@pytest.fixture
-def kernel_settings(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Settings:
-    return make_settings(isolated_nats, fresh_database, tmp_path)
-
-
-@pytest.fixture
-async def own_nc(kernel_settings: Settings) -> AsyncIterator[NATS]:
-    async for client in connect_with_tally(kernel_settings.effective_nats_url, kernel_settings):
-        yield client
+from tests.integration.kernel_fixtures import TALLY, TallyEvent
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS
 from ccn_edge.app import start_edge
+from ccn_edge.connection_limits import SocketLimits
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
@@ -42,16 +43,16 @@ class Edge:
     scheduler: CommandClient
 
 
-@pytest.fixture
-async def edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edge]:
-    settings = msgspec.structs.replace(make_settings(isolated_nats, fresh_database, tmp_path), max_frame_bytes=64_000)
+@contextlib.asynccontextmanager
+async def running_edge(settings: Settings) -> AsyncIterator[tuple[Edge, SocketLimits]]:
+    """The registry, the scheduler and an edge in this loop, once the edge answers ready."""
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
         await start_registry(registry, health=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, options=FAST)
         edge_runtime = await stack.enter_async_context(open_runtime("edge", settings))
-        start_edge(edge_runtime)
+        limits = start_edge(edge_runtime)
         await answering(settings.effective_nats_url)
         url = f"http://127.0.0.1:{settings.edge_port}"
         async with aiohttp.ClientSession() as http, asyncio.timeout(10):
@@ -61,7 +62,14 @@ async def edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Async
                         if response.status == 200:
                             break
                 await asyncio.sleep(0.05)
-        yield Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc, timeout=10))
+        yield Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc, timeout=10)), limits
+
+
+@pytest.fixture
+async def edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edge]:
+    settings = msgspec.structs.replace(make_settings(isolated_nats, fresh_database, tmp_path), max_frame_bytes=64_000)
+    async with running_edge(settings) as (running, _):
+        yield running
 
 
 async def registered_node(http: aiohttp.ClientSession, edge: Edge) -> dict[str, Any]:

@@ -19,15 +19,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from ccn_core.commands import CommandClient
-from ccn_core.service import open_runtime
-from ccn_edge.app import start_edge
 from ccn_edge.connection_limits import SocketLimits
-from ccn_registry.app import start_registry
-from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
-from tests.integration.test_edge_jobs import Edge, hello, next_frame, registered_node
-from tests.integration.test_scheduler import FAST, answering
+from tests.integration.test_edge_jobs import Edge, hello, next_frame, registered_node, running_edge
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,23 +52,8 @@ async def limited(isolated_nats: str, fresh_database: str, tmp_path: Path) -> As
         http_body_timeout_s=BODY_TIMEOUT_S,
         http_headers_timeout_s=HEADERS_TIMEOUT_S,
     )
-    async with contextlib.AsyncExitStack() as stack:
-        registry = await stack.enter_async_context(open_runtime("registry", settings))
-        await start_registry(registry, health=False)
-        scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
-        await start_scheduler(scheduler, health=False, options=FAST)
-        edge_runtime = await stack.enter_async_context(open_runtime("edge", settings))
-        limits = start_edge(edge_runtime)
-        await answering(settings.effective_nats_url)
-        url = f"http://127.0.0.1:{settings.edge_port}"
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-        yield LimitedEdge(Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc)), limits)
+    async with running_edge(settings) as (running, limits):
+        yield LimitedEdge(running, limits)
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,26 +16,12 @@ from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.node import NodeDecider, OptOut, RecordConsent, Register
 from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.projection import ProjectionRunner, rebuild
-from ccn_core.settings import Settings
 from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor
 from ccn_proto.nodes import NodeEvent, NodeRegistered
 from ccn_registry.read_model import NodeReadModel
-from tests.conftest import make_settings
-from tests.integration.kernel_fixtures import connect_with_tally
 
 NODE_COUNT = 120
-
-
-@pytest.fixture
-def kernel_settings(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Settings:
-    return make_settings(isolated_nats, fresh_database, tmp_path)
-
-
-@pytest.fixture
-async def own_nc(kernel_settings: Settings) -> AsyncIterator[NATS]:
-    async for client in connect_with_tally(kernel_settings.effective_nats_url, kernel_settings):
-        yield client
 
 
 @pytest.fixture
