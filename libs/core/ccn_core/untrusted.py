@@ -44,8 +44,8 @@ def decode_untrusted(raw: bytes | str, decoder: msgspec.json.Decoder[T], *, fiel
     line's number, say)."""
     try:
         value = decoder.decode(raw)
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"the body is not valid UTF-8 (byte {exc.start})", field=field) from None
+    except UnicodeDecodeError:
+        raise BadInput("the body is not valid UTF-8", field=field) from None
     except RecursionError:
         raise BadInput(f"the JSON nests deeper than {MAX_DOCUMENT_DEPTH} levels", field=field) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
