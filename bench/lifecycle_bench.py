@@ -65,10 +65,11 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
         # `CCN_BENCH_LOG_LEVEL=info` keeps the services' per-command lines (durations) in
         # the stack's logs, at some cost to the figures
         "CCN_LOG_LEVEL": os.environ.get("CCN_BENCH_LOG_LEVEL", "warning"),
-        # every simulated node connects from this one address, up to 200 at once, and the idle
-        # connections share a session token per 100 sockets: the caps a public edge keeps against
-        # floods (docs/protocol.md) would refuse the bench's crowd
-        "CCN_WS_MAX_UNGREETED_PER_IP": "256",
+        # every simulated node connects from this one address, up to 1,000 at once (the burst
+        # figures), and the idle connections share a session token per 100 sockets: the caps a
+        # public edge keeps against floods (docs/protocol.md) would refuse the bench's crowd
+        "CCN_WS_MAX_UNGREETED_PER_IP": "2048",
+        "CCN_WS_MAX_UNGREETED": "2048",
         "CCN_WS_MAX_CONNECTIONS_PER_NODE": "100",
     }
     started = await asyncio.to_thread(
