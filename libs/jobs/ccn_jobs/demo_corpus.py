@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
 
@@ -38,6 +38,67 @@ class DemoPage:
     html: str
     language: str
     title: str
+
+
+# month names by language, as the generated pages and samples write dates
+MONTH_NAMES: Mapping[str, tuple[str, ...]] = {
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "de": (
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ),
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "es": (
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +152,7 @@ _EN = _Language(
         ("Digital Inclusion Grants", "digital skills training and affordable access to devices and connectivity"),
         ("Active Youth Fund", "sport and physical activity for young people who are currently inactive"),
     ),
-    months=(
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
+    months=MONTH_NAMES["en"],
     date_format="{day} {month} {year}",
     amount_format="£{amount}",
     thousands=",",
@@ -176,20 +224,7 @@ _DE = _Language(
         ("Bildungschancen", "Lernförderung, Leseförderung und Mentoring für Kinder und Jugendliche anbieten"),
         ("Digitale Teilhabe", "älteren Menschen den sicheren Umgang mit digitalen Angeboten ermöglichen"),
     ),
-    months=(
-        "Januar",
-        "Februar",
-        "März",
-        "April",
-        "Mai",
-        "Juni",
-        "Juli",
-        "August",
-        "September",
-        "Oktober",
-        "November",
-        "Dezember",
-    ),
+    months=MONTH_NAMES["de"],
     date_format="{day}. {month} {year}",
     amount_format="{amount} Euro",
     thousands=".",
@@ -253,20 +288,7 @@ _FR = _Language(
         ("Réussir ensemble", "accompagnent la scolarité des enfants et la formation des adultes"),
         ("Inclusion numérique", "aident les personnes éloignées du numérique à gagner en autonomie"),
     ),
-    months=(
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
+    months=MONTH_NAMES["fr"],
     date_format="{day} {month} {year}",
     amount_format="{amount} euros",
     thousands=" ",
@@ -330,20 +352,7 @@ _ES = _Language(
         ("Aprender juntos", "refuerzan el aprendizaje de niñas, niños y personas adultas"),
         ("Conecta", "ayudan a las personas mayores a utilizar las herramientas digitales con seguridad"),
     ),
-    months=(
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ),
+    months=MONTH_NAMES["es"],
     date_format="{day} de {month} de {year}",
     amount_format="{amount} euros",
     thousands=".",

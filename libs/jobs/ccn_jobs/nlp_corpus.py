@@ -26,6 +26,8 @@ from pathlib import Path
 
 import msgspec
 
+from ccn_jobs.demo_corpus import MONTH_NAMES
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SAMPLE_PATH = DATA_DIR / "classify_sample.jsonl"
 ENTITY_EVAL_PATH = DATA_DIR / "entity_eval.jsonl"
@@ -78,20 +80,7 @@ TOPICS = (
 PLACES = ("Northbridge", "Harrow Vale", "Calderport", "Eastfield", "Silverdale", "the North West", "rural Wales")
 PEOPLE = ("Amara Okafor", "Daniel Whitcombe", "Priya Raman", "Tomasz Nowak", "Helen Fairbairn", "Samuel Adeyemi")
 ROLES = ("chief executive", "director of grants", "chair of trustees", "head of programmes")
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+MONTHS = MONTH_NAMES["en"]
 
 # label -> sections -> alternative sentences. Slots: {funder} {programme} {topic} {place}
 # {person} {role} {amount} {amount2} {date} {year} {n}
@@ -1463,51 +1452,7 @@ ENTITY_LANGUAGES = (
     ("fr", ENTITY_SECTIONS_FR, 0.1),
     ("es", ENTITY_SECTIONS_ES, 0.1),
 )
-MONTHS_BY_LANGUAGE = {
-    "en": MONTHS,
-    "de": (
-        "Januar",
-        "Februar",
-        "März",
-        "April",
-        "Mai",
-        "Juni",
-        "Juli",
-        "August",
-        "September",
-        "Oktober",
-        "November",
-        "Dezember",
-    ),
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "es": (
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ),
-}
+MONTHS_BY_LANGUAGE = MONTH_NAMES
 
 
 class GoldEntity(msgspec.Struct, frozen=True, kw_only=True):
