@@ -292,33 +292,50 @@ def fuzz_operation(
     @given(case=operation.as_strategy(generation_mode=mode))
     def one(case: Case) -> None:
         tame(case)
-        headers = credentials.headers(operation)
         label = f"{operation.label} [{mode.value}]"
-        try:
-            response = case.call(base_url=base_url, session=http, headers=headers, timeout=REQUEST_TIMEOUT_S)
-        except requests.RequestException as exc:
-            tally.found(
-                f"{label}: no answer ({type(exc).__name__})", describe(case.method, case.path, case.query, case.body)
-            )
-            return
-        tally.sent(operation.label, str(response.status_code))
-        credentials.answered(operation, response.status_code)
-        try:
-            case.validate_response(
-                response,
-                checks=CHECKS,
-                headers=headers,
-                transport_kwargs={"base_url": base_url, "session": http, "headers": headers},
-            )
-        except FailureGroup as group:
-            for failure in group.exceptions:
-                key = f"{label}: {failure.title} (HTTP {response.status_code})"
-                tally.found(
-                    key,
-                    f"{describe(case.method, case.formatted_path, case.query, case.body)} -> {response.text[:200]!r}",
-                )
+        response = checked_call(
+            case, label, base_url=base_url, headers=credentials.headers(operation), http=http, tally=tally
+        )
+        if response is not None:
+            credentials.answered(operation, response.status_code)
 
     one()
+
+
+def checked_call(
+    case: Case,
+    label: str,
+    *,
+    base_url: str,
+    headers: dict[str, str],
+    http: requests.Session,
+    tally: Tally,
+) -> requests.Response | None:
+    """Send one case and run the checks on its answer; what is wrong goes to the tally under
+    `label`. None when nothing answered."""
+    try:
+        response = case.call(base_url=base_url, session=http, headers=headers, timeout=REQUEST_TIMEOUT_S)
+    except requests.RequestException as exc:
+        tally.found(
+            f"{label}: no answer ({type(exc).__name__})",
+            describe(case.method, case.formatted_path, case.query, case.body),
+        )
+        return None
+    tally.sent(case.operation.label, str(response.status_code))
+    try:
+        case.validate_response(
+            response,
+            checks=CHECKS,
+            headers=headers,
+            transport_kwargs={"base_url": base_url, "session": http, "headers": headers},
+        )
+    except FailureGroup as group:
+        for failure in group.exceptions:
+            tally.found(
+                f"{label}: {failure.title} (HTTP {response.status_code})",
+                f"{describe(case.method, case.formatted_path, case.query, case.body)} -> {response.text[:200]!r}",
+            )
+    return response  # type: ignore[no-any-return]
 
 
 def fuzz_raw_bodies(

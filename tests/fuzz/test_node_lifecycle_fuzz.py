@@ -24,14 +24,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from hypothesis_jsonschema import from_schema
 from schemathesis import APIOperation, Case, GenerationMode
-from schemathesis.core.failures import FailureGroup
 
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
 from tests.fuzz.conftest import LONG
 from tests.fuzz.figures import Tally
 from tests.fuzz.hostile import fuzz_settings, spiked
-from tests.fuzz.openapi_fuzz import CHECKS, REQUEST_TIMEOUT_S, describe, load_schema, operations_of, register_node
+from tests.fuzz.openapi_fuzz import checked_call, load_schema, operations_of, register_node
 from tests.fuzz.stack import Stack, settled_readiness
 from tests.fuzz.test_openapi_fuzz import fetch_document
 
@@ -89,29 +88,8 @@ def lifecycle_machine(schema: Any, base_url: str, admin_token: str, http: reques
 
     def send(operation: APIOperation, case: Case, token: str | None) -> requests.Response | None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            response = case.call(base_url=base_url, session=http, headers=headers, timeout=REQUEST_TIMEOUT_S)
-        except requests.RequestException as exc:
-            tally.found(
-                f"{operation.label} [stateful]: no answer ({type(exc).__name__})",
-                describe(case.method, case.formatted_path, case.query, case.body),
-            )
-            return None
-        tally.sent(operation.label, str(response.status_code))
-        try:
-            case.validate_response(
-                response,
-                checks=CHECKS,
-                headers=headers,
-                transport_kwargs={"base_url": base_url, "session": http, "headers": headers},
-            )
-        except FailureGroup as group:
-            for failure in group.exceptions:
-                tally.found(
-                    f"{operation.label} [stateful]: {failure.title} (HTTP {response.status_code})",
-                    f"{describe(case.method, case.formatted_path, case.query, case.body)} -> {response.text[:200]!r}",
-                )
-        return response  # type: ignore[no-any-return]
+        label = f"{operation.label} [stateful]"
+        return checked_call(case, label, base_url=base_url, headers=headers, http=http, tally=tally)
 
     def refused_once_retired(node: Node, operation: APIOperation, response: requests.Response | None) -> None:
         if node.retired and response is not None and response.status_code < 400:
