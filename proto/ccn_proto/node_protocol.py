@@ -32,6 +32,10 @@ class Hello(msgspec.Struct, gc=False, tag="hello", frozen=True, kw_only=True, fo
     node_version: ShortText
     protocol_version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
     capabilities: Capabilities
+    # the jobs it still runs from an earlier connection: they stay its own, and those it held
+    # and does not name go back to the queue at once. None (an older node): all stay its own
+    # until its first heartbeat says which it runs.
+    running: Annotated[list[ShortText], msgspec.Meta(max_length=MAX_CONCURRENCY)] | None = None
 
 
 class Ready(msgspec.Struct, gc=False, tag="ready", frozen=True, kw_only=True, forbid_unknown_fields=True):

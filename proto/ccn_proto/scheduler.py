@@ -147,9 +147,31 @@ class ClaimBatchReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 class HeldJobs(msgspec.Struct, gc=False, tag="held_jobs", frozen=True, kw_only=True):
     """The jobs a node holds now. An edge asks when a node (re)connects: a node keeps running
-    its jobs across a dropped connection, and their results and renewals arrive on the new one."""
+    its jobs across a dropped connection, and their results and renewals arrive on the new one.
+
+    `running`: the jobs the node says (in its hello) it still runs. Those of its jobs waiting
+    for release after a dropped connection stay its own if named here, and are released when
+    their grace ends if not. None (a node that names none): every one stays its own."""
 
     node_id: NodeId
+    running: Annotated[list[JobId], msgspec.Meta(max_length=256)] | None = None
+
+
+class NodeDisconnected(msgspec.Struct, gc=False, tag="node_disconnected", frozen=True, kw_only=True):
+    """A node's connection closed while it held `job_ids`: they go back after the release grace,
+    unless the node reconnects and names them, or renews them on another connection, first.
+    `release_now`: the node said bye, or said it no longer runs them: they go back at once."""
+
+    node_id: NodeId
+    job_ids: Annotated[list[JobId], msgspec.Meta(max_length=256)]
+    release_now: bool = False
+
+
+class NodeDisconnectedReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    node_id: str
+    pending: int  # of the node's jobs, how many now wait for release
+    release_at: datetime | None
+    server_time: datetime
 
 
 class HeldJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -318,6 +340,7 @@ SchedulerCommand = (
     | ClaimJobs
     | ClaimBatch
     | HeldJobs
+    | NodeDisconnected
     | RenewLeases
     | SubmitResult
     | SubmitResults

@@ -41,6 +41,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         scheduler.ClaimJobsReply,
         scheduler.ClaimBatchReply,
         scheduler.HeldJobsReply,
+        scheduler.NodeDisconnectedReply,
         scheduler.RenewLeasesReply,
         scheduler.SubmitResultReply,
         scheduler.SubmitResultsReply,

@@ -126,6 +126,10 @@ class AggregateRepository(Generic[C, S, E]):
     def forget(self, aggregate_id: str) -> None:
         self._cache.pop(aggregate_id, None)
 
+    def remember(self, aggregate_id: str, loaded: Loaded[S]) -> None:
+        """Cache a state folded elsewhere (a replay of the whole stream) at its last sequence."""
+        self._cache[aggregate_id] = loaded
+
     def cached(self, aggregate_id: str) -> Loaded[S] | None:
         """What the cache holds for the aggregate, without a read (it may be stale)."""
         return self._cache.get(aggregate_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -256,7 +256,7 @@ class EventStore:
                 if not counted and await self._count(stream, scope) - len(lasts.events) > _MAX_HIDDEN_EVENTS:
                     return None  # long runs on one subject: one scan beats a round trip per event
                 counted = True
-                previous = await self._get_seq(stream, previous_seq)
+                previous = await self.get_seq(stream, previous_seq)
                 if previous is None:
                     return None  # removed by a limit, or a replica behind: the scan decides
             if not precedes(previous, event, scope):
@@ -266,13 +266,21 @@ class EventStore:
         return chain
 
     async def _scan(self, stream: str, filter_subject: str, from_seq: int) -> list[StoredEvent]:
-        events: list[StoredEvent] = []
+        return [event async for batch in self.scan(stream, filter_subject, from_seq) for event in batch]
+
+    async def scan(
+        self, stream: str, filter_subject: str, from_seq: int = 1, *, up_to_seq: int | None = None
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """The stored events on `filter_subject` from `from_seq` on (up to `up_to_seq` when
+        given), in order, a batch at a time: a replay of a whole stream holds one batch."""
         seq = from_seq
         while True:
             read = await self._batch_get(stream, {"seq": seq, "next_by_subj": filter_subject, "batch": _READ_BATCH})
-            events.extend(read.events)
-            if not read.events or read.pending == 0:
-                return events
+            events = read.events if up_to_seq is None else [e for e in read.events if e.seq <= up_to_seq]
+            if events:
+                yield events
+            if not read.events or read.pending == 0 or len(events) < len(read.events):
+                return
             seq = read.events[-1].seq + 1
 
     async def _batch_get(self, stream: str, request: dict[str, Any]) -> _Read:
@@ -294,7 +302,8 @@ class EventStore:
         first = await self._batch_get(stream, {"seq": 1, "next_by_subj": scope, "batch": 1})
         return len(first.events) + first.pending
 
-    async def _get_seq(self, stream: str, seq: int) -> StoredEvent | None:
+    async def get_seq(self, stream: str, seq: int) -> StoredEvent | None:
+        """The event stored at `seq`, or None when there is none (never written, or removed)."""
         msg = await self._request(f"$JS.API.DIRECT.GET.{stream}", msgspec.json.encode({"seq": seq}), None)
         headers = msg.headers or {}
         status = headers.get("Status")

@@ -74,6 +74,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # any): the caller's ip_hash and the per-address caps come from it. None by default, so no
     # client can choose the address it is counted under by sending the header itself.
     forwarded_allow_ips: str = ""
+    # a node whose socket closed without bye keeps its jobs this long, for a reconnect naming them
+    node_release_grace_s: float = 10.0
+    # The claim owner holds every live (not finished) job in memory, with its payload (ADR 0016).
+    # Past either bound a creation is refused with 503 and Retry-After until nodes catch up.
+    scheduler_max_live_jobs: int = 500_000
+    scheduler_max_payload_bytes: int = 1024 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -117,6 +123,8 @@ _INT_FIELDS = {
     "CCN_WS_MAX_CONNECTIONS_PER_NODE": "ws_max_connections_per_node",
     "CCN_HTTP_KEEP_ALIVE_S": "http_keep_alive_s",
     "CCN_HTTP_MAX_HEADER_BYTES": "http_max_header_bytes",
+    "CCN_SCHEDULER_MAX_LIVE_JOBS": "scheduler_max_live_jobs",
+    "CCN_SCHEDULER_MAX_PAYLOAD_BYTES": "scheduler_max_payload_bytes",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",
@@ -126,6 +134,7 @@ _FLOAT_FIELDS = {
     "CCN_HTTP_BODY_TIMEOUT_S": "http_body_timeout_s",
     "CCN_HTTP_HEADERS_TIMEOUT_S": "http_headers_timeout_s",
     "CCN_SHUTDOWN_GRACE_S": "shutdown_grace_s",
+    "CCN_NODE_RELEASE_GRACE_S": "node_release_grace_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -137,6 +146,8 @@ _POSITIVE_FIELDS = (
     "http_keep_alive_s",
     "http_max_header_bytes",
     "shutdown_grace_s",
+    "scheduler_max_live_jobs",
+    "scheduler_max_payload_bytes",
 )
 _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",
@@ -178,6 +189,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     for field in _POSITIVE_FIELDS:
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{variables[field]} must be above 0, not {getattr(settings, field)}")
+    if not 0 <= settings.node_release_grace_s <= 3600:
+        raise SettingsError(f"CCN_NODE_RELEASE_GRACE_S must be from 0 to 3600, not {settings.node_release_grace_s}")
     return settings
 
 

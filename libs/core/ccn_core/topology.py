@@ -24,7 +24,6 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from ccn_core import subjects
 from ccn_core.kv_lock import held_lock
 from ccn_core.settings import Settings
 
@@ -67,19 +66,6 @@ TELEMETRY = StreamSpec(
     max_age_s=-1.0,  # resolved from Settings.telemetry_max_age_s
 )
 
-# Not an event stream: ids of jobs that may be claimed now, one subject per job
-# (ccn.ready.<job_type>.<band>.<job_id>, at most one message each), consumed by claims. Retries are
-# message schedules on ccn.ready_at.<job_id>.retry that the server turns into a ready entry at the
-# retry time. See docs/adr/0006-claims-through-a-ready-queue.md.
-READY = StreamSpec(
-    name="CCN_READY",
-    subjects=("ccn.ready.>", "ccn.ready_at.>"),
-    description="Work queue of claimable job ids, per job type; scheduled re-entries for retries",
-    retention="workqueue",
-    max_msgs_per_subject=1,
-    allow_msg_schedules=True,
-)
-
 # Events a projection or reactor could not process (ccn.deadletter.<id>.<event>): where each is,
 # why it failed, and its replays. See docs/adr/0012-dead-letters.md.
 DEADLETTER = StreamSpec(
@@ -88,12 +74,13 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, TELEMETRY, READY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, TELEMETRY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
     bucket: str
     description: str
+    ttl_s: float = 0.0  # a key not written for this long is removed; 0: kept
 
     @property
     def stream(self) -> str:
@@ -105,13 +92,15 @@ class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
         return f"$KV.{self.bucket}.{key}"
 
 
-# Per node, the jobs it holds or is being handed: checked and updated with compare-and-set on
-# every claim, so a node never holds more than its advertised concurrency across replicas.
-NODE_HOLDINGS = KeyValueSpec(
-    bucket="ccn_node_holdings",
-    description="Jobs each node holds or is being handed (scheduler claim ledger)",
+# Which replica owns a role (the scheduler's claims): one key per role, rewritten by its owner
+# every third of the TTL, removed by the server when the owner dies. See ccn_core.ownership and
+# docs/adr/0016-one-claim-owner-folded-from-the-job-stream.md.
+OWNERS = KeyValueSpec(
+    bucket="ccn_owners",
+    description="The replica that owns each single-owner role (the scheduler's claims); expires with its owner",
+    ttl_s=3.0,
 )
-KEY_VALUES: tuple[KeyValueSpec, ...] = (NODE_HOLDINGS,)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS,)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",
@@ -150,12 +139,6 @@ JOB_READ_MODEL = ConsumerSpec(
     filter_subjects=("ccn.job.>",),
     description="Projects job events into community_jobs and community_job_results",
 )
-READY_FEED = ConsumerSpec(
-    durable="scheduler_ready_feed",
-    stream=JOBS.name,
-    filter_subjects=("ccn.job.*.created", "ccn.job.*.released", "ccn.job.*.failed", "ccn.job.*.abandoned"),
-    description="Puts created and released jobs in the ready queue and schedules retried ones for their retry time",
-)
 NODE_RELEASE = ConsumerSpec(
     durable="scheduler_node_release",
     stream=NODES.name,
@@ -182,7 +165,6 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ORCHESTRATOR_LOG,
     ORCHESTRATOR_NODE_LOG,
     JOB_READ_MODEL,
-    READY_FEED,
     NODE_RELEASE,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
@@ -191,37 +173,6 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 
 _JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-# Claims take the high band first, then normal, then low; FIFO within a band.
-READY_BANDS: tuple[str, ...] = ("high", "normal", "low")
-
-
-def ready_band(priority: int) -> str:
-    return "high" if priority > 0 else "low" if priority < 0 else "normal"
-
-
-def ready_consumer(job_type: str, band: str) -> ConsumerSpec:
-    """One durable per job type and band: a work-queue stream lets no two consumers share a subject."""
-    if not _JOB_TYPE.match(job_type) or band not in READY_BANDS:
-        raise ValueError(f"no ready queue for job type {job_type!r}, band {band!r}")
-    return ConsumerSpec(
-        durable=f"scheduler_ready_{job_type}_{band}",
-        stream=READY.name,
-        filter_subjects=(f"ccn.ready.{job_type}.{band}.*",),
-        description=f"Claims of {band}-priority {job_type} jobs, shared by every scheduler replica",
-    )
-
-
-def ready_subject(job_type: str, band: str, job_id: str) -> str:
-    """ccn.ready.<job_type>.<band>.<job_id>: the job may be claimed now."""
-    if not _JOB_TYPE.match(job_type) or band not in READY_BANDS or not _ID.match(job_id):
-        raise ValueError(f"no ready subject for job type {job_type!r}, band {band!r}, id {job_id!r}")
-    return f"ccn.ready.{job_type}.{band}.{job_id}"
-
-
-def ready_schedule_subject(job_id: str) -> str:
-    """ccn.ready_at.<job_id>.retry: the schedule that becomes the job's ready entry later."""
-    return subjects.event("ready_at", job_id, "retry")
 
 
 def stream_for_subject(subject: str) -> StreamSpec:
@@ -276,6 +227,7 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
                     bucket=kv.bucket,
                     description=kv.description,
                     history=1,
+                    ttl=kv.ttl_s or None,
                     storage=StorageType.FILE,
                     replicas=settings.stream_replicas,
                 )

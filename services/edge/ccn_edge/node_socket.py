@@ -78,6 +78,7 @@ class NodeLink:
         self._job_types: list[str] = []
         self._holdings = Holdings(concurrency=1)
         self._claim_id: str | None = None  # the claim waiting at the scheduler, if any
+        self._said_bye = False
 
     async def run(self) -> None:
         ip_hash = self._edge.caller_ip_hash(self._socket) or "-"
@@ -129,7 +130,24 @@ class NodeLink:
                 _, pending = await asyncio.wait({claimer}, timeout=CLAIM_WAIT_S + CLAIM_MARGIN_S + 1)
                 if pending:
                     claimer.cancel()
-                log.info("node disconnected", holding=len(self._holdings.held))
+                log.info("node disconnected", holding=len(self._holdings.held), said_bye=self._said_bye)
+                await self._hand_over_holdings(list(self._holdings.held), release_now=self._said_bye)
+
+    async def _hand_over_holdings(self, job_ids: list[str], *, release_now: bool) -> None:
+        """Tell the scheduler which jobs this connection held as it closed, or which the node no
+        longer runs: they go back after the release grace (at once if `release_now`) unless the
+        node comes back for them. If the scheduler cannot be told, their leases run out instead."""
+        if not job_ids:
+            return
+        try:
+            await self._edge.scheduler(
+                "node_disconnected",
+                scheduler.NodeDisconnected(node_id=self.node_id, job_ids=job_ids, release_now=release_now),
+                scheduler.NodeDisconnectedReply,
+                correlation_id=self._connection_id,
+            )
+        except CcnError as exc:
+            log.warning("jobs left to their leases", jobs=len(job_ids), error=exc.message)
 
     # -- frames in ---------------------------------------------------------------------------
 
@@ -164,15 +182,16 @@ class NodeLink:
             await self._send_error(problem)
             await self._hang_up(WS_POLICY_VIOLATION, problem.message)
         await self._authenticate(frame)
-        await self._restore_holdings()
+        await self._restore_holdings(frame.running)
 
-    async def _restore_holdings(self) -> None:
+    async def _restore_holdings(self, running: list[str] | None) -> None:
         """A node that reconnects still runs the jobs it held: their results and renewals come
-        on this connection, so they are this connection's from the start."""
+        on this connection, so they are this connection's from the start. Those it held and
+        does not name as running go back to the queue at the scheduler."""
         try:
             reply = await self._edge.scheduler(
                 "held_jobs",
-                scheduler.HeldJobs(node_id=self.node_id),
+                scheduler.HeldJobs(node_id=self.node_id, running=running),
                 scheduler.HeldJobsReply,
                 correlation_id=self._connection_id,
             )
@@ -233,6 +252,7 @@ class NodeLink:
                 case frames.Heartbeat(job_ids=job_ids):
                     await self._on_heartbeat(job_ids)
                 case frames.Bye():
+                    self._said_bye = True
                     await self._hang_up(1000, "bye")
                 case frames.Hello():
                     await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
@@ -313,11 +333,12 @@ class NodeLink:
             return
         gone = self._holdings.confirm(job_ids)
         if gone:
-            # it held them before it reconnected and does not run them now (it restarted): their
-            # leases run out at the scheduler; here they stop taking the node's room
+            # it held them before it reconnected and does not run them now (it restarted): they
+            # go back to the queue now, and here they stop taking the node's room
             log.info("node no longer runs jobs it held before reconnecting", jobs=gone)
+            await self._hand_over_holdings(gone, release_now=True)
             self._wake_claimer.set()
-        # one renewal per job thread: each lease_renewed event carries its own job's correlation id
+        # one renewal per job thread, so each job's log lines carry its own correlation id
         threads: dict[str, list[str]] = {}
         for job_id in self._holdings.holding(job_ids):
             threads.setdefault(self._holdings.held[job_id], []).append(job_id)

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -16,13 +16,11 @@ from ccn_core.aggregate import EventMeta
 from ccn_core.commands import CommandContext, CommandServer, item_outcome
 from ccn_core.domain.job import CancelJob as CancelJobCommand
 from ccn_core.domain.job import CreateJob as CreateJobCommand
+from ccn_core.domain.job import ExpireLease, JobState
 from ccn_core.domain.job import FailJob as FailJobCommand
-from ccn_core.domain.job import JobState
 from ccn_core.domain.job import ReleaseJob as ReleaseJobCommand
-from ccn_core.domain.job import RenewLease as RenewLeaseCommand
 from ccn_core.domain.job import SubmitResult as SubmitResultCommand
-from ccn_core.errors import BadInput, CcnError, NotFound, Unprocessable
-from ccn_core.eventstore import EventStore
+from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobCreated
@@ -51,6 +49,8 @@ from ccn_proto.scheduler import (
     JobView,
     LeaseView,
     LostLease,
+    NodeDisconnected,
+    NodeDisconnectedReply,
     ReleaseJob,
     ReleaseJobReply,
     RenewLeases,
@@ -61,18 +61,19 @@ from ccn_proto.scheduler import (
     SubmitResultsReply,
     WithdrawClaim,
 )
+from ccn_scheduler.board import ClaimBoard
 from ccn_scheduler.claims import Claimer, ReplyBudget
-from ccn_scheduler.job_history import job_state, job_view
+from ccn_scheduler.job_history import job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
-from ccn_scheduler.ready_entries import ready_entry, ready_entry_id, stored_ready_entry
-from ccn_scheduler.ready_queue import ReadyEntry, ReadyQueue
 
 log = get_logger("ccn.scheduler.handlers")
 # batch items decided at once: enough to keep appends in flight, few enough to bound memory
 BATCH_CONCURRENCY = 64
 # room kept in a submit_results reply for each result's own answer, ahead of the offers
 _RESULT_REPLY_BYTES = 384
+# how long a creation refused for a full board should wait: nodes drain it at thousands a second
+_FULL_RETRY_AFTER_S = 2.0
 
 
 def request_fingerprint(body: msgspec.Struct) -> str:
@@ -87,28 +88,33 @@ def public_status(state: JobState) -> JobStatus:
 
 
 class SchedulerHandlers:
+    """The commands of the claim owner (ADR 0016): only the replica that owns the scheduler's
+    claims subscribes, so every decision about a job is taken here, against the board."""
+
     def __init__(
         self,
         jobs: JobService,
-        ready: ReadyQueue,
+        board: ClaimBoard,
         claimer: Claimer,
         payload_types: PayloadTypes,
         key_secret: str,
         *,
-        store: EventStore,
         replica: str,
+        release_grace_s: float,
+        max_payload_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
     ) -> None:
         if not key_secret:
             raise ValueError("CCN_TOKEN_SECRET is required: it keys the job ids of idempotent creations")
         self._jobs = jobs
-        self._ready = ready
-        self._store = store
+        self._board = board
         self._claimer = claimer
         self._payload_types = payload_types
         self._key = key_secret
         self._replica = replica
+        self._release_grace = timedelta(seconds=release_grace_s)
+        self._max_payload_bytes = max_payload_bytes
         self._clock = clock
         self._jitter = jitter
 
@@ -118,6 +124,7 @@ class SchedulerHandlers:
         server.register("claim_jobs", ClaimJobs, self.claim_jobs)
         server.register("claim_batch", ClaimBatch, self.claim_batch)
         server.register("held_jobs", HeldJobs, self.held_jobs)
+        server.register("node_disconnected", NodeDisconnected, self.node_disconnected)
         server.register("renew_leases", RenewLeases, self.renew_leases)
         server.register("submit_result", SubmitResult, self.submit_result)
         server.register("submit_results", SubmitResults, self.submit_results)
@@ -131,8 +138,18 @@ class SchedulerHandlers:
     def withdraw_claim(self, notice: WithdrawClaim) -> None:
         self._claimer.withdraw(notice.claim_id)
 
+    def _check_room(self, jobs: int) -> None:
+        """Every queue is bounded: the board holds live jobs and their payloads in memory."""
+        board = self._board
+        if len(board) + jobs > board.max_live or board.payload_bytes > self._max_payload_bytes:
+            raise Unavailable(
+                f"the scheduler holds {len(board)} unfinished jobs, its limit; try again shortly",
+                retry_after=_FULL_RETRY_AFTER_S,
+            )
+
     async def create_job(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
         check_payload(self._payload_types, command.job_type, command.payload, field="payload")
+        self._check_room(1)
         key = command.idempotency_key
         if key is not None:
             # a retry under the same key must find the same job: its id comes from the key
@@ -166,6 +183,7 @@ class SchedulerHandlers:
         keys = batch_item_keys(command.jobs)
         for index, item in enumerate(command.jobs):
             check_payload(self._payload_types, item.job_type, item.payload, field=f"jobs[{index}].payload")
+        self._check_room(len(command.jobs))
         slots = asyncio.Semaphore(BATCH_CONCURRENCY)
 
         async def one(item: BatchJob, item_key: str) -> tuple[str, bool]:
@@ -199,22 +217,17 @@ class SchedulerHandlers:
     async def _create(self, job_id: str, created: JobCreated, meta: EventMeta) -> tuple[JobState, bool]:
         executed = await self._jobs.execute(job_id, CreateJobCommand(created=created), meta, new=True)
         if executed.events:
-            event = executed.events[0]
-            # the ready-feed reactor puts it there too, from the event; doing it here makes the
-            # job claimable when the reply leaves, and the shared entry id stores it once. The
-            # job exists now whatever happens to this put: failing the reply would make a caller
-            # without an idempotency key create it twice.
-            entry = ready_entry(job_id, created, meta.correlation_id)
-            await self._put_or_leave_to_feed(entry, entry_id=ready_entry_id(event.event_id))
+            # claimable when the reply leaves: the board is where claims look
+            self._board.add(
+                job_id,
+                executed.state,
+                priority=created.priority,
+                order=executed.version,
+                correlation_id=meta.correlation_id,
+                payload=msgspec.Raw(msgspec.json.encode(created.payload)),
+            )
+            self._claimer.work.notify()
         return executed.state, bool(executed.events)
-
-    async def _put_or_leave_to_feed(self, entry: ReadyEntry, *, entry_id: str) -> None:
-        """Put an entry for an event just appended; if that fails the ready feed puts it from
-        the event (same entry id), so the command that appended it must not fail for it."""
-        try:
-            await self._ready.put(entry, entry_id=entry_id)
-        except CcnError as exc:
-            log.warning("ready entry left to the ready feed", job_id=entry.job_id, error=exc.message)
 
     async def claim_jobs(self, command: ClaimJobs, ctx: CommandContext) -> ClaimJobsReply:
         self._check_job_types(command)
@@ -262,45 +275,47 @@ class SchedulerHandlers:
         return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id, budget)
 
     async def held_jobs(self, command: HeldJobs, ctx: CommandContext) -> HeldJobsReply:
-        # every claim is reserved in the ledger before it is appended, so the ledger lists every
-        # job the node holds; each listed job's history (one read) says whether it still does
-        ledger, _ = await self._claimer.holdings.read(command.node_id, fresh=True)
-        histories = await asyncio.gather(*(self._jobs.repository.history(job_id) for job_id in ledger.jobs))
-        jobs: list[HeldJob] = []
-        for job_id, history in zip(ledger.jobs, histories, strict=True):
-            state = job_state(job_id, history)
-            if state.status == "claimed" and state.holder == command.node_id and state.lease_until is not None:
-                jobs.append(
-                    HeldJob(
-                        job_id=job_id,
-                        attempt=state.attempt,
-                        lease_until=state.lease_until,
-                        correlation_id=history[0].correlation_id,
-                    )
-                )
+        self._board.returned(command.node_id, command.running)
+        jobs = [
+            HeldJob(
+                job_id=card.job_id,
+                attempt=card.state.attempt,
+                lease_until=card.lease_end,
+                correlation_id=card.correlation_id,
+            )
+            for card in self._board.held_jobs(command.node_id)
+            if card.state.status == "claimed" and card.state.holder == command.node_id and card.lease_end is not None
+        ]
         return HeldJobsReply(node_id=command.node_id, jobs=jobs, server_time=self._clock())
 
-    async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
-        meta = self._node_meta(ctx, command.node_id)
-
-        async def one(job_id: str) -> LeaseView | LostLease:
-            try:
-                executed = await self._jobs.execute(
-                    job_id, RenewLeaseCommand(node_id=command.node_id, now=self._clock()), meta
-                )
-            except CcnError as exc:
-                return LostLease(job_id=job_id, code=exc.code, message=exc.message)
-            lease_until = executed.state.lease_until
-            assert lease_until is not None, "a renewed lease has an end"
-            return LeaseView(job_id=job_id, lease_until=lease_until)
-
-        outcomes = await asyncio.gather(*(one(job_id) for job_id in dict.fromkeys(command.job_ids)))
-        return RenewLeasesReply(
+    async def node_disconnected(self, command: NodeDisconnected, ctx: CommandContext) -> NodeDisconnectedReply:
+        release_at = self._clock() + (timedelta(0) if command.release_now else self._release_grace)
+        pending = self._board.departed(command.node_id, command.job_ids, release_at)
+        if pending:
+            log.info("jobs of a departed node wait for release", pending=pending, release_at=release_at.isoformat())
+        return NodeDisconnectedReply(
             node_id=command.node_id,
-            renewed=[o for o in outcomes if isinstance(o, LeaseView)],
-            lost=[o for o in outcomes if isinstance(o, LostLease)],
+            pending=pending,
+            release_at=release_at if pending else None,
             server_time=self._clock(),
         )
+
+    async def renew_leases(self, command: RenewLeases, ctx: CommandContext) -> RenewLeasesReply:
+        """In memory only: a renewal appends nothing (ADR 0016), so a job's events do not grow
+        with how long it runs. An owner that takes over gives every lease a fresh term."""
+        now = self._clock()
+        renewed: list[LeaseView] = []
+        lost: list[LostLease] = []
+        for job_id in dict.fromkeys(command.job_ids):
+            lease_end = self._board.renew(command.node_id, job_id, now)
+            if lease_end is not None:
+                renewed.append(LeaseView(job_id=job_id, lease_until=lease_end))
+            elif self._board.get(job_id) is None:
+                lost.append(LostLease(job_id=job_id, code=NotFound.code, message=f"job {job_id} is not running"))
+            else:
+                message = f"node {command.node_id} does not hold job {job_id}"
+                lost.append(LostLease(job_id=job_id, code=Conflict.code, message=message))
+        return RenewLeasesReply(node_id=command.node_id, renewed=renewed, lost=lost, server_time=self._clock())
 
     async def submit_result(self, command: SubmitResult, ctx: CommandContext) -> SubmitResultReply:
         decision = SubmitResultCommand(
@@ -340,9 +355,7 @@ class SchedulerHandlers:
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         if executed.events:
-            # claimable again when the reply leaves, as a created job is
-            entry = await stored_ready_entry(self._store, command.job_id)
-            await self._put_or_leave_to_feed(entry, entry_id=ready_entry_id(executed.events[0].event_id))
+            self._claimer.work.notify()  # claimable again when the reply leaves
         return ReleaseJobReply(job_id=command.job_id, status=public_status(executed.state), server_time=self._clock())
 
     async def cancel_job(self, command: CancelJob, ctx: CommandContext) -> CancelJobReply:
@@ -353,7 +366,19 @@ class SchedulerHandlers:
         history = await self._jobs.repository.history(command.job_id)
         if not history:
             raise NotFound(f"job {command.job_id} does not exist")
-        return job_view(command.job_id, history, self._clock())
+        view = job_view(command.job_id, history, self._clock())
+        card = self._board.get(command.job_id)
+        if view.status == "claimed" and card is not None and card.lease_end is not None:
+            # renewals are not events: the lease's end is the owner's to tell
+            view = msgspec.structs.replace(view, lease_until=card.lease_end)
+        return view
+
+    async def expire(self, job_id: str, command: ExpireLease, meta: EventMeta) -> bool:
+        """An abandonment the owner's sweep decided; True when it was appended."""
+        executed = await self._jobs.execute(job_id, command, meta)
+        if executed.events:
+            self._claimer.work.notify()
+        return bool(executed.events)
 
     def _meta(self, ctx: CommandContext, idempotency_key: str | None = None) -> EventMeta:
         return EventMeta(

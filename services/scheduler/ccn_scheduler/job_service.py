@@ -1,27 +1,46 @@
-"""The job aggregate as the scheduler's handlers use it: decide against a state that is fresh
-whenever the answer is a refusal or "nothing to do".
+"""The job aggregate as the claim owner uses it: every decision it takes, and every state it
+reads afresh, is told to the claim board, so the board is a fold of the same states.
 
 The repository decides against its cached state and lets the server's OCC check catch a stale
-cache on append. A *refusal* (not the holder, not claimable) or an *empty decision* (the lease
-is not expired, the job is not held) appends nothing, so no server checks it: with several
-replicas a stale cache would answer from an old world (this replica's cache still shows the job
-waiting while another handed it to a node whose lease has now run out). So such an answer is
-decided once more against the history before it is believed.
+cache on append. One owner at a time writes (ADR 0016), so its cache is the truth unless a
+predecessor's last write landed after the takeover read the stream. A *refusal* or an *empty
+decision* appends nothing, so no server checks it: such an answer is decided once more against
+the history before it is believed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ccn_core.aggregate import AggregateRepository, EventMeta, Executed
-from ccn_core.domain.job import FINISHED, JobCommand, JobState
+from ccn_core.domain.job import JobCommand, JobState
 from ccn_core.errors import Conflict, NotFound
 from ccn_proto.jobs import JobEvent
 
 JobRepository = AggregateRepository[JobCommand, JobState, JobEvent]
+StateListener = Callable[[str, JobState, int], None]
+AppendListener = Callable[[int, int], None]
 
 
 class JobService:
-    def __init__(self, repository: JobRepository) -> None:
+    """`on_state`: every state a decision leaves, or a refusal found. `on_append`: the stream
+    sequences (first, last) of every append, so the owner can tell its own writes from others'."""
+
+    def __init__(
+        self,
+        repository: JobRepository,
+        on_state: StateListener | None = None,
+        on_append: AppendListener | None = None,
+    ) -> None:
         self.repository = repository
+        self._on_state = on_state or (lambda job_id, state, version: None)
+        self._on_append = on_append or (lambda first, last: None)
+
+    def _decided(self, job_id: str, executed: Executed[JobState, JobEvent]) -> Executed[JobState, JobEvent]:
+        if executed.events:
+            self._on_append(executed.version - len(executed.events) + 1, executed.version)
+        self._on_state(job_id, executed.state, executed.version)
+        return executed
 
     async def execute(
         self, job_id: str, command: JobCommand, meta: EventMeta, *, new: bool = False
@@ -34,15 +53,13 @@ class JobService:
             pass
         else:
             if executed.events or executed.attempts > 1:
-                return executed  # appended, or decided again after a conflict: fresh either way
+                return self._decided(job_id, executed)  # appended, or decided again after a conflict
         self.repository.forget(job_id)
-        return await self.repository.execute(job_id, command, meta)
-
-    async def state(self, job_id: str) -> JobState:
-        """The job's current state: one read past the cache, unless the cache has it finished
-        (completed, dead and cancelled are final, so that is the truth without a read; the
-        claim ledger prunes each finished job it lists this way, once per claim)."""
-        cached = self.repository.cached(job_id)
-        if cached is not None and cached.state.status in FINISHED:
-            return cached.state
-        return (await self.repository.load(job_id, fresh=True)).state
+        try:
+            executed = await self.repository.execute(job_id, command, meta)
+        except (Conflict, NotFound):
+            fresh = self.repository.cached(job_id)
+            if fresh is not None:
+                self._on_state(job_id, fresh.state, fresh.version)
+            raise
+        return self._decided(job_id, executed)

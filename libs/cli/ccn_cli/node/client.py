@@ -43,6 +43,7 @@ from ccn_cli.node.enrolment import Enrolment, NodeRefused
 from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import (
+    MAX_CONCURRENCY,
     PROTOCOL_VERSION,
     Ack,
     Bye,
@@ -214,6 +215,12 @@ class NodeClient:
         finally:
             await ws.close()
 
+    def _still_held(self) -> list[str]:
+        """What this node holds from an earlier connection, as its hello names it: the jobs it
+        runs, then those whose result or failure waits to be accepted. The rest go back."""
+        held = list(dict.fromkeys([*sorted(self._runner.running), *self._outbox]))
+        return held[:MAX_CONCURRENCY]
+
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> Welcome | ConnectionEnd:
         credentials = self._enrolment.credentials
         hello = Hello(
@@ -221,6 +228,7 @@ class NodeClient:
             node_version=self._node_version,
             protocol_version=PROTOCOL_VERSION,
             capabilities=Capabilities(job_types=list(self._config.job_types), concurrency=self._config.concurrency),
+            running=self._still_held(),
         )
         await ws.send_str(msgspec.json.encode(hello).decode())
         message = await ws.receive(timeout=self._config.hello_timeout_s)

@@ -71,11 +71,6 @@ class ClaimJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     replica: str | None = None
 
 
-class RenewLease(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    node_id: str
-    now: datetime
-
-
 class SubmitResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     result: dict[str, Any]
@@ -102,19 +97,24 @@ class ReleaseJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 
 class ExpireLease(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    """From the abandonment detector, or a reactor when the holder opted out or disconnected."""
+    """From the claim owner's lease sweep, or when the holder opted out or disconnected.
+
+    Renewals are not events (ADR 0016): the claim owner keeps each lease's end in memory and
+    names it here as `lease_until`, the evidence the abandonment is decided on; the later of it
+    and the claim's own lease end is the one that counts."""
 
     now: datetime
     jitter: float
     reason: str = "lease expired"
     node_id: str | None = None  # release only if this node still holds it
+    lease_until: datetime | None = None
 
 
 class CancelJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: str | None = None
 
 
-JobCommand = CreateJob | ClaimJob | RenewLease | SubmitResult | FailJob | ReleaseJob | ExpireLease | CancelJob
+JobCommand = CreateJob | ClaimJob | SubmitResult | FailJob | ReleaseJob | ExpireLease | CancelJob
 
 
 class JobDecider:
@@ -134,18 +134,13 @@ class JobDecider:
                 return self._create(created, state)
             case ClaimJob():
                 return self._claim(command, state)
-            case RenewLease():
-                self._require_holder(state, command.node_id, command.now)
-                return [
-                    LeaseRenewed(node_id=command.node_id, lease_until=command.now + timedelta(seconds=state.lease_s))
-                ]
             case SubmitResult():
                 if state.status == "completed" and (state.completed_by, state.result_checksum) == (
                     command.node_id,
                     command.checksum,
                 ):
                     return []  # the same result again (a retry after a lost reply): accepted once
-                self._require_holder(state, command.node_id, command.now)
+                self._require_holder(state, command.node_id)
                 if result_checksum(command.result) != command.checksum:
                     raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
                 return [
@@ -158,7 +153,7 @@ class JobDecider:
                     )
                 ]
             case FailJob():
-                self._require_holder(state, command.node_id, command.now)
+                self._require_holder(state, command.node_id)
                 retry_at = self._next_try(state, command.now, command.jitter)
                 failed = JobFailed(
                     node_id=command.node_id,
@@ -175,7 +170,7 @@ class JobDecider:
                     # queued after this node's claim: only its release does that (a failure or
                     # an abandonment waits for a retry), so this is that release again
                     return []
-                self._require_holder(state, command.node_id, command.now)
+                self._require_holder(state, command.node_id)
                 released = JobReleased(
                     node_id=command.node_id, attempt=state.attempt, reason=command.reason, replica=command.replica
                 )
@@ -216,11 +211,12 @@ class JobDecider:
             )
         ]
 
-    def _require_holder(self, state: JobState, node_id: str, now: datetime) -> None:
+    def _require_holder(self, state: JobState, node_id: str) -> None:
+        """A lease that ran out ends in an abandonment event, decided by the claim owner with
+        the renewals it saw (ADR 0016): until then the holder holds the job, and its result
+        counts even if it arrives after the lease's nominal end."""
         if state.status != "claimed" or state.holder != node_id:
             raise Conflict(f"node {node_id} does not hold job {state.job_id}")
-        if state.lease_until is not None and state.lease_until < now:
-            raise Conflict(f"the lease of job {state.job_id} expired at {state.lease_until.isoformat()}")
 
     def _next_try(self, state: JobState, now: datetime, jitter: float) -> datetime | None:
         if state.attempt > state.max_retries:
@@ -232,8 +228,9 @@ class JobDecider:
             return []  # finished or already released: nothing to abandon
         if command.node_id is not None and command.node_id != state.holder:
             return []
-        if command.node_id is None and state.lease_until is not None and state.lease_until > command.now:
-            return []  # renewed since the detector looked
+        ends = [end for end in (state.lease_until, command.lease_until) if end is not None]
+        if command.node_id is None and ends and max(ends) > command.now:
+            return []  # renewed since the sweep looked
         retry_at = self._next_try(state, command.now, command.jitter)
         abandoned = JobAbandoned(node_id=state.holder, attempt=state.attempt, reason=command.reason, retry_at=retry_at)
         return [abandoned] if retry_at else [abandoned, JobDead(attempts=state.attempt, reason=command.reason)]

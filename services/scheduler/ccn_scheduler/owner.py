@@ -1,0 +1,375 @@
+"""The claim owner: the one scheduler replica at a time that decides about jobs (ADR 0016).
+
+Every replica runs for ownership of the `scheduler` key in the owners bucket; the one that gets
+it replays CCN_JOBS into its claim board (every live job's state, its payload and its place in
+line), then subscribes to the scheduler's commands, sweeps leases and departed nodes, and
+releases the jobs of nodes that opt out or end their session. When it stops owning, it stops all
+of that first; a standby then does the same from the stream. Nothing it knows is lost with it:
+the board is a fold of the job aggregates, except lease renewals and departures' grace, and a
+new owner starts every lease afresh instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ccn_core import subjects
+from ccn_core.aggregate import AggregateRepository, EventMeta, Loaded
+from ccn_core.commands import CommandServer
+from ccn_core.domain.job import FINISHED, ExpireLease, JobDecider, JobState
+from ccn_core.errors import CcnError
+from ccn_core.eventstore import EventStore
+from ccn_core.logging import correlation, get_logger
+from ccn_core.reactor import Reactor
+from ccn_core.retry_policy import RetryPolicy
+from ccn_core.service import Runtime
+from ccn_core.topology import JOBS, NODE_RELEASE
+from ccn_proto.envelope import HEADER_TYPE, Actor, Envelope
+from ccn_proto.jobs import JobCreated, JobEvent
+from ccn_proto.nodes import NodeEvent
+from ccn_scheduler.board import Card, ClaimBoard, ForeignWrites
+from ccn_scheduler.claims import Claimer
+from ccn_scheduler.handlers import SchedulerHandlers
+from ccn_scheduler.job_service import JobRepository, JobService
+from ccn_scheduler.payloads import PayloadTypes
+from ccn_scheduler.reactors import NodeRelease
+
+log = get_logger("ccn.scheduler.owner")
+# a waiting claim holds a command slot for its wait: many wait at once
+_MAX_COMMANDS_IN_HAND = 2048
+
+
+class _Creation(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
+    """job.created as a replay reads it: the payload kept as the bytes it is stored as."""
+
+    job_type: str
+    payload: msgspec.Raw
+    priority: int = 0
+    max_retries: int = 3
+    lease_s: float = 60.0
+    batch_id: str | None = None
+    dataset_source: str | None = None
+    dataset_version: str | None = None
+    idempotency_key_hash: str | None = None
+    request_fingerprint: str | None = None
+
+
+_decode_creation = msgspec.json.Decoder(Envelope[_Creation]).decode
+_decode_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
+
+
+class ReplayStats(msgspec.Struct, frozen=True, kw_only=True):
+    events: int
+    live_jobs: int
+    up_to_seq: int
+    seconds: float
+
+
+async def replay_jobs(
+    store: EventStore, js: Any, decider: JobDecider, repository: JobRepository, board: ClaimBoard
+) -> ReplayStats:
+    """Fold CCN_JOBS, as it stands now, into the board and the repository's cache. Finished jobs
+    are dropped as they finish: memory follows the live jobs, not the stream."""
+    started = time.perf_counter()
+    up_to = (await js.stream_info(JOBS.name)).state.last_seq
+    states: dict[str, tuple[JobState, int]] = {}
+    creations: dict[str, tuple[int, str, msgspec.Raw, int]] = {}
+    orders: dict[str, int] = {}
+    events = 0
+    async for batch in store.scan(JOBS.name, "ccn.job.>", 1, up_to_seq=up_to):
+        for stored in batch:
+            events += 1
+            job_id = stored.subject.split(".", 3)[2]
+            event: JobEvent
+            if stored.headers.get(HEADER_TYPE) == "job.created":
+                creation = _decode_creation(stored.data)
+                fields = msgspec.structs.asdict(creation.data)
+                fields["payload"] = {}  # the state does not keep it; the board keeps the bytes
+                event = JobCreated(**fields)
+                creations[job_id] = (stored.seq, creation.correlation_id, creation.data.payload, creation.data.priority)
+            else:
+                event = _decode_event(stored.data).data
+            previous = states.get(job_id)
+            state = decider.evolve(previous[0] if previous else decider.initial_state(job_id), event)
+            if state.status in FINISHED:
+                states.pop(job_id, None)
+                creations.pop(job_id, None)
+                orders.pop(job_id, None)
+                continue
+            states[job_id] = (state, stored.seq)
+            if previous is not None and previous[0].status == "claimed" and state.status in ("queued", "retry_wait"):
+                orders[job_id] = stored.seq  # put back: it waits its turn from here (ClaimBoard.track)
+    for job_id, (state, version) in states.items():
+        creation_of = creations.get(job_id)
+        if creation_of is None:
+            continue  # its creation is gone from the stream (a limit): nothing to offer
+        order, correlation_id, payload, priority = creation_of
+        repository.remember(job_id, Loaded(state=state, version=version))
+        board.add(
+            job_id,
+            state,
+            priority=priority,
+            order=orders.get(job_id, order),
+            correlation_id=correlation_id,
+            payload=payload,
+        )
+    return ReplayStats(events=events, live_jobs=len(board), up_to_seq=up_to, seconds=time.perf_counter() - started)
+
+
+class SchedulerOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tunables with production defaults; tests shorten them."""
+
+    retry_policy: RetryPolicy = RetryPolicy()
+    lease_scan_interval_s: float = 1.0
+    archive_interval_s: float = 60.0  # how often the archiver leader moves finished jobs out
+    # how often the owner looks for job events it did not write (ForeignWrites): a job created
+    # or changed behind its back is on its board within two of these
+    reconcile_interval_s: float = 5.0
+    projection_idle_wait_s: float = 0.5
+
+
+class ClaimOwner:
+    """What this replica runs while it owns the scheduler's claims."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        payload_types: PayloadTypes,
+        options: SchedulerOptions,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._runtime = runtime
+        self._types = payload_types
+        self._options = options
+        self._clock = clock
+        self._jitter = jitter
+        self._server: CommandServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reactor: Reactor | None = None
+        self.handlers: SchedulerHandlers | None = None
+        self.board: ClaimBoard | None = None
+        self.last_replay: ReplayStats | None = None
+
+    async def take_over(self) -> None:
+        runtime, settings = self._runtime, self._runtime.settings
+        decider = JobDecider(self._options.retry_policy)
+        board = ClaimBoard(max_live=settings.scheduler_max_live_jobs)
+        repository: JobRepository = AggregateRepository(
+            runtime.store,
+            decider,
+            JobEvent,
+            stream=JOBS.name,
+            # every live job, and room for the finished ones commands still touch
+            cache_size=settings.scheduler_max_live_jobs + 100_000,
+            deadline_s=settings.command_timeout_s,
+        )
+        foreign = ForeignWrites(read_up_to=0)
+        jobs = JobService(repository, on_state=board.track, on_append=foreign.own)
+        self.last_replay = stats = await replay_jobs(runtime.store, runtime.js, decider, repository, board)
+        foreign.watermark = stats.up_to_seq
+        # the renewals a predecessor saw died with it: every holder gets a full lease from now
+        board.extend_all(self._clock())
+        log.info(
+            "claim owner ready",
+            events=stats.events,
+            live_jobs=stats.live_jobs,
+            up_to_seq=stats.up_to_seq,
+            replay_s=round(stats.seconds, 3),
+        )
+        claimer = Claimer(jobs, board, replica=runtime.replica, max_reply_bytes=runtime.nc.max_payload)
+        handlers = SchedulerHandlers(
+            jobs,
+            board,
+            claimer,
+            self._types,
+            settings.token_secret,
+            replica=runtime.replica,
+            release_grace_s=settings.node_release_grace_s,
+            max_payload_bytes=settings.scheduler_max_payload_bytes,
+            clock=self._clock,
+            jitter=self._jitter,
+        )
+        self.board, self.handlers = board, handlers
+        sweeper = LeaseSweeper(
+            handlers, board, claimer, replica=runtime.replica, clock=self._clock, jitter=self._jitter
+        )
+        self._tasks.append(
+            asyncio.create_task(sweeper.run(self._options.lease_scan_interval_s), name="scheduler_lease_sweeper")
+        )
+        reconciler = Reconciler(runtime.store, runtime.js, jobs, board, claimer, foreign)
+        self._tasks.append(
+            asyncio.create_task(reconciler.run(self._options.reconcile_interval_s), name="scheduler_reconciler")
+        )
+        release = NodeRelease(handlers, board, runtime.store, replica=runtime.replica, clock=self._clock)
+        self._reactor = Reactor(runtime.nc, runtime.js, NODE_RELEASE, NodeEvent, release.handle)
+        self._tasks.append(asyncio.create_task(self._reactor.run(), name=NODE_RELEASE.durable))
+        server = CommandServer(runtime.nc, "scheduler", max_concurrency=_MAX_COMMANDS_IN_HAND)
+        handlers.register_all(server)
+        await server.start()
+        self._server = server
+        await runtime.nc.flush()  # the subscription is on the server before we say we own
+
+    async def step_down(self) -> None:
+        """Stop deciding: no command, sweep or release is taken from here on."""
+        server, self._server = self._server, None
+        if self._reactor is not None:
+            self._reactor.stop()
+            self._reactor = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if server is not None:
+            await server.stop()
+        self.handlers, self.board = None, None
+
+
+class LeaseSweeper:
+    """Leases that ran out and departed nodes whose grace has passed become abandonments; jobs
+    whose retry time has come wake the claims waiting for work. All from the board: a stalled
+    read model does not stop a lease from expiring."""
+
+    def __init__(
+        self,
+        handlers: SchedulerHandlers,
+        board: ClaimBoard,
+        claimer: Claimer,
+        *,
+        replica: str,
+        clock: Callable[[], datetime],
+        jitter: Callable[[], float],
+    ) -> None:
+        self._handlers = handlers
+        self._board = board
+        self._claimer = claimer
+        self._replica = replica
+        self._clock = clock
+        self._jitter = jitter
+        self.expired = 0
+
+    async def run(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("lease sweep failed; next sweep retries")
+            await asyncio.sleep(interval_s)
+
+    async def sweep(self) -> int:
+        now = self._clock()
+        due = self._board.expired(now)
+        departures = self._board.due_departures(now)
+        expiries = [self._expire(card, now, "lease expired", None) for card in due]
+        for node_id, job_ids in departures:
+            for job_id in job_ids:
+                card = self._board.get(job_id)
+                if card is not None:
+                    expiries.append(self._expire(card, now, "node disconnected", node_id))
+            log.info("released the jobs of a node that did not come back", node_id=node_id, jobs=len(job_ids))
+        outcomes = await asyncio.gather(*expiries)
+        next_retry = self._board.next_retry()
+        if next_retry is not None and next_retry <= now:
+            self._claimer.work.notify()
+        count = sum(outcomes)
+        self.expired += count
+        return count
+
+    async def _expire(self, card: Card, now: datetime, reason: str, node_id: str | None) -> int:
+        # the job's own correlation id: its whole life, abandonment included, is one thread
+        meta = EventMeta(correlation_id=card.correlation_id, actor=Actor(kind="service", id=self._replica))
+        command = ExpireLease(
+            now=now,
+            jitter=self._jitter() if node_id is None else 0.0,
+            reason=reason,
+            node_id=node_id,
+            lease_until=card.lease_end if node_id is None else None,
+        )
+        with correlation(card.correlation_id, job_id=card.job_id):
+            try:
+                appended = await self._handlers.expire(card.job_id, command, meta)
+            except CcnError as exc:
+                log.warning("lease expiry not decided; next sweep retries", error=exc.message)
+                if node_id is None:
+                    self._board.expire_later(card.job_id)
+                else:
+                    self._board.departed(node_id, [card.job_id], now)
+                return 0
+            if appended:
+                log.info("job abandoned", reason=reason)
+            return int(appended)
+
+
+class Reconciler:
+    """Brings onto the board the job events this owner did not write (see ForeignWrites)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        js: Any,
+        jobs: JobService,
+        board: ClaimBoard,
+        claimer: Claimer,
+        foreign: ForeignWrites,
+    ) -> None:
+        self._store = store
+        self._js = js
+        self._jobs = jobs
+        self._board = board
+        self._claimer = claimer
+        self._foreign = foreign
+        self.adopted = 0
+
+    async def run(self, interval_s: float) -> None:
+        seen_last = self._foreign.watermark
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reconcile(seen_last)
+                seen_last = (await self._js.stream_info(JOBS.name)).state.last_seq
+            except Exception:
+                log.exception("reconcile failed; the next one retries")
+
+    async def reconcile(self, up_to: int) -> int:
+        """Read what others wrote up to `up_to`; returns how many jobs it brought up to date."""
+        job_ids: dict[str, None] = {}
+        for seq in self._foreign.foreign(up_to):
+            stored = await self._store.get_seq(JOBS.name, seq)
+            if stored is not None and stored.subject.startswith("ccn.job."):
+                job_ids[stored.subject.split(".", 3)[2]] = None
+        for job_id in job_ids:
+            await self.adopt(job_id)
+        if job_ids:
+            log.warning("job events written by another process brought onto the board", jobs=len(job_ids))
+            self._claimer.work.notify()
+        self.adopted += len(job_ids)
+        return len(job_ids)
+
+    async def adopt(self, job_id: str) -> None:
+        loaded = await self._jobs.repository.load(job_id, fresh=True)
+        if self._board.get(job_id) is not None or loaded.state.status in FINISHED:
+            self._board.track(job_id, loaded.state, loaded.version)
+            return
+        created = await self._store.read(JOBS.name, subjects.event("job", job_id, "created"))
+        if not created:
+            return
+        creation = _decode_creation(created[0].data)
+        self._board.add(
+            job_id,
+            loaded.state,
+            priority=creation.data.priority,
+            order=created[0].seq,
+            correlation_id=creation.correlation_id,
+            payload=creation.data.payload,
+        )
