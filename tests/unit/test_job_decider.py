@@ -15,7 +15,6 @@ from ccn_core.domain.job import (
     FailJob,
     JobDecider,
     ReleaseJob,
-    RenewLease,
     SubmitResult,
     result_checksum,
 )
@@ -72,12 +71,11 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
     ("a retried claim by the holder changes nothing", [CREATED, CLAIMED], ClaimJob(node_id="n1", now=T0), []),
     ("claiming a job that does not exist", [], ClaimJob(node_id="n1", now=T0), NotFound),
     (
-        "renew by the holder",
-        [CREATED, CLAIMED],
-        RenewLease(node_id="n1", now=LATER),
-        [LeaseRenewed(node_id="n1", lease_until=LATER + timedelta(seconds=60))],
+        "a claim after a renewal event of an older release is decided as before (renewals are no longer written)",
+        [CREATED, CLAIMED, LeaseRenewed(node_id="n1", lease_until=LATER + timedelta(seconds=60))],
+        ClaimJob(node_id="n2", now=LATER),
+        Conflict,
     ),
-    ("renew by another node", [CREATED, CLAIMED], RenewLease(node_id="n2", now=LATER), Conflict),
     (
         "result by the holder with the right checksum",
         [CREATED, CLAIMED],
@@ -115,8 +113,14 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         Conflict,
     ),
     (
-        "a result after the lease expired",
+        "a late result still counts while the holder holds the job: only an abandonment ends a lease",
         [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=EXPIRED),
+        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+    ),
+    (
+        "a result after the expired lease was abandoned is refused",
+        [CREATED, CLAIMED, JobAbandoned(node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED)],
         SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=EXPIRED),
         Conflict,
     ),
@@ -153,7 +157,23 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         ExpireLease(now=EXPIRED, jitter=0.0),
         [JobAbandoned(node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED)],
     ),
-    ("a lease renewed since the detector looked is kept", [CREATED, CLAIMED], ExpireLease(now=LATER, jitter=0.0), []),
+    ("a lease not yet at its end is kept", [CREATED, CLAIMED], ExpireLease(now=LATER, jitter=0.0), []),
+    (
+        "a lease the owner saw renewed is kept past the claim's own end",
+        [CREATED, CLAIMED],
+        ExpireLease(now=EXPIRED, jitter=0.0, lease_until=EXPIRED + timedelta(seconds=30)),
+        [],
+    ),
+    (
+        "a renewed lease that ran out too is abandoned",
+        [CREATED, CLAIMED],
+        ExpireLease(now=EXPIRED + timedelta(seconds=31), jitter=0.0, lease_until=EXPIRED + timedelta(seconds=30)),
+        [
+            JobAbandoned(
+                node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED + timedelta(seconds=31)
+            )
+        ],
+    ),
     (
         "a release for an opted-out node frees its job at once",
         [CREATED, CLAIMED],
@@ -197,8 +217,8 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         Conflict,
     ),
     (
-        "a release after the lease expired is refused (the lease keeper abandons it)",
-        [CREATED, CLAIMED],
+        "a release after the lease was abandoned is refused",
+        [CREATED, CLAIMED, JobAbandoned(node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED)],
         ReleaseJob(node_id="n1", reason="late", now=EXPIRED),
         Conflict,
     ),
