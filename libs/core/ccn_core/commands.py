@@ -8,6 +8,7 @@ queue group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -22,13 +23,22 @@ from opentelemetry import trace
 from ccn_core import ids, subjects
 from ccn_core.errors import BadInput, CcnError, Unavailable, error_from_code
 from ccn_core.logging import correlation, get_logger
-from ccn_core.metrics import COMMAND_SECONDS
+from ccn_core.metrics import COMMAND_SECONDS, COMMANDS_DROPPED
 from ccn_core.tracing import extract_trace, inject_trace, tracer
 from ccn_proto.commands import CommandError
 from ccn_proto.envelope import HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_STATUS
 
 R = TypeVar("R")
 _NO_RESPONDERS_BACKOFF_S = (0.05, 0.1, 0.25)
+# when the caller stops waiting, as Unix time: a command still queued past it is dropped unread,
+# since its answer would reach no one (clocks of a cluster's machines agree far closer than this)
+HEADER_DEADLINE = "ccn-deadline"
+_DEADLINE_SLACK_S = 0.5
+# what a subscription may buffer before the server counts it a slow consumer: commands are
+# refused at once past max_concurrency, so the buffer only holds what arrives between two turns
+_PENDING_MSGS_LIMIT = 65_536
+_PENDING_BYTES_LIMIT = 256 * 1024 * 1024
+_OVERLOADED_RETRY_AFTER_S = 1.0
 log = get_logger("ccn.commands")
 _decode_error = msgspec.json.Decoder(CommandError).decode
 
@@ -110,11 +120,20 @@ class CommandServer:
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(
-            subjects.command_wildcard(self._service), queue=self._service, cb=self._on_msg, pending_msgs_limit=-1
+            subjects.command_wildcard(self._service),
+            queue=self._service,
+            cb=self._on_msg,
+            pending_msgs_limit=_PENDING_MSGS_LIMIT,
+            pending_bytes_limit=_PENDING_BYTES_LIMIT,
         )
         for subject, (decoder, handler) in self._notices.items():
             self._notice_subs.append(
-                await self._nc.subscribe(subject, cb=_notice_callback(decoder, handler), pending_msgs_limit=-1)
+                await self._nc.subscribe(
+                    subject,
+                    cb=_notice_callback(decoder, handler),
+                    pending_msgs_limit=_PENDING_MSGS_LIMIT,
+                    pending_bytes_limit=_PENDING_BYTES_LIMIT,
+                )
             )
 
     async def stop(self) -> None:
@@ -129,10 +148,35 @@ class CommandServer:
             await asyncio.wait(self._tasks, timeout=10)
 
     async def _on_msg(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        deadline = headers.get(HEADER_DEADLINE)
+        if deadline is not None and _past(deadline):
+            COMMANDS_DROPPED.labels(self._service, "past_deadline").inc()
+            return  # the caller gave up on it: doing it now would only delay those still waiting
+        if self._slots.locked():
+            # every slot is busy: say so at once, so the caller backs off, instead of queueing
+            # without bound behind commands that may take their whole wait
+            COMMANDS_DROPPED.labels(self._service, "overloaded").inc()
+            await self._refuse_overloaded(msg, headers)
+            return
         await self._slots.acquire()
         task = asyncio.create_task(self._handle(msg))
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    async def _refuse_overloaded(self, msg: Msg, headers: dict[str, str]) -> None:
+        if not msg.reply:
+            return
+        busy = Unavailable(
+            f"the {self._service} service is at capacity; try again", retry_after=_OVERLOADED_RETRY_AFTER_S
+        )
+        correlation_id = headers.get(HEADER_CORRELATION_ID) or ""
+        with contextlib.suppress(nats.errors.Error):
+            await self._nc.publish(
+                msg.reply,
+                msgspec.json.encode(command_error(busy)),
+                headers={HEADER_STATUS: "error", HEADER_CORRELATION_ID: correlation_id},
+            )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -196,6 +240,13 @@ class CommandServer:
                     log.warning("reply lost: NATS connection closed")
 
 
+def _past(deadline: str) -> bool:
+    try:
+        return float(deadline) + _DEADLINE_SLACK_S < time.time()
+    except ValueError:
+        return False  # not ours to judge: handle it
+
+
 def _notice_callback(
     decoder: msgspec.json.Decoder[Any], handler: Callable[[Any], None]
 ) -> Callable[[Msg], Awaitable[None]]:
@@ -227,16 +278,15 @@ class CommandClient:
         causation_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - nats-py's request takes the timeout itself
     ) -> R:
-        headers = {HEADER_CORRELATION_ID: correlation_id}
+        wait_s = timeout or self._timeout
+        headers = {HEADER_CORRELATION_ID: correlation_id, HEADER_DEADLINE: f"{time.time() + wait_s:.3f}"}
         if causation_id:
             headers[HEADER_CAUSATION_ID] = causation_id
         inject_trace(headers)
         body = msgspec.json.encode(request)
         for delay in (*_NO_RESPONDERS_BACKOFF_S, None):
             try:
-                msg = await self._nc.request(
-                    subjects.command(service, name), body, timeout=timeout or self._timeout, headers=headers
-                )
+                msg = await self._nc.request(subjects.command(service, name), body, timeout=wait_s, headers=headers)
                 break
             except nats.errors.NoRespondersError:
                 # Nobody received it, so asking again is safe. A service that has just

@@ -30,6 +30,9 @@ HDR_BATCH_ID = "Nats-Batch-Id"
 HDR_BATCH_SEQ = "Nats-Batch-Sequence"
 HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 _READ_BATCH = 512
+# appends and reads awaiting their answer: past this a new one is refused at once, so a stalled
+# server costs callers a fast Unavailable, not memory growing with every request
+MAX_IN_FLIGHT = 50_000
 # hidden events (earlier ones on a subject that has a later one) fetched one by one; with more,
 # a scan is cheaper
 _MAX_HIDDEN_EVENTS = 16
@@ -99,7 +102,10 @@ class EventStore:
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply, pending_msgs_limit=-1)
+        # answers only to what was asked, and asks are bounded by MAX_IN_FLIGHT: so is this buffer
+        self._sub = await self._nc.subscribe(
+            self._prefix + "*", cb=self._on_reply, pending_msgs_limit=2 * MAX_IN_FLIGHT, pending_bytes_limit=-1
+        )
         self._sweeper = asyncio.create_task(self._sweep(), name="eventstore-timeouts")
 
     async def _sweep(self) -> None:
@@ -111,6 +117,8 @@ class EventStore:
                 self._expire(self._deadlines.popleft()[1])
 
     def _track(self, token: str, waiter: asyncio.Future[Msg] | _Read) -> None:
+        if len(self._waiting) >= MAX_IN_FLIGHT:
+            raise Unavailable(f"{MAX_IN_FLIGHT} event-store requests are already waiting; try again", retry_after=1.0)
         self._waiting[token] = waiter
         self._deadlines.append((asyncio.get_running_loop().time() + self._timeout, token))
 

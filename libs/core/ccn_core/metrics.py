@@ -30,6 +30,11 @@ COMMAND_SECONDS = Histogram(
     ["service", "command", "outcome"],
     buckets=_LATENCY_BUCKETS,
 )
+COMMANDS_DROPPED = Counter(
+    "ccn_commands_dropped_total",
+    "Commands not handled: overloaded (refused at once, every slot busy) or past_deadline (the caller gave up)",
+    ["service", "reason"],
+)
 HTTP_REQUEST_SECONDS = Histogram(
     "ccn_http_request_seconds",
     "Time to answer an HTTP request, by route template and status code",
