@@ -543,3 +543,78 @@ async def test_after_many_nodes_leave_a_few_nodes_get_every_job_at_once(edge: Ed
                     task.result()
         assert sorted(offer["job_id"] for offer in offers) == sorted(job.job_id for job in created)
         assert {offer["attempt"] for offer in offers} == {1}, "no job was spent on a node that had left"
+
+
+@pytest.fixture
+async def quick_release_edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edge]:
+    settings = msgspec.structs.replace(
+        make_settings(isolated_nats, fresh_database, tmp_path), max_frame_bytes=64_000, node_release_grace_s=1.0
+    )
+    async with running_edge(settings) as (running, _):
+        yield running
+
+
+async def job_view(edge: Edge, job_id: str) -> JobView:
+    return await edge.scheduler.call("scheduler", "get_job", GetJob(job_id=job_id), JobView, correlation_id="t")
+
+
+async def test_a_node_gone_without_bye_has_its_job_back_after_the_grace_not_the_lease(
+    quick_release_edge: Edge,
+) -> None:
+    edge = quick_release_edge
+    async with aiohttp.ClientSession() as http:
+        gone, other = await registered_node(http, edge), await registered_node(http, edge)
+        created = await create_job(edge, lease_s=600)
+        async with connected(http, edge, gone) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            assert (await next_frame(ws))["job_id"] == created.job_id
+        # the socket closed without a bye (a killed process): the job comes back after the
+        # 1-second grace, not after its 10-minute lease
+        async with connected(http, edge, other) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws, timeout=10)
+            assert (offer["job_id"], offer["attempt"]) == (created.job_id, 2), offer
+    view = await job_view(edge, created.job_id)
+    abandoned = [entry for entry in view.history if entry.type == "job.abandoned"]
+    assert [(entry.node_id, entry.reason) for entry in abandoned] == [(gone["node_public_id"], "node disconnected")]
+
+
+async def test_a_node_back_within_the_grace_naming_its_job_keeps_it(quick_release_edge: Edge) -> None:
+    edge = quick_release_edge
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        created = await create_job(edge, lease_s=600)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            offer = await next_frame(ws)
+        url = f"{edge.url.replace('http', 'ws')}/ws"
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            await ws.send_json(hello(node, running=[created.job_id]))
+            assert (await next_frame(ws))["type"] == "welcome"
+            await asyncio.sleep(2.0)  # past the grace: it named the job, so the job stays its own
+            result = result_to_builtins(run_job(offer["job_type"], offer["payload"]))
+            await ws.send_json(
+                {"type": "result", "job_id": created.job_id, "result": result, "checksum": result_checksum(result)}
+            )
+            assert await next_frame(ws) == {"type": "ack", "job_id": created.job_id, "status": "completed"}
+    view = await job_view(edge, created.job_id)
+    assert [entry.type for entry in view.history] == ["job.created", "job.claimed", "job.completed"]
+
+
+async def test_a_node_back_without_a_job_it_held_gives_it_back_at_once(quick_release_edge: Edge) -> None:
+    edge = quick_release_edge
+    async with aiohttp.ClientSession() as http:
+        node, other = await registered_node(http, edge), await registered_node(http, edge)
+        created = await create_job(edge, lease_s=600)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            assert (await next_frame(ws))["job_id"] == created.job_id
+        url = f"{edge.url.replace('http', 'ws')}/ws"
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            # it restarted and lost the job: its hello names nothing it runs
+            await ws.send_json(hello(node, running=[]))
+            assert (await next_frame(ws))["type"] == "welcome"
+            async with connected(http, edge, other) as other_ws:
+                await other_ws.send_json({"type": "ready", "slots": 1})
+                offer = await next_frame(other_ws, timeout=10)
+                assert offer["job_id"] == created.job_id

@@ -98,7 +98,7 @@ class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
 OWNERS = KeyValueSpec(
     bucket="ccn_owners",
     description="The replica that owns each single-owner role (the scheduler's claims); expires with its owner",
-    ttl_s=3.0,
+    ttl_s=8.0,
 )
 KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS,)
 
