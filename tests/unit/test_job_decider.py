@@ -168,11 +168,7 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         "a renewed lease that ran out too is abandoned",
         [CREATED, CLAIMED],
         ExpireLease(now=EXPIRED + timedelta(seconds=31), jitter=0.0, lease_until=EXPIRED + timedelta(seconds=30)),
-        [
-            JobAbandoned(
-                node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED + timedelta(seconds=31)
-            )
-        ],
+        [JobAbandoned(node_id="n1", attempt=1, reason="lease expired", retry_at=EXPIRED + timedelta(seconds=31))],
     ),
     (
         "a release for an opted-out node frees its job at once",
