@@ -83,7 +83,7 @@ async def append_poison(stack: Stack) -> dict[tuple[str, int], set[str]]:
     return {
         (NODES.name, node_seq): {"registry_node_read_model", "analytics_audit_log", "analytics_orchestrator_node_log"},
         (JOBS.name, job_seq): {"scheduler_job_read_model", "analytics_orchestrator_log"},
-        (JOBS.name, broken_seq): {"scheduler_job_read_model", "analytics_orchestrator_log", "scheduler_ready_feed"},
+        (JOBS.name, broken_seq): {"scheduler_job_read_model", "analytics_orchestrator_log"},
         (NODES.name, broken_node_seq): {
             "registry_node_read_model",
             "analytics_audit_log",
@@ -94,7 +94,7 @@ async def append_poison(stack: Stack) -> dict[tuple[str, int], set[str]]:
     }
 
 
-REACTORS = frozenset({"scheduler_ready_feed", "scheduler_node_release"})
+REACTORS = frozenset({"scheduler_node_release"})
 _LISTED = re.compile(r"^(?P<id>\S+)  (?P<status>\S+)  \S+ \S+  (?P<consumer>\S+)  (?P<stream>\S+)#(?P<seq>\d+)  ")
 
 

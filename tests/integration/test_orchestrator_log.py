@@ -177,7 +177,7 @@ async def write_story(caller: Caller) -> Story:
     # C: cancelled before anyone claims it
     await create("C")
     await scheduler(CancelJob(job_id=jobs["C"], reason="operator"), CancelJobReply, corr["C"])
-    # D: its lease runs out unrenewed; no retries: abandoned, then dead (the lease keeper decides)
+    # D: its lease runs out unrenewed; no retries: abandoned, then dead (the claim owner's lease sweep decides)
     await claim(nodes["n3"], await create("D", lease_s=1.0, max_retries=0))
     await settled("D", "dead")
     # E: its node (a registered one, whose own life is logged too: registered, consent, a

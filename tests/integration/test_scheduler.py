@@ -752,3 +752,38 @@ async def test_the_job_read_model_rebuilt_by_replay_equals_the_live_one(own_sett
     finally:
         await nc.drain()
         await pool.close()
+
+
+async def test_an_event_that_does_not_decode_does_not_stop_the_owner_taking_over(own_settings: Settings) -> None:
+    nc = await nats.connect(own_settings.effective_nats_url)
+    try:
+        broken = str(ids.uuid7())
+        await nc.jetstream().publish(
+            subjects.event("job", broken, "created"), b'{"type": "job.created", [', headers={"ccn-type": "job.created"}
+        )
+    finally:
+        await nc.drain()
+    async with schedulers(own_settings, 1) as [replica], scheduler_client(own_settings.effective_nats_url) as api:
+        assert replica.owner.last_replay is not None and replica.owner.last_replay.skipped == 1
+        job = await api.create("after the poison")
+        assert [o.job_id for o in (await api.claim("n1", wait_s=2)).offers] == [job.job_id]
+
+
+async def test_leases_expire_while_no_projection_runs(own_settings: Settings) -> None:
+    """Expiry works from the owner's board, not from community_jobs: with no projector at all,
+    an unrenewed lease still ends and the job goes to the next node."""
+    async with (
+        open_runtime("scheduler", msgspec.structs.replace(own_settings, replica_id="no-projector")) as runtime,
+        scheduler_client(own_settings.effective_nats_url) as api,
+    ):
+        await start_scheduler(runtime, health=False, payload_types=JOB_TYPES, options=FAST, project=False)
+        await answering(own_settings.effective_nats_url)
+        job = await api.create("abandoned unprojected", lease_s=1.0)
+        assert [o.job_id for o in (await api.claim("n1", wait_s=2)).offers] == [job.job_id]
+        again = await api.claim("n2", wait_s=8)
+        assert [(o.job_id, o.attempt) for o in again.offers] == [(job.job_id, 2)]
+        conn = await asyncpg.connect(own_settings.effective_database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM community_jobs") == 0  # nothing was projected
+        finally:
+            await conn.close()

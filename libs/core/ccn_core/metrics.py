@@ -55,6 +55,10 @@ CONSUMER_LAG_ERRORS = Counter(
     "ccn_consumer_lag_errors_total", "Failed looks at a consumer's lag (it may not exist yet)", ["consumer"]
 )
 JOBS_BY_STATE = Gauge("ccn_jobs", "Jobs in the job read model, by state", ["state"])
+SCHEDULER_LIVE_JOBS = Gauge(
+    "ccn_scheduler_live_jobs", "Unfinished jobs on the claim owner's board (0 on a standby replica)"
+)
+SCHEDULER_READY_JOBS = Gauge("ccn_scheduler_ready_jobs", "Jobs a claim could take now, on the claim owner's board")
 CLAIMS = Counter("ccn_claims_total", "Claims answered by the scheduler, by outcome: offered, empty", ["outcome"])
 NODE_CONNECTIONS = Gauge(
     "ccn_edge_node_connections", "WebSocket connections of nodes that said hello, on this edge replica"

@@ -254,7 +254,7 @@ async def missing_topology(
     key_values: tuple[KeyValueSpec, ...] = KEY_VALUES,
 ) -> list[str]:
     """What of the declared topology the server lacks, each named as an operator would look
-    for it ("stream CCN_JOBS (ccn.job.>)", "key-value bucket ccn_node_holdings"); empty when all is there."""
+    for it ("stream CCN_JOBS (ccn.job.>)", "key-value bucket ccn_owners"); empty when all is there."""
     missing: list[str] = []
     for spec in streams:
         try:

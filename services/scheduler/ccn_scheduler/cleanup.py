@@ -1,6 +1,6 @@
 """Job cleanup (CC-32): finished jobs leave the hot read-model tables after the retention.
 
-One replica at a time (a Postgres advisory lock, as the lease keeper) moves each job that
+One replica at a time (a Postgres advisory lock, as the projections) moves each job that
 completed, died or was cancelled before now - retention from community_jobs, with its
 community_job_results row, into community_jobs_archive and community_job_results_archive: one
 statement, so one transaction, per bounded batch. No event is touched: CCN_JOBS stays the truth,

@@ -28,6 +28,7 @@ from ccn_core.domain.job import FINISHED, ExpireLease, JobDecider, JobState
 from ccn_core.errors import CcnError
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import correlation, get_logger
+from ccn_core.metrics import SCHEDULER_LIVE_JOBS, SCHEDULER_READY_JOBS
 from ccn_core.reactor import Reactor
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime
@@ -45,6 +46,7 @@ from ccn_scheduler.reactors import NodeRelease
 log = get_logger("ccn.scheduler.owner")
 # a waiting claim holds a command slot for its wait: many wait at once
 _MAX_COMMANDS_IN_HAND = 2048
+_READY_COUNT_EVERY_S = 5.0
 
 
 class _Creation(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
@@ -68,6 +70,7 @@ _decode_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
 
 class ReplayStats(msgspec.Struct, frozen=True, kw_only=True):
     events: int
+    skipped: int  # events that did not decode
     live_jobs: int
     up_to_seq: int
     seconds: float
@@ -83,20 +86,32 @@ async def replay_jobs(
     states: dict[str, tuple[JobState, int]] = {}
     creations: dict[str, tuple[int, str, msgspec.Raw, int]] = {}
     orders: dict[str, int] = {}
-    events = 0
+    events = skipped = 0
     async for batch in store.scan(JOBS.name, "ccn.job.>", 1, up_to_seq=up_to):
         for stored in batch:
             events += 1
             job_id = stored.subject.split(".", 3)[2]
             event: JobEvent
-            if stored.headers.get(HEADER_TYPE) == "job.created":
-                creation = _decode_creation(stored.data)
-                fields = msgspec.structs.asdict(creation.data)
-                fields["payload"] = {}  # the state does not keep it; the board keeps the bytes
-                event = JobCreated(**fields)
-                creations[job_id] = (stored.seq, creation.correlation_id, creation.data.payload, creation.data.priority)
-            else:
-                event = _decode_event(stored.data).data
+            try:
+                if stored.headers.get(HEADER_TYPE) == "job.created":
+                    creation = _decode_creation(stored.data)
+                    fields = msgspec.structs.asdict(creation.data)
+                    fields["payload"] = {}  # the state does not keep it; the board keeps the bytes
+                    event = JobCreated(**fields)
+                    creations[job_id] = (
+                        stored.seq,
+                        creation.correlation_id,
+                        creation.data.payload,
+                        creation.data.priority,
+                    )
+                else:
+                    event = _decode_event(stored.data).data
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                # a poison event (the projections dead-letter it): the job it would change is
+                # left as the rest of its history has it; one bad event must not stop claims
+                skipped += 1
+                log.error("job event skipped in the replay: it does not decode", seq=stored.seq, error=str(exc))
+                continue
             previous = states.get(job_id)
             state = decider.evolve(previous[0] if previous else decider.initial_state(job_id), event)
             if state.status in FINISHED:
@@ -108,10 +123,10 @@ async def replay_jobs(
             if previous is not None and previous[0].status == "claimed" and state.status in ("queued", "retry_wait"):
                 orders[job_id] = stored.seq  # put back: it waits its turn from here (ClaimBoard.track)
     for job_id, (state, version) in states.items():
-        creation_of = creations.get(job_id)
-        if creation_of is None:
-            continue  # its creation is gone from the stream (a limit): nothing to offer
-        order, correlation_id, payload, priority = creation_of
+        created = creations.get(job_id)
+        if created is None:
+            continue  # its creation is gone from the stream (a limit), or did not decode: nothing to offer
+        order, correlation_id, payload, priority = created
         repository.remember(job_id, Loaded(state=state, version=version))
         board.add(
             job_id,
@@ -121,7 +136,13 @@ async def replay_jobs(
             correlation_id=correlation_id,
             payload=payload,
         )
-    return ReplayStats(events=events, live_jobs=len(board), up_to_seq=up_to, seconds=time.perf_counter() - started)
+    return ReplayStats(
+        events=events,
+        skipped=skipped,
+        live_jobs=len(board),
+        up_to_seq=up_to,
+        seconds=time.perf_counter() - started,
+    )
 
 
 class SchedulerOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +203,7 @@ class ClaimOwner:
         log.info(
             "claim owner ready",
             events=stats.events,
+            skipped=stats.skipped,
             live_jobs=stats.live_jobs,
             up_to_seq=stats.up_to_seq,
             replay_s=round(stats.seconds, 3),
@@ -234,6 +256,8 @@ class ClaimOwner:
         if server is not None:
             await server.stop()
         self.handlers, self.board = None, None
+        SCHEDULER_LIVE_JOBS.set(0)
+        SCHEDULER_READY_JOBS.set(0)
 
 
 class LeaseSweeper:
@@ -257,6 +281,7 @@ class LeaseSweeper:
         self._replica = replica
         self._clock = clock
         self._jitter = jitter
+        self._counted_at = 0.0
         self.expired = 0
 
     async def run(self, interval_s: float) -> None:
@@ -279,6 +304,10 @@ class LeaseSweeper:
                     expiries.append(self._expire(card, now, "node disconnected", node_id))
             log.info("released the jobs of a node that did not come back", node_id=node_id, jobs=len(job_ids))
         outcomes = await asyncio.gather(*expiries)
+        SCHEDULER_LIVE_JOBS.set(len(self._board))
+        if time.monotonic() - self._counted_at >= _READY_COUNT_EVERY_S:  # a pass over every live job
+            SCHEDULER_READY_JOBS.set(self._board.ready_count(now))
+            self._counted_at = time.monotonic()
         next_retry = self._board.next_retry()
         if next_retry is not None and next_retry <= now:
             self._claimer.work.notify()
@@ -349,7 +378,12 @@ class Reconciler:
             if stored is not None and stored.subject.startswith("ccn.job."):
                 job_ids[stored.subject.split(".", 3)[2]] = None
         for job_id in job_ids:
-            await self.adopt(job_id)
+            try:
+                await self.adopt(job_id)
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                log.error(
+                    "job events written by another process do not decode; left alone", job_id=job_id, error=str(exc)
+                )
         if job_ids:
             log.warning("job events written by another process brought onto the board", jobs=len(job_ids))
             self._claimer.work.notify()
