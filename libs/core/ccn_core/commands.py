@@ -136,8 +136,9 @@ class CommandServer:
                 )
             )
 
-    async def stop(self) -> None:
-        """Stop taking commands, then let those in hand finish."""
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking commands, then let those in hand finish for up to `grace_s`; what is
+        still running then is cancelled (its caller gets no reply and retries)."""
         for sub in self._notice_subs:
             await sub.unsubscribe()
         self._notice_subs.clear()
@@ -145,7 +146,13 @@ class CommandServer:
             await self._sub.unsubscribe()
             self._sub = None
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            _, late = (
+                await asyncio.wait(set(self._tasks), timeout=grace_s) if grace_s > 0 else (set(), set(self._tasks))
+            )
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
 
     async def _on_msg(self, msg: Msg) -> None:
         headers = msg.headers or {}

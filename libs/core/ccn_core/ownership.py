@@ -29,8 +29,10 @@ log = get_logger("ccn.ownership")
 
 class Ownership:
     """`on_gain` runs when this process becomes the owner (it may take a while: the refresh goes
-    on meanwhile); `on_loss` when it stops being one, whether it lost the key or is stopping.
-    Both run in this task, one at a time, never overlapping."""
+    on meanwhile); `on_loss(lost)` when it stops being one: `lost` when the key could not be kept
+    (stop deciding at once: another may own it soon), not when it is stopping or gave up (the key
+    is still kept fresh while on_loss finishes what is in hand, then deleted). Both run in this
+    task, one at a time, never overlapping."""
 
     def __init__(
         self,
@@ -41,7 +43,7 @@ class Ownership:
         owner_id: str,
         ttl_s: float,
         on_gain: Callable[[], Coroutine[Any, Any, None]],
-        on_loss: Callable[[], Coroutine[Any, Any, None]],
+        on_loss: Callable[[bool], Coroutine[Any, Any, None]],
         poll_s: float | None = None,
     ) -> None:
         self._js = js
@@ -106,10 +108,12 @@ class Ownership:
             ending.cancel()
         finally:
             self.owner = False
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            await self._on_loss()
+            try:
+                await self._on_loss(lost.is_set())  # while the keeper, unless lost, keeps the key
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             if (self._stopping.is_set() or self._stopping_term) and self._revision is not None and not lost.is_set():
                 # let a standby in at once instead of after the TTL
                 with contextlib.suppress(nats.errors.Error, KeyWrongLastSequenceError, OSError):

@@ -241,9 +241,12 @@ class ClaimOwner:
         self._server = server
         await runtime.nc.flush()  # the subscription is on the server before we say we own
 
-    async def step_down(self) -> None:
-        """Stop deciding: no command, sweep or release is taken from here on."""
+    async def step_down(self, lost: bool = False) -> None:
+        """Stop deciding: no command, sweep or release is taken from here on. `lost`: another
+        replica may own the claims soon, so commands in hand are cancelled, not finished."""
         server, self._server = self._server, None
+        if server is not None:  # first: no command is taken from here on
+            await server.stop(grace_s=0.0 if lost else self._runtime.settings.shutdown_grace_s)
         if self._reactor is not None:
             self._reactor.stop()
             self._reactor = None
@@ -253,8 +256,6 @@ class ClaimOwner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if server is not None:
-            await server.stop()
         self.handlers, self.board = None, None
         SCHEDULER_LIVE_JOBS.set(0)
         SCHEDULER_READY_JOBS.set(0)
