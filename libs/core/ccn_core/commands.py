@@ -99,9 +99,13 @@ async def item_outcome(call: Awaitable[R]) -> tuple[R | None, CommandError | Non
 
 
 class CommandServer:
-    def __init__(self, nc: NATS, service: str, *, max_concurrency: int = 256) -> None:
+    def __init__(self, nc: NATS, service: str, *, max_concurrency: int = 256, max_waiting: int = 0) -> None:
+        """`max_concurrency` commands in hand at once; `max_waiting` more may wait for a turn
+        (rare, slow administrative commands); past both a command is refused at once."""
         self._nc = nc
         self._service = service
+        self._max_waiting = max_waiting
+        self._waiting = 0
         self._handlers: dict[str, tuple[msgspec.json.Decoder[Any], Handler]] = {}
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,12 +165,19 @@ class CommandServer:
             COMMANDS_DROPPED.labels(self._service, "past_deadline").inc()
             return  # the caller gave up on it: doing it now would only delay those still waiting
         if self._slots.locked():
-            # every slot is busy: say so at once, so the caller backs off, instead of queueing
-            # without bound behind commands that may take their whole wait
-            COMMANDS_DROPPED.labels(self._service, "overloaded").inc()
-            await self._refuse_overloaded(msg, headers)
-            return
-        await self._slots.acquire()
+            if self._waiting >= self._max_waiting:
+                # every slot is busy: say so at once, so the caller backs off, instead of
+                # queueing without bound behind commands that may take their whole wait
+                COMMANDS_DROPPED.labels(self._service, "overloaded").inc()
+                await self._refuse_overloaded(msg, headers)
+                return
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
         task = asyncio.create_task(self._handle(msg))
         self._tasks.add(task)
         task.add_done_callback(self._done)

@@ -201,7 +201,7 @@ class ProjectionRunner:
                 await asyncio.sleep(1.0)
             log.info("projection leader", projection=name)
             # only the leader replays dead letters: it alone writes the projection's tables
-            replays = CommandServer(self._js._nc, name, max_concurrency=1)
+            replays = CommandServer(self._js._nc, name, max_concurrency=1, max_waiting=16)
             replays.register(REPLAY_COMMAND, ReplayDeadLetter, self._replay)
             try:
                 await replays.start()

@@ -118,7 +118,7 @@ class Reactor:
 
     async def run(self) -> None:
         await self.ensure_consumer()
-        replays = CommandServer(self._nc, self._spec.durable, max_concurrency=4)
+        replays = CommandServer(self._nc, self._spec.durable, max_concurrency=4, max_waiting=16)
         replays.register(REPLAY_COMMAND, ReplayDeadLetter, self._replay)
         try:
             await replays.start()

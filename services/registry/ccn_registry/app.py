@@ -25,7 +25,8 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
         deadline_s=settings.command_timeout_s,
     )
     handlers = RegistryHandlers(repository, runtime.store, settings.token_secret)
-    server = CommandServer(runtime.nc, "registry")
+    # a burst of nodes saying hello waits its turn, up to a bound; past it, they are told to retry
+    server = CommandServer(runtime.nc, "registry", max_waiting=4096)
     handlers.register_all(server)
     await server.start()
     runtime.on_stop(server.stop)

@@ -46,6 +46,8 @@ from ccn_scheduler.reactors import NodeRelease
 log = get_logger("ccn.scheduler.owner")
 # a waiting claim holds a command slot for its wait: many wait at once
 _MAX_COMMANDS_IN_HAND = 2048
+# past those, a few may wait for a turn (a burst of a thousand nodes asking at once); then refused
+_MAX_COMMANDS_WAITING = 2048
 _READY_COUNT_EVERY_S = 5.0
 
 
@@ -235,7 +237,9 @@ class ClaimOwner:
         release = NodeRelease(handlers, board, runtime.store, replica=runtime.replica, clock=self._clock)
         self._reactor = Reactor(runtime.nc, runtime.js, NODE_RELEASE, NodeEvent, release.handle)
         self._tasks.append(asyncio.create_task(self._reactor.run(), name=NODE_RELEASE.durable))
-        server = CommandServer(runtime.nc, "scheduler", max_concurrency=_MAX_COMMANDS_IN_HAND)
+        server = CommandServer(
+            runtime.nc, "scheduler", max_concurrency=_MAX_COMMANDS_IN_HAND, max_waiting=_MAX_COMMANDS_WAITING
+        )
         handlers.register_all(server)
         await server.start()
         self._server = server
