@@ -61,12 +61,21 @@ class ReplyBudget:
 
 
 class WorkSignal:
-    """Wakes every waiting claim when a job may have become ready."""
+    """Wakes every waiting claim when a job may have become ready: once per turn of the event
+    loop, however many jobs became ready in it (a batch of a thousand creations wakes a thousand
+    waiting claims once, not a million times)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._due = False
 
     def notify(self) -> None:
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._due = False
         self._event.set()
         self._event = asyncio.Event()
 
