@@ -18,7 +18,7 @@ import msgspec
 
 from ccn_core.aggregate import EventMeta
 from ccn_core.domain.job import ClaimJob
-from ccn_core.errors import CcnError, Conflict, NotFound
+from ccn_core.errors import CcnError, Conflict, NotFound, Unavailable
 from ccn_core.logging import get_logger
 from ccn_core.metrics import CLAIMS
 from ccn_proto.envelope import Actor
@@ -31,6 +31,8 @@ log = get_logger("ccn.scheduler.claims")
 _WITHDRAWN_MEMORY_S = 60.0
 # a waiting claim looks again at least this often (a retry time may have come meanwhile)
 _RECHECK_S = 0.25
+
+_UNDECIDED = object()  # a claim the event store did not record, nor refuse
 
 # what a reply needs besides its offers' payloads: ids, times, the envelope of each offer
 _OFFER_OVERHEAD = 512
@@ -175,19 +177,26 @@ class Claimer:
             for card in surplus:
                 self._board.unclaim(card.job_id)  # the reply is full: left for the next claim
             if cards:
-                offers = await self._claim_picked(command.node_id, cards, meta, now)
+                offers, undecided = await self._claim_picked(command.node_id, cards, meta, now)
                 if offers:
                     return self._reply(command, offers)
-                continue  # every pick was stale: there may be live ones behind them
+                if undecided:
+                    # the event store did not answer: the jobs stay ready, the caller asks again
+                    raise Unavailable("claims cannot be recorded now; try again", retry_after=1.0)
+                continue  # every pick was stale (the board has their true state now): look again
             if surplus or loop.time() >= deadline or self._board.held(command.node_id) >= command.concurrency:
                 return self._reply(command, [])
             await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
 
-    async def _claim_picked(self, node_id: str, cards: list[Card], meta: EventMeta, now: datetime) -> list[JobOffer]:
+    async def _claim_picked(
+        self, node_id: str, cards: list[Card], meta: EventMeta, now: datetime
+    ) -> tuple[list[JobOffer], bool]:
+        """The offers of the claims that landed, and whether any could not be decided."""
         outcomes = await asyncio.gather(*(self._claim_one(node_id, card, meta, now) for card in cards))
-        return [offer for offer in outcomes if offer is not None]
+        offers = [offer for offer in outcomes if isinstance(offer, JobOffer)]
+        return offers, any(outcome is _UNDECIDED for outcome in outcomes)
 
-    async def _claim_one(self, node_id: str, card: Card, meta: EventMeta, now: datetime) -> JobOffer | None:
+    async def _claim_one(self, node_id: str, card: Card, meta: EventMeta, now: datetime) -> JobOffer | object | None:
         job_id = card.job_id
         meta = msgspec.structs.replace(meta, correlation_id=card.correlation_id)
         try:
@@ -197,7 +206,7 @@ class Claimer:
         except CcnError as exc:
             log.warning("claim undecided; the job stays ready", job_id=job_id, error=exc.message)
             self._board.unclaim(job_id)
-            return None
+            return _UNDECIDED
         state = executed.state
         if state.status != "claimed" or state.holder != node_id or state.lease_until is None:
             return None
