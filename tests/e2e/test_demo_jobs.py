@@ -1,6 +1,7 @@
 """`ccn up --demo` (what `make run` does): three reference nodes work through a batch of
 extract_text jobs, and the batch's whole life is in the orchestrator log under its
-correlation id, each job's steps in order."""
+correlation id, each job's steps in order; a second batch runs every other job type, and the
+result of each can be read."""
 
 from __future__ import annotations
 
@@ -83,3 +84,31 @@ async def test_the_demo_batch_flows_through_three_nodes_and_its_log_tells_each_j
                 await asyncio.sleep(0.5)
     finally:
         await connection.close()
+
+
+async def test_the_second_demo_batch_runs_every_job_type_to_a_result(stack: Stack) -> None:
+    correlation = printed(stack, r"ccn log --correlation-id (demo-types-\S+)")
+    jobs = int(printed(stack, r"demo: (\d+) jobs of \d+ job types submitted"))
+    examples = [
+        (match.group(2), match.group(1))
+        for line in stack.up_output
+        if (match := re.search(r"ccn jobs result (\S+)\s+(\w+)$", line.strip()))
+    ]
+    assert {job_type for job_type, _ in examples} >= {"parse_pdf", "classify_document", "extract_entities"}
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15)) as http:
+        async with asyncio.timeout(120):
+            while True:
+                url = f"{stack.analytics}/admin/orchestrator-log?correlation_id={correlation}&limit=1000"
+                async with http.get(url) as response:
+                    assert response.status == 200, await response.text()
+                    entries = (await response.json())["entries"]
+                assert not [e for e in entries if e["event"] == "job_failed"], entries
+                if sum(entry["event"] == "job_completed" for entry in entries) >= jobs:
+                    break
+                await asyncio.sleep(0.5)
+        for job_type, job_id in examples:
+            async with http.get(f"{stack.edge}/jobs/{job_id}/result") as response:
+                body = await response.json()
+            assert response.status == 200, (job_type, body)
+            assert any(key.endswith("version") for key in body["result"]), (job_type, body)

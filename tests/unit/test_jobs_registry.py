@@ -46,7 +46,7 @@ GOOD_RESULT: dict[str, Any] = {
 def test_registry_lists_extract_text_under_its_own_name() -> None:
     job = JOB_TYPES["extract_text"]
     assert job.name == "extract_text"
-    assert job.version == "2"
+    assert job.version == "3"
     assert job.payload_type is ExtractTextPayload
     assert job.result_type is ExtractTextResult
     assert job.handler is extract_text
@@ -136,7 +136,7 @@ def test_run_job_decodes_then_runs_the_handler() -> None:
         "chars": len(result.text),
         "media_type": "text/html",
         "pages": None,
-        "extractor_version": "2",
+        "extractor_version": "3",
     }
     with pytest.raises(InvalidPayload):
         run_job("extract_text", {"html": HTML, "lang": "en"})

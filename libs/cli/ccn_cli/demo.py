@@ -1,5 +1,8 @@
 """`ccn up --demo`: three reference nodes and a batch of extract_text jobs over the generated
-corpus of grant-funding pages (ccn_jobs.demo_corpus, CC0), so a fresh stack shows work flowing.
+corpus of grant-funding pages (ccn_jobs.demo_corpus, CC0), so a fresh stack shows work flowing;
+then a second batch with every other job type at work on that corpus and on the generated PDF,
+DOCX and text documents (ccn_jobs.demo_job_types), under a correlation id of its own, so that
+each kind of result can be looked at.
 
 The nodes are processes of the stack (stopped first by `ccn down`, so they hand their jobs back
 and say bye); the batch is one POST /jobs/batch under one correlation id, which is how its whole
@@ -22,6 +25,7 @@ from ccn_cli.stack.processes import ProcessRecord, open_log, record_process
 from ccn_cli.stack.supervisor import service_env
 from ccn_core.settings import Settings
 from ccn_jobs.demo_corpus import as_jobs_jsonl, grant_pages
+from ccn_jobs.demo_job_types import as_jsonl, job_type_examples
 from ccn_proto.compute_api import BatchSubmitted
 
 DEMO_NODES = 3
@@ -35,6 +39,8 @@ class Demo(msgspec.Struct, frozen=True):
     jobs: int
     first_job_id: str
     nodes: list[ProcessRecord]
+    types_correlation_id: str = ""
+    type_examples: list[tuple[str, str]] = []  # (job type, the id of its first job in the second batch)
 
 
 def start_nodes(settings: Settings, count: int = DEMO_NODES) -> list[ProcessRecord]:
@@ -57,11 +63,22 @@ def start_nodes(settings: Settings, count: int = DEMO_NODES) -> list[ProcessReco
 
 
 def submit_corpus(settings: Settings, correlation_id: str, batch_id: str, pages: int = DEMO_PAGES) -> BatchSubmitted:
+    return _submit(settings, correlation_id, batch_id, "ccn_jobs.demo_corpus", as_jobs_jsonl(grant_pages(pages)))
+
+
+def submit_job_types(settings: Settings, correlation_id: str, batch_id: str) -> tuple[BatchSubmitted, list[str]]:
+    """The second batch, and the job type of each of its jobs, in order."""
+    examples = job_type_examples()
+    submitted = _submit(settings, correlation_id, batch_id, "ccn_jobs.demo_job_types", as_jsonl(examples))
+    return submitted, [name for name, _ in examples]
+
+
+def _submit(settings: Settings, correlation_id: str, batch_id: str, source: str, lines: bytes) -> BatchSubmitted:
     edge = edge_client(settings)
     edge.check_reachable()
     return edge.post(
-        f"/jobs/batch?batch_id={batch_id}&dataset_source=ccn_jobs.demo_corpus&dataset_version=seed-0",
-        as_jobs_jsonl(grant_pages(pages)),
+        f"/jobs/batch?batch_id={batch_id}&dataset_source={source}&dataset_version=seed-0",
+        lines,
         BatchSubmitted,
         headers={"X-Correlation-ID": correlation_id, "Content-Type": "application/x-ndjson"},
     )
@@ -77,12 +94,20 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
     report(f"demo: {len(nodes)} reference nodes started (logs {logs_dir(settings.home)}/node-demo-*.log)")
     submitted = submit_corpus(settings, correlation_id, batch_id)
     report(f"demo: {submitted.jobs} extract_text jobs submitted as batch {batch_id}")
+    types_correlation_id, types_batch_id = f"demo-types-{stamp}", f"demo-job-types-{stamp}"
+    by_type, job_types = submit_job_types(settings, types_correlation_id, types_batch_id)
+    first_of_each: dict[str, str] = {}
+    for job_type, job_id in zip(job_types, by_type.job_ids, strict=True):
+        first_of_each.setdefault(job_type, job_id)
+    report(f"demo: {by_type.jobs} jobs of {len(first_of_each)} job types submitted as batch {types_batch_id}")
     return Demo(
         correlation_id=correlation_id,
         batch_id=batch_id,
         jobs=submitted.jobs,
         first_job_id=submitted.job_ids[0],
         nodes=nodes,
+        types_correlation_id=types_correlation_id,
+        type_examples=list(first_of_each.items()),
     )
 
 
@@ -92,3 +117,10 @@ def print_demo(demo: Demo, report: Report) -> None:
     report(f"  ccn log --correlation-id {demo.correlation_id}    every step of every job in the batch")
     report(f"  ccn jobs tail {demo.first_job_id}    one job's life as it happens")
     report(f"  ccn jobs result {demo.first_job_id}    its extracted text, title and language")
+    if demo.type_examples:
+        report("")
+        report("Every job type at work on the demo corpus:")
+        report(f"  ccn log --correlation-id {demo.types_correlation_id}    every step of every job in that batch")
+        report("One result of each type:")
+        for job_type, job_id in demo.type_examples:
+            report(f"  ccn jobs result {job_id}    {job_type}")

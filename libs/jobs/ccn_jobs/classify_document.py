@@ -50,7 +50,7 @@ from ccn_jobs.job_type import JobType
 from ccn_proto.constraints import END
 
 NAME = "classify_document"
-VERSION = "1"
+VERSION = "2"
 
 MAX_TEXT_CHARS = 200_000  # extract_text's own bound on the text it returns
 MAX_TITLE_CHARS = 1_000

@@ -7,7 +7,9 @@ with invented funders, programmes, places, people, amounts and dates. A document
 alternative from most sections of its class. The split is by wording, not only by document:
 a training document uses only the even-numbered alternatives of every section and a held-out
 document only the odd-numbered ones, so the held-out figures measure sentences the model never
-saw. The same holds for the entity evaluation set (`entity_documents`), whose gold spans are
+saw. Training documents also draw on wording written for training alone
+(ccn_jobs.nlp_training_wording), which leaves every held-out document as it was. The same holds
+for the entity evaluation set (`entity_documents`), whose gold spans are
 recorded as the slots are filled.
 
 `python -m ccn_jobs.nlp_corpus` writes the files under ccn_jobs/data/ that the repository keeps
@@ -27,6 +29,7 @@ from pathlib import Path
 import msgspec
 
 from ccn_jobs.demo_corpus import MONTH_NAMES
+from ccn_jobs.nlp_training_wording import TRAINING_ONLY_INTL, TRAINING_ONLY_WORDING
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SAMPLE_PATH = DATA_DIR / "classify_sample.jsonl"
@@ -1203,14 +1206,22 @@ def classification_documents(seed: int = 0) -> list[LabelledDocument]:
             for index in range(per_label):
                 rng = random.Random(f"ccn-nlp-sample:{seed}:{split}:{label}:{index}")  # noqa: S311 - sample text
                 use_intl = intl is not None and rng.random() < INTL_SHARE
-                chosen, language = sections, 0
+                # this split's wording: the alternatives of its parity, and for training those
+                # written for training alone
+                own = tuple(section[parity::2] for section in sections)
+                extra = TRAINING_ONLY_WORDING[label] if split == "train" else None
+                language = 0
                 if use_intl and intl is not None:
                     # international sections list German, French, Spanish, then the same again:
                     # one language per document, its two alternatives split by parity
                     language = rng.randrange(3)
-                    chosen = tuple(section[language::3] for section in intl)
+                    own = tuple(section[language::3][parity::2] for section in intl)
+                    extra = TRAINING_ONLY_INTL.get(label) if split == "train" else None
+                    extra = tuple(section[language::3] for section in extra) if extra else None
+                if extra is not None:
+                    own = tuple(mine + more for mine, more in zip(own, extra, strict=True))
                 slots = _slots(rng, international=use_intl, language=language if use_intl else None)
-                title, body = _compose(rng, chosen, parity, slots, aligned=label in ALIGNED_LABELS)
+                title, body = _compose(rng, own, slots, aligned=label in ALIGNED_LABELS)
                 url = f"https://{slots['slug']}.example/page/{split}-{index}" if rng.random() < 0.7 else None
                 documents.append(
                     LabelledDocument(
@@ -1221,25 +1232,28 @@ def classification_documents(seed: int = 0) -> list[LabelledDocument]:
 
 
 def _compose(
-    rng: random.Random, sections: Sections, parity: int, slots: dict[str, str], *, aligned: bool = False
+    rng: random.Random, sections: Sections, slots: dict[str, str], *, aligned: bool = False
 ) -> tuple[str, str]:
-    """A title from the first section and a body of one sentence from most of the others,
-    each picked among the alternatives of the given parity. `aligned`: the sections' n-th
+    """A title from the first section and a body of one sentence from most of the others, each
+    picked among the alternatives given (one split's). `aligned`: the sections' n-th
     alternatives belong together (one page: a recipe, a cookie policy), so one n for all."""
     if aligned:
-        own = range(parity, min(len(section) for section in sections), 2)
-        index = rng.choice(own)
+        index = rng.choice(range(min(len(section) for section in sections)))
         return sections[0][index].format(**slots), " ".join(s[index].format(**slots) for s in sections[1:])
-    title = _pick(rng, sections[0], parity).format(**slots)
+    title = _chosen(rng, sections[0]).format(**slots)
     body_sections = list(sections[1:])
     keep = max(1, len(body_sections) - rng.randrange(2))
     chosen = sorted(rng.sample(range(len(body_sections)), keep))
-    sentences = [_pick(rng, body_sections[i], parity).format(**slots) for i in chosen]
+    sentences = [_chosen(rng, body_sections[i]).format(**slots) for i in chosen]
     if rng.random() < 0.5 and len(chosen) > 1:
         # a second sentence from one section, so documents vary in length
         extra = body_sections[rng.choice(chosen)]
-        sentences.append(_pick(rng, extra, parity).format(**slots))
+        sentences.append(_chosen(rng, extra).format(**slots))
     return title, " ".join(sentences)
+
+
+def _chosen(rng: random.Random, alternatives: Sequence[str]) -> str:
+    return alternatives[rng.randrange(len(alternatives))]
 
 
 def _pick(rng: random.Random, alternatives: Sequence[str], parity: int) -> str:

@@ -1,8 +1,11 @@
-"""Precision, recall and F1 of classifications and of extracted entities against gold ones:
-what `ccn jobs train-classifier` prints and the `nlp` bench group reports."""
+"""Precision, recall and F1 of classifications, of extracted entities against gold ones and of
+extracted text against the true main text: what `ccn jobs train-classifier` prints and the
+`nlp` and `html` bench groups report."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,3 +88,22 @@ def entity_scores(gold: Sequence[Sequence[Span]], found: Sequence[Sequence[Span]
 
 def _overlaps(a: Span, b: Span) -> bool:
     return a.start < b.end and b.start < a.end
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+def token_scores(truth: str, extracted: str) -> ClassScore:
+    """Precision and recall of an extracted text's words against the true main text, as bags of
+    case-folded word tokens (each true token matched at most once): the measure of the
+    article-extraction benchmarks. Order and punctuation are not scored."""
+    true_tokens = Counter(_TOKEN.findall(truth.casefold()))
+    found_tokens = Counter(_TOKEN.findall(extracted.casefold()))
+    matched = sum((true_tokens & found_tokens).values())
+    found, support = sum(found_tokens.values()), sum(true_tokens.values())
+    return ClassScore(
+        name="tokens",
+        precision=matched / found if found else float(not support),
+        recall=matched / support if support else 1.0,
+        support=support,
+    )
