@@ -1,14 +1,13 @@
-"""The pure parts of batched node frames: a results frame naming a job twice, how its ask is
-spread over its results, and offers split into job_offers frames by size."""
+"""The pure parts of batched node frames: a results frame naming a job twice, and offers split
+into job_offers frames by size."""
 
 from __future__ import annotations
 
 import json
 
 import msgspec
-import pytest
 
-from ccn_edge.node_link import job_offers_frames, repeated_job, spread_asks
+from ccn_edge.node_link import job_offers_frames, repeated_job
 from ccn_proto.node_protocol import JobOffers, ResultItem, ServerFrame
 
 
@@ -26,25 +25,6 @@ def test_a_job_named_twice_is_refused_naming_the_second() -> None:
 
 def test_distinct_jobs_are_fine() -> None:
     assert repeated_job(results("a", "b", "c")) is None
-
-
-@pytest.mark.parametrize(
-    ("slots", "count", "asks"),
-    [
-        (0, 3, [0, 0, 0]),
-        (2, 3, [1, 1, 0]),
-        (3, 3, [1, 1, 1]),
-        (5, 3, [1, 1, 3]),
-        (4, 1, [4]),
-        (2, 0, []),
-    ],
-)
-def test_each_result_asks_for_the_slot_it_frees_and_the_last_for_the_rest(
-    slots: int, count: int, asks: list[int]
-) -> None:
-    spread = spread_asks(slots, count)
-    assert spread == asks
-    assert sum(spread) == (slots if count else 0)
 
 
 def encoded_offer(job_id: str, payload_chars: int) -> bytes:

@@ -65,17 +65,6 @@ def repeated_job(results: list[ResultItem]) -> BadInput | None:
     return None
 
 
-def spread_asks(slots: int, results: int) -> list[int]:
-    """How the room a results frame asks for (`slots`) rides on its `results` submissions: one
-    slot each, the rest on the last. Each ask is made once its own result is recorded, so the
-    slot that result frees is there for it whatever order the others are recorded in."""
-    if results <= 0:
-        return []
-    asks = [1 if index < slots else 0 for index in range(results)]
-    asks[-1] += max(0, slots - results)
-    return asks
-
-
 def job_offers_frames(offers: list[bytes], max_bytes: int) -> list[tuple[bytes, int]]:
     """Encoded `job_offer` items → `job_offers` frames of at most `max_bytes` each, in order
     (an item bigger than that alone in its frame), each with how many offers it carries."""

@@ -26,7 +26,7 @@ from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.connection_gate import Refusal, Ticket
 from ccn_edge.connection_limits import SocketLimits, node_connections_refusal, ungreeted_refusal
 from ccn_edge.context import EdgeContext
-from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem, job_offers_frames, repeated_job, spread_asks
+from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem, job_offers_frames, repeated_job
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
@@ -269,13 +269,15 @@ class NodeLink:
         if not held:
             self._wants(ready)
             return
-        # the scheduler takes the ask once the results are recorded and their slots are free
-        room = self._holdings.room + sum(item.job_id in self._holdings.held for item, _ in held)
-        asks = spread_asks(min(ready, room), len(held))
+        # one result: the scheduler takes the ask once the result is recorded and its slot is
+        # free, one round trip instead of two. Several: the ask waits for all of them here and
+        # goes to the claimer as a ready frame's would, one claim for the frame (asks riding on
+        # each result would each claim for the same node at once, contending for its slots)
+        slots = min(ready, self._holdings.room + (held[0][0].job_id in self._holdings.held)) if len(held) == 1 else 0
         outcomes = await asyncio.gather(
             *(
                 self._submit(item, job_correlation, size if len(results) == 1 else None, slots)
-                for (item, job_correlation), slots in zip(held, asks, strict=True)
+                for item, job_correlation in held
             ),
             return_exceptions=True,
         )
