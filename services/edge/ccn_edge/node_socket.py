@@ -231,19 +231,46 @@ class NodeLink:
                 case frames.Ready(slots=slots):
                     self._holdings.ask(slots)
                     self._wake_claimer.set()
-                case frames.JobResult() as result:
-                    item = frames.ResultItem(job_id=result.job_id, result=result.result, checksum=result.checksum)
-                    await self._on_results([item], result.ready, size)
-                case frames.JobResults(results=results, ready=ready):
-                    await self._on_results(results, ready, size)
-                case frames.JobFail() as failed:
-                    await self._on_fail(failed)
-                case frames.Heartbeat(job_ids=job_ids):
-                    await self._on_heartbeat(job_ids)
+                case frames.JobResult() | frames.JobResults() | frames.JobFail() | frames.Heartbeat():
+                    if not self._limits.frames.enter():
+                        await self._busy(frame)
+                        continue
+                    try:
+                        await self._on_service_frame(frame, size)
+                    finally:
+                        self._limits.frames.leave()
                 case frames.Bye():
                     await self._hang_up(1000, "bye")
                 case frames.Hello():
                     await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
+
+    async def _on_service_frame(
+        self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat, size: int
+    ) -> None:
+        match frame:
+            case frames.JobResult() as result:
+                item = frames.ResultItem(job_id=result.job_id, result=result.result, checksum=result.checksum)
+                await self._on_results([item], result.ready, size)
+            case frames.JobResults(results=results, ready=ready):
+                await self._on_results(results, ready, size)
+            case frames.JobFail() as failed:
+                await self._on_fail(failed)
+            case frames.Heartbeat(job_ids=job_ids):
+                await self._on_heartbeat(job_ids)
+
+    async def _busy(self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat) -> None:
+        """The edge has as many frames out at the services as it takes: refused untouched, with
+        retry_after. A result or failure names its job (the node keeps it and sends it again);
+        a heartbeat's refusal names none (the node holds back its asks for that long)."""
+        refusal = self._limits.frames.refusal()
+        match frame:
+            case frames.JobResult(job_id=job_id) | frames.JobFail(job_id=job_id):
+                await self._send_error(refusal, job_id=job_id)
+            case frames.JobResults(results=results):
+                for item in results:
+                    await self._send_error(refusal, job_id=item.job_id)
+            case frames.Heartbeat():
+                await self._send_error(refusal)
 
     async def _on_results(self, results: list[frames.ResultItem], ready: int, size: int) -> None:
         """A `result` frame (one item) or a `results` frame: each result goes to the scheduler
