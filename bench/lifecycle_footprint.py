@@ -37,8 +37,19 @@ class JobFootprint(msgspec.Struct, frozen=True):
     events: int  # on the job's own subjects, ccn.job.<id>.*
     event_types: dict[str, int]
     stored_bytes: int  # body, subject and headers of those events
-    stream_messages: int  # what CCN_JOBS grew by while the job lived
-    stream_bytes: int
+    # a claim handed back (released, then claimed again) is a hand-off between claims, whatever
+    # the job's duration: a claim left waiting by a node of an earlier row can take the job
+    # first and give it back. What the duration adds is the rest.
+    handoff_events: int
+    handoff_bytes: int
+
+    @property
+    def duration_events(self) -> int:
+        return self.events - self.handoff_events
+
+    @property
+    def duration_bytes(self) -> int:
+        return self.stored_bytes - self.handoff_bytes
 
 
 async def _frame(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:
@@ -55,12 +66,10 @@ async def _one_job(
     stack: Stack,
     ws: aiohttp.ClientWebSocketResponse,
     store: EventStore,
-    js: Any,
     label: str,
     renewals: int,
     hold_s: float,
 ) -> JobFootprint:
-    before = (await js.stream_info(JOBS.name)).state
     async with http.post(
         f"{stack.edge}/jobs",
         json={"job_type": "extract_text", "payload": PAYLOAD},
@@ -79,24 +88,23 @@ async def _one_job(
     await _frame(ws, "ack")
     # what the projector and reactors may append after the ack (none today) has a moment to land
     await asyncio.sleep(1.0)
-    after = (await js.stream_info(JOBS.name)).state
     events = await store.read(JOBS.name, f"ccn.job.{job_id}.*")
     types: dict[str, int] = {}
+    sizes: dict[str, list[int]] = {}
     for event in events:
         kind = event.subject.rsplit(".", 1)[-1]
         types[kind] = types.get(kind, 0) + 1
-    stored = sum(
-        len(event.data) + len(event.subject) + sum(len(k) + len(v) for k, v in event.headers.items())
-        for event in events
-    )
+        size = len(event.data) + len(event.subject) + sum(len(k) + len(v) for k, v in event.headers.items())
+        sizes.setdefault(kind, []).append(size)
+    handed_back = types.get("released", 0)
     return JobFootprint(
         label=label,
         job_id=job_id,
         events=len(events),
         event_types=types,
-        stored_bytes=stored,
-        stream_messages=after.messages - before.messages,
-        stream_bytes=after.bytes - before.bytes,
+        stored_bytes=sum(size for kind_sizes in sizes.values() for size in kind_sizes),
+        handoff_events=2 * handed_back,
+        handoff_bytes=sum(sizes.get("released", [])) + sum(sizes.get("claimed", [])[:handed_back]),
     )
 
 
@@ -124,8 +132,8 @@ async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
                 )
                 await _frame(ws, "welcome")
                 started = time.perf_counter()
-                short = await _one_job(http, stack, ws, store, nc.jetstream(), "a 1-second job", 0, 1.0)
-                long = await _one_job(http, stack, ws, store, nc.jetstream(), "a 10-minute job", renewals, 0.0)
+                short = await _one_job(http, stack, ws, store, "a 1-second job", 0, 1.0)
+                long = await _one_job(http, stack, ws, store, "a 10-minute job", renewals, 0.0)
                 seconds = time.perf_counter() - started
     finally:
         await store.close()
@@ -138,8 +146,8 @@ async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
             footprint.events,
             seconds,
             notes=f"{footprint.events} events on ccn.job.<id>.* ({kinds(footprint)}), "
-            f"{footprint.stored_bytes:,} bytes (body + subject + headers); the stream grew by "
-            f"{footprint.stream_messages} messages, {footprint.stream_bytes:,} bytes while it lived"
+            f"{footprint.stored_bytes:,} bytes (body + subject + headers); less hand-offs (a release and "
+            f"the claim it ended): {footprint.duration_events} events, {footprint.duration_bytes:,} bytes"
             + (
                 f"; {renewals} heartbeats naming it (a 10-min job at the 10-s interval), "
                 f"sent {RENEWAL_GAP_S * 1000:.0f} ms apart"
@@ -150,6 +158,8 @@ async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
         )
         figures.append(fig)
     long_fig = figures[1]
-    long_fig.target = "events and bytes as the 1-s job's"
-    long_fig.meets_target = long.events == short.events and long.stored_bytes <= short.stored_bytes * 1.05
+    long_fig.target = "events and bytes as the 1-s job's (less hand-offs)"
+    long_fig.meets_target = (
+        long.duration_events == short.duration_events and long.duration_bytes <= short.duration_bytes * 1.05
+    )
     return figures

@@ -30,8 +30,12 @@ from bench.measure import Figure, figure
 from ccn_cli.stack.run_state import load_state
 
 BATCH_LINES = 100
-MAX_OPEN_REQUESTS = 256
+# above the edge's default bound on requests in flight (256), so the bound, not the client, binds
+MAX_OPEN_REQUESTS = 1024
 OVERLOAD = 3.0
+# an accepted request answered later than a command's timeout (CCN_COMMAND_TIMEOUT_S, 5 s) has
+# outlived what its caller would wait for: past it, latency is not bounded in any useful sense
+ACCEPTED_P99_BOUND_S = 5.0
 
 
 @dataclass
@@ -190,8 +194,8 @@ async def overload(
         f"{completed_in_overload:,} completed during it, {completed:,}/{tally.accepted_jobs:,} after "
         f"{drained_s:,.1f} s more; peak RSS MiB: {rss}",
     )
-    row.target = "bounded: refuses past its bounds, nothing accepted lost"
-    row.meets_target = completed >= tally.accepted_jobs
+    row.target = f"nothing accepted lost, accepted p99 < {ACCEPTED_P99_BOUND_S:g} s"
+    row.meets_target = completed >= tally.accepted_jobs and (row.p99_ms or 0) < ACCEPTED_P99_BOUND_S * 1000
     after = await lifecycle(
         stack,
         nodes=nodes,
