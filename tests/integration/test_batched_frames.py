@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.node_protocol import MAX_FRAME_ITEMS
 from ccn_proto.scheduler import GetJob, JobView
-from tests.integration.test_edge_jobs import (  # noqa: F401 - edge is a fixture
-    Edge,
-    create_job,
-    edge,
-    hello,
-    next_frame,
-    registered_node,
-)
+from tests.conftest import make_settings
+from tests.integration.test_edge_jobs import Edge, create_job, hello, next_frame, registered_node, running_edge
+
+
+@pytest.fixture
+async def edge(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edge]:
+    settings = msgspec.structs.replace(make_settings(isolated_nats, fresh_database, tmp_path), max_frame_bytes=64_000)
+    async with running_edge(settings) as (running, _):
+        yield running
+
 
 BATCHING = {"job_types": ["extract_text"], "concurrency": 4, "batch_frames": True}
 
