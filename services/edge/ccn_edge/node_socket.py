@@ -275,7 +275,7 @@ class NodeLink:
     async def _on_results(self, results: list[frames.ResultItem], ready: int, size: int) -> None:
         """A `result` frame (one item) or a `results` frame: each result goes to the scheduler
         in the edge's submit batch on its own job's thread and is answered on its own (an ack,
-        or an error naming its job); the node's next ask (`ready`) rides with them."""
+        or an error naming its job); the node's next ask (`ready`) follows once they are."""
         repeated = repeated_job(results)
         if repeated is not None:
             await self._refuse(repeated)
