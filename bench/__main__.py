@@ -26,12 +26,16 @@ from bench.eventstore_bench import (
 )
 from bench.html_bench import html_figures
 from bench.lifecycle_bench import (
+    BATCHED_CONCURRENCY,
     claim_latency,
     idle_connections,
     lifecycle,
     running_stack,
     steady_claim_latency,
 )
+from bench.lifecycle_costs import CostProbe, CpuMeter, bare_figure, bare_lifecycle, comparison_figures, stack_processes
+from bench.lifecycle_footprint import job_footprints
+from bench.lifecycle_overload import overload
 from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.nlp_bench import nlp_figures
@@ -78,28 +82,98 @@ async def _lifecycle_figures(workdir: Path, *, quick: bool) -> list[Figure]:
     """The services as processes, on a NATS server and a PostgreSQL of their own: on the earlier
     benchmarks' servers their projections would first catch up on 100k node events (the event
     streams refuse a purge, by design), and PostgreSQL would still be vacuuming and
-    checkpointing the projection benchmarks' rows."""
+    checkpointing the projection benchmarks' rows. Then the same on a NATS server that fsyncs
+    every append (`sync_interval: always`, what `CCN_NATS_SYNC_INTERVAL=always` gives `ccn up`)."""
     postgres = start_postgres(workdir / "pg-lifecycle", free_port())
-    nats_server = start_nats(workdir / "nats-lifecycle", free_port())
     try:
         postgres.create_database("lifecycle")
-        return await _lifecycle_on(nats_server.url, postgres, workdir, quick=quick)
+        monitor_port = free_port()
+        nats_server = start_nats(workdir / "nats-lifecycle", free_port(), monitor_port=monitor_port)
+        try:
+            figures = await _lifecycle_on(nats_server, postgres, workdir, monitor_port, quick=quick)
+        finally:
+            nats_server.stop()
+        postgres.create_database("lifecycle_sync")
+        synced = start_nats(workdir / "nats-sync-always", free_port(), sync_interval="always")
+        try:
+            figures.append(await _lifecycle_synced(synced.url, postgres, workdir, quick=quick))
+        finally:
+            synced.stop()
+        return figures
     finally:
-        nats_server.stop()
         postgres.stop()
 
 
-async def _lifecycle_on(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
+async def _lifecycle_on(
+    nats_server: Any, postgres: Any, workdir: Path, monitor_port: int, *, quick: bool
+) -> list[Figure]:
     ports = [free_port() for _ in range(5)]
+    nats_url = nats_server.url
+    monitor_url = f"http://127.0.0.1:{monitor_port}"
     async with running_stack(nats_url, postgres.dsn("lifecycle"), workdir / "stack", ports) as stack:
         nodes = 20 if quick else 200
-        figures = [await lifecycle(stack, nodes=nodes, jobs=200 if quick else 10_000, label=f"{nodes} nodes")]
+        jobs = 2_000 if quick else 50_000
+        processes = stack_processes(stack.home, nats_server.running.pid, postgres.running.pid)
+        probe = CostProbe(CpuMeter(processes, with_children=frozenset({"postgresql"})), monitor_url)
+        tally: dict[str, float] = {}
+        main = await lifecycle(
+            stack,
+            nodes=nodes,
+            jobs=jobs,
+            label=f"{nodes} nodes x{BATCHED_CONCURRENCY}, batched frames",
+            concurrency=BATCHED_CONCURRENCY,
+            batch=True,
+            probe=probe,
+            target=5_000,
+            tally=tally,
+        )
+        assert probe.costs is not None
+        # the bare event store, on the same server, in the same run
+        nc = await nats.connect(nats_url)
+        try:
+            settings = Settings(nats_url=nats_url, database_url=postgres.dsn("lifecycle"))
+            bare = await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
+        finally:
+            await nc.close()
+        bare_row = bare_figure(bare)
+        figures = [main, bare_row, *comparison_figures(probe.costs, main, bare, bare_row)]
+        figures.append(
+            await lifecycle(
+                stack, nodes=nodes, jobs=200 if quick else 10_000, label=f"{nodes} nodes, one job per frame"
+            )
+        )
         for nodes in (10, 50) if quick else (10, 200, 1_000):
             figures.append(await steady_claim_latency(stack, nodes, seconds=3.0 if quick else 10.0))
         for nodes in (10, 50) if quick else (10, 200, 1_000):
             figures.append(await claim_latency(stack, nodes))
         figures.append(await idle_connections(stack, 500 if quick else 10_000))
+        figures += await job_footprints(stack, nats_url)
+        figures += await overload(
+            stack,
+            main,
+            tally["result_frames_per_s"],
+            nodes=20 if quick else 200,
+            concurrency=BATCHED_CONCURRENCY,
+            seconds=5.0 if quick else 30.0,
+            burst_jobs=jobs // 5,
+            drain_s=60.0 if quick else 300.0,
+        )
         return figures
+
+
+async def _lifecycle_synced(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> Figure:
+    ports = [free_port() for _ in range(5)]
+    async with running_stack(nats_url, postgres.dsn("lifecycle_sync"), workdir / "stack-sync", ports) as stack:
+        nodes = 20 if quick else 200
+        return await lifecycle(
+            stack,
+            nodes=nodes,
+            jobs=1_000 if quick else 10_000,
+            label=f"{nodes} nodes x{BATCHED_CONCURRENCY}, batched, NATS sync_interval always",
+            concurrency=BATCHED_CONCURRENCY,
+            batch=True,
+            target=900,
+        )
 
 
 async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list[Figure]:

@@ -28,6 +28,7 @@ import aiohttp
 import msgspec
 import psutil
 
+from bench.lifecycle_costs import CostProbe
 from bench.measure import Figure, absolute_target, figure
 from ccn_cli.stack.run_state import load_state
 from ccn_core.consent import consent_catalogue, current_consent_version
@@ -108,11 +109,22 @@ async def register_nodes(http: aiohttp.ClientSession, edge: str, count: int) -> 
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
+def precomputed_result() -> dict[str, Any]:
+    """The result of every bench job (they all carry the same page)."""
+    return result_to_builtins(run_job("extract_text", PAYLOAD))
+
+
+class _JobRef(msgspec.Struct):
+    job_id: str
+
+
 class _Frame(msgspec.Struct):
     """The fields of a frame the simulated node reads; the payload is skipped, not decoded."""
 
     type: str
     job_id: str | None = None
+    offers: list[_JobRef] | None = None
+    acks: list[_JobRef] | None = None
 
 
 _read_frame = msgspec.json.Decoder(_Frame).decode
@@ -124,7 +136,9 @@ class SimulatedNode:
     and read for two fields only: the bench measures the system, so its nodes stay cheap.
     `work_s` is how long a job takes the node (0: it answers at once). It asks again in its
     result frame (`ready`), as `ccn node` does (the claim is made once the result is recorded),
-    or with `ask_after_ack` once the result is acknowledged, so a claim is timed alone."""
+    or with `ask_after_ack` once the result is acknowledged, so a claim is timed alone.
+    `batch`: it says `batch_frames` and answers the offers of each frame with one `results`
+    frame (the jobs of a `job_offers` frame finish together), as a node running several jobs may."""
 
     def __init__(
         self,
@@ -134,6 +148,7 @@ class SimulatedNode:
         *,
         work_s: float = 0.0,
         ask_after_ack: bool = False,
+        batch: bool = False,
     ) -> None:
         self.session_token = session_token
         self.result = result
@@ -141,6 +156,7 @@ class SimulatedNode:
         self.concurrency = concurrency
         self.work_s = work_s
         self.ask_after_ack = ask_after_ack
+        self.batch = batch
         # the result frame with the job id left out: '{"type":"result","job_id":"' + id + rest;
         # unless it waits for the ack, the node asks for its next job with the result, as
         # `ccn node` does
@@ -148,12 +164,15 @@ class SimulatedNode:
         if not ask_after_ack:
             fields["ready"] = 1
         self._result_tail = '",' + msgspec.json.encode(fields).decode()[1:]
+        item = msgspec.json.encode({"result": result, "checksum": self.checksum}).decode()[1:]
+        self._item_tail = '",' + item  # '{"job_id":"' + id + this: one item of a results frame
         self.claim_latencies: list[float] = []
         self.completed = 0
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready_at: list[float] = []
         self._answers: set[asyncio.Task[None]] = set()
         self.errors: list[dict[str, Any]] = []
+        self.result_frames = 0  # result or results frames sent
 
     async def connect(self, http: aiohttp.ClientSession, edge: str) -> None:
         self.ws = await http.ws_connect(f"{edge.replace('http', 'ws')}/ws", max_msg_size=0)
@@ -163,7 +182,11 @@ class SimulatedNode:
                 "session_token": self.session_token,
                 "node_version": MIN_NODE_VERSION,
                 "protocol_version": PROTOCOL_VERSION,
-                "capabilities": {"job_types": ["extract_text"], "concurrency": self.concurrency},
+                "capabilities": {
+                    "job_types": ["extract_text"],
+                    "concurrency": self.concurrency,
+                    "batch_frames": self.batch,
+                },
             }
         )
         welcome = await self.ws.receive_json(timeout=30)
@@ -182,7 +205,19 @@ class SimulatedNode:
             if message.type != aiohttp.WSMsgType.TEXT:
                 return
             frame = _read_frame(message.data)
-            if frame.type == "job_offer":
+            if frame.type == "job_offers" and frame.offers:
+                job_ids = [offer.job_id for offer in frame.offers]
+                for _ in job_ids:
+                    if self._ready_at:
+                        self.claim_latencies.append(time.perf_counter() - self._ready_at.pop(0))
+                await self._answer_all(job_ids)
+            elif frame.type == "acks" and frame.acks:
+                self.completed += len(frame.acks)
+            elif frame.type == "job_offer" and self.batch:
+                if self._ready_at:
+                    self.claim_latencies.append(time.perf_counter() - self._ready_at.pop(0))
+                await self._answer_all([str(frame.job_id)])
+            elif frame.type == "job_offer":
                 if self._ready_at:
                     self.claim_latencies.append(time.perf_counter() - self._ready_at.pop(0))
                 if self.work_s:
@@ -209,6 +244,16 @@ class SimulatedNode:
             if not self.ask_after_ack:
                 self._ready_at.append(time.perf_counter())  # the result frame asks for the next job
             await self.ws.send_str('{"type":"result","job_id":"' + str(job_id) + self._result_tail)
+            self.result_frames += 1
+
+    async def _answer_all(self, job_ids: list[str]) -> None:
+        """One results frame for the jobs of one offers frame, asking for as many again."""
+        assert self.ws is not None
+        items = ",".join('{"job_id":"' + job_id + self._item_tail for job_id in job_ids)
+        self._ready_at.extend([time.perf_counter()] * len(job_ids))
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await self.ws.send_str('{"type":"results","results":[' + items + f'],"ready":{len(job_ids)}}}')
+            self.result_frames += 1
 
     async def _ready(self, slots: int) -> None:
         assert self.ws is not None
@@ -220,50 +265,81 @@ class SimulatedNode:
             await self.ws.close()
 
 
+# what each simulated node of the batched rows runs at once: its offers and results go several per frame
+BATCHED_CONCURRENCY = 8
+# lines per HTTP batch request: ~4.5 kB each, under the edge's 64 MiB body limit
+SUBMIT_LINES = 10_000
+
+
 async def submit(http: aiohttp.ClientSession, stack: Stack, jobs: int, batch_id: str) -> None:
+    """`jobs` jobs over HTTP, in batch requests of up to SUBMIT_LINES lines, one after another."""
     line = msgspec.json.encode({"job_type": "extract_text", "payload": PAYLOAD})
-    lines = b"\n".join([line] * jobs)  # every job carries the same page: encoded once
-    async with http.post(
-        f"{stack.edge}/jobs/batch?batch_id={batch_id}&chunk_size=1000",
-        data=lines,
-        headers={"Authorization": f"Bearer {stack.admin_token}"},
-        timeout=aiohttp.ClientTimeout(total=600),
-    ) as response:
-        body = await response.json()
-        assert response.status == 201, body
+    for part, start in enumerate(range(0, jobs, SUBMIT_LINES)):
+        lines = b"\n".join([line] * min(SUBMIT_LINES, jobs - start))  # every job carries the same page
+        async with http.post(
+            f"{stack.edge}/jobs/batch?batch_id={batch_id}-{part}&chunk_size=1000",
+            data=lines,
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=600),
+        ) as response:
+            body = await response.json()
+            assert response.status == 201, body
 
 
-async def lifecycle(stack: Stack, nodes: int, jobs: int, label: str) -> Figure:
-    result = result_to_builtins(run_job("extract_text", PAYLOAD))
+async def lifecycle(
+    stack: Stack,
+    nodes: int,
+    jobs: int,
+    label: str,
+    *,
+    concurrency: int = 1,
+    batch: bool = False,
+    probe: CostProbe | None = None,
+    target: float = 1_000,
+    tally: dict[str, float] | None = None,
+) -> Figure:
+    """`jobs` submitted over HTTP while `nodes` nodes take and complete them; with `probe`, the
+    CPU and NATS messages of the run (from the submit to the last ack) are counted too; `tally`
+    gets the result frames the nodes sent per second."""
+    result = precomputed_result()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         tokens = await register_nodes(http, stack.edge, nodes)
-        simulated = [SimulatedNode(token, result) for token in tokens]
+        simulated = [SimulatedNode(token, result, concurrency, batch=batch) for token in tokens]
         await asyncio.gather(*(node.connect(http, stack.edge) for node in simulated))
         gc.freeze()  # the nodes are set up: the measuring process's collections skip them
         done = asyncio.Event()
         workers = [asyncio.create_task(node.work(done)) for node in simulated]
+        if probe is not None:
+            await probe.start()
         started = time.perf_counter()
         await submit(http, stack, jobs, f"bench-{uuid.uuid4().hex[:8]}")
-        deadline = started + 600
+        deadline = started + 900
         while sum(node.completed for node in simulated) < jobs and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
         completed = sum(node.completed for node in simulated)
+        if tally is not None:
+            tally["result_frames_per_s"] = sum(node.result_frames for node in simulated) / seconds
+        if probe is not None:
+            await probe.stop(label, completed, seconds)
         done.set()
         await asyncio.gather(*workers, return_exceptions=True)
         await asyncio.gather(*(node.close() for node in simulated))
     latencies = [latency for node in simulated for latency in node.claim_latencies]
+    frames = "several jobs per frame (results / job_offers / acks)" if batch else "one job per frame"
     fig = figure(
         f"lifecycle: {label}",
         "job lifecycle",
         completed,
         seconds,
         latencies,
-        notes=f"{completed:,}/{jobs:,} completed by {nodes} WebSocket nodes; submit (HTTP batch) → claim → "
-        "result → completed; p50/p99: claim latency (ready → offer), including waiting for jobs to be submitted",
+        notes=f"{completed:,}/{jobs:,} completed by {nodes} WebSocket nodes of concurrency {concurrency}, {frames}; "
+        "submit (HTTP batch) → claim → result → completed; p50/p99: claim latency (ready → offer), including "
+        "waiting for jobs to be submitted"
+        + (f". {probe.costs.breakdown()}" if probe is not None and probe.costs is not None else ""),
     )
-    return absolute_target(fig, 1_000, "completed jobs")
+    return absolute_target(fig, target, "completed jobs")
 
 
 async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0, seconds: float = 10.0) -> Figure:
@@ -271,7 +347,7 @@ async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0,
     so asks arrive as a fleet's do, not in step), with jobs waiting. Nodes start spread over
     `work_s`; the first `work_s` is warm-up and not counted. The offered load is
     nodes / work_s claims per second."""
-    result = result_to_builtins(run_job("extract_text", PAYLOAD))
+    result = precomputed_result()
     jobs = int(nodes * (seconds + work_s) / work_s * 1.2) + nodes
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await submit(http, stack, jobs, f"steady-{uuid.uuid4().hex[:8]}")
@@ -311,7 +387,7 @@ async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0,
 async def claim_latency(stack: Stack, nodes: int) -> Figure:
     """Jobs waiting first, then `nodes` nodes each asking for one at the same moment: a burst,
     the worst case, which measures how fast a backlog of asks is cleared."""
-    result = result_to_builtins(run_job("extract_text", PAYLOAD))
+    result = precomputed_result()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await submit(http, stack, nodes * 3, f"claim-{uuid.uuid4().hex[:8]}")
         tokens = await register_nodes(http, stack.edge, nodes)
@@ -362,7 +438,11 @@ async def idle_connections(stack: Stack, count: int) -> Figure:
         started = time.perf_counter()
         await asyncio.gather(*(connect(index) for index in range(count)))
         seconds = time.perf_counter() - started
-        await asyncio.gather(*(ws.send_json({"type": "heartbeat", "job_ids": []}) for ws in sockets))
+        # a socket the edge closed meanwhile (idle past its limit on a slow machine) is counted
+        # below as not open, not a crash that loses the whole report
+        await asyncio.gather(
+            *(ws.send_json({"type": "heartbeat", "job_ids": []}) for ws in sockets), return_exceptions=True
+        )
         await asyncio.sleep(2)
         after = edge_process.memory_info().rss
         open_now = sum(not ws.closed for ws in sockets)

@@ -18,11 +18,20 @@ MIN_NODE_VERSION = "0.1.0"
 # what one node may run at once, and so the most it may ask for or hold
 MAX_CONCURRENCY = 256
 MAX_JOB_TYPES = 64
+# a batched frame (results, job_offers, acks) carries at most one item per job its node may hold
+MAX_FRAME_ITEMS = MAX_CONCURRENCY
+# the edge splits the offers it has for a node into job_offers frames of at most this many bytes
+# (a single offer bigger than that goes alone): under a node's 8 MiB default offer limit
+MAX_OFFERS_FRAME_BYTES = 1024 * 1024
 
 
 class Capabilities(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_types: Annotated[list[ShortText], msgspec.Meta(max_length=MAX_JOB_TYPES)]
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONCURRENCY)] = 1
+    # the node reads `job_offers` and `acks` frames: the edge then sends the offers and acks it
+    # has for the node at once as one frame each, instead of a frame per job. Any node may send
+    # `results` frames; this says only what the node can read.
+    batch_frames: bool = False
 
 
 class Hello(msgspec.Struct, gc=False, tag="hello", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -67,6 +76,23 @@ class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=Tru
     ready: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 0
 
 
+class ResultItem(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One job's result in a `results` frame: the fields of a `result` frame, without `ready`."""
+
+    job_id: ShortText
+    result: dict[str, Any]
+    checksum: ShortText
+
+
+class JobResults(msgspec.Struct, gc=False, tag="results", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Several results in one frame, each judged on its own (an `ack` or an `error` naming its
+    job, as a `result` frame gets); `ready` is the room the node will have once all are recorded.
+    A job may appear once per frame."""
+
+    results: Annotated[list[ResultItem], msgspec.Meta(min_length=1, max_length=MAX_FRAME_ITEMS)]
+    ready: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 0
+
+
 class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     reason: Text
@@ -85,9 +111,22 @@ class Welcome(msgspec.Struct, gc=False, tag="welcome", frozen=True, kw_only=True
     heartbeat_interval_s: float
 
 
+class JobOffers(msgspec.Struct, gc=False, tag="job_offers", frozen=True, kw_only=True):
+    """Several offers in one frame, to a node that said `batch_frames`: each item is what a
+    `job_offer` frame would be (its `type` included)."""
+
+    offers: list[JobOffer]
+
+
 class Ack(msgspec.Struct, gc=False, tag="ack", frozen=True, kw_only=True):
     job_id: str
     status: str
+
+
+class Acks(msgspec.Struct, gc=False, tag="acks", frozen=True, kw_only=True):
+    """Several acks in one frame, to a node that said `batch_frames`: each item is an `ack`."""
+
+    acks: list[Ack]
 
 
 class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
@@ -102,5 +141,5 @@ class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid
     reason: Text | None = None
 
 
-NodeFrame = Hello | Ready | JobResult | JobFail | Heartbeat | Bye
-ServerFrame = Welcome | JobOffer | Ack | Error | Bye
+NodeFrame = Hello | Ready | JobResult | JobResults | JobFail | Heartbeat | Bye
+ServerFrame = Welcome | JobOffer | JobOffers | Ack | Acks | Error | Bye

@@ -32,13 +32,16 @@ from ccn_jobs.demo_corpus import DemoPage, grant_pages
 from ccn_jobs.registry import decode_result, run_job
 from ccn_proto.node_protocol import (
     Ack,
+    Acks,
     Bye,
     Error,
     Heartbeat,
     Hello,
     JobFail,
     JobOffer,
+    JobOffers,
     JobResult,
+    JobResults,
     NodeFrame,
     Ready,
     ServerFrame,
@@ -62,6 +65,12 @@ class FakeEdge:
     oversized_job_ids: frozenset[str] = frozenset()
     take_back_first_offer: bool = False  # as when a lease is lost: Error naming the job
     unavailable_first_result: float | None = None  # as when the scheduler is down: retry_after
+    # batched frames: offers of one ready in a job_offers frame, acks of one results frame in an
+    # acks frame, to a node that says batch_frames
+    batch: bool = False
+    drop_after_offers: bool = False  # the connection drops once the first offers are out
+    welcome_delay_after_drop: float = 0.0  # the next hello is answered this late
+    results_frames: list[JobResults] = field(default_factory=list)
     result_times: list[float] = field(default_factory=list)
     took_back_at_beat: int = 0
     pending: deque[tuple[str, DemoPage]] = field(default_factory=deque)
@@ -157,6 +166,9 @@ class FakeEdge:
             await send(ws, refusal)
             await ws.close()
             return ws
+        if self.dropped and self.welcome_delay_after_drop:
+            await asyncio.sleep(self.welcome_delay_after_drop)
+        batching = self.batch and hello.capabilities.batch_frames
         await send(
             ws,
             Welcome(node_public_id="node-1", session_id="s", server_time=datetime.now(UTC), heartbeat_interval_s=0.05),
@@ -165,30 +177,25 @@ class FakeEdge:
             frame = _node_frames.decode(message.data)
             match frame:
                 case Ready():
-                    await self.on_ready(ws, frame)
-                case JobResult():
-                    self.results.setdefault(frame.job_id, []).append(frame)
-                    self.result_times.append(asyncio.get_running_loop().time())
-                    if self.unavailable_first_result is not None and len(self.result_times) == 1:
-                        # not recorded, not acknowledged: the node must keep it and send it again
-                        await send(
-                            ws,
-                            Error(
-                                code="unavailable",
-                                message="the scheduler service did not answer in time",
-                                job_id=frame.job_id,
-                                retry_after=self.unavailable_first_result,
-                            ),
-                        )
-                        continue
-                    if self.drop_after_first_result and not self.dropped:
-                        # no Ack: the node must send this result again on its next connection
-                        self.dropped = True
-                        self.sessions.clear()
+                    await self.on_ready(ws, frame, batching)
+                    if self.drop_after_offers and not self.dropped and self.held:
+                        self.dropped = True  # the node keeps running what it was offered
                         await ws.close()
                         break
-                    self.held.discard(frame.job_id)
-                    await send(ws, Ack(job_id=frame.job_id, status="completed"))
+                case JobResult():
+                    if await self.on_result(ws, frame):
+                        break
+                case JobResults():
+                    self.results_frames.append(frame)
+                    acks = []
+                    for item in frame.results:
+                        result = JobResult(job_id=item.job_id, result=item.result, checksum=item.checksum)
+                        self.results.setdefault(item.job_id, []).append(result)
+                        self.held.discard(item.job_id)
+                        acks.append(Ack(job_id=item.job_id, status="completed"))
+                    await send(ws, Acks(acks=acks) if batching else acks[0])
+                    for ack in acks[1:] if not batching else []:
+                        await send(ws, ack)
                 case JobFail():
                     self.fails[frame.job_id] = frame
                     self.held.discard(frame.job_id)
@@ -202,7 +209,33 @@ class FakeEdge:
                 self.settled.set()
         return ws
 
-    async def on_ready(self, ws: web.WebSocketResponse, ready: Ready) -> None:
+    async def on_result(self, ws: web.WebSocketResponse, frame: JobResult) -> bool:
+        """Answer one result; True when the connection was dropped instead."""
+        self.results.setdefault(frame.job_id, []).append(frame)
+        self.result_times.append(asyncio.get_running_loop().time())
+        if self.unavailable_first_result is not None and len(self.result_times) == 1:
+            # not recorded, not acknowledged: the node must keep it and send it again
+            await send(
+                ws,
+                Error(
+                    code="unavailable",
+                    message="the scheduler service did not answer in time",
+                    job_id=frame.job_id,
+                    retry_after=self.unavailable_first_result,
+                ),
+            )
+            return False
+        if self.drop_after_first_result and not self.dropped:
+            # no Ack: the node must send this result again on its next connection
+            self.dropped = True
+            self.sessions.clear()
+            await ws.close()
+            return True
+        self.held.discard(frame.job_id)
+        await send(ws, Ack(job_id=frame.job_id, status="completed"))
+        return False
+
+    async def on_ready(self, ws: web.WebSocketResponse, ready: Ready, batching: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         self.readies.append((now, ready))
         if self.dropped and self.rate_limit_once_after_drop is not None and self.rate_limited_at is None:
@@ -210,27 +243,31 @@ class FakeEdge:
             await send(ws, Error(code="rate_limited", message="slow down", retry_after=self.rate_limit_once_after_drop))
             return
         # like the scheduler's claim ledger: never more than the advertised concurrency held
+        offers: list[JobOffer] = []
         for _ in range(min(ready.slots, self.concurrency - len(self.held))):
             if not self.pending:
-                return
+                break
             job_id, page = self.pending.popleft()
             self.held.add(job_id)
             html = page.html * 50 if job_id in self.oversized_job_ids else page.html
-            await send(
-                ws,
-                JobOffer(
-                    job_id=job_id,
-                    job_type="extract_text",
-                    payload={"html": html, "url": page.url},
-                    lease_until=datetime.now(UTC) + timedelta(seconds=60),
-                    attempt=1,
-                    correlation_id=f"corr-{job_id}",
-                ),
+            offer = JobOffer(
+                job_id=job_id,
+                job_type="extract_text",
+                payload={"html": html, "url": page.url},
+                lease_until=datetime.now(UTC) + timedelta(seconds=60),
+                attempt=1,
+                correlation_id=f"corr-{job_id}",
             )
+            if batching:
+                offers.append(offer)
+                continue
+            await send(ws, offer)
             if self.take_back_first_offer and job_id == "job-0":
                 self.held.discard(job_id)
                 self.took_back_at_beat = len(self.heartbeats) + 1  # one heartbeat may already be on its way
                 await send(ws, Error(code="not_found", message="stop job job-0: lease expired", job_id=job_id))
+        if offers:
+            await send(ws, JobOffers(offers=offers))
 
 
 async def send(ws: web.WebSocketResponse, frame: ServerFrame) -> None:
@@ -313,6 +350,28 @@ async def test_a_result_the_edge_cannot_take_yet_is_kept_and_sent_again(serve: A
     assert edge.result_times[1] - edge.result_times[0] >= 0.29
     assert not edge.fails
     assert len(edge.hellos) == 1  # on the same connection
+
+
+async def test_a_batching_node_reads_batched_offers_and_acks_and_sends_its_finished_results_in_one_frame(
+    serve: Any, tmp_path: Path
+) -> None:
+    """Three offers in one job_offers frame; the connection drops while the jobs run, and the
+    next welcome comes late, so all three results are waiting when it does: they go in one
+    results frame that asks for more (`ready`), and one acks frame answers them."""
+    pages = grant_pages(2)[1:] * 3  # a page that extracts in milliseconds
+    edge = FakeEdge(pages=pages, concurrency=3, batch=True, drop_after_offers=True, welcome_delay_after_drop=1.0)
+    config = node_config(await serve(edge), tmp_path, executor="thread", concurrency=3)
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=20)
+    assert await _stop_node(node) == EXIT_OK
+    assert all(hello.capabilities.batch_frames for hello in edge.hellos)
+    assert len(edge.results_frames) == 1, edge.results_frames
+    batch = edge.results_frames[0]
+    assert sorted(item.job_id for item in batch.results) == ["job-0", "job-1", "job-2"]
+    assert all(item.checksum == result_checksum(item.result) for item in batch.results)
+    assert batch.ready == 3  # the node's room once these are recorded
+    assert {job_id: len(sent) for job_id, sent in edge.results.items()} == {"job-0": 1, "job-1": 1, "job-2": 1}
+    assert not edge.fails
 
 
 async def test_node_reuses_its_credentials(serve: Any, tmp_path: Path) -> None:

@@ -42,8 +42,11 @@ class ExternalNats:
         """Not ours to stop."""
 
 
-def start_nats(tmpdir: Path, port: int | None = None, *, sync_interval: str = "2m") -> EmbeddedNats | ExternalNats:
-    """A JetStream-enabled nats-server with its store and log under tmpdir, ready when returned."""
+def start_nats(
+    tmpdir: Path, port: int | None = None, *, sync_interval: str = "2m", monitor_port: int | None = None
+) -> EmbeddedNats | ExternalNats:
+    """A JetStream-enabled nats-server with its store and log under tmpdir, ready when returned;
+    with `monitor_port`, its HTTP monitoring endpoint (/varz) on that port."""
     external = os.environ.get("CCN_NATS_URL")
     if external:
         return ExternalNats(external)
@@ -51,7 +54,7 @@ def start_nats(tmpdir: Path, port: int | None = None, *, sync_interval: str = "2
         root=tmpdir,
         port=port or free_port(),
         log=tmpdir / "nats.log",
-        monitor_port=None,
+        monitor_port=monitor_port,
         sync_interval=sync_interval,
     )
     return EmbeddedNats(start_nats_server(spec))

@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # a node holds one connection at a time; the rest is room for sockets its links dropped that
     # the edge has not yet noticed are dead (it does within 40 s), so a reconnect gets in
     ws_max_connections_per_node: int = 4
+    # work an edge replica has out at once (ccn_edge.in_flight): HTTP requests on /compute and
+    # /jobs, and node frames that call a service; past either, 503 / an error frame, retry_after 1 s
+    edge_max_requests_in_flight: int = 256
+    edge_max_frames_in_flight: int = 2048
     # a request's whole body, from the first read: a 1-2 MiB batch chunk at 1 Mbit/s fits
     http_body_timeout_s: float = 30.0
     # a request line and headers, from the connection being ready for them (uvicorn has no such
@@ -121,6 +125,8 @@ _INT_FIELDS = {
     "CCN_WS_MAX_UNGREETED_PER_IP": "ws_max_ungreeted_per_ip",
     "CCN_WS_MAX_UNGREETED": "ws_max_ungreeted",
     "CCN_WS_MAX_CONNECTIONS_PER_NODE": "ws_max_connections_per_node",
+    "CCN_EDGE_MAX_REQUESTS_IN_FLIGHT": "edge_max_requests_in_flight",
+    "CCN_EDGE_MAX_FRAMES_IN_FLIGHT": "edge_max_frames_in_flight",
     "CCN_HTTP_KEEP_ALIVE_S": "http_keep_alive_s",
     "CCN_HTTP_MAX_HEADER_BYTES": "http_max_header_bytes",
     "CCN_SCHEDULER_MAX_LIVE_JOBS": "scheduler_max_live_jobs",
@@ -141,6 +147,8 @@ _POSITIVE_FIELDS = (
     "ws_max_ungreeted_per_ip",
     "ws_max_ungreeted",
     "ws_max_connections_per_node",
+    "edge_max_requests_in_flight",
+    "edge_max_frames_in_flight",
     "http_body_timeout_s",
     "http_headers_timeout_s",
     "http_keep_alive_s",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_core.commands import CommandClient
 from ccn_core.metrics import NODE_CONNECTIONS
 from ccn_core.service import Runtime
+from ccn_core.settings import Settings
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
+from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_web.http import Readiness, create_http_app
@@ -37,17 +39,25 @@ def create_app(
     admin_token: str,
     socket_limits: SocketLimits,
     body_timeout_s: float,
+    requests_in_flight: InFlight | None = None,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
+
+    if requests_in_flight is None:
+        requests_in_flight = InFlight(Settings().edge_max_requests_in_flight, "HTTP requests")
 
     return create_http_app(
         service="edge",
         title="Community Compute edge",
         route_handlers=[
-            ComputeController,
+            # the node and job APIs answer 503 + Retry-After past the edge's requests in flight
+            Router(
+                "/",
+                route_handlers=[ComputeController, jobs_router(admin_token)],
+                middleware=[bounded_requests(requests_in_flight)],
+            ),
             node_socket_handler(max_frame_bytes, socket_limits),
-            jobs_router(admin_token),
         ],
         ready=ready,
         max_body_bytes=max_body_bytes,
@@ -72,6 +82,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         admin_token=settings.admin_token,
         socket_limits=socket_limits,
         body_timeout_s=settings.http_body_timeout_s,
+        requests_in_flight=InFlight(settings.edge_max_requests_in_flight, "HTTP requests"),
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ccn_core.errors import CcnError, Conflict, RateLimited, Unavailable
 from ccn_core.settings import Settings
 from ccn_edge.connection_gate import ConnectionGate, Refusal
+from ccn_edge.in_flight import InFlight
 from ccn_web.refusals import RefusalLog
 
 # a silent socket leaves within the hello timeout (10 s) and a good one within a round trip:
@@ -45,12 +46,15 @@ class SocketLimits:
     ungreeted: ConnectionGate  # keyed by ip_hash
     per_node: ConnectionGate  # keyed by node public id
     refusals: RefusalLog = field(default_factory=RefusalLog)
+    # node frames that call a service, across this edge's connections (ccn_edge.in_flight)
+    frames: InFlight = field(default_factory=lambda: InFlight(Settings().edge_max_frames_in_flight, "node frames"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SocketLimits:
         return cls(
             ungreeted=ConnectionGate(per_key=settings.ws_max_ungreeted_per_ip, total=settings.ws_max_ungreeted),
             per_node=ConnectionGate(per_key=settings.ws_max_connections_per_node),
+            frames=InFlight(settings.edge_max_frames_in_flight, "node frames"),
         )
 
 

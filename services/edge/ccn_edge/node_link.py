@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ccn_core.errors import BadInput, CcnError, UpgradeRequired
-from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION, Hello
+from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION, Hello, ResultItem
 
 _VERSION = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})")
 
@@ -54,6 +54,36 @@ def hello_problem(hello: Hello, known_job_types: Collection[str]) -> CcnError | 
     return None
 
 
+def repeated_job(results: list[ResultItem]) -> BadInput | None:
+    """Why a results frame is refused as a whole: a job named twice in it (its two results
+    could not both be the job's), or None."""
+    seen: set[str] = set()
+    for index, item in enumerate(results):
+        if item.job_id in seen:
+            return BadInput(f"job {item.job_id} appears twice in one results frame", field=f"results[{index}].job_id")
+        seen.add(item.job_id)
+    return None
+
+
+def job_offers_frames(offers: list[bytes], max_bytes: int) -> list[tuple[bytes, int]]:
+    """Encoded `job_offer` items → `job_offers` frames of at most `max_bytes` each, in order
+    (an item bigger than that alone in its frame), each with how many offers it carries."""
+    frames: list[tuple[bytes, int]] = []
+    chunk: list[bytes] = []
+    size = _OFFERS_FRAME_OVERHEAD
+    for offer in offers:
+        if chunk and size + len(offer) + 1 > max_bytes:
+            frames.append((_JOB_OFFERS_HEAD + b",".join(chunk) + b"]}", len(chunk)))
+            chunk, size = [], _OFFERS_FRAME_OVERHEAD
+        chunk.append(offer)
+        size += len(offer) + 1
+    if chunk:
+        frames.append((_JOB_OFFERS_HEAD + b",".join(chunk) + b"]}", len(chunk)))
+    return frames
+
+
+_JOB_OFFERS_HEAD = b'{"type":"job_offers","offers":['
+_OFFERS_FRAME_OVERHEAD = len(_JOB_OFFERS_HEAD) + 2
 MAX_CONCURRENCY = 256
 _MINIMUM = version_tuple(MIN_NODE_VERSION) or (0, 0, 0)
 

@@ -26,7 +26,7 @@ from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.connection_gate import Refusal, Ticket
 from ccn_edge.connection_limits import SocketLimits, node_connections_refusal, ungreeted_refusal
 from ccn_edge.context import EdgeContext
-from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem
+from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem, job_offers_frames, repeated_job
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
@@ -45,6 +45,9 @@ CLAIM_MARGIN_S = 5.0  # the scheduler holds a claim up to CLAIM_WAIT_S, then ans
 FULL_PAUSE_S = 1.0
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
+
+# what a result in a results frame adds to the submit batch besides its result, id and checksum
+_RESULT_ITEM_FIELDS_BYTES = 64
 
 _frame_decoder = untrusted_decoder(frames.NodeFrame)
 _encode = msgspec.json.Encoder().encode
@@ -77,6 +80,7 @@ class NodeLink:
         self._session_token = ""
         self._job_types: list[str] = []
         self._holdings = Holdings(concurrency=1)
+        self._batch_frames = False  # the node reads job_offers and acks frames
         self._claim_id: str | None = None  # the claim waiting at the scheduler, if any
         self._said_bye = False
 
@@ -226,6 +230,7 @@ class NodeLink:
         self._session_token = frame.session_token
         self._job_types = sorted(set(frame.capabilities.job_types))
         self._holdings = Holdings(concurrency=frame.capabilities.concurrency)
+        self._batch_frames = frame.capabilities.batch_frames
         await self._send(
             frames.Welcome(
                 node_public_id=identity.node_public_id,
@@ -245,47 +250,125 @@ class NodeLink:
                 case frames.Ready(slots=slots):
                     self._holdings.ask(slots)
                     self._wake_claimer.set()
-                case frames.JobResult() as result:
-                    await self._on_result(result, size)
-                case frames.JobFail() as failed:
-                    await self._on_fail(failed)
-                case frames.Heartbeat(job_ids=job_ids):
-                    await self._on_heartbeat(job_ids)
+                case frames.JobResult() | frames.JobResults() | frames.JobFail() | frames.Heartbeat():
+                    if not self._limits.frames.enter():
+                        await self._busy(frame)
+                        continue
+                    try:
+                        await self._on_service_frame(frame, size)
+                    finally:
+                        self._limits.frames.leave()
                 case frames.Bye():
                     self._said_bye = True
                     await self._hang_up(1000, "bye")
                 case frames.Hello():
                     await self._refuse(BadInput("already greeted: send hello once per connection", field="type"))
 
-    async def _on_result(self, frame: frames.JobResult, size: int) -> None:
-        job_correlation = self._holdings.correlation_of(frame.job_id)
-        if job_correlation is None:
-            await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
+    async def _on_service_frame(
+        self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat, size: int
+    ) -> None:
+        match frame:
+            case frames.JobResult() as result:
+                item = frames.ResultItem(job_id=result.job_id, result=result.result, checksum=result.checksum)
+                await self._on_results([item], result.ready, size)
+            case frames.JobResults(results=results, ready=ready):
+                await self._on_results(results, ready, size)
+            case frames.JobFail() as failed:
+                await self._on_fail(failed)
+            case frames.Heartbeat(job_ids=job_ids):
+                await self._on_heartbeat(job_ids)
+
+    async def _busy(self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat) -> None:
+        """The edge has as many frames out at the services as it takes: refused untouched, with
+        retry_after. A result or failure names its job (the node keeps it and sends it again);
+        a heartbeat's refusal names none (the node holds back its asks for that long)."""
+        refusal = self._limits.frames.refusal()
+        match frame:
+            case frames.JobResult(job_id=job_id) | frames.JobFail(job_id=job_id):
+                await self._send_error(refusal, job_id=job_id)
+            case frames.JobResults(results=results):
+                for item in results:
+                    await self._send_error(refusal, job_id=item.job_id)
+            case frames.Heartbeat():
+                await self._send_error(refusal)
+
+    async def _on_results(self, results: list[frames.ResultItem], ready: int, size: int) -> None:
+        """A `result` frame (one item) or a `results` frame: each result goes to the scheduler
+        in the edge's submit batch on its own job's thread and is answered on its own (an ack,
+        or an error naming its job); the node's next ask (`ready`) follows once they are."""
+        repeated = repeated_job(results)
+        if repeated is not None:
+            await self._refuse(repeated)
             return
-        command = scheduler.SubmitResult(
-            node_id=self.node_id, job_id=frame.job_id, result=frame.result, checksum=frame.checksum
+        held: list[tuple[frames.ResultItem, str]] = []
+        strangers = 0
+        for item in results:
+            job_correlation = self._holdings.correlation_of(item.job_id)
+            if job_correlation is not None:
+                held.append((item, job_correlation))
+                continue
+            refusal = Conflict(f"this node does not hold job {item.job_id}")
+            strangers += 1
+            if strangers == 1:
+                await self._refuse(refusal, job_id=item.job_id)
+            else:  # a frame spends the bad-frame budget once, however many strangers it names
+                await self._send_error(refusal, job_id=item.job_id)
+        if not held:
+            self._wants(ready)
+            return
+        # one result: the scheduler takes the ask once the result is recorded and its slot is
+        # free, one round trip instead of two. Several: the ask waits for all of them here and
+        # goes to the claimer as a ready frame's would, one claim for the frame (asks riding on
+        # each result would each claim for the same node at once, contending for its slots)
+        slots = min(ready, self._holdings.room + (held[0][0].job_id in self._holdings.held)) if len(held) == 1 else 0
+        outcomes = await asyncio.gather(
+            *(
+                self._submit(item, job_correlation, size if len(results) == 1 else None, slots)
+                for item, job_correlation in held
+            ),
+            return_exceptions=True,
         )
-        # the node's next ask rides with its result (a Ready after it would cost a round trip):
-        # the scheduler takes it once the result is recorded and the job's slot is free
-        slots = min(frame.ready, self._holdings.room + (frame.job_id in self._holdings.held))
-        then_claim = self._claim_ask(slots) if slots > 0 else None
+        acks: list[frames.Ack] = []
+        refused: list[tuple[str, CcnError]] = []
+        offers: list[scheduler.JobOffer] = []
+        failure: BaseException | None = None
+        for (item, _), outcome in zip(held, outcomes, strict=True):
+            if isinstance(outcome, CcnError):
+                refused.append((item.job_id, outcome))
+            elif isinstance(outcome, BaseException):
+                failure = outcome
+            else:
+                reply, claimed = outcome
+                self._holdings.release(item.job_id)
+                acks.append(frames.Ack(job_id=item.job_id, status=reply.status))
+                if claimed is not None and claimed.reply is not None:
+                    offers.extend(claimed.reply.offers)
         try:
-            reply, claimed = await self._edge.submit_result(
-                command, correlation_id=job_correlation, size=size, then_claim=then_claim
-            )
-        except CcnError as exc:
-            await self._refused(frame.job_id, exc)
-            self._wants(frame.ready)
-            return
-        self._holdings.release(frame.job_id)
-        offers = claimed.reply.offers if claimed is not None and claimed.reply is not None else []
-        try:
-            await self._send(frames.Ack(job_id=frame.job_id, status=reply.status))
-        except _Closed:
+            if failure is not None:
+                raise failure
+            await self._send_acks(acks)
+            for job_id, exc in refused:
+                await self._refused(job_id, exc)
+        except BaseException:
             await self._hand_back(offers)
             raise
         await self._offer(offers)
-        self._wants(frame.ready - len(offers))
+        self._wants(ready - len(offers))
+
+    async def _submit(
+        self, item: frames.ResultItem, job_correlation: str, size: int | None, slots: int
+    ) -> tuple[scheduler.SubmitResultReply, scheduler.BatchedClaimOutcome | None]:
+        command = scheduler.SubmitResult(
+            node_id=self.node_id, job_id=item.job_id, result=item.result, checksum=item.checksum
+        )
+        if size is None:  # one of several in a frame: what it adds to the batch is its own size
+            size = len(_encode(item.result)) + len(item.job_id) + len(item.checksum) + _RESULT_ITEM_FIELDS_BYTES
+        return await self._edge.submit_result(
+            command,
+            correlation_id=job_correlation,
+            size=size,
+            then_claim=self._claim_ask(slots) if slots > 0 else None,
+        )
 
     def _wants(self, slots: int) -> None:
         """What a Ready frame of `slots` says; the claimer asks for what is not offered yet."""
@@ -392,25 +475,40 @@ class NodeLink:
                     return
 
     async def _offer(self, offers: list[scheduler.JobOffer]) -> None:
-        """Send the node its offers; those it cannot get (it left) are handed back."""
-        for index, offer in enumerate(offers):
-            try:
-                if self._closed:
-                    raise _Closed
-                self._holdings.offered(offer.job_id, offer.correlation_id)
-                await self._send(
-                    frames.JobOffer(
-                        job_id=offer.job_id,
-                        job_type=offer.job_type,
-                        payload=offer.payload,
-                        lease_until=offer.lease_until,
-                        attempt=offer.attempt,
-                        correlation_id=offer.correlation_id,
-                    )
+        """Send the node its offers, several in a `job_offers` frame to a node that reads them;
+        those it cannot get (it left) are handed back."""
+        if not offers:
+            return
+        if self._closed:
+            await self._hand_back(offers)
+            raise _Closed
+        for offer in offers:
+            self._holdings.offered(offer.job_id, offer.correlation_id)
+        items = [
+            _encode(
+                frames.JobOffer(
+                    job_id=offer.job_id,
+                    job_type=offer.job_type,
+                    payload=offer.payload,
+                    lease_until=offer.lease_until,
+                    attempt=offer.attempt,
+                    correlation_id=offer.correlation_id,
                 )
+            )
+            for offer in offers
+        ]
+        if self._batch_frames and len(items) > 1:
+            out = job_offers_frames(items, frames.MAX_OFFERS_FRAME_BYTES)
+        else:
+            out = [(item, 1) for item in items]
+        sent = 0
+        for data, count in out:
+            try:
+                await self._send_encoded(data)
             except _Closed:
-                await self._hand_back(offers[index:])
+                await self._hand_back(offers[sent:])
                 raise
+            sent += count
 
     async def _ask(self, slots: int) -> scheduler.ClaimJobsReply:
         """Jobs for this node: what is ready now, asked with the other nodes of this edge in one
@@ -449,11 +547,21 @@ class NodeLink:
     # -- frames out --------------------------------------------------------------------------
 
     async def _send(self, frame: msgspec.Struct) -> None:
+        await self._send_encoded(_encode(frame))
+
+    async def _send_encoded(self, data: bytes) -> None:
         try:
             async with self._send_lock:
-                await self._socket.send_data(_encode(frame).decode())
+                await self._socket.send_data(data.decode())
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise _Closed from exc
+
+    async def _send_acks(self, acks: list[frames.Ack]) -> None:
+        if self._batch_frames and len(acks) > 1:
+            await self._send(frames.Acks(acks=acks))
+            return
+        for ack in acks:
+            await self._send(ack)
 
     async def _send_error(self, exc: CcnError, *, job_id: str | None = None) -> None:
         await self._send(

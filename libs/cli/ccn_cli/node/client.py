@@ -26,6 +26,7 @@ import aiohttp
 import msgspec
 import structlog
 
+from ccn_cli.node.batching import results_frames
 from ccn_cli.node.config import NodeConfig, ws_url
 from ccn_cli.node.decisions import (
     SHUTTING_DOWN,
@@ -44,8 +45,10 @@ from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import (
     MAX_CONCURRENCY,
+    MAX_FRAME_ITEMS,
     PROTOCOL_VERSION,
     Ack,
+    Acks,
     Bye,
     Capabilities,
     Error,
@@ -53,7 +56,9 @@ from ccn_proto.node_protocol import (
     Hello,
     JobFail,
     JobOffer,
+    JobOffers,
     JobResult,
+    JobResults,
     NodeFrame,
     Ready,
     ServerFrame,
@@ -69,11 +74,16 @@ MAX_LOGGED_BYTES = 200
 _decoder = msgspec.json.Decoder(ServerFrame)
 
 
+class _OfferHead(msgspec.Struct, frozen=True):
+    job_id: str | None = None
+
+
 class _FrameHead(msgspec.Struct, frozen=True):
-    """Enough of an oversized frame to answer it: which kind, and for which job."""
+    """Enough of an oversized frame to answer it: which kind, and for which jobs."""
 
     type: str = ""
     job_id: str | None = None
+    offers: list[_OfferHead] = []
 
 
 class ConnectionEnd(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,7 +237,9 @@ class NodeClient:
             session_token=credentials.session_token or "-",
             node_version=self._node_version,
             protocol_version=PROTOCOL_VERSION,
-            capabilities=Capabilities(job_types=list(self._config.job_types), concurrency=self._config.concurrency),
+            capabilities=Capabilities(
+                job_types=list(self._config.job_types), concurrency=self._config.concurrency, batch_frames=True
+            ),
             running=self._still_held(),
         )
         await ws.send_str(msgspec.json.encode(hello).decode())
@@ -313,11 +325,14 @@ class NodeClient:
         match frame:
             case JobOffer():
                 self._on_offer(frame)
-            case Ack(job_id=job_id, status=status):
-                with self._job_context(job_id):
-                    if self._forget(job_id):
-                        log.info("acknowledged", status=status)
-                self._wake.set()
+            case JobOffers(offers=offers):
+                for offer in offers:
+                    self._on_offer(offer)
+            case Ack():
+                self._on_ack(frame)
+            case Acks(acks=acks):
+                for ack in acks:
+                    self._on_ack(ack)
             case Error():
                 return self._on_error(frame)
             case Bye(reason=reason):
@@ -326,6 +341,12 @@ class NodeClient:
                 log.warning("unexpected second welcome ignored")
         return None
 
+    def _on_ack(self, ack: Ack) -> None:
+        with self._job_context(ack.job_id):
+            if self._forget(ack.job_id):
+                log.info("acknowledged", status=ack.status)
+        self._wake.set()
+
     def _on_oversized(self, data: bytes) -> None:
         try:
             head = msgspec.json.decode(data, type=_FrameHead)
@@ -333,9 +354,13 @@ class NodeClient:
             head = _FrameHead()
         reason = oversized_offer_reason(len(data), self._config.max_offer_bytes)
         log.warning("oversized frame from the edge", frame_type=head.type, job_id=head.job_id, bytes=len(data))
-        if head.type == "job_offer" and head.job_id:
-            self._last_ready = None
-            self._queue(JobFail(job_id=head.job_id[:128], reason=reason))
+        offered = [head.job_id] if head.type == "job_offer" else []
+        if head.type == "job_offers":
+            offered = [offer.job_id for offer in head.offers[:MAX_FRAME_ITEMS]]
+        for job_id in offered:
+            if job_id:
+                self._last_ready = None
+                self._queue(JobFail(job_id=job_id[:128], reason=reason))
 
     def _on_offer(self, offer: JobOffer) -> None:
         self._last_ready = None
@@ -423,18 +448,27 @@ class NodeClient:
             await self._ask_for_work(ws, repeat=beat)
 
     async def _send_outbox(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Unsent results and failures; the last result carries the node's room (`ready`), so the
-        edge asks for the next job while it records this one, one round trip instead of two."""
-        unsent = [job_id for job_id in self._outbox if job_id in self._unsent]
-        for index, job_id in enumerate(unsent):
-            frame = self._outbox[job_id]
-            if isinstance(frame, JobResult) and index == len(unsent) - 1:
+        """Unsent failures, then unsent results: several at once go as `results` frames. The
+        last result frame carries the node's room (`ready`), so the edge asks for the next jobs
+        while it records these, one round trip instead of two."""
+        unsent = [self._outbox[job_id] for job_id in self._outbox if job_id in self._unsent]
+        results = [frame for frame in unsent if isinstance(frame, JobResult)]
+        for frame in unsent:
+            if isinstance(frame, JobFail):
+                await self._send(ws, frame)
+                self._unsent.discard(frame.job_id)
+        batches: list[JobResult | JobResults] = (
+            list(results_frames(results, self._config.max_result_bytes)) if len(results) > 1 else list(results)
+        )
+        for index, batch in enumerate(batches):
+            if index == len(batches) - 1:
                 slots = self._slots_to_ask()
                 if slots:
-                    frame = msgspec.structs.replace(frame, ready=slots)
+                    batch = msgspec.structs.replace(batch, ready=slots)
                     self._last_ready = slots
-            await self._send(ws, frame)
-            self._unsent.discard(job_id)
+            await self._send(ws, batch)
+            for job_id in [batch.job_id] if isinstance(batch, JobResult) else [item.job_id for item in batch.results]:
+                self._unsent.discard(job_id)
 
     def _slots_to_ask(self) -> int:
         return slots_to_ask(
