@@ -67,6 +67,7 @@ from ccn_proto.scheduler import (
     SubmitResultReply,
 )
 from ccn_registry.app import start_registry
+from ccn_scheduler import handlers as scheduler_handlers
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
 from ccn_scheduler.job_service import JobRepository
 from ccn_scheduler.owner import ClaimOwner
@@ -787,3 +788,29 @@ async def test_leases_expire_while_no_projection_runs(own_settings: Settings) ->
             assert await conn.fetchval("SELECT count(*) FROM community_jobs") == 0  # nothing was projected
         finally:
             await conn.close()
+
+
+async def test_creations_past_the_bound_are_refused_at_once_and_nothing_is_half_made(
+    own_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_handlers, "MAX_CREATING", 4)
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        client = CommandClient(api.nc, timeout=10)
+
+        async def batch(index: int) -> CreateBatchReply | Unavailable:
+            command = CreateBatch(
+                batch_id=f"flood-{index}", jobs=[BatchJob(job_type="echo", payload={"text": str(i)}) for i in range(3)]
+            )
+            try:
+                return await client.call("scheduler", "create_batch", command, CreateBatchReply, correlation_id="c")
+            except Unavailable as refused:
+                return refused
+
+        outcomes = await asyncio.gather(*(batch(index) for index in range(6)))
+        refused = [o for o in outcomes if isinstance(o, Unavailable)]
+        made = [o for o in outcomes if isinstance(o, CreateBatchReply)]
+        assert refused and made, outcomes  # 3 + 3 > 4: the second of two at once waits at its caller
+        assert all(o.retry_after is not None and o.retry_after > 0 for o in refused)
+        assert all(o.created == 3 for o in made)  # a refused batch made nothing, an admitted one all
+        created = [e for e in await job_events(api.nc) if e.type == "job.created"]
+        assert len(created) == 3 * len(made)

@@ -4,9 +4,10 @@ job decider rule, answer from the aggregate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -68,12 +69,17 @@ from ccn_scheduler.job_service import JobService
 from ccn_scheduler.payloads import PayloadTypes, check_payload
 
 log = get_logger("ccn.scheduler.handlers")
-# batch items decided at once: enough to keep appends in flight, few enough to bound memory
-BATCH_CONCURRENCY = 64
+# creations appended at once, across every creation command: enough to keep appends in flight
+CREATE_CONCURRENCY = 256
+# jobs admitted for creation and not yet created (in flight or waiting for a slot): past this a
+# creation is refused with retry_after, so a flood of submissions waits at the caller, not here,
+# and claims and results keep their share of the owner's time
+MAX_CREATING = 4096
 # room kept in a submit_results reply for each result's own answer, ahead of the offers
 _RESULT_REPLY_BYTES = 384
 # how long a creation refused for a full board should wait: nodes drain it at thousands a second
 _FULL_RETRY_AFTER_S = 2.0
+_BUSY_RETRY_AFTER_S = 1.0
 
 
 def request_fingerprint(body: msgspec.Struct) -> str:
@@ -117,6 +123,8 @@ class SchedulerHandlers:
         self._max_payload_bytes = max_payload_bytes
         self._clock = clock
         self._jitter = jitter
+        self._create_slots = asyncio.Semaphore(CREATE_CONCURRENCY)
+        self._creating = 0
 
     def register_all(self, server: CommandServer) -> None:
         server.register("create_job", CreateJob, self.create_job)
@@ -138,18 +146,32 @@ class SchedulerHandlers:
     def withdraw_claim(self, notice: WithdrawClaim) -> None:
         self._claimer.withdraw(notice.claim_id)
 
-    def _check_room(self, jobs: int) -> None:
-        """Every queue is bounded: the board holds live jobs and their payloads in memory."""
+    @contextlib.contextmanager
+    def _admitted(self, jobs: int) -> Iterator[None]:
+        """Every queue is bounded: the board holds live jobs and their payloads in memory, and
+        only so many creations are in hand at once."""
         board = self._board
         if len(board) + jobs > board.max_live or board.payload_bytes > self._max_payload_bytes:
             raise Unavailable(
                 f"the scheduler holds {len(board)} unfinished jobs, its limit; try again shortly",
                 retry_after=_FULL_RETRY_AFTER_S,
             )
+        if self._creating + jobs > MAX_CREATING:
+            raise Unavailable(
+                f"{self._creating} jobs are being created already; try again shortly", retry_after=_BUSY_RETRY_AFTER_S
+            )
+        self._creating += jobs
+        try:
+            yield
+        finally:
+            self._creating -= jobs
 
     async def create_job(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
         check_payload(self._payload_types, command.job_type, command.payload, field="payload")
-        self._check_room(1)
+        with self._admitted(1):
+            return await self._create_one(command, ctx)
+
+    async def _create_one(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
         key = command.idempotency_key
         if key is not None:
             # a retry under the same key must find the same job: its id comes from the key
@@ -169,7 +191,8 @@ class SchedulerHandlers:
             idempotency_key_hash=ids.token_hash(key) if key else None,
             request_fingerprint=fingerprint,
         )
-        state, fresh = await self._create(job_id, created, self._meta(ctx, key and f"create:{key}"))
+        async with self._create_slots:
+            state, fresh = await self._create(job_id, created, self._meta(ctx, key and f"create:{key}"))
         return CreateJobReply(
             job_id=job_id,
             job_type=command.job_type,
@@ -183,9 +206,10 @@ class SchedulerHandlers:
         keys = batch_item_keys(command.jobs)
         for index, item in enumerate(command.jobs):
             check_payload(self._payload_types, item.job_type, item.payload, field=f"jobs[{index}].payload")
-        self._check_room(len(command.jobs))
-        slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+        with self._admitted(len(command.jobs)):
+            return await self._create_batch(command, keys, ctx)
 
+    async def _create_batch(self, command: CreateBatch, keys: list[str], ctx: CommandContext) -> CreateBatchReply:
         async def one(item: BatchJob, item_key: str) -> tuple[str, bool]:
             job_id = str(ids.keyed_uuid4(self._key, "batch-job", command.batch_id, item_key))
             created = JobCreated(
@@ -200,7 +224,7 @@ class SchedulerHandlers:
                 idempotency_key_hash=ids.token_hash(f"{command.batch_id}\x1f{item_key}"),
                 request_fingerprint=request_fingerprint(msgspec.structs.replace(item, item_key=None)),
             )
-            async with slots:
+            async with self._create_slots:
                 _, fresh = await self._create(job_id, created, self._meta(ctx, f"batch:{command.batch_id}:{item_key}"))
             return job_id, fresh
 
