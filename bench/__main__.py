@@ -40,6 +40,7 @@ from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, fill_node_stream
+from bench.takeover_bench import takeover_replay
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_cli.stack.ports import free_port
 from ccn_core.migrations import apply_migrations
@@ -148,6 +149,8 @@ async def _lifecycle_on(
             figures.append(await claim_latency(stack, nodes))
         figures.append(await idle_connections(stack, 500 if quick else 10_000))
         figures += await job_footprints(stack, nats_url)
+        # a standby taking over the claims replays all the stream the rows above left
+        figures.append(await takeover_replay(nats_url))
         figures += await overload(
             stack,
             main,
