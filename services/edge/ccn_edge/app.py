@@ -7,11 +7,14 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_core.commands import CommandClient
+from ccn_core.document_bodies import BodyStreams
+from ccn_core.errors import Unavailable
 from ccn_core.metrics import NODE_CONNECTIONS
 from ccn_core.service import Runtime
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
+from ccn_edge.documents_api import DocumentServer, documents_router
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_web.http import Readiness, create_http_app
@@ -37,9 +40,16 @@ def create_app(
     admin_token: str,
     socket_limits: SocketLimits,
     body_timeout_s: float,
+    documents: DocumentServer | None = None,
+    document_timeout_s: float = 120.0,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
+
+    async def provide_documents() -> DocumentServer:
+        if documents is None:
+            raise Unavailable("this edge serves no document bodies")
+        return documents
 
     return create_http_app(
         service="edge",
@@ -48,12 +58,13 @@ def create_app(
             ComputeController,
             node_socket_handler(max_frame_bytes, socket_limits),
             jobs_router(admin_token),
+            documents_router(document_timeout_s),
         ],
         ready=ready,
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,
         security_schemes=SECURITY_SCHEMES,
-        dependencies={"edge": Provide(provide_context)},
+        dependencies={"edge": Provide(provide_context), "documents": Provide(provide_documents)},
     )
 
 
@@ -72,6 +83,8 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         admin_token=settings.admin_token,
         socket_limits=socket_limits,
         body_timeout_s=settings.http_body_timeout_s,
+        documents=DocumentServer(BodyStreams(runtime.js), max_bytes=settings.max_document_bytes),
+        document_timeout_s=settings.document_timeout_s,
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes
