@@ -229,3 +229,25 @@ async def test_a_body_larger_than_its_chunk_streams_whole(stored: Stored) -> Non
         await claimed_by(http, stored.edge, node, job_id)
         status, body, _ = await document(http, stored.edge, node["session_token"], job_id, ref.sha256)
     assert status == 200 and body == data
+
+
+async def test_a_stored_body_that_is_not_its_name_is_cut_short_never_served_whole(stored: Stored) -> None:
+    """A writer that names bytes wrongly (the store checks only its own digest): the edge finds
+    out at the last chunk and stops short of Content-Length, so the node never holds the body."""
+    impostor = b"<p>" + b"z" * 150_000 + b"</p>"
+    wanted = hashlib.sha256(b"the real document").hexdigest()
+    await stored.bodies._store.put(wanted, impostor)
+    ref = DocumentRef(sha256=wanted, size=len(impostor), media_type=HTML)
+    assert 128 * 1024 < ref.size <= MAX_DOCUMENT_BYTES  # two chunks: the first goes out, the last does not
+    edge = stored.edge
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        job_id = await create_job(edge, ref)
+        await claimed_by(http, edge, node, job_id)
+        async with http.get(
+            f"{edge.url}/compute/jobs/{job_id}/documents/{wanted}",
+            headers={"Authorization": f"Bearer {node['session_token']}"},
+        ) as response:
+            assert response.status == 200 and response.content_length == ref.size
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
