@@ -394,9 +394,9 @@ async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(
 
     # the jobs take 50 ms, sleeping (the GIL free): the node's 1 ms timeout always fires first. A
     # job left to run at full speed could finish in the worker thread before the timeout is armed.
-    def slow_run_job(job_type: str, payload: dict[str, Any]) -> Any:
+    def slow_run_job(job_type: str, payload: dict[str, Any], bodies: Any = None) -> Any:
         time.sleep(0.05)
-        return run_job(job_type, payload)
+        return run_job(job_type, payload, bodies)
 
     monkeypatch.setattr("ccn_cli.node.execute.run_job", slow_run_job)
     edge = FakeEdge(pages=pages, concurrency=1, oversized_job_ids=frozenset({"job-0"}))

@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 
 from ccn_cli.main import main as ccn_main
 from ccn_cli.stack.ports import free_port
+from ccn_core.document_bodies import BODY_BUCKET
 from ccn_core.kv_lock import LockTimeout, held_lock
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
@@ -25,8 +26,10 @@ from tests.support.servers import start_nats
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("CCN_NATS_URL")), reason="needs a bare NATS server of its own")
 
-EVERYTHING = [f"stream {s.name} ({', '.join(s.subjects)})" for s in STREAMS] + [
-    f"key-value bucket {kv.bucket}" for kv in KEY_VALUES
+EVERYTHING = [
+    *(f"stream {s.name} ({', '.join(s.subjects)})" for s in STREAMS),
+    *(f"key-value bucket {kv.bucket}" for kv in KEY_VALUES),
+    f"object store {BODY_BUCKET}",
 ]
 
 
@@ -61,7 +64,8 @@ async def test_apply_creates_what_is_missing_once_and_the_check_then_passes(bare
     settings = Settings(nats_url=url)
     first, second = await asyncio.gather(apply_topology(js, settings), apply_topology(js, settings))
     created = sorted(first + second)
-    assert created == sorted([s.name for s in STREAMS if s.name != "CCN_NODES"] + [kv.stream for kv in KEY_VALUES])
+    expected = [s.name for s in STREAMS if s.name != "CCN_NODES"] + [kv.stream for kv in KEY_VALUES]
+    assert created == sorted([*expected, f"OBJ_{BODY_BUCKET}"])
     assert await missing_topology(js) == []
     assert (await js.stream_info("CCN_NODES")).config.deny_delete  # the existing one was updated
     async with open_runtime("edge", settings, needs_postgres=False) as runtime:

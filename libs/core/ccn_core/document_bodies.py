@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.api import ObjectInfo, ObjectStoreConfig, StorageType
+from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectDeletedError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 BODY_BUCKET = "CCN_DOCUMENT_BODIES"
@@ -28,10 +30,20 @@ class BodyNotFound(LookupError):
     """No body of this digest and size is in the store."""
 
 
+class BodySizeMismatch(BodyNotFound):
+    """A body of this digest is stored, but not of the size asked for: the reference and the
+    store disagree (a reader treats it as no body; the edge says which, as a conflict)."""
+
+
+class BodyCorrupt(Exception):
+    """A stored body's chunks are not the bytes its name and size promise; found mid-stream."""
+
+
 async def open_body_store(
     js: JetStreamContext, bucket: str = BODY_BUCKET, *, create: bool = False, replicas: int = 1
 ) -> ObjectStore:
-    """The bucket, created when asked and absent (`ccn up` and tests create it; readers don't)."""
+    """The bucket, created when asked and absent (`ccn topology apply`, and so `ccn up`, creates it;
+    readers don't)."""
     try:
         return await js.object_store(bucket)
     except (BucketNotFoundError, NotFoundError):
@@ -68,15 +80,84 @@ class ObjectStoreBodies:
     async def read(self, sha256: str, size: int) -> bytes:
         """The body named `sha256`, if it is `size` bytes; BodyNotFound otherwise. Its size is
         read from the object's info before any chunk is downloaded."""
-        if not _SHA256.match(sha256):
-            raise BodyNotFound(f"{sha256!r} is not a sha256 hex digest")
-        try:
-            info = await self._store.get_info(sha256)
-        except ObjectNotFoundError:
-            raise BodyNotFound(f"no body {sha256}") from None
-        if info.is_link():
-            raise BodyNotFound(f"{sha256} is a link, not a body")
-        if info.size != size:
-            raise BodyNotFound(f"the body {sha256} is {info.size} bytes, not {size}")
+        await checked_info(self._store, sha256, size)
         result = await self._store.get(sha256)
         return bytes(result.data or b"")
+
+
+async def checked_info(store: ObjectStore, sha256: str, size: int) -> ObjectInfo:
+    """The stored object's info, if it is a body named `sha256` of `size` bytes."""
+    if not _SHA256.match(sha256):
+        raise BodyNotFound(f"{sha256!r} is not a sha256 hex digest")
+    try:
+        info = await store.get_info(sha256)
+    except (ObjectNotFoundError, ObjectDeletedError):
+        raise BodyNotFound(f"no body {sha256}") from None
+    if info.is_link() or not info.nuid:
+        raise BodyNotFound(f"{sha256} is a link, not a body")
+    if info.size != size:
+        raise BodySizeMismatch(f"the body {sha256} is {info.size} bytes, not {size}")
+    return info
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBody:
+    """A body found and checked against its reference, not yet read: `chunks()` reads it."""
+
+    sha256: str
+    size: int
+    chunks_subject: str
+    stream: str
+    js: JetStreamContext
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body, one stored chunk at a time (128 KiB as the object store writes them), each
+        asked for only when the one before has been taken: a slow consumer holds one chunk,
+        never the body. Bytes past the size, or a digest that is not the name, raise BodyCorrupt
+        before the last chunk is given out, so a consumer never gets all of a wrong body."""
+        digest = hashlib.sha256()
+        given = 0
+        sequence = 1
+        while given < self.size:
+            try:
+                message = await self.js.get_msg(self.stream, seq=sequence, subject=self.chunks_subject, next=True)
+            except NotFoundError:
+                raise BodyCorrupt(f"the body {self.sha256} ends after {given} of its {self.size} bytes") from None
+            data = message.data or b""
+            if message.seq is None or not data or given + len(data) > self.size:
+                raise BodyCorrupt(f"the body {self.sha256} has more than its {self.size} bytes, or an empty chunk")
+            given += len(data)
+            digest.update(data)
+            if given == self.size and digest.hexdigest() != self.sha256:
+                raise BodyCorrupt(f"the body stored as {self.sha256} has the sha256 {digest.hexdigest()}")
+            yield data
+            sequence = message.seq + 1
+        if self.size == 0 and digest.hexdigest() != self.sha256:
+            raise BodyCorrupt(f"the empty body is not {self.sha256}")
+
+
+class BodyStreams:
+    """Bodies to pass on without holding them (the edge serves them to nodes this way)."""
+
+    def __init__(self, js: JetStreamContext, bucket: str = BODY_BUCKET) -> None:
+        self._js = js
+        self._bucket = bucket
+        self._store: ObjectStore | None = None
+
+    async def open(self, sha256: str, size: int) -> StoredBody:
+        """The body named `sha256`, if stored with `size` bytes; BodyNotFound (no bucket, no
+        such body) or BodySizeMismatch otherwise. Nothing of the body is read yet."""
+        if self._store is None:
+            try:
+                self._store = await open_body_store(self._js, self._bucket)
+            except (BucketNotFoundError, NotFoundError):
+                raise BodyNotFound("no document body has been stored yet") from None
+        info = await checked_info(self._store, sha256, size)
+        return StoredBody(
+            sha256=sha256,
+            size=size,
+            # how nats.js.object_store names a body's chunks and its stream
+            chunks_subject=f"$O.{self._bucket}.C.{info.nuid}",
+            stream=f"OBJ_{self._bucket}",
+            js=self._js,
+        )

@@ -78,6 +78,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # any): the caller's ip_hash and the per-address caps come from it. None by default, so no
     # client can choose the address it is counted under by sending the header itself.
     forwarded_allow_ips: str = ""
+    # A document body a node reads by reference through the edge (GET /compute/jobs/{id}/documents/
+    # {sha256}): at most this many bytes (the DocumentRef bound, 64 MiB, is the ceiling), sent
+    # within this many seconds of the request, or the connection is closed part-way.
+    max_document_bytes: int = 64 * 1024 * 1024
+    document_timeout_s: float = 120.0
     # a node whose socket closed without bye keeps its jobs this long, for a reconnect naming them
     node_release_grace_s: float = 10.0
     # The claim owner holds every live (not finished) job in memory, with its payload (ADR 0016).
@@ -131,6 +136,7 @@ _INT_FIELDS = {
     "CCN_HTTP_MAX_HEADER_BYTES": "http_max_header_bytes",
     "CCN_SCHEDULER_MAX_LIVE_JOBS": "scheduler_max_live_jobs",
     "CCN_SCHEDULER_MAX_PAYLOAD_BYTES": "scheduler_max_payload_bytes",
+    "CCN_MAX_DOCUMENT_BYTES": "max_document_bytes",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",
@@ -141,6 +147,7 @@ _FLOAT_FIELDS = {
     "CCN_HTTP_HEADERS_TIMEOUT_S": "http_headers_timeout_s",
     "CCN_SHUTDOWN_GRACE_S": "shutdown_grace_s",
     "CCN_NODE_RELEASE_GRACE_S": "node_release_grace_s",
+    "CCN_DOCUMENT_TIMEOUT_S": "document_timeout_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -156,6 +163,8 @@ _POSITIVE_FIELDS = (
     "shutdown_grace_s",
     "scheduler_max_live_jobs",
     "scheduler_max_payload_bytes",
+    "max_document_bytes",
+    "document_timeout_s",
 )
 _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",

@@ -24,6 +24,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
+from ccn_core.document_bodies import BODY_BUCKET, open_body_store
 from ccn_core.kv_lock import held_lock
 from ccn_core.settings import Settings
 
@@ -233,6 +234,11 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
                 )
             )
             created.append(kv.stream)
+    try:
+        await js.stream_info(f"OBJ_{BODY_BUCKET}")
+    except NotFoundError:
+        await open_body_store(js, create=True, replicas=settings.stream_replicas)
+        created.append(f"OBJ_{BODY_BUCKET}")
     return created
 
 
@@ -253,8 +259,9 @@ async def missing_topology(
     streams: tuple[StreamSpec, ...] = STREAMS,
     key_values: tuple[KeyValueSpec, ...] = KEY_VALUES,
 ) -> list[str]:
-    """What of the declared topology the server lacks, each named as an operator would look
-    for it ("stream CCN_JOBS (ccn.job.>)", "key-value bucket ccn_owners"); empty when all is there."""
+    """What of the declared topology the server lacks (streams, key-value buckets, the object
+    store of document bodies), each named as an operator would look for it ("stream CCN_JOBS
+    (ccn.job.>)", "key-value bucket ccn_owners"); empty when all is there."""
     missing: list[str] = []
     for spec in streams:
         try:
@@ -266,6 +273,10 @@ async def missing_topology(
             await js.stream_info(kv.stream)
         except NotFoundError:
             missing.append(f"key-value bucket {kv.bucket}")
+    try:
+        await js.stream_info(f"OBJ_{BODY_BUCKET}")
+    except NotFoundError:
+        missing.append(f"object store {BODY_BUCKET}")
     return missing
 
 

@@ -7,12 +7,15 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_core.commands import CommandClient
+from ccn_core.document_bodies import BodyStreams
+from ccn_core.errors import Unavailable
 from ccn_core.metrics import NODE_CONNECTIONS
 from ccn_core.service import Runtime
 from ccn_core.settings import Settings
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
+from ccn_edge.documents_api import DocumentServer, documents_router
 from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
@@ -40,12 +43,19 @@ def create_app(
     socket_limits: SocketLimits,
     body_timeout_s: float,
     requests_in_flight: InFlight | None = None,
+    documents: DocumentServer | None = None,
+    document_timeout_s: float = 120.0,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
 
     if requests_in_flight is None:
         requests_in_flight = InFlight(Settings().edge_max_requests_in_flight, "HTTP requests")
+
+    async def provide_documents() -> DocumentServer:
+        if documents is None:
+            raise Unavailable("this edge serves no document bodies")
+        return documents
 
     return create_http_app(
         service="edge",
@@ -58,12 +68,13 @@ def create_app(
                 middleware=[bounded_requests(requests_in_flight)],
             ),
             node_socket_handler(max_frame_bytes, socket_limits),
+            documents_router(document_timeout_s),
         ],
         ready=ready,
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,
         security_schemes=SECURITY_SCHEMES,
-        dependencies={"edge": Provide(provide_context)},
+        dependencies={"edge": Provide(provide_context), "documents": Provide(provide_documents)},
     )
 
 
@@ -83,6 +94,8 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         socket_limits=socket_limits,
         body_timeout_s=settings.http_body_timeout_s,
         requests_in_flight=InFlight(settings.edge_max_requests_in_flight, "HTTP requests"),
+        documents=DocumentServer(BodyStreams(runtime.js), max_bytes=settings.max_document_bytes),
+        document_timeout_s=settings.document_timeout_s,
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes

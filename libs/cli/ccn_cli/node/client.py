@@ -39,6 +39,7 @@ from ccn_cli.node.decisions import (
     oversized_offer_reason,
     slots_to_ask,
 )
+from ccn_cli.node.documents import execute_for_job
 from ccn_cli.node.edge_http import EdgeUnavailable
 from ccn_cli.node.enrolment import Enrolment, NodeRefused
 from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
@@ -380,7 +381,8 @@ class NodeClient:
                 case AlreadyRunning():
                     log.info("offer repeated for a running job")
                 case _:
-                    self._runner.start(offer)
+                    token = self._enrolment.credentials.session_token
+                    self._runner.start(offer, execute_for_job(self._config, token, offer.job_id, self._node_version))
 
     def _on_error(self, error: Error) -> ConnectionEnd | None:
         action = decide_error(error, welcomed=True)

@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ccn_core.domain.job import result_checksum
@@ -140,7 +140,20 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="ccn-parent-watch", daemon=True).start()
 
 
-def execute_job(job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """(result, checksum); raises what the job type raises (InvalidPayload, UnknownJobType...)."""
-    result = result_to_builtins(run_job(job_type, payload))
+class JobRefused(ValueError):
+    """The job type refused the job (a bad payload, an unknown type, an unreadable document);
+    the message is the JobFail reason. The job types' own errors take several arguments and do
+    not survive the pickling that carries them out of a worker process, and one the node cannot
+    unpickle breaks the whole pool: the job would fail as a dead worker, its reason lost."""
+
+
+def execute_job(
+    job_type: str, payload: dict[str, Any], bodies: Mapping[str, bytes] | None = None
+) -> tuple[dict[str, Any], str]:
+    """(result, checksum); JobRefused with the job type's reason (InvalidPayload, UnknownJobType,
+    DocumentRefused...). `bodies`: those the payload names by reference, fetched and checked."""
+    try:
+        result = result_to_builtins(run_job(job_type, payload, bodies))
+    except ValueError as exc:
+        raise JobRefused(str(exc)) from None
     return result, result_checksum(result)

@@ -160,13 +160,15 @@ class JobRunner:
     def free_slots(self) -> int:
         return sum(not slot.busy for slot in self._slots)
 
-    def start(self, offer: JobOffer) -> None:
+    def start(self, offer: JobOffer, execute: Execute | None = None) -> None:
+        """Run the offer in a free slot; `execute`, when given, instead of the runner's own (the
+        node binds one to the job, to fetch the bodies its payload names)."""
         slot = next((slot for slot in self._slots if not slot.busy), None)
         if slot is None:
             raise NoFreeSlot(f"no free slot for job {offer.job_id}")
         with correlation(offer.correlation_id, job_id=offer.job_id):
             log.info("job started", job_type=offer.job_type, attempt=offer.attempt)
-            future = slot.submit(self._execute, offer)
+            future = slot.submit(execute or self._execute, offer)
             self._slot_of[offer.job_id] = slot
             # the task copies this context: every line it logs carries the job's correlation id
             self._tasks[offer.job_id] = asyncio.create_task(self._run(offer, future, slot), name=f"job-{offer.job_id}")

@@ -1,0 +1,126 @@
+"""Documents named by reference, read through the edge before the handler runs.
+
+A payload may name its document by reference (sha256, size, media type) to a body in the
+document object store, which only the edge reaches. The worker that runs the job fetches each
+body from GET /compute/jobs/{job_id}/documents/{sha256} with the node's session token
+(`EdgeBodyReader`, a ccn_jobs.documents.BodyReader), through `fetch_bodies`, which checks size
+and digest as it does for any reader, and then runs the handler with the bodies in place of
+their references. A body that cannot be had (refused, missing, cut short, not the reference's)
+fails the job with DocumentRefused's typed reason (`body_missing`, `body_mismatch`); the node
+runs on.
+
+The fetch happens in the worker, not in the node's event loop: the job holds its slot while its
+body downloads, the job's wall-clock timeout covers the download, and the node's process never
+holds a body. A job without references runs as it always did, with no request made."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+
+from ccn_cli.node.config import NodeConfig, http_url
+from ccn_cli.node.execute import Execute, JobRefused, execute_job
+from ccn_jobs.documents import fetch_bodies, references
+from ccn_jobs.registry import decode_payload
+
+_CHUNK_BYTES: Final = 64 * 1024
+_MAX_ERROR_BYTES: Final = 4 * 1024
+
+
+class BodyUnavailable(LookupError):
+    """The edge did not give the body: the message says what it answered, or what went wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeDocuments:
+    """Where one job's bodies come from. Plain data, as it crosses into the worker process."""
+
+    base_url: str
+    session_token: str
+    job_id: str
+    timeout_s: float  # the whole download of one body
+    read_timeout_s: float  # between two reads of it
+    user_agent: str
+
+    def url(self, sha256: str) -> str:
+        return f"{self.base_url}/compute/jobs/{quote(self.job_id, safe='')}/documents/{quote(sha256, safe='')}"
+
+
+class _ErrorBody(msgspec.Struct, frozen=True):
+    code: str = "unknown"
+    message: str = ""
+
+
+class EdgeBodyReader:
+    """A BodyReader over the edge's HTTP endpoint. It never reads more than `size` bytes: a
+    reply that announces or carries more, or fewer, is refused."""
+
+    def __init__(self, http: aiohttp.ClientSession, source: EdgeDocuments) -> None:
+        self._http = http
+        self._source = source
+
+    async def read(self, sha256: str, size: int) -> bytes:
+        source = self._source
+        timeout = aiohttp.ClientTimeout(total=source.timeout_s, sock_read=source.read_timeout_s)
+        headers = {"Authorization": f"Bearer {source.session_token}", "User-Agent": source.user_agent}
+        try:
+            async with self._http.get(
+                source.url(sha256), headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    raise BodyUnavailable(f"the edge refused the body {sha256}: {await _refusal(response)}")
+                if response.content_length is not None and response.content_length != size:
+                    raise BodyUnavailable(
+                        f"the edge announces {response.content_length} bytes for {sha256}, the reference {size}"
+                    )
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                    if len(data) + len(chunk) > size:
+                        raise BodyUnavailable(f"the edge sent more than the reference's {size} bytes for {sha256}")
+                    data += chunk
+                return bytes(data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise BodyUnavailable(f"the body {sha256} could not be read: {type(exc).__name__}: {exc}") from None
+
+
+async def _refusal(response: aiohttp.ClientResponse) -> str:
+    raw = await response.content.read(_MAX_ERROR_BYTES)
+    try:
+        error = msgspec.json.decode(raw, type=_ErrorBody)
+    except msgspec.DecodeError:
+        error = _ErrorBody(message=raw[:200].decode("utf-8", "replace"))
+    return f"{response.status} {error.code}: {error.message}"
+
+
+def execute_with_documents(source: EdgeDocuments, job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """execute_job, with the payload's references fetched through the edge first."""
+    try:
+        decoded = decode_payload(job_type, payload)
+        bodies = asyncio.run(_fetch(decoded, source, job_type)) if references(decoded) else None
+    except ValueError as exc:  # InvalidPayload, UnknownJobType, DocumentRefused
+        raise JobRefused(str(exc)) from None
+    return execute_job(job_type, payload, bodies)
+
+
+async def _fetch(payload: msgspec.Struct, source: EdgeDocuments, job_type: str) -> dict[str, bytes]:
+    async with aiohttp.ClientSession() as http:
+        return await fetch_bodies(payload, EdgeBodyReader(http, source), job_type)
+
+
+def execute_for_job(config: NodeConfig, session_token: str | None, job_id: str, node_version: str) -> Execute:
+    """What a worker runs for this job: the job, its bodies fetched with this session's token."""
+    source = EdgeDocuments(
+        base_url=http_url(config.edge_url),
+        session_token=session_token or "-",
+        job_id=job_id,
+        timeout_s=config.job_timeout_s,
+        read_timeout_s=config.http_timeout_s,
+        user_agent=f"ccn-node/{node_version}",
+    )
+    return functools.partial(execute_with_documents, source)
