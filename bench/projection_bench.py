@@ -77,10 +77,10 @@ async def fill_node_stream(nc: NATS, total_events: int) -> int:
 
 
 async def _run_until_caught_up(
-    nc: NATS, pool: asyncpg.Pool, projection: Projection, last_seq: int
+    nc: NATS, pool: asyncpg.Pool, projection: Projection, last_seq: int, batch_size: int = 2000
 ) -> tuple[int, float]:
     """Events applied and seconds taken for a runner starting from nothing to reach `last_seq`."""
-    runner = ProjectionRunner(nc.jetstream(), pool, projection, batch_size=2000)
+    runner = ProjectionRunner(nc.jetstream(), pool, projection, batch_size=batch_size)
     with Clock() as clock:
         task = asyncio.create_task(runner.run())
         while runner.position < last_seq:
@@ -92,13 +92,16 @@ async def _run_until_caught_up(
     return runner.applied, clock.seconds
 
 
-_NOTES = "batch 2,000, one transaction + checkpoint per batch"
+def _notes(batch_size: int) -> str:
+    return f"batch {batch_size:,}, one transaction + checkpoint per batch"
 
 
 async def catch_up(nc: NATS, dsn: str, projection: Projection, last_seq: int, label: str) -> Figure:
     async with asyncpg.create_pool(dsn, min_size=2, max_size=4) as pool:
         applied, seconds = await _run_until_caught_up(nc, pool, projection, last_seq)
-    fig = figure(f"projection catch-up: {label}", "projection", applied, seconds, notes=f"{applied:,} events, {_NOTES}")
+    fig = figure(
+        f"projection catch-up: {label}", "projection", applied, seconds, notes=f"{applied:,} events, {_notes(2000)}"
+    )
     return absolute_target(fig, 20_000, "events")
 
 
@@ -175,15 +178,22 @@ def _process_tree_cpu_s(root: psutil.Process) -> dict[int, float]:
 
 
 async def catch_up_with_cpu(
-    nc: NATS, dsn: str, projection: Projection, last_seq: int, label: str, postgres_pid: int | None
+    nc: NATS,
+    dsn: str,
+    projection: Projection,
+    last_seq: int,
+    label: str,
+    postgres_pid: int | None,
+    batch_size: int = 2000,
 ) -> Figure:
     """catch_up, with the CPU this process and PostgreSQL (its backends and helpers) spent per
-    event: PostgreSQL's is read before the pool closes, while its backends still live."""
+    event: PostgreSQL's is read before the pool closes, while its backends still live. A small
+    `batch_size` stands for a live projection, whose batches hold what arrived since the last."""
     postgres = psutil.Process(postgres_pid) if postgres_pid else None
     async with asyncpg.create_pool(dsn, min_size=2, max_size=4) as pool:
         pg_before = _process_tree_cpu_s(postgres) if postgres else {}
         python_before = time.process_time()
-        applied, seconds = await _run_until_caught_up(nc, pool, projection, last_seq)
+        applied, seconds = await _run_until_caught_up(nc, pool, projection, last_seq, batch_size)
         python_s = time.process_time() - python_before
         pg_after = _process_tree_cpu_s(postgres) if postgres else {}
     per_event_us = 1e6 / max(applied, 1)
@@ -191,5 +201,5 @@ async def catch_up_with_cpu(
     if postgres:
         pg_s = sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items())
         cpu += f", PostgreSQL {pg_s * per_event_us:.0f} µs"
-    notes = f"{applied:,} events, {_NOTES}; {cpu}"
+    notes = f"{applied:,} events, {_notes(batch_size)}; {cpu}"
     return figure(f"projection catch-up: {label}", "projection", applied, seconds, notes=notes)
