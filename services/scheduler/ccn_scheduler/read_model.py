@@ -77,8 +77,8 @@ _OPEN_BRACE = ord("{")
 _INSERT_JOB = ColumnarSql("""
 INSERT INTO community_jobs (job_id, job_type, payload_json, status, priority, max_retries, lease_s, batch_id,
                             dataset_source, dataset_version, created_at, updated_at, correlation_id)
-SELECT job_id, job_type, convert_from(payload, 'UTF8')::jsonb, 'queued', priority, max_retries, lease_s, batch_id, dataset_source,
-       dataset_version, at, at, correlation_id
+SELECT job_id, job_type, convert_from(payload, 'UTF8')::jsonb, 'queued', priority, max_retries, lease_s, batch_id,
+       dataset_source, dataset_version, at, at, correlation_id
 FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::int[], $5::int[], $6::float8[], $7::text[], $8::text[],
             $9::text[], $10::timestamptz[], $11::text[])
      AS u(job_id, job_type, payload, priority, max_retries, lease_s, batch_id, dataset_source, dataset_version, at,
