@@ -98,6 +98,15 @@ _COMPLETED = ColumnarSql("""
 UPDATE community_jobs AS j SET status = 'completed', lease_expires_at = NULL, finished_at = u.at, updated_at = u.at
 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(job_id, at)
 WHERE j.job_id = u.job_id""")
+# a claim and the completion right after it, as one row version instead of two: what the two
+# statements above leave, one after the other
+_CLAIMED_AND_COMPLETED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'completed', claimed_by_node_id = u.node_id, claimed_at = u.claimed_at,
+                               lease_expires_at = NULL, attempt = u.attempt, claimed_by_replica = u.replica,
+                               retry_at = NULL, finished_at = u.at, updated_at = u.at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::timestamptz[])
+     AS u(job_id, node_id, claimed_at, attempt, replica, at)
+WHERE j.job_id = u.job_id""")
 _INSERT_RESULT = ColumnarSql("""
 INSERT INTO community_job_results (job_id, node_id, attempt, result_json, result_checksum, submitted_at,
                                    correlation_id)
@@ -189,8 +198,20 @@ class JobReadModel:
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         # ordered per job only (jobs' rows are disjoint): live batches interleave the steps of
         # many jobs, which in stream order would be a round trip per statement
-        keyed: list[tuple[str, Statement]] = []
+        per_job: dict[str, list[Statement]] = {}
         for stored in events:
             envelope = _decode(stored.data)
-            keyed.extend((envelope.aggregate_id, statement) for statement in job_statements(envelope))
-        await execute_per_key(conn, keyed)
+            steps = per_job.setdefault(envelope.aggregate_id, [])
+            for statement in job_statements(envelope):
+                append_folded(steps, statement)
+        await execute_per_key(conn, [(job, statement) for job, steps in per_job.items() for statement in steps])
+
+
+def append_folded(steps: list[Statement], statement: Statement) -> None:
+    """Append a job's next statement; a completion that follows its claim in the same batch (a
+    node that answers quickly) joins it, so the row is written once for both."""
+    if statement[0] is _COMPLETED and steps and steps[-1][0] is _CLAIMED:
+        job, node_id, claimed_at, _, attempt, replica = steps[-1][1]
+        steps[-1] = (_CLAIMED_AND_COMPLETED, (job, node_id, claimed_at, attempt, replica, statement[1][1]))
+    else:
+        steps.append(statement)
