@@ -27,6 +27,7 @@ from bench.eventstore_bench import (
 from bench.html_bench import html_figures
 from bench.lifecycle_bench import (
     BATCHED_CONCURRENCY,
+    PAYLOAD,
     claim_latency,
     idle_connections,
     lifecycle,
@@ -39,24 +40,36 @@ from bench.lifecycle_overload import overload
 from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.nlp_bench import nlp_figures
-from bench.projection_bench import catch_up, fill_node_stream
+from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
 from bench.takeover_bench import takeover_replay
 from ccn_analytics.audit_projection import AuditLogProjection
+from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
 from ccn_cli.stack.ports import free_port
 from ccn_core.migrations import apply_migrations
 from ccn_core.projection import Projection
 from ccn_core.service import tune_collector
 from ccn_core.settings import Settings
 from ccn_core.topology import ensure_streams
+from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_registry.read_model import NodeReadModel
-from tests.support.servers import start_nats, start_postgres
+from ccn_scheduler.read_model import JobReadModel
+from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
 # `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html): one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
-async def _projection_figures(settings: Settings, postgres: object, events: int) -> list[Figure]:
+async def _fresh_database(postgres: Any, name: str) -> str:
+    postgres.create_database(name)
+    dsn: str = postgres.dsn(name)
+    conn = await asyncpg.connect(dsn)
+    await apply_migrations(conn)
+    await conn.close()
+    return dsn
+
+
+async def _projection_figures(settings: Settings, postgres: Any, events: int, jobs: int) -> list[Figure]:
     nc = await nats.connect(settings.effective_nats_url)
     try:
         await ensure_streams(nc.jetstream(), settings)
@@ -67,13 +80,19 @@ async def _projection_figures(settings: Settings, postgres: object, events: int)
             ("audit_log (insert only)", AuditLogProjection()),
         ]
         for label, projection in projections:
-            name = f"bench_{len(figures)}"
-            postgres.create_database(name)  # type: ignore[attr-defined]
-            dsn = postgres.dsn(name)  # type: ignore[attr-defined]
-            conn = await asyncpg.connect(dsn)
-            await apply_migrations(conn)
-            await conn.close()
+            dsn = await _fresh_database(postgres, f"bench_{len(figures)}")
             figures.append(await catch_up(nc, dsn, projection, last, label))
+        # job lives: the scheduler's read model and the orchestrator log, as in the lifecycle
+        result = result_to_builtins(run_job("extract_text", PAYLOAD))
+        last = await fill_job_stream(nc, jobs, PAYLOAD, result)
+        postgres_pid = postgres.running.pid if isinstance(postgres, EmbeddedPostgres) else None
+        job_projections: list[tuple[str, Projection]] = [
+            ("job read model (3 events a job)", JobReadModel()),
+            ("orchestrator_log (3 events a job)", OrchestratorLogProjection()),
+        ]
+        for label, projection in job_projections:
+            dsn = await _fresh_database(postgres, f"bench_{len(figures)}")
+            figures.append(await catch_up_with_cpu(nc, dsn, projection, last, label, postgres_pid))
         return figures
     finally:
         await nc.close()
@@ -193,7 +212,7 @@ async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list
         await nc.jetstream().delete_stream(BENCH.name)
         await nc.close()
     if not ONLY or "projection" in ONLY:
-        figures += await _projection_figures(settings, postgres, 100_000 // scale)
+        figures += await _projection_figures(settings, postgres, 100_000 // scale, 10_000 // scale)
     return figures
 
 

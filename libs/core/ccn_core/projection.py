@@ -21,6 +21,7 @@ import itertools
 import random
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import asyncpg
@@ -375,19 +376,38 @@ async def rebuild(pool: asyncpg.Pool, *projections: Projection) -> None:
         await conn.execute("DELETE FROM projection_replays WHERE projection = ANY($1::text[])", names)
 
 
-Statement = tuple[str, tuple[object, ...]]
+@dataclass(frozen=True)
+class ColumnarSql:
+    """SQL that takes each of its parameters as an array, one value per row: `INSERT ... SELECT
+    ... FROM unnest($1::uuid[], $2::text[], ...)` or `UPDATE t ... FROM unnest(...) AS u(...)
+    WHERE t.id = u.id`. A group of rows then costs PostgreSQL one statement execution, not one
+    per row as an executemany does. An UPDATE joined this way changes a row once however many
+    array entries name it, so a group must name each row at most once: execute_per_key's layers
+    do (one statement per key per layer)."""
+
+    text: str
+
+
+Statement = tuple[str | ColumnarSql, tuple[object, ...]]
+
+
+def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def execute_in_order(conn: Connection, statements: Sequence[Statement]) -> None:
-    """Run statements in order, sending each run of the same SQL as one pipelined executemany:
-    order is kept (a row is inserted before it is updated) at a fraction of the round trips."""
+    """Run statements in order, sending each run of the same SQL as one statement (ColumnarSql:
+    the run's rows as arrays) or one pipelined executemany (plain SQL): order is kept (a row is
+    inserted before it is updated) at a fraction of the round trips."""
     start = 0
     while start < len(statements):
         sql = statements[start][0]
         end = start
         while end < len(statements) and statements[end][0] == sql:
             end += 1
-        if end - start == 1:
+        if isinstance(sql, ColumnarSql):
+            await conn.execute(sql.text, *_columns([args for _, args in statements[start:end]]))
+        elif end - start == 1:
             await conn.execute(sql, *statements[start][1])
         else:
             await conn.executemany(sql, [args for _, args in statements[start:end]])
@@ -397,10 +417,11 @@ async def execute_in_order(conn: Connection, statements: Sequence[Statement]) ->
 def layer_by_key(keyed: Sequence[tuple[str, Statement]]) -> list[list[Statement]]:
     """Reorder statements that only need ordering per key (typically the aggregate id: rows of
     different aggregates are disjoint): the k-th statement of every key goes to layer k, and
-    each layer is grouped by SQL, so a batch of thousands of aggregates costs one executemany
-    per (layer, SQL) instead of one per run of identical SQL. Each key's order is kept."""
+    each layer is grouped by SQL, so a batch of thousands of aggregates costs one execution
+    (ColumnarSql) or executemany per (layer, SQL) instead of one per run of identical SQL. Each
+    key's order is kept, and a layer holds at most one statement per key."""
     depth: dict[str, int] = {}
-    layers: list[dict[str, list[Statement]]] = []
+    layers: list[dict[str | ColumnarSql, list[Statement]]] = []
     for key, statement in keyed:
         level = depth.get(key, 0)
         depth[key] = level + 1

@@ -8,71 +8,146 @@ import msgspec
 
 from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
-from ccn_core.projection import Statement, execute_per_key
+from ccn_core.projection import ColumnarSql, Statement, execute_per_key
 from ccn_core.topology import JOB_READ_MODEL, ConsumerSpec
+from ccn_proto.constraints import ShortText, Text
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
     JobClaimed,
-    JobCompleted,
-    JobCreated,
     JobDead,
-    JobEvent,
     JobFailed,
     JobReleased,
     LeaseRenewed,
 )
 
-_decode = msgspec.json.Decoder(Envelope[JobEvent]).decode
-_json = msgspec.json.encode
 
-_INSERT_JOB = """
+class _CreatedRow(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
+    """What the read model takes of a job.created: the payload stays the JSON text it came as
+    (msgspec.Raw), stored as is with no dict built and encoded again for it."""
+
+    job_type: ShortText
+    payload: msgspec.Raw
+    priority: int = 0
+    max_retries: int = 3
+    lease_s: float = 60.0
+    batch_id: ShortText | None = None
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+
+
+class _CompletedRow(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
+    """What the read model takes of a job.completed: the result stays JSON text, as the payload."""
+
+    node_id: str
+    attempt: int
+    result: msgspec.Raw
+    checksum: str
+
+
+# the job events as the read model reads them: the others are whole (they carry no document)
+_RowEvent = (
+    _CreatedRow
+    | JobClaimed
+    | LeaseRenewed
+    | _CompletedRow
+    | JobFailed
+    | JobReleased
+    | JobAbandoned
+    | JobDead
+    | JobCancelled
+)
+_decode = msgspec.json.Decoder(Envelope[_RowEvent]).decode
+
+
+def _json_object(raw: msgspec.Raw, what: str) -> msgspec.Raw:
+    """The raw JSON, refused unless it is an object (as the event's dict field is). It goes to
+    PostgreSQL as bytes (bytea, read back as UTF-8 text): no str is made of it on the way."""
+    if not raw or memoryview(raw)[0] != _OPEN_BRACE:
+        raise msgspec.ValidationError(f"Expected `object` - at `$.data.{what}`")
+    return raw
+
+
+_OPEN_BRACE = ord("{")
+
+
+# One statement per (layer, SQL) of a batch: each takes its rows as arrays (ColumnarSql); a
+# layer holds at most one statement per job, so each UPDATE's join names a row once.
+_INSERT_JOB = ColumnarSql("""
 INSERT INTO community_jobs (job_id, job_type, payload_json, status, priority, max_retries, lease_s, batch_id,
                             dataset_source, dataset_version, created_at, updated_at, correlation_id)
-VALUES ($1, $2, $3::jsonb, 'queued', $4, $5, $6, $7, $8, $9, $10, $10, $11)"""
-_CLAIMED = """
-UPDATE community_jobs SET status = 'claimed', claimed_by_node_id = $2, claimed_at = $3, lease_expires_at = $4,
-                          attempt = $5, claimed_by_replica = $6, retry_at = NULL, updated_at = $3
-WHERE job_id = $1"""
-_RENEWED = "UPDATE community_jobs SET lease_expires_at = $2, updated_at = $3 WHERE job_id = $1"
-_COMPLETED = """
-UPDATE community_jobs SET status = 'completed', lease_expires_at = NULL, finished_at = $2, updated_at = $2
-WHERE job_id = $1"""
-_INSERT_RESULT = """
+SELECT job_id, job_type, convert_from(payload, 'UTF8')::jsonb, 'queued', priority, max_retries, lease_s, batch_id,
+       dataset_source, dataset_version, at, at, correlation_id
+FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::int[], $5::int[], $6::float8[], $7::text[], $8::text[],
+            $9::text[], $10::timestamptz[], $11::text[])
+     AS u(job_id, job_type, payload, priority, max_retries, lease_s, batch_id, dataset_source, dataset_version, at,
+          correlation_id)""")
+_CLAIMED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'claimed', claimed_by_node_id = u.node_id, claimed_at = u.at,
+                               lease_expires_at = u.lease_until, attempt = u.attempt, claimed_by_replica = u.replica,
+                               retry_at = NULL, updated_at = u.at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[])
+     AS u(job_id, node_id, at, lease_until, attempt, replica)
+WHERE j.job_id = u.job_id""")
+_RENEWED = ColumnarSql("""
+UPDATE community_jobs AS j SET lease_expires_at = u.lease_until, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS u(job_id, lease_until, at)
+WHERE j.job_id = u.job_id""")
+_COMPLETED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'completed', lease_expires_at = NULL, finished_at = u.at, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[]) AS u(job_id, at)
+WHERE j.job_id = u.job_id""")
+# a claim and the completion right after it, as one row version instead of two: what the two
+# statements above leave, one after the other
+_CLAIMED_AND_COMPLETED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'completed', claimed_by_node_id = u.node_id, claimed_at = u.claimed_at,
+                               lease_expires_at = NULL, attempt = u.attempt, claimed_by_replica = u.replica,
+                               retry_at = NULL, finished_at = u.at, updated_at = u.at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::timestamptz[])
+     AS u(job_id, node_id, claimed_at, attempt, replica, at)
+WHERE j.job_id = u.job_id""")
+_INSERT_RESULT = ColumnarSql("""
 INSERT INTO community_job_results (job_id, node_id, attempt, result_json, result_checksum, submitted_at,
                                    correlation_id)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"""
+SELECT job_id, node_id, attempt, convert_from(result, 'UTF8')::jsonb, checksum, at, correlation_id
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bytea[], $5::text[], $6::timestamptz[], $7::text[])
+     AS u(job_id, node_id, attempt, result, checksum, at, correlation_id)""")
 # handed back unworked: queued again, and the attempt it was on is not counted
-_RELEASED = """
-UPDATE community_jobs SET status = 'queued', lease_expires_at = NULL, retry_at = NULL, attempt = $2, updated_at = $3
-WHERE job_id = $1"""
-_RETRY_WAIT = """
-UPDATE community_jobs SET status = 'retry_wait', lease_expires_at = NULL, retry_count = retry_count + 1,
-                          last_retry_at = $2, retry_at = $3, last_error = $4, updated_at = $2
-WHERE job_id = $1"""
-_DEAD = """
-UPDATE community_jobs SET status = 'dead', lease_expires_at = NULL, retry_at = NULL, last_error = $3,
-                          finished_at = $2, updated_at = $2
-WHERE job_id = $1"""
-_CANCELLED = """
-UPDATE community_jobs SET status = 'cancelled', lease_expires_at = NULL, retry_at = NULL,
-                          last_error = COALESCE($3, last_error), finished_at = $2, updated_at = $2
-WHERE job_id = $1"""
+_RELEASED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'queued', lease_expires_at = NULL, retry_at = NULL, attempt = u.attempt,
+                               updated_at = u.at
+FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS u(job_id, attempt, at)
+WHERE j.job_id = u.job_id""")
+_RETRY_WAIT = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'retry_wait', lease_expires_at = NULL, retry_count = j.retry_count + 1,
+                               last_retry_at = u.at, retry_at = u.retry_at, last_error = u.reason, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[]) AS u(job_id, at, retry_at, reason)
+WHERE j.job_id = u.job_id""")
+_DEAD = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'dead', lease_expires_at = NULL, retry_at = NULL, last_error = u.reason,
+                               finished_at = u.at, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(job_id, at, reason)
+WHERE j.job_id = u.job_id""")
+_CANCELLED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'cancelled', lease_expires_at = NULL, retry_at = NULL,
+                               last_error = COALESCE(u.reason, j.last_error), finished_at = u.at, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(job_id, at, reason)
+WHERE j.job_id = u.job_id""")
 
 
-def job_statements(envelope: Envelope[JobEvent]) -> list[Statement]:
+def job_statements(envelope: Envelope[_RowEvent]) -> list[Statement]:
     at = envelope.occurred_at
     job = envelope.aggregate_id
     match envelope.data:
-        case JobCreated() as e:
+        case _CreatedRow() as e:
             return [
                 (
                     _INSERT_JOB,
                     (
                         job,
                         e.job_type,
-                        _json(e.payload).decode(),
+                        _json_object(e.payload, "payload"),
                         e.priority,
                         e.max_retries,
                         e.lease_s,
@@ -88,12 +163,20 @@ def job_statements(envelope: Envelope[JobEvent]) -> list[Statement]:
             return [(_CLAIMED, (job, e.node_id, at, e.lease_until, e.attempt, e.replica))]
         case LeaseRenewed() as e:
             return [(_RENEWED, (job, e.lease_until, at))]
-        case JobCompleted() as e:
+        case _CompletedRow() as e:
             return [
                 (_COMPLETED, (job, at)),
                 (
                     _INSERT_RESULT,
-                    (job, e.node_id, e.attempt, _json(e.result).decode(), e.checksum, at, envelope.correlation_id),
+                    (
+                        job,
+                        e.node_id,
+                        e.attempt,
+                        _json_object(e.result, "result"),
+                        e.checksum,
+                        at,
+                        envelope.correlation_id,
+                    ),
                 ),
             ]
         case JobReleased() as e:
@@ -115,8 +198,20 @@ class JobReadModel:
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         # ordered per job only (jobs' rows are disjoint): live batches interleave the steps of
         # many jobs, which in stream order would be a round trip per statement
-        keyed: list[tuple[str, Statement]] = []
+        per_job: dict[str, list[Statement]] = {}
         for stored in events:
             envelope = _decode(stored.data)
-            keyed.extend((envelope.aggregate_id, statement) for statement in job_statements(envelope))
-        await execute_per_key(conn, keyed)
+            steps = per_job.setdefault(envelope.aggregate_id, [])
+            for statement in job_statements(envelope):
+                append_folded(steps, statement)
+        await execute_per_key(conn, [(job, statement) for job, steps in per_job.items() for statement in steps])
+
+
+def append_folded(steps: list[Statement], statement: Statement) -> None:
+    """Append a job's next statement; a completion that follows its claim in the same batch (a
+    node that answers quickly) joins it, so the row is written once for both."""
+    if statement[0] is _COMPLETED and steps and steps[-1][0] is _CLAIMED:
+        job, node_id, claimed_at, _, attempt, replica = steps[-1][1]
+        steps[-1] = (_CLAIMED_AND_COMPLETED, (job, node_id, claimed_at, attempt, replica, statement[1][1]))
+    else:
+        steps.append(statement)
