@@ -14,10 +14,13 @@ in turn and each restarted about a second later:
 Checked against the CCN_JOBS stream and the nodes:
 
 * 0 jobs lost: every job has a job.completed; 0 completed twice;
-* no job re-run because of an outage: every job ran on exactly one node, exactly once, its
-  only worked claim is attempt 1 (a claim whose offer the killed edge never delivered may be
-  released and claimed again: a job.released, not an attempt), and no job was abandoned,
-  failed or dead (leases of 120 s outlast every outage, so none runs out during a takeover);
+* no job re-run because of an outage: every job started on a node exactly once, and no job
+  failed, died or lost its lease (leases of 120 s outlast every outage, so none runs out
+  during a takeover). One loss is by design and allowed, counted and printed: an offer that
+  went down with the killed edge. Its job was claimed for a node that never got it; the node
+  comes back without naming it, its first heartbeat leaves it out, and the job is abandoned
+  (an attempt of its retry budget spent, though it never ran) and claimed again. The audit
+  accepts a job.abandoned only for an attempt no node ever started, after the edge's kill;
 * every result is the true one for its page;
 * the community_jobs read model agrees once the restarted projector has caught up.
 
@@ -44,6 +47,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +72,7 @@ from ccn_core.retry_policy import RetryPolicy
 from ccn_core.settings import Settings
 from ccn_core.topology import OWNERS
 from ccn_jobs.demo_corpus import grant_pages
-from ccn_proto.jobs import JobClaimed, JobCompleted, JobCreated, JobReleased
+from ccn_proto.jobs import JobAbandoned, JobClaimed, JobCompleted, JobCreated, JobReleased
 from ccn_proto.node_protocol import Error, JobOffer
 from ccn_scheduler.app import OWNER_KEY
 from tests.conftest import make_settings
@@ -83,7 +87,7 @@ class Size:
     jobs: int
     nodes: int
     concurrency: int = 4
-    job_s: tuple[float, float] = (0.5, 2.0)  # how long a job runs on its node
+    job_s: tuple[float, float] = (0.3, 1.5)  # how long a job runs on its node
     lease_s: float = 120.0  # outlasts every outage: no lease may run out during a takeover
     max_retries: int = 3
     # the claim owner is killed once this share of the jobs has completed, the edge once this one
@@ -228,6 +232,7 @@ class Work:
     answers: Answers
     job_s: tuple[float, float]
     starts: Counter[str] = field(default_factory=Counter)  # job id → times a node started it
+    attempts_started: set[tuple[str, int]] = field(default_factory=set)  # (job id, attempt)
     started_by: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     # the nodes' decisions on the edge's error frames: "code:action" → how many
     errors: Counter[str] = field(default_factory=Counter)
@@ -249,6 +254,7 @@ class Work:
         class CountingRunner(JobRunner):
             def start(self, offer: JobOffer) -> None:
                 work.starts[offer.job_id] += 1
+                work.attempts_started.add((offer.job_id, offer.attempt))
                 work.started_by[offer.job_id].append(node_name)
                 super().start(offer)
 
@@ -304,6 +310,7 @@ class Outage:
     service: str
     at_completed: int  # jobs completed when it was killed
     in_flight: int  # jobs started on a node and not completed when it was killed: the kill came mid-work
+    killed_at: datetime
     down_s: float = 0.0  # from the kill until the restarted process answered ready
     takeover_s: float | None = None  # the claim owner's: from the kill until one owned the key again
     successor: str | None = None  # which replica took over the claims
@@ -341,7 +348,12 @@ class Killer:
 
     async def _outage(self, victim: Service, killed_revision: int | None = None) -> None:
         completed = self.completed()
-        outage = Outage(victim.name, len(completed), in_flight=len(self.work.starts.keys() - completed))
+        outage = Outage(
+            victim.name,
+            len(completed),
+            in_flight=len(self.work.starts.keys() - completed),
+            killed_at=datetime.now(UTC),
+        )
         killed_at = time.monotonic()
         self.down.add(victim.name)
         victim.kill()
@@ -356,9 +368,21 @@ class Killer:
         self.outages.append(outage)
 
 
-def audit(events: list[Any], job_ids: set[str], answers: Answers) -> Counter[str]:
-    """Every job: created, claimed (released only unworked), completed once with the true
-    result by its attempt-1 holder, and nothing else. Returns the event counts."""
+@dataclass
+class Verdict:
+    counts: Counter[str]  # events by type
+    attempts: dict[str, int]  # job id → the attempt that completed it
+    undelivered: list[tuple[str, int]]  # (job id, attempt) claimed, never started, given up
+
+
+def audit(
+    events: list[Any], job_ids: set[str], answers: Answers, started: set[tuple[str, int]], edge_killed_at: datetime
+) -> Verdict:
+    """Every job: created, claimed, completed once with the true result by its holder, and
+    nothing else, but for one loss the design accepts: an offer that went down with the killed
+    edge. Its job was claimed for a node that never got it; the node came back without naming
+    it, so it was abandoned (an attempt spent) and claimed again. Such an attempt must never
+    have started on any node (`started`: (job id, attempt) as the nodes began them)."""
     by_job: dict[str, list[Any]] = defaultdict(list)
     for envelope in events:
         by_job[envelope.aggregate_id].append(envelope)
@@ -366,29 +390,39 @@ def audit(events: list[Any], job_ids: set[str], answers: Answers) -> Counter[str
         f"{len(job_ids - set(by_job))} jobs without events, {len(set(by_job) - job_ids)} unknown"
     )
     counts = Counter[str]()
+    attempts: dict[str, int] = {}
+    undelivered: list[tuple[str, int]] = []
     for job_id, history in by_job.items():
         kinds = [envelope.type for envelope in history]
         counts.update(kinds)
         assert isinstance(history[0].data, JobCreated), (job_id, kinds)
         url = history[0].data.payload["url"]
         holder: str | None = None
+        spent = 0  # attempts counted so far; a release hands a job back without counting one
         completions = 0
         for envelope in history[1:]:
             match envelope.data:
                 case JobClaimed(node_id=node_id, attempt=attempt):
-                    assert holder is None and attempt == 1, f"{job_id} claimed again (re-run): {kinds}"
+                    assert holder is None and attempt == spent + 1, f"{job_id}: claimed while held or re-run: {kinds}"
                     holder = node_id
                 case JobReleased(node_id=node_id):
                     assert node_id == holder, (job_id, kinds)
                     holder = None
+                case JobAbandoned(node_id=node_id, attempt=attempt):
+                    assert (node_id, attempt) == (holder, spent + 1), (job_id, kinds)
+                    assert (job_id, attempt) not in started, f"{job_id}: abandoned while its node ran it: {kinds}"
+                    assert envelope.occurred_at >= edge_killed_at, f"{job_id}: abandoned before the edge died: {kinds}"
+                    undelivered.append((job_id, attempt))
+                    holder, spent = None, attempt
                 case JobCompleted() as done:
-                    assert (done.node_id, done.attempt) == (holder, 1), (job_id, kinds)
+                    assert (done.node_id, done.attempt) == (holder, spent + 1), (job_id, kinds)
                     assert (done.result, done.checksum) == answers.by_url[url], job_id
+                    attempts[job_id] = done.attempt
                     completions += 1
                 case _:
                     raise AssertionError(f"{job_id}: {envelope.type} (lost, failed or re-run): {kinds}")
         assert completions == 1, f"{job_id} completed {completions} times: {kinds}"
-    return counts
+    return Verdict(counts, attempts, undelivered)
 
 
 @pytest.mark.parametrize(
@@ -466,7 +500,10 @@ async def test_no_job_is_lost_or_run_twice_while_the_services_are_killed(
             await asyncio.gather(*nodes, return_exceptions=True)
             await nc.drain()
 
-        counts = audit(events, job_ids, answers)
+        edge_killed_at = next(outage.killed_at for outage in killer.outages if outage.service == "edge")
+        verdict = audit(events, job_ids, answers, work.attempts_started, edge_killed_at)
+        # only offers in flight when the edge died can have been lost with it
+        assert len(verdict.undelivered) <= size.nodes * size.concurrency, verdict.undelivered
         reruns = {job_id: work.started_by[job_id] for job_id, n in work.starts.items() if n > 1}
         assert not reruns, f"{len(reruns)} jobs ran twice, e.g. {list(reruns.items())[:3]}"
         assert set(work.starts) == job_ids
@@ -477,17 +514,17 @@ async def test_no_job_is_lost_or_run_twice_while_the_services_are_killed(
         # results that came while the claims had no owner were refused for now, kept and sent again
         assert work.errors[f"unavailable:{ErrorAction.RESEND_LATER.value}"] > 0, work.errors
 
-        attempts = dict.fromkeys(job_ids, 1)
         ends = dict.fromkeys(job_ids, "job.completed")
         async with asyncio.timeout(60):
-            while not await read_model_agrees(settings.effective_database_url, ends, attempts):
+            while not await read_model_agrees(settings.effective_database_url, ends, verdict.attempts):
                 await asyncio.sleep(0.5)
         projected_at = time.monotonic()
 
     print(
         f"\nservice crashes, {size.jobs} jobs / {size.nodes} nodes x {size.concurrency}: all completed once; "
-        f"events {dict(counts)}; error frames at the nodes {dict(work.errors)}; "
-        f"outages {[vars(outage) for outage in killer.outages]}; "
+        f"events {dict(verdict.counts)}; {len(verdict.undelivered)} offers lost with the edge; "
+        f"error frames at the nodes {dict(work.errors)}; "
+        f"outages {[{k: v for k, v in vars(o).items() if k != 'killed_at'} for o in killer.outages]}; "
         f"services ready in {ready_at - started:.1f}s, submitted in {submitted_at - ready_at:.1f}s, "
         f"all completed after {finished_at - ready_at:.1f}s, read model agreed {projected_at - finished_at:.1f}s later"
     )
