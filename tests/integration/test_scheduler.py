@@ -58,6 +58,8 @@ from ccn_proto.scheduler import (
     FailJob,
     FailJobReply,
     GetJob,
+    HeldJobs,
+    HeldJobsReply,
     JobView,
     ReleaseJob,
     ReleaseJobReply,
@@ -814,3 +816,17 @@ async def test_creations_past_the_bound_are_refused_at_once_and_nothing_is_half_
         assert all(o.created == 3 for o in made)  # a refused batch made nothing, an admitted one all
         created = [e for e in await job_events(api.nc) if e.type == "job.created"]
         assert len(created) == 3 * len(made)
+
+
+async def test_a_hello_naming_its_running_jobs_gives_back_the_others_at_once(own_settings: Settings) -> None:
+    """An offer lost with a dead edge: the node's hello on its next connection does not name the
+    job, so it goes back now instead of when a heartbeat or the lease says so."""
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        kept, lost = await api.create("still running", lease_s=600), await api.create("never arrived", lease_s=600)
+        offers = (await api.claim("n1", concurrency=2, slots=2, wait_s=2)).offers
+        assert {o.job_id for o in offers} == {kept.job_id, lost.job_id}
+        held = await api.call(HeldJobs(node_id="n1", running=[kept.job_id]), HeldJobsReply)
+        assert [job.job_id for job in held.jobs] == [kept.job_id]
+        again = await api.claim("n2", wait_s=5)
+        assert [o.job_id for o in again.offers] == [lost.job_id]
+        assert (await api.job(kept.job_id)).holder == "n1"

@@ -299,7 +299,22 @@ class SchedulerHandlers:
         return await self._claimer.claim_now(ask, ctx.correlation_id, ctx.causation_id, budget)
 
     async def held_jobs(self, command: HeldJobs, ctx: CommandContext) -> HeldJobsReply:
-        self._board.returned(command.node_id, command.running)
+        node_id = command.node_id
+        self._board.returned(node_id, command.running)
+        held = [
+            card
+            for card in self._board.held_jobs(node_id)
+            if card.state.status == "claimed" and card.state.holder == node_id and card.lease_end is not None
+        ]
+        if command.running is not None:
+            # its hello names every job it runs: one it held and does not name is not being
+            # worked on (an offer lost with a dead edge, a restart), so it goes back now
+            named = set(command.running)
+            gone = [card.job_id for card in held if card.job_id not in named]
+            if gone:
+                self._board.departed(node_id, gone, self._clock())
+                log.info("jobs its hello does not name go back to the queue", node_id=node_id, jobs=len(gone))
+            held = [card for card in held if card.job_id in named]
         jobs = [
             HeldJob(
                 job_id=card.job_id,
@@ -307,10 +322,10 @@ class SchedulerHandlers:
                 lease_until=card.lease_end,
                 correlation_id=card.correlation_id,
             )
-            for card in self._board.held_jobs(command.node_id)
-            if card.state.status == "claimed" and card.state.holder == command.node_id and card.lease_end is not None
+            for card in held
+            if card.lease_end is not None
         ]
-        return HeldJobsReply(node_id=command.node_id, jobs=jobs, server_time=self._clock())
+        return HeldJobsReply(node_id=node_id, jobs=jobs, server_time=self._clock())
 
     async def node_disconnected(self, command: NodeDisconnected, ctx: CommandContext) -> NodeDisconnectedReply:
         release_at = self._clock() + (timedelta(0) if command.release_now else self._release_grace)
