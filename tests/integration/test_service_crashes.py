@@ -63,7 +63,7 @@ from ccn_cli.node.client import NodeClient
 from ccn_cli.node.config import NodeConfig
 from ccn_cli.node.decisions import ErrorAction, decide_error
 from ccn_cli.node.node import build_client
-from ccn_cli.node.runner import JobRunner
+from ccn_cli.node.runner import Execute, JobRunner
 from ccn_cli.stack.ports import free_port
 from ccn_cli.stack.probes import http_ready_problem
 from ccn_cli.stack.processes import log_tail
@@ -252,7 +252,8 @@ class Work:
         work = self
 
         class CountingRunner(JobRunner):
-            def start(self, offer: JobOffer) -> None:
+            def start(self, offer: JobOffer, execute: Execute | None = None) -> None:
+                # the test's own work runs every job (its payloads are inline: no bodies to fetch)
                 work.starts[offer.job_id] += 1
                 work.attempts_started.add((offer.job_id, offer.attempt))
                 work.started_by[offer.job_id].append(node_name)
