@@ -19,8 +19,13 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from ccn_core import nats_headers
 from ccn_core.errors import CcnError, Unavailable
 from ccn_core.subjects import subject_matches
+
+# every process that reads events reads their headers: importing this module puts the faster
+# parser in nats-py (see ccn_core.nats_headers)
+FAST_HEADERS = nats_headers.INSTALLED
 
 WRONG_LAST_SEQUENCE = 10071
 HDR_MSG_ID = "Nats-Msg-Id"
