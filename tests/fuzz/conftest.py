@@ -3,7 +3,6 @@ leaves for the session's summary (printed at the end of every run that collected
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,9 +10,6 @@ import pytest
 
 from tests.fuzz.figures import TALLIES, Tally
 from tests.fuzz.stack import Stack, running_stack
-
-# CCN_SLOW=1 runs the long forms (marked slow); the small forms always run
-LONG = bool(os.environ.get("CCN_SLOW"))
 
 
 @pytest.fixture

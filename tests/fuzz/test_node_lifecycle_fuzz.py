@@ -27,12 +27,12 @@ from schemathesis import APIOperation, Case, GenerationMode
 
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
-from tests.fuzz.conftest import LONG
 from tests.fuzz.figures import Tally
 from tests.fuzz.hostile import fuzz_settings, spiked
 from tests.fuzz.openapi_fuzz import checked_call, load_schema, operations_of, register_node
 from tests.fuzz.stack import Stack, settled_readiness
 from tests.fuzz.test_openapi_fuzz import fetch_document
+from tests.support.sizes import small_and_full
 
 
 @dataclass
@@ -197,14 +197,7 @@ def run_lifecycles(document: dict[str, Any], stack: Stack, size: Size, tally: Ta
 
 @pytest.mark.parametrize(
     "size",
-    [
-        pytest.param(SMALL, id="small"),
-        pytest.param(
-            FULL,
-            id="full",
-            marks=[pytest.mark.slow, pytest.mark.skipif(not LONG, reason="the long fuzzing run: set CCN_SLOW=1")],
-        ),
-    ],
+    small_and_full(SMALL, FULL, "the long fuzzing run"),
 )
 async def test_node_lifecycles_with_generated_bodies_leave_every_service_ready(
     stack: Stack, tally: Tally, size: Size

@@ -19,10 +19,10 @@ import pytest
 import requests
 from schemathesis import GenerationMode
 
-from tests.fuzz.conftest import LONG
 from tests.fuzz.figures import Tally
 from tests.fuzz.openapi_fuzz import Credentials, fuzz_operation, fuzz_raw_bodies, load_schema, operations_of
 from tests.fuzz.stack import Stack, settled_readiness
+from tests.support.sizes import small_and_full
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,7 @@ class Budget:
 
 SMALL = Budget(positive=8, negative=8, hostile=2)  # hostile: per class of mutation
 FULL = Budget(positive=150, negative=150, hostile=25)
-SIZES = [
-    pytest.param(SMALL, id="small"),
-    pytest.param(
-        FULL,
-        id="full",
-        marks=[pytest.mark.slow, pytest.mark.skipif(not LONG, reason="the long fuzzing run: set CCN_SLOW=1")],
-    ),
-]
+SIZES = small_and_full(SMALL, FULL, "the long fuzzing run")
 
 
 async def fetch_document(url: str) -> dict[str, Any]:

@@ -13,12 +13,12 @@ import asyncio
 import pytest
 import requests
 
-from tests.fuzz.conftest import LONG
 from tests.fuzz.figures import Tally
 from tests.fuzz.hostile import MUTATIONS
 from tests.fuzz.openapi_fuzz import register_node
 from tests.fuzz.stack import Stack, settled_readiness
 from tests.fuzz.ws_fuzz import NODE_FRAME_TYPES, Target, fuzz_frames
+from tests.support.sizes import small_and_full
 
 TARGETS = [
     Target(phase, base, mutation)
@@ -37,14 +37,7 @@ def fuzz_all(stack: Stack, examples: int, tally: Tally) -> None:
 
 @pytest.mark.parametrize(
     "examples",
-    [
-        pytest.param(2, id="small"),
-        pytest.param(
-            12,
-            id="full",
-            marks=[pytest.mark.slow, pytest.mark.skipif(not LONG, reason="the long fuzzing run: set CCN_SLOW=1")],
-        ),
-    ],
+    small_and_full(2, 12, "the long fuzzing run"),
 )
 async def test_every_frame_the_edge_refuses_is_refused_in_a_typed_way(
     stack: Stack, tally: Tally, examples: int

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -69,6 +68,7 @@ from ccn_scheduler.app import start_scheduler
 from tests.conftest import free_port, make_settings
 from tests.integration.test_edge_jobs import Edge, hello, registered_node
 from tests.integration.test_scheduler import FAST, answering, job_events, scheduler_client, schedulers
+from tests.support.sizes import small_and_full
 
 
 @dataclass(frozen=True)
@@ -354,17 +354,7 @@ async def read_model_agrees(database_url: str, ends: dict[str, str], attempts: d
 
 @pytest.mark.parametrize(
     "size",
-    [
-        pytest.param(SMALL, id="small"),
-        pytest.param(
-            FULL,
-            id="full",
-            marks=[
-                pytest.mark.slow,
-                pytest.mark.skipif(not os.environ.get("CCN_SLOW"), reason="the full chaos battery: set CCN_SLOW=1"),
-            ],
-        ),
-    ],
+    small_and_full(SMALL, FULL, "the full chaos battery"),
 )
 async def test_jobs_complete_exactly_once_while_nodes_are_killed_mid_job(
     isolated_nats: str, fresh_database: str, tmp_path: Path, size: Size

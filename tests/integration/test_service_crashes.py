@@ -78,6 +78,7 @@ from ccn_scheduler.app import OWNER_KEY
 from tests.conftest import make_settings
 from tests.integration.test_job_chaos import Answers, read_model_agrees, terminal_jobs
 from tests.integration.test_scheduler import job_events
+from tests.support.sizes import small_and_full
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -428,17 +429,7 @@ def audit(
 
 @pytest.mark.parametrize(
     "size",
-    [
-        pytest.param(SMALL, id="small"),
-        pytest.param(
-            FULL,
-            id="full",
-            marks=[
-                pytest.mark.slow,
-                pytest.mark.skipif(not os.environ.get("CCN_SLOW"), reason="the full crash battery: set CCN_SLOW=1"),
-            ],
-        ),
-    ],
+    small_and_full(SMALL, FULL, "the full crash battery"),
 )
 async def test_no_job_is_lost_or_run_twice_while_the_services_are_killed(
     isolated_nats: str, fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: Size

@@ -5,7 +5,6 @@ and payloads, rules and results off their schema are refused with the field name
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from ccn_jobs.nlp_corpus import SAMPLE_PATH, classification_documents
 from ccn_jobs.nlp_metrics import classification_scores
 from ccn_jobs.nlp_training_wording import TRAINING_ONLY_INTL, TRAINING_ONLY_WORDING
 from ccn_jobs.registry import JOB_TYPES, decode_payload, decode_result, result_to_builtins, run_job
+from tests.support.sizes import SLOW
 
 GRANT = (
     "Community Climate Fund 2027: call for applications",
@@ -289,7 +289,7 @@ def test_training_is_deterministic_and_writes_a_model_the_job_loads() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("CCN_SLOW"), reason="a full training run (about a minute): set CCN_SLOW=1")
+@pytest.mark.skipif(not SLOW, reason="a full training run (about a minute): set CCN_SLOW=1")
 def test_the_shipped_model_is_what_training_on_the_shipped_sample_writes() -> None:
     model = shipped_model()
     retrained = train(read_sample(SAMPLE_PATH), model.version, sample_digest(SAMPLE_PATH)).model
