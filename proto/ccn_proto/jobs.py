@@ -84,11 +84,51 @@ class JobCancelled(msgspec.Struct, gc=False, tag="job.cancelled", frozen=True, k
     reason: Text | None = None
 
 
+class JobCreatedBytes(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
+    """job.created for a reader that only passes the payload on (the job read model, the
+    orchestrator log, the claim owner's replay): the payload stays the JSON bytes it is stored
+    as, with no dict built and encoded again. Its other fields are JobCreated's."""
+
+    job_type: ShortText
+    payload: msgspec.Raw
+    priority: int = 0
+    max_retries: int = 3
+    lease_s: float = 60.0
+    batch_id: ShortText | None = None
+    dataset_source: Text | None = None
+    dataset_version: ShortText | None = None
+    idempotency_key_hash: str | None = None
+    request_fingerprint: str | None = None
+
+
+class JobCompletedBytes(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
+    """job.completed with its result left as JSON bytes, as JobCreatedBytes leaves the payload."""
+
+    node_id: str
+    attempt: int
+    result: msgspec.Raw
+    checksum: str
+    replica: str | None = None
+
+
 JobEvent = (
     JobCreated
     | JobClaimed
     | LeaseRenewed
     | JobCompleted
+    | JobFailed
+    | JobReleased
+    | JobAbandoned
+    | JobDead
+    | JobCancelled
+)
+
+# the job events as a reader that passes documents on reads them: the others carry no document
+JobEventBytes = (
+    JobCreatedBytes
+    | JobClaimed
+    | LeaseRenewed
+    | JobCompletedBytes
     | JobFailed
     | JobReleased
     | JobAbandoned

@@ -24,16 +24,18 @@ from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.topology import ORCHESTRATOR_LOG, ConsumerSpec
-from ccn_proto.constraints import ShortText, Text
 from ccn_proto.envelope import HEADER_TYPE, Envelope
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
     JobClaimed,
     JobCompleted,
+    JobCompletedBytes,
     JobCreated,
+    JobCreatedBytes,
     JobDead,
     JobEvent,
+    JobEventBytes,
     JobFailed,
     JobReleased,
     LeaseRenewed,
@@ -96,30 +98,8 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, Any]
 
 
-class CreatedFacts(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
-    """A job.created as the log reads it: the facts it records. The payload is never logged, so
-    it is skipped unread (no 4 kB dict built per job)."""
-
-    job_type: ShortText
-    priority: int = 0
-    max_retries: int = 3
-    lease_s: float = 60.0
-    batch_id: ShortText | None = None
-    dataset_source: Text | None = None
-    dataset_version: ShortText | None = None
-
-
-class CompletedFacts(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
-    """A job.completed as the log reads it: the result is skipped unread, as the payload is."""
-
-    node_id: str
-    attempt: int
-    checksum: str
-    replica: str | None = None
-
-
 # what the log maps: a job event, or the facts the log reads of one
-LoggedJobEvent = JobEvent | CreatedFacts | CompletedFacts
+LoggedJobEvent = JobEvent | JobCreatedBytes | JobCompletedBytes
 
 
 def present(**facts: Any) -> dict[str, Any]:  # JSON values of any shape: Any is the honest type
@@ -137,7 +117,7 @@ def _ended(step: str, node_id: str, attempt: int, reason: str, retry_at: datetim
 def lifecycle_steps(event: LoggedJobEvent) -> list[Step]:
     """The lifecycle steps one job event records, in order; none for a lease renewal."""
     match event:
-        case JobCreated() | CreatedFacts():
+        case JobCreated() | JobCreatedBytes():
             facts = present(
                 job_type=event.job_type,
                 priority=event.priority,
@@ -155,7 +135,7 @@ def lifecycle_steps(event: LoggedJobEvent) -> list[Step]:
             return [Step(event=name, node_id=event.node_id, attempt=event.attempt, details=lease)]
         case LeaseRenewed():
             return []
-        case JobCompleted() | CompletedFacts():
+        case JobCompleted() | JobCompletedBytes():
             # one decision: the scheduler accepts the holder's result and completes the job
             return [
                 Step(
@@ -190,9 +170,9 @@ def handling_replica(envelope: Envelope[LoggedJobEvent]) -> str | None:
     their replica; a service actor is a replica. Such an event written before it named its
     replica has the node as actor and no replica."""
     match envelope.data:
-        case (JobClaimed() | JobCompleted() | CompletedFacts() | JobFailed() | JobReleased() | JobDead()) as event if (
-            event.replica
-        ):
+        case (
+            JobClaimed() | JobCompleted() | JobCompletedBytes() | JobFailed() | JobReleased() | JobDead()
+        ) as event if event.replica:
             return event.replica
     return actor_replica(envelope)
 
@@ -278,10 +258,10 @@ def decode_known(data: bytes, decoders: DataDecoders) -> Envelope[Any] | None:
 
 
 _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
-    CreatedFacts,
+    JobCreatedBytes,
     JobClaimed,
     LeaseRenewed,
-    CompletedFacts,
+    JobCompletedBytes,
     JobFailed,
     JobReleased,
     JobAbandoned,
@@ -290,19 +270,7 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
 )
 _JOB_DECODERS = data_decoders(_EVENT_TYPES)
 # the known types in one pass (envelope and data together); decode_known is the way for the rest
-_decode_logged = msgspec.json.Decoder(
-    Envelope[
-        CreatedFacts
-        | JobClaimed
-        | LeaseRenewed
-        | CompletedFacts
-        | JobFailed
-        | JobReleased
-        | JobAbandoned
-        | JobDead
-        | JobCancelled
-    ]
-).decode
+_decode_logged = msgspec.json.Decoder(Envelope[JobEventBytes]).decode
 _RENEWED = _tag(LeaseRenewed)
 
 

@@ -34,7 +34,7 @@ from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime
 from ccn_core.topology import JOBS, NODE_RELEASE
 from ccn_proto.envelope import HEADER_TYPE, Actor, Envelope
-from ccn_proto.jobs import JobCreated, JobEvent
+from ccn_proto.jobs import JobCreated, JobCreatedBytes, JobEvent
 from ccn_proto.nodes import NodeEvent
 from ccn_scheduler.board import Card, ClaimBoard, ForeignWrites
 from ccn_scheduler.claims import Claimer
@@ -51,22 +51,7 @@ _MAX_COMMANDS_WAITING = 2048
 _READY_COUNT_EVERY_S = 5.0
 
 
-class _Creation(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
-    """job.created as a replay reads it: the payload kept as the bytes it is stored as."""
-
-    job_type: str
-    payload: msgspec.Raw
-    priority: int = 0
-    max_retries: int = 3
-    lease_s: float = 60.0
-    batch_id: str | None = None
-    dataset_source: str | None = None
-    dataset_version: str | None = None
-    idempotency_key_hash: str | None = None
-    request_fingerprint: str | None = None
-
-
-_decode_creation = msgspec.json.Decoder(Envelope[_Creation]).decode
+_decode_creation = msgspec.json.Decoder(Envelope[JobCreatedBytes]).decode
 _decode_event = msgspec.json.Decoder(Envelope[JobEvent]).decode
 
 

@@ -10,55 +10,21 @@ from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.projection import ColumnarSql, Statement, execute_per_key
 from ccn_core.topology import JOB_READ_MODEL, ConsumerSpec
-from ccn_proto.constraints import ShortText, Text
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
     JobClaimed,
+    JobCompletedBytes,
+    JobCreatedBytes,
     JobDead,
+    JobEventBytes,
     JobFailed,
     JobReleased,
     LeaseRenewed,
 )
 
-
-class _CreatedRow(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
-    """What the read model takes of a job.created: the payload stays the JSON text it came as
-    (msgspec.Raw), stored as is with no dict built and encoded again for it."""
-
-    job_type: ShortText
-    payload: msgspec.Raw
-    priority: int = 0
-    max_retries: int = 3
-    lease_s: float = 60.0
-    batch_id: ShortText | None = None
-    dataset_source: Text | None = None
-    dataset_version: ShortText | None = None
-
-
-class _CompletedRow(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
-    """What the read model takes of a job.completed: the result stays JSON text, as the payload."""
-
-    node_id: str
-    attempt: int
-    result: msgspec.Raw
-    checksum: str
-
-
-# the job events as the read model reads them: the others are whole (they carry no document)
-_RowEvent = (
-    _CreatedRow
-    | JobClaimed
-    | LeaseRenewed
-    | _CompletedRow
-    | JobFailed
-    | JobReleased
-    | JobAbandoned
-    | JobDead
-    | JobCancelled
-)
-_decode = msgspec.json.Decoder(Envelope[_RowEvent]).decode
+_decode = msgspec.json.Decoder(Envelope[JobEventBytes]).decode
 
 
 def _json_object(raw: msgspec.Raw, what: str) -> msgspec.Raw:
@@ -136,11 +102,11 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(job_id, at, reason)
 WHERE j.job_id = u.job_id""")
 
 
-def job_statements(envelope: Envelope[_RowEvent]) -> list[Statement]:
+def job_statements(envelope: Envelope[JobEventBytes]) -> list[Statement]:
     at = envelope.occurred_at
     job = envelope.aggregate_id
     match envelope.data:
-        case _CreatedRow() as e:
+        case JobCreatedBytes() as e:
             return [
                 (
                     _INSERT_JOB,
@@ -163,7 +129,7 @@ def job_statements(envelope: Envelope[_RowEvent]) -> list[Statement]:
             return [(_CLAIMED, (job, e.node_id, at, e.lease_until, e.attempt, e.replica))]
         case LeaseRenewed() as e:
             return [(_RENEWED, (job, e.lease_until, at))]
-        case _CompletedRow() as e:
+        case JobCompletedBytes() as e:
             return [
                 (_COMPLETED, (job, at)),
                 (
