@@ -10,9 +10,6 @@ reactor itself.
 
 from __future__ import annotations
 
-import re
-from typing import Literal
-
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -35,11 +32,6 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     # 0 keeps events forever: the streams are the source of truth, not a buffer.
     max_age_s: float = 0.0
-    # "workqueue": a queue, not a history; a message is gone once a consumer acks it.
-    retention: Literal["limits", "workqueue"] = "limits"
-    max_msgs_per_subject: int = -1
-    # JetStream message schedules (Nats-Schedule: @at <time>): the server publishes later.
-    allow_msg_schedules: bool = False
 
 
 class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,10 +164,6 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 )
 
 
-_JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-
 def stream_for_subject(subject: str) -> StreamSpec:
     aggregate = subject.split(".", 2)[1]
     for spec in STREAMS:
@@ -186,24 +174,21 @@ def stream_for_subject(subject: str) -> StreamSpec:
 
 def stream_config(spec: StreamSpec, settings: Settings) -> StreamConfig:
     max_age = settings.telemetry_max_age_s if spec.max_age_s < 0 else spec.max_age_s
-    queue = spec.retention == "workqueue"
     return StreamConfig(
         name=spec.name,
         description=spec.description,
         subjects=list(spec.subjects),
-        retention=RetentionPolicy.WORK_QUEUE if queue else RetentionPolicy.LIMITS,
+        retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
         max_age=max_age or None,
-        max_msgs_per_subject=spec.max_msgs_per_subject,
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_s,
         allow_direct=True,  # aggregate loads read by subject with batched direct gets
         allow_atomic=True,  # a decision of several events is committed whole or not at all
-        allow_msg_schedules=spec.allow_msg_schedules or None,
-        # a queue's entries are disposable (ids of facts held elsewhere); a history's are not
-        deny_delete=max_age == 0 and not queue,
-        deny_purge=max_age == 0 and not queue,
+        # a history's events are not deleted nor purged; an age-limited stream's are samples
+        deny_delete=max_age == 0,
+        deny_purge=max_age == 0,
     )
 
 

@@ -296,9 +296,6 @@ class ClaimBoard:
         due = [node_id for node_id, departure in self._departures.items() if departure.release_at <= now]
         return [(node_id, sorted(self._departures.pop(node_id).job_ids)) for node_id in due]
 
-    def pending_departures(self) -> int:
-        return sum(len(departure.job_ids) for departure in self._departures.values())
-
 
 class ForeignWrites:
     """Which stream sequences the owner did not write itself. One owner writes the job stream,

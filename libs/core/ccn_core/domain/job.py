@@ -54,11 +54,9 @@ class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     request_fingerprint: str | None = None
     completed_by: str | None = None
     result_checksum: str | None = None
-    # the latest claim, kept after it ends: who, and the `now` it was decided at (the claim
-    # ledger's reservation time for it, so the ledger can tell a claim that landed and ended
-    # from one still in flight)
+    # the latest claim's node, kept after it ends: a release retried after its reply was lost
+    # is told from a release by a node that never held the job
     claimed_by: str | None = None
-    claimed_at: datetime | None = None
 
 
 class CreateJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -256,7 +254,6 @@ class JobDecider:
                     attempt=event.attempt,
                     lease_until=event.lease_until,
                     claimed_by=event.node_id,
-                    claimed_at=event.lease_until - timedelta(seconds=state.lease_s),
                 )
             case LeaseRenewed():
                 return replace(state, lease_until=event.lease_until)
@@ -271,8 +268,8 @@ class JobDecider:
                 )
             case JobReleased():
                 # the attempt is handed back with the job: the next claim has the same number,
-                # and max_retries counts only attempts a node worked on. claimed_by/claimed_at
-                # stay: the claim ledger tells from them that this claim has ended.
+                # and max_retries counts only attempts a node worked on. claimed_by stays: a
+                # retried release by the same node is answered without a second event
                 return replace(
                     state, status="queued", holder=None, lease_until=None, retry_at=None, attempt=event.attempt - 1
                 )
