@@ -20,7 +20,7 @@ issue #4 (5,000 jobs, 50 nodes) is marked `slow` and skipped unless CCN_SLOW=1:
     CCN_SLOW=1 .venv/bin/python -m pytest tests/integration/test_job_chaos.py -p no:cacheprovider -s
 
 (-s prints a summary line: kills, event counts, timings.) The last test pins a liveness fault
-this battery found in the scheduler's claim ledger (a failed job kept its node's slot for 30 s).
+this battery found in the scheduler's former claim ledger (a failed job kept its node's slot for 30 s).
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ async def test_jobs_finished_before_the_retention_move_to_the_archive_with_their
         cancelled = (await api.create("cancelled")).job_id
         await api.call(CancelJob(job_id=cancelled, reason="not needed"), CancelJobReply)
         completed = (await api.create("completes")).job_id
-        assert await claim_one(api, "n1") == completed  # the cancelled job's ready entry is skipped
+        assert await claim_one(api, "n1") == completed  # the cancelled job is skipped
         await api.submit("n1", completed, {"text": "done"})
         recent = (await api.create("completes later")).job_id
         assert await claim_one(api, "n1") == recent

@@ -242,7 +242,7 @@ class FakeEdge:
             self.rate_limited_at = now
             await send(ws, Error(code="rate_limited", message="slow down", retry_after=self.rate_limit_once_after_drop))
             return
-        # like the scheduler's claim ledger: never more than the advertised concurrency held
+        # as the scheduler counts it: never more than the advertised concurrency held
         offers: list[JobOffer] = []
         for _ in range(min(ready.slots, self.concurrency - len(self.held))):
             if not self.pending:

@@ -140,32 +140,6 @@ async def test_a_consumer_made_for_fewer_subjects_is_brought_up_to_the_topology(
     assert info.config.description == "v2"
 
 
-async def test_events_this_process_handled_already_are_acknowledged_without_the_handler(
-    own_nc: NATS, store: EventStore, repo: Tally
-) -> None:
-    meta = EventMeta(correlation_id="corr-already", actor=Actor(kind="service", id="test"))
-    tallies = [new_public_id() for _ in range(6)]
-    for tally in tallies:
-        await repo.execute(tally, Add(command_id=f"add-{tally}"), meta)
-    skipped = set(tallies[:4])
-    heard: dict[str, int] = {}
-
-    def handled_already(stored: StoredEvent) -> bool:
-        return stored.subject.split(".")[2] in skipped
-
-    async def handler(envelope: Envelope[Any], stored: StoredEvent) -> None:
-        # the stream sequence is read from the ack subject: it must be the event's own
-        history = await store.read(TALLY.name, f"ccn.tally.{envelope.aggregate_id}.>")
-        assert [e.seq for e in history] == [stored.seq]
-        heard[envelope.aggregate_id] = heard.get(envelope.aggregate_id, 0) + 1
-
-    reactor = Reactor(own_nc, own_nc.jetstream(), spec("already"), TallyEvent, handler, handled_already=handled_already)
-    await run_until(reactor, handled=6, linger=0.3)
-    assert heard == {tally: 1 for tally in tallies[4:]}
-    info = await own_nc.jetstream().consumer_info(TALLY.name, "already")
-    assert info.num_ack_pending == 0 and info.num_pending == 0  # the skipped ones were acknowledged
-
-
 async def test_a_reactor_whose_consumer_is_deleted_makes_it_again_and_goes_on(own_nc: NATS, repo: Tally) -> None:
     meta = EventMeta(correlation_id="corr-gone", actor=Actor(kind="service", id="test"))
     heard: set[str] = set()

@@ -10,10 +10,6 @@ succeed (TERMINATE) and one still failing on its `max_deliver`-th delivery go to
 and the server's consumer redelivers without limit, so an event whose dead letter could not be
 recorded (NATS away) comes again rather than vanishing. Replays of dead letters
 (`ccn deadletter replay`) are commands to the consumer's name, served by one of the replicas.
-
-A reactor may be told which events this process has acted on already (the scheduler's create
-handler puts the ready entry the ready feed would): those are acknowledged undecoded, which on
-the lifecycle's hot path is most of them.
 """
 
 from __future__ import annotations
@@ -44,8 +40,6 @@ from ccn_proto.envelope import Envelope
 log = get_logger("ccn.reactor")
 
 ReactorHandler = Callable[[Envelope[Any], StoredEvent], Awaitable[None]]
-# whether this process has acted on the stored event already, told from its subject and headers
-HandledAlready = Callable[[StoredEvent], bool]
 # how long one pull waits for events when there are none
 _IDLE_WAIT_S = 0.5
 # the server redelivers without limit: the reactor gives up itself, into the dead letter
@@ -61,7 +55,6 @@ class Reactor:
         event_type: Any,
         handler: ReactorHandler,
         *,
-        handled_already: HandledAlready | None = None,
         batch_size: int = 100,
         max_deliver: int = 20,
         retry_delay_s: float = 2.0,
@@ -71,7 +64,6 @@ class Reactor:
         self._spec = spec
         self._decode = msgspec.json.Decoder(Envelope[event_type]).decode
         self._handler = handler
-        self._handled_already = handled_already
         self._batch_size = batch_size
         self._max_deliver = max_deliver
         self._retry_delay_s = retry_delay_s
@@ -147,10 +139,6 @@ class Reactor:
 
     async def _handle(self, msg: Msg) -> None:
         stored = delivered_event(msg)
-        if self._handled_already is not None and self._handled_already(stored):
-            self.handled += 1
-            await msg.ack()
-            return
         try:
             envelope = self._decode(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
