@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
+from ccn_proto.nodes import ConsentScope, NodeMetrics
 from ccn_proto.scheduler import BatchJob
 
 
@@ -21,6 +23,8 @@ class RegisterNodeRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, f
 class ConsentRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     consent_version: Version
     consent_hash: Sha256Hex
+    # the kinds of work consented to; None: every scope the consent document names
+    scopes: Annotated[list[ConsentScope], msgspec.Meta(min_length=1, max_length=16)] | None = None
 
 
 class OptOutRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,10 +32,11 @@ class OptOutRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_
 
 
 class TelemetryRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A heartbeat; it renews the leases of `job_ids` (jobs taken over HTTP). Metric samples
-    join it with the governance work."""
+    """A heartbeat; it renews the leases of `job_ids` (jobs taken over HTTP), and its metrics
+    feed the node's health (out-of-range values are refused)."""
 
     job_ids: Annotated[list[ShortText], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+    metrics: NodeMetrics | None = None
 
 
 class StartSessionRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -48,11 +53,14 @@ class JobResultRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forb
     job_id: ShortText
     result: dict[str, Any]
     checksum: Sha256Hex
+    usage: JobUsage | None = None
 
 
 class JobFailRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     reason: Text
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 class SubmitJobRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.constraints import ShortText, Text
 
 
@@ -47,6 +48,7 @@ class JobCompleted(msgspec.Struct, gc=False, tag="job.completed", frozen=True, k
     result: dict[str, Any]
     checksum: str
     replica: str | None = None
+    usage: JobUsage | None = None  # as the node reported it
 
 
 class JobFailed(msgspec.Struct, gc=False, tag="job.failed", frozen=True, kw_only=True):
@@ -55,6 +57,8 @@ class JobFailed(msgspec.Struct, gc=False, tag="job.failed", frozen=True, kw_only
     reason: Text
     retry_at: datetime | None  # None: no attempts left, a job.dead follows in the same decision
     replica: str | None = None
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 class JobReleased(msgspec.Struct, gc=False, tag="job.released", frozen=True, kw_only=True):
@@ -63,6 +67,17 @@ class JobReleased(msgspec.Struct, gc=False, tag="job.released", frozen=True, kw_
 
     node_id: str
     attempt: int
+    reason: Text
+    replica: str | None = None
+
+
+class JobResultSetAside(msgspec.Struct, gc=False, tag="job.result_set_aside", frozen=True, kw_only=True):
+    """A result that does not complete the job: its node is shadow-banned. The job is queued
+    again at once for another node, and `attempt` is not counted (the node did not fail it)."""
+
+    node_id: str
+    attempt: int
+    checksum: str
     reason: Text
     replica: str | None = None
 
@@ -109,6 +124,7 @@ class JobCompletedBytes(msgspec.Struct, gc=False, tag="job.completed", frozen=Tr
     result: msgspec.Raw
     checksum: str
     replica: str | None = None
+    usage: JobUsage | None = None
 
 
 JobEvent = (
@@ -118,6 +134,7 @@ JobEvent = (
     | JobCompleted
     | JobFailed
     | JobReleased
+    | JobResultSetAside
     | JobAbandoned
     | JobDead
     | JobCancelled
@@ -131,6 +148,7 @@ JobEventBytes = (
     | JobCompletedBytes
     | JobFailed
     | JobReleased
+    | JobResultSetAside
     | JobAbandoned
     | JobDead
     | JobCancelled

@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ccn_proto.budgets import FailureKind, JobBudget, JobUsage
 from ccn_proto.constraints import ShortText, Text, Token
+from ccn_proto.nodes import NodeMetrics
 
 PROTOCOL_VERSION = 1
 MIN_NODE_VERSION = "0.1.0"
@@ -63,6 +65,7 @@ class JobOffer(msgspec.Struct, gc=False, tag="job_offer", frozen=True, kw_only=T
     lease_until: datetime
     attempt: int
     correlation_id: str
+    budget: JobBudget | None = None  # run the job within these; report usage with its outcome
 
 
 class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,6 +77,7 @@ class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=Tru
     result: dict[str, Any]
     checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
     ready: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 0
+    usage: JobUsage | None = None
 
 
 class ResultItem(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +86,7 @@ class ResultItem(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unk
     job_id: ShortText
     result: dict[str, Any]
     checksum: ShortText
+    usage: JobUsage | None = None
 
 
 class JobResults(msgspec.Struct, gc=False, tag="results", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -96,12 +101,16 @@ class JobResults(msgspec.Struct, gc=False, tag="results", frozen=True, kw_only=T
 class JobFail(msgspec.Struct, gc=False, tag="fail", frozen=True, kw_only=True, forbid_unknown_fields=True):
     job_id: ShortText
     reason: Text
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Keeps the session alive and renews the leases of `job_ids`."""
+    """Keeps the session alive and renews the leases of `job_ids`; `metrics` feed the node's
+    health (out-of-range values are refused)."""
 
     job_ids: Annotated[list[ShortText], msgspec.Meta(max_length=MAX_CONCURRENCY)] = msgspec.field(default_factory=list)
+    metrics: NodeMetrics | None = None
 
 
 class Welcome(msgspec.Struct, gc=False, tag="welcome", frozen=True, kw_only=True):

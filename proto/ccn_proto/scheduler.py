@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ccn_proto.budgets import FailureKind, JobBudget, JobUsage
 from ccn_proto.commands import CommandError
 from ccn_proto.constraints import END, Sha256Hex, ShortText, Text
 
@@ -113,6 +114,7 @@ class JobOffer(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     attempt: int
     lease_until: datetime
     correlation_id: str
+    budget: JobBudget | None = None  # the node's resource budgets, which the job runs under
 
 
 class ClaimJobsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -218,6 +220,7 @@ class SubmitResult(msgspec.Struct, gc=False, tag="submit_result", frozen=True, k
     job_id: JobId
     result: dict[str, Any]
     checksum: Sha256Hex
+    usage: JobUsage | None = None
 
 
 class SubmitResultReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -261,6 +264,8 @@ class FailJob(msgspec.Struct, gc=False, tag="fail_job", frozen=True, kw_only=Tru
     node_id: NodeId
     job_id: JobId
     reason: Text
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 class FailJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):

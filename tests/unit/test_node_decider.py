@@ -20,6 +20,7 @@ from ccn_core.domain.node import (
 from ccn_core.errors import CcnError, Conflict, Forbidden, Unauthorized, Unprocessable
 from ccn_core.ids import token_hash
 from ccn_proto.nodes import (
+    CONSENT_SCOPES,
     ConsentRecorded,
     NodeEvent,
     NodeOptedOut,
@@ -51,7 +52,9 @@ def registered(key_hash: str | None = None, fingerprint: str | None = None) -> N
 
 
 REGISTERED = registered("key-hash", "fp-1")
-CONSENTED = ConsentRecorded(consent_version=V1, consent_hash=V1_HASH)
+CONSENTED = ConsentRecorded(consent_version=V1, consent_hash=V1_HASH, scopes=list(CONSENT_SCOPES))
+# recorded before consent was per scope: it stands for every scope
+CONSENTED_TO_ALL_BEFORE_SCOPES = ConsentRecorded(consent_version=V1, consent_hash=V1_HASH)
 OPTED_OUT = NodeOptedOut(ended_session_ids=["s1"])
 S2 = SessionStarted(session_id="s2", session_token_hash=token_hash("s2-secret"))
 
@@ -91,7 +94,19 @@ CASES: list[tuple[str, list[NodeEvent], object, list[NodeEvent] | type[CcnError]
         "updated consent names the version it replaces",
         [REGISTERED, CONSENTED],
         RecordConsent(api_secret=API_SECRET, consent_version=V2, consent_hash=V2_HASH),
-        [ConsentRecorded(consent_version=V2, consent_hash=V2_HASH, previous_version=V1)],
+        [ConsentRecorded(consent_version=V2, consent_hash=V2_HASH, previous_version=V1, scopes=list(CONSENT_SCOPES))],
+    ),
+    (
+        "consent recorded before scopes stands for every scope",
+        [REGISTERED, CONSENTED_TO_ALL_BEFORE_SCOPES],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH),
+        [],
+    ),
+    (
+        "narrowing the scopes under the same version is recorded",
+        [REGISTERED, CONSENTED],
+        RecordConsent(api_secret=API_SECRET, consent_version=V1, consent_hash=V1_HASH, scopes=("nlp", "documents")),
+        [ConsentRecorded(consent_version=V1, consent_hash=V1_HASH, previous_version=V1, scopes=["documents", "nlp"])],
     ),
     (
         "the same consent again changes nothing",

@@ -393,13 +393,13 @@ def test_node_events_of_unknown_types_are_skipped() -> None:
     newer = msgspec.json.encode(
         {
             **msgspec.to_builtins(envelope(SessionEnded(session_id="s"), Actor("node", NODE), aggregate_id=NODE)),
-            "type": "node.banned",
+            "type": "node.of_a_later_release",
             "data": {},
         }
     )
     assert decode_node_event(newer) is None
     projection = NodeLogProjection()
-    assert projection.rows(StoredEvent(seq=9, subject=f"ccn.node.{NODE}.banned", data=newer, headers={})) == []
+    assert projection.rows(StoredEvent(seq=9, subject=f"ccn.node.{NODE}.of_a_later_release", data=newer, headers={})) == []
     decoded = decode_node_event(stored_node(REGISTERED).data)
     assert decoded is not None and decoded.data == REGISTERED
 

@@ -1,4 +1,9 @@
-"""The node aggregate: registration, consent, opt-out and sessions, as pure rules.
+"""The node aggregate: registration, consent, opt-out, sessions and governance, as pure rules.
+
+Governance: admins ban, shadow-ban, drain and unban a node and set its budgets; the registry's
+observer records its work, its rate-limit refusals and its liveness, from which the policies in
+ccn_core.domain.governance decide its health, backoff and daily quota. Each verdict that
+changes is an event on the node, so its history says why it was treated as it was.
 
 Secrets never reach this module: the shell parses a bearer token and passes its secret part,
 which is compared with the stored hash here, so the rule "a wrong token is refused" is a row
@@ -13,13 +18,28 @@ from typing import Literal
 
 import msgspec
 
-from ccn_core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
+from ccn_core.domain import governance
+from ccn_core.domain.governance import Backoff, RecentRecord, Record
+from ccn_core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from ccn_core.ids import token_matches
 from ccn_proto.nodes import (
+    CONSENT_SCOPES,
+    BackoffStage,
     ConsentRecorded,
+    ConsentScope,
+    Health,
+    NodeBackoffChanged,
+    NodeBanned,
+    NodeBudgetsSet,
+    NodeDrainRequested,
     NodeEvent,
+    NodeHealthChanged,
     NodeOptedOut,
+    NodeRateLimited,
     NodeRegistered,
+    NodeShadowBanned,
+    NodeUnbanned,
+    NodeWorkRecorded,
     SessionEnded,
     SessionStarted,
 )
@@ -38,6 +58,33 @@ class NodeState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     sessions: dict[str, str] = msgspec.field(default_factory=dict)
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    consent_scopes: tuple[ConsentScope, ...] = ()
+    # governance: what admins decided
+    banned: bool = False
+    ban_reason: str | None = None
+    shadow_banned: bool = False
+    draining: bool = False
+    budgets: NodeBudgetsSet | None = None
+    # governance: what the policies concluded from the node's record
+    health: Health = "healthy"
+    silent_s: float = 0.0  # the telemetry silence its last health verdict saw
+    backoff_stage: BackoffStage = "none"
+    backoff_until: datetime | None = None
+    daily_quota: int = governance.DAILY_QUOTA_MAX
+    record: Record = msgspec.field(default_factory=Record)
+    recent: RecentRecord = msgspec.field(default_factory=RecentRecord)
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(stage=self.backoff_stage, until=self.backoff_until)
+
+    def refusal(self) -> str | None:
+        """Why every request of this node is refused now (403), or None."""
+        if self.banned:
+            return f"this node is banned: {self.ban_reason or 'no reason given'}"
+        if self.health == "banned":
+            return "this node is banned by policy: too many budget violations"
+        return None
 
 
 class Register(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -48,6 +95,7 @@ class RecordConsent(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     api_secret: str
     consent_version: str
     consent_hash: str
+    scopes: tuple[ConsentScope, ...] = CONSENT_SCOPES
 
 
 class OptOut(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -69,7 +117,40 @@ class EndSession(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: str | None = None
 
 
-NodeCommand = Register | RecordConsent | OptOut | StartSession | EndSession
+class AdminAction(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    action: Literal["ban", "unban", "shadow_ban", "drain"]
+    reason: str
+    by: str
+
+
+class SetBudgets(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    budgets: NodeBudgetsSet
+
+
+class RecordWork(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    work: NodeWorkRecorded
+
+
+class RecordRateLimited(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    refused: NodeRateLimited
+
+
+class ObserveLiveness(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    silent_s: float
+
+
+NodeCommand = (
+    Register
+    | RecordConsent
+    | OptOut
+    | StartSession
+    | EndSession
+    | AdminAction
+    | SetBudgets
+    | RecordWork
+    | RecordRateLimited
+    | ObserveLiveness
+)
 
 
 def authenticate(state: NodeState, api_secret: str) -> None:
@@ -78,6 +159,9 @@ def authenticate(state: NodeState, api_secret: str) -> None:
         raise Unauthorized("invalid API token")
     if state.status == "opted_out":
         raise Forbidden("this node has opted out; its tokens are revoked")
+    refusal = state.refusal()
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 def authenticate_session(state: NodeState, session_id: str, session_secret: str) -> None:
@@ -86,6 +170,9 @@ def authenticate_session(state: NodeState, session_id: str, session_secret: str)
     token_hash = state.sessions.get(session_id)
     if token_hash is None or not token_matches(session_secret, token_hash):
         raise Unauthorized("invalid or ended session token")
+    refusal = state.refusal()
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 class NodeDecider:
@@ -128,6 +215,22 @@ class NodeDecider:
             case EndSession():
                 authenticate_session(state, command.session_id, command.session_secret)
                 return [SessionEnded(session_id=command.session_id, reason=command.reason)]
+            case AdminAction():
+                _require_registered(state)
+                return _admin_decision(command, state)
+            case SetBudgets(budgets=budgets):
+                _require_registered(state)
+                same = state.budgets is not None and _budget_limits(state.budgets) == _budget_limits(budgets)
+                return [] if same else [budgets]
+            case RecordWork(work=work):
+                _require_registered(state)
+                return _work_decision(work, state, now)
+            case RecordRateLimited(refused=refused):
+                _require_registered(state)
+                return _rate_limited_decision(refused, state, now)
+            case ObserveLiveness(silent_s=silent_s):
+                _require_registered(state)
+                return _health_change(state, silent_s, now, state.recent)
         raise TypeError(f"not a node command: {command!r}")
 
     def _register(self, event: NodeRegistered, state: NodeState) -> list[NodeEvent]:
@@ -153,13 +256,15 @@ class NodeDecider:
             raise Unprocessable(
                 f"consent_hash does not match consent version {command.consent_version}", field="consent_hash"
             )
-        if state.consent_version == command.consent_version:
+        scopes = _ordered_scopes(command.scopes)
+        if state.consent_version == command.consent_version and state.consent_scopes == scopes:
             return []
         return [
             ConsentRecorded(
                 consent_version=command.consent_version,
                 consent_hash=command.consent_hash,
                 previous_version=state.consent_version,
+                scopes=list(scopes),
             )
         ]
 
@@ -175,9 +280,53 @@ class NodeDecider:
                     request_fingerprint=event.request_fingerprint,
                 )
             case ConsentRecorded():
+                scopes = CONSENT_SCOPES if event.scopes is None else _ordered_scopes(event.scopes)
                 return msgspec.structs.replace(
-                    state, consent_version=event.consent_version, consent_hash=event.consent_hash
+                    state, consent_version=event.consent_version, consent_hash=event.consent_hash, consent_scopes=scopes
                 )
+            case NodeBanned():
+                return msgspec.structs.replace(state, banned=True, ban_reason=event.reason)
+            case NodeShadowBanned():
+                return msgspec.structs.replace(state, shadow_banned=True)
+            case NodeDrainRequested():
+                return msgspec.structs.replace(state, draining=True)
+            case NodeUnbanned():
+                # a policy ban is lifted with the admin's: its violations are forgiven, not forgotten
+                # (the record keeps them, and so does the reputation)
+                recent = msgspec.structs.replace(state.recent, work=())
+                health: Health = "healthy" if state.health == "banned" else state.health
+                return msgspec.structs.replace(
+                    state,
+                    banned=False,
+                    ban_reason=None,
+                    shadow_banned=False,
+                    draining=False,
+                    health=health,
+                    recent=recent if state.health == "banned" else state.recent,
+                )
+            case NodeBudgetsSet():
+                return msgspec.structs.replace(state, budgets=event)
+            case NodeWorkRecorded():
+                return msgspec.structs.replace(
+                    state,
+                    record=governance.add_work(state.record, event),
+                    recent=governance.remember_work(state.recent, event),
+                    daily_quota=governance.next_quota(state.daily_quota, event),
+                )
+            case NodeRateLimited():
+                record = msgspec.structs.replace(
+                    state.record, rate_limited=state.record.rate_limited + sum(event.refused.values())
+                )
+                recent = governance.remember_rate_limited(state.recent, event.window_end)
+                return msgspec.structs.replace(state, record=record, recent=recent)
+            case NodeHealthChanged():
+                worse = event.health != "healthy"
+                record = msgspec.structs.replace(
+                    state.record, health_changes=state.record.health_changes + (1 if worse else 0)
+                )
+                return msgspec.structs.replace(state, health=event.health, silent_s=event.silent_s, record=record)
+            case NodeBackoffChanged():
+                return msgspec.structs.replace(state, backoff_stage=event.stage, backoff_until=event.until)
             case NodeOptedOut():
                 return msgspec.structs.replace(state, status="opted_out", sessions={})
             case SessionStarted():
@@ -188,3 +337,69 @@ class NodeDecider:
                 sessions = {k: v for k, v in state.sessions.items() if k != event.session_id}
                 return msgspec.structs.replace(state, sessions=sessions)
         raise TypeError(f"not a node event: {event!r}")
+
+
+def _require_registered(state: NodeState) -> None:
+    if state.status == "unregistered":
+        raise NotFound(f"no node {state.node_id}")
+
+
+def _ordered_scopes(scopes: tuple[ConsentScope, ...] | list[ConsentScope]) -> tuple[ConsentScope, ...]:
+    chosen = set(scopes)
+    return tuple(scope for scope in CONSENT_SCOPES if scope in chosen)
+
+
+def _budget_limits(budgets: NodeBudgetsSet) -> tuple[int | None, float | None, int | None]:
+    return budgets.max_bandwidth_per_min, budgets.max_cpu_time_per_job_s, budgets.max_memory_mb
+
+
+def _admin_decision(command: AdminAction, state: NodeState) -> list[NodeEvent]:
+    """An action that would change nothing records nothing (the reply says so)."""
+    match command.action:
+        case "ban":
+            return [] if state.banned else [NodeBanned(reason=command.reason, by=command.by)]
+        case "shadow_ban":
+            return [] if state.shadow_banned else [NodeShadowBanned(reason=command.reason, by=command.by)]
+        case "drain":
+            return [] if state.draining else [NodeDrainRequested(reason=command.reason, by=command.by)]
+        case "unban":
+            lifted = state.banned or state.shadow_banned or state.draining or state.health == "banned"
+            return [NodeUnbanned(reason=command.reason, by=command.by)] if lifted else []
+    raise TypeError(f"not an admin action: {command.action!r}")
+
+
+def _work_decision(work: NodeWorkRecorded, state: NodeState, now: datetime) -> list[NodeEvent]:
+    events: list[NodeEvent] = [work]
+    recent = governance.remember_work(state.recent, work)
+    strike = governance.work_strike(work)
+    if strike is not None:
+        events.append(_backoff_event(state, *governance.escalate(state.backoff, strike, now)))
+    elif governance.is_clean(work):
+        decayed = governance.decay(state.backoff, now)
+        if decayed is not None:
+            events.append(_backoff_event(state, decayed, "a clean window of work"))
+    # a node that just returned results is not silent, whatever the last observation said
+    events.extend(_health_change(state, 0.0 if work.completed else state.silent_s, now, recent))
+    return events
+
+
+def _rate_limited_decision(refused: NodeRateLimited, state: NodeState, now: datetime) -> list[NodeEvent]:
+    events: list[NodeEvent] = [refused]
+    recent = governance.remember_rate_limited(state.recent, refused.window_end)
+    total = sum(refused.refused.values())
+    events.append(
+        _backoff_event(state, *governance.escalate(state.backoff, f"{total} requests over its rate limits", now))
+    )
+    events.extend(_health_change(state, state.silent_s, now, recent))
+    return events
+
+
+def _health_change(state: NodeState, silent_s: float, now: datetime, recent: RecentRecord) -> list[NodeEvent]:
+    health, reasons = governance.assess_health(governance.health_inputs(recent, silent_s, now))
+    if health == state.health:
+        return []
+    return [NodeHealthChanged(health=health, previous=state.health, reasons=reasons, silent_s=silent_s)]
+
+
+def _backoff_event(state: NodeState, backoff: Backoff, cause: str) -> NodeBackoffChanged:
+    return NodeBackoffChanged(stage=backoff.stage, previous=state.backoff_stage, until=backoff.until, cause=cause)
