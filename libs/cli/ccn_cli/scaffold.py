@@ -144,6 +144,7 @@ ${constant} = JobType(
     payload_type=${camel}Payload,
     result_type=${camel}Result,
     handler=$name,
+    consent_scope="documents",  # which consent covers it: one of ccn_proto.nodes.CONSENT_SCOPES
     description="$name: one line on what it computes",
     sample_payloads=SAMPLE_PAYLOADS,
 )

@@ -163,6 +163,7 @@ CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = Jo
     payload_type=ClassifyDocumentPayload,
     result_type=ClassifyDocumentResult,
     handler=classify_document,
+    consent_scope="nlp",
     description="The kind of page a text is (grant opportunity, funder profile, news, ...) with a confidence (CC-71)",
     sample_payloads=SAMPLE_PAYLOADS,
 )

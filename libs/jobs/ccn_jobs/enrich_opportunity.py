@@ -351,6 +351,7 @@ ENRICH_OPPORTUNITY: JobType[EnrichOpportunityPayload, EnrichOpportunityResult] =
     payload_type=EnrichOpportunityPayload,
     result_type=EnrichOpportunityResult,
     handler=enrich_opportunity,
+    consent_scope="enrichment",
     description="Eligibility, thematic tags, region and funding type of an opportunity, with evidence (CC-74)",
     sample_payloads=SAMPLE_PAYLOADS,
 )

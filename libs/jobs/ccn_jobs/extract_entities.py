@@ -157,6 +157,7 @@ EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobTy
     payload_type=ExtractEntitiesPayload,
     result_type=ExtractEntitiesResult,
     handler=extract_entities,
+    consent_scope="nlp",
     description="Organisations, titles, deadlines, amounts, program areas and people in a text, normalised (CC-72)",
     sample_payloads=SAMPLE_PAYLOADS,
 )

@@ -245,6 +245,7 @@ EXTRACT_TEXT: JobType[ExtractTextPayload, ExtractTextResult] = JobType(
     payload_type=ExtractTextPayload,
     result_type=ExtractTextResult,
     handler=extract_text,
+    consent_scope="documents",
     description="Main text, title and language of an HTML page, a PDF, a DOCX or plain text (CC-70)",
     sample_payloads=(
         ExtractTextPayload(

@@ -8,6 +8,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from ccn_proto.nodes import ConsentScope
+
 P = TypeVar("P", bound=msgspec.Struct)
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -20,12 +22,15 @@ class JobType(Generic[P, R]):
     same bytes on every node, so replicas can be compared by checksum. `version` changes
     whenever the handler's output for some input would change; results are only compared
     between equal versions. `sample_payloads` are a few representative inputs: the
-    determinism test runs each in two processes and compares the results' bytes."""
+    determinism test runs each in two processes and compares the results' bytes.
+    `consent_scope` is the kind of work it is: a node is offered it only when it consented to
+    that scope."""
 
     name: str
     version: str
     payload_type: type[P]
     result_type: type[R]
     handler: Callable[[P], R]
+    consent_scope: ConsentScope
     description: str = ""
     sample_payloads: tuple[P, ...] = ()

@@ -503,6 +503,7 @@ LINK_ENTITIES: JobType[LinkEntitiesPayload, LinkEntitiesResult] = JobType(
     payload_type=LinkEntitiesPayload,
     result_type=LinkEntitiesResult,
     handler=link_entities,
+    consent_scope="nlp",
     description="Cluster organisation records from several sources into canonical entities (CC-73)",
     sample_payloads=SAMPLE_PAYLOADS,
 )

@@ -326,6 +326,7 @@ PARSE_PDF: JobType[ParsePdfPayload, ParsePdfResult] = JobType(
     payload_type=ParsePdfPayload,
     result_type=ParsePdfResult,
     handler=parse_pdf,
+    consent_scope="documents",
     description="Text per page, tables, metadata, sections and scanned pages of a PDF (CC-63)",
     sample_payloads=(
         ParsePdfPayload(document=InlineDocument(media_type=PDF, data=_SAMPLE_PDF, size=len(_SAMPLE_PDF))),

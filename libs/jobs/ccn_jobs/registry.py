@@ -28,6 +28,7 @@ from ccn_jobs.link_entities import LINK_ENTITIES
 from ccn_jobs.parse_pdf import PARSE_PDF
 from ccn_jobs.score_opportunity import SCORE_OPPORTUNITY
 from ccn_proto.commands import CommandError
+from ccn_proto.nodes import ConsentScope
 from ccn_proto.scheduler import MAX_BATCH_JOB_BYTES, BatchJob
 
 # Any: each entry has its own payload and result types; callers go through the functions below,
@@ -51,6 +52,10 @@ RawDocument = bytes | Mapping[str, Any]
 # what a job type's payload must meet, by name: every job type here, or a test's own
 PayloadTypes = Mapping[str, type[msgspec.Struct]]
 PAYLOAD_TYPES: PayloadTypes = MappingProxyType({name: job.payload_type for name, job in JOB_TYPES.items()})
+# job type → the consent scope that covers it
+CONSENT_SCOPE_OF: Mapping[str, ConsentScope] = MappingProxyType(
+    {name: job.consent_scope for name, job in JOB_TYPES.items()}
+)
 
 
 def get_job_type(job_type: str) -> JobType[Any, Any]:

@@ -326,6 +326,7 @@ SCORE_OPPORTUNITY: JobType[ScoreOpportunityPayload, ScoreOpportunityResult] = Jo
     payload_type=ScoreOpportunityPayload,
     result_type=ScoreOpportunityResult,
     handler=score_opportunity,
+    consent_scope="enrichment",
     description="Relevance score 0-100 of an opportunity to a profile, with each feature's contribution (CC-75)",
     sample_payloads=SAMPLE_PAYLOADS,
 )
