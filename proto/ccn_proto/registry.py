@@ -161,7 +161,7 @@ class ObserveLiveness(msgspec.Struct, gc=False, tag="observe_liveness", frozen=T
     sample's metrics (None when it sent none). The health policy decides what follows."""
 
     node_id: NodeId
-    silent_s: Annotated[float, msgspec.Meta(ge=0.0)]
+    silent_s: Annotated[float, msgspec.Meta(ge=0.0, le=10.0**9)]
     metrics: NodeMetrics | None = None
 
 

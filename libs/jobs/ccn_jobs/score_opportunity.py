@@ -125,7 +125,7 @@ class Contribution(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """`points` = weight x value / (sum of weights) x 100: what this feature added to the score."""
 
     feature: Feature
-    weight: Annotated[float, msgspec.Meta(ge=0)]
+    weight: Annotated[float, msgspec.Meta(ge=0.0)]
     value: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
     points: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
     note: Annotated[str, msgspec.Meta(max_length=500)]
