@@ -31,7 +31,7 @@ from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import AUDIT_LOG, NODES, ensure_streams
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.nodes import NodeEvent, NodeRegistered
+from ccn_proto.nodes import CONSENT_SCOPES, NodeEvent, NodeRegistered
 
 NodeRepository = AggregateRepository[Any, Any, Any]
 ADMIN = Actor(kind="admin", id="admin-7")
@@ -262,6 +262,7 @@ async def test_details_keep_what_an_auditor_needs_and_no_secret(story: Story, po
             "consent_version": version,
             "consent_hash": consent_catalogue()[version],
             "previous_version": None,
+            "scopes": list(CONSENT_SCOPES),
         },
         "node.session_started": {"session_id": started.session_id, "user_agent": "ccn-node/0.1 a"},
         "node.session_ended": {"session_id": ended.session_id, "reason": "bye"},

@@ -152,7 +152,10 @@ class ComputeController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[ConsentRequest], edge: NamedDependency[EdgeContext]
     ) -> ConsentReply:
         command = RecordConsent(
-            api_token=bearer_token(request), consent_version=data.consent_version, consent_hash=data.consent_hash
+            api_token=bearer_token(request),
+            consent_version=data.consent_version,
+            consent_hash=data.consent_hash,
+            scopes=data.scopes,
         )
         reply: ConsentReply = await edge.registry(request, "consent", command, ConsentReply)
         return reply

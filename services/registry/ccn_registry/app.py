@@ -10,6 +10,7 @@ from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import NODES
 from ccn_proto.nodes import NodeEvent
+from ccn_registry.governance_handlers import GovernanceHandlers
 from ccn_registry.handlers import RegistryHandlers
 from ccn_registry.read_model import NodeReadModel, SessionLastSeen
 
@@ -28,6 +29,7 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
     # a burst of nodes saying hello waits its turn, up to a bound; past it, they are told to retry
     server = CommandServer(runtime.nc, "registry", max_waiting=4096)
     handlers.register_all(server)
+    GovernanceHandlers(repository).register_all(server)
     await server.start()
     runtime.on_stop(server.stop)
     projections: tuple[Projection, ...] = (NodeReadModel(), SessionLastSeen())

@@ -33,7 +33,14 @@ from ccn_core.errors import BadInput
 from ccn_core.eventstore import EventStore, OutgoingEvent
 from ccn_core.tokens import format_api_token, format_session_token, parse_api_token, parse_session_token
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.nodes import ConsentRecorded, HeartbeatSample, NodeEvent, NodeOptedOut, NodeRegistered
+from ccn_proto.nodes import (
+    CONSENT_SCOPES,
+    ConsentRecorded,
+    HeartbeatSample,
+    NodeEvent,
+    NodeOptedOut,
+    NodeRegistered,
+)
 from ccn_proto.registry import (
     ConsentReply,
     EndSession,
@@ -128,7 +135,10 @@ class RegistryHandlers:
     async def consent(self, command: RecordConsent, ctx: CommandContext) -> ConsentReply:
         token = parse_api_token(command.api_token)
         decision = RecordConsentCommand(
-            api_secret=token.secret, consent_version=command.consent_version, consent_hash=command.consent_hash
+            api_secret=token.secret,
+            consent_version=command.consent_version,
+            consent_hash=command.consent_hash,
+            scopes=CONSENT_SCOPES if command.scopes is None else tuple(command.scopes),
         )
         executed = await self._nodes.execute(token.node_id, decision, self._meta(ctx, token.node_id))
         recorded = executed.events[0].data if executed.events else None
@@ -139,6 +149,7 @@ class RegistryHandlers:
             consent_hash=command.consent_hash,
             previous_version=previous,
             server_time=self._clock(),
+            scopes=list(executed.state.consent_scopes),
         )
 
     async def opt_out(self, command: OptOut, ctx: CommandContext) -> OptOutReply:
@@ -190,7 +201,9 @@ class RegistryHandlers:
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
             actor=Actor(kind="node", id=token.node_id),
-            data=HeartbeatSample(node_id=token.node_id, session_id=token.session_id, seen_at=now),
+            data=HeartbeatSample(
+                node_id=token.node_id, session_id=token.session_id, seen_at=now, metrics=command.metrics
+            ),
         )
         await self._store.append(
             OutgoingEvent(
