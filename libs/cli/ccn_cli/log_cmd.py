@@ -140,12 +140,12 @@ def _error_message(body: bytes) -> str:
     return str(decoded)[:200]
 
 
-def fetch_page(base_url: str, token: str, params: dict[str, str]) -> Page:
+def fetch_json(base_url: str, token: str, path_and_query: str) -> Any:  # a JSON document: Any is honest
+    """GET an admin path of the analytics service, decoded; LogUnavailable says why it failed."""
     if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
         raise LogUnavailable(f"the analytics URL {base_url!r} is not an http(s) URL")
-    url = f"{base_url}/admin/orchestrator-log?{urllib.parse.urlencode(params)}"
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked above
+    request = urllib.request.Request(f"{base_url}{path_and_query}", headers=headers)  # noqa: S310 - scheme checked above
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310 - scheme checked above
             body: bytes = response.read()
@@ -163,7 +163,12 @@ def fetch_page(base_url: str, token: str, params: dict[str, str]) -> Page:
             f"the analytics service is not reachable at {base_url} ({reason}); is the stack running? "
             "start it with `ccn up`"
         ) from None
-    return msgspec.json.decode(body, type=Page)
+    return msgspec.json.decode(body)
+
+
+def fetch_page(base_url: str, token: str, params: dict[str, str]) -> Page:
+    document = fetch_json(base_url, token, f"/admin/orchestrator-log?{urllib.parse.urlencode(params)}")
+    return msgspec.convert(document, type=Page)
 
 
 def all_entries(base_url: str, token: str, filters: dict[str, str], at_most: int) -> Iterator[Entry]:

@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # finished jobs stay in the hot read-model tables this long, then move to the archive tables
     job_retention_s: float = 7 * 24 * 3600.0
     admin_token: str = ""
+    # who holds the admin token: the name its actions carry into the audit trail
+    admin_name: str = "admin"
     token_secret: str = ""
     ip_hash_salt: str = ""
     max_body_bytes: int = 64 * 1024
@@ -175,6 +177,7 @@ _STR_FIELDS = {
     "CCN_ANALYTICS_HOST": "analytics_host",
     "CCN_NATS_SYNC_INTERVAL": "nats_sync_interval",
     "CCN_ADMIN_TOKEN": "admin_token",
+    "CCN_ADMIN_NAME": "admin_name",
     "CCN_TOKEN_SECRET": "token_secret",
     "CCN_IP_HASH_SALT": "ip_hash_salt",
     "CCN_LOG_LEVEL": "log_level",

@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_analytics.audit_api import AuditReader, audit_log
+from ccn_analytics.nodes_api import NodeReader, list_nodes
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
 from ccn_web.auth import admin_guard
 from ccn_web.http import Readiness, create_http_app
@@ -20,6 +21,7 @@ _MAX_BODY_BYTES = 1024
 def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_timeout_s: float) -> Litestar:
     reader = AuditReader(pool)
     log_reader = OrchestratorLogReader(pool)
+    node_reader = NodeReader(pool)
 
     async def provide_reader() -> AuditReader:
         return reader
@@ -27,7 +29,12 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
     async def provide_log_reader() -> OrchestratorLogReader:
         return log_reader
 
-    admin = Router("/admin", route_handlers=[audit_log, orchestrator_log], guards=[admin_guard(admin_token)])
+    async def provide_node_reader() -> NodeReader:
+        return node_reader
+
+    admin = Router(
+        "/admin", route_handlers=[audit_log, orchestrator_log, list_nodes], guards=[admin_guard(admin_token)]
+    )
     return create_http_app(
         service="analytics",
         title="Community Compute analytics",
@@ -36,5 +43,9 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
         max_body_bytes=_MAX_BODY_BYTES,
         body_timeout_s=body_timeout_s,
         security_schemes={"AdminToken": SecurityScheme(type="http", scheme="bearer", description="CCN_ADMIN_TOKEN")},
-        dependencies={"reader": Provide(provide_reader), "log_reader": Provide(provide_log_reader)},
+        dependencies={
+            "reader": Provide(provide_reader),
+            "log_reader": Provide(provide_log_reader),
+            "node_reader": Provide(provide_node_reader),
+        },
     )

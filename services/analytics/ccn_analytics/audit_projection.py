@@ -43,6 +43,9 @@ def detail_fields(event_type: type[msgspec.Struct]) -> tuple[str, tuple[str, ...
 
 # Event type → fields recorded in `details`. Admin actions, bans and reviews join with their Structs.
 AUDITED: Mapping[str, tuple[str, ...]] = dict(detail_fields(t) for t in NODE_EVENT_TYPES)
+# a node's work record, one event per node per window: the jobs' own steps are in the
+# orchestrator log, and what the record leads to (health, backoff) is audited as it happens
+NOT_AUDITED = frozenset({"work_recorded"})  # event names, as the subject's last token
 
 _decode_envelope = msgspec.json.Decoder(Envelope[msgspec.Raw]).decode
 _decode_data = msgspec.json.Decoder(dict[str, Any]).decode
@@ -116,6 +119,10 @@ class AuditLogProjection:
         self._unmapped: set[str] = set()
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        rows = [audit_row(stored, self.spec.stream, self._unmapped) for stored in events]
+        rows = [
+            audit_row(stored, self.spec.stream, self._unmapped)
+            for stored in events
+            if subjects.split_event(stored.subject)[2] not in NOT_AUDITED
+        ]
         if rows:
             await conn.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))

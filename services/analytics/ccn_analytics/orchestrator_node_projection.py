@@ -31,9 +31,18 @@ from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import (
     NODE_EVENT_TYPES,
     ConsentRecorded,
+    NodeBackoffChanged,
+    NodeBanned,
+    NodeBudgetsSet,
+    NodeDrainRequested,
     NodeEvent,
+    NodeHealthChanged,
     NodeOptedOut,
+    NodeRateLimited,
     NodeRegistered,
+    NodeShadowBanned,
+    NodeUnbanned,
+    NodeWorkRecorded,
     SessionEnded,
     SessionStarted,
 )
@@ -51,7 +60,9 @@ def node_steps(node_id: str, event: NodeEvent) -> list[Step]:
             )
             return [Step(event="node_registered", node_id=node_id, details=facts)]
         case ConsentRecorded():
-            facts = present(consent_version=event.consent_version, previous_version=event.previous_version)
+            facts = present(
+                consent_version=event.consent_version, previous_version=event.previous_version, scopes=event.scopes
+            )
             return [Step(event="node_consent_recorded", node_id=node_id, details=facts)]
         case SessionStarted():
             facts = present(session_id=event.session_id, user_agent=event.user_agent)
@@ -63,7 +74,41 @@ def node_steps(node_id: str, event: NodeEvent) -> list[Step]:
             # its sessions end with it, in this one event
             facts = present(reason=event.reason, ended_session_ids=event.ended_session_ids)
             return [Step(event="node_opted_out", node_id=node_id, details=facts)]
+        case NodeBanned() | NodeShadowBanned() | NodeDrainRequested() | NodeUnbanned():
+            return [
+                Step(
+                    event=_ADMIN_STEPS[type(event)], node_id=node_id, details=present(reason=event.reason, by=event.by)
+                )
+            ]
+        case NodeBudgetsSet():
+            facts = present(
+                max_bandwidth_per_min=event.max_bandwidth_per_min,
+                max_cpu_time_per_job_s=event.max_cpu_time_per_job_s,
+                max_memory_mb=event.max_memory_mb,
+                by=event.by,
+            )
+            return [Step(event="node_budgets_set", node_id=node_id, details=facts)]
+        case NodeRateLimited():
+            facts = present(refused=event.refused, window_start=event.window_start, window_end=event.window_end)
+            return [Step(event="node_rate_limited", node_id=node_id, details=facts)]
+        case NodeHealthChanged():
+            facts = present(health=event.health, previous=event.previous, reasons=event.reasons)
+            return [Step(event="node_health_changed", node_id=node_id, details=facts)]
+        case NodeBackoffChanged():
+            facts = present(stage=event.stage, previous=event.previous, until=event.until, cause=event.cause)
+            return [Step(event="node_backoff_changed", node_id=node_id, details=facts)]
+        case NodeWorkRecorded():
+            # a summary of job steps the log already has, one row each: the node's record, not a step
+            return []
     raise TypeError(f"not a node event: {event!r}")
+
+
+_ADMIN_STEPS: dict[type[NodeEvent], str] = {
+    NodeBanned: "node_banned",
+    NodeShadowBanned: "node_shadow_banned",
+    NodeDrainRequested: "node_drain_requested",
+    NodeUnbanned: "node_unbanned",
+}
 
 
 def node_log_rows(envelope: Envelope[NodeEvent], stream: str, seq: int) -> list[LogRow]:

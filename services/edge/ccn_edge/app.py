@@ -19,6 +19,8 @@ from ccn_edge.documents_api import DocumentServer, documents_router
 from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.node_socket import node_socket_handler
+from ccn_edge.nodes_admin_api import nodes_admin_router
+from ccn_web.auth import DEFAULT_ADMIN_NAME
 from ccn_web.http import Readiness, create_http_app
 from ccn_web.serve import serve_http
 
@@ -41,6 +43,7 @@ def create_app(
     max_frame_bytes: int,
     admin_token: str,
     socket_limits: SocketLimits,
+    admin_name: str = DEFAULT_ADMIN_NAME,
     body_timeout_s: float,
     requests_in_flight: InFlight | None = None,
     documents: DocumentServer | None = None,
@@ -64,7 +67,11 @@ def create_app(
             # the node and job APIs answer 503 + Retry-After past the edge's requests in flight
             Router(
                 "/",
-                route_handlers=[ComputeController, jobs_router(admin_token)],
+                route_handlers=[
+                    ComputeController,
+                    jobs_router(admin_token),
+                    nodes_admin_router(admin_token, admin_name),
+                ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),
             node_socket_handler(max_frame_bytes, socket_limits),
@@ -91,6 +98,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         max_body_bytes=settings.max_body_bytes,
         max_frame_bytes=settings.max_frame_bytes,
         admin_token=settings.admin_token,
+        admin_name=settings.admin_name,
         socket_limits=socket_limits,
         body_timeout_s=settings.http_body_timeout_s,
         requests_in_flight=InFlight(settings.edge_max_requests_in_flight, "HTTP requests"),

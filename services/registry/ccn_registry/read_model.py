@@ -16,9 +16,18 @@ from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import (
     ConsentRecorded,
     HeartbeatSample,
+    NodeBackoffChanged,
+    NodeBanned,
+    NodeBudgetsSet,
+    NodeDrainRequested,
     NodeEvent,
+    NodeHealthChanged,
     NodeOptedOut,
+    NodeRateLimited,
     NodeRegistered,
+    NodeShadowBanned,
+    NodeUnbanned,
+    NodeWorkRecorded,
     SessionEnded,
     SessionStarted,
 )
@@ -37,8 +46,27 @@ INSERT INTO community_node_sessions (session_id, node_id, session_token_hash, cr
 VALUES ($1, $2, $3, $4, GREATEST($4, (SELECT last_seen_at FROM community_node_liveness WHERE session_id = $1)),
         $5, $6)"""
 _CONSENT = """
-UPDATE community_nodes SET consent_version = $2, consent_hash = $3, consent_recorded_at = $4, updated_at = $4
+UPDATE community_nodes SET consent_version = $2, consent_hash = $3, consent_recorded_at = $4, updated_at = $4,
+                           consent_scopes = $5
 WHERE node_public_id = $1"""
+_BANNED = "UPDATE community_nodes SET is_banned = true, ban_reason = $3, updated_at = $2 WHERE node_public_id = $1"
+_SHADOW_BANNED = "UPDATE community_nodes SET is_shadow_banned = true, updated_at = $2 WHERE node_public_id = $1"
+_DRAINING = "UPDATE community_nodes SET is_draining = true, updated_at = $2 WHERE node_public_id = $1"
+# an unban lifts a policy ban with the admin's (as the node decider does)
+_UNBANNED = """
+UPDATE community_nodes SET is_banned = false, ban_reason = NULL, is_shadow_banned = false, is_draining = false,
+                           health = CASE WHEN health = 'banned' THEN 'healthy' ELSE health END, updated_at = $2
+WHERE node_public_id = $1"""
+_BUDGETS = "UPDATE community_nodes SET budgets = $3::jsonb, updated_at = $2 WHERE node_public_id = $1"
+_HEALTH = "UPDATE community_nodes SET health = $3, updated_at = $2 WHERE node_public_id = $1"
+_BACKOFF = (
+    "UPDATE community_nodes SET backoff_stage = $3, backoff_until = $4, updated_at = $2 WHERE node_public_id = $1"
+)
+_WORK = """
+UPDATE community_nodes SET jobs_completed = jobs_completed + $3, jobs_failed = jobs_failed + $4, updated_at = $2
+WHERE node_public_id = $1"""
+_REFUSED = """
+UPDATE community_nodes SET requests_refused = requests_refused + $3, updated_at = $2 WHERE node_public_id = $1"""
 _OPT_OUT = """
 UPDATE community_nodes SET is_active = false, opted_out_at = $2, opt_out_reason = $3, updated_at = $2
 WHERE node_public_id = $1"""
@@ -73,7 +101,31 @@ def node_statements(envelope: Envelope[NodeEvent]) -> list[Statement]:
                 (_INSERT_SESSION, (e.session_id, node, e.session_token_hash, at, e.user_agent, e.ip_hash)),
             ]
         case ConsentRecorded() as e:
-            return [(_CONSENT, (node, e.consent_version, e.consent_hash, at))]
+            return [(_CONSENT, (node, e.consent_version, e.consent_hash, at, e.scopes))]
+        case NodeBanned() as e:
+            return [(_BANNED, (node, at, e.reason))]
+        case NodeShadowBanned():
+            return [(_SHADOW_BANNED, (node, at))]
+        case NodeDrainRequested():
+            return [(_DRAINING, (node, at))]
+        case NodeUnbanned():
+            return [(_UNBANNED, (node, at))]
+        case NodeBudgetsSet() as e:
+            limits = {
+                "max_bandwidth_per_min": e.max_bandwidth_per_min,
+                "max_cpu_time_per_job_s": e.max_cpu_time_per_job_s,
+                "max_memory_mb": e.max_memory_mb,
+            }
+            return [(_BUDGETS, (node, at, msgspec.json.encode(limits).decode()))]
+        case NodeHealthChanged() as e:
+            return [(_HEALTH, (node, at, e.health))]
+        case NodeBackoffChanged() as e:
+            return [(_BACKOFF, (node, at, e.stage, e.until))]
+        case NodeWorkRecorded() as e:
+            failed = e.failed + e.abandoned + e.budget_exceeded
+            return [(_WORK, (node, at, e.completed, failed))]
+        case NodeRateLimited() as e:
+            return [(_REFUSED, (node, at, sum(e.refused.values())))]
         case NodeOptedOut() as e:
             return [(_OPT_OUT, (node, at, e.reason)), (_END_ALL_SESSIONS, (node, at))]
         case SessionStarted() as e:
