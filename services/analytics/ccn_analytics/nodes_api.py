@@ -17,7 +17,10 @@ from ccn_analytics.paging import LimitParam
 
 Standing = Literal["banned", "shadow_banned", "draining"]
 _AFTER = Annotated[
-    str | None, QueryParameter(description="next_cursor of the previous page.", pattern=r"^[0-9A-Za-z-]{1,64}$")
+    str | None,
+    QueryParameter(
+        description="next_cursor of the previous page.", pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+    ),
 ]
 
 
@@ -49,7 +52,7 @@ _SELECT = """
 SELECT node_public_id, is_active, health, is_banned, ban_reason, is_shadow_banned, is_draining, backoff_stage,
        backoff_until, consent_version, consent_scopes, jobs_completed, jobs_failed, requests_refused, last_seen_at
 FROM community_nodes
-WHERE ($1::text IS NULL OR node_public_id > $1)
+WHERE ($1::uuid IS NULL OR node_public_id > $1::uuid)
   AND ($2::text IS NULL OR health = $2)
   AND ($3::text IS NULL
        OR ($3 = 'banned' AND is_banned) OR ($3 = 'shadow_banned' AND is_shadow_banned)
@@ -66,7 +69,7 @@ class NodeReader:
         rows = await self._pool.fetch(_SELECT, after, health, standing, limit + 1)
         nodes = [
             NodeSummary(
-                node_id=row["node_public_id"],
+                node_id=str(row["node_public_id"]),
                 is_active=row["is_active"],
                 health=row["health"],
                 is_banned=row["is_banned"],
