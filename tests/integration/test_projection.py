@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,12 +15,21 @@ from nats.aio.client import Client as NATS
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.node import NodeDecider, OptOut, RecordConsent, Register
+from ccn_core.domain.node import (
+    AdminAction,
+    NodeDecider,
+    OptOut,
+    RecordConsent,
+    RecordRateLimited,
+    RecordWork,
+    Register,
+    SetBudgets,
+)
 from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.projection import ProjectionRunner, rebuild
 from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor
-from ccn_proto.nodes import NodeEvent, NodeRegistered
+from ccn_proto.nodes import NodeBudgetsSet, NodeEvent, NodeRateLimited, NodeRegistered, NodeWorkRecorded
 from ccn_registry.read_model import NodeReadModel
 
 NODE_COUNT = 120
@@ -30,8 +41,34 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
 
 
+NodeRepository = AggregateRepository[Any, Any, Any]
+
+
+async def governed(repo: NodeRepository, node: str, i: int) -> int:
+    """Every fourth node is governed: work records, refusals, budgets, a ban or a shadow-ban and
+    an unban; the events its commands wrote."""
+    now = datetime.now(UTC)
+    admin = EventMeta(correlation_id=f"admin-{i}", actor=Actor(kind="admin", id="ops"))
+    observer = EventMeta(correlation_id=f"obs-{i}", actor=Actor(kind="service", id="registry"))
+    work = NodeWorkRecorded(window_start=now, window_end=now, completed=i % 7, failed=3 + i % 2, total_job_ms=900)
+    refused = NodeRateLimited(window_start=now, window_end=now, refused={"claims": 10 + i})
+    commands: list[tuple[object, EventMeta]] = [
+        (RecordWork(work=work), observer),
+        (RecordRateLimited(refused=refused), observer),
+        (SetBudgets(budgets=NodeBudgetsSet(max_memory_mb=256 + i, by="ops")), admin),
+        (AdminAction(action="ban" if i % 8 == 0 else "shadow_ban", reason=f"case {i}", by="ops"), admin),
+    ]
+    if i % 16 == 0:
+        commands.append((AdminAction(action="unban", reason="appeal", by="ops"), admin))
+    written = 0
+    for command, meta in commands:
+        written += len((await repo.execute(node, command, meta)).events)  # type: ignore[arg-type]
+    return written
+
+
 async def write_node_histories(nc: NATS, count: int) -> int:
-    """Register `count` nodes; consent for all, opt-out for every third. Returns events written."""
+    """Register `count` nodes; consent for all, opt-out for every third, governance for every
+    fourth. Returns events written."""
     store = EventStore(nc, timeout=10)
     await store.start()
     repo = AggregateRepository(store, NodeDecider(consent_catalogue()), NodeEvent, stream=NODES.name)
@@ -51,10 +88,11 @@ async def write_node_histories(nc: NATS, count: int) -> int:
         await repo.execute(node, Register(registered=registered), meta)
         consent = RecordConsent(api_secret=secret, consent_version=version, consent_hash=consent_catalogue()[version])
         await repo.execute(node, consent, meta)
-        if i % 3 == 0:
+        written = 2 + (await governed(repo, node, i) if i % 4 == 0 else 0)
+        if i % 3 == 0 and i % 4 != 0:  # a banned node cannot opt out: its token is refused
             await repo.execute(node, OptOut(api_secret=secret, reason="test"), meta)
-            return 3
-        return 2
+            return written + 1
+        return written
 
     written = sum(await asyncio.gather(*(one(i) for i in range(count))))
     await store.close()
@@ -125,7 +163,15 @@ async def test_a_crash_mid_batch_applies_every_event_exactly_once(own_nc: NATS, 
     assert len(nodes) == NODE_COUNT and len(sessions) == NODE_COUNT
     assert all(row["consent_version"] == current_consent_version() for row in nodes)
     opted_out = [row for row in nodes if not row["is_active"]]
-    assert len(opted_out) == NODE_COUNT // 3
+    assert len(opted_out) == sum(1 for i in range(NODE_COUNT) if i % 3 == 0 and i % 4 != 0)
+    # the governed quarter: counted once each, whatever batch the crash cut
+    governed = [row for row in nodes if row["budgets"] is not None]
+    assert len(governed) == NODE_COUNT // 4
+    assert sum(row["jobs_failed"] for row in nodes) == sum(3 + i % 2 for i in range(0, NODE_COUNT, 4))
+    assert sum(row["requests_refused"] for row in nodes) == sum(10 + i for i in range(0, NODE_COUNT, 4))
+    assert sum(row["is_banned"] for row in nodes) == sum(1 for i in range(0, NODE_COUNT, 8) if i % 16)
+    assert sum(row["is_shadow_banned"] for row in nodes) == sum(1 for i in range(4, NODE_COUNT, 8))
+    assert {row["backoff_stage"] for row in governed} == {"mild", "moderate"}
     assert all(row["opt_out_reason"] == "test" and row["opted_out_at"] is not None for row in opted_out)
     inactive_sessions = {row["node_id"] for row in sessions if not row["is_active"]}
     assert inactive_sessions == {row["node_public_id"] for row in opted_out}
