@@ -26,7 +26,7 @@ from urllib.parse import quote
 import msgspec
 
 from ccn_core.ip_ranges import IPAddress, connect_form, non_global_reason, parse_address
-from ccn_core.url_host import BadHost, Host, parse_host
+from ccn_core.url_host import BadHost, Host, parse_host, split_port
 
 MAX_URL_LENGTH = 8192
 MAX_ANSWERS = 64
@@ -111,7 +111,7 @@ def decide_egress(url: str, resolve: Resolve, policy: EgressPolicy = DEFAULT_POL
         answers = list(_bounded(resolve(checked.host.name)))
     except Exception as error:  # the resolver is outside: any failure is a refusal, never a crash
         return Refused(
-            "resolution_failed", f"{checked.host.name} did not resolve: {type(error).__name__}: {str(error):.200}"
+            "resolution_failed", f"{checked.host.name} did not resolve: {type(error).__name__}: {error!s:.200}"
         )
     return check_answers(checked, answers, policy)
 
@@ -208,16 +208,10 @@ def _split_authority(after_slashes: str) -> tuple[str, str]:
 
 
 def _split_port(authority: str, default_port: int) -> tuple[str, int] | Refused:
-    if authority.startswith("["):
-        close = authority.find("]")
-        host, after = (authority, "") if close == -1 else (authority[: close + 1], authority[close + 1 :])
-        if after and not after.startswith(":"):
-            return Refused("bad_host", f"unexpected {after[:20]!r} after the IPv6 host")
-        port_text = after[1:] if after else None
-    elif ":" in authority:
-        host, _, port_text = authority.partition(":")
-    else:
-        host, port_text = authority, None
+    try:
+        host, port_text = split_port(authority)
+    except BadHost as error:
+        return Refused("bad_host", str(error))
     if port_text is None:
         return host, default_port
     if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:

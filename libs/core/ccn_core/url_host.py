@@ -84,6 +84,21 @@ def parse_host(written: str) -> Host:
     return Host(name=name, written=written)
 
 
+def split_port(authority: str) -> tuple[str, str | None]:
+    """The host and the port text (None when there is no ':') of a URL's authority, userinfo
+    already refused. Raises BadHost for anything after an IPv6 literal but a port."""
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close == -1:
+            return authority, None  # parse_host says what is wrong with it
+        host, after = authority[: close + 1], authority[close + 1 :]
+        if after and not after.startswith(":"):
+            raise BadHost(f"unexpected {after[:20]!r} after the IPv6 host")
+        return host, after[1:] if after else None
+    host, colon, port = authority.partition(":")
+    return host, port if colon else None
+
+
 def _uts46(written: str) -> str:
     try:
         return idna.encode(written, uts46=True, transitional=False).decode("ascii")
