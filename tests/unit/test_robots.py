@@ -70,6 +70,13 @@ CASES: list[tuple[str, str, str, bool]] = [
         "/b",
         True,
     ),
+    (
+        "blank lines between user-agent lines do not split the group",
+        "User-agent: CCNBot\n\nUser-agent: *\nDisallow: /\n",
+        "/x",
+        False,
+    ),
+    ("a star inside a name is not a wildcard", "User-agent: CCN*\nDisallow: /\n", "/x", True),
     ("rules before any user agent are ignored", "Disallow: /\nUser-agent: *\nAllow: /x\n", "/y", True),
     ("longest match wins: allow", "User-agent: *\nDisallow: /folder\nAllow: /folder/page\n", "/folder/page", True),
     ("longest match wins: disallow", "User-agent: *\nAllow: /folder\nDisallow: /folder/page\n", "/folder/page", False),
