@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
+from ccn_core.canonical_url import canonical_url
 from ccn_core.egress import (
     MAX_ANSWERS,
     Allowed,
@@ -18,6 +19,7 @@ from ccn_core.egress import (
     check_url,
     decide_egress,
 )
+from ccn_core.errors import BadInput
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -446,3 +448,30 @@ def test_the_request_target_is_ascii_and_drops_the_fragment() -> None:
     assert not isinstance(target, Refused)
     assert target.request_target == "/%C3%A4%20%C3%B6?q=%C3%BC"
     assert check_url("https://example.com?x=1").request_target == "/?x=1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "//0xa9fea9fe/latest/meta-data/",
+        "/\\169.254.169.254/latest/",
+        "\\\\169.254.169.254\\latest",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://127.0.0.1.nip.io/admin",
+        "http://mixed.example.com/",
+        "https://0251.0376.0251.0376:443/",
+        "file:///etc/passwd",
+        "gopher://example.com/_x",
+    ],
+)
+def test_every_redirect_hop_is_decided_afresh(location: str) -> None:
+    """A redirect's Location, resolved against the page it came from as a browser would
+    (the frontier's canonicaliser), gets the same decision as a URL asked for directly."""
+    assert isinstance(decide_egress("https://www.example.org/start", resolve), Allowed)
+    try:
+        next_hop = canonical_url(location, base="https://www.example.org/start")
+    except BadInput:
+        return  # not even a crawlable URL: the hop is refused before any decision
+    assert isinstance(decide_egress(next_hop, resolve), Refused), next_hop
