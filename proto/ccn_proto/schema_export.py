@@ -14,6 +14,7 @@ import msgspec
 
 from ccn_proto import compute_api, deadletter, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
+from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import HeartbeatSample, NodeEvent
 
@@ -22,6 +23,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 # file name → the types it documents
 FAMILIES: dict[str, tuple[Any, ...]] = {
     "node_events": (Envelope[NodeEvent],),
+    "domain_events": (Envelope[DomainEvent],),
     "telemetry": (Envelope[HeartbeatSample],),
     "registry_commands": (
         registry.RegistryCommand,

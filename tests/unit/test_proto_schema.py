@@ -27,6 +27,7 @@ def test_every_event_type_is_documented() -> None:
         "compute_api",
         "node_protocol",
         "dead_letters",
+        "domain_events",
     }
 
 
@@ -38,3 +39,13 @@ def test_every_dead_letter_event_is_documented() -> None:
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
     assert tags == {"deadletter.recorded", "deadletter.replayed", "deadletter.replay_failed"}
+
+
+def test_every_domain_policy_event_is_documented() -> None:
+    schema = family_schema("domain_events")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {"domain.allowed", "domain.blocked", "domain.policy_updated"}
