@@ -28,7 +28,14 @@ from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed
-from ccn_proto.nodes import NodeBackoffChanged, NodeEvent, NodeHealthChanged, NodeMetrics, NodeWorkRecorded
+from ccn_proto.nodes import (
+    NodeBackoffChanged,
+    NodeBudgetsSet,
+    NodeEvent,
+    NodeHealthChanged,
+    NodeMetrics,
+    NodeWorkRecorded,
+)
 from ccn_proto.registry import (
     Heartbeat,
     HeartbeatReply,
@@ -36,6 +43,7 @@ from ccn_proto.registry import (
     RecordWork,
     RegisterNode,
     RegisterNodeReply,
+    SetNodeBudgets,
 )
 from ccn_registry.app import start_registry
 from ccn_registry.observer import CHECKPOINT_KEY, GovernanceObserver, ObserverOptions, WorkCheckpoint
@@ -268,3 +276,25 @@ async def test_a_window_cut_and_sent_in_part_before_a_crash_is_finished_once(wor
     checkpoint = msgspec.json.decode((await bucket.get(CHECKPOINT_KEY)).value or b"", type=WorkCheckpoint)
     assert checkpoint.pending_last == 0
     assert checkpoint.done_seq > last
+
+
+async def test_a_completion_reporting_usage_over_the_nodes_budgets_is_recorded_as_misreported(world: World) -> None:
+    held = (await register(world)).node_public_id
+    free = (await register(world)).node_public_id
+    budgets = NodeBudgetsSet(max_cpu_time_per_job_s=1.0, max_memory_mb=64, by="admin-7")
+    await world.commands.call(
+        "registry",
+        "set_budgets",
+        SetNodeBudgets(node_id=held, budgets=budgets),
+        NodeActionReply,
+        correlation_id=new_public_id(),
+    )
+    over = JobUsage(cpu_time_s=5.0, max_memory_mb=32, wall_ms=5000)
+    async with observing(world):
+        await completed_job(world, held, usage=over)
+        await completed_job(world, held, usage=JobUsage(cpu_time_s=0.5, max_memory_mb=32, wall_ms=600))
+        await completed_job(world, free, usage=over)  # no budgets: nothing to misreport
+        held_events = await until(world, held, lambda events: sum(w.completed for w in work(events)) == 2)
+        free_events = await until(world, free, lambda events: bool(work(events)))
+    assert sum(w.budget_misreported for w in work(held_events)) == 1
+    assert [(w.completed, w.budget_misreported) for w in work(free_events)] == [(1, 0)]
