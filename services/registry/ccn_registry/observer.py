@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -393,7 +394,8 @@ class GovernanceObserver:
 
     async def _watch_liveness(self) -> None:
         js = self._runtime.js
-        name = f"registry_liveness_{self._runtime.replica}".replace(".", "_")
+        # one consumer per replica, named so that any replica id makes a valid consumer name
+        name = f"registry_liveness_{hashlib.sha256(self._runtime.replica.encode()).hexdigest()[:16]}"
         with contextlib.suppress(NotFoundError):
             await js.delete_consumer(TELEMETRY.name, name)
         await js.add_consumer(
