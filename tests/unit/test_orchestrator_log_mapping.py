@@ -399,7 +399,9 @@ def test_node_events_of_unknown_types_are_skipped() -> None:
     )
     assert decode_node_event(newer) is None
     projection = NodeLogProjection()
-    assert projection.rows(StoredEvent(seq=9, subject=f"ccn.node.{NODE}.of_a_later_release", data=newer, headers={})) == []
+    assert (
+        projection.rows(StoredEvent(seq=9, subject=f"ccn.node.{NODE}.of_a_later_release", data=newer, headers={})) == []
+    )
     decoded = decode_node_event(stored_node(REGISTERED).data)
     assert decoded is not None and decoded.data == REGISTERED
 
