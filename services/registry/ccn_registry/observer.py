@@ -72,6 +72,7 @@ _HEARTBEATS: Final = "ccn.telemetry.*.heartbeat"
 _SENDS_IN_FLIGHT: Final = 32
 _RETRY_MAX_S: Final = 5.0
 _BUDGETS_FRESH_S: Final = 30.0
+_STOP_WAIT_S: Final = 3.0  # longer than a pull waits for events
 
 _decode_job_event = msgspec.json.Decoder(Envelope[ObservedJobEventType]).decode
 _decode_heartbeat = msgspec.json.Decoder(Envelope[HeartbeatSample]).decode
@@ -122,11 +123,20 @@ class CheckpointKeeper:
             raise LostCheckpoint("the governance checkpoint was written by another observer") from exc
 
 
-async def _until_sent(call: Callable[[], Awaitable[NodeActionReply]], what: str, node_id: str) -> bool:
-    """Retry what may pass later (the registry or NATS away); False when the command is refused
-    for good (logged: a node unknown to the registry, a record it will never take)."""
+class Stopped(Exception):
+    """This observer stands down: what it was doing is left to its checkpoint and its successor."""
+
+
+async def _until_sent(
+    call: Callable[[], Awaitable[NodeActionReply]], what: str, node_id: str, stop: asyncio.Event
+) -> bool:
+    """Retry what may pass later (the registry or NATS away) until taken or this observer
+    stops (Stopped); False when the command is refused for good (logged: a node unknown to the
+    registry, a record it will never take)."""
     delay = 0.2
     while True:
+        if stop.is_set():
+            raise Stopped(what)
         try:
             await call()
             return True
@@ -140,7 +150,9 @@ async def _until_sent(call: Callable[[], Awaitable[NodeActionReply]], what: str,
         except CcnError as exc:
             log.error("observer command refused; dropped", command=what, node_id=node_id, error=exc.message)
             return False
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
         delay = min(_RETRY_MAX_S, delay * 2)
 
 
@@ -167,6 +179,7 @@ class GovernanceObserver:
         self._clock = clock
         self._commands = CommandClient(runtime.nc, timeout=runtime.settings.command_timeout_s)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
         self._budgets_read: dict[str, float] = {}
         self.ownership = Ownership(
             runtime.js,
@@ -183,31 +196,41 @@ class GovernanceObserver:
 
     async def _gain(self) -> None:
         log.info("governance observer active", replica=self._runtime.replica)
+        self._stop = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._keep_running(self._watch_work, "work"), name="observer-work"),
             asyncio.create_task(self._keep_running(self._watch_liveness, "liveness"), name="observer-liveness"),
         ]
 
     async def _loss(self, lost: bool) -> None:
-        # a window cut but not finished is finished by the next owner, from its checkpoint
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Asked to stop first, then cancelled: nats-py's fetch can swallow a cancellation. A
+        window cut but not finished is finished by the next owner, from its checkpoint."""
+        self._stop.set()
+        tasks = set(self._tasks)
+        _, pending = await asyncio.wait(tasks, timeout=_STOP_WAIT_S) if tasks else (set(), set())
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
         self._tasks = []
         log.info("governance observer stood down", lost=lost)
 
     async def _keep_running(self, part: Callable[[], Awaitable[None]], name: str) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await part()
-            except asyncio.CancelledError:
-                raise
+            except Stopped:
+                return
             except LostCheckpoint:
                 log.error("governance checkpoint taken by another observer; this one stops", part=name)
                 return
             except Exception:
+                if self._stop.is_set():
+                    return
                 log.exception("governance observer part failed; starting it again", part=name)
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._stop.wait()
 
     # -- job outcomes → record_work ------------------------------------------------------------
 
@@ -228,7 +251,7 @@ class GovernanceObserver:
         recovering = checkpoint.pending_last > 0
         if recovering:
             log.info("resuming a window cut before", first=checkpoint.pending_first, last=checkpoint.pending_last)
-        while True:
+        while not self._stop.is_set():
             try:
                 msgs = await puller.fetch(self._options.batch_size, timeout=0.5)
             except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
@@ -378,7 +401,7 @@ class GovernanceObserver:
                 "registry", "record_work", command, NodeActionReply, correlation_id=correlation_id
             )
 
-        if await _until_sent(call, "record_work", node_id):
+        if await _until_sent(call, "record_work", node_id, self._stop):
             self.records_sent += 1
 
     async def _already_recorded(self, node_id: str, key: str) -> bool:
@@ -413,7 +436,7 @@ class GovernanceObserver:
         book = LivenessBook()
         next_tick = time.monotonic()
         try:
-            while True:
+            while not self._stop.is_set():
                 wait_s = max(0.05, next_tick - time.monotonic())
                 msgs = await puller.fetch(self._options.batch_size, timeout=wait_s)
                 for msg in msgs:
@@ -442,7 +465,7 @@ class GovernanceObserver:
                 "registry", "observe_liveness", command, NodeActionReply, correlation_id=ids.new_correlation_id()
             )
 
-        await _until_sent(call, "observe_liveness", observation.node_id)
+        await _until_sent(call, "observe_liveness", observation.node_id, self._stop)
         # taken, or refused for good: either way not asked again until the band moves
         book.reported(observation)
         self.observations_sent += 1
