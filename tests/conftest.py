@@ -124,5 +124,5 @@ async def nc(nats_url: str, settings: Settings) -> AsyncIterator[NATS]:
 async def registry(settings: Settings) -> AsyncIterator[Runtime]:
     """The registry service, running in the test session's loop against the shared servers."""
     async with open_runtime("registry", settings) as runtime:
-        await start_registry(runtime, health=False)
+        await start_registry(runtime, health=False, observe=False)
         yield runtime

@@ -48,7 +48,7 @@ async def running_edge(settings: Settings) -> AsyncIterator[tuple[Edge, SocketLi
     """The registry, the scheduler and an edge in this loop, once the edge answers ready."""
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
-        await start_registry(registry, health=False)
+        await start_registry(registry, health=False, observe=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, options=FAST)
         edge_runtime = await stack.enter_async_context(open_runtime("edge", settings))

@@ -103,7 +103,7 @@ async def chaos_stack(settings: Settings, size: Size) -> AsyncIterator[Stack]:
     Runtime of its own, in this test's loop."""
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
-        await start_registry(registry, health=False)
+        await start_registry(registry, health=False, observe=False)
         for index in range(size.schedulers):
             replica = msgspec.structs.replace(settings, replica_id=f"scheduler-{index}")
             runtime = await stack.enter_async_context(open_runtime("scheduler", replica))

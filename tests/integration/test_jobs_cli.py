@@ -33,7 +33,7 @@ async def edge(
     settings = make_settings(isolated_nats, fresh_database, tmp_path)
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
-        await start_registry(registry, health=False)
+        await start_registry(registry, health=False, observe=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, options=FAST)
         start_edge(await stack.enter_async_context(open_runtime("edge", settings)))

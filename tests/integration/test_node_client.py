@@ -328,6 +328,11 @@ async def test_node_runs_jobs_across_a_dropped_connection_and_says_bye(serve: An
     # heartbeats named running jobs, never more than the concurrency
     assert any(beat.job_ids for beat in edge.heartbeats)
     assert all(len(beat.job_ids) <= 2 for beat in edge.heartbeats)
+    # and each said how the node fares: its load, its free memory, its last job and round trip
+    assert all(beat.metrics is not None and beat.metrics.cpu_load is not None for beat in edge.heartbeats)
+    assert all(beat.metrics is not None and beat.metrics.memory_free for beat in edge.heartbeats)
+    last = edge.heartbeats[-1].metrics
+    assert last is not None and last.last_job_ms is not None and last.network_latency_ms is not None
     assert all(0 < ready.slots <= 2 for _, ready in edge.readies)
     assert edge.byes == 1 and not edge.fails
 

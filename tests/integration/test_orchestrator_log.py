@@ -229,7 +229,7 @@ async def world(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) 
         settings = make_settings(await with_topology(str(server.url)), dsn, home)
         async with contextlib.AsyncExitStack() as stack:
             registry = await stack.enter_async_context(open_runtime("registry", settings))
-            await start_registry(registry, health=False)
+            await start_registry(registry, health=False, observe=False)
             for index in range(2):
                 replica = msgspec.structs.replace(settings, replica_id=f"scheduler-{index}")
                 runtime = await stack.enter_async_context(open_runtime("scheduler", replica))

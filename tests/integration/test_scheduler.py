@@ -587,7 +587,7 @@ async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Setting
         schedulers(own_settings, 2),
         scheduler_client(own_settings.effective_nats_url) as api,
     ):
-        await start_registry(registry, health=False)
+        await start_registry(registry, health=False, observe=False)
         await registry.nc.flush()  # its command subscription is on the server before we call
         registry_client = CommandClient(api.nc)
         node = await registry_client.call(
@@ -627,7 +627,7 @@ async def test_jobs_are_released_when_the_nodes_last_session_ends(own_settings: 
         schedulers(own_settings, 1),
         scheduler_client(own_settings.effective_nats_url) as api,
     ):
-        await start_registry(registry, health=False)
+        await start_registry(registry, health=False, observe=False)
         await registry.nc.flush()
         registry_client = CommandClient(api.nc)
         node = await registry_client.call(

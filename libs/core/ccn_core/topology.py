@@ -93,7 +93,13 @@ OWNERS = KeyValueSpec(
     description="The replica that owns each single-owner role (the scheduler's claims); expires with its owner",
     ttl_s=8.0,
 )
-KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS,)
+# Where a single-owner role's reader of a stream has got to, written by the owner only, fenced by
+# the key's revision (the registry's governance observer: ccn_registry.observer)
+CHECKPOINTS = KeyValueSpec(
+    bucket="ccn_checkpoints",
+    description="Positions of single-owner stream readers (the governance observer's windows of CCN_JOBS)",
+)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",
@@ -106,6 +112,12 @@ SESSION_LAST_SEEN = ConsumerSpec(
     stream=TELEMETRY.name,
     filter_subjects=("ccn.telemetry.*.heartbeat",),
     description="Projects heartbeats into last_seen_at of nodes and sessions",
+)
+NODE_TELEMETRY = ConsumerSpec(
+    durable="registry_node_telemetry",
+    stream=TELEMETRY.name,
+    filter_subjects=("ccn.telemetry.*.heartbeat",),
+    description="Projects heartbeats that carry metrics into community_node_telemetry",
 )
 AUDIT_LOG = ConsumerSpec(
     durable="analytics_audit_log",
@@ -138,6 +150,15 @@ NODE_RELEASE = ConsumerSpec(
     filter_subjects=("ccn.node.*.opted_out", "ccn.node.*.session_ended"),
     description="Releases the leases of a node that opted out or whose session ended",
 )
+GOVERNANCE_WORK = ConsumerSpec(
+    durable="registry_governance_work",
+    stream=JOBS.name,
+    filter_subjects=tuple(
+        f"ccn.job.*.{name}"
+        for name in ("claimed", "completed", "failed", "abandoned", "result_set_aside", "released", "dead", "cancelled")
+    ),
+    description="The governance observer's read of job outcomes, summed per node into node.work_recorded",
+)
 DEAD_LETTERS = ConsumerSpec(
     durable="analytics_dead_letters",
     stream=DEADLETTER.name,
@@ -154,11 +175,13 @@ ORCHESTRATOR_DEADLETTER_LOG = ConsumerSpec(
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
     SESSION_LAST_SEEN,
+    NODE_TELEMETRY,
     AUDIT_LOG,
     ORCHESTRATOR_LOG,
     ORCHESTRATOR_NODE_LOG,
     JOB_READ_MODEL,
     NODE_RELEASE,
+    GOVERNANCE_WORK,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
 )

@@ -31,6 +31,7 @@ from ccn_proto.compute_api import (
     TelemetryRequest,
 )
 from ccn_proto.constraints import PRINTABLE_ASCII_PATTERN
+from ccn_proto.nodes import NodeMetrics
 from ccn_proto.registry import (
     ConsentReply,
     EndSession,
@@ -95,9 +96,12 @@ class TelemetryReply(msgspec.Struct, frozen=True, kw_only=True):
     lost: list[LostLease]
 
 
-async def _session(request: Request[Any, Any, Any], edge: EdgeContext) -> HeartbeatReply:
-    """The node behind the session token (the registry judges it; the session's last_seen moves)."""
-    return await edge.session_node(bearer_token(request), correlation_id=correlation_id(request.scope))
+async def _session(
+    request: Request[Any, Any, Any], edge: EdgeContext, metrics: NodeMetrics | None = None
+) -> HeartbeatReply:
+    """The node behind the session token (the registry judges it; the session's last_seen
+    moves, and a heartbeat's `metrics` go into the node's telemetry sample)."""
+    return await edge.session_node(bearer_token(request), correlation_id=correlation_id(request.scope), metrics=metrics)
 
 
 class ComputeController(Controller):
@@ -189,7 +193,7 @@ class ComputeController(Controller):
     async def telemetry(
         self, request: Request[Any, Any, Any], data: JSONBody[TelemetryRequest], edge: NamedDependency[EdgeContext]
     ) -> TelemetryReply:
-        beat = await _session(request, edge)
+        beat = await _session(request, edge, data.metrics)
         lost: list[LostLease] = []
         if data.job_ids:
             renewed = await edge.scheduler(

@@ -15,6 +15,7 @@ from ccn_core.commands import CommandClient, raise_command_error
 from ccn_core.errors import CcnError
 from ccn_core.ids import ip_hash, new_correlation_id
 from ccn_proto.commands import CommandError
+from ccn_proto.nodes import NodeMetrics
 from ccn_proto.registry import Heartbeat, HeartbeatReply
 from ccn_proto.scheduler import (
     MAX_BATCHED_ASKS,
@@ -86,12 +87,14 @@ class EdgeContext:
             REGISTRY, name, command, reply_type, correlation_id=correlation_id(connection.scope)
         )
 
-    async def session_node(self, session_token: str, *, correlation_id: str) -> HeartbeatReply:
+    async def session_node(
+        self, session_token: str, *, correlation_id: str, metrics: NodeMetrics | None = None
+    ) -> HeartbeatReply:
         """The node behind a session token, as the registry judges it; the session's last_seen
-        moves. Every node-facing path (HTTP, WebSocket hello and heartbeats) asks this way."""
-        return await self.commands.call(
-            REGISTRY, "heartbeat", Heartbeat(session_token=session_token), HeartbeatReply, correlation_id=correlation_id
-        )
+        moves, and the node's `metrics` (a heartbeat's) go into its telemetry sample. Every
+        node-facing path (HTTP, WebSocket hello and heartbeats) asks this way."""
+        beat = Heartbeat(session_token=session_token, metrics=metrics)
+        return await self.commands.call(REGISTRY, "heartbeat", beat, HeartbeatReply, correlation_id=correlation_id)
 
     async def scheduler(
         self,

@@ -30,6 +30,7 @@ from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem, job_offe
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
+from ccn_proto.nodes import NodeMetrics
 from ccn_web.http import correlation_id
 
 log = get_logger("ccn.edge.ws")
@@ -275,8 +276,8 @@ class NodeLink:
                 await self._on_results(results, ready, size)
             case frames.JobFail() as failed:
                 await self._on_fail(failed)
-            case frames.Heartbeat(job_ids=job_ids):
-                await self._on_heartbeat(job_ids)
+            case frames.Heartbeat(job_ids=job_ids, metrics=metrics):
+                await self._on_heartbeat(job_ids, metrics)
 
     async def _busy(self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat) -> None:
         """The edge has as many frames out at the services as it takes: refused untouched, with
@@ -405,9 +406,9 @@ class NodeLink:
             self._holdings.release(job_id)
         await self._send_error(exc, job_id=job_id)
 
-    async def _on_heartbeat(self, job_ids: list[str]) -> None:
+    async def _on_heartbeat(self, job_ids: list[str], metrics: NodeMetrics | None) -> None:
         try:
-            await self._edge.session_node(self._session_token, correlation_id=self._connection_id)
+            await self._edge.session_node(self._session_token, correlation_id=self._connection_id, metrics=metrics)
         except (Unauthorized, Forbidden) as exc:
             await self._send_error(exc)
             await self._hang_up(WS_POLICY_VIOLATION, exc.message)

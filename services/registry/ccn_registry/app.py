@@ -12,10 +12,16 @@ from ccn_core.topology import NODES
 from ccn_proto.nodes import NodeEvent
 from ccn_registry.governance_handlers import GovernanceHandlers
 from ccn_registry.handlers import RegistryHandlers
+from ccn_registry.observer import ObserverOptions, start_observer
 from ccn_registry.read_model import NodeReadModel, SessionLastSeen
+from ccn_registry.telemetry_projection import NodeTelemetry
 
 
-async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHandlers:
+async def start_registry(
+    runtime: Runtime, *, health: bool = True, observe: bool = True, observer: ObserverOptions | None = None
+) -> RegistryHandlers:
+    """`observe`: run for the governance observer (one replica at a time is it); tests that
+    share servers across many tests leave it out, so no test's nodes are judged by another's."""
     assert runtime.pool is not None, "the registry projects into Postgres"
     settings = runtime.settings
     repository = AggregateRepository(
@@ -32,7 +38,11 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
     GovernanceHandlers(repository).register_all(server)
     await server.start()
     runtime.on_stop(server.stop)
-    projections: tuple[Projection, ...] = (NodeReadModel(), SessionLastSeen())
+    projections: tuple[Projection, ...] = (
+        NodeReadModel(),
+        SessionLastSeen(),
+        NodeTelemetry(settings.telemetry_max_age_s),
+    )
     for projection in projections:
         runner = ProjectionRunner(runtime.js, runtime.pool, projection)
         runtime.spawn(runner.run(), name=projection.spec.durable)
@@ -42,6 +52,8 @@ async def start_registry(runtime: Runtime, *, health: bool = True) -> RegistryHa
 
         runtime.on_stop(stop_runner)
     runtime.watch_lag(projection.spec for projection in projections)
+    if observe:
+        await start_observer(runtime, observer)
     if health:
         await serve_health(runtime, settings.health_host, settings.registry_health_port)
     return handlers

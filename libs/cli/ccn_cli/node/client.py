@@ -43,6 +43,7 @@ from ccn_cli.node.documents import execute_for_job
 from ccn_cli.node.edge_http import EdgeUnavailable
 from ccn_cli.node.enrolment import Enrolment, NodeRefused
 from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
+from ccn_cli.node.vitals import NodeVitals
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import (
     MAX_CONCURRENCY,
@@ -134,6 +135,7 @@ class NodeClient:
         self._paused_until = 0.0
         self._last_ready: int | None = None  # what the last Ready asked for; None once an offer came
         self._session_refreshed = False
+        self._vitals = NodeVitals(clock)
 
     def request_stop(self) -> None:
         """Stop taking jobs, finish (or hand back) the running ones, say Bye, return from run()."""
@@ -243,8 +245,11 @@ class NodeClient:
             ),
             running=self._still_held(),
         )
+        self._vitals.forget_exchanges()
         await ws.send_str(msgspec.json.encode(hello).decode())
+        self._vitals.sent("hello")
         message = await ws.receive(timeout=self._config.hello_timeout_s)
+        self._vitals.answered("hello")
         if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             return ConnectionEnd(reason=f"connection closed before welcome ({message.type.name})")
         try:
@@ -343,6 +348,7 @@ class NodeClient:
         return None
 
     def _on_ack(self, ack: Ack) -> None:
+        self._vitals.answered(ack.job_id)
         with self._job_context(ack.job_id):
             if self._forget(ack.job_id):
                 log.info("acknowledged", status=ack.status)
@@ -382,6 +388,7 @@ class NodeClient:
                     log.info("offer repeated for a running job")
                 case _:
                     token = self._enrolment.credentials.session_token
+                    self._vitals.job_started(offer.job_id)
                     self._runner.start(offer, execute_for_job(self._config, token, offer.job_id, self._node_version))
 
     def _on_error(self, error: Error) -> ConnectionEnd | None:
@@ -445,7 +452,7 @@ class NodeClient:
                 return
             beat = self._clock() >= next_beat
             if beat:
-                await self._send(ws, Heartbeat(job_ids=sorted(self._runner.running)))
+                await self._send(ws, Heartbeat(job_ids=sorted(self._runner.running), metrics=self._vitals.metrics()))
                 next_beat = self._clock() + interval
             await self._ask_for_work(ws, repeat=beat)
 
@@ -487,10 +494,17 @@ class NodeClient:
 
     async def _send(self, ws: aiohttp.ClientWebSocketResponse, frame: NodeFrame) -> None:
         await ws.send_str(msgspec.json.encode(frame).decode())
+        match frame:  # a result's ack times the node's round trip to the edge
+            case JobResult(job_id=job_id):
+                self._vitals.sent(job_id)
+            case JobResults(results=results):
+                for item in results:
+                    self._vitals.sent(item.job_id)
 
     # --- outcomes and shutdown --------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        self._vitals.job_ended(outcome.job_id)
         if isinstance(outcome, Completed):
             frame = JobResult(job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum)
             size = len(msgspec.json.encode(frame))
