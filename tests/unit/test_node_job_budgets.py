@@ -12,8 +12,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from ccn_cli.node.budgets import allowance_for
 from ccn_cli.node.config import JobLimits
+from ccn_cli.node.execute import WorkDone, WorkFailed
 from ccn_cli.node.runner import Completed, Failed, JobRunner, Outcome, make_executor
+from ccn_cli.node.worker import run_in_child, run_measured_in_thread
 from ccn_proto.budgets import JobBudget
 from tests.unit.test_node_runner import offer, settle
 
@@ -39,6 +42,10 @@ def hog(job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
             return {"spun": True}, "c" * 64
         case "sleep":
             time.sleep(payload["s"])
+        case "burn":  # a little CPU, as any real job uses
+            deadline = time.process_time() + 0.05
+            while time.process_time() < deadline:
+                pass
     return {"pid": os.getpid(), "parent": os.getppid()}, "c" * 64
 
 
@@ -131,3 +138,26 @@ async def test_a_job_without_a_budget_runs_in_the_worker_itself_and_its_result_c
         assert touched.usage.max_memory_mb >= 150  # 160 MiB written, measured for this job alone
     finally:
         runner.shutdown()
+
+
+def big_result(job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    return {"text": "x" * payload["size"]}, "c" * 64
+
+
+def test_a_childs_report_past_its_bound_fails_the_job_and_the_child_is_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ccn_cli.node.worker.load_lazy_imports", lambda: None)
+    monkeypatch.setattr("ccn_cli.node.worker.MAX_REPORT_BYTES", 10_000)
+    allowance = allowance_for(JobBudget(max_memory_mb=64), None, wall_s=20.0)
+    within = run_in_child(big_result, allowance, "x", {"size": 100})
+    assert isinstance(within, WorkDone) and within.result == {"text": "x" * 100} and within.usage is not None
+    over = run_in_child(big_result, allowance, "x", {"size": 50_000})
+    assert isinstance(over, WorkFailed) and over.reason == "the job's report is over 10000 bytes"
+    assert over.usage is not None
+
+
+def test_in_a_worker_thread_a_job_is_judged_against_its_budget_once_done() -> None:
+    over = run_measured_in_thread(hog, JobBudget(max_cpu_time_s=0.001), "x", {"do": "burn"})
+    assert isinstance(over, WorkFailed) and over.kind == "budget_exceeded", over
+    assert over.reason.startswith("over its budget: cpu time") and over.usage is not None
+    within = run_measured_in_thread(hog, JobBudget(max_cpu_time_s=60.0), "x", {})
+    assert isinstance(within, WorkDone) and within.usage is not None and within.usage.max_memory_mb == 0

@@ -10,6 +10,8 @@ measure each job's peak on its own; a child forked for one job has its peak in i
 from __future__ import annotations
 
 import math
+import resource
+import sys
 from pathlib import Path
 
 from ccn_proto.budgets import JobUsage
@@ -36,6 +38,11 @@ def usage_of(*, cpu_s: float, peak_rss_kib: int, start_rss_kib: int, wall_s: flo
         wall_ms=min(_MAX_WALL_MS, max(0, round(wall_s * 1000))),
         bytes_fetched=min(_MAX_BYTES, max(0, bytes_fetched)),
     )
+
+
+def maxrss_kib(usage: resource.struct_rusage) -> int:
+    """ru_maxrss in KiB: Linux counts it in KiB, macOS in bytes."""
+    return usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
 
 
 def status_kib(text: str, field: str) -> int | None:

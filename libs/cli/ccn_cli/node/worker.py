@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_cli.node.budgets import ChildEnd, JobAllowance, exit_code_of, judge
+from ccn_cli.node.budgets import ChildEnd, JobAllowance, exit_code_of, judge, over_budget_reason
 from ccn_cli.node.execute import (
     Execute,
     MiB,
@@ -37,7 +37,7 @@ from ccn_cli.node.execute import (
     memory_limit_reason,
 )
 from ccn_cli.node.metering import FetchMeter, SharedCounter, metering
-from ccn_cli.node.usage import own_status_kib, reset_peak_rss, usage_of
+from ccn_cli.node.usage import maxrss_kib, own_status_kib, reset_peak_rss, usage_of
 from ccn_jobs.lazy_imports import load_lazy_imports
 from ccn_proto.budgets import FailureKind, JobBudget, JobUsage, over_budget
 
@@ -64,7 +64,7 @@ def run_measured(
     after = resource.getrusage(resource.RUSAGE_SELF)
     usage = usage_of(
         cpu_s=_cpu_s(after) - _cpu_s(before),
-        peak_rss_kib=own_status_kib("VmHWM") or after.ru_maxrss,
+        peak_rss_kib=own_status_kib("VmHWM") or maxrss_kib(after),
         start_rss_kib=start_rss,
         wall_s=time.perf_counter() - started,
         bytes_fetched=meter.fetched,
@@ -86,8 +86,8 @@ def run_measured_in_thread(
         wall_ms=round((time.perf_counter() - started) * 1000),
         bytes_fetched=meter.fetched,
     )
-    if over := over_budget(usage, budget):
-        return WorkFailed(reason=f"over its budget: {', '.join(over)}", kind="budget_exceeded", usage=usage)
+    if budget is not None and (over := over_budget(usage, budget)):
+        return WorkFailed(reason=over_budget_reason(over, usage, budget), kind="budget_exceeded", usage=usage)
     return msgspec.structs.replace(report, usage=usage)
 
 
@@ -113,16 +113,36 @@ def run_in_child(execute: Execute, allowance: JobAllowance, job_type: str, paylo
     """In a worker process: the job in a child forked for it, held to `allowance`, judged."""
     load_lazy_imports()  # once per worker: every child shares them instead of loading its own
     fetched, start_rss = SharedCounter(), SharedCounter()
+    try:
+        return _fork_and_judge(execute, allowance, job_type, payload, fetched, start_rss)
+    finally:
+        fetched.close()
+        start_rss.close()
+
+
+def _fork_and_judge(
+    execute: Execute,
+    allowance: JobAllowance,
+    job_type: str,
+    payload: dict[str, Any],
+    fetched: SharedCounter,
+    start_rss: SharedCounter,
+) -> WorkReport:
     read_end, write_end = os.pipe()
     worker = os.getpid()
     started = time.perf_counter()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the child: never returns
         os.close(read_end)
         _child(execute, allowance, job_type, payload, write_end, fetched, start_rss, worker)
     os.close(write_end)
     try:
-        data, timed_out = _read_report(read_end, pid, started + allowance.wall_s)
+        data, timed_out = _read_report(read_end, started + allowance.wall_s)
     finally:
         os.close(read_end)
     if timed_out or data is None:
@@ -131,13 +151,11 @@ def run_in_child(execute: Execute, allowance: JobAllowance, job_type: str, paylo
     _, status, rusage = os.wait4(pid, 0)
     usage = usage_of(
         cpu_s=_cpu_s(rusage),
-        peak_rss_kib=rusage.ru_maxrss,
-        start_rss_kib=start_rss.value or rusage.ru_maxrss,
+        peak_rss_kib=maxrss_kib(rusage),
+        start_rss_kib=start_rss.value or maxrss_kib(rusage),
         wall_s=time.perf_counter() - started,
         bytes_fetched=fetched.value,
     )
-    fetched.close()
-    start_rss.close()
     report: WorkReport | None = None
     if data:
         try:
@@ -149,7 +167,7 @@ def run_in_child(execute: Execute, allowance: JobAllowance, job_type: str, paylo
     return judge(ChildEnd(report=report, exit_code=exit_code_of(status), timed_out=timed_out), usage, allowance)
 
 
-def _read_report(fd: int, pid: int, deadline: float) -> tuple[bytes | None, bool]:
+def _read_report(fd: int, deadline: float) -> tuple[bytes | None, bool]:
     """Everything the child writes until it closes the pipe (it exits), or the deadline:
     (data, timed out); data None when it is past MAX_REPORT_BYTES."""
     chunks: list[bytes] = []
