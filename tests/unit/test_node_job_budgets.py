@@ -46,6 +46,7 @@ def hog(job_type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
             deadline = time.process_time() + 0.05
             while time.process_time() < deadline:
                 pass
+            return {"pid": os.getpid(), "parent": os.getppid()}, "c" * 64
     return {"pid": os.getpid(), "parent": os.getppid()}, "c" * 64
 
 
@@ -114,10 +115,16 @@ async def test_a_budgeted_job_past_the_wall_clock_is_killed_by_its_worker_and_re
         runner.shutdown()
 
 
-async def test_the_nodes_own_limit_still_holds_under_a_looser_budget_and_fails_as_an_error() -> None:
+async def test_the_nodes_own_limit_still_holds_under_a_looser_budget_and_fails_as_an_error_not_the_worker() -> None:
     outcomes: list[Outcome] = []
     runner = budgeted_runner(outcomes, limits=JobLimits(cpu_s=1, memory_mib=4096))
     try:
+        # a job in the worker itself sets the worker's own CPU limit a second past its time so
+        # far; loading the job libraries for the first budgeted job takes longer than that
+        plain = await run_one(runner, outcomes, "plain", {"do": "burn"}, budget=None)
+        assert isinstance(plain, Completed), plain
+        budgeted = await run_one(runner, outcomes, "budgeted", {"do": "burn"}, budget=JobBudget(max_cpu_time_s=600.0))
+        assert isinstance(budgeted, Completed) and budgeted.result["parent"] == plain.result["pid"], budgeted
         spun = await run_one(runner, outcomes, "spin", {"do": "spin"}, budget=JobBudget(max_cpu_time_s=600.0))
         assert spun == Failed("spin", "cpu time limit exceeded (1 s)", "error", spun.usage)
         assert spun.usage is not None

@@ -121,6 +121,14 @@ def limit_cpu_for_next_job(cpu_s: int) -> None:
     lower_soft_limit(resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime) + cpu_s, may_raise=True)
 
 
+def lift_cpu_limit() -> None:
+    """No CPU limit on this worker's own time (up to the hard limit): while it waits on a child
+    that runs a budgeted job under a limit of its own, the worker runs no job itself, and its own
+    time (loading the job libraries, forking) must not run into a limit set for an earlier job."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+
 def lower_soft_limit(which: int, value: int, *, may_raise: bool = False) -> None:
     """Set the soft limit to `value`, never above the hard limit (which only root may raise)."""
     soft, hard = resource.getrlimit(which)

@@ -33,6 +33,7 @@ from ccn_cli.node.execute import (
     WorkReport,
     die_with_parent,
     failure_report,
+    lift_cpu_limit,
     limit_cpu_for_next_job,
     memory_limit_reason,
 )
@@ -111,6 +112,7 @@ def _cpu_s(usage: resource.struct_rusage) -> float:
 
 def run_in_child(execute: Execute, allowance: JobAllowance, job_type: str, payload: dict[str, Any]) -> WorkReport:
     """In a worker process: the job in a child forked for it, held to `allowance`, judged."""
+    lift_cpu_limit()  # the child gets its own; the next job in the worker itself sets the worker's again
     load_lazy_imports()  # once per worker: every child shares them instead of loading its own
     fetched, start_rss = SharedCounter(), SharedCounter()
     try:
