@@ -40,7 +40,7 @@ from ccn_cli.node.execute import (
 from ccn_cli.node.metering import FetchMeter, SharedCounter, metering
 from ccn_cli.node.usage import maxrss_kib, own_status_kib, reset_peak_rss, usage_of
 from ccn_jobs.lazy_imports import load_lazy_imports
-from ccn_proto.budgets import FailureKind, JobBudget, JobUsage, over_budget
+from ccn_proto.budgets import FailureKind, JobBudget, over_budget
 
 # a child's report is a result the node will send whole (the node's own result bound is far
 # lower, 1 MiB by default); past this the child is killed and the job fails
@@ -61,7 +61,7 @@ def run_measured(
     before = resource.getrusage(resource.RUSAGE_SELF)
     reset_peak_rss()
     start_rss = own_status_kib("VmRSS") or 0
-    report = _run(execute, job_type, payload, meter, memory_limit_reason(memory_mib) if memory_mib else None)
+    report = _run(execute, job_type, payload, meter, memory_limit_reason(memory_mib) if memory_mib else "out of memory")
     after = resource.getrusage(resource.RUSAGE_SELF)
     usage = usage_of(
         cpu_s=_cpu_s(after) - _cpu_s(before),
@@ -82,9 +82,11 @@ def run_measured_in_thread(
     started = time.perf_counter()
     cpu_before = time.thread_time()
     report = _run(execute, job_type, payload, meter, None)
-    usage = JobUsage(
-        cpu_time_s=round(time.thread_time() - cpu_before, 6),
-        wall_ms=round((time.perf_counter() - started) * 1000),
+    usage = usage_of(  # threads share one heap: no memory of the job's own to measure
+        cpu_s=time.thread_time() - cpu_before,
+        peak_rss_kib=0,
+        start_rss_kib=0,
+        wall_s=time.perf_counter() - started,
         bytes_fetched=meter.fetched,
     )
     if budget is not None and (over := over_budget(usage, budget)):
