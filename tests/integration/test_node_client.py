@@ -30,6 +30,7 @@ from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.demo_corpus import DemoPage, grant_pages
 from ccn_jobs.registry import decode_result, run_job
+from ccn_proto.budgets import JobBudget
 from ccn_proto.node_protocol import (
     Ack,
     Acks,
@@ -69,6 +70,7 @@ class FakeEdge:
     # acks frame, to a node that says batch_frames
     batch: bool = False
     drop_after_offers: bool = False  # the connection drops once the first offers are out
+    budgets: dict[str, JobBudget] = field(default_factory=dict)  # by job id: the budget its offer carries
     welcome_delay_after_drop: float = 0.0  # the next hello is answered this late
     results_frames: list[JobResults] = field(default_factory=list)
     result_times: list[float] = field(default_factory=list)
@@ -189,7 +191,9 @@ class FakeEdge:
                     self.results_frames.append(frame)
                     acks = []
                     for item in frame.results:
-                        result = JobResult(job_id=item.job_id, result=item.result, checksum=item.checksum)
+                        result = JobResult(
+                            job_id=item.job_id, result=item.result, checksum=item.checksum, usage=item.usage
+                        )
                         self.results.setdefault(item.job_id, []).append(result)
                         self.held.discard(item.job_id)
                         acks.append(Ack(job_id=item.job_id, status="completed"))
@@ -257,6 +261,7 @@ class FakeEdge:
                 lease_until=datetime.now(UTC) + timedelta(seconds=60),
                 attempt=1,
                 correlation_id=f"corr-{job_id}",
+                budget=self.budgets.get(job_id),
             )
             if batching:
                 offers.append(offer)
@@ -419,6 +424,28 @@ async def test_oversized_offers_timeouts_and_shutdown_are_handed_back(
     assert "over this node's limit of 100000 bytes" in edge.fails["job-0"].reason
     assert edge.fails["job-1"].reason.startswith("timed out after 0.001 s")
     assert not edge.results and edge.byes == 1
+
+
+async def test_a_job_over_its_budget_fails_typed_with_its_usage_and_the_node_runs_the_next(
+    serve: Any, tmp_path: Path
+) -> None:
+    # job-0's budget is a millisecond of CPU, less than any real job uses: its child is judged
+    # over it; job-1 runs under a budget it keeps, job-2 under none (in the worker itself)
+    budgets = {"job-0": JobBudget(max_cpu_time_s=0.001), "job-1": JobBudget(max_cpu_time_s=60.0, max_memory_mb=512)}
+    edge = FakeEdge(pages=grant_pages(3), concurrency=1, budgets=budgets)
+    config = node_config(await serve(edge), tmp_path, concurrency=1)  # real worker processes
+    node = asyncio.create_task(run_node(config, stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=60)
+    assert await _stop_node(node) == EXIT_OK
+    over = edge.fails["job-0"]
+    assert over.kind == "budget_exceeded" and over.reason.startswith("over its budget: cpu time"), over
+    assert over.usage is not None and over.usage.cpu_time_s > 0.001 and over.usage.wall_ms > 0
+    assert sorted(edge.results) == ["job-1", "job-2"]
+    for job_id in ("job-1", "job-2"):
+        usage = edge.results[job_id][-1].usage
+        assert usage is not None and usage.cpu_time_s > 0 and usage.wall_ms > 0, (job_id, usage)
+    kept = edge.results["job-1"][-1].usage
+    assert kept is not None and kept.max_memory_mb <= 512
 
 
 async def test_a_result_over_the_limit_is_not_sent_but_failed(serve: Any, tmp_path: Path) -> None:

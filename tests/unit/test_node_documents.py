@@ -1,7 +1,8 @@
 """The node's side of documents by reference, against a small HTTP server playing the edge: a
 body is read whole or refused (an error reply, a size that is not the reference's, a body cut
 short or running long, bytes that are not the digest), and a job's worker fetches its bodies
-before the handler runs, or fails the job with a typed reason that survives a worker process."""
+before the handler runs, or fails the job with a typed reason that survives a worker process.
+The bytes a job fetches are counted in its usage and held to its bandwidth budget."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ from aiohttp import web
 
 from ccn_cli.node.config import NodeConfig
 from ccn_cli.node.documents import BodyUnavailable, EdgeBodyReader, EdgeDocuments, execute_for_job
-from ccn_cli.node.execute import JobRefused, execute_job
+from ccn_cli.node.execute import JobRefused, WorkDone, WorkFailed, execute_job
+from ccn_cli.node.runner import Completed, Failed, JobRunner, Outcome, make_executor
+from ccn_cli.node.worker import run_measured_in_thread
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.documents import fetch_bodies
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.registry import decode_payload, result_to_builtins, run_job
+from ccn_proto.budgets import JobBudget
 from ccn_proto.documents import HTML, DocumentRef
+from tests.unit.test_node_runner import offer, settle
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -198,3 +203,47 @@ def test_a_refusal_leaves_a_worker_process_with_its_reason() -> None:
         # the same worker takes the next job: the pool is sound
         assert pool.submit(execute_job, "extract_text", {"html": BODY.decode()}).result(timeout=45)[1]
     assert "document" in str(raised.value)
+
+
+async def test_a_budgeted_job_counts_the_bytes_it_fetched_and_one_over_its_bandwidth_fetches_nothing(
+    edge: Any,
+) -> None:
+    """In the child a worker forks for a budgeted job: the bytes counted there reach the node
+    with the job's usage; a body past the job's bandwidth allowance is never asked for."""
+    source, seen = await edge(body_ok)
+    execute = execute_for_job(config_for(source), "ccs_token", "job-1", "test")
+    outcomes: list[Outcome] = []
+    runner = JobRunner(lambda: make_executor("process"), concurrency=1, timeout_s=30, on_outcome=outcomes.append)
+    job = offer("job-1", {"document": reference()})
+    try:
+        runner.start(msgspec.structs.replace(job, budget=JobBudget(max_bandwidth_per_min=len(BODY))), execute)
+        await settle(outcomes, 1)
+        fetched = outcomes[0]
+        assert isinstance(fetched, Completed) and fetched.usage is not None, fetched
+        assert fetched.usage.bytes_fetched == len(BODY) and len(seen) == 1
+        runner.start(msgspec.structs.replace(job, budget=JobBudget(max_bandwidth_per_min=len(BODY) - 1)), execute)
+        await settle(outcomes, 2)
+        refused = outcomes[1]
+        assert isinstance(refused, Failed) and refused.kind == "budget_exceeded", refused
+        assert refused.reason.startswith(f"bandwidth budget exceeded: {len(BODY)} bytes to fetch")
+        assert refused.usage is not None and refused.usage.bytes_fetched == 0 and len(seen) == 1
+        runner.start(job, execute)  # no budget: the worker itself, its bytes counted all the same
+        await settle(outcomes, 3)
+        plain = outcomes[2]
+        assert isinstance(plain, Completed) and plain.usage is not None and plain.usage.bytes_fetched == len(BODY)
+    finally:
+        runner.shutdown()
+
+
+async def test_in_a_worker_thread_the_bandwidth_budget_holds_too(edge: Any) -> None:
+    source, seen = await edge(body_ok)
+    execute = execute_for_job(config_for(source), "ccs_token", "job-1", "test")
+    payload = {"document": reference()}
+    within = await asyncio.to_thread(
+        run_measured_in_thread, execute, JobBudget(max_bandwidth_per_min=10_000), "extract_text", payload
+    )
+    assert isinstance(within, WorkDone) and within.usage is not None and within.usage.bytes_fetched == len(BODY)
+    over = await asyncio.to_thread(
+        run_measured_in_thread, execute, JobBudget(max_bandwidth_per_min=10), "extract_text", payload
+    )
+    assert isinstance(over, WorkFailed) and over.kind == "budget_exceeded" and len(seen) == 1

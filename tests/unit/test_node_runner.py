@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from ccn_cli.node.runner import Completed, Failed, JobRunner, NoFreeSlot, Outcome, make_executor
@@ -62,13 +63,20 @@ async def settle(outcomes: list[Outcome], count: int) -> None:
         await asyncio.sleep(0.005)
 
 
+def unmeasured(outcome: Outcome) -> Outcome:
+    """The outcome without its usage (measured, so not known in advance), once it is checked to
+    have one."""
+    assert outcome.usage is not None and outcome.usage.wall_ms >= 0, outcome
+    return msgspec.structs.replace(outcome, usage=None)
+
+
 async def test_outcomes_of_work_that_succeeds_and_work_that_raises() -> None:
     outcomes: list[Outcome] = []
     runner = runner_with(outcomes)
     runner.start(offer("ok", {"n": 1}))
     runner.start(offer("bad", {"boom": True}))
     await settle(outcomes, 2)
-    assert sorted(outcomes, key=lambda o: o.job_id) == [
+    assert [unmeasured(outcome) for outcome in sorted(outcomes, key=lambda o: o.job_id)] == [
         Failed("bad", "RuntimeError: boom"),
         Completed("ok", {"echo": {"n": 1}}, "c" * 64),
     ]
@@ -101,7 +109,7 @@ async def test_a_job_past_its_timeout_fails_but_keeps_its_worker_until_it_return
     runner = runner_with(outcomes, gate, timeout_s=0.05, concurrency=1)
     runner.start(offer("slow"))
     await settle(outcomes, 1)
-    assert outcomes == [Failed("slow", "timed out after 0.05 s")]
+    assert outcomes == [Failed("slow", "timed out after 0.05 s", kind="timeout")]
     assert runner.running == frozenset() and runner.free_slots == 0  # the worker is still busy
     gate.set()
     for _ in range(200):
@@ -156,9 +164,9 @@ async def test_worker_processes_of_timed_out_and_stopped_jobs_are_ended_and_thei
         runner.start(offer("third", {"s": 0}))
     assert runner.stop("taken-back") and runner.free_slots == 1
     await settle(outcomes, 1)
-    assert outcomes == [Failed("stuck", "timed out after 4 s")]
+    assert outcomes == [Failed("stuck", "timed out after 4 s", kind="timeout")]
     assert runner.free_slots == 2
     runner.start(offer("quick", {"s": 0}))  # a fresh worker in the freed slot
     await settle(outcomes, 2)
-    assert outcomes[1] == Completed("quick", {"slept": 0}, "c" * 64)
+    assert unmeasured(outcomes[1]) == Completed("quick", {"slept": 0}, "c" * 64)
     runner.shutdown()

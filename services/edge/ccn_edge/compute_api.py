@@ -252,7 +252,11 @@ class ComputeController(Controller):
     ) -> SubmitResultReply:
         beat = await _session(request, edge)
         command = SubmitResult(
-            node_id=beat.node_public_id, job_id=data.job_id, result=data.result, checksum=data.checksum
+            node_id=beat.node_public_id,
+            job_id=data.job_id,
+            result=data.result,
+            checksum=data.checksum,
+            usage=data.usage,
         )
         return await edge.scheduler(
             "submit_result", command, SubmitResultReply, correlation_id=correlation_id(request.scope)
@@ -270,7 +274,9 @@ class ComputeController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[JobFailRequest], edge: NamedDependency[EdgeContext]
     ) -> FailJobReply:
         beat = await _session(request, edge)
-        command = FailJob(node_id=beat.node_public_id, job_id=data.job_id, reason=data.reason)
+        command = FailJob(
+            node_id=beat.node_public_id, job_id=data.job_id, reason=data.reason, kind=data.kind, usage=data.usage
+        )
         return await edge.scheduler("fail_job", command, FailJobReply, correlation_id=correlation_id(request.scope))
 
     @post(

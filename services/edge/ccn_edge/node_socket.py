@@ -49,6 +49,8 @@ WS_TRY_AGAIN_LATER = 1013
 
 # what a result in a results frame adds to the submit batch besides its result, id and checksum
 _RESULT_ITEM_FIELDS_BYTES = 64
+# what a result's usage adds (its four numbers at their widest)
+_USAGE_BYTES = 128
 
 _frame_decoder = untrusted_decoder(frames.NodeFrame)
 _encode = msgspec.json.Encoder().encode
@@ -270,7 +272,9 @@ class NodeLink:
     ) -> None:
         match frame:
             case frames.JobResult() as result:
-                item = frames.ResultItem(job_id=result.job_id, result=result.result, checksum=result.checksum)
+                item = frames.ResultItem(
+                    job_id=result.job_id, result=result.result, checksum=result.checksum, usage=result.usage
+                )
                 await self._on_results([item], result.ready, size)
             case frames.JobResults(results=results, ready=ready):
                 await self._on_results(results, ready, size)
@@ -360,10 +364,12 @@ class NodeLink:
         self, item: frames.ResultItem, job_correlation: str, size: int | None, slots: int
     ) -> tuple[scheduler.SubmitResultReply, scheduler.BatchedClaimOutcome | None]:
         command = scheduler.SubmitResult(
-            node_id=self.node_id, job_id=item.job_id, result=item.result, checksum=item.checksum
+            node_id=self.node_id, job_id=item.job_id, result=item.result, checksum=item.checksum, usage=item.usage
         )
         if size is None:  # one of several in a frame: what it adds to the batch is its own size
             size = len(_encode(item.result)) + len(item.job_id) + len(item.checksum) + _RESULT_ITEM_FIELDS_BYTES
+            if item.usage is not None:
+                size += _USAGE_BYTES
         return await self._edge.submit_result(
             command,
             correlation_id=job_correlation,
@@ -382,7 +388,9 @@ class NodeLink:
         if job_correlation is None:
             await self._refuse(Conflict(f"this node does not hold job {frame.job_id}"), job_id=frame.job_id)
             return
-        command = scheduler.FailJob(node_id=self.node_id, job_id=frame.job_id, reason=frame.reason)
+        command = scheduler.FailJob(
+            node_id=self.node_id, job_id=frame.job_id, reason=frame.reason, kind=frame.kind, usage=frame.usage
+        )
         await self._settle(
             frame.job_id,
             self._edge.scheduler("fail_job", command, scheduler.FailJobReply, correlation_id=job_correlation),
@@ -494,6 +502,7 @@ class NodeLink:
                     lease_until=offer.lease_until,
                     attempt=offer.attempt,
                     correlation_id=offer.correlation_id,
+                    budget=offer.budget,
                 )
             )
             for offer in offers

@@ -504,17 +504,20 @@ class NodeClient:
     # --- outcomes and shutdown --------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        """Queue the job's result or failure, with the usage measured for it."""
         self._vitals.job_ended(outcome.job_id)
         if isinstance(outcome, Completed):
-            frame = JobResult(job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum)
+            frame = JobResult(
+                job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum, usage=outcome.usage
+            )
             size = len(msgspec.json.encode(frame))
             if size <= self._config.max_result_bytes:
                 self._queue(frame)
                 return
             reason = f"result of {size} bytes is over this node's limit of {self._config.max_result_bytes} bytes"
-            self._queue(JobFail(job_id=outcome.job_id, reason=reason))
+            self._queue(JobFail(job_id=outcome.job_id, reason=reason, usage=outcome.usage))
         else:
-            self._queue(JobFail(job_id=outcome.job_id, reason=outcome.reason))
+            self._queue(JobFail(job_id=outcome.job_id, reason=outcome.reason, kind=outcome.kind, usage=outcome.usage))
 
     def _queue(self, frame: JobResult | JobFail) -> None:
         """Send on this connection or the next, until the edge answers for the job."""

@@ -26,6 +26,7 @@ import msgspec
 
 from ccn_cli.node.config import NodeConfig, http_url
 from ccn_cli.node.execute import Execute, JobRefused, execute_job
+from ccn_cli.node.metering import FetchMeter, current_meter
 from ccn_jobs.documents import fetch_bodies, references
 from ccn_jobs.registry import decode_payload
 
@@ -59,7 +60,9 @@ class _ErrorBody(msgspec.Struct, frozen=True):
 
 class EdgeBodyReader:
     """A BodyReader over the edge's HTTP endpoint. It never reads more than `size` bytes: a
-    reply that announces or carries more, or fewer, is refused."""
+    reply that announces or carries more, or fewer, is refused. Every byte read counts on the
+    job's fetch meter, which refuses a body that would take the job over its bandwidth budget
+    before it is asked for (BandwidthExceeded, which fails the job as over its budget)."""
 
     def __init__(self, http: aiohttp.ClientSession, source: EdgeDocuments) -> None:
         self._http = http
@@ -69,6 +72,8 @@ class EdgeBodyReader:
         source = self._source
         timeout = aiohttp.ClientTimeout(total=source.timeout_s, sock_read=source.read_timeout_s)
         headers = {"Authorization": f"Bearer {source.session_token}", "User-Agent": source.user_agent}
+        meter = current_meter() or FetchMeter()
+        meter.admit(size)
         try:
             async with self._http.get(
                 source.url(sha256), headers=headers, timeout=timeout, allow_redirects=False
@@ -84,6 +89,7 @@ class EdgeBodyReader:
                     if len(data) + len(chunk) > size:
                         raise BodyUnavailable(f"the edge sent more than the reference's {size} bytes for {sha256}")
                     data += chunk
+                    meter.count(len(chunk))
                 return bytes(data)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BodyUnavailable(f"the body {sha256} could not be read: {type(exc).__name__}: {exc}") from None

@@ -7,15 +7,16 @@ worker so the event loop only moves bytes.
 A worker process is held to resource limits (ccn_cli.node.config.JobLimits), set by the kernel
 so they hold whatever the handler does, in Python or in C:
 - memory: RLIMIT_DATA, set once when the worker starts. An allocation past it fails, Python
-  raises MemoryError, and the job fails as MemoryLimitExceeded; the worker is then replaced,
-  since a process that ran out of memory mid-way may hold half-built state.
+  raises MemoryError, and the job fails with the limit as its reason; the worker is then
+  replaced, since a process that ran out of memory mid-way may hold half-built state.
 - CPU time: RLIMIT_CPU is a limit on the process's total, and a worker runs job after job, so
   before each job its soft limit is set to the CPU time used so far plus the job's allowance
   (the limit is in whole seconds, so the time used is rounded up: up to a second's grace).
   Past it the kernel sends SIGXCPU, whose default action ends the process; the runner reads
   that from the worker's exit status (`reason_for_exit`) and reports the job as over its CPU
   time. A Python handler would be no help: a loop inside a C extension never returns to run it.
-Core dumps are off in workers: a job killed for its limits is not worth a core file."""
+Core dumps are off in workers: a job killed for its limits is not worth a core file.
+A job with a budget is held to it in a child of the worker (ccn_cli.node.worker)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.budgets import FailureKind, JobUsage
 
 # trafilatura warns about every page it finds thin or odd; the node reports outcomes itself
 NOISY_LOGGERS = ("trafilatura", "htmldate", "courlan", "charset_normalizer")
@@ -52,12 +56,43 @@ Execute = Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
 
 
 class ResourceLimitExceeded(Exception):
-    """A job went over one of its worker's limits; the message is the JobFail reason. (Built from
-    the message alone, so that it survives the pickling that carries it out of the worker.)"""
+    """A job went over its budget (BandwidthExceeded, in ccn_cli.node.metering); the message is
+    the JobFail reason."""
 
 
-class MemoryLimitExceeded(ResourceLimitExceeded):
-    pass
+class WorkDone(msgspec.Struct, frozen=True, tag="done"):
+    """A job's result, as its worker reports it (with what the job used, when measured)."""
+
+    result: dict[str, Any]
+    checksum: str
+    usage: JobUsage | None = None
+
+
+class WorkFailed(msgspec.Struct, frozen=True, tag="failed"):
+    """A job's failure, as its worker reports it. `fresh_worker`: the worker itself may be
+    damaged (it ran out of memory mid-way) and is to be replaced."""
+
+    reason: str
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
+    fresh_worker: bool = False
+
+
+WorkReport = WorkDone | WorkFailed
+
+
+def failure_report(error: Exception, memory_reason: str | None) -> WorkFailed:
+    """A job's exception as its failure. A bad payload or unknown job type is a ValueError whose
+    message is worth sending back; a MemoryError is the memory limit (`memory_reason`), which
+    the worker that hit it does not survive; over a budget is the budget's own reason."""
+    match error:
+        case MemoryError() if memory_reason is not None:
+            return WorkFailed(reason=memory_reason, fresh_worker=True)
+        case ResourceLimitExceeded():
+            return WorkFailed(reason=str(error), kind="budget_exceeded")
+        case ValueError():
+            return WorkFailed(reason=str(error))
+    return WorkFailed(reason=f"{type(error).__name__}: {error}")
 
 
 def memory_limit_reason(memory_mib: int) -> str:
@@ -76,23 +111,25 @@ def start_worker(parent_pid: int, memory_mib: int | None = None) -> None:
     die_with_parent(parent_pid)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_mib is not None:
-        _lower_soft_limit(resource.RLIMIT_DATA, memory_mib * MiB)
+        lower_soft_limit(resource.RLIMIT_DATA, memory_mib * MiB)
 
 
-def run_within_limits(
-    execute: Execute, cpu_s: int, memory_mib: int, job_type: str, payload: dict[str, Any]
-) -> tuple[dict[str, Any], str]:
-    """Run `execute` in this worker with `cpu_s` more seconds of CPU time (see the module's
-    docstring); a MemoryError is reported as the memory limit it almost certainly is."""
+def limit_cpu_for_next_job(cpu_s: int) -> None:
+    """Give this worker `cpu_s` more seconds of CPU time for the job it runs next (see the
+    module's docstring)."""
     used = resource.getrusage(resource.RUSAGE_SELF)
-    _lower_soft_limit(resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime) + cpu_s, may_raise=True)
-    try:
-        return execute(job_type, payload)
-    except MemoryError:
-        raise MemoryLimitExceeded(memory_limit_reason(memory_mib)) from None
+    lower_soft_limit(resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime) + cpu_s, may_raise=True)
 
 
-def _lower_soft_limit(which: int, value: int, *, may_raise: bool = False) -> None:
+def lift_cpu_limit() -> None:
+    """No CPU limit on this worker's own time (up to the hard limit): while it waits on a child
+    that runs a budgeted job under a limit of its own, the worker runs no job itself, and its own
+    time (loading the job libraries, forking) must not run into a limit set for an earlier job."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+
+def lower_soft_limit(which: int, value: int, *, may_raise: bool = False) -> None:
     """Set the soft limit to `value`, never above the hard limit (which only root may raise)."""
     soft, hard = resource.getrlimit(which)
     target = value if hard == resource.RLIM_INFINITY else min(value, hard)

@@ -8,7 +8,12 @@ node never asks for more work than it has idle slots.
 
 Worker processes are also held to CPU-time and memory limits (JobLimits; how, in
 ccn_cli.node.execute). A job over one, or one whose worker crashes, fails with a reason that
-says which, and its slot gets a fresh worker: the node runs on."""
+says which, and its slot gets a fresh worker: the node runs on.
+
+A job whose offer carries a budget runs in a child its worker forks for it, held to the budget
+and killed at the wall clock by the worker (ccn_cli.node.worker), which then reports its usage
+with its outcome; the runner's own timeout is then a backstop, a little later. Every outcome
+carries the usage measured for the job (None only where its worker died with it)."""
 
 from __future__ import annotations
 
@@ -22,34 +27,44 @@ from typing import Any, Literal
 
 import msgspec
 
+from ccn_cli.node.budgets import allowance_for
 from ccn_cli.node.config import JobLimits
 from ccn_cli.node.decisions import bounded_reason
 from ccn_cli.node.execute import (
-    ResourceLimitExceeded,
+    WorkDone,
+    WorkReport,
     execute_job,
     quiet_job_loggers,
     reason_for_exit,
-    run_within_limits,
     start_worker,
 )
+from ccn_cli.node.worker import run_in_child, run_measured, run_measured_in_thread
 from ccn_core.logging import correlation, get_logger
+from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.node_protocol import JobOffer
 
 log = get_logger("ccn.node.runner")
 
 Execute = Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
-WorkFuture = concurrent.futures.Future[tuple[dict[str, Any], str]]
+WorkFuture = concurrent.futures.Future[WorkReport]
+
+# how much longer than the job's wall clock the runner waits for a budgeted job's worker to
+# report: the worker kills the child at the wall clock and reports its usage within moments
+CHILD_REPORT_GRACE_S = 5.0
 
 
 class Completed(msgspec.Struct, frozen=True):
     job_id: str
     result: dict[str, Any]
     checksum: str
+    usage: JobUsage | None = None
 
 
 class Failed(msgspec.Struct, frozen=True):
     job_id: str
     reason: str
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 Outcome = Completed | Failed
@@ -90,20 +105,33 @@ class _Slot:
     def busy(self) -> bool:
         return self.future is not None and not self.future.done()
 
-    def submit(self, execute: Execute, offer: JobOffer) -> WorkFuture:
+    def submit(self, execute: Execute, offer: JobOffer, wall_s: float) -> WorkFuture:
         if self._executor is None:
             self._executor = self._new_executor()
-        work: Execute = execute
-        if self._limits is not None and isinstance(self._executor, concurrent.futures.ProcessPoolExecutor):
-            work = functools.partial(run_within_limits, execute, self._limits.cpu_s, self._limits.memory_mib)
+        work = self._work(execute, offer, wall_s)
         try:
             self.future = self._executor.submit(work, offer.job_type, offer.payload)
         except concurrent.futures.BrokenExecutor:
             # its worker died since the last job (killed, out of memory): start another
             self.end_worker()
-            return self.submit(execute, offer)
+            return self.submit(execute, offer, wall_s)
         self._workers = _worker_processes(self._executor)
         return self.future
+
+    def _work(self, execute: Execute, offer: JobOffer, wall_s: float) -> Callable[[str, dict[str, Any]], WorkReport]:
+        """What the worker runs: the job measured; in a child of its own when it has a budget."""
+        if not isinstance(self._executor, concurrent.futures.ProcessPoolExecutor):
+            return functools.partial(run_measured_in_thread, execute, offer.budget)
+        if offer.budget is not None:
+            return functools.partial(run_in_child, execute, allowance_for(offer.budget, self._limits, wall_s))
+        limits = self._limits
+        return functools.partial(
+            run_measured, execute, limits.cpu_s if limits else None, limits.memory_mib if limits else None
+        )
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self._executor, concurrent.futures.ProcessPoolExecutor)
 
     def worker_gone_reason(self) -> str:
         """Why this slot's worker died under its job, read from the worker's exit status."""
@@ -168,7 +196,7 @@ class JobRunner:
             raise NoFreeSlot(f"no free slot for job {offer.job_id}")
         with correlation(offer.correlation_id, job_id=offer.job_id):
             log.info("job started", job_type=offer.job_type, attempt=offer.attempt)
-            future = slot.submit(execute or self._execute, offer)
+            future = slot.submit(execute or self._execute, offer, self._timeout_s)
             self._slot_of[offer.job_id] = slot
             # the task copies this context: every line it logs carries the job's correlation id
             self._tasks[offer.job_id] = asyncio.create_task(self._run(offer, future, slot), name=f"job-{offer.job_id}")
@@ -214,9 +242,9 @@ class JobRunner:
         del self._tasks[offer.job_id]
         self._slot_of.pop(offer.job_id, None)
         if isinstance(outcome, Failed):
-            if future.running() or isinstance(_error_of(future), ResourceLimitExceeded):
-                slot.end_worker()  # timed out (the worker is still at it), or over a limit: a fresh worker
-            log.warning("job failed", reason=outcome.reason)
+            if future.running() or _needs_fresh_worker(future):
+                slot.end_worker()  # timed out (the worker is still at it), or out of memory: a fresh worker
+            log.warning("job failed", reason=outcome.reason, kind=outcome.kind, usage=outcome.usage)
         else:
             log.info("job done", checksum=outcome.checksum)
         self._on_outcome(outcome)
@@ -224,29 +252,31 @@ class JobRunner:
     async def _outcome(self, offer: JobOffer, future: WorkFuture, slot: _Slot) -> Outcome:
         waiter = asyncio.wrap_future(future)
         waiter.add_done_callback(_consume)
-        done, _ = await asyncio.wait({waiter}, timeout=self._timeout_s)
+        # a budgeted job's worker ends it at the wall clock itself, and reports what it used
+        in_child = offer.budget is not None and slot.in_process
+        done, _ = await asyncio.wait({waiter}, timeout=self._timeout_s + (CHILD_REPORT_GRACE_S if in_child else 0.0))
         if not done:
             future.cancel()  # takes effect only if the job has not started
-            return Failed(offer.job_id, f"timed out after {self._timeout_s:g} s")
+            return Failed(offer.job_id, f"timed out after {self._timeout_s:g} s", kind="timeout")
         if future.cancelled():
             return Failed(offer.job_id, "the job was cancelled before it ran")
         error = future.exception()
         if error is None:
-            result, checksum = future.result()
-            return Completed(offer.job_id, result, checksum)
+            report = future.result()
+            if isinstance(report, WorkDone):
+                return Completed(offer.job_id, report.result, report.checksum, report.usage)
+            return Failed(offer.job_id, bounded_reason(report.reason), report.kind, report.usage)
         if isinstance(error, concurrent.futures.BrokenExecutor):
             return Failed(offer.job_id, await _when_reaped(slot.worker_gone_reason))
-        if isinstance(error, ResourceLimitExceeded):
-            return Failed(offer.job_id, bounded_reason(str(error)))
-        # a bad payload or unknown job type is a ValueError whose message is worth sending back
-        detail = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-        return Failed(offer.job_id, bounded_reason(detail))
+        return Failed(offer.job_id, bounded_reason(f"{type(error).__name__}: {error}"))
 
 
-def _error_of(future: WorkFuture) -> BaseException | None:
-    if not future.done() or future.cancelled():
-        return None
-    return future.exception()
+def _needs_fresh_worker(future: WorkFuture) -> bool:
+    """The worker ran out of memory under the job, and may hold half-built state."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return False
+    report = future.result()
+    return not isinstance(report, WorkDone) and report.fresh_worker
 
 
 _REAP_WAIT_S = 1.0
