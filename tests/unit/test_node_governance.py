@@ -55,6 +55,7 @@ def inputs(**given: float) -> HealthInputs:
         "success_rate": None,  # type: ignore[dict-item]
         "rate_limited_windows": 0,
         "violations": 0,
+        "misreports": 0,
     }
     values.update(given)
     return HealthInputs(**values)  # type: ignore[arg-type]
@@ -78,9 +79,10 @@ def inputs(**given: float) -> HealthInputs:
         ({"rate_limited_windows": 2}, "unstable"),
         ({"violations": 2}, "healthy"),
         ({"violations": 3}, "unstable"),
-        ({"violations": 19}, "unstable"),
-        ({"violations": 20}, "banned"),
-        ({"violations": 20, "silent_s": 1000.0}, "banned"),  # the worst finding wins
+        ({"violations": 50}, "unstable"),  # honest reports of jobs killed at their budget
+        ({"violations": 9, "misreports": 9}, "unstable"),
+        ({"violations": 10, "misreports": 10}, "banned"),
+        ({"violations": 10, "misreports": 10, "silent_s": 1000.0}, "banned"),  # the worst finding wins
     ],
 )
 def test_health_thresholds(given: dict[str, float], health: str) -> None:
@@ -326,8 +328,8 @@ def test_a_banned_node_is_refused_on_every_request_and_welcome_after_unban() -> 
     authenticate_session(fold(decider, NODE, [REGISTERED, BANNED, UNBANNED]), "s1", SESSION_SECRET)
 
 
-def test_too_many_budget_violations_ban_by_policy_until_an_admin_unbans() -> None:
-    events = decider.decide(RecordWork(work=window(budget_misreported=20)), fold(decider, NODE, [REGISTERED]), NOW)
+def test_too_many_misreported_budgets_ban_by_policy_until_an_admin_unbans() -> None:
+    events = decider.decide(RecordWork(work=window(budget_misreported=10)), fold(decider, NODE, [REGISTERED]), NOW)
     health = [e for e in events if isinstance(e, NodeHealthChanged)]
     assert [h.health for h in health] == ["banned"]
     state = fold(decider, NODE, [REGISTERED, *events])
@@ -336,7 +338,7 @@ def test_too_many_budget_violations_ban_by_policy_until_an_admin_unbans() -> Non
     lifted = decider.decide(AdminAction(action="unban", reason="fixed its budgets", by="bob"), state, NOW)
     after = fold(decider, NODE, [REGISTERED, *events, *lifted])
     assert after.health == "healthy" and after.refusal() is None
-    assert after.record.budget_violations == 20  # forgiven, not forgotten
+    assert after.record.budget_violations == 10  # forgiven, not forgotten
 
 
 def test_governance_state_follows_the_events() -> None:

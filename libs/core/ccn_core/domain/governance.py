@@ -34,10 +34,12 @@ MIN_OUTCOMES: Final = 5
 UNSTABLE_SUCCESS_RATE: Final = 0.8
 # two windows with refused requests in ten minutes: not a burst, a habit
 UNSTABLE_RATE_LIMITED_WINDOWS: Final = 2
-# budget violations (over, or misreported) in ten minutes: a few is a badly sized budget; many
-# is a node that ignores or lies about its budgets, and the policy bans it
+# budget violations (over, or misreported) in ten minutes make a node unstable. Only lying bans
+# it: a node that kills its jobs at a badly sized budget reports honestly, and is backed off and
+# scored down, not banned; a node whose results claim more than their budget allowed, ten times
+# in ten minutes, ignores its budgets or misreports them
 UNSTABLE_VIOLATIONS: Final = 3
-BANNED_VIOLATIONS: Final = 20
+BANNED_MISREPORTS: Final = 10
 RECENT_WINDOWS_KEPT: Final = 32  # bounds what a node's state carries
 
 
@@ -64,6 +66,7 @@ class HealthInputs(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     success_rate: float | None
     rate_limited_windows: int
     violations: int
+    misreports: int
 
 
 def health_inputs(recent: RecentRecord, silent_s: float, now: datetime) -> HealthInputs:
@@ -78,13 +81,14 @@ def health_inputs(recent: RecentRecord, silent_s: float, now: datetime) -> Healt
         success_rate=completed / outcomes if outcomes else None,
         rate_limited_windows=sum(1 for end in recent.rate_limited_at if end >= since),
         violations=sum(window.budget_exceeded + window.budget_misreported for window in work),
+        misreports=sum(window.budget_misreported for window in work),
     )
 
 
 def assess_health(inputs: HealthInputs) -> tuple[Health, list[str]]:
     """The node's health and why; the worst finding wins (banned, offline, unstable)."""
-    if inputs.violations >= BANNED_VIOLATIONS:
-        return "banned", [f"{inputs.violations} budget violations in {_minutes(RECENT)}"]
+    if inputs.misreports >= BANNED_MISREPORTS:
+        return "banned", [f"{inputs.misreports} results over their budgets in {_minutes(RECENT)}"]
     if inputs.silent_s >= OFFLINE_SILENCE_S:
         return "offline", [f"no telemetry for {inputs.silent_s:.0f} s"]
     reasons: list[str] = []

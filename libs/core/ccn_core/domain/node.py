@@ -83,7 +83,7 @@ class NodeState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
         if self.banned:
             return f"this node is banned: {self.ban_reason or 'no reason given'}"
         if self.health == "banned":
-            return "this node is banned by policy: too many budget violations"
+            return "this node is banned by policy: its results claim more than their budgets allowed"
         return None
 
 
