@@ -27,7 +27,7 @@ COMMENT ON COLUMN community_nodes.is_banned IS 'An admin banned the node (node.b
 COMMENT ON COLUMN community_nodes.ban_reason IS 'The admin''s reason for the ban in force, if any.';
 COMMENT ON COLUMN community_nodes.is_shadow_banned IS 'An admin shadow-banned the node: it keeps getting work, but its results never complete a job.';
 COMMENT ON COLUMN community_nodes.is_draining IS 'An admin asked the node to drain: it finishes its jobs, gets no new ones, then is told bye.';
-COMMENT ON COLUMN community_nodes.health IS 'The health policy''s latest verdict (node.health_changed): healthy, unstable, offline or banned (too many budget violations).';
+COMMENT ON COLUMN community_nodes.health IS 'The health policy''s latest verdict (node.health_changed): healthy, unstable, offline or banned (results that misreport their budgets).';
 COMMENT ON COLUMN community_nodes.backoff_stage IS 'The backoff stage in force (node.backoff_changed): none, mild, moderate, severe, suspended.';
 COMMENT ON COLUMN community_nodes.backoff_until IS 'The node gets no new work before this time; NULL: no backoff.';
 COMMENT ON COLUMN community_nodes.budgets IS 'Resource budgets an admin set (node.budgets_set): max_bandwidth_per_min (bytes), max_cpu_time_per_job_s, max_memory_mb; NULL: none set.';
