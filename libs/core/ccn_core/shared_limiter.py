@@ -1,0 +1,164 @@
+"""GCRA decisions against state shared by every edge replica, in a NATS key-value bucket
+(docs/adr/0017-shared-rate-limits-in-nats-kv.md).
+
+One key per limit and subject (`node.ws_ready.<node id>`, `global`), holding the key's TAT. Each
+replica caches what it last read or wrote of a key, with the key's revision:
+- a denial decided from the cache is final: the TAT only grows, so the shared value is at least
+  as strict as the cached one, and refusing a flood costs no round trip;
+- an allow is written with compare-and-set on the cached revision; if another replica wrote
+  the key since, the write is refused, the key is read again and the decision made again. So
+  no two replicas can both spend the same permit, and a limit holds across all of them.
+
+A rule with `chunk` > 1 takes that many permits at once and spends them here; permits not
+spent within the time the shared limit needed to earn them are dropped, so the slack a chunk
+adds is at most one chunk per replica (and only ever stricter when dropped).
+
+The bucket is in memory with a TTL (ccn_core.topology): a key nobody wrote for longer than any
+limit's tolerance is idle and vanishes, so the bucket's size follows the active subjects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from ccn_core.errors import Unavailable
+from ccn_core.rate_limit_config import LimitRule
+from ccn_core.ratelimit import Decision, GcraState, emission_interval_ns, gcra
+
+# a key a burst of requests from all replicas fights over is decided again at most this often
+MAX_ATTEMPTS = 16
+# keys whose state this replica remembers (one per active node and action, plus the hot ones)
+MAX_CACHED_KEYS = 100_000
+KV_TIMEOUT_S = 2.0
+
+_encode = msgspec.json.Encoder().encode
+_decode_state = msgspec.json.Decoder(GcraState).decode
+
+
+@dataclass
+class _Cached:
+    state: GcraState | None  # None: the stored value did not decode (it is overwritten)
+    revision: int
+
+
+@dataclass
+class _Permits:
+    left: int
+    spend_by_ns: int
+
+
+class SharedLimiter:
+    def __init__(
+        self,
+        bucket: KeyValue,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        max_cached: int = MAX_CACHED_KEYS,
+        timeout_s: float = KV_TIMEOUT_S,
+    ) -> None:
+        self._bucket = bucket
+        self._clock = clock
+        self._max_cached = max_cached
+        self._timeout_s = timeout_s
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._permits: OrderedDict[str, _Permits] = OrderedDict()
+        self.round_trips = 0  # KV requests made: what the cache and chunks save is visible
+
+    def forget(self) -> None:
+        """Drop what this replica remembers (the limits changed: cached permits were taken
+        under the old ones)."""
+        self._cache.clear()
+        self._permits.clear()
+
+    async def take(self, key: str, rule: LimitRule, cost: int = 1) -> Decision:
+        """Spend `cost` of `key`'s limit, or be told when to come back. Unavailable when the
+        bucket does not answer."""
+        if rule.chunk > 1:
+            return await self._take_chunked(key, rule, cost)
+        return await self._take_shared(key, rule, cost)
+
+    async def _take_chunked(self, key: str, rule: LimitRule, cost: int) -> Decision:
+        now = self._clock()
+        permits = self._permits.get(key)
+        if permits is not None and permits.spend_by_ns >= now and permits.left >= cost:
+            permits.left -= cost
+            return Decision(True, 0.0, permits.left, GcraState(tat_ns=now))
+        self._permits.pop(key, None)
+        chunk = max(rule.chunk, cost)
+        decision = await self._take_shared(key, rule, min(chunk, rule.burst))
+        if not decision.allowed and chunk > cost:
+            # the last permits before the limit: take just what this request needs
+            chunk = cost
+            decision = await self._take_shared(key, rule, cost)
+        if not decision.allowed:
+            return decision
+        left = chunk - cost
+        if left:
+            # permits earn their place at the limit's rate: spend them within that time
+            earned_in = emission_interval_ns(rule.rate, rule.period_s) * chunk
+            self._permits[key] = _Permits(left=left, spend_by_ns=now + earned_in)
+            self._bound(self._permits)
+        return Decision(True, 0.0, left + decision.remaining, decision.state)
+
+    async def _take_shared(self, key: str, rule: LimitRule, cost: int) -> Decision:
+        for _ in range(MAX_ATTEMPTS):
+            cached = self._cache.get(key)
+            state = cached.state if cached is not None else None
+            decision = gcra(rule.rate, rule.period_s, rule.burst, state, self._clock(), cost)
+            if not decision.allowed:
+                return decision  # the shared TAT is at least this: no need to ask
+            try:
+                revision = await self._write(key, decision.state, cached.revision if cached else 0)
+            except KeyWrongLastSequenceError:
+                await self._read(key)
+                continue
+            self._remember(key, _Cached(decision.state, revision))
+            return decision
+        raise Unavailable(f"rate limit {key} is contended; try again", retry_after=1.0)
+
+    async def _write(self, key: str, state: GcraState, revision: int) -> int:
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if revision == 0:
+                    return await self._bucket.create(key, _encode(state))
+                return await self._bucket.update(key, _encode(state), last=revision)
+        except KeyWrongLastSequenceError:
+            raise
+        except (TimeoutError, NatsError) as exc:
+            raise Unavailable(f"rate limits cannot be checked now: {type(exc).__name__}", retry_after=1.0) from exc
+
+    async def _read(self, key: str) -> None:
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                entry = await self._bucket.get(key)
+        except KeyNotFoundError:  # never written, expired, or deleted: idle
+            self._cache.pop(key, None)
+            return
+        except (TimeoutError, NatsError) as exc:
+            raise Unavailable(f"rate limits cannot be checked now: {type(exc).__name__}", retry_after=1.0) from exc
+        try:
+            state: GcraState | None = _decode_state(entry.value or b"")
+        except msgspec.DecodeError:
+            state = None
+        self._remember(key, _Cached(state, entry.revision or 0))
+
+    def _remember(self, key: str, cached: _Cached) -> None:
+        self._cache[key] = cached
+        self._cache.move_to_end(key)
+        self._bound(self._cache)
+
+    def _bound(self, table: OrderedDict[str, _Cached] | OrderedDict[str, _Permits]) -> None:
+        # forgetting a key costs one read when it is next used, never correctness
+        while len(table) > self._max_cached:
+            table.popitem(last=False)
