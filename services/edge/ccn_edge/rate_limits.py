@@ -107,8 +107,15 @@ class Violations:
         return reports
 
 
-def node_key(action: str, node_id: str) -> str:
-    return f"node.{action.replace('.', '_')}.{node_id}"
+def rule_tag(rule: LimitRule) -> str:
+    """A rule's part of its keys: the TAT means something only under the rule that made it, so
+    a changed rule starts from fresh keys (each subject gets its burst again) rather than
+    reading an arrival time counted in another rule's intervals."""
+    return f"r{rule.rate}p{round(rule.period_s * 1000)}b{rule.burst}"
+
+
+def node_key(action: str, rule: LimitRule, node_id: str) -> str:
+    return f"node.{action.replace('.', '_')}.{rule_tag(rule)}.{node_id}"
 
 
 class EdgeLimits:
@@ -160,7 +167,7 @@ class EdgeLimits:
         limiter = await self.limiter()
         rule = config.per_node.get(action)
         if rule is not None:
-            decision = await limiter.take(node_key(action, node_id), rule, min(cost, rule.burst))
+            decision = await limiter.take(node_key(action, rule, node_id), rule, min(cost, rule.burst))
             if not decision.allowed:
                 self.violations.count(node_id, action, self._clock())
                 raise RateLimited(
@@ -170,14 +177,16 @@ class EdgeLimits:
             rule = config.per_job_type.get(job_type)
             if rule is None:
                 continue
-            decision = await limiter.take(f"type.{job_type}", rule, 1)
+            decision = await limiter.take(f"type.{job_type}.{rule_tag(rule)}", rule, 1)
             if not decision.allowed:
                 raise RateLimited(
                     f"asks for {job_type} work from all nodes are over their limit of {_rate(rule)}",
                     retry_after=decision.retry_after_s,
                 )
         if config.global_ is not None:
-            decision = await limiter.take("global", config.global_, min(cost, config.global_.burst))
+            decision = await limiter.take(
+                f"global.{rule_tag(config.global_)}", config.global_, min(cost, config.global_.burst)
+            )
             if not decision.allowed:
                 raise RateLimited(
                     f"requests from all nodes are over their limit of {_rate(config.global_)}",
