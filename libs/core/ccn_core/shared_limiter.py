@@ -20,10 +20,11 @@ limit's tolerance is idle and vanishes, so the bucket's size follows the active 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import msgspec
 from nats.errors import Error as NatsError
@@ -32,9 +33,9 @@ from nats.js.kv import KeyValue
 
 from ccn_core.errors import Unavailable
 from ccn_core.rate_limit_config import LimitRule
-from ccn_core.ratelimit import Decision, GcraState, emission_interval_ns, gcra
+from ccn_core.ratelimit import NS_PER_S, Decision, GcraState, emission_interval_ns, gcra
 
-# a key a burst of requests from all replicas fights over is decided again at most this often
+# a key the replicas fight over is decided again at most this often, then refused
 MAX_ATTEMPTS = 16
 # keys whose state this replica remembers (one per active node and action, plus the hot ones)
 MAX_CACHED_KEYS = 100_000
@@ -56,6 +57,12 @@ class _Permits:
     spend_by_ns: int
 
 
+@dataclass
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class SharedLimiter:
     def __init__(
         self,
@@ -71,6 +78,7 @@ class SharedLimiter:
         self._timeout_s = timeout_s
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._permits: OrderedDict[str, _Permits] = OrderedDict()
+        self._locks: dict[str, _KeyLock] = {}
         self.round_trips = 0  # KV requests made: what the cache and chunks save is visible
 
     def forget(self) -> None:
@@ -86,12 +94,26 @@ class SharedLimiter:
             return await self._take_chunked(key, rule, cost)
         return await self._take_shared(key, rule, cost)
 
-    async def _take_chunked(self, key: str, rule: LimitRule, cost: int) -> Decision:
+    def _spend_local(self, key: str, cost: int) -> Decision | None:
         now = self._clock()
         permits = self._permits.get(key)
         if permits is not None and permits.spend_by_ns >= now and permits.left >= cost:
             permits.left -= cost
             return Decision(True, 0.0, permits.left, GcraState(tat_ns=now))
+        return None
+
+    async def _take_chunked(self, key: str, rule: LimitRule, cost: int) -> Decision:
+        spent = self._spend_local(key, cost)
+        if spent is not None:
+            return spent
+        async with self._one_at_a_time(f"refill:{key}"):  # one refill at a time; the rest spend it
+            spent = self._spend_local(key, cost)
+            if spent is not None:
+                return spent
+            return await self._refill(key, rule, cost)
+
+    async def _refill(self, key: str, rule: LimitRule, cost: int) -> Decision:
+        now = self._clock()
         self._permits.pop(key, None)
         chunk = max(rule.chunk, cost)
         decision = await self._take_shared(key, rule, min(chunk, rule.burst))
@@ -110,6 +132,17 @@ class SharedLimiter:
         return Decision(True, 0.0, left + decision.remaining, decision.state)
 
     async def _take_shared(self, key: str, rule: LimitRule, cost: int) -> Decision:
+        cached = self._cache.get(key)
+        if cached is not None:
+            decision = gcra(rule.rate, rule.period_s, rule.burst, cached.state, self._clock(), cost)
+            if not decision.allowed:
+                return decision  # the shared TAT is at least this: no need to ask, nor to wait
+        # this replica's requests for one key write one at a time: they would only conflict with
+        # each other, and the ones waiting mostly find the key spent in the cache once it is
+        async with self._one_at_a_time(key):
+            return await self._decide_and_write(key, rule, cost)
+
+    async def _decide_and_write(self, key: str, rule: LimitRule, cost: int) -> Decision:
         for _ in range(MAX_ATTEMPTS):
             cached = self._cache.get(key)
             state = cached.state if cached is not None else None
@@ -123,7 +156,12 @@ class SharedLimiter:
                 continue
             self._remember(key, _Cached(decision.state, revision))
             return decision
-        raise Unavailable(f"rate limit {key} is contended; try again", retry_after=1.0)
+        # every attempt lost to another replica's write: the key is at its limit and fought
+        # over, so refusing is the answer that cannot be wrong; the permit frees in an interval
+        wait_ns = emission_interval_ns(rule.rate, rule.period_s) * cost
+        cached = self._cache.get(key)
+        state = cached.state if cached is not None and cached.state is not None else GcraState(tat_ns=self._clock())
+        return Decision(False, wait_ns / NS_PER_S, 0, state)
 
     async def _write(self, key: str, state: GcraState, revision: int) -> int:
         self.round_trips += 1
@@ -152,6 +190,20 @@ class SharedLimiter:
         except msgspec.DecodeError:
             state = None
         self._remember(key, _Cached(state, entry.revision or 0))
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, key: str) -> AsyncIterator[None]:
+        held = self._locks.get(key)
+        if held is None:
+            held = self._locks[key] = _KeyLock()
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._locks[key]  # a lock lives while someone uses it: memory follows load
 
     def _remember(self, key: str, cached: _Cached) -> None:
         self._cache[key] = cached
