@@ -93,7 +93,7 @@ async def test_chunks_spare_round_trips_at_the_rate(bucket: KeyValue) -> None:
     for _ in range(200):  # 2 s at the rate: every request allowed, one write per chunk
         assert (await limiter.take(key, rule)).allowed
         clock.now += NS_PER_S // 100
-    assert limiter.round_trips == 20
+    assert limiter.round_trips <= 25  # the chunk grows 1, 2, 4, 8, then 10 a write
 
 
 async def test_a_key_changed_behind_a_replicas_back_is_read_again(bucket: KeyValue) -> None:

@@ -9,9 +9,11 @@ replica caches what it last read or wrote of a key, with the key's revision:
   the key since, the write is refused, the key is read again and the decision made again. So
   no two replicas can both spend the same permit, and a limit holds across all of them.
 
-A rule with `chunk` > 1 takes that many permits at once and spends them here; permits not
-spent within the time the shared limit needed to earn them are dropped, so the slack a chunk
-adds is at most one chunk per replica (and only ever stricter when dropped).
+A rule with `chunk` > 1 takes up to that many permits at once and spends them here; permits
+not spent within the time the shared limit needed to earn them are dropped, so the slack a
+chunk adds is at most one chunk per replica (and only ever stricter when dropped). The chunk
+grows while this replica spends whole chunks and shrinks when it drops permits, so a replica
+that sees little of a key's traffic takes (and wastes) little of its limit.
 
 The bucket is in memory with a TTL (ccn_core.topology): a key nobody wrote for longer than any
 limit's tolerance is idle and vanishes, so the bucket's size follows the active subjects.
@@ -55,6 +57,18 @@ class _Cached:
 class _Permits:
     left: int
     spend_by_ns: int
+    size: int  # of the chunk these came in: the next is twice as big if these are all spent
+
+
+def _next_chunk(previous: _Permits | None, most: int) -> int:
+    """How many permits to take next: twice the last chunk when it was all spent in time, half
+    when some were dropped unspent, from 1 up to the rule's chunk. A replica that sees little of
+    a key's traffic thus takes little of its limit, and wastes little of it for the others."""
+    if previous is None:
+        return 1
+    if previous.left > 0:
+        return max(1, previous.size // 2)
+    return min(most, previous.size * 2)
 
 
 @dataclass
@@ -114,9 +128,10 @@ class SharedLimiter:
 
     async def _refill(self, key: str, rule: LimitRule, cost: int) -> Decision:
         now = self._clock()
-        self._permits.pop(key, None)
-        chunk = max(rule.chunk, cost)
-        decision = await self._take_shared(key, rule, min(chunk, rule.burst))
+        previous = self._permits.pop(key, None)
+        size = _next_chunk(previous, rule.chunk)
+        chunk = min(max(size, cost), rule.burst)
+        decision = await self._take_shared(key, rule, chunk)
         if not decision.allowed and chunk > cost:
             # the last permits before the limit: take just what this request needs
             chunk = cost
@@ -124,11 +139,10 @@ class SharedLimiter:
         if not decision.allowed:
             return decision
         left = chunk - cost
-        if left:
-            # permits earn their place at the limit's rate: spend them within that time
-            earned_in = emission_interval_ns(rule.rate, rule.period_s) * chunk
-            self._permits[key] = _Permits(left=left, spend_by_ns=now + earned_in)
-            self._bound(self._permits)
+        # permits earn their place at the limit's rate: spend them within that time
+        earned_in = emission_interval_ns(rule.rate, rule.period_s) * chunk
+        self._permits[key] = _Permits(left=left, spend_by_ns=now + earned_in, size=size)
+        self._bound(self._permits)
         return Decision(True, 0.0, left + decision.remaining, decision.state)
 
     async def _take_shared(self, key: str, rule: LimitRule, cost: int) -> Decision:
