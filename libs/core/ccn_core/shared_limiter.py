@@ -9,9 +9,10 @@ replica caches what it last read or wrote of a key, with the key's revision:
   the key since, the write is refused, the key is read again and the decision made again. So
   no two replicas can both spend the same permit, and a limit holds across all of them.
 
-A rule with `chunk` > 1 takes up to that many permits at once and spends them here; permits
-not spent within the time the shared limit needed to earn them are dropped, so the slack a
-chunk adds is at most one chunk per replica (and only ever stricter when dropped). The chunk
+A rule with `chunk` > 1 takes up to that many permits at once and spends them here. Permits
+are counted in the shared state when taken, so in any window the requests allowed are at most
+what the limit granted in it plus what the replicas held at its start: the slack is at most one
+chunk per replica. Permits not spent within a second are dropped (only ever stricter). The chunk
 grows while this replica spends whole chunks and shrinks when it drops permits, so a replica
 that sees little of a key's traffic takes (and wastes) little of its limit.
 
@@ -42,6 +43,9 @@ MAX_ATTEMPTS = 16
 # keys whose state this replica remembers (one per active node and action, plus the hot ones)
 MAX_CACHED_KEYS = 100_000
 KV_TIMEOUT_S = 2.0
+# chunk permits a replica has not spent within this long are dropped: a replica that went quiet
+# gives its share back to the others (the next chunk it takes is half the size)
+PERMITS_KEPT_NS = NS_PER_S
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(GcraState).decode
@@ -139,9 +143,7 @@ class SharedLimiter:
         if not decision.allowed:
             return decision
         left = chunk - cost
-        # permits earn their place at the limit's rate: spend them within that time
-        earned_in = emission_interval_ns(rule.rate, rule.period_s) * chunk
-        self._permits[key] = _Permits(left=left, spend_by_ns=now + earned_in, size=size)
+        self._permits[key] = _Permits(left=left, spend_by_ns=now + PERMITS_KEPT_NS, size=size)
         self._bound(self._permits)
         return Decision(True, 0.0, left + decision.remaining, decision.state)
 
