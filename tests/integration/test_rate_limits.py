@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ import nats
 import pytest
 
 from ccn_cli.main import main as ccn
+from ccn_cli.node.config import NodeConfig
+from ccn_cli.node.credentials import credentials_path, load_credentials
+from ccn_cli.node.node import build_client
 from ccn_cli.stack.ports import free_port
 from ccn_core.eventstore import EventStore
 from ccn_core.service import open_runtime
@@ -27,8 +31,10 @@ from ccn_core.settings import Settings
 from ccn_core.topology import NODES
 from ccn_edge.app import start_edge
 from ccn_proto.registry import GetNode, NodeView
-from tests.conftest import make_settings
-from tests.integration.test_edge_jobs import Edge, connected, next_frame, registered_node, running_edge
+from ccn_proto.scheduler import GetJob, JobView
+from tests.conftest import make_settings, migrated_database, with_topology
+from tests.integration.test_edge_jobs import Edge, connected, create_job, next_frame, registered_node, running_edge
+from tests.support.servers import start_nats
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,13 +72,19 @@ async def edge_replicas(settings: Settings, count: int) -> AsyncIterator[Edges]:
         yield Edges(urls=urls, first=first)
 
 
-@pytest.fixture
-async def edges(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Edges]:
-    settings = msgspec.structs.replace(
-        make_settings(isolated_nats, fresh_database, tmp_path), rate_limit_window_s=WINDOW_S
-    )
-    async with edge_replicas(settings, 3) as running:
-        yield running
+@pytest.fixture(scope="module")
+async def edges(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Edges]:
+    """Three edges on a NATS of this module's own, shared by its tests: each registers nodes of
+    its own and sets the limits it tests (set_limits waits until every edge applies them)."""
+    home = tmp_path_factory.mktemp("rate-limits")
+    server = start_nats(home / "nats", free_port())
+    try:
+        dsn = await migrated_database(postgres_server, f"ccn_limits_{secrets.token_hex(6)}")
+        settings = make_settings(await with_topology(str(server.url)), dsn, home)
+        async with edge_replicas(msgspec.structs.replace(settings, rate_limit_window_s=WINDOW_S), 3) as running:
+            yield running
+    finally:
+        server.stop()
 
 
 async def set_limits(http: aiohttp.ClientSession, edges: Edges, limits: dict[str, Any]) -> int:
@@ -185,10 +197,51 @@ async def test_a_websocket_node_over_its_heartbeat_limit_hears_rate_limited_with
             assert frame.get("job_id") is None
 
 
+async def test_the_reference_node_resends_what_its_limits_refused_and_finishes_its_work(
+    edges: Edges, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        await set_limits(http, edges, {"per_node": {"ws.result": {"rate": 2, "period_s": 1.0, "burst": 1}}})
+        jobs = [await create_job(edges.first, index) for index in range(6)]
+        config = NodeConfig(
+            edge_url=edges.urls[0], home=tmp_path, name="t", concurrency=3, executor="thread", grace_s=5.0
+        )
+        client = build_client(config, http)
+        node = asyncio.create_task(client.run())
+        try:
+            async with asyncio.timeout(60):
+                for job in jobs:
+                    while True:
+                        view = await edges.first.scheduler.call(
+                            "scheduler", "get_job", GetJob(job_id=job.job_id), JobView, correlation_id="test-limits"
+                        )
+                        if view.status == "completed":
+                            break
+                        await asyncio.sleep(0.1)
+        finally:
+            client.request_stop()
+            await asyncio.wait_for(node, timeout=20)
+    # results three at a time against a burst of one: refused (rate_limited, naming the job), kept
+    # by the node and sent again after retry_after, so every job completed on its first attempt
+    stored = load_credentials(credentials_path(tmp_path, "t"))
+    assert stored is not None
+    async with asyncio.timeout(15):
+        while "rate_limited" not in await node_history(edges.first, stored.node_public_id):
+            await asyncio.sleep(0.1)
+    finals = [
+        await edges.first.scheduler.call(
+            "scheduler", "get_job", GetJob(job_id=job.job_id), JobView, correlation_id="test-limits"
+        )
+        for job in jobs
+    ]
+    assert {view.attempt for view in finals} == {finals[0].attempt}
+    assert all(view.holder in (None, stored.node_public_id) for view in finals)
+
+
 async def test_a_change_of_limits_applies_on_every_edge_at_once(edges: Edges) -> None:
     async with aiohttp.ClientSession() as http:
         node = await registered_node(http, edges.first)
-        # the defaults: a node's two polls in a row pass on every edge
+        await set_limits(http, edges, {"per_node": {"http.job": {"rate": 100, "period_s": 1.0, "burst": 100}}})
         for url in edges.urls:
             assert (await poll(http, url, node))[0] == 204
         await set_limits(http, edges, {"per_node": {"http.job": {"rate": 1, "period_s": 60.0, "burst": 1}}})
@@ -218,7 +271,7 @@ async def test_ccn_admin_limits_show_and_set(
     monkeypatch.setenv("CCN_EDGE_PORT", str(settings.edge_port))
     monkeypatch.setenv("CCN_ADMIN_TOKEN", settings.admin_token)
     assert await asyncio.to_thread(ccn, ["admin", "limits", "show"]) == 0
-    assert "the defaults (none stored)" in capsys.readouterr().out
+    assert "rate limits: " in capsys.readouterr().out
     code = await asyncio.to_thread(
         ccn, ["admin", "limits", "set", "--rule", "per_node.http.job=3/1:6", "--rule", "global=100/1:200:10"]
     )
