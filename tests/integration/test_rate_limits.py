@@ -26,6 +26,7 @@ from ccn_cli.node.credentials import credentials_path, load_credentials
 from ccn_cli.node.node import build_client
 from ccn_cli.stack.ports import free_port
 from ccn_core.eventstore import EventStore
+from ccn_core.rate_limit_config import CONFIG_BUCKET, RATE_LIMITS_KEY
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import NODES
@@ -261,6 +262,20 @@ async def test_a_change_of_limits_applies_on_every_edge_at_once(edges: Edges) ->
             assert (await response.json())["field"] == "per_node.http.job"
         async with http.get(f"{edges.urls[0]}/admin/limits/") as response:
             assert response.status == 401  # the admin token guards them
+        # limits written past the API that do not pass the checks: the edges keep enforcing the
+        # last valid ones, and an admin is told what is wrong and how to mend it
+        nc = await nats.connect(edges.first.settings.effective_nats_url)
+        try:
+            bucket = await nc.jetstream().key_value(CONFIG_BUCKET)
+            await bucket.put(RATE_LIMITS_KEY, b'{"per_node": {"http.job": {"rate": -1}}}')
+        finally:
+            await nc.close()
+        async with http.get(f"{edges.urls[0]}/admin/limits/", headers=edges.admin) as response:
+            refusal = await response.json()
+            assert response.status == 422, refusal
+            assert "PUT valid ones" in refusal["message"]
+        assert (await poll(http, edges.urls[2], node))[0] == 204  # still `enabled: false`
+        await set_limits(http, edges, {"per_node": {"http.job": {"rate": 1, "period_s": 60.0, "burst": 1}}})
 
 
 async def test_ccn_admin_limits_show_and_set(

@@ -31,7 +31,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSe
 from nats.js.kv import KeyValue
 
 from ccn_core.commands import CommandClient
-from ccn_core.errors import BadInput, CcnError, Conflict, RateLimited, Unavailable
+from ccn_core.errors import BadInput, CcnError, Conflict, RateLimited, Unavailable, Unprocessable
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import get_logger
 from ccn_core.rate_limit_config import (
@@ -203,7 +203,14 @@ class EdgeLimits:
             return DEFAULT_RATE_LIMITS, 0
         except (TimeoutError, NatsError) as exc:
             raise Unavailable(f"the rate limits cannot be read now: {type(exc).__name__}", retry_after=1.0) from exc
-        return parse_rate_limits(entry.value or b""), entry.revision or 0
+        try:
+            return parse_rate_limits(entry.value or b""), entry.revision or 0
+        except BadInput as exc:  # written past the admin API: the edges keep what they enforce
+            raise Unprocessable(
+                f"the stored rate limits (revision {entry.revision}) do not pass the checks: {exc.message}; "
+                "PUT valid ones (the edges enforce the last valid limits meanwhile)",
+                field=exc.field,
+            ) from None
 
     async def store_config(self, config: RateLimits, *, revision: int | None = None) -> int:
         """Store new limits (every edge applies them as it sees them); with `revision`, only if
