@@ -24,6 +24,7 @@ from bench.eventstore_bench import (
     raw_async_publish,
     raw_sync_publish,
 )
+from bench.governance_bench import governance_figures
 from bench.html_bench import html_figures
 from bench.lifecycle_bench import (
     BATCHED_CONCURRENCY,
@@ -56,7 +57,8 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html): one group, for working on it
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance):
+# one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
 
@@ -238,6 +240,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += document_figures(quick=QUICK)
     if not ONLY or "html" in ONLY:
         figures += html_figures(quick=QUICK)  # extract_text against trafilatura alone: no servers
+    if not ONLY or "governance" in ONLY:
+        figures += governance_figures(workdir, quick=QUICK)  # the rate limiter, on a NATS of its own
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

@@ -248,8 +248,7 @@ def test_services_reach_only_dns_nats_postgres_and_the_collector(overlay: str) -
 
 
 def edge_public_prefixes() -> set[str]:
-    """The first segment of every route of the edge's app (the first two under /admin, which the
-    analytics service serves too, inside the cluster), probes and metrics aside."""
+    """The first segment of every route of the edge's app, probes and metrics aside."""
     app = create_app(
         context=EdgeContext(CommandClient(None, timeout=1), "salt"),  # type: ignore[arg-type]
         ready=lambda: None,  # type: ignore[arg-type,return-value]
@@ -259,9 +258,7 @@ def edge_public_prefixes() -> set[str]:
         socket_limits=SocketLimits.from_settings(Settings()),
         body_timeout_s=1,
     )
-    prefixes = {
-        "/" + "/".join(route.path.split("/")[1 : 3 if route.path.startswith("/admin/") else 2]) for route in app.routes
-    }
+    prefixes = {"/" + route.path.split("/")[1] for route in app.routes}
     return prefixes - {"/healthz", "/readyz", "/metrics"}
 
 
@@ -271,9 +268,7 @@ def test_the_ingress_sends_the_edges_public_routes_and_nothing_else_to_the_edge(
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert {path["backend"]["service"]["name"] for path in paths} == {"edge"}
     assert (
-        {path["path"] for path in paths}
-        == edge_public_prefixes()
-        == {"/compute", "/ws", "/jobs", "/admin/nodes", "/schema"}
+        {path["path"] for path in paths} == edge_public_prefixes() == {"/compute", "/ws", "/jobs", "/admin", "/schema"}
     )
     assert all(path["pathType"] == "Prefix" for path in paths)
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600

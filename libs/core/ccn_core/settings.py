@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # /jobs, and node frames that call a service; past either, 503 / an error frame, retry_after 1 s
     edge_max_requests_in_flight: int = 256
     edge_max_frames_in_flight: int = 2048
+    # an edge reports the requests its rate limits refused once per node per window this long
+    # (ccn_edge.rate_limits): a flood makes one node.rate_limited event a window per edge replica
+    rate_limit_window_s: float = 10.0
     # a request's whole body, from the first read: a 1-2 MiB batch chunk at 1 Mbit/s fits
     http_body_timeout_s: float = 30.0
     # a request line and headers, from the connection being ready for them (uvicorn has no such
@@ -150,6 +153,7 @@ _FLOAT_FIELDS = {
     "CCN_SHUTDOWN_GRACE_S": "shutdown_grace_s",
     "CCN_NODE_RELEASE_GRACE_S": "node_release_grace_s",
     "CCN_DOCUMENT_TIMEOUT_S": "document_timeout_s",
+    "CCN_RATE_LIMIT_WINDOW_S": "rate_limit_window_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -209,6 +213,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     for field in _POSITIVE_FIELDS:
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{variables[field]} must be above 0, not {getattr(settings, field)}")
+    if not 1 <= settings.rate_limit_window_s <= 3600:
+        raise SettingsError(f"CCN_RATE_LIMIT_WINDOW_S must be from 1 to 3600, not {settings.rate_limit_window_s}")
     if not 0 <= settings.node_release_grace_s <= 3600:
         raise SettingsError(f"CCN_NODE_RELEASE_GRACE_S must be from 0 to 3600, not {settings.node_release_grace_s}")
     return settings

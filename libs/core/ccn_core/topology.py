@@ -74,6 +74,8 @@ class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
     bucket: str
     description: str
     ttl_s: float = 0.0  # a key not written for this long is removed; 0: kept
+    in_memory: bool = False  # state that is rebuilt by use, not kept across a server restart
+    history: int = 1
 
     @property
     def stream(self) -> str:
@@ -99,7 +101,21 @@ CHECKPOINTS = KeyValueSpec(
     bucket="ccn_checkpoints",
     description="Positions of single-owner stream readers (the governance observer's windows of CCN_JOBS)",
 )
-KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS)
+# Rate limits (docs/adr/0017-shared-rate-limits-in-nats-kv.md): the GCRA state every edge replica
+# decides against, one key per limit and subject, gone once idle; and the limits themselves,
+# which admins set at run time and edges watch.
+RATE_LIMIT_STATE = KeyValueSpec(
+    bucket="ccn_rate_limits",
+    description="Rate-limit state shared by the edges (GCRA arrival times); an idle key expires",
+    ttl_s=3600.0,  # above any limit's tolerance (ccn_core.rate_limit_config checks it)
+    in_memory=True,
+)
+CONFIG = KeyValueSpec(
+    bucket="ccn_config",
+    description="Run-time configuration admins set (rate_limits); services watch it",
+    history=5,
+)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS, RATE_LIMIT_STATE, CONFIG)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",
@@ -235,9 +251,9 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
                 KeyValueConfig(
                     bucket=kv.bucket,
                     description=kv.description,
-                    history=1,
+                    history=kv.history,
                     ttl=kv.ttl_s or None,
-                    storage=StorageType.FILE,
+                    storage=StorageType.MEMORY if kv.in_memory else StorageType.FILE,
                     replicas=settings.stream_replicas,
                 )
             )

@@ -18,8 +18,10 @@ from ccn_edge.context import EdgeContext
 from ccn_edge.documents_api import DocumentServer, documents_router
 from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
+from ccn_edge.limits_api import limits_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_edge.nodes_admin_api import nodes_admin_router
+from ccn_edge.rate_limits import EdgeLimits, Violations, report_violations, watch_limits_config
 from ccn_web.auth import DEFAULT_ADMIN_NAME
 from ccn_web.http import Readiness, create_http_app
 from ccn_web.serve import serve_http
@@ -71,6 +73,7 @@ def create_app(
                     ComputeController,
                     jobs_router(admin_token),
                     nodes_admin_router(admin_token, admin_name),
+                    limits_router(admin_token),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),
@@ -89,7 +92,11 @@ def start_edge(runtime: Runtime) -> SocketLimits:
     """Serve the node API on the runtime until it stops; what its WebSocket connections hold
     against their caps is returned, for whoever watches them (tests do)."""
     settings = runtime.settings
-    context = EdgeContext(CommandClient(runtime.nc, timeout=settings.command_timeout_s), settings.ip_hash_salt)
+    commands = CommandClient(runtime.nc, timeout=settings.command_timeout_s)
+    limits = EdgeLimits(runtime.js, Violations(replica=runtime.replica, window_s=settings.rate_limit_window_s))
+    context = EdgeContext(commands, settings.ip_hash_salt, limits=limits)
+    runtime.spawn(watch_limits_config(runtime.js, limits, runtime.stopping), name="limits-config")
+    runtime.spawn(report_violations(commands, limits.violations, runtime.stopping), name="limits-violations")
     socket_limits = SocketLimits.from_settings(settings)
     NODE_CONNECTIONS.set_function(lambda: socket_limits.per_node.held())
     app = create_app(

@@ -2,7 +2,9 @@
 
 The edge holds no state and judges no token: it checks the shape of what arrives, hashes the
 caller's IP (the raw address goes no further), and forwards the command with the request's
-correlation id. The registry's typed error comes back as the matching HTTP status.
+correlation id. The registry's typed error comes back as the matching HTTP status. A node's
+requests meet its rate limits once the registry has said which node it is (ccn_edge.rate_limits):
+a token naming someone else's node cannot spend that node's limits. 429 + Retry-After past them.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ class ComputeController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[TelemetryRequest], edge: NamedDependency[EdgeContext]
     ) -> TelemetryReply:
         beat = await _session(request, edge, data.metrics)
+        await edge.limits.check(beat.node_public_id, "http.telemetry")
         lost: list[LostLease] = []
         if data.job_ids:
             renewed = await edge.scheduler(
@@ -225,6 +228,7 @@ class ComputeController(Controller):
         concurrency: Annotated[int, QueryParameter(ge=1, le=256)] = 1,
     ) -> Response[JobOffer | None]:
         beat = await _session(request, edge)
+        await edge.limits.check(beat.node_public_id, "http.job", job_types=job_types)
         claimed = await edge.scheduler(
             "claim_jobs",
             ClaimJobs(
@@ -251,6 +255,7 @@ class ComputeController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[JobResultRequest], edge: NamedDependency[EdgeContext]
     ) -> SubmitResultReply:
         beat = await _session(request, edge)
+        await edge.limits.check(beat.node_public_id, "http.job_result")
         command = SubmitResult(
             node_id=beat.node_public_id,
             job_id=data.job_id,
@@ -274,6 +279,7 @@ class ComputeController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[JobFailRequest], edge: NamedDependency[EdgeContext]
     ) -> FailJobReply:
         beat = await _session(request, edge)
+        await edge.limits.check(beat.node_public_id, "http.job_fail")
         command = FailJob(
             node_id=beat.node_public_id, job_id=data.job_id, reason=data.reason, kind=data.kind, usage=data.usage
         )

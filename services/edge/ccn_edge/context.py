@@ -14,6 +14,7 @@ from ccn_core.coalesce import Coalescer
 from ccn_core.commands import CommandClient, raise_command_error
 from ccn_core.errors import CcnError
 from ccn_core.ids import ip_hash, new_correlation_id
+from ccn_edge.rate_limits import EdgeLimits, Violations
 from ccn_proto.commands import CommandError
 from ccn_proto.nodes import NodeMetrics
 from ccn_proto.registry import Heartbeat, HeartbeatReply
@@ -55,10 +56,17 @@ BATCHES_IN_FLIGHT = 2
 
 class EdgeContext:
     def __init__(
-        self, commands: CommandClient, ip_hash_salt: str, *, max_request_bytes: int = MAX_COMMAND_BYTES
+        self,
+        commands: CommandClient,
+        ip_hash_salt: str,
+        *,
+        max_request_bytes: int = MAX_COMMAND_BYTES,
+        limits: EdgeLimits | None = None,
     ) -> None:
         self.commands = commands
         self._salt = ip_hash_salt
+        # the nodes' rate limits (none when the edge is built without JetStream, for a test)
+        self.limits = limits or EdgeLimits(None, Violations(replica="-"))
         # the node connections of this edge ask and answer through these: one command per batch
         self._claims = Coalescer(
             self._send_claims,

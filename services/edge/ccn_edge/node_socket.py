@@ -22,6 +22,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from ccn_core.errors import BadInput, CcnError, Conflict, Forbidden, PayloadTooLarge, Unauthorized, Unavailable
 from ccn_core.logging import correlation, get_logger
+from ccn_core.rate_limit_config import Action
 from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.connection_gate import Refusal, Ticket
 from ccn_edge.connection_limits import SocketLimits, node_connections_refusal, ungreeted_refusal
@@ -54,6 +55,25 @@ _USAGE_BYTES = 128
 
 _frame_decoder = untrusted_decoder(frames.NodeFrame)
 _encode = msgspec.json.Encoder().encode
+
+
+_MeteredFrame = frames.Ready | frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat
+
+
+def metered(frame: _MeteredFrame, job_types: list[str]) -> tuple[Action, int, list[str]]:
+    """What a frame spends of the node's rate limits: its action, its cost (a results frame
+    costs one per result) and, for an ask for work, the job types it asks for."""
+    match frame:
+        case frames.Ready():
+            return "ws.ready", 1, job_types
+        case frames.JobResults(results=results):
+            return "ws.result", max(1, len(results)), []
+        case frames.JobResult():
+            return "ws.result", 1, []
+        case frames.JobFail():
+            return "ws.fail", 1, []
+        case frames.Heartbeat():
+            return "ws.heartbeat", 1, []
 
 
 class _Closed(Exception):
@@ -251,11 +271,15 @@ class NodeLink:
             frame, size = received
             match frame:
                 case frames.Ready(slots=slots):
+                    if not await self._within_rate_limits(frame):
+                        continue
                     self._holdings.ask(slots)
                     self._wake_claimer.set()
                 case frames.JobResult() | frames.JobResults() | frames.JobFail() | frames.Heartbeat():
+                    if not await self._within_rate_limits(frame):
+                        continue
                     if not self._limits.frames.enter():
-                        await self._busy(frame)
+                        await self._busy(frame, self._limits.frames.refusal())
                         continue
                     try:
                         await self._on_service_frame(frame, size)
@@ -283,18 +307,28 @@ class NodeLink:
             case frames.Heartbeat(job_ids=job_ids, metrics=metrics):
                 await self._on_heartbeat(job_ids, metrics)
 
-    async def _busy(self, frame: frames.JobResult | frames.JobResults | frames.JobFail | frames.Heartbeat) -> None:
-        """The edge has as many frames out at the services as it takes: refused untouched, with
-        retry_after. A result or failure names its job (the node keeps it and sends it again);
-        a heartbeat's refusal names none (the node holds back its asks for that long)."""
-        refusal = self._limits.frames.refusal()
+    async def _within_rate_limits(self, frame: _MeteredFrame) -> bool:
+        """The node's rate limits for this frame (ccn_edge.rate_limits); False once refused."""
+        action, cost, job_types = metered(frame, self._job_types)
+        try:
+            await self._edge.limits.check(self.node_id, action, cost=cost, job_types=job_types)
+        except CcnError as exc:  # rate_limited, or unavailable when the limits cannot be checked
+            await self._busy(frame, exc)
+            return False
+        return True
+
+    async def _busy(self, frame: _MeteredFrame, refusal: CcnError) -> None:
+        """The edge will not pass this frame on now (the frames it has out at the services are
+        at their cap, or the node is over a rate limit): refused untouched, with retry_after.
+        A result or failure names its job (the node keeps it and sends it again); a heartbeat's
+        or ready's refusal names none (the node holds back its asks for that long)."""
         match frame:
             case frames.JobResult(job_id=job_id) | frames.JobFail(job_id=job_id):
                 await self._send_error(refusal, job_id=job_id)
             case frames.JobResults(results=results):
                 for item in results:
                     await self._send_error(refusal, job_id=item.job_id)
-            case frames.Heartbeat():
+            case frames.Heartbeat() | frames.Ready():
                 await self._send_error(refusal)
 
     async def _on_results(self, results: list[frames.ResultItem], ready: int, size: int) -> None:

@@ -136,6 +136,7 @@ class NodeClient:
         self._last_ready: int | None = None  # what the last Ready asked for; None once an offer came
         self._session_refreshed = False
         self._vitals = NodeVitals(clock)
+        self._edge_retry_after: float | None = None  # what the edge's last HTTP refusal asked for
 
     def request_stop(self) -> None:
         """Stop taking jobs, finish (or hand back) the running ones, say Bye, return from run()."""
@@ -154,7 +155,7 @@ class NodeClient:
         try:
             while not await self._enrolled():
                 backoff = backoff.after_failure()
-                if await self._sleep(backoff.delay_s(self._jitter())):
+                if await self._sleep(backoff.delay_s(self._jitter(), self._edge_retry_after)):
                     return
             backoff = backoff.reset()
             while not self._drained.is_set():
@@ -162,7 +163,7 @@ class NodeClient:
                 if end.fatal is not None:
                     raise NodeRefused(end.fatal)
                 if end.refresh_session and not await self._refresh_session():
-                    end = msgspec.structs.replace(end, welcomed_for_s=None)
+                    end = msgspec.structs.replace(end, welcomed_for_s=None, retry_after=self._edge_retry_after)
                 if end.welcomed_for_s is None:
                     backoff = backoff.after_failure()
                 else:
@@ -180,7 +181,8 @@ class NodeClient:
         try:
             credentials = await self._enrolment.enrol()
         except EdgeUnavailable as exc:
-            log.warning("edge unavailable", detail=exc.message)
+            log.warning("edge unavailable", detail=exc.message, retry_after=exc.retry_after)
+            self._edge_retry_after = exc.retry_after  # a 429's or 503's Retry-After: not sooner
             return False
         log.info("enrolled", node_public_id=credentials.node_public_id)
         return True
@@ -189,7 +191,8 @@ class NodeClient:
         try:
             await self._enrolment.refresh_session()
         except EdgeUnavailable as exc:
-            log.warning("could not start a session", detail=exc.message)
+            log.warning("could not start a session", detail=exc.message, retry_after=exc.retry_after)
+            self._edge_retry_after = exc.retry_after
             return False
         self._session_refreshed = True
         return True
@@ -409,6 +412,8 @@ class NodeClient:
                 self._wake.set()
             case ErrorAction.PAUSE:
                 self._pause(error.retry_after)
+                # a refused ready was not heard: ask again once the pause is over
+                self._last_ready = None
                 log.warning("edge asks the node to back off", **fields)
             case ErrorAction.RESEND_LATER:
                 job_id = error.job_id or ""
