@@ -33,7 +33,6 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.deadletter_cmd",
     "ccn_cli.admin_cmd",
     "ccn_cli.new_job_type_cmd",
-    "ccn_cli.admin_cmd",
 )
 
 
