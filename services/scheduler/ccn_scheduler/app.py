@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import msgspec
+
 from ccn_core.ownership import Ownership
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import NODE_RELEASE, OWNERS
@@ -32,6 +34,8 @@ async def start_scheduler(
     assert runtime.pool is not None, "the scheduler's archiver (and its projection) work in Postgres"
     settings = runtime.settings
     options = options or SchedulerOptions()
+    if not settings.scheduler_governance:
+        options = msgspec.structs.replace(options, governance=False)
     types = job_type_payloads() if payload_types is None else payload_types
     owner = ClaimOwner(
         runtime, types, options, consent_scopes=CONSENT_SCOPE_OF if consent_scopes is None else consent_scopes
