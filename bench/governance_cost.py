@@ -23,7 +23,7 @@ MAX_COST = 0.15
 async def governance_cost(postgres: Any, workdir: Path, *, quick: bool) -> list[Figure]:
     nodes = 20 if quick else 200
     jobs = 2_000 if quick else 20_000
-    rounds = 2 if quick else 3
+    rounds = 3 if quick else 4
     runs: dict[str, list[Figure]] = {"on": [], "off": []}
     async with contextlib.AsyncExitStack() as stack:
         stacks: dict[str, Stack] = {}

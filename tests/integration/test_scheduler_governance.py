@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 import aiohttp
 import msgspec
+import nats
 import pytest
+from nats.aio.client import Client as NATS
 
 from ccn_core import ids
 from ccn_core.aggregate import envelope_headers
@@ -183,7 +185,7 @@ async def test_a_shadow_banned_nodes_result_never_completes_a_job_and_another_no
         assert {e.node_id for e in view.history if e.type == "job.completed"} == {"n-honest"}
 
 
-async def append_node_event(api: Scheduler, node_id: str, event: msgspec.Struct) -> None:
+async def append_node_event(nc: NATS, node_id: str, event: msgspec.Struct) -> None:
     """An event on the node's stream as the registry would write it (the registry's own backoff
     stages last 30 s and more: too long for a test)."""
     envelope = Envelope(
@@ -197,7 +199,7 @@ async def append_node_event(api: Scheduler, node_id: str, event: msgspec.Struct)
         actor=Actor(kind="service", id="test"),
         data=event,
     )
-    store = EventStore(api.nc)
+    store = EventStore(nc)
     await store.start()
     try:
         name = str(envelope.type).split(".", 1)[1]
@@ -215,7 +217,7 @@ async def test_a_node_on_backoff_gets_nothing_until_its_backoff_ends(own_setting
         job = await create(api)
         until = datetime.now(UTC) + timedelta(seconds=2)
         await append_node_event(
-            api, node, NodeBackoffChanged(stage="mild", previous="none", until=until, cause="3 of 3 jobs failed")
+            api.nc, node, NodeBackoffChanged(stage="mild", previous="none", until=until, cause="3 of 3 jobs failed")
         )
 
         async def told_backoff() -> ClaimJobsReply | None:
@@ -259,6 +261,13 @@ async def drain_seen(edge: Edge, node_id: str) -> bool:
     return reply.draining
 
 
+async def withheld_seen(edge: Edge, node_id: str) -> bool:
+    ask = ClaimJobs(node_id=node_id, job_types=["extract_text"], concurrency=1)
+    reply = await edge.scheduler.call("scheduler", "claim_jobs", ask, ClaimJobsReply, correlation_id="probe")
+    assert not reply.offers
+    return reply.withheld is not None
+
+
 async def test_a_drained_node_finishes_its_job_gets_nothing_new_and_is_told_bye(edge: Edge) -> None:
     async with aiohttp.ClientSession() as http:
         node = await registered_node(http, edge)
@@ -297,3 +306,27 @@ async def test_a_drained_node_finishes_its_job_gets_nothing_new_and_is_told_bye(
             assert time.monotonic() - started < 10
             closed = await ws.receive(timeout=5)
             assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+
+
+async def test_a_backed_off_node_is_told_until_when_over_its_socket_and_offered_nothing_before(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        node = await registered_node(http, edge)
+        node_id = node["node_public_id"]
+        until = datetime.now(UTC) + timedelta(seconds=3)
+        nc = await nats.connect(edge.settings.effective_nats_url)
+        try:
+            backoff = NodeBackoffChanged(stage="mild", previous="none", until=until, cause="rate-limited")
+            await append_node_event(nc, node_id, backoff)
+        finally:
+            await nc.drain()
+        await eventually(lambda: withheld_seen(edge, node_id))  # no job exists yet: the probe takes none
+        job = await create_job(edge, 0)
+        async with connected(http, edge, node) as ws:
+            await ws.send_json({"type": "ready", "slots": 1})
+            told = await next_frame(ws)
+            assert told["type"] == "error" and told["code"] == "backed_off", told
+            assert datetime.fromisoformat(told["backoff_until"]) == until
+            assert 0 < told["retry_after"] <= 3
+            offer = await next_frame(ws)
+            assert offer["type"] == "job_offer" and offer["job_id"] == job.job_id
+            assert datetime.now(UTC) >= until

@@ -16,7 +16,7 @@ from ccn_core.domain.job import JobState
 from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_proto.scheduler import ClaimJobs
 from ccn_scheduler.board import ClaimBoard
-from ccn_scheduler.fair_share import BUCKETS, UNCAPPED, WINDOW_S, FairShare
+from ccn_scheduler.fair_share import ASKING_BUCKETS, BUCKETS, UNCAPPED, WINDOW_S, FairShare
 from ccn_scheduler.node_governance import NodeGovernance
 from ccn_scheduler.node_view import NodeView
 
@@ -51,16 +51,17 @@ def test_the_cap_is_twice_the_fair_share_scaled_by_weight_with_the_concurrency_a
     assert fair.share("a") == (30, 40, 4)
 
 
-def test_the_window_slides_bucket_by_bucket() -> None:
+def test_the_window_slides_bucket_by_bucket_and_a_node_that_stops_asking_stops_counting() -> None:
     fair = FairShare()
     fair.asked("a", T0)
     fair.asked("b", T0)
     fair.took("a", 30, T0)
-    later = at(WINDOW_S - BUCKET_S / 2)
+    assert fair.share("a") == (30, 30, 2)
+    later = at(ASKING_BUCKETS * BUCKET_S + BUCKET_S / 2)  # a has not asked for 3 s: no longer asking
     fair.asked("b", later)
     fair.took("b", 5, later)
-    assert fair.share("a") == (30, 35, 2)
-    after = at(WINDOW_S + BUCKET_S / 2)  # the first bucket has left the window, and a's ask with it
+    assert fair.share("a") == (30, 35, 1)
+    after = at(WINDOW_S + BUCKET_S / 2)  # the first bucket has left the window, a's jobs with it
     fair.asked("b", after)
     assert fair.share("a") == (0, 5, 1) and fair.share("b") == (5, 5, 1)
 

@@ -466,6 +466,13 @@ class NodeLink:
             while not self._closed and (slots := self._holdings.to_claim()) > 0:
                 try:
                     reply = await self._ask(slots)
+                except Forbidden as exc:
+                    # banned, its consent not current, or no consent to any type it runs: no ask
+                    # of this connection can succeed, so it ends with the reason
+                    with contextlib.suppress(_Closed):
+                        await self._send_error(exc)
+                        await self._hang_up(WS_POLICY_VIOLATION, exc.message)
+                    return
                 except CcnError as exc:
                     with contextlib.suppress(_Closed):
                         await self._send_error(exc)
@@ -477,6 +484,7 @@ class NodeLink:
                     except _Closed:
                         return
                     continue
+                self._draining, self._told_withheld = False, None  # lifted (an unban), if it was so
                 if not reply.offers and reply.held >= self._holdings.concurrency:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(FULL_PAUSE_S):
@@ -497,7 +505,9 @@ class NodeLink:
         if reply.draining:
             self._draining = True
             await self._bye_if_drained()
-            await self._wake_claimer.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MAX_WITHHELD_WAIT_S):  # a drain may be lifted (unban)
+                    await self._wake_claimer.wait()
             self._wake_claimer.clear()
             return
         wait_s = WITHHELD_RECHECK_S

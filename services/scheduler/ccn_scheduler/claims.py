@@ -110,6 +110,7 @@ class Claimer:
     ) -> None:
         self._jobs = jobs
         self._governance = governance
+        self._capped_waiting = 0  # claims waiting because the node is at its fair share's cap
         self._board = board
         self._reply_bytes = max(_OFFER_OVERHEAD, max_reply_bytes - _REPLY_HEADROOM)
         self._replica = replica
@@ -181,11 +182,13 @@ class Claimer:
                 return self._reply(command, [])
             now = self._clock()
             job_types, slots = command.job_types, command.slots
+            capped = False
             if self._governance is not None:
                 admission = self._governance.admit(command, now)
                 if not admission.eligibility.allowed:
                     return self._withheld(command, admission.eligibility)
                 job_types, slots = list(admission.eligibility.job_types), min(slots, admission.allowance)
+                capped = admission.allowance <= 0
             picked = self._board.pick(command.node_id, job_types, command.concurrency, slots, now)
             cards, surplus = budget.fit(picked)
             for card in surplus:
@@ -195,6 +198,8 @@ class Claimer:
                 if offers:
                     if self._governance is not None:
                         self._governance.claimed(command.node_id, len(offers), now)
+                        if self._capped_waiting:
+                            self.work.notify()  # the fair share grew: capped claims look again
                     return self._reply(command, offers)
                 if undecided:
                     # the event store did not answer: the jobs stay ready, the caller asks again
@@ -202,7 +207,11 @@ class Claimer:
                 continue  # every pick was stale (the board has their true state now): look again
             if surplus or loop.time() >= deadline or self._board.held(command.node_id) >= command.concurrency:
                 return self._reply(command, [])
-            await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
+            self._capped_waiting += capped
+            try:
+                await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
+            finally:
+                self._capped_waiting -= capped
 
     async def _claim_picked(
         self, node_id: str, cards: list[Card], meta: EventMeta, now: datetime

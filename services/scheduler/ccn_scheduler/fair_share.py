@@ -2,12 +2,12 @@
 while other nodes ask for work too.
 
 The window (10 s by default) is kept as a ring of buckets (1 s each). In it: how many jobs each
-node took, how many were taken in all, and which nodes asked. A node's fair share is the taken
-total over the nodes that asked; its cap is `ratio` (2) times that, scaled by its weight (0 to
-1: reputation and health, ccn_scheduler.node_view.scheduling_weight), and never below the node's
-concurrency, so every node that asks is served and a quiet window starts without a ramp. A node
-at its cap gets nothing now; its claim waits like one that found no work, and the next bucket or
-others' claims raise the cap again.
+node took and how many were taken in all; and which nodes are asking (asked in the last 3 s). A
+node's fair share is the window's total over the nodes asking; its cap is `ratio` (2) times that,
+scaled by its weight (0 to 1: reputation and health, ccn_scheduler.node_view.scheduling_weight),
+and never below the node's concurrency, so every node that asks is served and a quiet window
+starts without a ramp. A node at its cap gets nothing now; its claim waits like one that found no
+work, and others' claims (which wake it) or the next bucket raise the cap again.
 
 A node alone is not held back: with one asker there is nobody to be fair to. Each call costs a
 few dictionary operations; a bucket's expiry costs one pass over the nodes that acted in it.
@@ -23,6 +23,10 @@ from typing import Final
 WINDOW_S: Final = 10.0
 BUCKETS: Final = 10
 FAIR_RATIO: Final = 2.0
+# a node counts among those asking while it asked within this many of the last buckets: a node
+# waiting for work asks again every quarter second, one working asks after each job; one that
+# left (or works on one long job) stops diluting the others' share after this
+ASKING_BUCKETS: Final = 3
 UNCAPPED: Final = 1 << 30
 
 
@@ -33,14 +37,22 @@ class _Bucket:
 
 
 class FairShare:
-    def __init__(self, *, window_s: float = WINDOW_S, buckets: int = BUCKETS, ratio: float = FAIR_RATIO) -> None:
+    def __init__(
+        self,
+        *,
+        window_s: float = WINDOW_S,
+        buckets: int = BUCKETS,
+        ratio: float = FAIR_RATIO,
+        asking_buckets: int = ASKING_BUCKETS,
+    ) -> None:
         self._bucket_s = window_s / buckets
         self._buckets_kept = buckets
+        self._asking_buckets = min(asking_buckets, buckets)
         self._ratio = ratio
         self._ring: deque[_Bucket] = deque()
         self._taken: dict[str, int] = {}  # node → jobs taken in the window
         self._total = 0
-        self._last_ask: dict[str, int] = {}  # node → the bucket of its latest ask in the window
+        self._last_ask: dict[str, int] = {}  # node → the bucket of its latest ask, while it counts
         self._askers: dict[int, set[str]] = {}  # bucket → nodes whose latest ask is in it
 
     def _advance(self, now: datetime) -> int:
@@ -55,7 +67,8 @@ class FairShare:
                 else:
                     del self._taken[node_id]
                 self._total -= count
-        for bucket in [b for b in self._askers if b < oldest_kept]:
+        oldest_asking = index - self._asking_buckets + 1
+        for bucket in [b for b in self._askers if b < oldest_asking]:
             for node_id in self._askers.pop(bucket):
                 if self._last_ask.get(node_id) == bucket:
                     del self._last_ask[node_id]
@@ -94,5 +107,5 @@ class FairShare:
         self._total += count
 
     def share(self, node_id: str) -> tuple[int, int, int]:
-        """(the node's jobs, all jobs, nodes asking) in the window: for tests and logs."""
+        """(the node's jobs in the window, all jobs in the window, nodes asking): for tests and logs."""
         return self._taken.get(node_id, 0), self._total, len(self._last_ask)
