@@ -46,6 +46,7 @@ from tests.integration.test_scheduler import (
     Scheduler,
     answering,
     eventually,
+    projected_job,
     registered_and_consenting,
     scheduler_client,
 )
@@ -183,6 +184,9 @@ async def test_a_shadow_banned_nodes_result_never_completes_a_job_and_another_no
         view = await api.job(job.job_id)
         assert (view.status, view.result, view.result_checksum) == ("completed", result, result_checksum(result))
         assert {e.node_id for e in view.history if e.type == "job.completed"} == {"n-honest"}
+        # the read model went through the set-aside: the attempt the honest node completed is the first
+        row = await projected_job(own_settings, job.job_id, "completed")
+        assert (row["attempt"], row["claimed_by_node_id"]) == (1, "n-honest")
 
 
 async def append_node_event(nc: NATS, node_id: str, event: msgspec.Struct) -> None:
