@@ -49,6 +49,7 @@ from tests.integration.test_scheduler import (
     projected_job,
     registered_and_consenting,
     scheduler_client,
+    schedulers,
 )
 
 # the test's job types, each in a consent scope
@@ -334,3 +335,34 @@ async def test_a_backed_off_node_is_told_until_when_over_its_socket_and_offered_
             offer = await next_frame(ws)
             assert offer["type"] == "job_offer" and offer["job_id"] == job.job_id
             assert datetime.now(UTC) >= until
+
+
+async def test_a_new_owner_rebuilds_the_node_view_and_releases_a_node_banned_while_none_owned(
+    own_settings: Settings,
+) -> None:
+    async with (
+        open_runtime("registry", own_settings) as registry_runtime,
+        scheduler_client(own_settings.effective_nats_url) as api,
+    ):
+        await start_registry(registry_runtime, health=False)
+        await registry_runtime.nc.flush()
+        registry = CommandClient(api.nc, timeout=10.0)
+        node = (await registered_and_consenting(registry)).node_public_id
+        async with schedulers(own_settings, 1):
+            jobs = [await create(api, lease_s=600.0) for _ in range(2)]
+            taken = await offered(api, node, ["echo"], slots=2)
+            assert sorted(o.job_id for o in taken.offers) == sorted(j.job_id for j in jobs)
+        # no scheduler runs while the node is banned: nobody sees the event as it happens
+        await admin(registry, "ban", BanNode(node_id=node, reason="abuse", by="ops"))
+        async with schedulers(own_settings, 1) as (replica,):
+            governance = replica.owner.governance
+            assert governance is not None
+            banned = governance.view.get(node)
+            assert banned is not None and banned.banned  # folded from the replay
+            other: set[str] = set()
+            async with asyncio.timeout(10):
+                while len(other) < 2:
+                    other |= {o.job_id for o in (await claim(api, "n-other", ["echo"], slots=2, wait_s=1.0)).offers}
+            assert other == {j.job_id for j in jobs}
+            with pytest.raises(Forbidden):
+                await claim(api, node, ["echo"])
