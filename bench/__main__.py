@@ -25,6 +25,7 @@ from bench.eventstore_bench import (
     raw_sync_publish,
 )
 from bench.governance_bench import governance_figures
+from bench.governance_cost import governance_cost
 from bench.html_bench import html_figures
 from bench.lifecycle_bench import (
     BATCHED_CONCURRENCY,
@@ -115,6 +116,7 @@ async def _lifecycle_figures(workdir: Path, *, quick: bool) -> list[Figure]:
             figures = await _lifecycle_on(nats_server, postgres, workdir, monitor_port, quick=quick)
         finally:
             nats_server.stop()
+        figures += await governance_cost(postgres, workdir, quick=quick)
         postgres.create_database("lifecycle_sync")
         synced = start_nats(workdir / "nats-sync-always", free_port(), sync_interval="always")
         try:

@@ -50,7 +50,10 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(nats_url: str, database_url: str, home: Path, ports: list[int]) -> AsyncIterator[Stack]:
+async def running_stack(
+    nats_url: str, database_url: str, home: Path, ports: list[int], extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    """`extra_env`: CCN_* settings of this stack's own (e.g. governance off)."""
     edge_port, analytics_port, registry_port, scheduler_port, projector_port = ports
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CCN_")},
@@ -72,6 +75,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path, ports: lis
         "CCN_WS_MAX_UNGREETED_PER_IP": "2048",
         "CCN_WS_MAX_UNGREETED": "2048",
         "CCN_WS_MAX_CONNECTIONS_PER_NODE": "100",
+        **(extra_env or {}),
     }
     started = await asyncio.to_thread(
         subprocess.run, [CCN, "up"], env=env, capture_output=True, text=True, timeout=180, check=False

@@ -139,11 +139,15 @@ class Acks(msgspec.Struct, gc=False, tag="acks", frozen=True, kw_only=True):
 
 
 class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
+    """`backoff_until`: the node is backed off (or its daily quota is spent) and gets no work
+    before then; `retry_after` says the same in seconds."""
+
     code: str
     message: str
     job_id: str | None = None
     field: str | None = None
     retry_after: float | None = None
+    backoff_until: datetime | None = None
 
 
 class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid_unknown_fields=True):

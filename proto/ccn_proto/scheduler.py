@@ -118,10 +118,17 @@ class JobOffer(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 
 class ClaimJobsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """`withheld`: why node governance gives the node nothing now (it is draining, offline,
+    backed off, or its daily quota is spent), and `backoff_until` until when, where that is
+    known; `draining`: the node gets no new job, and once it holds none it is told bye."""
+
     node_id: str
     offers: list[JobOffer]
     held: int  # jobs the node holds now, these offers included
     server_time: datetime
+    withheld: Text | None = None
+    backoff_until: datetime | None = None
+    draining: bool = False
 
 
 MAX_BATCHED_ASKS = 256

@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from ccn_core import ids, subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient
+from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import ClaimJob, JobDecider, result_checksum
 from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
@@ -35,11 +36,14 @@ from ccn_core.settings import Settings
 from ccn_core.topology import JOBS, NODES
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCreated, JobEvent
+from ccn_proto.nodes import ConsentScope
 from ccn_proto.registry import (
+    ConsentReply,
     EndSession,
     EndSessionReply,
     OptOut,
     OptOutReply,
+    RecordConsent,
     RegisterNode,
     RegisterNodeReply,
     StartSession,
@@ -581,6 +585,22 @@ async def test_a_released_job_is_claimable_at_once_on_the_same_attempt(own_setti
         assert row["retry_at"] is None and row["last_retry_at"] is None
 
 
+async def registered_and_consenting(
+    registry: CommandClient, scopes: list[ConsentScope] | None = None
+) -> RegisterNodeReply:
+    """A node as the reference node makes one: registered, and consenting to the current terms
+    (without that the scheduler offers it nothing)."""
+    node = await registry.call(
+        "registry", "register", RegisterNode(consent_flag=True), RegisterNodeReply, correlation_id="corr-reg"
+    )
+    version = current_consent_version()
+    consent = RecordConsent(
+        api_token=node.api_token, consent_version=version, consent_hash=consent_catalogue()[version], scopes=scopes
+    )
+    await registry.call("registry", "consent", consent, ConsentReply, correlation_id="corr-consent")
+    return node
+
+
 async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Settings) -> None:
     async with (
         open_runtime("registry", own_settings) as registry,
@@ -590,9 +610,7 @@ async def test_an_opted_out_node_releases_its_jobs_at_once(own_settings: Setting
         await start_registry(registry, health=False, observe=False)
         await registry.nc.flush()  # its command subscription is on the server before we call
         registry_client = CommandClient(api.nc)
-        node = await registry_client.call(
-            "registry", "register", RegisterNode(consent_flag=True), RegisterNodeReply, correlation_id="corr-reg"
-        )
+        node = await registered_and_consenting(registry_client)
         node_id = node.node_public_id
         created = [await api.create(f"job {i}", lease_s=600.0) for i in range(3)]
         claimed = await api.claim(node_id, concurrency=3, slots=3, wait_s=2)
@@ -630,9 +648,7 @@ async def test_jobs_are_released_when_the_nodes_last_session_ends(own_settings: 
         await start_registry(registry, health=False, observe=False)
         await registry.nc.flush()
         registry_client = CommandClient(api.nc)
-        node = await registry_client.call(
-            "registry", "register", RegisterNode(consent_flag=True), RegisterNodeReply, correlation_id="corr-reg"
-        )
+        node = await registered_and_consenting(registry_client)
         second = await registry_client.call(
             "registry", "start_session", StartSession(api_token=node.api_token), StartSessionReply, correlation_id="c2"
         )

@@ -8,6 +8,7 @@ import pytest
 
 from ccn_core.decider import fold
 from ccn_core.domain.job import (
+    MAX_SET_ASIDE_KEPT,
     CancelJob,
     ClaimJob,
     CreateJob,
@@ -20,6 +21,7 @@ from ccn_core.domain.job import (
 )
 from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
 from ccn_core.retry_policy import RetryPolicy
+from ccn_proto.budgets import JobUsage
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
@@ -30,6 +32,7 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
 
@@ -52,6 +55,9 @@ RESULT = {"text": "x", "language": "en"}
 FAILED_ONCE = JobFailed(node_id="n1", attempt=1, reason="crash", retry_at=T0 + timedelta(seconds=1))
 CLAIMED_AGAIN = JobClaimed(node_id="n2", attempt=2, lease_until=T0 + timedelta(seconds=62))
 RELEASED = JobReleased(node_id="n1", attempt=1, reason="the node left before the offer reached it")
+CHECKSUM = result_checksum(RESULT)
+SET_ASIDE = JobResultSetAside(node_id="n1", attempt=1, checksum=CHECKSUM, reason="its node is shadow-banned")
+USAGE = JobUsage(cpu_time_s=1.5, max_memory_mb=200, wall_ms=1800, bytes_fetched=4096)
 
 CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]] = [
     ("create", [], CreateJob(created=CREATED), [CREATED]),
@@ -269,6 +275,54 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         ReleaseJob(node_id="n1", reason="gone", now=LATER, replica="s-0"),
         [JobReleased(node_id="n1", attempt=1, reason="gone", replica="s-0")],
     ),
+    (
+        "a shadow-banned holder's result is set aside, not completed",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER, shadow_banned=True),
+        [SET_ASIDE],
+    ),
+    (
+        "a shadow-banned holder's result with a wrong checksum is refused as any other",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum="0" * 64, now=LATER, shadow_banned=True),
+        BadInput,
+    ),
+    (
+        "a set-aside result sent again is answered without a new event",
+        [CREATED, CLAIMED, SET_ASIDE],
+        SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER, shadow_banned=True),
+        [],
+    ),
+    (
+        "another result of the set-aside node, not holding the job, is refused",
+        [CREATED, CLAIMED, SET_ASIDE],
+        SubmitResult(node_id="n1", result={"text": "y"}, checksum=result_checksum({"text": "y"}), now=LATER),
+        Conflict,
+    ),
+    (
+        "after a set-aside another node claims the job with the same attempt number",
+        [CREATED, CLAIMED, SET_ASIDE],
+        ClaimJob(node_id="n2", now=LATER),
+        [JobClaimed(node_id="n2", attempt=1, lease_until=LATER + timedelta(seconds=60))],
+    ),
+    (
+        "and that node's result completes it",
+        [CREATED, CLAIMED, SET_ASIDE, JobClaimed(node_id="n2", attempt=1, lease_until=LATER)],
+        SubmitResult(node_id="n2", result=RESULT, checksum=CHECKSUM, now=LATER),
+        [JobCompleted(node_id="n2", attempt=1, result=RESULT, checksum=CHECKSUM)],
+    ),
+    (
+        "a result carries the usage its node reported",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER, usage=USAGE),
+        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=CHECKSUM, usage=USAGE)],
+    ),
+    (
+        "a failure carries its kind and usage",
+        [CREATED, CLAIMED],
+        FailJob(node_id="n1", reason="killed: memory", now=T0, jitter=0.0, kind="budget_exceeded", usage=USAGE),
+        [JobFailed(node_id="n1", attempt=1, reason="killed: memory", retry_at=T0, kind="budget_exceeded", usage=USAGE)],
+    ),
     ("cancel a queued job", [CREATED], CancelJob(reason="not needed"), [JobCancelled(reason="not needed")]),
     ("a finished job cannot be cancelled", [CREATED, JobCancelled()], CancelJob(), Conflict),
 ]
@@ -295,6 +349,25 @@ def test_a_release_hands_the_attempt_back_and_keeps_the_claims_node() -> None:
     )
     # a release retried by the same node is told apart from one by a node that never held it
     assert state.claimed_by == "n1"
+
+
+def test_a_set_aside_result_requeues_the_job_at_once_without_counting_the_attempt() -> None:
+    state = fold(decider, JOB, [CREATED, CLAIMED, SET_ASIDE])
+    assert (state.status, state.attempt, state.holder, state.retry_at) == ("queued", 0, None, None)
+    assert state.set_aside_by("n1") and not state.set_aside_by("n2")
+    assert state.completed_by is None and state.result_checksum is None
+
+
+def test_the_set_aside_record_is_bounded() -> None:
+    events: list[JobEvent] = [CREATED]
+    for attempt in range(1, 30):
+        node = f"n{attempt}"
+        events += [
+            JobClaimed(node_id=node, attempt=1, lease_until=LATER),
+            JobResultSetAside(node_id=node, attempt=1, checksum=CHECKSUM, reason="shadow-banned"),
+        ]
+    state = fold(decider, JOB, events)
+    assert len(state.set_aside) == MAX_SET_ASIDE_KEPT and state.set_aside[-1] == ("n29", CHECKSUM)
 
 
 def test_retry_delay_grows_exponentially_under_a_cap_with_full_jitter() -> None:

@@ -82,6 +82,18 @@ def test_an_oversized_offer_is_refused_with_both_sizes() -> None:
         (Error(code="rate_limited", message="slow", job_id="j1", retry_after=1.0), True, ErrorAction.RESEND_LATER),
         (Error(code="unavailable", message="down", job_id="j1"), True, ErrorAction.STOP_JOB),
         (Error(code="rate_limited", message="slow", retry_after=0.5), True, ErrorAction.PAUSE),
+        # node governance: backed off (or its quota spent) until a time, or withheld (offline)
+        (
+            Error(
+                code="backed_off",
+                message="mild",
+                retry_after=30.0,
+                backoff_until=datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC),
+            ),
+            True,
+            ErrorAction.PAUSE,
+        ),
+        (Error(code="withheld", message="offline", retry_after=5.0), True, ErrorAction.PAUSE),
         (Error(code="unauthorized", message="session superseded"), True, ErrorAction.REFRESH_SESSION),
         (Error(code="bad_input", message="malformed frame"), True, ErrorAction.NOTE),
     ],

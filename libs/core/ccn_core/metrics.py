@@ -59,7 +59,11 @@ SCHEDULER_LIVE_JOBS = Gauge(
     "ccn_scheduler_live_jobs", "Unfinished jobs on the claim owner's board (0 on a standby replica)"
 )
 SCHEDULER_READY_JOBS = Gauge("ccn_scheduler_ready_jobs", "Jobs a claim could take now, on the claim owner's board")
-CLAIMS = Counter("ccn_claims_total", "Claims answered by the scheduler, by outcome: offered, empty", ["outcome"])
+CLAIMS = Counter(
+    "ccn_claims_total",
+    "Claims answered by the scheduler, by outcome: offered, empty, withheld (by node governance)",
+    ["outcome"],
+)
 NODE_CONNECTIONS = Gauge(
     "ccn_edge_node_connections", "WebSocket connections of nodes that said hello, on this edge replica"
 )

@@ -94,6 +94,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Past either bound a creation is refused with 503 and Retry-After until nodes catch up.
     scheduler_max_live_jobs: int = 500_000
     scheduler_max_payload_bytes: int = 1024 * 1024 * 1024
+    # 0 turns node governance off on the claim path (eligibility, fair shares, shadow-bans...):
+    # only to measure what it costs (make bench); every deployment runs with it on
+    scheduler_governance: int = 1
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -142,6 +145,7 @@ _INT_FIELDS = {
     "CCN_SCHEDULER_MAX_LIVE_JOBS": "scheduler_max_live_jobs",
     "CCN_SCHEDULER_MAX_PAYLOAD_BYTES": "scheduler_max_payload_bytes",
     "CCN_MAX_DOCUMENT_BYTES": "max_document_bytes",
+    "CCN_SCHEDULER_GOVERNANCE": "scheduler_governance",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",

@@ -45,6 +45,10 @@ CLAIM_MARGIN_S = 5.0  # the scheduler holds a claim up to CLAIM_WAIT_S, then ans
 # the scheduler answers at once, empty, when it counts the node full (e.g. a reservation whose
 # claim may still land): ask again after this pause, or sooner when a slot frees here
 FULL_PAUSE_S = 1.0
+# node governance withholds work (offline, or an end not known): ask again after this; and never
+# wait longer than MAX_WITHHELD_WAIT_S before asking again (a backoff may be lifted early)
+WITHHELD_RECHECK_S = 5.0
+MAX_WITHHELD_WAIT_S = 60.0
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
 
@@ -106,6 +110,8 @@ class NodeLink:
         self._batch_frames = False  # the node reads job_offers and acks frames
         self._claim_id: str | None = None  # the claim waiting at the scheduler, if any
         self._said_bye = False
+        self._draining = False  # the scheduler said so: bye once the node holds nothing
+        self._told_withheld: tuple[str | None, Any] | None = None  # the last withholding told to the node
 
     async def run(self) -> None:
         ip_hash = self._edge.caller_ip_hash(self._socket) or "-"
@@ -393,6 +399,7 @@ class NodeLink:
             raise
         await self._offer(offers)
         self._wants(ready - len(offers))
+        await self._bye_if_drained()
 
     async def _submit(
         self, item: frames.ResultItem, job_correlation: str, size: int | None, slots: int
@@ -440,6 +447,7 @@ class NodeLink:
         self._holdings.release(job_id)
         self._wake_claimer.set()
         await self._send(frames.Ack(job_id=job_id, status=reply.status))
+        await self._bye_if_drained()
 
     async def _refused(self, job_id: str, exc: CcnError) -> None:
         """The scheduler refused the node's result or failure: the node hears why, and a job
@@ -501,11 +509,25 @@ class NodeLink:
             while not self._closed and (slots := self._holdings.to_claim()) > 0:
                 try:
                     reply = await self._ask(slots)
+                except Forbidden as exc:
+                    # banned, its consent not current, or no consent to any type it runs: no ask
+                    # of this connection can succeed, so it ends with the reason
+                    with contextlib.suppress(_Closed):
+                        await self._send_error(exc)
+                        await self._hang_up(WS_POLICY_VIOLATION, exc.message)
+                    return
                 except CcnError as exc:
                     with contextlib.suppress(_Closed):
                         await self._send_error(exc)
                     await asyncio.sleep(exc.retry_after or 1.0)
                     continue
+                if reply.withheld is not None:
+                    try:
+                        await self._withheld(reply)
+                    except _Closed:
+                        return
+                    continue
+                self._draining, self._told_withheld = False, None  # lifted (an unban), if it was so
                 if not reply.offers and reply.held >= self._holdings.concurrency:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(FULL_PAUSE_S):
@@ -516,6 +538,47 @@ class NodeLink:
                     await self._offer(reply.offers)
                 except _Closed:
                     return
+
+    async def _withheld(self, reply: scheduler.ClaimJobsReply) -> None:
+        """Node governance gives the node nothing now. Draining: once it holds nothing it is told
+        bye; until then the claimer waits for its results. Backed off (or its quota spent): the
+        node hears until when (an error frame with retry_after and backoff_until, which the
+        reference node honours by asking for nothing until then), and the claimer asks again
+        after that, or after WITHHELD_RECHECK_S when no end is known (offline)."""
+        if reply.draining:
+            self._draining = True
+            await self._bye_if_drained()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MAX_WITHHELD_WAIT_S):  # a drain may be lifted (unban)
+                    await self._wake_claimer.wait()
+            self._wake_claimer.clear()
+            return
+        wait_s = WITHHELD_RECHECK_S
+        if reply.backoff_until is not None:
+            wait_s = max(0.0, (reply.backoff_until - reply.server_time).total_seconds())
+        if self._told_withheld != (reply.withheld, reply.backoff_until):
+            self._told_withheld = (reply.withheld, reply.backoff_until)
+            await self._send(
+                frames.Error(
+                    code="backed_off" if reply.backoff_until is not None else "withheld",
+                    message=reply.withheld or "no work for this node now",
+                    retry_after=round(wait_s, 3),
+                    backoff_until=reply.backoff_until,
+                )
+            )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(wait_s, MAX_WITHHELD_WAIT_S)):
+                while not self._closed:
+                    await self._wake_claimer.wait()
+                    self._wake_claimer.clear()
+
+    async def _bye_if_drained(self) -> None:
+        """A draining node that holds nothing more is told bye and the connection ends."""
+        if self._draining and not self._holdings.held:
+            with contextlib.suppress(_Closed):
+                await self._send(frames.Bye(reason="this node is drained: it gets no new jobs"))
+            log.info("drained node told bye")
+            await self._hang_up(1000, "drained")
 
     async def _offer(self, offers: list[scheduler.JobOffer]) -> None:
         """Send the node its offers, several in a `job_offers` frame to a node that reads them;

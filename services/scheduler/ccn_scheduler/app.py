@@ -4,9 +4,14 @@ to its own process (ccn_scheduler.projector)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import msgspec
+
 from ccn_core.ownership import Ownership
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import NODE_RELEASE, OWNERS
+from ccn_jobs.registry import CONSENT_SCOPE_OF
 from ccn_scheduler.cleanup import ArchivePolicy, JobArchiver
 from ccn_scheduler.owner import ClaimOwner, SchedulerOptions
 from ccn_scheduler.payloads import PayloadTypes, job_type_payloads
@@ -24,12 +29,17 @@ async def start_scheduler(
     payload_types: PayloadTypes | None = None,
     options: SchedulerOptions | None = None,
     project: bool = True,
+    consent_scopes: Mapping[str, str] | None = None,
 ) -> ClaimOwner:
     assert runtime.pool is not None, "the scheduler's archiver (and its projection) work in Postgres"
     settings = runtime.settings
     options = options or SchedulerOptions()
+    if not settings.scheduler_governance:
+        options = msgspec.structs.replace(options, governance=False)
     types = job_type_payloads() if payload_types is None else payload_types
-    owner = ClaimOwner(runtime, types, options)
+    owner = ClaimOwner(
+        runtime, types, options, consent_scopes=CONSENT_SCOPE_OF if consent_scopes is None else consent_scopes
+    )
     ownership = Ownership(
         runtime.js,
         bucket=OWNERS.bucket,

@@ -173,13 +173,15 @@ class ClaimBoard:
 
     def pick(self, node_id: str, job_types: Iterable[str], concurrency: int, slots: int, now: datetime) -> list[Card]:
         """Up to `min(slots, concurrency - held)` ready jobs of the given types, best first,
-        marked as being claimed for the node (they count against its concurrency at once)."""
+        marked as being claimed for the node (they count against its concurrency at once). A job
+        whose result from this node was set aside (it is shadow-banned) is left for others."""
         want = min(slots, concurrency - self.held(node_id))
         if want <= 0:
             return []
         self._wake_due(now)
         heaps = [self._ready[job_type] for job_type in dict.fromkeys(job_types) if self._ready.get(job_type)]
         picked: list[Card] = []
+        passed: list[tuple[list[tuple[int, int, str]], tuple[int, int, str]]] = []
         while len(picked) < want and heaps:
             best = None
             for heap in heaps:
@@ -188,12 +190,17 @@ class ClaimBoard:
                     best = heap
             if best is None:
                 break
-            _, _, job_id = heapq.heappop(best)
-            card = self._cards[job_id]
-            card.claiming_for = node_id
-            self._held[node_id].add(job_id)
-            picked.append(card)
+            entry = heapq.heappop(best)
+            card = self._cards[entry[2]]
+            if card.state.set_aside and card.state.set_aside_by(node_id):
+                passed.append((best, entry))  # its result was set aside here: others take it
+            else:
+                card.claiming_for = node_id
+                self._held[node_id].add(card.job_id)
+                picked.append(card)
             heaps = [heap for heap in heaps if heap]
+        for heap, entry in passed:
+            heapq.heappush(heap, entry)
         return picked
 
     def _prune(self, heap: list[tuple[int, int, str]], now: datetime) -> None:

@@ -5,6 +5,10 @@ The board (one owner at a time, ADR 0016) says which jobs are ready and how many
 so a claim costs no read and one append per job. The aggregate still decides: an append that
 meets a write the owner did not know of (a predecessor's last claims) fails its OCC check, the
 job is read afresh, and the board learns its true state.
+
+Node governance (ccn_scheduler.node_governance), when on, is asked first: a node it refuses gets
+Forbidden, one it withholds work from an empty reply saying why, and one at its fair share's cap
+waits as a node that found no work does.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from ccn_core.metrics import CLAIMS
 from ccn_proto.envelope import Actor
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, JobOffer
 from ccn_scheduler.board import Card, ClaimBoard
+from ccn_scheduler.eligibility import Eligibility
 from ccn_scheduler.job_service import JobService
+from ccn_scheduler.node_governance import NodeGovernance
 
 log = get_logger("ccn.scheduler.claims")
 # a withdrawal that arrives before its claim is remembered this long; claims wait at most 30 s
@@ -100,8 +106,11 @@ class Claimer:
         replica: str,
         max_reply_bytes: int = 1024 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        governance: NodeGovernance | None = None,
     ) -> None:
         self._jobs = jobs
+        self._governance = governance
+        self._capped_waiting = 0  # claims waiting because the node is at its fair share's cap
         self._board = board
         self._reply_bytes = max(_OFFER_OVERHEAD, max_reply_bytes - _REPLY_HEADROOM)
         self._replica = replica
@@ -172,13 +181,25 @@ class Claimer:
             if withdrawn.is_set():
                 return self._reply(command, [])
             now = self._clock()
-            picked = self._board.pick(command.node_id, command.job_types, command.concurrency, command.slots, now)
+            job_types, slots = command.job_types, command.slots
+            capped = False
+            if self._governance is not None:
+                admission = self._governance.admit(command, now)
+                if not admission.eligibility.allowed:
+                    return self._withheld(command, admission.eligibility)
+                job_types, slots = list(admission.eligibility.job_types), min(slots, admission.allowance)
+                capped = admission.allowance <= 0
+            picked = self._board.pick(command.node_id, job_types, command.concurrency, slots, now)
             cards, surplus = budget.fit(picked)
             for card in surplus:
                 self._board.unclaim(card.job_id)  # the reply is full: left for the next claim
             if cards:
                 offers, undecided = await self._claim_picked(command.node_id, cards, meta, now)
                 if offers:
+                    if self._governance is not None:
+                        self._governance.claimed(command.node_id, len(offers), now)
+                        if self._capped_waiting:
+                            self.work.notify()  # the fair share grew: capped claims look again
                     return self._reply(command, offers)
                 if undecided:
                     # the event store did not answer: the jobs stay ready, the caller asks again
@@ -186,7 +207,11 @@ class Claimer:
                 continue  # every pick was stale (the board has their true state now): look again
             if surplus or loop.time() >= deadline or self._board.held(command.node_id) >= command.concurrency:
                 return self._reply(command, [])
-            await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
+            self._capped_waiting += capped
+            try:
+                await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
+            finally:
+                self._capped_waiting -= capped
 
     async def _claim_picked(
         self, node_id: str, cards: list[Card], meta: EventMeta, now: datetime
@@ -221,6 +246,19 @@ class Claimer:
             attempt=state.attempt,
             lease_until=card.lease_end or state.lease_until,
             correlation_id=card.correlation_id,
+            budget=self._governance.budget(node_id) if self._governance is not None else None,
+        )
+
+    def _withheld(self, command: ClaimJobs, eligibility: Eligibility) -> ClaimJobsReply:
+        CLAIMS.labels("withheld").inc()
+        return ClaimJobsReply(
+            node_id=command.node_id,
+            offers=[],
+            held=self._board.held(command.node_id),
+            server_time=self._clock(),
+            withheld=eligibility.withheld,
+            backoff_until=eligibility.until,
+            draining=eligibility.draining,
         )
 
     def _reply(self, command: ClaimJobs, offers: list[JobOffer]) -> ClaimJobsReply:

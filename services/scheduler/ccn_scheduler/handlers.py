@@ -66,6 +66,7 @@ from ccn_scheduler.board import ClaimBoard
 from ccn_scheduler.claims import Claimer, ReplyBudget
 from ccn_scheduler.job_history import job_view
 from ccn_scheduler.job_service import JobService
+from ccn_scheduler.node_governance import NodeGovernance
 from ccn_scheduler.payloads import PayloadTypes, check_payload
 
 log = get_logger("ccn.scheduler.handlers")
@@ -110,12 +111,14 @@ class SchedulerHandlers:
         max_payload_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
+        governance: NodeGovernance | None = None,
     ) -> None:
         if not key_secret:
             raise ValueError("CCN_TOKEN_SECRET is required: it keys the job ids of idempotent creations")
         self._jobs = jobs
         self._board = board
         self._claimer = claimer
+        self._governance = governance
         self._payload_types = payload_types
         self._key = key_secret
         self._replica = replica
@@ -357,19 +360,25 @@ class SchedulerHandlers:
         return RenewLeasesReply(node_id=command.node_id, renewed=renewed, lost=lost, server_time=self._clock())
 
     async def submit_result(self, command: SubmitResult, ctx: CommandContext) -> SubmitResultReply:
+        shadow_banned = self._governance is not None and self._governance.shadow_banned(command.node_id)
         decision = SubmitResultCommand(
             node_id=command.node_id,
             result=command.result,
             checksum=command.checksum,
             now=self._clock(),
             replica=self._replica,
+            usage=command.usage,
+            shadow_banned=shadow_banned,
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
+        status = public_status(executed.state)
+        if (command.node_id, command.checksum) in executed.state.set_aside and executed.state.holder != command.node_id:
+            # set aside (its node is shadow-banned): answered as an accepted result is, so the
+            # node cannot tell; the job is queued again for another node
+            status = "completed"
+            self._claimer.work.notify()
         return SubmitResultReply(
-            job_id=command.job_id,
-            status=public_status(executed.state),
-            duplicate=not executed.events,
-            server_time=self._clock(),
+            job_id=command.job_id, status=status, duplicate=not executed.events, server_time=self._clock()
         )
 
     async def fail_job(self, command: FailJob, ctx: CommandContext) -> FailJobReply:
@@ -379,6 +388,8 @@ class SchedulerHandlers:
             now=self._clock(),
             jitter=self._jitter(),
             replica=self._replica,
+            kind=command.kind,
+            usage=command.usage,
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         return FailJobReply(

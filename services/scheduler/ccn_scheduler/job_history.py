@@ -18,6 +18,7 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
 from ccn_proto.scheduler import JobHistoryEntry, JobView
@@ -30,9 +31,13 @@ def history_entry(envelope: Envelope[JobEvent]) -> JobHistoryEntry:
     attempt: int | None = None
     reason: str | None = None
     match envelope.data:
-        case JobClaimed() | JobCompleted() | JobFailed() | JobReleased() | JobAbandoned() as event:
+        case (
+            JobClaimed() | JobCompleted() | JobFailed() | JobReleased() | JobResultSetAside() | JobAbandoned() as event
+        ):
             node_id, attempt = event.node_id, event.attempt
-            reason = event.reason if isinstance(event, JobFailed | JobReleased | JobAbandoned) else None
+            reason = (
+                event.reason if isinstance(event, JobFailed | JobReleased | JobResultSetAside | JobAbandoned) else None
+            )
         case LeaseRenewed() as event:
             node_id = event.node_id
         case JobDead() as event:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,9 @@ import msgspec
 from ccn_core import subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta, Loaded
 from ccn_core.commands import CommandServer
+from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import FINISHED, ExpireLease, JobDecider, JobState
+from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_core.errors import CcnError
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import correlation, get_logger
@@ -33,13 +35,16 @@ from ccn_core.reactor import Reactor
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime
 from ccn_core.topology import JOBS, NODE_RELEASE
+from ccn_jobs.registry import CONSENT_SCOPE_OF
 from ccn_proto.envelope import HEADER_TYPE, Actor, Envelope
-from ccn_proto.jobs import JobCreated, JobCreatedBytes, JobEvent
+from ccn_proto.jobs import JobClaimed, JobCreated, JobCreatedBytes, JobEvent
 from ccn_proto.nodes import NodeEvent
 from ccn_scheduler.board import Card, ClaimBoard, ForeignWrites
 from ccn_scheduler.claims import Claimer
 from ccn_scheduler.handlers import SchedulerHandlers
 from ccn_scheduler.job_service import JobRepository, JobService
+from ccn_scheduler.node_governance import NodeGovernance
+from ccn_scheduler.node_view import NodeView, needs_release
 from ccn_scheduler.payloads import PayloadTypes
 from ccn_scheduler.reactors import NodeRelease
 
@@ -64,10 +69,16 @@ class ReplayStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def replay_jobs(
-    store: EventStore, js: Any, decider: JobDecider, repository: JobRepository, board: ClaimBoard
+    store: EventStore,
+    js: Any,
+    decider: JobDecider,
+    repository: JobRepository,
+    board: ClaimBoard,
+    on_claim: Callable[[str, datetime], None] | None = None,
 ) -> ReplayStats:
     """Fold CCN_JOBS, as it stands now, into the board and the repository's cache. Finished jobs
-    are dropped as they finish: memory follows the live jobs, not the stream."""
+    are dropped as they finish: memory follows the live jobs, not the stream. `on_claim`: told
+    each claim's node and time (the daily quotas count them)."""
     started = time.perf_counter()
     up_to = (await js.stream_info(JOBS.name)).state.last_seq
     states: dict[str, tuple[JobState, int]] = {}
@@ -92,7 +103,10 @@ async def replay_jobs(
                         creation.data.priority,
                     )
                 else:
-                    event = _decode_event(stored.data).data
+                    envelope = _decode_event(stored.data)
+                    event = envelope.data
+                    if on_claim is not None and isinstance(event, JobClaimed):
+                        on_claim(event.node_id, envelope.occurred_at)
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 # a poison event (the projections dead-letter it): the job it would change is
                 # left as the rest of its history has it; one bad event must not stop claims
@@ -142,6 +156,10 @@ class SchedulerOptions(msgspec.Struct, frozen=True, kw_only=True):
     # or changed behind its back is on its board within two of these
     reconcile_interval_s: float = 5.0
     projection_idle_wait_s: float = 0.5
+    # node governance on the claim path (eligibility, fair shares, quotas, shadow-bans, budgets,
+    # releases of banned and offline nodes); off only to measure what it costs (make bench)
+    governance: bool = True
+    max_tracked_nodes: int = 1_000_000  # the node view's bound
 
 
 class ClaimOwner:
@@ -155,9 +173,13 @@ class ClaimOwner:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
+        consent_scopes: Mapping[str, str] = CONSENT_SCOPE_OF,
     ) -> None:
         self._runtime = runtime
         self._types = payload_types
+        self._consent_scopes = consent_scopes
+        self._node_view: NodeView | None = None
+        self.governance: NodeGovernance | None = None
         self._options = options
         self._clock = clock
         self._jitter = jitter
@@ -183,7 +205,18 @@ class ClaimOwner:
         )
         foreign = ForeignWrites(read_up_to=0)
         jobs = JobService(repository, on_state=board.track, on_append=foreign.own)
-        self.last_replay = stats = await replay_jobs(runtime.store, runtime.js, decider, repository, board)
+        releaser = NodeLeaseRelease(board, replica=runtime.replica, clock=self._clock)
+        governance = None
+        if self._options.governance:
+            view = NodeView(
+                NodeDecider(consent_catalogue()), max_nodes=self._options.max_tracked_nodes, on_change=releaser.changed
+            )
+            nodes_s = await view.replay(runtime.store, runtime.js)
+            log.info("node view ready", nodes=len(view), up_to_seq=view.last_seq, replay_s=round(nodes_s, 3))
+            governance = NodeGovernance(view, consent_version=current_consent_version(), scope_of=self._consent_scopes)
+            self._node_view, self.governance = view, governance
+        on_claim = governance.daily.add if governance is not None else None
+        self.last_replay = stats = await replay_jobs(runtime.store, runtime.js, decider, repository, board, on_claim)
         foreign.watermark = stats.up_to_seq
         # the renewals a predecessor saw died with it: every holder gets a full lease from now
         board.extend_all(self._clock())
@@ -195,7 +228,9 @@ class ClaimOwner:
             up_to_seq=stats.up_to_seq,
             replay_s=round(stats.seconds, 3),
         )
-        claimer = Claimer(jobs, board, replica=runtime.replica, max_reply_bytes=runtime.nc.max_payload)
+        claimer = Claimer(
+            jobs, board, replica=runtime.replica, max_reply_bytes=runtime.nc.max_payload, governance=governance
+        )
         handlers = SchedulerHandlers(
             jobs,
             board,
@@ -207,8 +242,18 @@ class ClaimOwner:
             max_payload_bytes=settings.scheduler_max_payload_bytes,
             clock=self._clock,
             jitter=self._jitter,
+            governance=governance,
         )
         self.board, self.handlers = board, handlers
+        if governance is not None and self._node_view is not None:
+            releaser.start(handlers)
+            # a ban or an outage the predecessor saw but did not act on: those leases go back now
+            for node_id, node in self._node_view.nodes().items():
+                reason = needs_release(None, node)
+                if reason is not None and board.held(node_id):
+                    releaser.changed(node_id, None, node)
+            self._tasks.append(asyncio.create_task(releaser.run(), name="scheduler_node_lease_release"))
+            await self._node_view.follow(runtime.js)
         sweeper = LeaseSweeper(
             handlers, board, claimer, replica=runtime.replica, clock=self._clock, jitter=self._jitter
         )
@@ -239,6 +284,9 @@ class ClaimOwner:
         if self._reactor is not None:
             self._reactor.stop()
             self._reactor = None
+        view, self._node_view, self.governance = self._node_view, None, None
+        if view is not None:
+            await view.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -248,6 +296,66 @@ class ClaimOwner:
         self.handlers, self.board = None, None
         SCHEDULER_LIVE_JOBS.set(0)
         SCHEDULER_READY_JOBS.set(0)
+
+
+class NodeLeaseRelease:
+    """A node that became banned (by an admin or by policy) or offline gives its leases back at
+    once: the node view tells it each change, and it releases every job the board shows the node
+    holding, as an abandonment without a backoff (the node went, the job did not fail)."""
+
+    def __init__(self, board: ClaimBoard, *, replica: str, clock: Callable[[], datetime]) -> None:
+        self._board = board
+        self._replica = replica
+        self._clock = clock
+        self._handlers: SchedulerHandlers | None = None
+        self._due: dict[str, str] = {}  # node → why: at most one entry per node
+        self._wake = asyncio.Event()
+        self.released = 0
+
+    def start(self, handlers: SchedulerHandlers) -> None:
+        self._handlers = handlers
+
+    def changed(self, node_id: str, before: NodeState | None, after: NodeState) -> None:
+        reason = needs_release(before, after)
+        if reason is not None:
+            self._due[node_id] = reason
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            due, self._due = self._due, {}
+            for node_id, reason in due.items():
+                try:
+                    self.released += await self.release(node_id, reason)
+                except Exception:
+                    log.exception("releasing a node's leases failed; retried shortly", node_id=node_id)
+                    self._due.setdefault(node_id, reason)
+                    await asyncio.sleep(1.0)
+                    self._wake.set()
+
+    async def release(self, node_id: str, reason: str) -> int:
+        handlers = self._handlers
+        if handlers is None:
+            return 0
+        held = self._board.held_jobs(node_id)
+        now = self._clock()
+
+        async def one(card: Card) -> bool:
+            meta = EventMeta(correlation_id=card.correlation_id, actor=Actor(kind="service", id=self._replica))
+            command = ExpireLease(now=now, jitter=0.0, reason=reason, node_id=node_id)
+            with correlation(card.correlation_id, job_id=card.job_id):
+                return await handlers.expire(card.job_id, command, meta)
+
+        outcomes = await asyncio.gather(*(one(card) for card in held), return_exceptions=True)
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        count = sum(1 for outcome in outcomes if outcome is True)
+        if held:
+            log.info("released the jobs of a node that may not work now", node_id=node_id, jobs=count, reason=reason)
+        if failed:
+            raise failed[0]
+        return count
 
 
 class LeaseSweeper:

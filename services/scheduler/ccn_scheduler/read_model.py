@@ -21,6 +21,7 @@ from ccn_proto.jobs import (
     JobEventBytes,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
 
@@ -145,7 +146,8 @@ def job_statements(envelope: Envelope[JobEventBytes]) -> list[Statement]:
                     ),
                 ),
             ]
-        case JobReleased() as e:
+        case JobReleased() | JobResultSetAside() as e:
+            # queued again at once with the attempt handed back (a set-aside result is not a failure)
             return [(_RELEASED, (job, e.attempt - 1, at))]
         case JobFailed() | JobAbandoned() as e:
             # with no attempts left, retry_at is None and the job.dead in the same decision follows

@@ -2,7 +2,11 @@
 
 Time and the jitter draw come in with the command, so a decision is reproducible in a test.
 The checksum of a result is recomputed here from its canonical bytes: a node cannot get a
-result accepted whose checksum it merely asserted."""
+result accepted whose checksum it merely asserted.
+
+A shadow-banned holder's result is set aside (job.result_set_aside): the job is queued again at
+once for another node and the attempt is not counted. Whether the holder is shadow-banned is the
+claim owner's knowledge (its node view), so it comes in with the command, as time does."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import msgspec
 
 from ccn_core.errors import BadInput, Conflict, NotFound
 from ccn_core.retry_policy import RetryPolicy
+from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
@@ -24,11 +29,15 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
 
 JobStatus = Literal["absent", "queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
 FINISHED: frozenset[JobStatus] = frozenset({"completed", "dead", "cancelled"})
+# set-aside results a job remembers (node, checksum): bounds its state whatever a node sends
+MAX_SET_ASIDE_KEPT = 8
+SHADOW_BANNED_REASON = "its node is shadow-banned"
 
 
 def canonical_result_bytes(result: dict[str, Any]) -> bytes:
@@ -57,6 +66,12 @@ class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     # the latest claim's node, kept after it ends: a release retried after its reply was lost
     # is told from a release by a node that never held the job
     claimed_by: str | None = None
+    # (node, checksum) of results set aside, latest last: the same result sent again is answered
+    # as the first was, and the claim owner offers the job to other nodes first
+    set_aside: tuple[tuple[str, str], ...] = ()
+
+    def set_aside_by(self, node_id: str) -> bool:
+        return any(node == node_id for node, _ in self.set_aside)
 
 
 class CreateJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -75,6 +90,8 @@ class SubmitResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     checksum: str
     now: datetime
     replica: str | None = None  # the deciding scheduler replica, recorded on the event
+    usage: JobUsage | None = None  # as the node reported it
+    shadow_banned: bool = False  # the node is shadow-banned: its result does not complete the job
 
 
 class FailJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -83,6 +100,8 @@ class FailJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     now: datetime
     jitter: float
     replica: str | None = None
+    kind: FailureKind = "error"
+    usage: JobUsage | None = None
 
 
 class ReleaseJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -138,9 +157,21 @@ class JobDecider:
                     command.checksum,
                 ):
                     return []  # the same result again (a retry after a lost reply): accepted once
+                if (command.node_id, command.checksum) in state.set_aside and state.holder != command.node_id:
+                    return []  # a set-aside result again: answered as the first time, nothing new
                 self._require_holder(state, command.node_id)
                 if result_checksum(command.result) != command.checksum:
                     raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
+                if command.shadow_banned:
+                    return [
+                        JobResultSetAside(
+                            node_id=command.node_id,
+                            attempt=state.attempt,
+                            checksum=command.checksum,
+                            reason=SHADOW_BANNED_REASON,
+                            replica=command.replica,
+                        )
+                    ]
                 return [
                     JobCompleted(
                         node_id=command.node_id,
@@ -148,6 +179,7 @@ class JobDecider:
                         result=command.result,
                         checksum=command.checksum,
                         replica=command.replica,
+                        usage=command.usage,
                     )
                 ]
             case FailJob():
@@ -159,6 +191,8 @@ class JobDecider:
                     reason=command.reason,
                     retry_at=retry_at,
                     replica=command.replica,
+                    kind=command.kind,
+                    usage=command.usage,
                 )
                 if retry_at:
                     return [failed]
@@ -272,6 +306,19 @@ class JobDecider:
                 # retried release by the same node is answered without a second event
                 return replace(
                     state, status="queued", holder=None, lease_until=None, retry_at=None, attempt=event.attempt - 1
+                )
+            case JobResultSetAside():
+                # queued again at once, the attempt handed back (the node did not fail the job);
+                # the node is remembered so the job goes to another node first
+                kept = (*state.set_aside, (event.node_id, event.checksum))[-MAX_SET_ASIDE_KEPT:]
+                return replace(
+                    state,
+                    status="queued",
+                    holder=None,
+                    lease_until=None,
+                    retry_at=None,
+                    attempt=event.attempt - 1,
+                    set_aside=kept,
                 )
             case JobFailed() | JobAbandoned():
                 return replace(state, status="retry_wait", holder=None, lease_until=None, retry_at=event.retry_at)
