@@ -39,9 +39,26 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
-from ccn_proto.nodes import ConsentRecorded, NodeEvent, NodeOptedOut, NodeRegistered, SessionEnded, SessionStarted
+from ccn_proto.nodes import (
+    ConsentRecorded,
+    NodeBackoffChanged,
+    NodeBanned,
+    NodeBudgetsSet,
+    NodeDrainRequested,
+    NodeEvent,
+    NodeHealthChanged,
+    NodeOptedOut,
+    NodeRateLimited,
+    NodeRegistered,
+    NodeShadowBanned,
+    NodeUnbanned,
+    NodeWorkRecorded,
+    SessionEnded,
+    SessionStarted,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RETRY = T0 + timedelta(seconds=4)
@@ -106,6 +123,28 @@ STEPS: list[tuple[JobEvent, list[Step]]] = [
         ],
     ),
     (
+        JobResultSetAside(node_id=NODE, attempt=2, checksum="c" * 64, reason="the node is shadow-banned"),
+        [
+            Step(
+                event="job_result_set_aside",
+                node_id=NODE,
+                attempt=2,
+                details={"reason": "the node is shadow-banned", "checksum": "c" * 64},
+            )
+        ],
+    ),
+    (
+        JobFailed(node_id=NODE, attempt=1, reason="over its memory budget", retry_at=None, kind="budget_exceeded"),
+        [
+            Step(
+                event="job_failed",
+                node_id=NODE,
+                attempt=1,
+                details={"reason": "over its memory budget", "kind": "budget_exceeded"},
+            )
+        ],
+    ),
+    (
         JobFailed(node_id=NODE, attempt=1, reason="parser crashed", retry_at=RETRY),
         [
             Step(event="job_failed", node_id=NODE, attempt=1, details={"reason": "parser crashed", "retry_at": RETRY}),
@@ -160,6 +199,57 @@ REGISTERED = NodeRegistered(
 )
 
 NODE_STEPS: list[tuple[NodeEvent, list[Step]]] = [
+    (
+        NodeBanned(reason="scraping", by="ops"),
+        [Step(event="node_banned", node_id=NODE, details={"reason": "scraping", "by": "ops"})],
+    ),
+    (
+        NodeShadowBanned(reason="odd", by="ops"),
+        [Step(event="node_shadow_banned", node_id=NODE, details={"reason": "odd", "by": "ops"})],
+    ),
+    (
+        NodeDrainRequested(reason="m", by="ops"),
+        [Step(event="node_drain_requested", node_id=NODE, details={"reason": "m", "by": "ops"})],
+    ),
+    (
+        NodeUnbanned(reason="appeal", by="ops"),
+        [Step(event="node_unbanned", node_id=NODE, details={"reason": "appeal", "by": "ops"})],
+    ),
+    (
+        NodeBudgetsSet(max_memory_mb=256, by="ops"),
+        [Step(event="node_budgets_set", node_id=NODE, details={"max_memory_mb": 256, "by": "ops"})],
+    ),
+    (
+        NodeRateLimited(window_start=T0, window_end=T0, refused={"ready": 9}),
+        [
+            Step(
+                event="node_rate_limited",
+                node_id=NODE,
+                details={"refused": {"ready": 9}, "window_start": T0, "window_end": T0},
+            )
+        ],
+    ),
+    (
+        NodeHealthChanged(health="offline", previous="healthy", reasons=["no telemetry for 50 s"], silent_s=50.0),
+        [
+            Step(
+                event="node_health_changed",
+                node_id=NODE,
+                details={"health": "offline", "previous": "healthy", "reasons": ["no telemetry for 50 s"]},
+            )
+        ],
+    ),
+    (
+        NodeBackoffChanged(stage="mild", previous="none", until=T0, cause="3 of 3 jobs failed"),
+        [
+            Step(
+                event="node_backoff_changed",
+                node_id=NODE,
+                details={"stage": "mild", "previous": "none", "until": T0, "cause": "3 of 3 jobs failed"},
+            )
+        ],
+    ),
+    (NodeWorkRecorded(window_start=T0, window_end=T0, completed=3), []),
     (
         REGISTERED,
         [

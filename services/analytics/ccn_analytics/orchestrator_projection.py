@@ -38,6 +38,7 @@ from ccn_proto.jobs import (
     JobEventBytes,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     LeaseRenewed,
 )
 
@@ -50,6 +51,7 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_claimed",
     "job_released",
     "job_reassigned",
+    "job_result_set_aside",
     "job_result_submitted",
     "job_completed",
     "job_failed",
@@ -62,6 +64,14 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "node_session_started",
     "node_session_ended",
     "node_opted_out",
+    "node_banned",
+    "node_shadow_banned",
+    "node_drain_requested",
+    "node_unbanned",
+    "node_budgets_set",
+    "node_rate_limited",
+    "node_health_changed",
+    "node_backoff_changed",
     "event_dead_lettered",
     "dead_letter_replayed",
     "dead_letter_replay_failed",
@@ -153,8 +163,15 @@ def lifecycle_steps(event: LoggedJobEvent) -> list[Step]:
                     event="job_released", node_id=event.node_id, attempt=event.attempt, details={"reason": event.reason}
                 )
             ]
+        case JobResultSetAside():
+            # a shadow-banned node's result: kept out of the dataset, the job queued again at once
+            facts = {"reason": event.reason, "checksum": event.checksum}
+            return [Step(event="job_result_set_aside", node_id=event.node_id, attempt=event.attempt, details=facts)]
         case JobFailed():
-            return _ended("job_failed", event.node_id, event.attempt, event.reason, event.retry_at)
+            failed = _ended("job_failed", event.node_id, event.attempt, event.reason, event.retry_at)
+            if event.kind != "error":  # over a budget, or its wall clock: the node said so
+                failed[0].details["kind"] = event.kind
+            return failed
         case JobAbandoned():
             return _ended("job_abandoned", event.node_id, event.attempt, event.reason, event.retry_at)
         case JobDead():
@@ -171,7 +188,13 @@ def handling_replica(envelope: Envelope[LoggedJobEvent]) -> str | None:
     replica has the node as actor and no replica."""
     match envelope.data:
         case (
-            JobClaimed() | JobCompleted() | JobCompletedBytes() | JobFailed() | JobReleased() | JobDead()
+            JobClaimed()
+            | JobCompleted()
+            | JobCompletedBytes()
+            | JobFailed()
+            | JobReleased()
+            | JobResultSetAside()
+            | JobDead()
         ) as event if event.replica:
             return event.replica
     return actor_replica(envelope)
@@ -264,6 +287,7 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     JobCompletedBytes,
     JobFailed,
     JobReleased,
+    JobResultSetAside,
     JobAbandoned,
     JobDead,
     JobCancelled,
