@@ -9,6 +9,7 @@ a token naming someone else's node cannot spend that node's limits. 429 + Retry-
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -64,6 +65,25 @@ from ccn_web.http import correlation_id
 MAX_TOKEN_LENGTH = 512
 _API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
 _SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
+
+
+WITHHELD_RETRY_S = 10.0  # when governance withholds work without saying until when (offline, draining)
+
+
+def withheld_headers(reply: ClaimJobsReply) -> dict[str, str]:
+    """A 204 says "no job now"; when node governance withheld the work, these say why
+    (`CCN-Withheld`) and when to ask again (`Retry-After`, and `CCN-Backoff-Until` when the node
+    is backed off or its daily quota is spent), as the socket's error frame does."""
+    if reply.withheld is None:
+        return {}
+    wait_s = WITHHELD_RETRY_S
+    printable = "".join(c if " " <= c <= "~" else " " for c in reply.withheld[:200])  # a header is one ASCII line
+    headers = {"CCN-Withheld": printable}
+    if reply.backoff_until is not None:
+        wait_s = max(0.0, (reply.backoff_until - reply.server_time).total_seconds())
+        headers["CCN-Backoff-Until"] = reply.backoff_until.isoformat()
+    headers["Retry-After"] = str(math.ceil(wait_s))
+    return headers
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -239,7 +259,7 @@ class ComputeController(Controller):
             timeout=wait_s + 5,
         )
         if not claimed.offers:
-            return Response(None, status_code=204)
+            return Response(None, status_code=204, headers=withheld_headers(claimed))
         return Response(claimed.offers[0], status_code=200)
 
     @post(
