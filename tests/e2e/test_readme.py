@@ -70,7 +70,7 @@ def _json_documents(lines: list[str]) -> list[str]:
     return documents
 
 
-@pytest.mark.parametrize("command", ["status", "env", "deadletter list", "admin limits show"])
+@pytest.mark.parametrize("command", ["status", "env", "deadletter list", "admin limits show", "admin nodes list"])
 def test_read_only_operating_commands_run(stack: Stack, command: str) -> None:
     assert f".venv/bin/ccn {command}" in snippet_containing(".venv/bin/ccn status")
     result = subprocess.run(
