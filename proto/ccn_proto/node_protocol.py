@@ -154,5 +154,10 @@ class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid
     reason: Text | None = None
 
 
+# the reason of the edge's bye to a node an admin drained, once it holds no job: the node is not
+# to come back (an unban lifts the drain; its operator starts it again)
+DRAINED_BYE_REASON = "this node is drained: it gets no new jobs"
+
+
 NodeFrame = Hello | Ready | JobResult | JobResults | JobFail | Heartbeat | Bye
 ServerFrame = Welcome | JobOffer | JobOffers | Ack | Acks | Error | Bye

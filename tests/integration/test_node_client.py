@@ -32,6 +32,7 @@ from ccn_jobs.demo_corpus import DemoPage, grant_pages
 from ccn_jobs.registry import decode_result, run_job
 from ccn_proto.budgets import JobBudget
 from ccn_proto.node_protocol import (
+    DRAINED_BYE_REASON,
     Ack,
     Acks,
     Bye,
@@ -72,6 +73,7 @@ class FakeEdge:
     drop_after_offers: bool = False  # the connection drops once the first offers are out
     budgets: dict[str, JobBudget] = field(default_factory=dict)  # by job id: the budget its offer carries
     welcome_delay_after_drop: float = 0.0  # the next hello is answered this late
+    drained: bool = False  # says bye as to a drained node once welcomed
     results_frames: list[JobResults] = field(default_factory=list)
     result_times: list[float] = field(default_factory=list)
     took_back_at_beat: int = 0
@@ -175,6 +177,10 @@ class FakeEdge:
             ws,
             Welcome(node_public_id="node-1", session_id="s", server_time=datetime.now(UTC), heartbeat_interval_s=0.05),
         )
+        if self.drained:
+            await send(ws, Bye(reason=DRAINED_BYE_REASON))
+            await ws.close()
+            return ws
         async for message in ws:
             frame = _node_frames.decode(message.data)
             match frame:
@@ -494,6 +500,14 @@ async def test_an_opted_out_node_stops_and_says_why(
     message = capsys.readouterr().err
     assert "opted out" in message and "another --name" in message
     assert not edge.hellos
+
+
+async def test_a_drained_node_stops_instead_of_coming_back(serve: Any, tmp_path: Path) -> None:
+    edge = FakeEdge(pages=[], drained=True)
+    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path), stop_signals=True))
+    # the socket's closing handshake may take the node's ack_wait_s; it never reconnects
+    assert await asyncio.wait_for(node, timeout=30) == EXIT_OK
+    assert len(edge.hellos) == 1
 
 
 async def test_a_node_the_edge_will_not_take_stops(serve: Any, tmp_path: Path) -> None:

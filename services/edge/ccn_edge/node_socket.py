@@ -576,7 +576,7 @@ class NodeLink:
         """A draining node that holds nothing more is told bye and the connection ends."""
         if self._draining and not self._holdings.held:
             with contextlib.suppress(_Closed):
-                await self._send(frames.Bye(reason="this node is drained: it gets no new jobs"))
+                await self._send(frames.Bye(reason=frames.DRAINED_BYE_REASON))
             log.info("drained node told bye")
             await self._hang_up(1000, "drained")
 

@@ -46,6 +46,7 @@ from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
 from ccn_cli.node.vitals import NodeVitals
 from ccn_core.logging import correlation, get_logger
 from ccn_proto.node_protocol import (
+    DRAINED_BYE_REASON,
     MAX_CONCURRENCY,
     MAX_FRAME_ITEMS,
     PROTOCOL_VERSION,
@@ -96,6 +97,7 @@ class ConnectionEnd(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float | None = None
     refresh_session: bool = False
     fatal: str | None = None  # why the node must stop: the edge will never take it as it is
+    drained: bool = False  # an admin drained the node: it stops, done, rather than come back
 
 
 class NodeClient:
@@ -162,6 +164,9 @@ class NodeClient:
                 end = await self._connect_once()
                 if end.fatal is not None:
                     raise NodeRefused(end.fatal)
+                if end.drained:
+                    log.info("the network drained this node: it finished its jobs and stops")
+                    return
                 if end.refresh_session and not await self._refresh_session():
                     end = msgspec.structs.replace(end, welcomed_for_s=None, retry_after=self._edge_retry_after)
                 if end.welcomed_for_s is None:
@@ -345,7 +350,9 @@ class NodeClient:
             case Error():
                 return self._on_error(frame)
             case Bye(reason=reason):
-                return ConnectionEnd(reason=f"edge said bye: {reason or 'no reason given'}")
+                return ConnectionEnd(
+                    reason=f"edge said bye: {reason or 'no reason given'}", drained=reason == DRAINED_BYE_REASON
+                )
             case Welcome():
                 log.warning("unexpected second welcome ignored")
         return None
