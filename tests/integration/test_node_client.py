@@ -504,7 +504,8 @@ async def test_an_opted_out_node_stops_and_says_why(
 
 async def test_a_drained_node_stops_instead_of_coming_back(serve: Any, tmp_path: Path) -> None:
     edge = FakeEdge(pages=[], drained=True)
-    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path), stop_signals=True))
+    config = node_config(await serve(edge), tmp_path, ack_wait_s=1.0)
+    node = asyncio.create_task(run_node(config, stop_signals=True))
     # the socket's closing handshake may take the node's ack_wait_s; it never reconnects
     assert await asyncio.wait_for(node, timeout=30) == EXIT_OK
     assert len(edge.hellos) == 1
