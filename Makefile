@@ -13,8 +13,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 run: setup  ## set up, start the embedded stack, every service and the demo, stay attached (Ctrl-C stops)
 	$(VENV)/bin/ccn up --foreground --demo
 
-test: setup  ## set up and run every test
-	$(VENV)/bin/python -m pytest
+test: setup  ## set up and run every test (two workers: most of a test's time is waiting on servers)
+	$(VENV)/bin/python -m pytest -n 2
 
 bench: setup  ## print the benchmark report and write it to bench/results/
 	$(VENV)/bin/python -m bench
