@@ -1,14 +1,19 @@
 """What node governance costs the job lifecycle: the same lifecycle run against a stack with it
-on (the default) and one with it off (`CCN_SCHEDULER_GOVERNANCE=0`), each on a NATS server of its
-own, interleaved round by round (on, off, on, off...) so load from elsewhere on the machine falls
-on both alike. Governance on the claim path is the claim owner's node view, eligibility, fair
-shares, daily quotas, budgets on offers and the shadow-ban check on results."""
+on (the default) and one with all of it off, each on a NATS server of its own, interleaved round
+by round (on, off, on, off...) so load from elsewhere on the machine falls on both alike. All of
+it: on the claim path the claim owner's node view, eligibility, fair shares, daily quotas,
+budgets on offers and the shadow-ban check on results (`CCN_SCHEDULER_GOVERNANCE=0`); the edge's
+rate limits (`enabled: false`); the registry's governance observer
+(`CCN_REGISTRY_GOVERNANCE_OBSERVER=0`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from bench.lifecycle_bench import BATCHED_CONCURRENCY, Stack, lifecycle, running_stack
 from bench.measure import Figure, figure
@@ -33,10 +38,13 @@ async def governance_cost(postgres: Any, workdir: Path, *, quick: bool) -> list[
             database = f"lifecycle_governance_{mode}"
             postgres.create_database(database)
             ports = [free_port() for _ in range(5)]
-            env = {"CCN_SCHEDULER_GOVERNANCE": "1" if mode == "on" else "0"}
+            flag = "1" if mode == "on" else "0"
+            env = {"CCN_SCHEDULER_GOVERNANCE": flag, "CCN_REGISTRY_GOVERNANCE_OBSERVER": flag}
             stacks[mode] = await stack.enter_async_context(
                 running_stack(server.url, postgres.dsn(database), workdir / f"stack-governance-{mode}", ports, env)
             )
+            if mode == "off":
+                await rate_limits_off(stacks[mode])
         for round_ in range(rounds):
             for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
                 runs[mode].append(
@@ -68,6 +76,24 @@ async def governance_cost(postgres: Any, workdir: Path, *, quick: bool) -> list[
     verdict.meets_target = cost <= MAX_COST
     verdict.notes = f"cost {cost:.1%}. " + verdict.notes
     return [*figures, verdict]
+
+
+async def rate_limits_off(stack: Stack) -> None:
+    """Off means all of governance: the edge's rate limits too (`enabled: false`), once its edge
+    enforces the change."""
+    url = f"{stack.edge}/admin/limits"
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(url) as response:
+            limits = (await response.json())["limits"]
+        async with http.put(url, json={**limits, "enabled": False}) as response:
+            stored = (await response.json())["revision"]
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(url) as response:
+                    if (await response.json())["applied_revision"] >= stored:
+                        return
+                await asyncio.sleep(0.05)
 
 
 def _combined(mode: str, runs: list[Figure], nodes: int) -> Figure:

@@ -97,6 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # 0 turns node governance off on the claim path (eligibility, fair shares, shadow-bans...):
     # only to measure what it costs (make bench); every deployment runs with it on
     scheduler_governance: int = 1
+    # 0: the registry runs no governance observer (no work records, no liveness verdicts); only
+    # for measuring what governance costs (bench), never in service
+    registry_governance_observer: int = 1
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -146,6 +149,7 @@ _INT_FIELDS = {
     "CCN_SCHEDULER_MAX_PAYLOAD_BYTES": "scheduler_max_payload_bytes",
     "CCN_MAX_DOCUMENT_BYTES": "max_document_bytes",
     "CCN_SCHEDULER_GOVERNANCE": "scheduler_governance",
+    "CCN_REGISTRY_GOVERNANCE_OBSERVER": "registry_governance_observer",
 }
 _FLOAT_FIELDS = {
     "CCN_DUPLICATE_WINDOW_S": "duplicate_window_s",

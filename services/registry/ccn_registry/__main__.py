@@ -8,7 +8,7 @@ from ccn_registry.app import start_registry
 
 
 async def _main(runtime: Runtime) -> None:
-    await start_registry(runtime)
+    await start_registry(runtime, observe=bool(runtime.settings.registry_governance_observer))
 
 
 def main() -> None:
