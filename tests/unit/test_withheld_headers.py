@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ccn_edge.compute_api import WITHHELD_RETRY_S, withheld_headers
+from ccn_edge.compute_api import withheld_headers
+from ccn_edge.node_link import WITHHELD_RECHECK_S
 from ccn_proto.scheduler import ClaimJobsReply
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -31,6 +32,6 @@ def test_a_backed_off_node_hears_until_when() -> None:
 
 def test_withheld_without_an_end_asks_again_later_and_the_reason_is_one_ascii_line() -> None:
     headers = withheld_headers(reply("offline\r\nSet-Cookie: x=1 — ünïcode" + "x" * 500))
-    assert headers["Retry-After"] == str(int(WITHHELD_RETRY_S))
+    assert headers["Retry-After"] == str(int(WITHHELD_RECHECK_S))
     assert all(" " <= c <= "~" for c in headers["CCN-Withheld"]) and len(headers["CCN-Withheld"]) == 200
     assert "CCN-Backoff-Until" not in headers

@@ -23,6 +23,7 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from ccn_core.errors import Unauthorized
 from ccn_core.tokens import parse_api_token, parse_session_token
 from ccn_edge.context import EdgeContext
+from ccn_edge.node_link import withheld_wait_s
 from ccn_proto.compute_api import (
     ConsentRequest,
     EndSessionRequest,
@@ -67,22 +68,17 @@ _API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
 _SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
 
 
-WITHHELD_RETRY_S = 10.0  # when governance withholds work without saying until when (offline, draining)
-
-
 def withheld_headers(reply: ClaimJobsReply) -> dict[str, str]:
     """A 204 says "no job now"; when node governance withheld the work, these say why
     (`CCN-Withheld`) and when to ask again (`Retry-After`, and `CCN-Backoff-Until` when the node
     is backed off or its daily quota is spent), as the socket's error frame does."""
     if reply.withheld is None:
         return {}
-    wait_s = WITHHELD_RETRY_S
     printable = "".join(c if " " <= c <= "~" else " " for c in reply.withheld[:200])  # a header is one ASCII line
     headers = {"CCN-Withheld": printable}
     if reply.backoff_until is not None:
-        wait_s = max(0.0, (reply.backoff_until - reply.server_time).total_seconds())
         headers["CCN-Backoff-Until"] = reply.backoff_until.isoformat()
-    headers["Retry-After"] = str(math.ceil(wait_s))
+    headers["Retry-After"] = str(math.ceil(withheld_wait_s(reply)))
     return headers
 
 

@@ -11,8 +11,22 @@ from dataclasses import dataclass, field
 
 from ccn_core.errors import BadInput, CcnError, UpgradeRequired
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION, Hello, ResultItem
+from ccn_proto.scheduler import ClaimJobsReply
+
+# node governance withholds work without saying until when (offline, draining): the node asks
+# again after this
+WITHHELD_RECHECK_S = 5.0
 
 _VERSION = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})")
+
+
+def withheld_wait_s(reply: ClaimJobsReply) -> float:
+    """How long a node whose work governance withheld waits before asking again: until its
+    backoff (or spent quota) ends when the reply says, else WITHHELD_RECHECK_S. One rule for the
+    socket's error frame and the HTTP claim's Retry-After."""
+    if reply.backoff_until is None:
+        return WITHHELD_RECHECK_S
+    return max(0.0, (reply.backoff_until - reply.server_time).total_seconds())
 
 
 def version_tuple(version: str) -> tuple[int, int, int] | None:

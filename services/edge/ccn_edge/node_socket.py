@@ -27,7 +27,14 @@ from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_edge.connection_gate import Refusal, Ticket
 from ccn_edge.connection_limits import SocketLimits, node_connections_refusal, ungreeted_refusal
 from ccn_edge.context import EdgeContext
-from ccn_edge.node_link import BadFrameBudget, Holdings, hello_problem, job_offers_frames, repeated_job
+from ccn_edge.node_link import (
+    BadFrameBudget,
+    Holdings,
+    hello_problem,
+    job_offers_frames,
+    repeated_job,
+    withheld_wait_s,
+)
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
@@ -45,9 +52,8 @@ CLAIM_MARGIN_S = 5.0  # the scheduler holds a claim up to CLAIM_WAIT_S, then ans
 # the scheduler answers at once, empty, when it counts the node full (e.g. a reservation whose
 # claim may still land): ask again after this pause, or sooner when a slot frees here
 FULL_PAUSE_S = 1.0
-# node governance withholds work (offline, or an end not known): ask again after this; and never
-# wait longer than MAX_WITHHELD_WAIT_S before asking again (a backoff may be lifted early)
-WITHHELD_RECHECK_S = 5.0
+# never wait longer than this before asking again for a node whose work is withheld (a backoff
+# may be lifted early)
 MAX_WITHHELD_WAIT_S = 60.0
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
@@ -553,9 +559,7 @@ class NodeLink:
                     await self._wake_claimer.wait()
             self._wake_claimer.clear()
             return
-        wait_s = WITHHELD_RECHECK_S
-        if reply.backoff_until is not None:
-            wait_s = max(0.0, (reply.backoff_until - reply.server_time).total_seconds())
+        wait_s = withheld_wait_s(reply)
         if self._told_withheld != (reply.withheld, reply.backoff_until):
             self._told_withheld = (reply.withheld, reply.backoff_until)
             await self._send(
