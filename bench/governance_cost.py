@@ -8,14 +8,11 @@ rate limits (`enabled: false`); the registry's governance observer
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bench.lifecycle_bench import BATCHED_CONCURRENCY, Stack, lifecycle, running_stack
+from bench.lifecycle_bench import BATCHED_CONCURRENCY, Stack, change_rate_limits, lifecycle, running_stack
 from bench.measure import Figure, figure
 from ccn_cli.stack.ports import free_port
 from tests.support.servers import start_nats
@@ -44,7 +41,8 @@ async def governance_cost(postgres: Any, workdir: Path, *, quick: bool) -> list[
                 running_stack(server.url, postgres.dsn(database), workdir / f"stack-governance-{mode}", ports, env)
             )
             if mode == "off":
-                await rate_limits_off(stacks[mode])
+                # off means all of governance: the edge's rate limits too
+                await change_rate_limits(stacks[mode], lambda limits: {**limits, "enabled": False})
         for round_ in range(rounds):
             for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
                 runs[mode].append(
@@ -76,24 +74,6 @@ async def governance_cost(postgres: Any, workdir: Path, *, quick: bool) -> list[
     verdict.meets_target = cost <= MAX_COST
     verdict.notes = f"cost {cost:.1%}. " + verdict.notes
     return [*figures, verdict]
-
-
-async def rate_limits_off(stack: Stack) -> None:
-    """Off means all of governance: the edge's rate limits too (`enabled: false`), once its edge
-    enforces the change."""
-    url = f"{stack.edge}/admin/limits"
-    headers = {"Authorization": f"Bearer {stack.admin_token}"}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(url) as response:
-            limits = (await response.json())["limits"]
-        async with http.put(url, json={**limits, "enabled": False}) as response:
-            stored = (await response.json())["revision"]
-        async with asyncio.timeout(10):
-            while True:
-                async with http.get(url) as response:
-                    if (await response.json())["applied_revision"] >= stored:
-                        return
-                await asyncio.sleep(0.05)
 
 
 def _combined(mode: str, runs: list[Figure], nodes: int) -> Figure:

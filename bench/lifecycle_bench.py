@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,3 +463,20 @@ async def idle_connections(stack: Stack, count: int) -> Figure:
     fig.target = "< 2 GiB edge RSS"
     fig.meets_target = after < 2 * 2**30 and open_now == count
     return fig
+
+
+async def change_rate_limits(stack: Stack, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Store `change(limits in force)` through the edge's admin API, and return once the edge
+    enforces it: a bench run that depends on the change starts after it holds."""
+    url = f"{stack.edge}/admin/limits"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {stack.admin_token}"}) as http:
+        async with http.get(url) as response:
+            limits = (await response.json())["limits"]
+        async with http.put(url, json=change(limits)) as response:
+            stored = (await response.json())["revision"]
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(url) as response:
+                    if (await response.json())["applied_revision"] >= stored:
+                        return
+                await asyncio.sleep(0.05)

@@ -19,7 +19,7 @@ import aiohttp
 import msgspec
 import nats
 
-from bench.lifecycle_bench import PAYLOAD, Stack, precomputed_result, register_nodes
+from bench.lifecycle_bench import PAYLOAD, Stack, change_rate_limits, precomputed_result, register_nodes
 from bench.measure import Figure, figure
 from ccn_core.domain.job import result_checksum
 from ccn_core.eventstore import EventStore
@@ -112,24 +112,11 @@ def kinds(footprint: JobFootprint) -> str:
     return ", ".join(f"{kind} {count}" for kind, count in footprint.event_types.items())
 
 
-async def lift_heartbeat_limit(http: aiohttp.ClientSession, stack: Stack) -> None:
+def lift_heartbeat_limit(limits: dict[str, Any]) -> dict[str, Any]:
     """A 10-minute job's renewals are sent here back to back, not one per heartbeat interval:
-    the heartbeat rate limit, meant for a node's pace, is raised for the measurement, and the
-    edge is waited for until it enforces the change."""
-    url = f"{stack.edge}/admin/limits"
-    headers = {"Authorization": f"Bearer {stack.admin_token}"}
-    async with http.get(url, headers=headers) as response:
-        view = await response.json()
-    limits = view["limits"]
+    the heartbeat rate limit, meant for a node's pace, is raised for the measurement."""
     limits["per_node"]["ws.heartbeat"] = {"rate": 10_000, "period_s": 1.0, "burst": 10_000}
-    async with http.put(url, json=limits, headers=headers) as response:
-        stored = (await response.json())["revision"]
-    async with asyncio.timeout(10):
-        while True:
-            async with http.get(url, headers=headers) as response:
-                if (await response.json())["applied_revision"] >= stored:
-                    return
-            await asyncio.sleep(0.05)
+    return limits
 
 
 async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
@@ -139,7 +126,7 @@ async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
     await store.start()
     try:
         async with aiohttp.ClientSession() as http:
-            await lift_heartbeat_limit(http, stack)
+            await change_rate_limits(stack, lift_heartbeat_limit)
             (token,) = await register_nodes(http, stack.edge, 1)
             async with http.ws_connect(f"{stack.edge.replace('http', 'ws')}/ws", max_msg_size=0) as ws:
                 await ws.send_json(
