@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Router, get, post, put
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody, PathParameter
 
 from ccn_edge.context import EdgeContext
@@ -63,67 +64,36 @@ async def node_status(
     return view
 
 
-async def _act(
-    request: Request[Any, Any, Any], action: str, node_id: str, reason: str, edge: EdgeContext
-) -> NodeActionReply:
-    command = ACTIONS[action](node_id=node_id, reason=reason, by=admin_name(request))
-    reply: NodeActionReply = await edge.registry(request, action.replace("-", "_"), command, NodeActionReply)
-    return reply
+def _action_route(action: str, summary: str) -> HTTPRouteHandler:
+    """POST /admin/nodes/{node_id}/<action>: one registry command naming the admin and the reason.
+    The four actions share everything but their path and what they do."""
+
+    @post(
+        f"/{{node_id:str}}/{action}",
+        summary=summary,
+        status_code=200,
+        security=ADMIN_SECURITY,
+        operation_id=f"{action.replace('-', '_')}_node",
+    )
+    async def act(
+        request: Request[Any, Any, Any],
+        node_id: NodeIdPath,
+        data: JSONBody[NodeActionRequest],
+        edge: NamedDependency[EdgeContext],
+    ) -> NodeActionReply:
+        command = ACTIONS[action](node_id=node_id, reason=data.reason, by=admin_name(request))
+        reply: NodeActionReply = await edge.registry(request, action.replace("-", "_"), command, NodeActionReply)
+        return reply
+
+    return act
 
 
-@post(
-    "/{node_id:str}/ban",
-    summary="Ban a node: every request refused (403), its jobs go back",
-    status_code=200,
-    security=ADMIN_SECURITY,
-)
-async def ban_node(
-    request: Request[Any, Any, Any],
-    node_id: NodeIdPath,
-    data: JSONBody[NodeActionRequest],
-    edge: NamedDependency[EdgeContext],
-) -> NodeActionReply:
-    return await _act(request, "ban", node_id, data.reason, edge)
-
-
-@post("/{node_id:str}/unban", summary="Lift a ban, a shadow-ban and a drain", status_code=200, security=ADMIN_SECURITY)
-async def unban_node(
-    request: Request[Any, Any, Any],
-    node_id: NodeIdPath,
-    data: JSONBody[NodeActionRequest],
-    edge: NamedDependency[EdgeContext],
-) -> NodeActionReply:
-    return await _act(request, "unban", node_id, data.reason, edge)
-
-
-@post(
-    "/{node_id:str}/shadow-ban",
-    summary="Shadow-ban a node: it keeps getting work, its results never complete a job",
-    status_code=200,
-    security=ADMIN_SECURITY,
-)
-async def shadow_ban_node(
-    request: Request[Any, Any, Any],
-    node_id: NodeIdPath,
-    data: JSONBody[NodeActionRequest],
-    edge: NamedDependency[EdgeContext],
-) -> NodeActionReply:
-    return await _act(request, "shadow-ban", node_id, data.reason, edge)
-
-
-@post(
-    "/{node_id:str}/drain",
-    summary="Drain a node: it finishes its jobs, gets no new ones, then is told bye",
-    status_code=200,
-    security=ADMIN_SECURITY,
-)
-async def drain_node(
-    request: Request[Any, Any, Any],
-    node_id: NodeIdPath,
-    data: JSONBody[NodeActionRequest],
-    edge: NamedDependency[EdgeContext],
-) -> NodeActionReply:
-    return await _act(request, "drain", node_id, data.reason, edge)
+ACTION_ROUTES = [
+    _action_route("ban", "Ban a node: every request refused (403), its jobs go back"),
+    _action_route("unban", "Lift a ban, a shadow-ban and a drain"),
+    _action_route("shadow-ban", "Shadow-ban a node: it keeps getting work, its results never complete a job"),
+    _action_route("drain", "Drain a node: it finishes its jobs, gets no new ones, then is told bye"),
+]
 
 
 @put("/{node_id:str}/budgets", summary="Set a node's resource budgets", status_code=200, security=ADMIN_SECURITY)
@@ -147,7 +117,7 @@ async def set_budgets(
 def nodes_admin_router(admin_token: str, admin_name: str = DEFAULT_ADMIN_NAME) -> Router:
     return Router(
         "/admin/nodes",
-        route_handlers=[node_status, ban_node, unban_node, shadow_ban_node, drain_node, set_budgets],
+        route_handlers=[node_status, *ACTION_ROUTES, set_budgets],
         guards=[admin_guard(admin_token, admin_name)],
         tags=["nodes"],
     )
