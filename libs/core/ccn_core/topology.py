@@ -49,9 +49,22 @@ NODES = StreamSpec(
     description="Node aggregate: registration, consent, opt-out, sessions, health, bans",
 )
 JOBS = StreamSpec(name="CCN_JOBS", subjects=("ccn.job.>",), description="Job aggregate: lifecycle, leases, retries")
-# Only streams something produces to or consumes are declared. CCN_FETCH, CCN_DATASETS,
-# CCN_POLICY and CCN_ADMIN (ARCHITECTURE.md) join when the fetch-proxy, merge, the domain policy and
-# the admin actions that write them land: an unused stream is replicated, stored and watched for nothing.
+# The crawl allow-list and its review trail: the domain-policy aggregate (ccn_proto.domains)
+POLICY = StreamSpec(
+    name="CCN_POLICY",
+    subjects=("ccn.domain.>",),
+    description="Domain-policy aggregate: the crawl allow-list, limits and review trail",
+)
+# Fetch records (ccn_proto.fetch): every outbound request the fetch proxy made or refused, and
+# its domains' breaker changes and limit alerts
+FETCH = StreamSpec(
+    name="CCN_FETCH",
+    subjects=("ccn.fetch.>",),
+    description="Fetch records: every fetch allowed or refused, breaker changes, limit alerts",
+)
+# Only streams something produces to or consumes are declared. CCN_DATASETS and CCN_ADMIN
+# (ARCHITECTURE.md) join when merge and the admin actions that write them land: an unused stream
+# is replicated, stored and watched for nothing.
 TELEMETRY = StreamSpec(
     name="CCN_TELEMETRY",
     subjects=("ccn.telemetry.>",),
@@ -67,7 +80,7 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, TELEMETRY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, TELEMETRY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,7 +128,14 @@ CONFIG = KeyValueSpec(
     description="Run-time configuration admins set (rate_limits); services watch it",
     history=5,
 )
-KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS, RATE_LIMIT_STATE, CONFIG)
+# Bodies the fetch proxy stored for a job (key `<job id>.<sha256>`): the edge serves a fetched
+# body only to the node that holds the job it was fetched for (ccn_edge.documents_api)
+FETCH_GRANTS = KeyValueSpec(
+    bucket="ccn_fetch_grants",
+    description="Which job each fetched body was fetched for; the edge serves it to that job's holder",
+    ttl_s=24 * 3600.0,
+)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS, RATE_LIMIT_STATE, CONFIG, FETCH_GRANTS)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from ccn_jobs.crawl import CrawlSpec
 from ccn_proto.nodes import ConsentScope
 
 P = TypeVar("P", bound=msgspec.Struct)
@@ -24,7 +25,8 @@ class JobType(Generic[P, R]):
     between equal versions. `sample_payloads` are a few representative inputs: the
     determinism test runs each in two processes and compares the results' bytes.
     `consent_scope` is the kind of work it is: a node is offered it only when it consented to
-    that scope."""
+    that scope. `crawl`: how a crawl job type fetches its pages through the proxy before the
+    handler runs (ccn_jobs.crawl); None for every job type that fetches nothing."""
 
     name: str
     version: str
@@ -34,3 +36,4 @@ class JobType(Generic[P, R]):
     consent_scope: ConsentScope
     description: str = ""
     sample_payloads: tuple[P, ...] = ()
+    crawl: CrawlSpec[P] | None = None
