@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
@@ -142,12 +142,25 @@ def _on_domain(host: str | None, domain: str, include_subdomains: bool) -> bool:
 def in_scope(payload: CrawlMultiHopPayload, url: str) -> bool:
     if url in payload.seeds:
         return True
-    if absolute_url(url, None) != url or not _on_domain(host_of(url), payload.domain, payload.include_subdomains):
-        return False
-    probe = url[:MAX_REGEX_INPUT_CHARS]
-    if payload.allow and not any(compiled_regex(pattern).search(probe) for pattern in payload.allow):
-        return False
-    return not any(compiled_regex(pattern).search(probe) for pattern in payload.deny)
+    return absolute_url(url, None) == url and _scope_of(payload)(url)
+
+
+def _scope_of(payload: CrawlMultiHopPayload) -> Callable[[str], bool]:
+    """Whether a URL in the crawl's own form (crawled_pages.page_links makes them) is in scope:
+    the domain and the patterns, read once for the many links of a walk."""
+    domain = payload.domain
+    allow = [compiled_regex(pattern) for pattern in payload.allow]
+    deny = [compiled_regex(pattern) for pattern in payload.deny]
+
+    def check(url: str) -> bool:
+        if not _on_domain(host_of(url), domain, payload.include_subdomains):
+            return False
+        probe = url[:MAX_REGEX_INPUT_CHARS]
+        if allow and not any(pattern.search(probe) for pattern in allow):
+            return False
+        return not any(pattern.search(probe) for pattern in deny)
+
+    return check
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +185,8 @@ def walk(payload: CrawlMultiHopPayload, pages: Sequence[CrawledPage]) -> list[Vi
             seen.add(seed)
             queue.append((seed, 0))
     visits: list[Visit] = []
+    domain = payload.domain
+    link_in_scope = _scope_of(payload)
     while queue:
         url, hop = queue.popleft()
         page = fetched.get(url)
@@ -180,10 +195,10 @@ def walk(payload: CrawlMultiHopPayload, pages: Sequence[CrawledPage]) -> list[Vi
             continue
         landed = final_url(url, page)
         seen.add(landed)
-        links = _links(page, landed) if _on_domain(host_of(landed), payload.domain, payload.include_subdomains) else ()
+        links = _links(page, landed) if _on_domain(host_of(landed), domain, payload.include_subdomains) else ()
         followed = 0
         for link in links:
-            if link not in seen and in_scope(payload, link):
+            if link not in seen and link_in_scope(link):
                 seen.add(link)
                 queue.append((link, hop + 1))
                 followed += 1

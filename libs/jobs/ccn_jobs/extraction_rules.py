@@ -324,7 +324,7 @@ def element_text(element: HtmlElement, limit: int = MAX_VALUE_CHARS) -> str:
     if not isinstance(element.tag, str):
         return ""
     if element.tag in _SKIPPED_TEXT_TAGS:
-        return clean_line((element.text or "")[: limit * 2])[:limit]
+        return clean_line((element.text or "")[: limit * 2])[:limit].rstrip()
     parts: list[str] = []
     size = 0
     walker = etree.iterwalk(element, events=("start", "end"))
@@ -341,7 +341,7 @@ def element_text(element: HtmlElement, limit: int = MAX_VALUE_CHARS) -> str:
         if piece:
             parts.append(piece)
             size += len(piece)
-    return clean_line("".join(parts)[: limit * 2])[:limit]
+    return clean_line("".join(parts)[: limit * 2])[:limit].rstrip()
 
 
 # ---- running -------------------------------------------------------------------------------
