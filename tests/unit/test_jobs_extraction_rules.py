@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from ccn_jobs.documents import Deadline
+from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.extraction_rules import (
     MAX_MATCHES,
     MAX_OUTPUT_BYTES,
@@ -51,6 +53,11 @@ def one_rule(**rule: Any) -> list[dict[str, Any]]:
         one_rule(xpath="//div[@id='a/b']//p"),
         one_rule(xpath="//p[.//a]"),
         one_rule(xpath="//p[text()]"),
+        one_rule(css="dt + dd"),
+        one_rule(css="a:not(.x) + b.y"),
+        one_rule(xpath="//dt[.='Amount']/following-sibling::dd[1]"),
+        one_rule(xpath="//h2/following::p[2]"),
+        one_rule(xpath="//p[following-sibling::h2]"),
         one_rule(css="p", regex=r"(?i)closes?\s+(?:on\s+)?(\d{1,2} \w+ \d{4})", convert="date"),
         one_rule(css="span.amount", convert="decimal"),
         one_rule(css="a", attribute="href", convert="url"),
@@ -76,6 +83,10 @@ def test_valid_rules_are_accepted(fields: list[dict[str, Any]]) -> None:
         (one_rule(xpath="exsl:node-set(//p)"), "payload.fields[0].rules[0]", "extension functions are off"),
         (one_rule(xpath="//p[$secret]"), "payload.fields[0].rules[0]", "variables are not allowed"),
         (one_rule(xpath="//p[count(//a) > 1]"), "payload.fields[0].rules[0]", "absolute path inside a predicate"),
+        (one_rule(css="h2 ~ p"), "payload.fields[0].rules[0]", "CSS selector's XPath is refused: a following-sibling"),
+        (one_rule(xpath="//h2/following-sibling::p"), "payload.fields[0].rules[0]", "needs a position first"),
+        (one_rule(xpath="//h2/following::p"), "payload.fields[0].rules[0]", "needs a position first"),
+        (one_rule(xpath="//b/preceding::p[@x][1]"), "payload.fields[0].rules[0]", "needs a position first"),
         (one_rule(xpath="//p[a[b[c[d]]]]"), "payload.fields[0].rules[0]", "predicates nest 4 deep"),
         (one_rule(xpath="//p[@x='open"), "payload.fields[0].rules[0]", "not closed"),
         (one_rule(css="p", regex=r"(a)\1"), "payload.fields[0].rules[0]", "does not compile under RE2"),
@@ -160,6 +171,24 @@ def test_a_catastrophic_backtracking_regex_on_100_kb_finishes_at_once() -> None:
     (result,) = extract_fields(page, [field], None).fields
     assert time.perf_counter() - started < 0.5
     assert result.found is False
+
+
+def test_adjacent_siblings_cost_one_step_each_on_a_long_list() -> None:
+    # cssselect's own `p + p` walks every following sibling of every p: minutes for this list
+    page = parse_html("<div>" + "<p>a</p>" * 5_000 + "</div>")
+    started = time.perf_counter()
+    (result,) = extract_fields(page, [Field(name="p", many=True, rules=[Rule(css="p + p")])], None).fields
+    assert time.perf_counter() - started < 1.0
+    assert len(result.values) == MAX_MATCHES
+
+
+def test_running_out_of_time_fails_the_job_and_never_changes_a_result() -> None:
+    ticks = iter([0.0, 0.0, 100.0])
+    deadline = Deadline(30.0, "extract_structured_fields", clock=lambda: next(ticks))
+    fields = [Field(name="a", rules=[Rule(css="p")]), Field(name="b", rules=[Rule(css="p")])]
+    with pytest.raises(DocumentRefused) as refused:
+        extract_fields(parse_html("<p>x</p>"), fields, None, deadline)
+    assert refused.value.code == "deadline_exceeded"
 
 
 def test_the_regex_sees_a_bounded_prefix_of_a_huge_value() -> None:

@@ -41,7 +41,17 @@ from ccn_jobs.crawled_pages import (
     single_url_crawl,
     the_page,
 )
-from ccn_jobs.extraction_rules import Field, FieldResult, Fields, Rule, duplicate_name, extract_fields, parse_html
+from ccn_jobs.documents import Deadline
+from ccn_jobs.extraction_rules import (
+    EXTRACTION_TIME_LIMIT_S,
+    Field,
+    FieldResult,
+    Fields,
+    Rule,
+    duplicate_name,
+    extract_fields,
+    parse_html,
+)
 from ccn_jobs.job_type import JobType
 from ccn_jobs.text_normalisation import clean_text
 from ccn_proto.constraints import MULTI_LINE_PATTERN, Sha256Hex, Version
@@ -111,7 +121,7 @@ def crawl_domain_page(payload: CrawlDomainPagePayload) -> CrawlDomainPageResult:
         links, links_truncated = page_links(tree, base)
     elif content is not None and content.text is not None:
         text = clean_text(content.text)
-    extraction = extract_fields(tree, payload.fields, base)
+    extraction = extract_fields(tree, payload.fields, base, Deadline(EXTRACTION_TIME_LIMIT_S, NAME))
     return CrawlDomainPageResult(
         fetch=fetch,
         title=title,

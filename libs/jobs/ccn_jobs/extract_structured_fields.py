@@ -28,7 +28,9 @@ from ccn_jobs.crawled_pages import (
     single_url_crawl,
     the_page,
 )
+from ccn_jobs.documents import Deadline
 from ccn_jobs.extraction_rules import (
+    EXTRACTION_TIME_LIMIT_S,
     MAX_FIELDS,
     Field,
     FieldName,
@@ -94,7 +96,9 @@ def extract_structured_fields(payload: ExtractStructuredFieldsPayload) -> Extrac
         fetch = page_fetch(payload.url, page, content_error)
         base = final_url(payload.url, page)
         html = content.html if content is not None else None
-    extraction = extract_fields(parse_html(html) if html else None, payload.fields, base)
+    extraction = extract_fields(
+        parse_html(html) if html else None, payload.fields, base, Deadline(EXTRACTION_TIME_LIMIT_S, NAME)
+    )
     asked = len(payload.fields)
     return ExtractStructuredFieldsResult(
         fetch=fetch,

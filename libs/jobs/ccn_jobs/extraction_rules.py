@@ -12,12 +12,21 @@ job whose rules cannot run, naming the rule (`payload.fields[2].rules[0]`) and w
 - a CSS selector must compile (cssselect, to XPath 1.0);
 - an XPath must parse (lxml) and stay inside the page: only XPath 1.0's core functions, no
   prefixed (extension) functions such as EXSLT's, no `document()`, no variables; and its cost
-  stays near one walk of the page: predicates nested at most MAX_PREDICATE_DEPTH deep, and no
-  absolute path inside a predicate (`//p[count(//a) > 1]` walks the page once per paragraph);
+  stays near one walk of the page: predicates nested at most MAX_PREDICATE_DEPTH deep, no
+  absolute path inside a predicate (`//p[count(//a) > 1]` walks the page once per paragraph),
+  and no step on a sibling, following or preceding axis outside a predicate unless it picks a
+  node by position first (`following-sibling::dd[1]`: libxml2 merges the unpositioned step's
+  node sets at quadratic cost or worse, seconds for a list of 2,000 items);
 - a regex must compile under RE2 (google-re2), whose matching is linear in its input: no
   backreferences or lookaround, so no catastrophic backtracking; it sees at most
   MAX_REGEX_INPUT_CHARS characters of a value, in at most REGEX_MAX_MEM bytes of automaton;
 - every list and string is bounded.
+
+An XPath's cost is not fully bounded by these checks: a count() over a sibling axis (CSS
+`:nth-child`, `:last-child`) is quadratic in the number of children of one element, so a rules
+run also has a time limit (the handler's Deadline, checked before each rule; running out fails
+the job), as every job has on a node. CSS `a + b` is translated so that it costs one step per
+`a` (cssselect's own translation walks every following sibling), and `a ~ b` is refused.
 
 Running is bounded too: at most MAX_MATCHES matches per rule, MAX_VALUE_CHARS per value, and
 MAX_OUTPUT_BYTES of values' JSON in all (past it, values are dropped and `truncated` is set), so a
@@ -43,6 +52,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import msgspec
 
+from ccn_jobs.documents import Deadline
 from ccn_jobs.text_normalisation import clean_line, valid_unicode
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN
 
@@ -66,6 +76,8 @@ MAX_TABLE_COLUMNS: Final = 30
 MAX_CELL_CHARS: Final = 500
 # RE2's automaton budget: a pattern that needs more is refused when it compiles
 REGEX_MAX_MEM: Final = 4 << 20
+# seconds a handler's rules may run, checked before each rule (ccn_jobs.documents.Deadline)
+EXTRACTION_TIME_LIMIT_S: Final = 30.0
 INT64: Final = 2**63 - 1
 
 # XPath 1.0's core function library (node-type tests such as text() are not calls to check)
@@ -82,6 +94,12 @@ _NODE_TESTS: Final = frozenset({"node", "text", "comment", "processing-instructi
 # a name followed by "(": a function call or a node-type test; string literals are cut out first
 _CALL = re.compile(r"([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*\(")
 _LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
+_OPERATOR_NAMES: Final = frozenset({"and", "or", "div", "mod"})
+# axes whose step from every node of a set reaches a share of the whole page: libxml2 merges
+# those sets at quadratic (and worse) cost, so outside predicates such a step must pick one
+# node by position first
+_SIBLING_AXIS = re.compile(r"\b(following-sibling|preceding-sibling|following|preceding)::$")
+_POSITIONED_STEP = re.compile(r"\s*(?:\*|[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?(?:\(\))?)\s*\[\s*\d+\s*\]")
 # what comes before a "/" that starts a location path (not one that continues a step)
 _STARTS_A_PATH = re.compile(r"(?:[\[(,=<>|]|\b(?:and|or|div|mod))\s*$")
 _CONTROL_CHARS: Final = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
@@ -120,8 +138,13 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     def __post_init__(self) -> None:
         if (self.css is None) == (self.xpath is None):
             raise ValueError("a rule has exactly one of `css` and `xpath`")
-        expression = self.xpath if self.xpath is not None else css_to_xpath(self.css or "")
-        compiled_xpath(expression)
+        if self.xpath is not None:
+            compiled_xpath(self.xpath)
+        else:
+            try:
+                compiled_xpath(css_to_xpath(self.css or ""))
+            except ValueError as refused:
+                raise ValueError(str(refused).replace("the XPath", "the CSS selector's XPath", 1)) from None
         if self.regex is not None:
             compiled_regex(self.regex)
 
@@ -220,14 +243,31 @@ class Extraction(msgspec.Struct, frozen=True, kw_only=True):
 @functools.lru_cache(maxsize=1024)
 def css_to_xpath(css: str) -> str:
     """The CSS selector as XPath 1.0, relative to the element it is applied to."""
-    from cssselect import GenericTranslator, SelectorError
+    from cssselect import SelectorError
 
     try:
-        return str(GenericTranslator().css_to_xpath(css, prefix="descendant-or-self::"))
+        return str(_css_translator().css_to_xpath(css, prefix="descendant-or-self::"))
     except SelectorError as error:
         raise ValueError(f"the CSS selector does not compile: {error}") from None
     except (RecursionError, ValueError, TypeError, LookupError) as error:
         raise ValueError(f"the CSS selector does not compile: {type(error).__name__}") from None
+
+
+@functools.cache
+def _css_translator() -> Any:
+    from cssselect import GenericTranslator
+    from cssselect.xpath import XPathExpr
+
+    class LinearTranslator(GenericTranslator):
+        """cssselect's, but `a + b` is the first following sibling, then tested as `b`
+        (`following-sibling::*[1]/self::b`), a step libxml2 takes in constant time, where
+        cssselect's `following-sibling::*[name() = 'b' and position() = 1]` walks every
+        following sibling of every `a`: quadratic (and worse) in a long list."""
+
+        def xpath_direct_adjacent_combinator(self, left: XPathExpr, right: XPathExpr) -> XPathExpr:
+            return left.join("/following-sibling::*[1]/self::", right)
+
+    return LinearTranslator()
 
 
 def xpath_problem(expression: str) -> str | None:
@@ -242,6 +282,8 @@ def xpath_problem(expression: str) -> str | None:
         return "variables are not allowed"
     for match in _CALL.finditer(code):
         name = match.group(1)
+        if name in _OPERATOR_NAMES:
+            continue
         if ":" in name:
             return f"the function {name}() is not allowed: extension functions are off"
         if name not in XPATH_FUNCTIONS and name not in _NODE_TESTS:
@@ -255,9 +297,20 @@ def xpath_problem(expression: str) -> str | None:
             depth -= 1
         elif char == "/" and depth > 0 and _STARTS_A_PATH.search(code[max(0, index - 8) : index]):
             return "an absolute path inside a predicate would walk the whole page once per candidate"
+        elif char == ":" and depth == 0 and (problem := _unpositioned_step(code, index)):
+            return problem
     if deepest > MAX_PREDICATE_DEPTH:
         return f"predicates nest {deepest} deep; at most {MAX_PREDICATE_DEPTH}"
     return None
+
+
+def _unpositioned_step(code: str, index: int) -> str | None:
+    """Why the axis step whose `::` starts at `index` is refused, or None."""
+    axis = _SIBLING_AXIS.search(code[max(0, index - 20) : index + 2])
+    if axis is None or _POSITIONED_STEP.match(code, index + 2):
+        return None
+    name = axis.group(1)
+    return f"a {name}:: step needs a position first (`{name}::p[1]`): taking all of them from every node is quadratic"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -365,12 +418,17 @@ class _Budget:
 @dataclass(frozen=True)
 class _Context:
     base_url: str | None
+    deadline: Deadline | None = None
     budget: _Budget = field(default_factory=_Budget)
 
 
-def extract_fields(tree: HtmlElement | None, fields: Sequence[Field], base_url: str | None) -> Extraction:
-    """Every field's result, in the order asked. An empty page finds nothing."""
-    context = _Context(base_url)
+def extract_fields(
+    tree: HtmlElement | None, fields: Sequence[Field], base_url: str | None, deadline: Deadline | None = None
+) -> Extraction:
+    """Every field's result, in the order asked. An empty page finds nothing. `deadline` is
+    checked before each rule runs: running out fails the job (DocumentRefused), it never
+    changes a result, so results stay the same on every node."""
+    context = _Context(base_url, deadline)
     results = [_field(tree, item, context) for item in fields]
     return Extraction(fields=results, truncated=context.budget.truncated)
 
@@ -380,7 +438,7 @@ def _field(tree: HtmlElement | None, item: Field, context: _Context) -> FieldRes
         return FieldResult(name=item.name, found=False)
     if item.fields:
         for index, rule in enumerate(item.rules):
-            elements = [m for m in _matches(tree, rule) if _is_element(m)][: MAX_RECORDS if item.many else 1]
+            elements = [m for m in _matches(tree, rule, context) if _is_element(m)][: MAX_RECORDS if item.many else 1]
             if elements:
                 records = [
                     Record(fields=[_sub_field(element, sub, context) for sub in item.fields]) for element in elements
@@ -415,9 +473,11 @@ def _sub_field(scope: HtmlElement, item: Field | SubField, context: _Context) ->
     return SubFieldResult(name=item.name, found=False)
 
 
-def _matches(scope: HtmlElement, rule: Rule) -> list[Any]:
+def _matches(scope: HtmlElement, rule: Rule, context: _Context) -> list[Any]:
     from lxml import etree
 
+    if context.deadline is not None:
+        context.deadline.check(f"a rule of {rule.expression[:60]!r}")
     try:
         found = compiled_xpath(rule.expression)(scope)
     except (etree.XPathError, ValueError, TypeError):
@@ -454,7 +514,7 @@ def _raw_text(match: Any, attribute: str | None) -> str | None:
 
 def _values(scope: HtmlElement, rule: Rule, context: _Context, *, first_only: bool) -> list[str | int]:
     values: list[str | int] = []
-    for match in _matches(scope, rule):
+    for match in _matches(scope, rule, context):
         raw = _raw_text(match, rule.attribute)
         if not raw:
             continue
@@ -485,7 +545,7 @@ def _refined(text: str, pattern: str | None) -> str | None:
 
 
 def _table(scope: HtmlElement, rule: Rule, context: _Context) -> tuple[list[str] | None, list[list[str]]] | None:
-    for match in _matches(scope, rule):
+    for match in _matches(scope, rule, context):
         if not _is_element(match):
             continue
         table = match if match.tag == "table" else next(match.iter("table"), None)
