@@ -5,6 +5,7 @@ size whatever the page or the pattern."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -395,3 +396,18 @@ def test_element_text_stops_reading_at_its_limit() -> None:
 )
 def test_links_are_made_absolute_as_a_browser_resolves_them(href: str, base: str | None, expected: str | None) -> None:
     assert absolute_url(href, base) == expected
+
+
+def test_the_rules_example_in_the_docs_is_a_valid_field() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "job-types.md").read_text()
+    example = docs.split("## Crawl job types and extraction rules", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    field = msgspec.json.decode(example, type=Field)
+    page = parse_html(
+        "<ul><li class='programme'><dl><dt>Amount</dt><dd>€4,000</dd></dl>"
+        "<a href='mailto:grants@funder.example'>Email</a></li></ul>"
+    )
+    (result,) = extract_fields(page, [field], None).fields
+    assert [(f.name, f.rule, f.value) for f in result.records[0].fields] == [
+        ("amount", 1, "4000"),
+        ("email", 0, "grants@funder.example"),
+    ]
