@@ -368,3 +368,12 @@ def test_crawl_job_types_need_crawl_consent_and_have_a_crawl_spec(job_type: str)
     job = JOB_TYPES[job_type]
     assert job.consent_scope == "crawl"
     assert job.crawl is not None
+
+
+def test_a_final_url_that_a_result_cannot_carry_is_left_out() -> None:
+    page = sample_page(URL, "<a href='x'>x</a>")
+    assert isinstance(page.outcome, FetchedPage)
+    odd = msgspec.structs.replace(page, outcome=msgspec.structs.replace(page.outcome, final_url=URL + "/é ü"))
+    result = crawl_domain_page(CrawlDomainPagePayload(url=URL, pages=[odd]))
+    assert result.fetch.final_url is None and result.fetch.status == 200
+    decode_result("crawl_domain_page", result_to_builtins(result))

@@ -10,6 +10,7 @@ what happened to each page, whatever happened."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
@@ -20,6 +21,7 @@ from ccn_jobs.documents import checked_body
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.extraction_rules import MAX_URL_CHARS, absolute_url, element_text
 from ccn_jobs.text_decoding import decode_text
+from ccn_jobs.text_normalisation import clean_line
 from ccn_proto.constraints import END, SINGLE_LINE_PATTERN, Sha256Hex
 from ccn_proto.documents import HTML, MAX_HTML_CHARS, PLAIN_TEXT, InlineDocument
 from ccn_proto.fetch import FetchedPage, FetchFailed, FetchRefused
@@ -43,6 +45,7 @@ Detail = Annotated[str, msgspec.Meta(max_length=1000, pattern=SINGLE_LINE_PATTER
 HeaderValue = Annotated[str, msgspec.Meta(max_length=256, pattern=SINGLE_LINE_PATTERN)]
 Outcome = Literal["fetched", "refused", "failed", "not_fetched"]
 READABLE: Final = frozenset({HTML, PLAIN_TEXT})
+_PRINTABLE_URL = re.compile(rf"^[\x21-\x7e]{{1,8192}}{END}")
 
 
 class PageFetch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,7 +75,7 @@ def page_fetch(url: str, page: CrawledPage | None, content_error: str | None = N
             url=url,
             outcome="fetched",
             status=outcome.status,
-            final_url=outcome.final_url,
+            final_url=outcome.final_url if _PRINTABLE_URL.match(outcome.final_url) else None,
             content_type=_line(outcome.content_type, 256),
             etag=_line(outcome.etag, 256),
             last_modified=_line(outcome.last_modified, 256),
@@ -85,8 +88,6 @@ def page_fetch(url: str, page: CrawledPage | None, content_error: str | None = N
 
 
 def _line(value: str | None, limit: int) -> str | None:
-    from ccn_jobs.text_normalisation import clean_line
-
     return clean_line(value)[:limit] or None if value is not None else None
 
 
