@@ -240,6 +240,13 @@ def _dates(p: Patterns, text: str, reference: dt.date | None) -> list[tuple[int,
     return out
 
 
+def first_calendar_date(text: str) -> dt.date | None:
+    """The first date with a year that the text spells out (`15 March 2027`, `2027-03-15`,
+    `15/03/2027`, read day first as find_deadlines reads it), or None."""
+    found = _dates(shipped_patterns(), text, None)
+    return min(found, key=lambda item: item[0])[2] if found else None
+
+
 def _calendar_date(year: str | None, month: int, day: int, reference: dt.date | None) -> dt.date | None:
     try:
         if year is not None:

@@ -11,12 +11,14 @@ from typing import Final
 
 LAZY_IMPORTS: Final = (
     "charset_normalizer",
+    "cssselect",
     "dateparser",
     "docx",
     "lxml",
     "price_parser",
     "py3langid",
     "pymupdf",
+    "re2",
     "rapidfuzz",
     "tldextract",
     "trafilatura",

@@ -18,11 +18,15 @@ from typing import Any
 import msgspec
 
 from ccn_jobs.classify_document import CLASSIFY_DOCUMENT
+from ccn_jobs.crawl_domain_page import CRAWL_DOMAIN_PAGE
+from ccn_jobs.crawl_multi_hop import CRAWL_MULTI_HOP
 from ccn_jobs.documents import resolve_references
 from ccn_jobs.enrich_opportunity import ENRICH_OPPORTUNITY
 from ccn_jobs.errors import InvalidJobData, InvalidPayload, InvalidResult, UnknownJobType
 from ccn_jobs.extract_entities import EXTRACT_ENTITIES
+from ccn_jobs.extract_structured_fields import EXTRACT_STRUCTURED_FIELDS
 from ccn_jobs.extract_text import EXTRACT_TEXT
+from ccn_jobs.fetch_document import FETCH_DOCUMENT
 from ccn_jobs.job_type import JobType
 from ccn_jobs.link_entities import LINK_ENTITIES
 from ccn_jobs.parse_pdf import PARSE_PDF
@@ -44,6 +48,10 @@ JOB_TYPES: Mapping[str, JobType[Any, Any]] = MappingProxyType(
             ENRICH_OPPORTUNITY,
             SCORE_OPPORTUNITY,
             PARSE_PDF,
+            CRAWL_DOMAIN_PAGE,
+            EXTRACT_STRUCTURED_FIELDS,
+            CRAWL_MULTI_HOP,
+            FETCH_DOCUMENT,
         )
     }
 )
