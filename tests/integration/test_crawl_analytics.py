@@ -26,7 +26,7 @@ from nats.aio.client import Client as NATS
 from ccn_analytics.__main__ import start_analytics
 from ccn_analytics.crawl_projection import CrawlDomainStatsProjection
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
-from ccn_cli.crawl_cmd import run_stats
+from ccn_cli.crawl_stats_cmd import run_stats
 from ccn_core import ids
 from ccn_core.domain.domain_policy import policy_id
 from ccn_core.projection import rebuild
