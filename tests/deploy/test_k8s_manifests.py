@@ -31,9 +31,9 @@ EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
         "ConfigMap": 3,
-        "Service": 6,
-        "Deployment": 6,
-        "PodDisruptionBudget": 5,
+        "Service": 7,
+        "Deployment": 7,
+        "PodDisruptionBudget": 6,
         "HorizontalPodAutoscaler": 1,
         "Job": 2,
         "Ingress": 1,

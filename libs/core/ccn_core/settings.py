@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     registry_health_port: int = 8091
     scheduler_health_port: int = 8092
     scheduler_projector_health_port: int = 8093
+    crawler_health_port: int = 8095
     stream_replicas: int = 1
     # "always" fsyncs every append before the ack (production, with R3); a period trades the last
     # few seconds of acked appends on a power cut for speed, which only a dev machine can afford.
@@ -135,6 +136,7 @@ _INT_FIELDS = {
     "CCN_REGISTRY_HEALTH_PORT": "registry_health_port",
     "CCN_SCHEDULER_HEALTH_PORT": "scheduler_health_port",
     "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": "scheduler_projector_health_port",
+    "CCN_CRAWLER_HEALTH_PORT": "crawler_health_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
     "CCN_MAX_FRAME_BYTES": "max_frame_bytes",

@@ -68,6 +68,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         host_field="analytics_host",
         links=(("audit trail", "/admin/audit"),),
     ),
+    ServiceSpec(name="crawler", module="ccn_crawler", port_field="crawler_health_port", host_field="health_host"),
 )
 
 
