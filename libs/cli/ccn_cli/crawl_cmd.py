@@ -1,7 +1,8 @@
 """`ccn crawl start|status|pause|resume`: crawl campaigns, through the edge's admin campaign API
-(the crawler owns them); `ccn crawl stats`: crawl analytics per domain (ccn_cli.crawl_stats_cmd). `start` names the campaign and its seeds, rules and schedule; starting it
-again with the same settings changes nothing. Exit 0 on success, 1 when refused or unreachable, 2
-on bad arguments."""
+(the crawler owns them). `start` names the campaign and its seeds, rules and schedule; starting it
+again with the same settings changes nothing. `ccn crawl stats`: crawl analytics per domain, from
+the analytics service (ccn_cli.crawl_stats_cmd). Exit 0 on success, 1 when refused or unreachable,
+2 on bad arguments."""
 
 from __future__ import annotations
 
