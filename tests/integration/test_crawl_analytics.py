@@ -220,6 +220,11 @@ async def test_the_crawl_is_folded_per_domain_served_as_json_and_csv_and_rebuilt
             "1",
         )
 
+        schema = (await admin.get("/schema/openapi.json")).json()
+        documented = schema["paths"]["/admin/crawl/domains"]["get"]["responses"]["200"]["content"]
+        assert set(documented) == {"application/json", "text/csv; charset=utf-8"}
+        assert "$ref" in documented["application/json"]["schema"]
+
         refused = await httpx.AsyncClient(base_url=base_url(crawl_settings)).get("/admin/crawl/domains")
         assert refused.status_code == 401
         bad = await admin.get("/admin/crawl/domains", params={"format": "xml"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -13,6 +14,9 @@ import asyncpg
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import QueryParameter
 
 from ccn_analytics.crawl_projection import COLUMNS, stats_of_record
@@ -37,7 +41,7 @@ class CrawlDomainPage(msgspec.Struct, frozen=True, kw_only=True):
     has_more: bool
 
 
-class _Position(msgspec.Struct, frozen=True, array_like=True):
+class _Position(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     domain: Annotated[str, msgspec.Meta(max_length=256)]
 
 
@@ -85,8 +89,21 @@ class CrawlStatsReader:
         return CrawlDomainPage(domains=entries, next_cursor=next_cursor, has_more=has_more)
 
 
+@dataclass
+class _JsonOrCsv(Operation):
+    """The operation as OpenAPI documents it: its 200 is the JSON page, or with format=csv the
+    same page as CSV text."""
+
+    def __post_init__(self) -> None:
+        answer = (self.responses or {}).get("200")
+        if isinstance(answer, OpenAPIResponse) and answer.content is not None:
+            answer.content["text/csv; charset=utf-8"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
 @get(
     "/crawl/domains",
+    operation_class=_JsonOrCsv,
+    responses={200: ResponseSpec(CrawlDomainPage, description="A page of domains (JSON), or as CSV with format=csv")},
     security=[{"AdminToken": []}],
     summary="Crawl analytics per domain",
     description="Per domain: pages fetched, successes and failures by cause, refusals by stage (robots, "
