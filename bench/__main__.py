@@ -24,6 +24,7 @@ from bench.eventstore_bench import (
     raw_async_publish,
     raw_sync_publish,
 )
+from bench.fetch_bench import fetch_figures
 from bench.governance_bench import governance_figures
 from bench.governance_cost import governance_cost
 from bench.html_bench import html_figures
@@ -58,7 +59,7 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance, fetch):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -244,6 +245,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += html_figures(quick=QUICK)  # extract_text against trafilatura alone: no servers
     if not ONLY or "governance" in ONLY:
         figures += governance_figures(workdir, quick=QUICK)  # the rate limiter, on a NATS of its own
+    if not ONLY or "fetch" in ONLY:
+        figures += fetch_figures(workdir, quick=QUICK)  # the domain limiter, on a NATS of its own
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

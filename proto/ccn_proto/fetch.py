@@ -171,11 +171,31 @@ class DomainLimitAlert(msgspec.Struct, gc=False, tag="fetch.limit_alert", frozen
     window_s: float
 
 
-FetchEvent = PageFetchRecorded | FetchRefusalRecorded | FetchFailureRecorded | BreakerChanged | DomainLimitAlert
+class ExtractionYieldRecorded(msgspec.Struct, gc=False, tag="fetch.extraction_yield", frozen=True, kw_only=True):
+    """What a crawl job's extraction found on one domain's pages: `fields_found` of the
+    `fields_asked` its rules named (a field asked on N pages counts N). Recorded from the job's
+    accepted result, for crawl analytics' extraction yield."""
+
+    domain: str
+    job_id: str
+    pages: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 1
+    fields_asked: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+    fields_found: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+
+
+FetchEvent = (
+    PageFetchRecorded
+    | FetchRefusalRecorded
+    | FetchFailureRecorded
+    | BreakerChanged
+    | DomainLimitAlert
+    | ExtractionYieldRecorded
+)
 FETCH_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     PageFetchRecorded,
     FetchRefusalRecorded,
     FetchFailureRecorded,
     BreakerChanged,
     DomainLimitAlert,
+    ExtractionYieldRecorded,
 )

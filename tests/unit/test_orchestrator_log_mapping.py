@@ -307,6 +307,7 @@ def test_every_lifecycle_event_is_recorded_by_some_job_node_or_dead_letter_event
     recorded = {step.event for event, _ in STEPS for step in lifecycle_steps(event)}
     recorded |= {step.event for event, _ in NODE_STEPS for step in node_steps(NODE, event)}
     recorded |= {"event_dead_lettered", "dead_letter_replayed", "dead_letter_replay_failed"}  # test_dead_letter_pure
+    recorded |= {"domain_breaker_changed", "domain_limit_alert"}  # test_crawl_stats
     assert recorded == set(LIFECYCLE_EVENTS)
 
 
@@ -496,11 +497,12 @@ def test_node_events_of_unknown_types_are_skipped() -> None:
     assert decoded is not None and decoded.data == REGISTERED
 
 
-def test_the_log_is_projected_from_the_job_node_and_dead_letter_streams_into_one_table() -> None:
+def test_the_log_is_projected_from_the_job_node_dead_letter_and_fetch_streams_into_one_table() -> None:
     projections = orchestrator_log_projections()
     assert {(p.spec.stream, p.tables) for p in projections} == {
         ("CCN_JOBS", ("orchestrator_log",)),
         ("CCN_NODES", ("orchestrator_log",)),
         ("CCN_DEADLETTER", ("orchestrator_log",)),
+        ("CCN_FETCH", ("orchestrator_log",)),
     }
-    assert len({p.spec.durable for p in projections}) == 3
+    assert len({p.spec.durable for p in projections}) == 4

@@ -1,7 +1,8 @@
 """`ccn crawl start|status|pause|resume`: crawl campaigns, through the edge's admin campaign API
 (the crawler owns them). `start` names the campaign and its seeds, rules and schedule; starting it
-again with the same settings changes nothing. Exit 0 on success, 1 when refused or unreachable, 2
-on bad arguments."""
+again with the same settings changes nothing. `ccn crawl stats`: crawl analytics per domain, from
+the analytics service (ccn_cli.crawl_stats_cmd). Exit 0 on success, 1 when refused or unreachable,
+2 on bad arguments."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 
 from ccn_cli.console import say
+from ccn_cli.crawl_stats_cmd import add_stats_command
 from ccn_cli.jobs_cmd import EdgeClient, EdgeError, guarded
 from ccn_cli.subcommand import Subparsers
 from ccn_proto.crawl import MAX_SEEDS, CampaignList, CampaignSettings, CampaignView
@@ -26,7 +28,7 @@ _COLUMNS = ("campaign", "status", "pages", "crawled", "in_flight", "changed", "u
 
 
 def register(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("crawl", help="crawl campaigns: start, status, pause, resume")
+    parser = subparsers.add_parser("crawl", help="crawl campaigns: start, status, pause, resume; stats per domain")
     actions = parser.add_subparsers(dest="crawl_action", required=True, metavar="ACTION")
 
     start = actions.add_parser("start", help="start a campaign from seed URLs (allow-listed domains only)")
@@ -60,6 +62,8 @@ def register(subparsers: Subparsers) -> None:
     resume = actions.add_parser("resume", help="schedule pages again")
     resume.add_argument("campaign_id")
     resume.set_defaults(run=guarded(run_resume))
+
+    add_stats_command(actions)
 
 
 def _path(campaign_id: str, suffix: str = "") -> str:

@@ -142,13 +142,21 @@ def _error_message(body: bytes) -> str:
 
 def fetch_json(base_url: str, token: str, path_and_query: str) -> Any:  # a JSON document: Any is honest
     """GET an admin path of the analytics service, decoded; LogUnavailable says why it failed."""
+    body, _ = fetch_admin(base_url, token, path_and_query, accept="application/json")
+    return msgspec.json.decode(body)
+
+
+def fetch_admin(base_url: str, token: str, path_and_query: str, *, accept: str) -> tuple[bytes, dict[str, str]]:
+    """GET an admin path of the analytics service: (body, response headers); LogUnavailable says
+    why it failed."""
     if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
         raise LogUnavailable(f"the analytics URL {base_url!r} is not an http(s) URL")
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
     request = urllib.request.Request(f"{base_url}{path_and_query}", headers=headers)  # noqa: S310 - scheme checked above
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310 - scheme checked above
             body: bytes = response.read()
+            return body, dict(response.headers.items())
     except urllib.error.HTTPError as exc:
         detail = _error_message(exc.read())
         if exc.code == 401:
@@ -163,7 +171,6 @@ def fetch_json(base_url: str, token: str, path_and_query: str) -> Any:  # a JSON
             f"the analytics service is not reachable at {base_url} ({reason}); is the stack running? "
             "start it with `ccn up`"
         ) from None
-    return msgspec.json.decode(body)
 
 
 def fetch_page(base_url: str, token: str, params: dict[str, str]) -> Page:

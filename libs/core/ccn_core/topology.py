@@ -220,6 +220,20 @@ ORCHESTRATOR_DEADLETTER_LOG = ConsumerSpec(
     filter_subjects=("ccn.deadletter.>",),
     description="Projects dead letters and their replays into orchestrator_log",
 )
+# Crawl analytics (CC-65): the fetch records folded per domain, and the breaker changes and
+# limit alerts as steps of the orchestrator log
+CRAWL_DOMAIN_STATS = ConsumerSpec(
+    durable="analytics_crawl_domain_stats",
+    stream=FETCH.name,
+    filter_subjects=("ccn.fetch.>",),
+    description="Projects fetch records into crawl_domain_stats (per-domain crawl analytics)",
+)
+ORCHESTRATOR_FETCH_LOG = ConsumerSpec(
+    durable="analytics_orchestrator_fetch_log",
+    stream=FETCH.name,
+    filter_subjects=("ccn.fetch.*.breaker_changed", "ccn.fetch.*.limit_alert"),
+    description="Projects domain breaker changes and limit alerts into orchestrator_log",
+)
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
@@ -234,6 +248,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     CRAWL_OUTCOMES,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
+    CRAWL_DOMAIN_STATS,
+    ORCHESTRATOR_FETCH_LOG,
 )
 
 

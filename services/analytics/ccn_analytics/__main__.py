@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ccn_analytics.app import create_app
 from ccn_analytics.audit_projection import AuditLogProjection
+from ccn_analytics.crawl_projection import CrawlDomainStatsProjection
 from ccn_analytics.dead_letter_projection import DeadLetterReadModel
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.projection import Projection, ProjectionRunner
@@ -13,8 +14,9 @@ from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the projections (audit trail, orchestrator log of jobs, of nodes and of dead
-    letters, the dead letters' read model) and the HTTP server on `runtime`; all stop with it."""
+    """Start the projections (audit trail, orchestrator log of jobs, of nodes, of dead letters
+    and of crawled domains, the dead letters' read model, crawl analytics) and the HTTP server
+    on `runtime`; all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
     settings = runtime.settings
 
@@ -22,6 +24,7 @@ async def start_analytics(runtime: Runtime) -> None:
         AuditLogProjection(),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),
+        CrawlDomainStatsProjection(),
     )
     runners = [ProjectionRunner(runtime.js, runtime.pool, projection) for projection in projections]
     for projection, runner in zip(projections, runners, strict=True):

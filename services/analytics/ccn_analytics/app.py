@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_analytics.audit_api import AuditReader, audit_log
+from ccn_analytics.crawl_api import CrawlStatsReader, crawl_domains
 from ccn_analytics.nodes_api import NodeReader, list_nodes
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
 from ccn_web.auth import admin_guard
@@ -22,6 +23,7 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
     reader = AuditReader(pool)
     log_reader = OrchestratorLogReader(pool)
     node_reader = NodeReader(pool)
+    crawl_reader = CrawlStatsReader(pool)
 
     async def provide_reader() -> AuditReader:
         return reader
@@ -32,8 +34,13 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
     async def provide_node_reader() -> NodeReader:
         return node_reader
 
+    async def provide_crawl_reader() -> CrawlStatsReader:
+        return crawl_reader
+
     admin = Router(
-        "/admin", route_handlers=[audit_log, orchestrator_log, list_nodes], guards=[admin_guard(admin_token)]
+        "/admin",
+        route_handlers=[audit_log, orchestrator_log, list_nodes, crawl_domains],
+        guards=[admin_guard(admin_token)],
     )
     return create_http_app(
         service="analytics",
@@ -47,5 +54,6 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
             "reader": Provide(provide_reader),
             "log_reader": Provide(provide_log_reader),
             "node_reader": Provide(provide_node_reader),
+            "crawl_reader": Provide(provide_crawl_reader),
         },
     )

@@ -12,6 +12,7 @@ idempotency fingerprints never reach the log.
 
 from __future__ import annotations
 
+from ccn_analytics.crawl_projection import FetchLogProjection
 from ccn_analytics.dead_letter_projection import DeadLetterLogProjection
 from ccn_analytics.orchestrator_projection import (
     LogRow,
@@ -137,4 +138,4 @@ class NodeLogProjection(StreamLogProjection):
 
 def orchestrator_log_projections() -> tuple[Projection, ...]:
     """Every projection into orchestrator_log: run them all, and rebuild them together."""
-    return (OrchestratorLogProjection(), NodeLogProjection(), DeadLetterLogProjection())
+    return (OrchestratorLogProjection(), NodeLogProjection(), DeadLetterLogProjection(), FetchLogProjection())

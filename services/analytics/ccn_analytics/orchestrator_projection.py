@@ -45,7 +45,8 @@ from ccn_proto.jobs import (
 log = get_logger("ccn.analytics.orchestrator")
 
 # Every step the log records: a job's, in the order a job can live them, then a node's
-# (orchestrator_node_projection records those), then a dead letter's (dead_letter_projection).
+# (orchestrator_node_projection records those), then a dead letter's (dead_letter_projection),
+# then a crawled domain's (crawl_projection).
 LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_created",
     "job_claimed",
@@ -75,6 +76,8 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "event_dead_lettered",
     "dead_letter_replayed",
     "dead_letter_replay_failed",
+    "domain_breaker_changed",
+    "domain_limit_alert",
 )
 
 
