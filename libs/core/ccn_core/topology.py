@@ -195,6 +195,18 @@ GOVERNANCE_WORK = ConsumerSpec(
     ),
     description="The governance observer's read of job outcomes, summed per node into node.work_recorded",
 )
+DOMAIN_READ_MODEL = ConsumerSpec(
+    durable="analytics_domain_read_model",
+    stream=POLICY.name,
+    filter_subjects=("ccn.domain.>",),
+    description="Projects domain-policy events into community_domains (the allow-list and robots audit)",
+)
+AUDIT_POLICY_LOG = ConsumerSpec(
+    durable="analytics_audit_policy_log",
+    stream=POLICY.name,
+    filter_subjects=("ccn.domain.>",),
+    description="Projects domain-policy events (admins' allow-list changes) into audit_log",
+)
 DEAD_LETTERS = ConsumerSpec(
     durable="analytics_dead_letters",
     stream=DEADLETTER.name,
@@ -220,6 +232,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     GOVERNANCE_WORK,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
+    DOMAIN_READ_MODEL,
+    AUDIT_POLICY_LOG,
 )
 
 

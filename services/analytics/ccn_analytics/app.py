@@ -9,8 +9,10 @@ from litestar.di import Provide
 from litestar.openapi.spec import SecurityScheme
 
 from ccn_analytics.audit_api import AuditReader, audit_log
+from ccn_analytics.domains_api import DomainReader, domain_detail, list_domains
 from ccn_analytics.nodes_api import NodeReader, list_nodes
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
+from ccn_core.eventstore import EventStore
 from ccn_web.auth import admin_guard
 from ccn_web.http import Readiness, create_http_app
 
@@ -18,10 +20,19 @@ from ccn_web.http import Readiness, create_http_app
 _MAX_BODY_BYTES = 1024
 
 
-def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_timeout_s: float) -> Litestar:
+def create_app(
+    *,
+    pool: asyncpg.Pool,
+    admin_token: str,
+    ready: Readiness,
+    body_timeout_s: float,
+    store: EventStore | None = None,
+) -> Litestar:
+    """`store`: where a domain's history is read (GET /admin/domains/{domain} answers 503 without)."""
     reader = AuditReader(pool)
     log_reader = OrchestratorLogReader(pool)
     node_reader = NodeReader(pool)
+    domain_reader = DomainReader(pool, store)
 
     async def provide_reader() -> AuditReader:
         return reader
@@ -32,8 +43,13 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
     async def provide_node_reader() -> NodeReader:
         return node_reader
 
+    async def provide_domain_reader() -> DomainReader:
+        return domain_reader
+
     admin = Router(
-        "/admin", route_handlers=[audit_log, orchestrator_log, list_nodes], guards=[admin_guard(admin_token)]
+        "/admin",
+        route_handlers=[audit_log, orchestrator_log, list_nodes, list_domains, domain_detail],
+        guards=[admin_guard(admin_token)],
     )
     return create_http_app(
         service="analytics",
@@ -47,5 +63,6 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
             "reader": Provide(provide_reader),
             "log_reader": Provide(provide_log_reader),
             "node_reader": Provide(provide_node_reader),
+            "domain_reader": Provide(provide_domain_reader),
         },
     )
