@@ -4,6 +4,8 @@ include_subdomains); a host no entry reaches has no policy."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ccn_core.domain.domain_policy import policy_id
@@ -109,3 +111,16 @@ def test_an_event_that_does_not_decode_is_skipped_and_the_position_still_moves()
     assert (book.last_seq, book.skipped, len(book)) == (7, 1, 0)
     book.apply_stored(5, b"{}")  # a redelivery behind the position is ignored
     assert book.skipped == 1
+
+
+async def test_waiting_for_a_position_ends_when_it_is_folded_or_times_out() -> None:
+    book = PolicyBook()
+    assert not await book.caught_up(3, 0.01)
+    waiting = asyncio.create_task(book.caught_up(3, 5.0))
+    await asyncio.sleep(0)
+    book.apply_stored(2, b"{}")
+    assert not waiting.done()
+    book.apply_stored(3, b"{}")
+    assert await waiting
+    assert await book.caught_up(1, 0.0)  # already past it
+    assert not book.ready  # not started: a proxy must not fetch on an empty book

@@ -120,10 +120,13 @@ class PolicyBook:
         if self.last_seq >= seq:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, future))
+        waiter = (seq, future)
+        self._waiters.append(waiter)
         try:
             await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
             return False
         return True
 
