@@ -1,7 +1,7 @@
 """Every service a hostile request can reach, in the test's loop, on a NATS server and a database
 of the fuzz test's own: registry, scheduler, scheduler-projector, edge, analytics (each with its
-/readyz) and the fetch proxy's domain-policy commands. What one fuzz run poisons (an event a projection cannot apply) stays in its own
-stack, so a failure is that run's and no other test's.
+/readyz) and the fetch proxy's domain-policy commands. What one fuzz run poisons (an event a
+projection cannot apply) stays in its own stack, so a failure is that run's and no other test's.
 
 The fuzzers send their requests from a worker thread (schemathesis calls are blocking), while
 the services answer in this loop: the thread never blocks the loop that serves it."""
