@@ -75,3 +75,115 @@ class DomainPolicyUpdated(msgspec.Struct, gc=False, tag="domain.policy_updated",
 
 DomainEvent = DomainAllowed | DomainBlocked | DomainPolicyUpdated
 DOMAIN_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (DomainAllowed, DomainBlocked, DomainPolicyUpdated)
+
+
+# Commands of the domain-policy service (`ccn.cmd.domains.<command>`), served by the fetch
+# proxy. A command names the domain as the admin wrote it (Unicode, any case): the service makes
+# it canonical (IDNA, lowercase) and refuses an IP address or a single label. `by` is the admin
+# token's name, as every admin action carries it, so the audit trail says who.
+WrittenDomain = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=SINGLE_LINE_PATTERN)]
+
+
+class AllowDomainRequest(msgspec.Struct, gc=False, tag="allow", frozen=True, kw_only=True):
+    """Allow the domain with these limits (the whole set: what is not given is the default)."""
+
+    domain: WrittenDomain
+    include_subdomains: bool = False
+    requests_per_minute: PerMinute | None = None
+    requests_per_hour: PerHour | None = None
+    max_concurrent: Concurrent | None = None
+    allowed_paths: PathRules = msgspec.field(default_factory=list)
+    allowed_patterns: PathRules = msgspec.field(default_factory=list)
+    notes: Text | None = None
+    reviewer: ShortText | None = None
+    reviewed_at: datetime | None = None
+    by: ShortText
+
+
+class BlockDomainRequest(msgspec.Struct, gc=False, tag="block", frozen=True, kw_only=True):
+    domain: WrittenDomain
+    reason: Reason
+    reviewer: ShortText | None = None
+    reviewed_at: datetime | None = None
+    by: ShortText
+
+
+class UpdateDomainRequest(msgspec.Struct, gc=False, tag="update", frozen=True, kw_only=True):
+    """Change some limits of an allowed domain: `clear` names fields set back to their default;
+    a field given (not None) takes its value; the others stay as they are."""
+
+    domain: WrittenDomain
+    include_subdomains: bool | None = None
+    requests_per_minute: PerMinute | None = None
+    requests_per_hour: PerHour | None = None
+    max_concurrent: Concurrent | None = None
+    allowed_paths: PathRules | None = None
+    allowed_patterns: PathRules | None = None
+    notes: Text | None = None
+    reviewer: ShortText | None = None
+    reviewed_at: datetime | None = None
+    clear: Annotated[list[ShortText], msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
+    by: ShortText
+
+
+class GetDomainPolicy(msgspec.Struct, gc=False, tag="get", frozen=True, kw_only=True):
+    domain: WrittenDomain
+
+
+class ImportRow(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    line: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]  # of the CSV file, for the report
+    command: AllowDomainRequest | BlockDomainRequest
+
+
+# rows per import command: the edge sends a file in chunks of this many, under NATS's max_payload
+MAX_IMPORT_ROWS = 500
+
+
+class ImportDomains(msgspec.Struct, gc=False, tag="import", frozen=True, kw_only=True):
+    """Rows of an allow-list CSV, parsed and checked; each is decided on its own."""
+
+    rows: Annotated[list[ImportRow], msgspec.Meta(max_length=MAX_IMPORT_ROWS)]
+
+
+DomainCommand = AllowDomainRequest | BlockDomainRequest | UpdateDomainRequest | GetDomainPolicy | ImportDomains
+
+
+class DomainPolicyView(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A domain's policy as the event store has it now; `permission` None: never reviewed."""
+
+    domain: str
+    policy_id: str
+    permission: Permission | None
+    include_subdomains: bool
+    requests_per_minute: int | None
+    requests_per_hour: int | None
+    max_concurrent: int | None
+    allowed_paths: list[str]
+    allowed_patterns: list[str]
+    notes: str | None
+    block_reason: str | None
+    reviewer: str | None
+    reviewed_at: datetime | None
+    version: int  # stream sequence of the policy's last event; 0: none
+
+
+class DomainPolicyReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    policy: DomainPolicyView
+    changed: bool  # False: the policy already was so, and nothing was recorded
+
+
+class ImportedRow(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    line: int
+    domain: str
+    changed: bool
+
+
+class RefusedRow(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    line: int
+    domain: str  # as the row wrote it, cut to 128 characters
+    reason: str
+
+
+class ImportDomainsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    accepted: list[ImportedRow]
+    rejected: list[RefusedRow]

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, crawl, deadletter, fetch, node_protocol, registry, scheduler
+from ccn_proto import compute_api, crawl, deadletter, domains, fetch, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
@@ -24,6 +24,13 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 FAMILIES: dict[str, tuple[Any, ...]] = {
     "node_events": (Envelope[NodeEvent],),
     "domain_events": (Envelope[DomainEvent],),
+    "domain_commands": (
+        domains.DomainCommand,
+        domains.DomainPolicyReply,
+        domains.DomainPolicyView,
+        domains.ImportDomainsReply,
+        CommandError,
+    ),
     "telemetry": (Envelope[HeartbeatSample],),
     "registry_commands": (
         registry.RegistryCommand,

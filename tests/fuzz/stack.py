@@ -1,7 +1,7 @@
 """Every service a hostile request can reach, in the test's loop, on a NATS server and a database
-of the fuzz test's own: registry, scheduler, scheduler-projector, edge and analytics, each with
-its /readyz. What one fuzz run poisons (an event a projection cannot apply) stays in its own
-stack, so a failure is that run's and no other test's.
+of the fuzz test's own: registry, scheduler, scheduler-projector, edge, analytics (each with its
+/readyz) and the fetch proxy's domain-policy commands. What one fuzz run poisons (an event a
+projection cannot apply) stays in its own stack, so a failure is that run's and no other test's.
 
 The fuzzers send their requests from a worker thread (schemathesis calls are blocking), while
 the services answer in this loop: the thread never blocks the loop that serves it."""
@@ -27,6 +27,7 @@ from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSUMERS, ConsumerSpec
 from ccn_edge.app import start_edge
+from ccn_fetch_proxy.policy_service import start_domain_policy
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
@@ -86,6 +87,9 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         await serve_health(projector, "127.0.0.1", settings.scheduler_projector_health_port)
         analytics = await stack.enter_async_context(open_runtime("analytics", settings))
         await start_analytics(analytics)
+        # the allow-list commands the edge's /admin/domains routes send (the fetch proxy serves them)
+        fetch_proxy = await stack.enter_async_context(open_runtime("fetch-proxy", settings, needs_postgres=False))
+        await start_domain_policy(fetch_proxy)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
         start_edge(edge)
         await answering(settings.effective_nats_url)

@@ -32,6 +32,7 @@ def test_every_event_type_is_documented() -> None:
         "fetch_commands",
         "crawl_events",
         "crawler_commands",
+        "domain_commands",
     }
 
 
@@ -53,3 +54,13 @@ def test_every_domain_policy_event_is_documented() -> None:
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
     assert tags == {"domain.allowed", "domain.blocked", "domain.policy_updated"}
+
+
+def test_every_domain_policy_command_is_documented() -> None:
+    schema = family_schema("domain_commands")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {"allow", "block", "update", "get", "import"}

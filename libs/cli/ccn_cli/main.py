@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.deadletter_cmd",
     "ccn_cli.crawl_cmd",
     "ccn_cli.admin_cmd",
+    "ccn_cli.domains_cmd",
     "ccn_cli.new_job_type_cmd",
 )
 

@@ -207,6 +207,17 @@ CRAWL_OUTCOMES = ConsumerSpec(
     stream=JOBS.name,
     filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
     description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
+DOMAIN_READ_MODEL = ConsumerSpec(
+    durable="analytics_domain_read_model",
+    stream=POLICY.name,
+    filter_subjects=("ccn.domain.>",),
+    description="Projects domain-policy events into community_domains (the allow-list and robots audit)",
+)
+AUDIT_POLICY_LOG = ConsumerSpec(
+    durable="analytics_audit_policy_log",
+    stream=POLICY.name,
+    filter_subjects=("ccn.domain.>",),
+    description="Projects domain-policy events (admins' allow-list changes) into audit_log",
 )
 DEAD_LETTERS = ConsumerSpec(
     durable="analytics_dead_letters",
@@ -250,6 +261,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ORCHESTRATOR_DEADLETTER_LOG,
     CRAWL_DOMAIN_STATS,
     ORCHESTRATOR_FETCH_LOG,
+    DOMAIN_READ_MODEL,
+    AUDIT_POLICY_LOG,
 )
 
 

@@ -6,25 +6,29 @@ from ccn_analytics.app import create_app
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_analytics.crawl_projection import CrawlDomainStatsProjection
 from ccn_analytics.dead_letter_projection import DeadLetterReadModel
+from ccn_analytics.domains_projection import DomainReadModel
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
+from ccn_core.topology import AUDIT_POLICY_LOG
 from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the projections (audit trail, orchestrator log of jobs, of nodes, of dead letters
-    and of crawled domains, the dead letters' read model, crawl analytics) and the HTTP server
-    on `runtime`; all stop with it."""
+    """Start the projections (audit trail of nodes and of domain policies, orchestrator log of
+    jobs, of nodes, of dead letters and of crawled domains, the dead letters' and the allow-list's
+    read models, crawl analytics) and the HTTP server on `runtime`; all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
     settings = runtime.settings
 
     projections: tuple[Projection, ...] = (
         AuditLogProjection(),
+        AuditLogProjection(AUDIT_POLICY_LOG),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),
         CrawlDomainStatsProjection(),
+        DomainReadModel(),
     )
     runners = [ProjectionRunner(runtime.js, runtime.pool, projection) for projection in projections]
     for projection, runner in zip(projections, runners, strict=True):
@@ -42,6 +46,7 @@ async def start_analytics(runtime: Runtime) -> None:
         admin_token=settings.admin_token,
         ready=runtime.ready,
         body_timeout_s=settings.http_body_timeout_s,
+        store=runtime.store,
     )
     serve_http(runtime, app, host=settings.analytics_host, port=settings.analytics_port)
 

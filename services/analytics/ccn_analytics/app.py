@@ -10,8 +10,10 @@ from litestar.openapi.spec import SecurityScheme
 
 from ccn_analytics.audit_api import AuditReader, audit_log
 from ccn_analytics.crawl_api import CrawlStatsReader, crawl_domains
+from ccn_analytics.domains_api import DomainReader, domain_detail, list_domains
 from ccn_analytics.nodes_api import NodeReader, list_nodes
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
+from ccn_core.eventstore import EventStore
 from ccn_web.auth import admin_guard
 from ccn_web.http import Readiness, create_http_app
 
@@ -19,11 +21,20 @@ from ccn_web.http import Readiness, create_http_app
 _MAX_BODY_BYTES = 1024
 
 
-def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_timeout_s: float) -> Litestar:
+def create_app(
+    *,
+    pool: asyncpg.Pool,
+    admin_token: str,
+    ready: Readiness,
+    body_timeout_s: float,
+    store: EventStore | None = None,
+) -> Litestar:
+    """`store`: where a domain's history is read (GET /admin/domains/{domain} answers 503 without)."""
     reader = AuditReader(pool)
     log_reader = OrchestratorLogReader(pool)
     node_reader = NodeReader(pool)
     crawl_reader = CrawlStatsReader(pool)
+    domain_reader = DomainReader(pool, store)
 
     async def provide_reader() -> AuditReader:
         return reader
@@ -37,9 +48,12 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
     async def provide_crawl_reader() -> CrawlStatsReader:
         return crawl_reader
 
+    async def provide_domain_reader() -> DomainReader:
+        return domain_reader
+
     admin = Router(
         "/admin",
-        route_handlers=[audit_log, orchestrator_log, list_nodes, crawl_domains],
+        route_handlers=[audit_log, orchestrator_log, list_nodes, crawl_domains, list_domains, domain_detail],
         guards=[admin_guard(admin_token)],
     )
     return create_http_app(
@@ -55,5 +69,6 @@ def create_app(*, pool: asyncpg.Pool, admin_token: str, ready: Readiness, body_t
             "log_reader": Provide(provide_log_reader),
             "node_reader": Provide(provide_node_reader),
             "crawl_reader": Provide(provide_crawl_reader),
+            "domain_reader": Provide(provide_domain_reader),
         },
     )

@@ -19,6 +19,7 @@ from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.topology import AUDIT_LOG, ConsumerSpec
+from ccn_proto.domains import DOMAIN_EVENT_TYPES
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import NODE_EVENT_TYPES
 
@@ -42,7 +43,8 @@ def detail_fields(event_type: type[msgspec.Struct]) -> tuple[str, tuple[str, ...
 
 
 # Event type → fields recorded in `details`. Admin actions, bans and reviews join with their Structs.
-AUDITED: Mapping[str, tuple[str, ...]] = dict(detail_fields(t) for t in NODE_EVENT_TYPES)
+# Domain-policy changes are admins' acts, each with every field it set (the allow-list's review trail).
+AUDITED: Mapping[str, tuple[str, ...]] = dict(detail_fields(t) for t in (*NODE_EVENT_TYPES, *DOMAIN_EVENT_TYPES))
 # a node's work record, one event per node per window: the jobs' own steps are in the
 # orchestrator log, and what the record leads to (health, backoff) is audited as it happens
 NOT_AUDITED = frozenset({"work_recorded"})  # event names, as the subject's last token

@@ -17,6 +17,7 @@ from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
 from ccn_edge.documents_api import DocumentServer, documents_router
+from ccn_edge.domains_admin_api import domains_admin_router
 from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.limits_api import limits_router
@@ -74,6 +75,7 @@ def create_app(
                     ComputeController,
                     jobs_router(admin_token),
                     nodes_admin_router(admin_token, admin_name),
+                    domains_admin_router(admin_token, admin_name),
                     limits_router(admin_token),
                     campaigns_admin_router(admin_token, admin_name),
                 ],
