@@ -301,3 +301,43 @@ async def test_the_reference_nodes_crawl_fetches_pages_and_bodies_through_the_ed
             for url, text in texts.items()
         ]
     }
+
+
+async def set_limits(http: aiohttp.ClientSession, edge: Edge, limits: dict[str, Any]) -> None:
+    """Store `limits` and wait until the edge enforces them."""
+    admin = {"Authorization": f"Bearer {edge.settings.admin_token}"}
+    async with http.put(f"{edge.url}/admin/limits/", json=limits, headers=admin) as response:
+        body = await response.json()
+        assert response.status == 200, body
+    async with asyncio.timeout(10):
+        while True:
+            async with http.get(f"{edge.url}/admin/limits/", headers=admin) as response:
+                if (await response.json())["applied_revision"] == body["revision"]:
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_fetches_meet_the_nodes_own_fetch_rate_over_the_socket_and_over_http(stack: Stack) -> None:
+    one_per_minute = {"rate": 1, "period_s": 60.0, "burst": 1}
+    async with aiohttp.ClientSession() as http:
+        await set_limits(http, stack.edge, {"per_node": {"ws.fetch": one_per_minute, "http.fetch": one_per_minute}})
+        node = await registered_node(http, stack.edge)
+        async with holding_a_job(http, stack.edge, node) as (ws, offer):
+            for request_id in ("first", "second"):
+                await ws.send_json(fetch_frame(request_id, offer["job_id"], f"https://a.example/{request_id}"))
+            # the refusal is sent as the frame is read, the answer when the proxy gives it: any order
+            answers = {frame["request_id"]: frame for frame in await frames_until(ws, 2)}
+            first, second = answers["first"], answers["second"]
+            statuses = []
+            for _ in range(2):
+                async with http.post(
+                    f"{stack.edge.url}/compute/jobs/{offer['job_id']}/fetch",
+                    json={"url": "https://a.example/http"},
+                    headers={"Authorization": f"Bearer {node['session_token']}"},
+                ) as response:
+                    statuses.append((response.status, response.headers.get("Retry-After")))
+    assert (first["type"], first["request_id"]) == ("fetch_result", "first")
+    assert (second["type"], second["code"], second["request_id"]) == ("error", "rate_limited", "second"), second
+    assert 0 < second["retry_after"] <= 60
+    assert statuses[0] == (200, None) and statuses[1][0] == 429 and statuses[1][1] is not None
+    assert [seen.url for seen in stack.proxy.seen] == ["https://a.example/first", "https://a.example/http"]
