@@ -46,11 +46,13 @@ class FakeProxy:
     set), `/silent/...` (never, within the edge's wait) and those in `pages` (their outcome)."""
 
     seen: list[FetchPage] = field(default_factory=list)
+    correlations: list[str] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     pages: dict[str, FetchOutcome] = field(default_factory=dict)
 
     async def fetch_page(self, command: FetchPage, context: CommandContext) -> FetchOutcome:
         self.seen.append(command)
+        self.correlations.append(context.correlation_id)
         if "/hold/" in command.url:
             await self.release.wait()
         if "/silent/" in command.url:
@@ -126,6 +128,7 @@ async def test_a_fetch_over_the_socket_goes_out_as_the_sessions_node_and_its_ans
     assert stack.proxy.seen == [
         FetchPage(job_id=offer["job_id"], node_id=node["node_public_id"], url=url, if_none_match='"v1"')
     ]
+    assert stack.proxy.correlations == [offer["correlation_id"]]  # the job's thread, as its result's
 
 
 async def test_a_frame_naming_a_node_or_a_job_the_connection_does_not_hold_reaches_no_proxy(stack: Stack) -> None:
@@ -289,12 +292,14 @@ async def test_the_reference_nodes_crawl_fetches_pages_and_bodies_through_the_ed
                 timeout_s=30,
                 read_timeout_s=10,
                 user_agent="ccn-node/test",
+                correlation_id=offer["correlation_id"],
             )
             result, _ = await asyncio.to_thread(execute_crawl, source, LINK_CRAWL, {"start": start})
     assert [(seen.url, seen.node_id, seen.job_id) for seen in stack.proxy.seen] == [
         (start, node["node_public_id"], job_id),
         (second, node["node_public_id"], job_id),
     ]
+    assert stack.proxy.correlations == [offer["correlation_id"]] * 2
     assert result == {
         "pages": [
             {"url": url, "outcome": "fetched:200", "sha256": hashlib.sha256(text).hexdigest()}

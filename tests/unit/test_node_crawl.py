@@ -29,7 +29,7 @@ from ccn_cli.node.crawl import (
 )
 from ccn_cli.node.documents import EdgeDocuments, execute_crawl
 from ccn_cli.node.execute import JobRefused
-from ccn_cli.node.metering import FetchMeter, metering
+from ccn_cli.node.metering import BandwidthExceeded, FetchMeter, metering
 from ccn_jobs.crawl import MAX_FETCHES_PER_JOB, CrawledPage, CrawlSpec
 from ccn_jobs.errors import DocumentRefused
 from ccn_proto.documents import PLAIN_TEXT, DocumentRef
@@ -369,3 +369,17 @@ async def test_an_answer_that_is_not_an_outcome_fails_the_crawl(serve: Any) -> N
     source = await serve(broken)
     with pytest.raises(JobRefused, match="not a fetch outcome"):
         await asyncio.to_thread(execute_crawl, source, LINK_CRAWL, {"start": START})
+
+
+async def test_a_crawl_over_its_bandwidth_budget_stops_before_the_body_is_asked_for(serve: Any) -> None:
+    fake = FakeEdge({START: [fetched(START, REF)]}, {REF.sha256: BODY})
+    source = await serve(fake)
+    meter = FetchMeter(max_bytes_per_min=len(BODY) - 1)
+
+    def run() -> tuple[dict[str, Any], str]:
+        with metering(meter):
+            return execute_crawl(source, LINK_CRAWL, {"start": START})
+
+    with pytest.raises(BandwidthExceeded):  # the worker reports it as budget_exceeded
+        await asyncio.to_thread(run)
+    assert meter.fetched == 0 and len(fake.fetched) == 1

@@ -66,6 +66,13 @@ class EdgeDocuments:
     timeout_s: float  # the whole download of one body
     read_timeout_s: float  # between two reads of it
     user_agent: str
+    correlation_id: str | None = None  # the job's: the edge stamps it on what it does for the job
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.session_token}", "User-Agent": self.user_agent}
+        if self.correlation_id is not None:
+            headers["X-Correlation-ID"] = self.correlation_id
+        return headers
 
     def url(self, sha256: str) -> str:
         return f"{self.base_url}/compute/jobs/{quote(self.job_id, safe='')}/documents/{quote(sha256, safe='')}"
@@ -92,7 +99,7 @@ class EdgeBodyReader:
     async def read(self, sha256: str, size: int) -> bytes:
         source = self._source
         timeout = aiohttp.ClientTimeout(total=source.timeout_s, sock_read=source.read_timeout_s)
-        headers = {"Authorization": f"Bearer {source.session_token}", "User-Agent": source.user_agent}
+        headers = source.headers()
         meter = current_meter() or FetchMeter()
         meter.admit(size)
         try:
@@ -130,11 +137,7 @@ class EdgeFetcher:
     async def fetch(self, url: str) -> FetchOutcome:
         source = self._source
         wait_s = max(1.0, min(FETCH_WAIT_S, self._deadline - time.monotonic()))
-        headers = {
-            "Authorization": f"Bearer {source.session_token}",
-            "User-Agent": source.user_agent,
-            "Content-Type": "application/json",
-        }
+        headers = {**source.headers(), "Content-Type": "application/json"}
         try:
             async with self._http.post(
                 source.fetch_url(),
@@ -224,8 +227,11 @@ async def _fetch(payload: msgspec.Struct, source: EdgeDocuments, job_type: str) 
         return await fetch_bodies(payload, EdgeBodyReader(http, source), job_type)
 
 
-def execute_for_job(config: NodeConfig, session_token: str | None, job_id: str, node_version: str) -> Execute:
-    """What a worker runs for this job: the job, its bodies fetched with this session's token."""
+def execute_for_job(
+    config: NodeConfig, session_token: str | None, job_id: str, node_version: str, correlation_id: str | None = None
+) -> Execute:
+    """What a worker runs for this job: the job, its bodies (and a crawl's pages) fetched with
+    this session's token, on the job's correlation id."""
     source = EdgeDocuments(
         base_url=http_url(config.edge_url),
         session_token=session_token or "-",
@@ -233,5 +239,6 @@ def execute_for_job(config: NodeConfig, session_token: str | None, job_id: str, 
         timeout_s=config.job_timeout_s,
         read_timeout_s=config.http_timeout_s,
         user_agent=f"ccn-node/{node_version}",
+        correlation_id=correlation_id,
     )
     return functools.partial(execute_with_documents, source)
