@@ -9,6 +9,7 @@ import msgspec
 
 from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
+from ccn_proto.fetch import Url, Validator
 from ccn_proto.nodes import ConsentScope, NodeMetrics
 from ccn_proto.scheduler import BatchJob
 
@@ -61,6 +62,15 @@ class JobFailRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid
     reason: Text
     kind: FailureKind = "error"
     usage: JobUsage | None = None
+
+
+class FetchRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST /compute/jobs/{job_id}/fetch: `url` for the job, through the fetch proxy; the
+    validators make it a conditional GET. The node is the session token's."""
+
+    url: Url
+    if_none_match: Validator | None = None
+    if_modified_since: Validator | None = None
 
 
 class SubmitJobRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import msgspec
 
 from ccn_proto.budgets import FailureKind, JobBudget, JobUsage
-from ccn_proto.constraints import ShortText, Text, Token
+from ccn_proto.constraints import END, ShortText, Text, Token
+from ccn_proto.fetch import FetchOutcome, Url, Validator
 from ccn_proto.nodes import NodeMetrics
 
 PROTOCOL_VERSION = 1
@@ -25,6 +26,8 @@ MAX_FRAME_ITEMS = MAX_CONCURRENCY
 # the edge splits the offers it has for a node into job_offers frames of at most this many bytes
 # (a single offer bigger than that goes alone): under a node's 8 MiB default offer limit
 MAX_OFFERS_FRAME_BYTES = 1024 * 1024
+# a node's own name for one of its fetches, echoed on the answer (fetch_result, or an error)
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9._:-]+{END}")]
 
 
 class Capabilities(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +116,19 @@ class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=
     metrics: NodeMetrics | None = None
 
 
+class Fetch(msgspec.Struct, gc=False, tag="fetch", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Fetch `url` for `job_id`, a job this connection holds, through the fetch proxy; the
+    validators make it a conditional GET. Answered, in any order with other fetches, by a
+    `fetch_result` or an `error` naming `request_id`. The node is the session's: a frame
+    cannot name another (there is no field for it)."""
+
+    request_id: RequestId
+    job_id: ShortText
+    url: Url
+    if_none_match: Validator | None = None
+    if_modified_since: Validator | None = None
+
+
 class Welcome(msgspec.Struct, gc=False, tag="welcome", frozen=True, kw_only=True):
     node_public_id: str
     session_id: str
@@ -138,9 +154,19 @@ class Acks(msgspec.Struct, gc=False, tag="acks", frozen=True, kw_only=True):
     acks: list[Ack]
 
 
+class FetchResult(msgspec.Struct, gc=False, tag="fetch_result", frozen=True, kw_only=True):
+    """The fetch proxy's answer to the `fetch` frame named `request_id`: the page (its body, if
+    any, by reference: read it from GET /compute/jobs/{job_id}/documents/{sha256}), a refusal
+    or a failure."""
+
+    request_id: str
+    outcome: FetchOutcome
+
+
 class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
     """`backoff_until`: the node is backed off (or its daily quota is spent) and gets no work
-    before then; `retry_after` says the same in seconds."""
+    before then; `retry_after` says the same in seconds. `request_id`: the refusal answers that
+    `fetch` frame (with `retry_after`: ask again after it)."""
 
     code: str
     message: str
@@ -148,6 +174,7 @@ class Error(msgspec.Struct, gc=False, tag="error", frozen=True, kw_only=True):
     field: str | None = None
     retry_after: float | None = None
     backoff_until: datetime | None = None
+    request_id: str | None = None
 
 
 class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -159,5 +186,5 @@ class Bye(msgspec.Struct, gc=False, tag="bye", frozen=True, kw_only=True, forbid
 DRAINED_BYE_REASON = "this node is drained: it gets no new jobs"
 
 
-NodeFrame = Hello | Ready | JobResult | JobResults | JobFail | Heartbeat | Bye
-ServerFrame = Welcome | JobOffer | JobOffers | Ack | Acks | Error | Bye
+NodeFrame = Hello | Ready | JobResult | JobResults | JobFail | Heartbeat | Fetch | Bye
+ServerFrame = Welcome | JobOffer | JobOffers | Ack | Acks | FetchResult | Error | Bye

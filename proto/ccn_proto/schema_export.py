@@ -69,6 +69,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         compute_api.EndSessionRequest,
         compute_api.JobResultRequest,
         compute_api.JobFailRequest,
+        compute_api.FetchRequest,
         compute_api.SubmitJobRequest,
         compute_api.BatchLine,
         compute_api.BatchSubmitted,

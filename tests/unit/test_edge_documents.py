@@ -8,9 +8,10 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
-from ccn_core.errors import CcnError, Conflict, Forbidden, NotFound, PayloadTooLarge
+from ccn_core.errors import CcnError, Conflict, Forbidden, PayloadTooLarge
 from ccn_edge.documents_api import document_for, named_references, within_deadline
 from ccn_proto.documents import DocumentRef
 from ccn_proto.scheduler import JobView
@@ -92,8 +93,6 @@ def test_the_holder_of_a_claimed_job_gets_the_reference_it_names() -> None:
         (view(status="queued", holder=None), "node-1", A, 10_000, Conflict, 409),
         (view(status="completed"), "node-1", A, 10_000, Conflict, 409),
         (view(status="retry_wait", holder=None), "node-1", A, 10_000, Conflict, 409),
-        (view(), "node-1", B, 10_000, NotFound, 404),
-        (view(payload={"html": "<p>inline</p>"}), "node-1", A, 10_000, NotFound, 404),
         (view(), "node-1", A, 999, PayloadTooLarge, 413),
     ],
 )
@@ -103,6 +102,14 @@ def test_every_other_request_is_refused_with_its_status(
     with pytest.raises(error) as raised:
         document_for(job, node, sha256, max_bytes)
     assert raised.value.http_status == status
+
+
+@pytest.mark.parametrize("job", [view(), view(payload={"html": "<p>inline</p>"})])
+def test_a_digest_the_payload_does_not_name_is_left_to_the_fetch_grants(job: JobView) -> None:
+    assert document_for(job, "node-1", B, max_bytes=10_000) is None
+    # the holder's checks come first: no grant can let another node read it
+    with pytest.raises(Forbidden):
+        document_for(msgspec.structs.replace(job, holder="node-2"), "node-1", B, max_bytes=10_000)
 
 
 async def test_a_response_the_client_stops_reading_is_abandoned_at_the_deadline() -> None:

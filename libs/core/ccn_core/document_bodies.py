@@ -85,8 +85,8 @@ class ObjectStoreBodies:
         return bytes(result.data or b"")
 
 
-async def checked_info(store: ObjectStore, sha256: str, size: int) -> ObjectInfo:
-    """The stored object's info, if it is a body named `sha256` of `size` bytes."""
+async def stored_info(store: ObjectStore, sha256: str) -> ObjectInfo:
+    """The stored object's info, if it is a body named `sha256`, of whatever size."""
     if not _SHA256.match(sha256):
         raise BodyNotFound(f"{sha256!r} is not a sha256 hex digest")
     try:
@@ -95,6 +95,12 @@ async def checked_info(store: ObjectStore, sha256: str, size: int) -> ObjectInfo
         raise BodyNotFound(f"no body {sha256}") from None
     if info.is_link() or not info.nuid:
         raise BodyNotFound(f"{sha256} is a link, not a body")
+    return info
+
+
+async def checked_info(store: ObjectStore, sha256: str, size: int) -> ObjectInfo:
+    """The stored object's info, if it is a body named `sha256` of `size` bytes."""
+    info = await stored_info(store, sha256)
     if info.size != size:
         raise BodySizeMismatch(f"the body {sha256} is {info.size} bytes, not {size}")
     return info
@@ -144,18 +150,22 @@ class BodyStreams:
         self._bucket = bucket
         self._store: ObjectStore | None = None
 
-    async def open(self, sha256: str, size: int) -> StoredBody:
-        """The body named `sha256`, if stored with `size` bytes; BodyNotFound (no bucket, no
-        such body) or BodySizeMismatch otherwise. Nothing of the body is read yet."""
+    async def open(self, sha256: str, size: int | None) -> StoredBody:
+        """The body named `sha256`, if stored with `size` bytes (None: its stored size, for a
+        body known by its digest alone); BodyNotFound (no bucket, no such body) or
+        BodySizeMismatch otherwise. Nothing of the body is read yet."""
         if self._store is None:
             try:
                 self._store = await open_body_store(self._js, self._bucket)
             except (BucketNotFoundError, NotFoundError):
                 raise BodyNotFound("no document body has been stored yet") from None
-        info = await checked_info(self._store, sha256, size)
+        if size is None:
+            info = await stored_info(self._store, sha256)
+        else:
+            info = await checked_info(self._store, sha256, size)
         return StoredBody(
             sha256=sha256,
-            size=size,
+            size=info.size or 0,
             # how nats.js.object_store names a body's chunks and its stream
             chunks_subject=f"$O.{self._bucket}.C.{info.nuid}",
             stream=f"OBJ_{self._bucket}",

@@ -40,10 +40,12 @@ Action = Literal[
     "http.job",
     "http.job_result",
     "http.job_fail",
+    "http.fetch",
     "ws.ready",
     "ws.result",
     "ws.fail",
     "ws.heartbeat",
+    "ws.fetch",
 ]
 ACTIONS: Final[tuple[str, ...]] = Action.__args__  # type: ignore[attr-defined]
 JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -72,10 +74,14 @@ DEFAULT_RATE_LIMITS: Final = RateLimits(
         "http.job": LimitRule(rate=2, period_s=1.0, burst=10),
         "http.job_result": LimitRule(rate=50, period_s=1.0, burst=100),
         "http.job_fail": LimitRule(rate=50, period_s=1.0, burst=100),
+        # a crawl job fetches its pages one after another, and the fetch proxy holds each domain
+        # to its own rate: a node past this is fetching for far more jobs than it can run
+        "http.fetch": LimitRule(rate=20, period_s=1.0, burst=50),
         "ws.ready": LimitRule(rate=500, period_s=1.0, burst=1000, chunk=20),
         "ws.result": LimitRule(rate=1000, period_s=1.0, burst=2000, chunk=50),
         "ws.fail": LimitRule(rate=200, period_s=1.0, burst=400, chunk=10),
         "ws.heartbeat": LimitRule(rate=1, period_s=1.0, burst=10),
+        "ws.fetch": LimitRule(rate=20, period_s=1.0, burst=50),
     },
     global_=LimitRule(rate=50_000, period_s=1.0, burst=100_000, chunk=200),
 )

@@ -70,6 +70,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # /jobs, and node frames that call a service; past either, 503 / an error frame, retry_after 1 s
     edge_max_requests_in_flight: int = 256
     edge_max_frames_in_flight: int = 2048
+    # fetches one node may have out at the fetch proxy through one edge replica (a `fetch` frame or
+    # POST /compute/jobs/{id}/fetch), and how long the edge waits for the proxy's answer: above the
+    # proxy's own total time for a fetch, so a slow site is its failure, not the edge's timeout
+    edge_max_fetches_per_node: int = 8
+    edge_fetch_timeout_s: float = 45.0
     # an edge reports the requests its rate limits refused once per node per window this long
     # (ccn_edge.rate_limits): a flood makes one node.rate_limited event a window per edge replica
     rate_limit_window_s: float = 10.0
@@ -145,6 +150,7 @@ _INT_FIELDS = {
     "CCN_WS_MAX_CONNECTIONS_PER_NODE": "ws_max_connections_per_node",
     "CCN_EDGE_MAX_REQUESTS_IN_FLIGHT": "edge_max_requests_in_flight",
     "CCN_EDGE_MAX_FRAMES_IN_FLIGHT": "edge_max_frames_in_flight",
+    "CCN_EDGE_MAX_FETCHES_PER_NODE": "edge_max_fetches_per_node",
     "CCN_HTTP_KEEP_ALIVE_S": "http_keep_alive_s",
     "CCN_HTTP_MAX_HEADER_BYTES": "http_max_header_bytes",
     "CCN_SCHEDULER_MAX_LIVE_JOBS": "scheduler_max_live_jobs",
@@ -164,6 +170,7 @@ _FLOAT_FIELDS = {
     "CCN_NODE_RELEASE_GRACE_S": "node_release_grace_s",
     "CCN_DOCUMENT_TIMEOUT_S": "document_timeout_s",
     "CCN_RATE_LIMIT_WINDOW_S": "rate_limit_window_s",
+    "CCN_EDGE_FETCH_TIMEOUT_S": "edge_fetch_timeout_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -172,6 +179,8 @@ _POSITIVE_FIELDS = (
     "ws_max_connections_per_node",
     "edge_max_requests_in_flight",
     "edge_max_frames_in_flight",
+    "edge_max_fetches_per_node",
+    "edge_fetch_timeout_s",
     "http_body_timeout_s",
     "http_headers_timeout_s",
     "http_keep_alive_s",

@@ -16,8 +16,10 @@ from ccn_edge.campaigns_admin_api import campaigns_admin_router
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
-from ccn_edge.documents_api import DocumentServer, documents_router
+from ccn_edge.documents_api import DocumentServer, FetchGrants, documents_router
 from ccn_edge.domains_admin_api import domains_admin_router
+from ccn_edge.fetch_api import job_fetch
+from ccn_edge.fetch_relay import FetchRelay, FetchSlots
 from ccn_edge.in_flight import InFlight, bounded_requests
 from ccn_edge.jobs_api import jobs_router
 from ccn_edge.limits_api import limits_router
@@ -73,6 +75,7 @@ def create_app(
                 "/",
                 route_handlers=[
                     ComputeController,
+                    job_fetch,
                     jobs_router(admin_token),
                     nodes_admin_router(admin_token, admin_name),
                     domains_admin_router(admin_token, admin_name),
@@ -98,7 +101,10 @@ def start_edge(runtime: Runtime) -> SocketLimits:
     settings = runtime.settings
     commands = CommandClient(runtime.nc, timeout=settings.command_timeout_s)
     limits = EdgeLimits(runtime.js, Violations(replica=runtime.replica, window_s=settings.rate_limit_window_s))
-    context = EdgeContext(commands, settings.ip_hash_salt, limits=limits)
+    fetches = FetchRelay(
+        commands, FetchSlots(settings.edge_max_fetches_per_node), timeout_s=settings.edge_fetch_timeout_s
+    )
+    context = EdgeContext(commands, settings.ip_hash_salt, limits=limits, fetches=fetches)
     runtime.spawn(watch_limits_config(runtime.js, limits, runtime.stopping), name="limits-config")
     runtime.spawn(report_violations(commands, limits.violations, runtime.stopping), name="limits-violations")
     socket_limits = SocketLimits.from_settings(settings)
@@ -113,7 +119,9 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         socket_limits=socket_limits,
         body_timeout_s=settings.http_body_timeout_s,
         requests_in_flight=InFlight(settings.edge_max_requests_in_flight, "HTTP requests"),
-        documents=DocumentServer(BodyStreams(runtime.js), max_bytes=settings.max_document_bytes),
+        documents=DocumentServer(
+            BodyStreams(runtime.js), max_bytes=settings.max_document_bytes, grants=FetchGrants(runtime.js)
+        ),
         document_timeout_s=settings.document_timeout_s,
     )
     serve_http(

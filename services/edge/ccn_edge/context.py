@@ -14,6 +14,8 @@ from ccn_core.coalesce import Coalescer
 from ccn_core.commands import CommandClient, raise_command_error
 from ccn_core.errors import CcnError
 from ccn_core.ids import ip_hash, new_correlation_id
+from ccn_core.settings import Settings
+from ccn_edge.fetch_relay import FetchRelay, FetchSlots
 from ccn_edge.rate_limits import EdgeLimits, Violations
 from ccn_proto.commands import CommandError
 from ccn_proto.nodes import NodeMetrics
@@ -62,11 +64,19 @@ class EdgeContext:
         *,
         max_request_bytes: int = MAX_COMMAND_BYTES,
         limits: EdgeLimits | None = None,
+        fetches: FetchRelay | None = None,
     ) -> None:
         self.commands = commands
         self._salt = ip_hash_salt
         # the nodes' rate limits (none when the edge is built without JetStream, for a test)
         self.limits = limits or EdgeLimits(None, Violations(replica="-"))
+        # nodes' fetches, passed on to the fetch proxy
+        if fetches is None:
+            defaults = Settings()
+            fetches = FetchRelay(
+                commands, FetchSlots(defaults.edge_max_fetches_per_node), timeout_s=defaults.edge_fetch_timeout_s
+            )
+        self.fetches = fetches
         # the node connections of this edge ask and answer through these: one command per batch
         self._claims = Coalescer(
             self._send_claims,

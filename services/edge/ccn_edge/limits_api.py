@@ -53,7 +53,7 @@ async def show_limits(edge: NamedDependency[EdgeContext]) -> LimitsView:
     "/",
     summary="Set the rate limits",
     description="Replaces every limit: `per_node` (by action: http.telemetry, http.job, http.job_result, "
-    "http.job_fail, ws.ready, ws.result, ws.fail, ws.heartbeat), `per_job_type`, `global`, each "
+    "http.job_fail, http.fetch, ws.ready, ws.result, ws.fail, ws.heartbeat, ws.fetch), `per_job_type`, `global`, each "
     "{rate, period_s, burst, chunk?}; `enabled: false` lifts them all. Every edge applies them at once.",
     security=ADMIN_SECURITY,
 )

@@ -3,8 +3,12 @@
 The first frame is a hello (session token, versions, capabilities), judged here and by the
 registry; then the node says how much work it has room for (ready), and the edge claims jobs
 for it from the scheduler and offers them; results, failures and heartbeats become scheduler
-commands carrying each job's own correlation id. A bad frame gets a typed error frame and
-changes nothing; a flood of them closes the connection with the reason.
+commands carrying each job's own correlation id. A `fetch` frame, for a job the connection
+holds, goes to the fetch proxy (ccn_edge.fetch_relay) in a task of its own, so a slow site
+holds up neither the node's other frames nor its other fetches; at most
+CCN_EDGE_MAX_FETCHES_PER_NODE are out at once, and each is answered by a `fetch_result` or an
+`error` naming its request_id. A bad frame gets a typed error frame and changes nothing; a
+flood of them closes the connection with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from ccn_edge.node_link import (
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
+from ccn_proto.fetch import FetchPage
 from ccn_proto.nodes import NodeMetrics
 from ccn_web.http import correlation_id
 
@@ -118,6 +123,7 @@ class NodeLink:
         self._said_bye = False
         self._draining = False  # the scheduler said so: bye once the node holds nothing
         self._told_withheld: tuple[str | None, Any] | None = None  # the last withholding told to the node
+        self._fetches: set[asyncio.Task[None]] = set()  # the node's fetches out at the proxy
 
     async def run(self) -> None:
         ip_hash = self._edge.caller_ip_hash(self._socket) or "-"
@@ -153,6 +159,8 @@ class NodeLink:
             except _Closed:
                 pass
             finally:
+                for fetch in self._fetches:  # their answers would reach no one
+                    fetch.cancel()
                 # the socket is gone: it no longer counts against its node's cap while the
                 # claimer winds down (up to a claim's wait), so a quick reconnect gets in
                 if self._node_slot is not None:
@@ -297,6 +305,8 @@ class NodeLink:
                         await self._on_service_frame(frame, size)
                     finally:
                         self._limits.frames.leave()
+                case frames.Fetch():
+                    await self._on_fetch(frame)
                 case frames.Bye():
                     self._said_bye = True
                     await self._hang_up(1000, "bye")
@@ -318,6 +328,52 @@ class NodeLink:
                 await self._on_fail(failed)
             case frames.Heartbeat(job_ids=job_ids, metrics=metrics):
                 await self._on_heartbeat(job_ids, metrics)
+
+    async def _on_fetch(self, frame: frames.Fetch) -> None:
+        """Pass the fetch on in a task of its own, once the node holds the job, is within its
+        fetch rate and has a fetch slot free; otherwise answer it with the refusal."""
+        job_correlation = self._holdings.correlation_of(frame.job_id)
+        if job_correlation is None:
+            refusal = Conflict(f"this node does not hold job {frame.job_id}")
+            await self._refuse(refusal, job_id=frame.job_id, request_id=frame.request_id)
+            return
+        try:
+            await self._edge.limits.check(self.node_id, "ws.fetch")
+            slot = self._edge.fetches.slots.take(self.node_id)
+        except CcnError as exc:
+            await self._send_error(exc, job_id=frame.job_id, request_id=frame.request_id)
+            return
+        command = FetchPage(
+            job_id=frame.job_id,
+            node_id=self.node_id,  # the session's, whatever the node might wish
+            url=frame.url,
+            if_none_match=frame.if_none_match,
+            if_modified_since=frame.if_modified_since,
+        )
+        with correlation(job_correlation, node_id=self.node_id, job_id=frame.job_id):
+            task = asyncio.create_task(self._fetch(command, frame.request_id, job_correlation, slot))
+        self._fetches.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._fetches.discard(done)
+            slot.release()  # a task cancelled before it started never reached the relay, which releases it
+
+        task.add_done_callback(finished)
+
+    async def _fetch(self, command: FetchPage, request_id: str, job_correlation: str, slot: Ticket) -> None:
+        try:
+            outcome = await self._edge.fetches.fetch(command, correlation_id=job_correlation, slot=slot)
+        except CcnError as exc:
+            with contextlib.suppress(_Closed):
+                await self._send_error(exc, job_id=command.job_id, request_id=request_id)
+            return
+        except Exception:
+            log.exception("fetch failed", request_id=request_id)
+            with contextlib.suppress(_Closed):
+                await self._send_error(CcnError("internal error"), job_id=command.job_id, request_id=request_id)
+            return
+        with contextlib.suppress(_Closed):
+            await self._send(frames.FetchResult(request_id=request_id, outcome=outcome))
 
     async def _within_rate_limits(self, frame: _MeteredFrame) -> bool:
         """The node's rate limits for this frame (ccn_edge.rate_limits); False once refused."""
@@ -674,17 +730,22 @@ class NodeLink:
         for ack in acks:
             await self._send(ack)
 
-    async def _send_error(self, exc: CcnError, *, job_id: str | None = None) -> None:
+    async def _send_error(self, exc: CcnError, *, job_id: str | None = None, request_id: str | None = None) -> None:
         await self._send(
             frames.Error(
-                code=exc.code, message=exc.message, job_id=job_id, field=exc.field, retry_after=exc.retry_after
+                code=exc.code,
+                message=exc.message,
+                job_id=job_id,
+                field=exc.field,
+                retry_after=exc.retry_after,
+                request_id=request_id,
             )
         )
 
-    async def _refuse(self, exc: CcnError, *, job_id: str | None = None) -> None:
+    async def _refuse(self, exc: CcnError, *, job_id: str | None = None, request_id: str | None = None) -> None:
         """Answer a bad frame; hang up when there have been too many."""
         log.info("bad frame", code=exc.code, reason=exc.message, field=exc.field)
-        await self._send_error(exc, job_id=job_id)
+        await self._send_error(exc, job_id=job_id, request_id=request_id)
         if self._budget.spend():
             await self._hang_up(WS_POLICY_VIOLATION, "too many bad frames")
 

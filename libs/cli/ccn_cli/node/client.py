@@ -399,7 +399,10 @@ class NodeClient:
                 case _:
                     token = self._enrolment.credentials.session_token
                     self._vitals.job_started(offer.job_id)
-                    self._runner.start(offer, execute_for_job(self._config, token, offer.job_id, self._node_version))
+                    execute = execute_for_job(
+                        self._config, token, offer.job_id, self._node_version, offer.correlation_id
+                    )
+                    self._runner.start(offer, execute)
 
     def _on_error(self, error: Error) -> ConnectionEnd | None:
         action = decide_error(error, welcomed=True)
