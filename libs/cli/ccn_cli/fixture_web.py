@@ -14,7 +14,7 @@ so no DNS or hosts file is involved.
 - flaky.localhost: robots.txt answers 503 with Retry-After until `state.flaky_robots_ok` is set.
 - hostile.localhost: slow pages, a 500, redirects to internal addresses (127.0.0.1,
   169.254.169.254, [::1]), a redirect loop, a 10 GB body generated lazily, a gzip bomb, a
-  slowloris body (a byte a second), a body of a type the jobs do not read.
+  slowloris body (a byte a second, for an hour), a body of a type the jobs do not read.
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ class FixtureState:
 
     flaky_robots_ok: bool = False
     slow_s: float = 3.0
+    slowloris_interval_s: float = 1.0
     hits: dict[str, int] = field(default_factory=dict)
 
 
 STATE_KEY = web.AppKey("fixture_state", FixtureState)
+PDF_KEY = web.AppKey("guidance_pdf", bytes)
 
 
 def dev_loopback_setting(port: int) -> str:
@@ -98,7 +100,7 @@ async def _grants(request: web.Request, path: str) -> web.StreamResponse:
                 _opportunity(index), ETag=f'"opp-{index}"', **{"Last-Modified": "Mon, 02 Nov 2026 09:00:00 GMT"}
             )
     if path == "/guidance.pdf":
-        return web.Response(body=grant_pdf(3, pages=2), content_type="application/pdf")
+        return web.Response(body=request.app[PDF_KEY], content_type="application/pdf")
     if path == "/about.xhtml":
         return web.Response(text=_page("About", "<p>About us</p>"), content_type="application/xhtml+xml")
     if path.startswith("/private/"):
@@ -126,11 +128,12 @@ async def _flaky(request: web.Request, path: str) -> web.StreamResponse:
 
 async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    port = request.url.port or DEFAULT_PORT
+    port = request.url.port or DEFAULT_PORT  # redirects to this very server, by address
     redirects = {
-        "/redirect/loopback": f"http://127.0.0.1:{port}/",
+        "/redirect/loopback": "http://127.0.0.1/",
+        "/redirect/loopback-port": f"http://127.0.0.1:{port}/",
         "/redirect/metadata": "http://169.254.169.254/latest/meta-data/",
-        "/redirect/v6": f"http://[::1]:{port}/",
+        "/redirect/v6": "http://[::1]/",
         "/redirect/loop": "/redirect/loop",
         "/redirect/decimal": "http://2130706433/",
         "/redirect/ok": "/ok",
@@ -160,7 +163,7 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
         await response.prepare(request)
         for _ in range(3600):
             await response.write(b" ")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(state.slowloris_interval_s)
         return response
     raise web.HTTPNotFound()
 
@@ -209,6 +212,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 def fixture_web(state: FixtureState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state or FixtureState()
+    # made once, before serving: rendering a PDF takes longer than a test's read bound
+    app[PDF_KEY] = grant_pdf(3, pages=2)
     app.router.add_route("GET", "/{tail:.*}", _dispatch)
     return app
 

@@ -11,13 +11,14 @@ robots.txt; what refuses a hop is reported as stage `redirect`, its reason the h
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from ccn_core.domain.domain_policy import DomainPolicyState, policy_id
 from ccn_core.egress import EgressPolicy, Refused, Target, check_url
-from ccn_core.robots import RobotsRules
+from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_jobs.job_type import JobType
 from ccn_proto.fetch import RefusalStage
 from ccn_proto.scheduler import JobView
@@ -108,8 +109,14 @@ def allow_list_refusal(target: Target, policy: DomainPolicyState | None) -> Refu
     return None
 
 
-def robots_refusal(rules: RobotsRules, target: Target) -> Refusal | None:
-    if not rules.decide(target.url).allowed:
+def robots_refusal(robots: CachedRobots, target: Target, now: datetime) -> Refusal | None:
+    """`robots_disallowed` when the site's robots.txt disallows the URL (its job is then
+    cancelled: the URL will never be fetched); `robots_unavailable` while robots.txt could not be
+    read (5xx, 429, unreachable: disallowed for now, asked again after `retry_after`)."""
+    if robots.kind == "disallow_all":
+        wait_s = max((robots.valid_until - now).total_seconds(), 1.0)
+        return Refusal(stage="robots", reason="robots_unavailable", detail=robots.reason, retry_after=round(wait_s, 3))
+    if not robots.rules.decide(target.url).allowed:
         return Refusal(stage="robots", reason="robots_disallowed", detail=f"robots.txt disallows {target.url[:300]}")
     return None
 

@@ -156,9 +156,10 @@ class FetchProxy:
             return refused(refusal), policy
         assert policy is not None
         cached = await self.robots.robots_for(target)
-        refusal = robots_refusal(cached.rules, target)
+        refusal = robots_refusal(cached, target, self._clock())
         if refusal is not None:
-            await self._cancel_for_robots(request, refusal, correlation_id)
+            if refusal.reason == "robots_disallowed":
+                await self._cancel_for_robots(request, correlation_id)
             return refused(refusal), policy
         crawl_delay = cached.rules.decide(target.url).min_interval_s
         headers = request_headers(if_none_match=request.if_none_match, if_modified_since=request.if_modified_since)
@@ -215,7 +216,7 @@ class FetchProxy:
             return refusal
         assert policy is not None
         cached = await self.robots.robots_for(target)
-        refusal = robots_refusal(cached.rules, target)
+        refusal = robots_refusal(cached, target, self._clock())
         if refusal is not None:
             return refusal
         return target, policy, cached.rules.decide(target.url).min_interval_s
@@ -311,7 +312,7 @@ class FetchProxy:
             fetched_at=self._clock(),
         )
 
-    async def _cancel_for_robots(self, request: FetchPage, refusal: Refusal, correlation_id: str) -> None:
+    async def _cancel_for_robots(self, request: FetchPage, correlation_id: str) -> None:
         reason = f"robots.txt disallows {request.url[:500]}"
         log.warning(
             "robots.txt disallows a job's URL; cancelling the job", job_id=request.job_id, url=request.url[:500]

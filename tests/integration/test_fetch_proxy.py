@@ -1,0 +1,305 @@
+"""The fetch proxy against real NATS (records, body store, grants, counts) and the local
+fixture web on loopback, which these tests alone reach through the development allowance.
+Small bounds (a 1 MiB body, sub-second reads) keep the hostile cases fast."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiohttp import web
+
+from ccn_cli.fixture_web import FixtureState, dev_loopback_setting, fixture_web
+from ccn_cli.stack.ports import free_port
+from ccn_core.commands import CommandClient
+from ccn_core.domain.domain_policy import PolicyLimits
+from ccn_core.robots import RobotsRules
+from ccn_core.service import Runtime, open_runtime
+from ccn_core.topology import FETCH, FETCH_GRANTS
+from ccn_fetch_proxy.app import start_fetch_proxy
+from ccn_fetch_proxy.domain_gate import LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.proxy import FetchProxy
+from ccn_fetch_proxy.request_headers import USER_AGENT
+from ccn_fetch_proxy.robots_cache import CachedRobots
+from ccn_fetch_proxy.safe_fetcher import FetchLimits, resolve_host
+from ccn_proto.envelope import Envelope
+from ccn_proto.fetch import FetchEvent, FetchedPage, FetchFailed, FetchOutcome, FetchPage, FetchRefused
+from ccn_proto.scheduler import JobView
+from tests.conftest import make_settings
+from tests.support.fetch_fixtures import TEST_JOB_TYPES, MemoryPolicies, allowed, job_view
+
+LIMITS = FetchLimits(max_body_bytes=1 << 20, connect_timeout_s=1.0, read_timeout_s=0.8, total_timeout_s=1.5)
+SITES = ("grants.localhost", "foundation.localhost", "flaky.localhost", "hostile.localhost", "private.example.org")
+DAY = timedelta(days=1)
+_decode_record = msgspec.json.Decoder(Envelope[FetchEvent]).decode
+
+
+@dataclass
+class FakeJobs:
+    views: dict[str, JobView] = field(default_factory=dict)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)
+
+    async def view(self, job_id: str, correlation_id: str, *, fresh: bool = False) -> JobView | None:
+        return self.views.get(job_id)
+
+    async def cancel(self, job_id: str, reason: str, correlation_id: str) -> None:
+        self.cancelled.append((job_id, reason))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RefusingGate:
+    async def acquire(self, domain: str, limits: PolicyLimits, crawl_delay_s: float | None) -> Permit | LimitRefusal:
+        return LimitRefusal(stage="rate_limit", reason="per_minute", retry_after=12.5, detail=f"{domain} is busy")
+
+    async def release(self, permit: Permit, outcome: RequestOutcome) -> None:
+        raise AssertionError("nothing was acquired")
+
+
+@dataclass
+class Harness:
+    proxy: FetchProxy
+    runtime: Runtime
+    jobs: FakeJobs
+    web: FixtureState
+    port: int
+    clock: Clock
+
+    def job(self, prefix: str, *, node: str = "node-1", max_pages: int = 50, job_type: str = "test_site_crawl") -> str:
+        job_id = f"job-{secrets.token_hex(6)}"
+        self.jobs.views[job_id] = job_view(job_id, holder=node, prefix=prefix, max_pages=max_pages, job_type=job_type)
+        return job_id
+
+    def url(self, site: str, path: str = "/") -> str:
+        return f"http://{site}:{self.port}{path}"
+
+    async def fetch(self, site: str, path: str, *, job_id: str | None = None, node: str = "node-1") -> FetchOutcome:
+        return await self.fetch_url(self.url(site, path), job_id=job_id or self.job(self.url(site)), node=node)
+
+    async def fetch_url(self, url: str, *, job_id: str, node: str = "node-1") -> FetchOutcome:
+        outcome = await self.proxy.fetch_page(
+            FetchPage(job_id=job_id, node_id=node, url=url), correlation_id=f"test-{job_id}"
+        )
+        await self.assert_recorded(outcome, job_id)
+        return outcome
+
+    async def assert_recorded(self, outcome: FetchOutcome, job_id: str) -> None:
+        """Exactly one record of this request, on its domain's subject, of the outcome's kind."""
+        stored = await self.runtime.store.read(FETCH.name, "ccn.fetch.>")
+        mine = [_decode_record(event.data) for event in stored if event.headers.get("Nats-Msg-Id") == outcome.fetch_id]
+        assert len(mine) == 1, mine
+        record = mine[0].data
+        assert record.job_id == job_id and record.fetch_id == outcome.fetch_id  # type: ignore[union-attr]
+        expected = {FetchedPage: "fetch.fetched", FetchRefused: "fetch.refused", FetchFailed: "fetch.failed"}
+        assert mine[0].type == expected[type(outcome)]
+        assert mine[0].correlation_id == f"test-{job_id}"
+
+
+@pytest.fixture
+async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    port = free_port()
+    state = FixtureState(slow_s=1.0, slowloris_interval_s=0.2)
+    runner = web.AppRunner(fixture_web(state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = msgspec.structs.replace(
+        make_settings(nats_url, "postgresql://unused.invalid/none", tmp_path),
+        fetch_dev_loopback=dev_loopback_setting(port),
+    )
+    jobs = FakeJobs()
+    clock = Clock()
+
+    async def resolve(name: str, timeout_s: float) -> list[str]:
+        # a public-looking name whose only answer is private: refused at egress
+        return ["10.0.0.7"] if name == "private.example.org" else await resolve_host(name, timeout_s)
+
+    try:
+        async with open_runtime("fetch-proxy", settings, needs_postgres=False) as runtime:
+            proxy = await start_fetch_proxy(
+                runtime,
+                policies=MemoryPolicies(*(allowed(site) for site in SITES)),
+                jobs=jobs,
+                job_types=TEST_JOB_TYPES,
+                limits=LIMITS,
+                resolve=resolve,
+                health=False,
+            )
+            proxy.robots._clock = clock  # noqa: SLF001 - the tests move robots.txt time on
+            yield Harness(proxy, runtime, jobs, state, port, clock)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_page_is_fetched_stored_once_and_granted_to_its_job(harness: Harness) -> None:
+    first_job = harness.job(harness.url("grants.localhost"))
+    second_job = harness.job(harness.url("grants.localhost"))
+    first = await harness.fetch("grants.localhost", "/opportunities/3", job_id=first_job)
+    second = await harness.fetch("grants.localhost", "/opportunities/3", job_id=second_job)
+    assert isinstance(first, FetchedPage) and isinstance(second, FetchedPage)
+    assert first.status == 200 and first.body is not None and first.body.media_type == "text/html"
+    assert first.etag == '"opp-3"' and first.body.charset == "utf-8"
+    assert second.body == first.body and first.fetch_id != second.fetch_id
+    store = await harness.runtime.js.object_store("CCN_DOCUMENT_BODIES")
+    info = await store.get_info(first.body.sha256)
+    assert info.size == first.body.size
+    body = (await store.get(first.body.sha256)).data or b""
+    assert b"Maximum grant" in body and b"Eligibility" in body
+    grants = await harness.runtime.js.key_value(FETCH_GRANTS.bucket)
+    for job_id in (first_job, second_job):
+        assert (await grants.get(f"{job_id}.{first.body.sha256}")).value is not None
+
+
+async def test_the_command_answers_over_nats_and_pdfs_and_xhtml_are_kept(harness: Harness) -> None:
+    job_id = harness.job(harness.url("grants.localhost"))
+    client = CommandClient(harness.runtime.nc, timeout=5.0)
+    request = FetchPage(job_id=job_id, node_id="node-1", url=harness.url("grants.localhost", "/guidance.pdf"))
+    outcome = await client.call("fetch", "fetch_page", request, FetchOutcome, correlation_id=f"test-{job_id}")  # type: ignore[arg-type]
+    assert isinstance(outcome, FetchedPage) and outcome.body is not None
+    assert outcome.body.media_type == "application/pdf"
+    await harness.assert_recorded(outcome, job_id)
+    xhtml = await harness.fetch("grants.localhost", "/about.xhtml")
+    assert isinstance(xhtml, FetchedPage) and xhtml.body is not None and xhtml.body.media_type == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("site", "path", "stage", "reason"),
+    [
+        ("hostile.localhost", "/redirect/metadata", "redirect", "non_global_address"),
+        ("hostile.localhost", "/redirect/loopback", "redirect", "non_global_address"),
+        ("hostile.localhost", "/redirect/loopback-port", "redirect", "port_not_allowed"),
+        ("hostile.localhost", "/redirect/v6", "redirect", "non_global_address"),
+        ("hostile.localhost", "/redirect/decimal", "redirect", "non_global_address"),
+    ],
+)
+async def test_redirects_and_names_to_internal_addresses_are_refused(
+    harness: Harness, site: str, path: str, stage: str, reason: str
+) -> None:
+    outcome = await harness.fetch(site, path)
+    assert isinstance(outcome, FetchRefused), outcome
+    assert (outcome.stage, outcome.reason) == (stage, reason)
+
+
+async def test_a_name_that_resolves_privately_is_refused_at_egress(harness: Harness) -> None:
+    url = "http://private.example.org/"
+    # its robots.txt is refused on the way too: disallowed (fail closed) until it can be read
+    first = await harness.fetch_url(url, job_id=harness.job(url))
+    assert isinstance(first, FetchRefused) and (first.stage, first.reason) == ("robots", "robots_unavailable")
+    # with robots.txt known, the page itself meets the egress check
+    harness.proxy.robots._entries["http://private.example.org"] = CachedRobots(  # noqa: SLF001
+        rules=RobotsRules.allow_all(USER_AGENT), kind="allow_all", reason="test", valid_until=harness.clock.now + DAY
+    )
+    outcome = await harness.fetch_url(url, job_id=harness.job(url))
+    assert isinstance(outcome, FetchRefused) and (outcome.stage, outcome.reason) == ("egress", "non_global_address")
+    assert "private" in outcome.detail
+
+
+async def test_each_check_refuses_in_its_order(harness: Harness) -> None:
+    grants = harness.url("grants.localhost")
+    outside = await harness.fetch("foundation.localhost", "/", job_id=harness.job(grants))
+    assert isinstance(outside, FetchRefused) and (outside.stage, outside.reason) == ("job", "url_not_in_job")
+    not_holder = await harness.fetch("grants.localhost", "/", job_id=harness.job(grants, node="node-2"))
+    assert isinstance(not_holder, FetchRefused) and not_holder.reason == "not_job_holder"
+    unknown = await harness.fetch("grants.localhost", "/", job_id="job-nonexistent")
+    assert isinstance(unknown, FetchRefused) and unknown.reason == "unknown_job"
+    no_fetch = await harness.fetch("grants.localhost", "/", job_id=harness.job(grants, job_type="test_no_fetch"))
+    assert isinstance(no_fetch, FetchRefused) and no_fetch.reason == "job_does_not_fetch"
+    job_id = harness.job("")  # a job whose scope is every URL: the later checks decide
+    scheme = await harness.proxy.fetch_page(
+        FetchPage(job_id=job_id, node_id="node-1", url="ftp://grants.localhost/"), correlation_id=f"test-{job_id}"
+    )
+    await harness.assert_recorded(scheme, job_id)
+    assert isinstance(scheme, FetchRefused) and (scheme.stage, scheme.reason) == ("scheme", "scheme_not_allowed")
+    unlisted = await harness.proxy.fetch_page(
+        FetchPage(job_id=job_id, node_id="node-1", url="https://unlisted.example.org/"), correlation_id=f"test-{job_id}"
+    )
+    await harness.assert_recorded(unlisted, job_id)
+    assert isinstance(unlisted, FetchRefused) and (unlisted.stage, unlisted.reason) == (
+        "allow_list",
+        "domain_not_allowed",
+    )
+
+
+async def test_a_robots_disallowed_url_is_refused_and_its_job_cancelled(harness: Harness) -> None:
+    job_id = harness.job(harness.url("grants.localhost"))
+    outcome = await harness.fetch("grants.localhost", "/private/report", job_id=job_id)
+    assert isinstance(outcome, FetchRefused) and (outcome.stage, outcome.reason) == ("robots", "robots_disallowed")
+    assert harness.jobs.cancelled == [
+        (job_id, f"robots.txt disallows {harness.url('grants.localhost', '/private/report')}")
+    ]
+    assert harness.web.hits.get("grants.localhost/private/report") is None
+
+
+async def test_robots_5xx_fails_closed_then_a_success_allows(harness: Harness) -> None:
+    first = await harness.fetch("flaky.localhost", "/")
+    assert isinstance(first, FetchRefused) and (first.stage, first.reason) == ("robots", "robots_unavailable")
+    assert first.retry_after is not None and first.retry_after >= 1.0
+    assert harness.jobs.cancelled == []  # a server error is not a disallow: the job stays
+    harness.web.flaky_robots_ok = True
+    still = await harness.fetch("flaky.localhost", "/")
+    assert isinstance(still, FetchRefused) and still.reason == "robots_unavailable"  # until Retry-After
+    harness.clock.now += timedelta(seconds=2)
+    after = await harness.fetch("flaky.localhost", "/")
+    assert isinstance(after, FetchedPage) and after.status == 200
+
+
+async def test_robots_4xx_allows_all(harness: Harness) -> None:
+    outcome = await harness.fetch("foundation.localhost", "/programmes")
+    assert isinstance(outcome, FetchedPage) and outcome.status == 200 and outcome.body is not None
+
+
+async def test_redirects_are_followed_by_hand_and_bounded(harness: Harness) -> None:
+    chain = await harness.fetch("hostile.localhost", "/redirect/chain/3")
+    assert isinstance(chain, FetchedPage) and chain.status == 200
+    assert chain.final_url == harness.url("hostile.localhost", "/ok") and len(chain.redirects) == 4
+    loop = await harness.fetch("hostile.localhost", "/redirect/loop")
+    assert isinstance(loop, FetchFailed) and loop.reason == "too_many_redirects"
+    assert harness.web.hits["hostile.localhost/redirect/loop"] == 11
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/bomb", "decompression_bomb"),
+        ("/huge", "too_large"),
+        ("/slowloris", "timeout"),
+        ("/slow", "timeout"),
+        ("/binary", "content_type_not_allowed"),
+    ],
+)
+async def test_hostile_responses_fail_within_their_bounds(harness: Harness, path: str, reason: str) -> None:
+    outcome = await harness.fetch("hostile.localhost", path)
+    assert isinstance(outcome, FetchFailed), outcome
+    assert outcome.reason == reason
+    # cut at the bound: the 10 GB stream after 1 MiB, the slowloris at the total time
+    assert outcome.elapsed_ms < LIMITS.total_timeout_s * 1000 + 1000
+
+
+async def test_a_server_error_is_an_answer_without_a_body(harness: Harness) -> None:
+    outcome = await harness.fetch("hostile.localhost", "/error")
+    assert isinstance(outcome, FetchedPage) and outcome.status == 500 and outcome.body is None
+
+
+async def test_the_fetches_of_a_job_are_capped(harness: Harness) -> None:
+    job_id = harness.job(harness.url("foundation.localhost"), max_pages=2)
+    for path in ("/", "/contact"):
+        assert isinstance(await harness.fetch("foundation.localhost", path, job_id=job_id), FetchedPage)
+    third = await harness.fetch("foundation.localhost", "/programmes", job_id=job_id)
+    assert isinstance(third, FetchRefused) and (third.stage, third.reason) == ("job", "too_many_fetches")
+
+
+async def test_the_domain_gate_refuses_with_retry_after(harness: Harness) -> None:
+    harness.proxy._gate = RefusingGate()  # noqa: SLF001 - the shared limiter is another part's work
+    outcome = await harness.fetch("foundation.localhost", "/")
+    assert isinstance(outcome, FetchRefused)
+    assert (outcome.stage, outcome.reason, outcome.retry_after) == ("rate_limit", "per_minute", 12.5)
