@@ -1,6 +1,6 @@
 # One image for every service and one-shot job of Community Compute.
 #   docker build -t ccn .               # the runtime target; --target dev for Tilt's live_update
-#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics
+#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics, fetch-proxy
 #   docker run ccn migrate              # a one-shot job: migrate, topology apply
 # Dependencies come from uv.lock exactly as `make setup` installs them (uv sync --frozen), with
 # the same pinned uv; the runtime stage holds the virtual environment and nothing else.
@@ -26,6 +26,7 @@ COPY services/registry/pyproject.toml services/registry/
 COPY services/edge/pyproject.toml services/edge/
 COPY services/analytics/pyproject.toml services/analytics/
 COPY services/scheduler/pyproject.toml services/scheduler/
+COPY services/fetch_proxy/pyproject.toml services/fetch_proxy/
 RUN uv sync --frozen --no-dev --all-packages --no-editable --no-install-workspace
 COPY libs libs
 COPY proto proto
@@ -47,7 +48,7 @@ ENV PATH=/opt/ccn/venv/bin:$PATH \
     CCN_ANALYTICS_HOST=0.0.0.0 \
     CCN_LOG_FORMAT=json \
     CCN_HOME=/tmp/ccn
-EXPOSE 8080 8081 8091 8092 8093
+EXPOSE 8080 8081 8091 8092 8093 8094
 ENTRYPOINT ["ccn"]
 CMD ["--help"]
 
