@@ -18,6 +18,7 @@ from ccn_cli.fixture_web import FixtureState, dev_loopback_setting, fixture_web
 from ccn_cli.stack.ports import free_port
 from ccn_core.commands import CommandClient
 from ccn_core.domain.domain_policy import PolicyLimits
+from ccn_core.errors import Unavailable
 from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import FETCH, FETCH_GRANTS
@@ -28,7 +29,7 @@ from ccn_fetch_proxy.request_headers import USER_AGENT
 from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_fetch_proxy.safe_fetcher import FetchLimits, resolve_host
 from ccn_proto.envelope import Envelope
-from ccn_proto.fetch import FetchEvent, FetchedPage, FetchFailed, FetchOutcome, FetchPage, FetchRefused
+from ccn_proto.fetch import FetchedPage, FetchEvent, FetchFailed, FetchOutcome, FetchPage, FetchRefused
 from ccn_proto.scheduler import JobView
 from tests.conftest import make_settings
 from tests.support.fetch_fixtures import TEST_JOB_TYPES, MemoryPolicies, allowed, job_view
@@ -135,7 +136,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
                 resolve=resolve,
                 health=False,
             )
-            proxy.robots._clock = clock  # noqa: SLF001 - the tests move robots.txt time on
+            proxy.robots._clock = clock
             yield Harness(proxy, runtime, jobs, state, port, clock)
     finally:
         await runner.cleanup()
@@ -196,7 +197,7 @@ async def test_a_name_that_resolves_privately_is_refused_at_egress(harness: Harn
     first = await harness.fetch_url(url, job_id=harness.job(url))
     assert isinstance(first, FetchRefused) and (first.stage, first.reason) == ("robots", "robots_unavailable")
     # with robots.txt known, the page itself meets the egress check
-    harness.proxy.robots._entries["http://private.example.org"] = CachedRobots(  # noqa: SLF001
+    harness.proxy.robots._entries["http://private.example.org"] = CachedRobots(
         rules=RobotsRules.allow_all(USER_AGENT), kind="allow_all", reason="test", valid_until=harness.clock.now + DAY
     )
     outcome = await harness.fetch_url(url, job_id=harness.job(url))
@@ -298,8 +299,43 @@ async def test_the_fetches_of_a_job_are_capped(harness: Harness) -> None:
     assert isinstance(third, FetchRefused) and (third.stage, third.reason) == ("job", "too_many_fetches")
 
 
+async def test_a_recrawl_with_a_validator_is_answered_not_modified(harness: Harness) -> None:
+    job_id = harness.job(harness.url("grants.localhost"))
+    request = FetchPage(
+        job_id=job_id,
+        node_id="node-1",
+        url=harness.url("grants.localhost", "/opportunities/5"),
+        if_none_match='"opp-5"',
+    )
+    outcome = await harness.proxy.fetch_page(request, correlation_id=f"test-{job_id}")
+    await harness.assert_recorded(outcome, job_id)
+    assert isinstance(outcome, FetchedPage) and outcome.status == 304 and outcome.body is None
+    assert outcome.etag == '"opp-5"'
+
+
+async def test_the_site_sees_only_the_proxys_own_headers(harness: Harness) -> None:
+    outcome = await harness.fetch("hostile.localhost", "/headers")
+    assert isinstance(outcome, FetchedPage) and outcome.body is not None
+    store = await harness.runtime.js.object_store("CCN_DOCUMENT_BODIES")
+    echoed = ((await store.get(outcome.body.sha256)).data or b"").decode()
+    names = {line.split(":", 1)[0].lower() for line in echoed.splitlines()}
+    assert names == {"host", "user-agent", "accept", "accept-encoding", "connection"}
+    assert f"Host: hostile.localhost:{harness.port}" in echoed and f"User-Agent: {USER_AGENT}" in echoed
+
+
+async def test_a_job_the_scheduler_cannot_vouch_for_is_refused_for_now(harness: Harness) -> None:
+    class Unreachable(FakeJobs):
+        async def view(self, job_id: str, correlation_id: str, *, fresh: bool = False) -> JobView | None:
+            raise Unavailable("the scheduler service did not answer in time", retry_after=2.0)
+
+    harness.proxy._jobs = Unreachable()
+    outcome = await harness.fetch("grants.localhost", "/", job_id="job-whatever")
+    assert isinstance(outcome, FetchRefused)
+    assert (outcome.stage, outcome.reason, outcome.retry_after) == ("job", "job_unverifiable", 2.0)
+
+
 async def test_the_domain_gate_refuses_with_retry_after(harness: Harness) -> None:
-    harness.proxy._gate = RefusingGate()  # noqa: SLF001 - the shared limiter is another part's work
+    harness.proxy._gate = RefusingGate()
     outcome = await harness.fetch("foundation.localhost", "/")
     assert isinstance(outcome, FetchRefused)
     assert (outcome.stage, outcome.reason, outcome.retry_after) == ("rate_limit", "per_minute", 12.5)

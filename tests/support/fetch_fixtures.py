@@ -92,7 +92,8 @@ def job_view(
 
 
 def allowed(domain: str, **limits: Any) -> DomainPolicyState:
-    return DomainPolicyState(policy_id=policy_id(domain), domain=domain, status="allowed", limits=PolicyLimits(**limits))
+    limits_ = PolicyLimits(**limits)
+    return DomainPolicyState(policy_id=policy_id(domain), domain=domain, status="allowed", limits=limits_)
 
 
 def blocked(domain: str, reason: str = "asked us not to") -> DomainPolicyState:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ccn_core.egress import DEFAULT_POLICY, EgressPolicy, Target, check_url
+from ccn_core.robots import RobotsRules
 from ccn_core.settings import SettingsError
 from ccn_fetch_proxy.body_decoding import BodyDecoder, BodyTooLarge, DecompressionBomb, UnsupportedEncoding
 from ccn_fetch_proxy.content_types import body_type
@@ -22,10 +23,11 @@ from ccn_fetch_proxy.fetch_checks import (
     job_max_fetches,
     job_refusal,
     record_domain_id,
+    robots_refusal,
     url_check,
 )
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
-from ccn_fetch_proxy.robots_cache import RobotsCache, RobotsFetch
+from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsFetch
 from tests.support.fetch_fixtures import TEST_JOB_TYPES, allowed, blocked, job_view
 
 SITE = "https://grants.example.org/"
@@ -133,9 +135,8 @@ def test_records_are_filed_under_the_policy_or_the_host_or_unknown() -> None:
     assert record_domain_id("https://grants.example.org/", None, DEFAULT_POLICY) == "grants_example_org"
     assert record_domain_id("ftp://grants.example.org/", None, DEFAULT_POLICY) == UNKNOWN_DOMAIN_ID
     assert record_domain_id("http://[::1]/", None, DEFAULT_POLICY) == UNKNOWN_DOMAIN_ID
-    assert record_domain_id("https://" + "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + ".org/", None, DEFAULT_POLICY) == (
-        UNKNOWN_DOMAIN_ID
-    )
+    too_long = "https://" + "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + ".org/"
+    assert record_domain_id(too_long, None, DEFAULT_POLICY) == UNKNOWN_DOMAIN_ID
 
 
 # ---- request headers ----
@@ -145,7 +146,10 @@ def test_request_headers_are_ours_alone_and_validators_are_checked() -> None:
     headers = request_headers(if_none_match='"v1"', if_modified_since="Mon, 02 Nov 2026 09:00:00 GMT")
     assert headers["User-Agent"] == USER_AGENT and USER_AGENT.startswith("CCNBot/")
     assert headers["If-None-Match"] == '"v1"'
-    assert set(headers) == {"User-Agent", "Accept", "Accept-Encoding", "Connection", "If-None-Match", "If-Modified-Since"}
+    assert set(headers) == {"User-Agent", "Accept", "Accept-Encoding", "Connection"} | {
+        "If-None-Match",
+        "If-Modified-Since",
+    }
     smuggled = request_headers(if_none_match='"v1"\r\nCookie: a=b', if_modified_since="x" * 300)
     assert "If-None-Match" not in smuggled and "If-Modified-Since" not in smuggled
     assert not any("\r" in value or "\n" in value for value in smuggled.values())
@@ -212,7 +216,7 @@ def test_a_corrupt_compressed_body_is_a_value_error() -> None:
         ("TEXT/HTML", ("text/html", None)),
         ("application/xhtml+xml", ("text/html", None)),
         ("application/pdf", ("application/pdf", None)),
-        ("text/plain;charset=\"iso-8859-1\"", ("text/plain", "iso-8859-1")),
+        ('text/plain;charset="iso-8859-1"', ("text/plain", "iso-8859-1")),
         ("application/octet-stream", None),
         ("image/svg+xml", None),
         ("text/htmlx", None),
@@ -292,3 +296,25 @@ async def test_robots_unreachable_disallows_and_crawl_delay_is_exposed() -> None
 
 async def _next(answers: list[RobotsFetch]) -> RobotsFetch:
     return answers.pop(0)
+
+
+def test_a_disallow_cancels_but_an_unreadable_robots_txt_only_waits() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    page = target("https://grants.example.org/private/x")
+    parsed = CachedRobots(
+        rules=RobotsRules.parse(b"User-agent: *\nDisallow: /private/\n", USER_AGENT),
+        kind="parse",
+        reason="robots.txt fetched (200)",
+        valid_until=now + timedelta(days=1),
+    )
+    disallowed = robots_refusal(parsed, page, now)
+    assert disallowed is not None and (disallowed.stage, disallowed.reason) == ("robots", "robots_disallowed")
+    assert robots_refusal(parsed, target("https://grants.example.org/funds/"), now) is None
+    closed = CachedRobots(
+        rules=RobotsRules.disallow_all(USER_AGENT),
+        kind="disallow_all",
+        reason="robots.txt answered 503",
+        valid_until=now + timedelta(seconds=30),
+    )
+    waiting = robots_refusal(closed, target("https://grants.example.org/funds/"), now)
+    assert waiting is not None and (waiting.reason, waiting.retry_after) == ("robots_unavailable", 30.0)

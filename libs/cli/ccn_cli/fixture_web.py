@@ -96,9 +96,10 @@ async def _grants(request: web.Request, path: str) -> web.StreamResponse:
     if path.startswith("/opportunities/") and path.removeprefix("/opportunities/").isdigit():
         index = int(path.removeprefix("/opportunities/"))
         if index < OPPORTUNITIES:
-            return _html(
-                _opportunity(index), ETag=f'"opp-{index}"', **{"Last-Modified": "Mon, 02 Nov 2026 09:00:00 GMT"}
-            )
+            validators = {"ETag": f'"opp-{index}"', "Last-Modified": "Mon, 02 Nov 2026 09:00:00 GMT"}
+            if request.headers.get("If-None-Match") == validators["ETag"]:
+                return web.Response(status=304, headers=validators)
+            return _html(_opportunity(index), **validators)
     if path == "/guidance.pdf":
         return web.Response(body=request.app[PDF_KEY], content_type="application/pdf")
     if path == "/about.xhtml":
@@ -145,6 +146,10 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
     if path.startswith("/redirect/chain/") and path.removeprefix("/redirect/chain/").isdigit():
         left = int(path.removeprefix("/redirect/chain/"))
         raise web.HTTPFound(f"/redirect/chain/{left - 1}" if left > 0 else "/ok")
+    if path == "/headers":
+        # what reached the site, one header a line: the tests check the proxy sent only its own
+        echoed = "".join(f"{name}: {value}\n" for name, value in request.headers.items())
+        return web.Response(text=echoed, content_type="text/plain")
     if path == "/ok":
         return _html(_page("ok", "<p>ok</p>"))
     if path == "/slow":

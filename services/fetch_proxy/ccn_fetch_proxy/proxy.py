@@ -9,6 +9,7 @@ again from the scheme on.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -19,10 +20,11 @@ import msgspec
 from nats.js.kv import KeyValue
 
 from ccn_core import ids
+from ccn_core.dead_letter import printable
 from ccn_core.document_bodies import ObjectStoreBodies
 from ccn_core.domain.domain_policy import DomainPolicyState, PolicyLimits, domain_of
 from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
-from ccn_core.errors import CcnError
+from ccn_core.errors import CcnError, Unavailable
 from ccn_core.logging import get_logger
 from ccn_core.robots import MAX_ROBOTS_BYTES
 from ccn_fetch_proxy.content_types import body_type
@@ -51,6 +53,7 @@ from ccn_proto.documents import DocumentRef
 from ccn_proto.envelope import Actor
 from ccn_proto.fetch import (
     MAX_REDIRECTS,
+    MAX_URL_CHARS,
     FailureReason,
     FetchedPage,
     FetchEvent,
@@ -63,6 +66,8 @@ from ccn_proto.fetch import (
     PageFetchRecorded,
 )
 
+# FetchRefused.detail and FetchFailed.detail are Text: a node decoding the reply refuses more
+MAX_DETAIL_CHARS = 1000
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309 2.3.1.2
 log = get_logger("ccn.fetch_proxy")
@@ -140,7 +145,7 @@ class FetchProxy:
                 url=url,
                 stage=refusal.stage,
                 reason=refusal.reason,
-                detail=refusal.detail[:2000],
+                detail=printable(refusal.detail, MAX_DETAIL_CHARS),
                 retry_after=refusal.retry_after,
             )
 
@@ -165,8 +170,12 @@ class FetchProxy:
         headers = request_headers(if_none_match=request.if_none_match, if_modified_since=request.if_modified_since)
         redirects: list[str] = []
         hop_policy = policy
+        # every hop's request shares one time bound, so a chain of slow redirects ends too
+        deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         while True:
-            answered = await self._send(target, hop_policy.limits, hop_policy.policy_id, crawl_delay, headers)
+            answered = await self._send(
+                target, hop_policy.limits, hop_policy.policy_id, crawl_delay, headers, deadline=deadline
+            )
             if isinstance(answered, Refusal):
                 return refused(as_redirect(answered, target.url) if redirects else answered), policy
             if isinstance(answered, _Failure):
@@ -177,17 +186,26 @@ class FetchProxy:
             if len(redirects) >= MAX_REDIRECTS:
                 failure = _Failure("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
                 return _failed(fetch_id, url, failure, started), policy
-            hop_url = urljoin(target.url, location.strip()[:8192])
-            redirects.append(hop_url)
+            hop_url = urljoin(target.url, location.strip()[:MAX_URL_CHARS])
             hop = await self._check_hop(hop_url)
             if isinstance(hop, Refusal):
                 return refused(as_redirect(hop, hop_url)), policy
             target, hop_policy, crawl_delay = hop
+            redirects.append(target.url)  # as checked and requested, never as the site spelled it
             # validators belong to the URL asked for, not to where it led
             headers = request_headers()
         return await self._fetched(request, fetch_id, target, answered, redirects, started), policy
 
     async def _job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
+        try:
+            return await self._checked_job_scope(request, correlation_id)
+        except Unavailable as error:
+            # nothing was asked of any site: the node may ask again once the scheduler answers
+            return Refusal(
+                stage="job", reason="job_unverifiable", detail=error.message, retry_after=error.retry_after or 2.0
+            )
+
+    async def _checked_job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
         view = await self._jobs.view(request.job_id, correlation_id)
         if view is not None and job_refusal(view, request.node_id, request.url, self._job_types) is not None:
             # the view may be a cached one from before the node claimed the job
@@ -228,6 +246,8 @@ class FetchProxy:
         domain_id: str,
         crawl_delay: float | None,
         headers: dict[str, str],
+        *,
+        deadline: float,
     ) -> HopResponse | Refusal | _Failure:
         """One request through the gate: the limiter first, then the egress check on the
         resolved addresses, then the GET to exactly those addresses."""
@@ -242,7 +262,7 @@ class FetchProxy:
             await self._release(permit, RequestOutcome(status=None, elapsed_ms=0.0, failure="not_sent"))
             return allowed
         try:
-            response = await self._fetcher.get(allowed, headers, want_body=_wants_body)
+            response = await self._fetcher.get(allowed, headers, want_body=_wants_body, deadline=deadline)
         except FetchError as error:
             elapsed = (time.perf_counter() - sent) * 1000
             await self._release(permit, RequestOutcome(status=None, elapsed_ms=elapsed, failure=error.reason))
@@ -303,7 +323,7 @@ class FetchProxy:
             url=request.url,
             final_url=target.url,
             status=response.status,
-            content_type=response.content_type,
+            content_type=printable(response.content_type, 256) if response.content_type else None,
             body=body_ref,
             etag=response.etag,
             last_modified=response.last_modified,
@@ -330,6 +350,7 @@ class FetchProxy:
         which disallows (fail closed)."""
         url = f"{origin_of(origin)}/robots.txt"
         response: HopResponse | None = None
+        deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         for hop in range(ROBOTS_MAX_REDIRECTS + 1):
             target = url_check(url, self._egress)
             if isinstance(target, Refusal):
@@ -346,6 +367,7 @@ class FetchProxy:
                     want_body=lambda status, _type: 200 <= status < 300,
                     max_body_bytes=MAX_ROBOTS_BYTES,
                     truncate=True,
+                    deadline=deadline,
                 )
             except FetchError as error:
                 log.info("robots.txt unreachable", origin=origin_of(origin), reason=error.reason)
@@ -367,7 +389,11 @@ def _elapsed_ms(started: float) -> float:
 
 def _failed(fetch_id: str, url: str, failure: _Failure, started: float) -> FetchFailed:
     return FetchFailed(
-        fetch_id=fetch_id, url=url, reason=failure.reason, detail=failure.detail[:2000], elapsed_ms=_elapsed_ms(started)
+        fetch_id=fetch_id,
+        url=url,
+        reason=failure.reason,
+        detail=printable(failure.detail, MAX_DETAIL_CHARS),
+        elapsed_ms=_elapsed_ms(started),
     )
 
 

@@ -131,10 +131,17 @@ class SafeFetcher:
         want_body: WantBody,
         max_body_bytes: int | None = None,
         truncate: bool = False,
+        deadline: float | None = None,
     ) -> HopResponse:
         """GET the checked target. With `truncate`, a body past `max_body_bytes` is cut there
-        (robots.txt: only the first 512 KiB count); otherwise it fails as too_large."""
+        (robots.txt: only the first 512 KiB count); otherwise it fails as too_large. `deadline`
+        (the loop's clock) ends the exchange earlier than the total bound when it comes first."""
         limits = self.limits
+        total_s = limits.total_timeout_s
+        if deadline is not None:
+            total_s = min(total_s, deadline - asyncio.get_running_loop().time())
+            if total_s <= 0:
+                raise FetchError("timeout", "the request's time ran out before this hop")
         bound = max_body_bytes if max_body_bytes is not None else limits.max_body_bytes
         target = allowed.target
         connector = aiohttp.TCPConnector(
@@ -148,7 +155,7 @@ class SafeFetcher:
             total=None, sock_connect=limits.connect_timeout_s, sock_read=limits.read_timeout_s
         )
         try:
-            async with asyncio.timeout(limits.total_timeout_s):
+            async with asyncio.timeout(total_s):
                 async with (
                     aiohttp.ClientSession(
                         connector=connector,
