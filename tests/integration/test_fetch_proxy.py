@@ -273,6 +273,7 @@ async def test_redirects_are_followed_by_hand_and_bounded(harness: Harness) -> N
     [
         ("/bomb", "decompression_bomb"),
         ("/huge", "too_large"),
+        ("/huge-chunked", "too_large"),
         ("/slowloris", "timeout"),
         ("/slow", "timeout"),
         ("/binary", "content_type_not_allowed"),

@@ -13,8 +13,9 @@ so no DNS or hosts file is involved.
 - foundation.localhost: pages linking to each other and back; robots.txt answers 404 (allow all).
 - flaky.localhost: robots.txt answers 503 with Retry-After until `state.flaky_robots_ok` is set.
 - hostile.localhost: slow pages, a 500, redirects to internal addresses (127.0.0.1,
-  169.254.169.254, [::1]), a redirect loop, a 10 GB body generated lazily, a gzip bomb, a
-  slowloris body (a byte a second, for an hour), a body of a type the jobs do not read.
+  169.254.169.254, [::1]), a redirect loop, a 10 GB body generated lazily (with and without
+  Content-Length), a gzip bomb, a slowloris body (a byte a second, for an hour), a body of a
+  type the jobs do not read, and an echo of the request's headers.
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
         return web.Response(body=b"\x00" * 1024, content_type="application/octet-stream")
     if path == "/huge":
         return await _stream(request, web.StreamResponse(headers={"Content-Type": "text/html"}), HUGE_BYTES)
+    if path == "/huge-chunked":
+        # the same 10 GB with no Content-Length: only counting while streaming finds it too large
+        return await _stream(
+            request, web.StreamResponse(headers={"Content-Type": "text/html"}), HUGE_BYTES, chunked=True
+        )
     if path == "/bomb":
         return web.Response(body=_gzip_bomb(), headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
     if path == "/slowloris":
@@ -173,9 +179,14 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-async def _stream(request: web.Request, response: web.StreamResponse, size: int) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, response: web.StreamResponse, size: int, *, chunked: bool = False
+) -> web.StreamResponse:
     """`size` bytes made as they are sent: a client that stops reading stops the making."""
-    response.content_length = size
+    if chunked:
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = size
     await response.prepare(request)
     sent = 0
     while sent < size:

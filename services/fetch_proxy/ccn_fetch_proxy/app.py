@@ -26,6 +26,10 @@ from ccn_jobs.registry import JOB_TYPES
 from ccn_proto.fetch import FetchOutcome, FetchPage
 
 SERVICE = "fetch"
+# Fetches one replica works on at once; past it a node is told to come back (Unavailable, 1 s).
+# Each may hold a body of up to CCN_FETCH_MAX_BODY_BYTES (16 MiB) while it is stored: 64 of them
+# are 1 GiB at worst, what a replica's memory limit (deploy/k8s/base/fetch-proxy.yaml) allows.
+MAX_FETCHES_IN_HAND = 64
 
 
 class NoPolicies:
@@ -82,8 +86,7 @@ async def start_fetch_proxy(
     async def fetch_page(request: FetchPage, ctx: CommandContext) -> FetchOutcome:
         return await proxy.fetch_page(request, ctx.correlation_id, ctx.causation_id)
 
-    # a fetch holds its slot for up to the total timeout: many may wait on slow sites at once
-    server = CommandServer(runtime.nc, SERVICE, max_concurrency=512)
+    server = CommandServer(runtime.nc, SERVICE, max_concurrency=MAX_FETCHES_IN_HAND)
     server.register("fetch_page", FetchPage, fetch_page)
     await server.start()
     runtime.on_stop(server.stop)
