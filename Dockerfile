@@ -1,6 +1,6 @@
 # One image for every service and one-shot job of Community Compute.
 #   docker build -t ccn .               # the runtime target; --target dev for Tilt's live_update
-#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics, fetch-proxy
+#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics, fetch-proxy, crawler
 #   docker run ccn migrate              # a one-shot job: migrate, topology apply
 # Dependencies come from uv.lock exactly as `make setup` installs them (uv sync --frozen), with
 # the same pinned uv; the runtime stage holds the virtual environment and nothing else.
@@ -27,6 +27,7 @@ COPY services/edge/pyproject.toml services/edge/
 COPY services/analytics/pyproject.toml services/analytics/
 COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/fetch_proxy/pyproject.toml services/fetch_proxy/
+COPY services/crawler/pyproject.toml services/crawler/
 RUN uv sync --frozen --no-dev --all-packages --no-editable --no-install-workspace
 COPY libs libs
 COPY proto proto

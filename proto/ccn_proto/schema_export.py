@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, deadletter, node_protocol, registry, scheduler
+from ccn_proto import compute_api, crawl, deadletter, fetch, node_protocol, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
@@ -72,6 +72,19 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         Envelope[deadletter.DeadLetterEvent],
         deadletter.ReplayDeadLetter,
         deadletter.ReplayDeadLetterReply,
+        CommandError,
+    ),
+    "fetch_events": (Envelope[fetch.FetchEvent],),
+    "fetch_commands": (fetch.FetchPage, fetch.FetchedPage, fetch.FetchRefused, fetch.FetchFailed, CommandError),
+    "crawl_events": (Envelope[crawl.CampaignEvent],),
+    "crawler_commands": (
+        crawl.StartCampaign,
+        crawl.PauseCampaign,
+        crawl.ResumeCampaign,
+        crawl.GetCampaign,
+        crawl.ListCampaigns,
+        crawl.CampaignView,
+        crawl.CampaignList,
         CommandError,
     ),
 }

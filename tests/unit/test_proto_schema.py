@@ -28,6 +28,10 @@ def test_every_event_type_is_documented() -> None:
         "node_protocol",
         "dead_letters",
         "domain_events",
+        "fetch_events",
+        "fetch_commands",
+        "crawl_events",
+        "crawler_commands",
     }
 
 

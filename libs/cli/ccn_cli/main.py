@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.log_cmd",
     "ccn_cli.jobs_cmd",
     "ccn_cli.deadletter_cmd",
+    "ccn_cli.crawl_cmd",
     "ccn_cli.admin_cmd",
     "ccn_cli.new_job_type_cmd",
 )

@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_health_port: int = 8092
     scheduler_projector_health_port: int = 8093
     fetch_proxy_health_port: int = 8094
+    crawler_health_port: int = 8095
     stream_replicas: int = 1
     # "always" fsyncs every append before the ack (production, with R3); a period trades the last
     # few seconds of acked appends on a power cut for speed, which only a dev machine can afford.
@@ -146,6 +147,7 @@ _INT_FIELDS = {
     "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": "scheduler_projector_health_port",
     "CCN_FETCH_PROXY_HEALTH_PORT": "fetch_proxy_health_port",
     "CCN_FETCH_MAX_BODY_BYTES": "fetch_max_body_bytes",
+    "CCN_CRAWLER_HEALTH_PORT": "crawler_health_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
     "CCN_MAX_FRAME_BYTES": "max_frame_bytes",

@@ -62,6 +62,13 @@ FETCH = StreamSpec(
     subjects=("ccn.fetch.>",),
     description="Fetch records: every fetch allowed or refused, breaker changes, limit alerts",
 )
+# Crawl campaigns and their frontiers (ccn_proto.crawl): seeds, rules, schedule, and each page's
+# crawls (changed, unchanged, failed); see docs/adr/0022-crawl-campaigns.md
+CRAWL = StreamSpec(
+    name="CCN_CRAWL",
+    subjects=("ccn.campaign.>",),
+    description="Crawl campaigns: settings, frontier, each crawl's outcome (changed, unchanged, failed)",
+)
 # Only streams something produces to or consumes are declared. CCN_DATASETS and CCN_ADMIN
 # (ARCHITECTURE.md) join when merge and the admin actions that write them land: an unused stream
 # is replicated, stored and watched for nothing.
@@ -80,7 +87,7 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, TELEMETRY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, CRAWL, TELEMETRY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,6 +209,12 @@ GOVERNANCE_WORK = ConsumerSpec(
     ),
     description="The governance observer's read of job outcomes, summed per node into node.work_recorded",
 )
+CRAWL_OUTCOMES = ConsumerSpec(
+    durable="crawler_job_outcomes",
+    stream=JOBS.name,
+    filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
+    description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
+)
 DEAD_LETTERS = ConsumerSpec(
     durable="analytics_dead_letters",
     stream=DEADLETTER.name,
@@ -225,6 +238,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     JOB_READ_MODEL,
     NODE_RELEASE,
     GOVERNANCE_WORK,
+    CRAWL_OUTCOMES,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
 )

@@ -12,6 +12,7 @@ from ccn_core.errors import Unavailable
 from ccn_core.metrics import NODE_CONNECTIONS
 from ccn_core.service import Runtime
 from ccn_core.settings import Settings
+from ccn_edge.campaigns_admin_api import campaigns_admin_router
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
@@ -74,6 +75,7 @@ def create_app(
                     jobs_router(admin_token),
                     nodes_admin_router(admin_token, admin_name),
                     limits_router(admin_token),
+                    campaigns_admin_router(admin_token, admin_name),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),

@@ -71,6 +71,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="fetch-proxy", module="ccn_fetch_proxy", port_field="fetch_proxy_health_port", host_field="health_host"
     ),
+    ServiceSpec(name="crawler", module="ccn_crawler", port_field="crawler_health_port", host_field="health_host"),
 )
 
 

@@ -1,0 +1,352 @@
+"""The crawler's work: campaign commands, the dispatcher that turns due pages into crawl jobs, and
+the reactor that records each finished job's page.
+
+Every campaign is folded in memory (ccn_core.domain.campaign: a campaign's history is its
+frontier). From those states come the two indexes this process needs: which campaign a job
+crawls for (`_job_campaign`), and the near-duplicate index of page signatures.
+
+- Dispatch (every `dispatch_interval_s`): each running campaign's due pages become jobs in one
+  `create_batch` to the scheduler, then one `pages_scheduled` event. The batch id is the
+  campaign's and each item's key is the page's URL digest and crawl round, so the job id of a
+  page's n-th crawl is always the same: a crash between the batch and the event re-sends the same
+  batch, which creates nothing new, and the event then records the jobs that exist.
+- Outcomes: a durable reactor on CCN_JOBS reads completed, dead and cancelled jobs. A job of a
+  campaign becomes `page_changed` (with its near-duplicate, if the index finds one),
+  `page_unchanged` or `page_failed`, and the links of a fetched page join the frontier. Others'
+  jobs are skipped after a dictionary lookup; their results are not even decoded.
+- Sweep (every `sweep_interval_s`): the jobs still in flight are asked about (`get_job`); one that
+  finished without the reactor hearing of it (another replica scheduled it, or its event was
+  dead-lettered) is recorded from the job's own history. Nothing stays in flight for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from ccn_core.aggregate import AggregateRepository, EventMeta
+from ccn_core.commands import CommandClient, CommandContext, CommandServer
+from ccn_core.domain.campaign import (
+    CampaignCommand,
+    CampaignState,
+    PageReport,
+    PageState,
+    RecordOutcome,
+    RecordScheduled,
+    due_pages,
+)
+from ccn_core.errors import CcnError, NotFound
+from ccn_core.eventstore import StoredEvent
+from ccn_core.ids import new_correlation_id
+from ccn_core.logging import get_logger
+from ccn_crawler.near_duplicates import NearDuplicateIndex, from_hex, signature_of, to_hex
+from ccn_proto.crawl import (
+    CampaignEvent,
+    CampaignList,
+    CampaignSettings,
+    CampaignView,
+    GetCampaign,
+    ListCampaigns,
+    PageChanged,
+    PauseCampaign,
+    ResumeCampaign,
+    ScheduledPage,
+    StartCampaign,
+)
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.jobs import JobCancelled, JobCompletedBytes, JobDead
+from ccn_proto.scheduler import MAX_BATCH_JOBS, BatchJob, CreateBatch, CreateBatchReply, GetJob, JobView
+
+log = get_logger("ccn.crawler")
+
+SERVICE_ACTOR: Final = Actor(kind="service", id="crawler")
+# a crawl job's own lease and retries: a page fetch is short, and a failed one is tried again
+# at the campaign's next interval rather than at once
+CRAWL_JOB_LEASE_S: Final = 120.0
+CRAWL_JOB_MAX_RETRIES: Final = 2
+FINISHED: Final = frozenset({"completed", "dead", "cancelled"})
+
+JobOutcomeEvent = JobCompletedBytes | JobDead | JobCancelled
+
+
+def crawl_payload(settings: CampaignSettings, page: PageState) -> dict[str, Any]:
+    """The crawl job's payload for one page: a conditional GET when the last crawl left validators."""
+    payload: dict[str, Any] = {"url": page.url}
+    if settings.rules is not None:
+        payload["rules"] = settings.rules
+    if page.etag:
+        payload["if_none_match"] = page.etag
+    if page.last_modified:
+        payload["if_modified_since"] = page.last_modified
+    return payload
+
+
+def page_report(result: dict[str, Any]) -> PageReport:
+    """What a crawl_domain_page result says about its page, read leniently: a field of the wrong
+    type is ignored rather than failing the record."""
+
+    def text(name: str) -> str | None:
+        value = result.get(name)
+        return value if isinstance(value, str) and value else None
+
+    def count(name: str) -> int:
+        value = result.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+    status = result.get("status")
+    links = result.get("links")
+    failure = text("refused") or text("failure") or text("error")
+    return PageReport(
+        status=status if isinstance(status, int) and not isinstance(status, bool) else None,
+        not_modified=result.get("not_modified") is True or status == 304,
+        content_hash=text("content_hash"),
+        etag=text("etag"),
+        last_modified=text("last_modified"),
+        links=tuple(link for link in links if isinstance(link, str)) if isinstance(links, list) else (),
+        final_url=text("final_url"),
+        fields_found=count("fields_found"),
+        fields_asked=count("fields_asked"),
+        failure=failure,
+    )
+
+
+def _job_key(page: PageState) -> str:
+    digest = hashlib.sha256(page.url.encode()).hexdigest()[:40]
+    return f"{digest}-{page.crawls + page.failed}"
+
+
+class Crawler:
+    def __init__(
+        self,
+        repository: AggregateRepository[CampaignCommand, CampaignState, CampaignEvent],
+        client: CommandClient,
+        *,
+        list_campaign_ids: Callable[[], Any],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch_size: int = MAX_BATCH_JOBS,
+    ) -> None:
+        self._campaigns = repository
+        self._client = client
+        self._list_campaign_ids = list_campaign_ids
+        self._clock = clock
+        self._batch_size = batch_size
+        self._known: set[str] = set()
+        self._job_campaign: dict[str, str] = {}
+        self.near_duplicates = NearDuplicateIndex()
+        self.dispatched = 0
+        self.recorded = 0
+
+    # ---- state ----
+
+    async def load_all(self) -> None:
+        """Fold every campaign the stream holds, and index their jobs and signatures."""
+        for campaign_id in sorted(await self._list_campaign_ids()):
+            await self._refresh(campaign_id)
+
+    async def _refresh(self, campaign_id: str) -> CampaignState:
+        loaded = await self._campaigns.load(campaign_id, fresh=True)
+        self._index(loaded.state)
+        return loaded.state
+
+    def _index(self, state: CampaignState) -> None:
+        if state.settings is None:
+            return
+        self._known.add(state.campaign_id)
+        for job_id in state.in_flight:
+            self._job_campaign[job_id] = state.campaign_id
+        for page in state.pages.values():
+            if page.signature and (minhash := from_hex(page.signature)) is not None:
+                self.near_duplicates.add(page.url, minhash)
+
+    async def _execute(self, campaign_id: str, command: CampaignCommand, meta: EventMeta) -> CampaignState:
+        executed = await self._campaigns.execute(campaign_id, command, meta)
+        if executed.state.settings is not None:
+            self._known.add(campaign_id)
+        return executed.state
+
+    # ---- commands ----
+
+    def register_all(self, server: CommandServer) -> None:
+        server.register("start_campaign", StartCampaign, self.start)
+        server.register("pause_campaign", PauseCampaign, self.pause)
+        server.register("resume_campaign", ResumeCampaign, self.resume)
+        server.register("get_campaign", GetCampaign, self.get)
+        server.register("list_campaigns", ListCampaigns, self.list)
+
+    @staticmethod
+    def _admin_meta(ctx: CommandContext, by: str) -> EventMeta:
+        return EventMeta(correlation_id=ctx.correlation_id, causation_id=ctx.causation_id, actor=Actor("admin", by))
+
+    async def start(self, command: StartCampaign, ctx: CommandContext) -> CampaignView:
+        state = await self._execute(command.campaign_id, command, self._admin_meta(ctx, command.by))
+        log.info("campaign started", campaign=command.campaign_id, pages=len(state.pages))
+        return state.view(self._clock())
+
+    async def pause(self, command: PauseCampaign, ctx: CommandContext) -> CampaignView:
+        state = await self._execute(command.campaign_id, command, self._admin_meta(ctx, command.by))
+        return state.view(self._clock())
+
+    async def resume(self, command: ResumeCampaign, ctx: CommandContext) -> CampaignView:
+        state = await self._execute(command.campaign_id, command, self._admin_meta(ctx, command.by))
+        return state.view(self._clock())
+
+    async def get(self, command: GetCampaign, ctx: CommandContext) -> CampaignView:
+        state = await self._refresh(command.campaign_id)
+        if state.settings is None:
+            raise NotFound(f"no campaign {command.campaign_id}")
+        return state.view(self._clock())
+
+    async def list(self, command: ListCampaigns, ctx: CommandContext) -> CampaignList:
+        now = self._clock()
+        views = []
+        for campaign_id in sorted(set(await self._list_campaign_ids()) | self._known):
+            state = await self._refresh(campaign_id)
+            if state.settings is not None:
+                views.append(state.view(now))
+        return CampaignList(campaigns=views)
+
+    # ---- dispatch ----
+
+    async def dispatch_once(self) -> int:
+        """Schedule every running campaign's due pages; how many jobs were scheduled."""
+        scheduled = 0
+        for campaign_id in sorted(self._known):
+            try:
+                scheduled += await self._dispatch(campaign_id)
+            except CcnError as exc:
+                log.warning("campaign dispatch deferred", campaign=campaign_id, error=str(exc))
+        return scheduled
+
+    async def _dispatch(self, campaign_id: str) -> int:
+        loaded = await self._campaigns.load(campaign_id, fresh=False)
+        state = loaded.state
+        if state.settings is None:
+            return 0
+        due = due_pages(state, self._clock(), self._batch_size)
+        if not due:
+            return 0
+        correlation_id = new_correlation_id()
+        jobs = [
+            BatchJob(
+                job_type=state.settings.job_type,
+                payload=crawl_payload(state.settings, page),
+                item_key=_job_key(page),
+                max_retries=CRAWL_JOB_MAX_RETRIES,
+                lease_s=CRAWL_JOB_LEASE_S,
+            )
+            for page in due
+        ]
+        reply = await self._client.call(
+            "scheduler",
+            "create_batch",
+            CreateBatch(batch_id=f"crawl-{campaign_id}", dataset_source=f"campaign:{campaign_id}", jobs=jobs),
+            CreateBatchReply,
+            correlation_id=correlation_id,
+        )
+        pages = tuple(
+            ScheduledPage(url=page.url, job_id=job_id) for page, job_id in zip(due, reply.job_ids, strict=True)
+        )
+        for item in pages:
+            self._job_campaign[item.job_id] = campaign_id
+        meta = EventMeta(correlation_id=correlation_id, actor=SERVICE_ACTOR)
+        await self._execute(campaign_id, RecordScheduled(pages=pages), meta)
+        self.dispatched += len(pages)
+        log.info("crawl jobs scheduled", campaign=campaign_id, jobs=len(pages), created=reply.created)
+        return len(pages)
+
+    # ---- outcomes ----
+
+    async def on_job_event(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
+        campaign_id = self._job_campaign.get(envelope.aggregate_id)
+        if campaign_id is None:
+            return
+        meta = EventMeta(
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.event_id,
+            actor=SERVICE_ACTOR,
+            idempotency_key=envelope.event_id,
+        )
+        match envelope.data:
+            case JobCompletedBytes(result=raw):
+                result = msgspec.json.decode(raw)
+                command = self._outcome_of(envelope.aggregate_id, result if isinstance(result, dict) else {})
+            case JobDead(reason=reason):
+                command = RecordOutcome(job_id=envelope.aggregate_id, reason=f"dead: {reason}")
+            case JobCancelled(reason=reason):
+                command = RecordOutcome(job_id=envelope.aggregate_id, reason=f"cancelled: {reason or ''}")
+            case _:
+                return
+        await self._record(campaign_id, command, meta)
+
+    def _outcome_of(self, job_id: str, result: dict[str, Any]) -> RecordOutcome:
+        report = page_report(result)
+        text = result.get("text")
+        minhash = signature_of(text) if isinstance(text, str) and report.failure is None else None
+        url = self._in_flight_url(job_id)
+        near = self.near_duplicates.nearest(url, minhash) if minhash is not None and url else None
+        return RecordOutcome(
+            job_id=job_id,
+            report=report,
+            near_duplicate=near,
+            signature=to_hex(minhash) if minhash is not None else None,
+        )
+
+    def _in_flight_url(self, job_id: str) -> str | None:
+        campaign_id = self._job_campaign.get(job_id)
+        cached = self._campaigns.cached(campaign_id) if campaign_id else None
+        return cached.state.in_flight.get(job_id) if cached is not None else None
+
+    async def _record(self, campaign_id: str, command: RecordOutcome, meta: EventMeta) -> None:
+        executed = await self._campaigns.execute(campaign_id, command, meta)
+        self._job_campaign.pop(command.job_id, None)
+        for envelope in executed.events:
+            data = envelope.data
+            if isinstance(data, PageChanged) and data.signature and (minhash := from_hex(data.signature)) is not None:
+                self.near_duplicates.add(data.url, minhash)
+        self.recorded += 1
+
+    # ---- sweep ----
+
+    async def sweep_once(self) -> int:
+        """Record the jobs in flight that finished unheard; how many were."""
+        found = 0
+        for campaign_id in sorted(self._known):
+            state = await self._refresh(campaign_id)
+            for job_id in list(state.in_flight):
+                try:
+                    view = await self._client.call(
+                        "scheduler", "get_job", GetJob(job_id=job_id), JobView, correlation_id=new_correlation_id()
+                    )
+                except NotFound:
+                    command = RecordOutcome(job_id=job_id, reason="job_missing")
+                except CcnError as exc:
+                    log.warning("crawl sweep deferred", campaign=campaign_id, error=str(exc))
+                    return found
+                else:
+                    if view.status not in FINISHED:
+                        continue
+                    if view.status == "completed":
+                        command = self._outcome_of(job_id, view.result or {})
+                    else:
+                        command = RecordOutcome(job_id=job_id, reason=f"{view.status}: swept")
+                meta = EventMeta(correlation_id=new_correlation_id(), actor=SERVICE_ACTOR)
+                await self._record(campaign_id, command, meta)
+                found += 1
+        return found
+
+    async def run_loop(self, every_s: float, step: Callable[[], Any], name: str, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await step()
+            except CcnError as exc:
+                log.warning(f"{name} deferred", error=str(exc))
+            except Exception:
+                log.exception(f"{name} failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=every_s)
