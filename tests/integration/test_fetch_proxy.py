@@ -5,7 +5,7 @@ Small bounds (a 1 MiB body, sub-second reads) keep the hostile cases fast."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +23,22 @@ from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import FETCH, FETCH_GRANTS
 from ccn_fetch_proxy.app import start_fetch_proxy
-from ccn_fetch_proxy.domain_gate import LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome
 from ccn_fetch_proxy.proxy import FetchProxy
 from ccn_fetch_proxy.request_headers import USER_AGENT
 from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_fetch_proxy.safe_fetcher import FetchLimits, resolve_host
 from ccn_proto.envelope import Envelope
-from ccn_proto.fetch import FetchedPage, FetchEvent, FetchFailed, FetchOutcome, FetchPage, FetchRefused
+from ccn_proto.fetch import (
+    BreakerChanged,
+    DomainLimitAlert,
+    FetchedPage,
+    FetchEvent,
+    FetchFailed,
+    FetchOutcome,
+    FetchPage,
+    FetchRefused,
+)
 from ccn_proto.scheduler import JobView
 from tests.conftest import make_settings
 from tests.support.fetch_fixtures import TEST_JOB_TYPES, MemoryPolicies, allowed, job_view
@@ -61,11 +70,34 @@ class Clock:
 
 
 class RefusingGate:
-    async def acquire(self, domain: str, limits: PolicyLimits, crawl_delay_s: float | None) -> Permit | LimitRefusal:
-        return LimitRefusal(stage="rate_limit", reason="per_minute", retry_after=12.5, detail=f"{domain} is busy")
+    """Refuses every request, raising a limit alert as it does."""
 
-    async def release(self, permit: Permit, outcome: RequestOutcome) -> None:
+    async def acquire(self, domain: str, limits: PolicyLimits, crawl_delay_s: float | None) -> Permit | LimitRefusal:
+        alert = DomainLimitAlert(domain=domain, limit="per_minute", denials=5, window_s=60.0)
+        return LimitRefusal(
+            stage="rate_limit", reason="per_minute", retry_after=12.5, detail=f"{domain} is busy", events=(alert,)
+        )
+
+    async def release(self, permit: Permit, outcome: RequestOutcome) -> Sequence[GateEvent]:
         raise AssertionError("nothing was acquired")
+
+
+@dataclass
+class WatchingGate:
+    """Lets every request through and remembers what it was told; its half-open probe closes."""
+
+    acquired: list[tuple[str, PolicyLimits, float | None]] = field(default_factory=list)
+    released: list[RequestOutcome] = field(default_factory=list)
+
+    async def acquire(self, domain: str, limits: PolicyLimits, crawl_delay_s: float | None) -> Permit | LimitRefusal:
+        self.acquired.append((domain, limits, crawl_delay_s))
+        return Permit(domain=domain, probe=True)
+
+    async def release(self, permit: Permit, outcome: RequestOutcome) -> Sequence[GateEvent]:
+        self.released.append(outcome)
+        return (
+            BreakerChanged(domain=permit.domain, state="closed", previous="half_open", reason="the probe succeeded"),
+        )
 
 
 @dataclass
@@ -335,8 +367,42 @@ async def test_a_job_the_scheduler_cannot_vouch_for_is_refused_for_now(harness: 
     assert (outcome.stage, outcome.reason, outcome.retry_after) == ("job", "job_unverifiable", 2.0)
 
 
-async def test_the_domain_gate_refuses_with_retry_after(harness: Harness) -> None:
+async def test_the_domain_gate_refuses_with_retry_after_and_its_alert_is_recorded(harness: Harness) -> None:
     harness.proxy._gate = RefusingGate()
     outcome = await harness.fetch("foundation.localhost", "/")
     assert isinstance(outcome, FetchRefused)
     assert (outcome.stage, outcome.reason, outcome.retry_after) == ("rate_limit", "per_minute", 12.5)
+    (alert,) = await gate_records(harness, "foundation_localhost", outcome.fetch_id)
+    assert alert.type == "fetch.limit_alert" and alert.data == DomainLimitAlert(
+        domain="foundation.localhost", limit="per_minute", denials=5, window_s=60.0
+    )
+
+
+async def test_the_gate_hears_of_every_request_sent_and_its_breaker_changes_are_recorded(harness: Harness) -> None:
+    gate = WatchingGate()
+    harness.proxy._gate = gate
+    job_id = harness.job(harness.url("grants.localhost"))
+    outcome = await harness.fetch("grants.localhost", "/opportunities/1", job_id=job_id)
+    assert isinstance(outcome, FetchedPage)
+    ((domain, _limits, crawl_delay),) = gate.acquired
+    assert (domain, crawl_delay) == ("grants.localhost", 1.0)  # robots.txt's Crawl-delay for ccnbot
+    (released,) = gate.released
+    assert released.status == 200 and released.failure is None and released.elapsed_ms > 0
+    (changed,) = await gate_records(harness, "grants_localhost", outcome.fetch_id)
+    assert changed.type == "fetch.breaker_changed" and changed.data.state == "closed"  # type: ignore[union-attr]
+    assert changed.correlation_id == f"test-{job_id}"
+    failed = await harness.fetch("hostile.localhost", "/slow")
+    assert isinstance(failed, FetchFailed) and gate.released[-1] == RequestOutcome(
+        elapsed_ms=gate.released[-1].elapsed_ms, failure="timeout"
+    )
+    refused = await harness.fetch("hostile.localhost", "/redirect/metadata")
+    assert isinstance(refused, FetchRefused) and gate.released[-1].status == 302
+
+
+async def gate_records(harness: Harness, domain_id: str, fetch_id: str) -> list[Envelope[FetchEvent]]:
+    stored = await harness.runtime.store.read(FETCH.name, f"ccn.fetch.{domain_id}.*")
+    return [
+        record
+        for record in map(_decode_record, (event.data for event in stored))
+        if record.causation_id == fetch_id and record.type in ("fetch.limit_alert", "fetch.breaker_changed")
+    ]

@@ -15,10 +15,12 @@ from ccn_core.settings import SettingsError
 from ccn_fetch_proxy.body_decoding import BodyDecoder, BodyTooLarge, DecompressionBomb, UnsupportedEncoding
 from ccn_fetch_proxy.content_types import body_type
 from ccn_fetch_proxy.dev_allowance import parse_loopback_allowance
+from ccn_fetch_proxy.domain_gate import retry_after_seconds
 from ccn_fetch_proxy.fetch_checks import (
     UNKNOWN_DOMAIN_ID,
     allow_list_refusal,
     as_redirect,
+    domain_record_id,
     fetch_budget_refusal,
     job_max_fetches,
     job_refusal,
@@ -318,3 +320,20 @@ def test_a_disallow_cancels_but_an_unreadable_robots_txt_only_waits() -> None:
     )
     waiting = robots_refusal(closed, target("https://grants.example.org/funds/"), now)
     assert waiting is not None and (waiting.reason, waiting.retry_after) == ("robots_unavailable", 30.0)
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_bounded() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds("Tue, 01 Dec 2026 12:05:00 GMT", now) == 300.0
+    assert retry_after_seconds("Tue, 01 Dec 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("99999999999", now) == 86_400.0
+    for unreadable in (None, "", "soon", "-5", "1e9"):
+        assert retry_after_seconds(unreadable, now) is None
+
+
+def test_gate_events_are_filed_under_their_domains_policy_id() -> None:
+    assert domain_record_id("grants.example.org") == "grants_example_org"
+    assert domain_record_id("my_site.example.org") == "myUsite_example_org"
+    for unfit in ("", "a.b c", "x" * 200 + ".org", "*.example.org"):
+        assert domain_record_id(unfit) == UNKNOWN_DOMAIN_ID

@@ -10,6 +10,7 @@ robots.txt; what refuses a hop is reported as stage `redirect`, its reason the h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from ccn_proto.scheduler import JobView
 # the record subject for a URL with no readable host (a policy id never starts with '_': a
 # domain never starts with '.')
 UNKNOWN_DOMAIN_ID = "_unknown"
-_SUBJECT_TOKEN_MAX = 128
+_SUBJECT_TOKEN = re.compile(r"[a-z0-9-][a-z0-9_U-]{0,127}")
 
 
 class Refusal(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,7 +146,12 @@ def record_domain_id(url: str, policy: DomainPolicyState | None, egress: EgressP
         return UNKNOWN_DOMAIN_ID
     if checked.host.address is not None:
         return UNKNOWN_DOMAIN_ID
-    candidate = policy_id(checked.host.name)
-    if len(candidate) > _SUBJECT_TOKEN_MAX or not candidate.replace("-", "").replace("_", "").isalnum():
+    return domain_record_id(checked.host.name)
+
+
+def domain_record_id(domain: str) -> str:
+    """A canonical domain's policy id, when it can name a subject; UNKNOWN_DOMAIN_ID otherwise."""
+    candidate = policy_id(domain)
+    if not _SUBJECT_TOKEN.fullmatch(candidate):
         return UNKNOWN_DOMAIN_ID
     return candidate

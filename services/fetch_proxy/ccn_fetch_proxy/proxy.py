@@ -22,18 +22,19 @@ from nats.js.kv import KeyValue
 from ccn_core import ids
 from ccn_core.dead_letter import printable
 from ccn_core.document_bodies import ObjectStoreBodies
-from ccn_core.domain.domain_policy import DomainPolicyState, PolicyLimits, domain_of
+from ccn_core.domain.domain_policy import DomainPolicyState, domain_of
 from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
 from ccn_core.errors import CcnError, Unavailable
 from ccn_core.logging import get_logger
 from ccn_core.robots import MAX_ROBOTS_BYTES
 from ccn_fetch_proxy.content_types import body_type
-from ccn_fetch_proxy.domain_gate import DomainGate, LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.domain_gate import NOT_SENT, DomainGate, GateEvent, LimitRefusal, Permit, RequestOutcome
 from ccn_fetch_proxy.fetch_checks import (
     PolicyLookup,
     Refusal,
     allow_list_refusal,
     as_redirect,
+    domain_record_id,
     egress_refusal,
     fetch_budget_refusal,
     job_max_fetches,
@@ -119,23 +120,38 @@ class FetchProxy:
         started = time.perf_counter()
         # a CcnError from here (the scheduler or NATS unavailable) reaches the caller, who
         # retries: nothing was fetched, so nothing is recorded
-        outcome, policy = await self._answer(request, fetch_id, correlation_id, started)
+        gate_events: list[GateEvent] = []
+        outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events)
         domain_id = record_domain_id(request.url, policy, self._egress)
+        now = self._clock()
         await self._records.append(
             record_event(
                 domain_id,
                 _record_of(request, outcome, domain_id),
                 event_id=fetch_id,
-                now=self._clock(),
+                now=now,
                 correlation_id=correlation_id,
                 causation_id=causation_id,
                 actor=Actor(kind="node", id=request.node_id),
             )
         )
+        for event in gate_events:
+            # what the domain gate decided along the way: a breaker that moved, a limit alert
+            await self._records.append(
+                record_event(
+                    domain_record_id(event.domain),
+                    event,
+                    event_id=ids.new_event_id(),
+                    now=now,
+                    correlation_id=correlation_id,
+                    causation_id=fetch_id,
+                    actor=Actor(kind="service", id="fetch-proxy"),
+                )
+            )
         return outcome
 
     async def _answer(
-        self, request: FetchPage, fetch_id: str, correlation_id: str, started: float
+        self, request: FetchPage, fetch_id: str, correlation_id: str, started: float, gate_events: list[GateEvent]
     ) -> tuple[FetchOutcome, DomainPolicyState | None]:
         url = request.url
 
@@ -173,9 +189,7 @@ class FetchProxy:
         # every hop's request shares one time bound, so a chain of slow redirects ends too
         deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         while True:
-            answered = await self._send(
-                target, hop_policy.limits, hop_policy.policy_id, crawl_delay, headers, deadline=deadline
-            )
+            answered = await self._send(target, hop_policy, crawl_delay, headers, deadline, gate_events)
             if isinstance(answered, Refusal):
                 return refused(as_redirect(answered, target.url) if redirects else answered), policy
             if isinstance(answered, _Failure):
@@ -242,40 +256,53 @@ class FetchProxy:
     async def _send(
         self,
         target: Target,
-        limits: PolicyLimits,
-        domain_id: str,
+        policy: DomainPolicyState,
         crawl_delay: float | None,
         headers: dict[str, str],
-        *,
         deadline: float,
+        gate_events: list[GateEvent],
     ) -> HopResponse | Refusal | _Failure:
         """One request through the gate: the limiter first, then the egress check on the
         resolved addresses, then the GET to exactly those addresses."""
-        permit = await self._gate.acquire(domain_id, limits, crawl_delay)
+        domain = policy.domain or domain_of(policy.policy_id)
+        try:
+            permit = await self._gate.acquire(domain, policy.limits, crawl_delay)
+        except CcnError as error:
+            # limits that cannot be checked are a refusal, never a pass
+            return Refusal(
+                stage="rate_limit",
+                reason="limits_unavailable",
+                detail=error.message,
+                retry_after=error.retry_after or 1.0,
+            )
         if isinstance(permit, LimitRefusal):
+            gate_events.extend(permit.events)
             return Refusal(
                 stage=permit.stage, reason=permit.reason, detail=permit.detail, retry_after=permit.retry_after
             )
+        gate_events.extend(permit.events)
         sent = time.perf_counter()
         allowed = await self._egress_check(target)
         if isinstance(allowed, Refusal):
-            await self._release(permit, RequestOutcome(status=None, elapsed_ms=0.0, failure="not_sent"))
+            await self._release(permit, NOT_SENT, gate_events)
             return allowed
         try:
             response = await self._fetcher.get(allowed, headers, want_body=_wants_body, deadline=deadline)
         except FetchError as error:
             elapsed = (time.perf_counter() - sent) * 1000
-            await self._release(permit, RequestOutcome(status=None, elapsed_ms=elapsed, failure=error.reason))
+            await self._release(permit, RequestOutcome(elapsed_ms=elapsed, failure=error.reason), gate_events)
             return _Failure(error.reason, error.detail)
         elapsed = (time.perf_counter() - sent) * 1000
         await self._release(
-            permit, RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after)
+            permit,
+            RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after),
+            gate_events,
         )
         return response
 
-    async def _release(self, permit: Permit, outcome: RequestOutcome) -> None:
+    async def _release(self, permit: Permit, outcome: RequestOutcome, gate_events: list[GateEvent]) -> None:
         try:
-            await self._gate.release(permit, outcome)
+            gate_events.extend(await self._gate.release(permit, outcome))
         except Exception:
             log.exception("the domain gate failed to take a request's outcome", domain=permit.domain)
 
