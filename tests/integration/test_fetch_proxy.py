@@ -309,6 +309,8 @@ async def test_redirects_are_followed_by_hand_and_bounded(harness: Harness) -> N
         ("/slowloris", "timeout"),
         ("/slow", "timeout"),
         ("/binary", "content_type_not_allowed"),
+        ("/long-header", "bad_response"),
+        ("/brotli", "bad_response"),
     ],
 )
 async def test_hostile_responses_fail_within_their_bounds(harness: Harness, path: str, reason: str) -> None:

@@ -15,13 +15,15 @@ so no DNS or hosts file is involved.
 - hostile.localhost: slow pages, a 500, redirects to internal addresses (127.0.0.1,
   169.254.169.254, [::1]), a redirect loop, a 10 GB body generated lazily (with and without
   Content-Length), a gzip bomb, a slowloris body (a byte a second, for an hour), a body of a
-  type the jobs do not read, and an echo of the request's headers.
+  type the jobs do not read, a header past any sane size, a coding the proxy does not decode,
+  and an echo of the request's headers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gzip
 import html
 from dataclasses import dataclass, field
@@ -158,6 +160,10 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
         return _html(_page("slow", "<p>late</p>"))
     if path == "/error":
         return web.Response(status=500, text="broken")
+    if path == "/long-header":
+        return web.Response(text="x", content_type="text/html", headers={"X-Filler": "a" * 20_000})
+    if path == "/brotli":
+        return web.Response(body=b"\x0b\x02\x80ok\x03", headers={"Content-Type": "text/html", "Content-Encoding": "br"})
     if path == "/binary":
         return web.Response(body=b"\x00" * 1024, content_type="application/octet-stream")
     if path == "/huge":
@@ -196,15 +202,16 @@ async def _stream(
     return response
 
 
-_BOMB: list[bytes] = []
+@functools.cache
+def _guidance_pdf() -> bytes:
+    """Made once, before serving: rendering a PDF takes longer than a test's read bound."""
+    return grant_pdf(3, pages=2)
 
 
+@functools.cache
 def _gzip_bomb() -> bytes:
     """64 MiB of zeros, gzipped to about 64 KiB (a ratio near 1000); made once."""
-    if not _BOMB:
-        bomb = gzip.compress(b"\x00" * (64 * 1024 * 1024), compresslevel=9)
-        _BOMB.append(bomb)
-    return _BOMB[0]
+    return gzip.compress(b"\x00" * (64 * 1024 * 1024), compresslevel=9)
 
 
 _HANDLERS = {
@@ -228,8 +235,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 def fixture_web(state: FixtureState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state or FixtureState()
-    # made once, before serving: rendering a PDF takes longer than a test's read bound
-    app[PDF_KEY] = grant_pdf(3, pages=2)
+    app[PDF_KEY] = _guidance_pdf()
     app.router.add_route("GET", "/{tail:.*}", _dispatch)
     return app
 
