@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from ccn_cli.fixture_web import FixtureState, dev_loopback_setting, fixture_web
 from ccn_cli.stack.ports import free_port
@@ -321,9 +322,16 @@ async def test_hostile_responses_fail_within_their_bounds(harness: Harness, path
     assert outcome.elapsed_ms < LIMITS.total_timeout_s * 1000 + 1000
 
 
-async def test_a_server_error_is_an_answer_without_a_body(harness: Harness) -> None:
+async def test_a_server_error_is_an_answer_without_a_body_and_outcomes_are_counted(harness: Harness) -> None:
+    before = _counted("fetched", "5xx"), _counted("refused", "redirect")
     outcome = await harness.fetch("hostile.localhost", "/error")
     assert isinstance(outcome, FetchedPage) and outcome.status == 500 and outcome.body is None
+    await harness.fetch("hostile.localhost", "/redirect/metadata")
+    assert (_counted("fetched", "5xx"), _counted("refused", "redirect")) == (before[0] + 1, before[1] + 1)
+
+
+def _counted(outcome: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("ccn_fetches_total", {"outcome": outcome, "reason": reason}) or 0.0
 
 
 async def test_the_fetches_of_a_job_are_capped(harness: Harness) -> None:

@@ -26,6 +26,7 @@ from ccn_core.domain.domain_policy import DomainPolicyState, domain_of
 from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
 from ccn_core.errors import CcnError, Unavailable
 from ccn_core.logging import get_logger
+from ccn_core.metrics import FETCHES
 from ccn_core.robots import MAX_ROBOTS_BYTES
 from ccn_fetch_proxy.content_types import body_type
 from ccn_fetch_proxy.domain_gate import NOT_SENT, DomainGate, GateEvent, LimitRefusal, Permit, RequestOutcome
@@ -123,6 +124,7 @@ class FetchProxy:
         gate_events: list[GateEvent] = []
         outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events)
         domain_id = record_domain_id(request.url, policy, self._egress)
+        _count_and_log(request, outcome)
         now = self._clock()
         await self._records.append(
             record_event(
@@ -404,6 +406,26 @@ class FetchProxy:
             url = urljoin(target.url, response.location.strip()[:8192])
         assert response is not None
         return RobotsFetch(response.status)  # too many redirects: RFC 9309 counts it unavailable
+
+
+def _count_and_log(request: FetchPage, outcome: FetchOutcome) -> None:
+    match outcome:
+        case FetchedPage(status=status):
+            FETCHES.labels("fetched", f"{status // 100}xx").inc()
+        case FetchRefused(stage=stage, reason=reason):
+            FETCHES.labels("refused", stage).inc()
+            if stage in ("egress", "redirect"):
+                # what an attempt to turn the proxy against internal addresses looks like: watched
+                log.warning(
+                    "fetch refused by the egress policy",
+                    stage=stage,
+                    reason=reason,
+                    job_id=request.job_id,
+                    node_id=request.node_id,
+                    url=request.url[:300],
+                )
+        case FetchFailed(reason=reason):
+            FETCHES.labels("failed", reason).inc()
 
 
 def _wants_body(status: int, content_type: str | None) -> bool:
