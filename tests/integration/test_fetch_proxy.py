@@ -416,3 +416,44 @@ async def gate_records(harness: Harness, domain_id: str, fetch_id: str) -> list[
         for record in map(_decode_record, (event.data for event in stored))
         if record.causation_id == fetch_id and record.type in ("fetch.limit_alert", "fetch.breaker_changed")
     ]
+
+
+SSRF_URLS = [
+    ("http://169.254.169.254/latest/meta-data/", "egress"),
+    ("http://[fd00:ec2::254]/latest/", "egress"),
+    ("http://0x7f000001/", "egress"),
+    ("http://0177.0.0.1/", "egress"),
+    ("http://127.1/", "egress"),
+    ("http://[::ffff:127.0.0.1]/", "egress"),
+    ("http://[::ffff:a9fe:a9fe]/", "egress"),
+    ("http://[64:ff9b::a9fe:a9fe]/", "egress"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "egress"),
+    ("http://localhost/", "egress"),
+    ("http://grants.localhost@169.254.169.254/", "scheme"),
+    ("http://169.254.169.254#@grants.localhost/", "egress"),
+    ("http://grants.localhost\\@169.254.169.254/", "scheme"),
+    ("gopher://grants.localhost:70/_GET", "scheme"),
+    ("file:///etc/passwd", "scheme"),
+    ("dict://grants.localhost:11211/stat", "scheme"),
+]
+
+
+@pytest.mark.parametrize(("url", "stage"), SSRF_URLS)
+async def test_ssrf_payloads_are_refused_and_reach_nothing(harness: Harness, url: str, stage: str) -> None:
+    job_id = harness.job("")  # a job whose scope is every URL: the proxy's own checks decide
+    outcome = await harness.fetch_url(url, job_id=job_id)
+    assert isinstance(outcome, FetchRefused) and outcome.stage == stage, outcome
+    assert harness.web.hits == {}
+
+
+async def test_a_name_is_resolved_once_per_request_and_never_again_by_the_http_client(harness: Harness) -> None:
+    await harness.fetch("foundation.localhost", "/")  # robots.txt known from here on
+    asked: list[str] = []
+
+    async def counting(name: str, timeout_s: float) -> list[str]:
+        asked.append(name)
+        return await resolve_host(name, timeout_s)
+
+    harness.proxy._resolve = counting
+    outcome = await harness.fetch("foundation.localhost", "/contact")
+    assert isinstance(outcome, FetchedPage) and asked == ["foundation.localhost"]
