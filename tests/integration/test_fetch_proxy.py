@@ -19,6 +19,7 @@ from ccn_cli.fixture_web import FixtureState, dev_loopback_setting, fixture_web
 from ccn_cli.stack.ports import free_port
 from ccn_core.commands import CommandClient
 from ccn_core.domain.domain_policy import PolicyLimits
+from ccn_core.egress import Allowed, EgressPolicy, decide_egress
 from ccn_core.errors import Unavailable
 from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
@@ -26,7 +27,7 @@ from ccn_core.topology import FETCH, FETCH_GRANTS
 from ccn_fetch_proxy.app import start_fetch_proxy
 from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome
 from ccn_fetch_proxy.proxy import FetchProxy
-from ccn_fetch_proxy.request_headers import USER_AGENT
+from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
 from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_fetch_proxy.safe_fetcher import FetchLimits, resolve_host
 from ccn_proto.envelope import Envelope
@@ -457,3 +458,14 @@ async def test_a_name_is_resolved_once_per_request_and_never_again_by_the_http_c
     harness.proxy._resolve = counting
     outcome = await harness.fetch("foundation.localhost", "/contact")
     assert isinstance(outcome, FetchedPage) and asked == ["foundation.localhost"]
+
+
+@pytest.mark.parametrize("path", ["/huge", "/huge-chunked", "/bomb"])
+async def test_robots_txt_reads_keep_the_first_bytes_of_a_huge_body_and_stop(harness: Harness, path: str) -> None:
+    policy = EgressPolicy(loopback_allowance=frozenset({("hostile.localhost", harness.port)}))
+    allowed_target = decide_egress(harness.url("hostile.localhost", path), lambda _name: ["127.0.0.1"], policy)
+    assert isinstance(allowed_target, Allowed)
+    response = await harness.proxy._fetcher.get(
+        allowed_target, request_headers(), want_body=lambda _s, _t: True, max_body_bytes=512 * 1024, truncate=True
+    )
+    assert response.truncated and response.body is not None and len(response.body) == 512 * 1024

@@ -337,3 +337,14 @@ def test_gate_events_are_filed_under_their_domains_policy_id() -> None:
     assert domain_record_id("my_site.example.org") == "myUsite_example_org"
     for unfit in ("", "a.b c", "x" * 200 + ".org", "*.example.org"):
         assert domain_record_id(unfit) == UNKNOWN_DOMAIN_ID
+
+
+def test_what_was_decoded_within_the_bound_travels_with_the_cut() -> None:
+    page = b"User-agent: *\nDisallow: /private/\n" * 40_000
+    decoder = BodyDecoder("gzip", max_bytes=512 * 1024, max_ratio=10_000)
+    kept = bytearray()
+    encoded = gzip.compress(page)
+    with pytest.raises(DecompressionBomb) as cut:
+        for start in range(0, len(encoded), 8192):
+            kept += decoder.feed(encoded[start : start + 8192])
+    assert bytes(kept + cut.value.partial) == page[: 512 * 1024]

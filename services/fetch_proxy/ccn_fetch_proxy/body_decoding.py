@@ -16,8 +16,21 @@ RATIO_GRACE_BYTES = 1024 * 1024
 DEFAULT_MAX_RATIO = 100
 
 
-class DecompressionBomb(Exception):
+class BoundExceeded(Exception):
+    """The body passed a bound. `partial`: what the call that passed it decoded within the
+    bound, for a reader that keeps a body's first bytes instead of failing (robots.txt)."""
+
+    def __init__(self, message: str, partial: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class DecompressionBomb(BoundExceeded):
     """The decoded body outgrew its bound or its ratio."""
+
+
+class BodyTooLarge(BoundExceeded):
+    """An uncompressed body over its bound, or more compressed bytes than the bound."""
 
 
 class UnsupportedEncoding(Exception):
@@ -82,7 +95,11 @@ class BodyDecoder:
             except zlib.error as error:
                 raise ValueError(f"the {self._coding} body is corrupt: {error}") from None
             # a piece as long as the room left is past the bound: _counted raises
-            out += self._counted(piece)
+            try:
+                out += self._counted(piece)
+            except BoundExceeded as exceeded:
+                exceeded.partial = bytes(out) + exceeded.partial
+                raise
             data = self._inflater.unconsumed_tail
             if not data:
                 return bytes(out)
@@ -94,17 +111,16 @@ class BodyDecoder:
         return max(1, min(self._max_bytes, ratio_bound) - self.produced + 1)
 
     def _counted(self, piece: bytes) -> bytes:
+        before = self.produced
         self.produced += len(piece)
         if self.produced > self._max_bytes:
+            within = piece[: self._max_bytes - before]
             if self.compressed:
-                raise DecompressionBomb(f"the decoded body is over {self._max_bytes} bytes")
-            raise BodyTooLarge(f"the body is over {self._max_bytes} bytes")
+                raise DecompressionBomb(f"the decoded body is over {self._max_bytes} bytes", within)
+            raise BodyTooLarge(f"the body is over {self._max_bytes} bytes", within)
         if self.compressed and self.produced > RATIO_GRACE_BYTES and self.produced > self._max_ratio * self.received:
             raise DecompressionBomb(
-                f"{self.received} compressed bytes decoded to {self.produced}: over the ratio {self._max_ratio:g}"
+                f"{self.received} compressed bytes decoded to {self.produced}: over the ratio {self._max_ratio:g}",
+                piece[: max(0, int(self._max_ratio * self.received) - before)],
             )
         return piece
-
-
-class BodyTooLarge(Exception):
-    """An uncompressed body over its bound."""

@@ -26,7 +26,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from ccn_core.egress import Allowed
-from ccn_fetch_proxy.body_decoding import BodyDecoder, BodyTooLarge, DecompressionBomb, UnsupportedEncoding
+from ccn_fetch_proxy.body_decoding import (
+    BodyDecoder,
+    BodyTooLarge,
+    BoundExceeded,
+    DecompressionBomb,
+    UnsupportedEncoding,
+)
 from ccn_proto.fetch import FailureReason
 
 _CHUNK_BYTES = 64 * 1024
@@ -203,7 +209,7 @@ async def _read(
     if not want_body(response.status, content_type):
         return head
     declared = response.content_length
-    if declared is not None and declared > bound and not truncate and not headers.get("Content-Encoding"):
+    if declared is not None and declared > bound and not truncate:
         raise FetchError("too_large", f"the body is declared as {declared} bytes, over {bound}")
     try:
         decoder = BodyDecoder(
@@ -212,31 +218,22 @@ async def _read(
     except UnsupportedEncoding as error:
         raise FetchError("bad_response", str(error)) from None
     body = bytearray()
-    truncated = False
     try:
         async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-            try:
-                body += decoder.feed(chunk)
-            except BodyTooLarge:
-                if not truncate:
-                    raise
-                body += chunk[: bound - len(body)]
-                truncated = True
-                break
-            # a compressed body's raw bytes are bounded too: a stream of nothing-decoding bytes
-            if decoder.received > bound and decoder.compressed:
-                raise DecompressionBomb(f"over {bound} compressed bytes")
-        if not truncated:
-            body += decoder.finish()
-    except BodyTooLarge as error:
-        raise FetchError("too_large", str(error)) from None
-    except DecompressionBomb as error:
+            if decoder.compressed and decoder.received + len(chunk) > bound:
+                # what arrives is bounded too, not only what it decodes to
+                raise BodyTooLarge(f"over {bound} bytes arrived compressed")
+            body += decoder.feed(chunk)
+        body += decoder.finish()
+    except BoundExceeded as exceeded:
         if truncate:
-            return msgspec.structs.replace(head, body=bytes(body[:bound]), truncated=True)
-        raise FetchError("decompression_bomb", str(error)) from None
+            # the first bytes within the bound are the body (robots.txt: the first 512 KiB count)
+            return msgspec.structs.replace(head, body=bytes(body + exceeded.partial)[:bound], truncated=True)
+        reason: FailureReason = "decompression_bomb" if isinstance(exceeded, DecompressionBomb) else "too_large"
+        raise FetchError(reason, str(exceeded)) from None
     except ValueError as error:
         raise FetchError("bad_response", str(error)) from None
-    return msgspec.structs.replace(head, body=bytes(body), truncated=truncated)
+    return msgspec.structs.replace(head, body=bytes(body))
 
 
 def _short(value: str | None) -> str | None:
