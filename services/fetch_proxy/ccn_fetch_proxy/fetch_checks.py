@@ -4,8 +4,8 @@ addresses, follow in the shell). Each returns a `Refusal` or says the request ma
 service only gathers what they read (the job's view, the domain's policy, robots.txt) and acts on
 the answer.
 
-A redirect hop is checked again from the scheme on (`hop_refusal`), with the hop's own policy and
-robots.txt; what refuses a hop is reported as stage `redirect`, its reason the hop's own.
+A redirect hop is checked again from the scheme on, with the hop's own policy and robots.txt;
+what refuses a hop is reported as stage `redirect` (`as_redirect`), its reason the hop's own.
 """
 
 from __future__ import annotations
