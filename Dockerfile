@@ -1,6 +1,6 @@
 # One image for every service and one-shot job of Community Compute.
 #   docker build -t ccn .               # the runtime target; --target dev for Tilt's live_update
-#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics, crawler
+#   docker run ccn serve edge           # a service: registry, scheduler, scheduler-projector, edge, analytics, fetch-proxy, crawler
 #   docker run ccn migrate              # a one-shot job: migrate, topology apply
 # Dependencies come from uv.lock exactly as `make setup` installs them (uv sync --frozen), with
 # the same pinned uv; the runtime stage holds the virtual environment and nothing else.
@@ -49,7 +49,7 @@ ENV PATH=/opt/ccn/venv/bin:$PATH \
     CCN_ANALYTICS_HOST=0.0.0.0 \
     CCN_LOG_FORMAT=json \
     CCN_HOME=/tmp/ccn
-EXPOSE 8080 8081 8091 8092 8093
+EXPOSE 8080 8081 8091 8092 8093 8094
 ENTRYPOINT ["ccn"]
 CMD ["--help"]
 

@@ -31,13 +31,13 @@ EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
         "ConfigMap": 3,
-        "Service": 7,
-        "Deployment": 7,
-        "PodDisruptionBudget": 6,
+        "Service": 8,
+        "Deployment": 8,
+        "PodDisruptionBudget": 7,
         "HorizontalPodAutoscaler": 1,
         "Job": 2,
         "Ingress": 1,
-        "NetworkPolicy": 8,
+        "NetworkPolicy": 9,
         "Cluster": 1,
         "ServiceMonitor": 1,
     }
@@ -231,7 +231,9 @@ def test_network_policies_deny_by_default_and_let_nodes_reach_only_the_edge(over
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_reach_only_dns_nats_postgres_and_the_collector(overlay: str) -> None:
     reachable = set()
-    for policy in _policies(render(overlay)).values():
+    for name, policy in _policies(render(overlay)).items():
+        if name == "fetch-proxy-to-the-internet":
+            continue  # the one way out (the test below)
         for rule in policy["spec"].get("egress", []):
             assert rule.get("to"), "an egress rule without `to` lets a pod reach anywhere"
             for peer in rule["to"]:
@@ -245,6 +247,31 @@ def test_services_reach_only_dns_nats_postgres_and_the_collector(overlay: str) -
         ("otel-collector", (4317, 4318)),
         ("{'cnpg.io/cluster': 'ccn-postgres'}", (5432,)),
     }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_fetch_proxy_reaches_the_internet_and_never_private_ranges(overlay: str) -> None:
+    objects = render(overlay)
+    policy = _policies(objects)["fetch-proxy-to-the-internet"]["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "fetch-proxy"
+    (rule,) = policy["egress"]
+    assert sorted(port["port"] for port in rule["ports"]) == [80, 443]
+    blocks = {peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"]) for peer in rule["to"]}
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8", "100.64.0.0/10"} <= (
+        blocks["0.0.0.0/0"]
+    )
+    assert {"fc00::/7", "fe80::/10", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16"} <= blocks["::/0"]
+    internet_pods = {
+        obj["metadata"]["name"]
+        for obj in objects
+        if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet")
+        and "ccn.community-compute.org/internet-egress" in obj["spec"]["template"]["metadata"].get("labels", {})
+    }
+    assert internet_pods == {"fetch-proxy"}
+    fetch_proxy = of_kind(objects, "Deployment")["fetch-proxy"]
+    labels = fetch_proxy["spec"]["template"]["metadata"]["labels"]
+    assert labels["ccn.community-compute.org/internet-egress"] == "true"
+    assert "ccn.community-compute.org/postgres-client" not in labels
 
 
 def edge_public_prefixes() -> set[str]:

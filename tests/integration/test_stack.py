@@ -114,6 +114,7 @@ def stack_env(home: Path) -> dict[str, str]:
         "CCN_REGISTRY_HEALTH_PORT": str(free_port()),
         "CCN_SCHEDULER_HEALTH_PORT": str(free_port()),
         "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": str(free_port()),
+        "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
     }
 
 
@@ -172,6 +173,10 @@ def test_ccn_up_status_env_down(tmp_path: Path) -> None:
     for name, port in (("nats", nats_port), ("postgres", pg_port)):
         line = row(status.stdout, name)
         assert str(pids[name]) in line and port in line and "yes" in line and "ok" in line, status.stdout
+    # every service joins, the fetch proxy among them, each with its readiness
+    proxy_line = row(status.stdout, "fetch-proxy")
+    assert str(pids["fetch-proxy"]) in proxy_line and env["CCN_FETCH_PROXY_HEALTH_PORT"] in proxy_line, status.stdout
+    assert "ok" in proxy_line, status.stdout
 
     again = ccn(env, "up")
     assert again.returncode == 0, again.stderr

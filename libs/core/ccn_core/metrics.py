@@ -54,6 +54,13 @@ CONSUMER_ACK_PENDING = Gauge(
 CONSUMER_LAG_ERRORS = Counter(
     "ccn_consumer_lag_errors_total", "Failed looks at a consumer's lag (it may not exist yet)", ["consumer"]
 )
+# a fetch's outcome and, when it was not fetched, its refusal stage or failure reason: both from
+# closed sets (ccn_proto.fetch), so the series are bounded
+FETCHES = Counter(
+    "ccn_fetches_total",
+    "Fetches the fetch proxy answered: fetched (reason: status class), refused (reason: stage), failed (reason)",
+    ["outcome", "reason"],
+)
 JOBS_BY_STATE = Gauge("ccn_jobs", "Jobs in the job read model, by state", ["state"])
 SCHEDULER_LIVE_JOBS = Gauge(
     "ccn_scheduler_live_jobs", "Unfinished jobs on the claim owner's board (0 on a standby replica)"

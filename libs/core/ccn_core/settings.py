@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     registry_health_port: int = 8091
     scheduler_health_port: int = 8092
     scheduler_projector_health_port: int = 8093
+    fetch_proxy_health_port: int = 8094
     crawler_health_port: int = 8095
     stream_replicas: int = 1
     # "always" fsyncs every append before the ack (production, with R3); a period trades the last
@@ -106,6 +107,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # 0: the registry runs no governance observer (no work records, no liveness verdicts); only
     # for measuring what governance costs (bench), never in service
     registry_governance_observer: int = 1
+    # The fetch proxy (ccn_fetch_proxy): bounds of one outbound request, and the development
+    # allowance, host:port pairs (comma-separated) whose loopback answers it may connect to (the
+    # local fixture web; ccn_cli.fixture_web). Empty, as it must be everywhere but a dev machine.
+    fetch_max_body_bytes: int = 16 * 1024 * 1024
+    fetch_connect_timeout_s: float = 5.0
+    fetch_read_timeout_s: float = 10.0
+    fetch_total_timeout_s: float = 20.0
+    fetch_dev_loopback: str = ""
     log_level: str = "info"
     log_format: str = "json"
     otel_exporter: str = "none"
@@ -141,6 +150,8 @@ _INT_FIELDS = {
     "CCN_REGISTRY_HEALTH_PORT": "registry_health_port",
     "CCN_SCHEDULER_HEALTH_PORT": "scheduler_health_port",
     "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": "scheduler_projector_health_port",
+    "CCN_FETCH_PROXY_HEALTH_PORT": "fetch_proxy_health_port",
+    "CCN_FETCH_MAX_BODY_BYTES": "fetch_max_body_bytes",
     "CCN_CRAWLER_HEALTH_PORT": "crawler_health_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
@@ -171,6 +182,9 @@ _FLOAT_FIELDS = {
     "CCN_DOCUMENT_TIMEOUT_S": "document_timeout_s",
     "CCN_RATE_LIMIT_WINDOW_S": "rate_limit_window_s",
     "CCN_EDGE_FETCH_TIMEOUT_S": "edge_fetch_timeout_s",
+    "CCN_FETCH_CONNECT_TIMEOUT_S": "fetch_connect_timeout_s",
+    "CCN_FETCH_READ_TIMEOUT_S": "fetch_read_timeout_s",
+    "CCN_FETCH_TOTAL_TIMEOUT_S": "fetch_total_timeout_s",
 }
 # a limit of 0 would refuse everything, a timeout of 0 every request: never what was meant
 _POSITIVE_FIELDS = (
@@ -190,6 +204,10 @@ _POSITIVE_FIELDS = (
     "scheduler_max_payload_bytes",
     "max_document_bytes",
     "document_timeout_s",
+    "fetch_max_body_bytes",
+    "fetch_connect_timeout_s",
+    "fetch_read_timeout_s",
+    "fetch_total_timeout_s",
 )
 _STR_FIELDS = {
     "CCN_NATS_URL": "nats_url",
@@ -208,6 +226,7 @@ _STR_FIELDS = {
     "CCN_OTEL_EXPORTER": "otel_exporter",
     "CCN_OTEL_ENDPOINT": "otel_endpoint",
     "CCN_REPLICA_ID": "replica_id",
+    "CCN_FETCH_DEV_LOOPBACK": "fetch_dev_loopback",
 }
 
 

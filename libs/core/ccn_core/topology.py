@@ -142,7 +142,14 @@ FETCH_GRANTS = KeyValueSpec(
     description="Which job each fetched body was fetched for; the edge serves it to that job's holder",
     ttl_s=24 * 3600.0,
 )
-KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS, RATE_LIMIT_STATE, CONFIG, FETCH_GRANTS)
+# How many fetches each job attempt has made (key `<job id>.<attempt>`), counted with
+# compare-and-set so the cap per job (ccn_jobs.crawl.MAX_FETCHES_PER_JOB) holds across proxy replicas
+FETCH_COUNTS = KeyValueSpec(
+    bucket="ccn_fetch_counts",
+    description="Fetches made per job attempt, for the fetch proxy's cap per job",
+    ttl_s=24 * 3600.0,
+)
+KEY_VALUES: tuple[KeyValueSpec, ...] = (OWNERS, CHECKPOINTS, RATE_LIMIT_STATE, CONFIG, FETCH_GRANTS, FETCH_COUNTS)
 
 NODE_READ_MODEL = ConsumerSpec(
     durable="registry_node_read_model",

@@ -68,6 +68,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
         host_field="analytics_host",
         links=(("audit trail", "/admin/audit"),),
     ),
+    ServiceSpec(
+        name="fetch-proxy", module="ccn_fetch_proxy", port_field="fetch_proxy_health_port", host_field="health_host"
+    ),
     ServiceSpec(name="crawler", module="ccn_crawler", port_field="crawler_health_port", host_field="health_host"),
 )
 

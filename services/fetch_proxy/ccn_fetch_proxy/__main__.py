@@ -1,0 +1,19 @@
+"""python -m ccn_fetch_proxy: the fetch proxy service."""
+
+from __future__ import annotations
+
+from ccn_core.service import Runtime, run_process, run_service
+from ccn_core.settings import settings_from_env
+from ccn_fetch_proxy.app import start_fetch_proxy
+
+
+async def _main(runtime: Runtime) -> None:
+    await start_fetch_proxy(runtime)
+
+
+def main() -> None:
+    run_process(run_service("fetch-proxy", settings_from_env(), _main, needs_postgres=False))
+
+
+if __name__ == "__main__":
+    main()

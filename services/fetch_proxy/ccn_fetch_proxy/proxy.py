@@ -1,0 +1,490 @@
+"""The fetch proxy's command: a node's `FetchPage`, checked in order and fetched, answered with
+one FetchOutcome and recorded as one event in CCN_FETCH.
+
+The decisions are the pure functions of ccn_fetch_proxy.fetch_checks; this module gathers what
+they read (the job's view, the domain's policy, robots.txt, the resolved addresses), calls the
+domain gate around every request it sends, and follows redirects by hand, checking each hop
+again from the scheme on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import msgspec
+from nats.js.kv import KeyValue
+
+from ccn_core import ids
+from ccn_core.dead_letter import printable
+from ccn_core.document_bodies import ObjectStoreBodies
+from ccn_core.domain.domain_policy import DomainPolicyState, domain_of
+from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
+from ccn_core.errors import CcnError, Unavailable
+from ccn_core.logging import get_logger
+from ccn_core.metrics import FETCHES
+from ccn_core.robots import MAX_ROBOTS_BYTES
+from ccn_fetch_proxy.content_types import body_type
+from ccn_fetch_proxy.domain_gate import NOT_SENT, DomainGate, GateEvent, LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.fetch_checks import (
+    PolicyLookup,
+    Refusal,
+    allow_list_refusal,
+    as_redirect,
+    domain_record_id,
+    egress_refusal,
+    fetch_budget_refusal,
+    job_max_fetches,
+    job_refusal,
+    record_domain_id,
+    robots_refusal,
+    url_check,
+)
+from ccn_fetch_proxy.fetch_records import FetchRecords, record_event
+from ccn_fetch_proxy.job_access import FetchBudget, JobAccess
+from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers, robots_request_headers
+from ccn_fetch_proxy.robots_cache import RobotsCache, RobotsFetch, origin_of
+from ccn_fetch_proxy.safe_fetcher import FetchError, HopResponse, SafeFetcher, resolve_host
+from ccn_jobs.crawl import MAX_FETCHES_PER_JOB
+from ccn_jobs.job_type import JobType
+from ccn_proto.documents import DocumentRef
+from ccn_proto.envelope import Actor
+from ccn_proto.fetch import (
+    MAX_REDIRECTS,
+    MAX_URL_CHARS,
+    FailureReason,
+    FetchedPage,
+    FetchEvent,
+    FetchFailed,
+    FetchFailureRecorded,
+    FetchOutcome,
+    FetchPage,
+    FetchRefusalRecorded,
+    FetchRefused,
+    PageFetchRecorded,
+)
+
+# FetchRefused.detail and FetchFailed.detail are Text: a node decoding the reply refuses more
+MAX_DETAIL_CHARS = 1000
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ROBOTS_MAX_REDIRECTS = 5  # RFC 9309 2.3.1.2
+log = get_logger("ccn.fetch_proxy")
+
+Resolve = Callable[[str, float], Awaitable[list[str]]]
+
+
+class _Failure(msgspec.Struct, frozen=True):
+    reason: FailureReason
+    detail: str
+
+
+class FetchProxy:
+    def __init__(
+        self,
+        *,
+        jobs: JobAccess,
+        budget: FetchBudget,
+        policies: PolicyLookup,
+        gate: DomainGate,
+        fetcher: SafeFetcher,
+        bodies: ObjectStoreBodies,
+        grants: KeyValue,
+        records: FetchRecords,
+        job_types: Mapping[str, JobType[Any, Any]],
+        egress: EgressPolicy,
+        resolve: Resolve = resolve_host,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._jobs = jobs
+        self._budget = budget
+        self._policies = policies
+        self._gate = gate
+        self._fetcher = fetcher
+        self._bodies = bodies
+        self._grants = grants
+        self._records = records
+        self._job_types = job_types
+        self._egress = egress
+        self._resolve = resolve
+        self._clock = clock
+        self.robots = RobotsCache(self._fetch_robots, USER_AGENT, clock=clock)
+
+    async def fetch_page(
+        self, request: FetchPage, correlation_id: str, causation_id: str | None = None
+    ) -> FetchOutcome:
+        """Answer one request and record it: exactly one record, whatever happens."""
+        fetch_id = ids.new_event_id()
+        started = time.perf_counter()
+        # a CcnError from here (the scheduler or NATS unavailable) reaches the caller, who
+        # retries: nothing was fetched, so nothing is recorded
+        gate_events: list[GateEvent] = []
+        outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events)
+        domain_id = record_domain_id(request.url, policy, self._egress)
+        _count_and_log(request, outcome)
+        now = self._clock()
+        await self._records.append(
+            record_event(
+                domain_id,
+                _record_of(request, outcome, domain_id),
+                event_id=fetch_id,
+                now=now,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                actor=Actor(kind="node", id=request.node_id),
+            )
+        )
+        for event in gate_events:
+            # what the domain gate decided along the way: a breaker that moved, a limit alert
+            await self._records.append(
+                record_event(
+                    domain_record_id(event.domain),
+                    event,
+                    event_id=ids.new_event_id(),
+                    now=now,
+                    correlation_id=correlation_id,
+                    causation_id=fetch_id,
+                    actor=Actor(kind="service", id="fetch-proxy"),
+                )
+            )
+        return outcome
+
+    async def _answer(
+        self, request: FetchPage, fetch_id: str, correlation_id: str, started: float, gate_events: list[GateEvent]
+    ) -> tuple[FetchOutcome, DomainPolicyState | None]:
+        url = request.url
+
+        def refused(refusal: Refusal) -> FetchRefused:
+            return FetchRefused(
+                fetch_id=fetch_id,
+                url=url,
+                stage=refusal.stage,
+                reason=refusal.reason,
+                detail=printable(refusal.detail, MAX_DETAIL_CHARS),
+                retry_after=refusal.retry_after,
+            )
+
+        scope = await self._job_scope(request, correlation_id)
+        if isinstance(scope, Refusal):
+            return refused(scope), None
+        target = url_check(url, self._egress)
+        if isinstance(target, Refusal):
+            return refused(target), None
+        policy = self._policy_for(target)
+        refusal = allow_list_refusal(target, policy)
+        if refusal is not None:
+            return refused(refusal), policy
+        assert policy is not None
+        cached = await self.robots.robots_for(target)
+        refusal = robots_refusal(cached, target, self._clock())
+        if refusal is not None:
+            if refusal.reason == "robots_disallowed":
+                await self._cancel_for_robots(request, correlation_id)
+            return refused(refusal), policy
+        crawl_delay = cached.rules.decide(target.url).min_interval_s
+        headers = request_headers(if_none_match=request.if_none_match, if_modified_since=request.if_modified_since)
+        redirects: list[str] = []
+        hop_policy = policy
+        # every hop's request shares one time bound, so a chain of slow redirects ends too
+        deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
+        while True:
+            answered = await self._send(target, hop_policy, crawl_delay, headers, deadline, gate_events)
+            if isinstance(answered, Refusal):
+                return refused(as_redirect(answered, target.url) if redirects else answered), policy
+            if isinstance(answered, _Failure):
+                return _failed(fetch_id, url, answered, started), policy
+            location = answered.location if answered.status in REDIRECT_STATUSES else None
+            if location is None:
+                break
+            if len(redirects) >= MAX_REDIRECTS:
+                failure = _Failure("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
+                return _failed(fetch_id, url, failure, started), policy
+            hop_url = urljoin(target.url, location.strip()[:MAX_URL_CHARS])
+            hop = await self._check_hop(hop_url)
+            if isinstance(hop, Refusal):
+                return refused(as_redirect(hop, hop_url)), policy
+            target, hop_policy, crawl_delay = hop
+            redirects.append(target.url)  # as checked and requested, never as the site spelled it
+            # validators belong to the URL asked for, not to where it led
+            headers = request_headers()
+        return await self._fetched(request, fetch_id, target, answered, redirects, started), policy
+
+    async def _job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
+        try:
+            return await self._checked_job_scope(request, correlation_id)
+        except Unavailable as error:
+            # nothing was asked of any site: the node may ask again once the scheduler answers
+            return Refusal(
+                stage="job", reason="job_unverifiable", detail=error.message, retry_after=error.retry_after or 2.0
+            )
+
+    async def _checked_job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
+        view = await self._jobs.view(request.job_id, correlation_id)
+        if view is not None and job_refusal(view, request.node_id, request.url, self._job_types) is not None:
+            # the view may be a cached one from before the node claimed the job
+            view = await self._jobs.view(request.job_id, correlation_id, fresh=True)
+        if view is None:
+            return Refusal(stage="job", reason="unknown_job", detail=f"no job {request.job_id}")
+        refusal = job_refusal(view, request.node_id, request.url, self._job_types)
+        if refusal is not None:
+            return refusal
+        cap = min(MAX_FETCHES_PER_JOB, job_max_fetches(view, self._job_types))
+        spent = await self._budget.spend(view.job_id, view.attempt, cap)
+        return fetch_budget_refusal(cap if spent is None else spent - 1, cap)
+
+    def _policy_for(self, target: Target) -> DomainPolicyState | None:
+        if target.host.address is not None:
+            return None  # the allow-list is of domains
+        return self._policies.policy_for(target.host.name)
+
+    async def _check_hop(self, url: str) -> Refusal | tuple[Target, DomainPolicyState, float | None]:
+        target = url_check(url, self._egress)
+        if isinstance(target, Refusal):
+            return target
+        policy = self._policy_for(target)
+        refusal = allow_list_refusal(target, policy)
+        if refusal is not None:
+            return refusal
+        assert policy is not None
+        cached = await self.robots.robots_for(target)
+        refusal = robots_refusal(cached, target, self._clock())
+        if refusal is not None:
+            return refusal
+        return target, policy, cached.rules.decide(target.url).min_interval_s
+
+    async def _send(
+        self,
+        target: Target,
+        policy: DomainPolicyState,
+        crawl_delay: float | None,
+        headers: dict[str, str],
+        deadline: float,
+        gate_events: list[GateEvent],
+    ) -> HopResponse | Refusal | _Failure:
+        """One request through the gate: the limiter first, then the egress check on the
+        resolved addresses, then the GET to exactly those addresses."""
+        domain = policy.domain or domain_of(policy.policy_id)
+        try:
+            permit = await self._gate.acquire(domain, policy.limits, crawl_delay)
+        except CcnError as error:
+            # limits that cannot be checked are a refusal, never a pass
+            return Refusal(
+                stage="rate_limit",
+                reason="limits_unavailable",
+                detail=error.message,
+                retry_after=error.retry_after or 1.0,
+            )
+        if isinstance(permit, LimitRefusal):
+            gate_events.extend(permit.events)
+            return Refusal(
+                stage=permit.stage, reason=permit.reason, detail=permit.detail, retry_after=permit.retry_after
+            )
+        gate_events.extend(permit.events)
+        sent = time.perf_counter()
+        allowed = await self._egress_check(target)
+        if isinstance(allowed, Refusal):
+            await self._release(permit, NOT_SENT, gate_events)
+            return allowed
+        try:
+            response = await self._fetcher.get(allowed, headers, want_body=_wants_body, deadline=deadline)
+        except FetchError as error:
+            elapsed = (time.perf_counter() - sent) * 1000
+            await self._release(permit, RequestOutcome(elapsed_ms=elapsed, failure=error.reason), gate_events)
+            return _Failure(error.reason, error.detail)
+        elapsed = (time.perf_counter() - sent) * 1000
+        await self._release(
+            permit,
+            RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after),
+            gate_events,
+        )
+        return response
+
+    async def _release(self, permit: Permit, outcome: RequestOutcome, gate_events: list[GateEvent]) -> None:
+        try:
+            gate_events.extend(await self._gate.release(permit, outcome))
+        except Exception:
+            log.exception("the domain gate failed to take a request's outcome", domain=permit.domain)
+
+    async def _egress_check(self, target: Target) -> Allowed | Refusal:
+        if target.host.address is not None:
+            checked = check_answers(target, [str(target.host.address)], self._egress)
+        else:
+            try:
+                answers = await self._resolve(target.host.name, self._fetcher.limits.resolve_timeout_s)
+            except (OSError, TimeoutError, UnicodeError) as error:
+                return Refusal(
+                    stage="egress",
+                    reason="resolution_failed",
+                    detail=f"{target.host.name} did not resolve: {type(error).__name__}: {error!s:.200}",
+                )
+            checked = check_answers(target, answers, self._egress)
+        return egress_refusal(checked) if isinstance(checked, Refused) else checked
+
+    async def _fetched(
+        self,
+        request: FetchPage,
+        fetch_id: str,
+        target: Target,
+        response: HopResponse,
+        redirects: list[str],
+        started: float,
+    ) -> FetchedPage | FetchFailed:
+        body_ref: DocumentRef | None = None
+        if 200 <= response.status < 300 and response.status != 204:
+            kind = body_type(response.content_type)
+            if kind is None:
+                failure = _Failure(
+                    "content_type_not_allowed",
+                    f"Content-Type {str(response.content_type)[:100]!r} is not one the jobs read",
+                )
+                return _failed(fetch_id, request.url, failure, started)
+            if response.body:
+                digest = await self._bodies.put(response.body)
+                await self._grants.put(f"{request.job_id}.{digest}", msgspec.json.encode({"fetch_id": fetch_id}))
+                body_ref = DocumentRef(
+                    sha256=digest, size=len(response.body), media_type=kind.media_type, charset=kind.charset
+                )
+        return FetchedPage(
+            fetch_id=fetch_id,
+            url=request.url,
+            final_url=target.url,
+            status=response.status,
+            content_type=printable(response.content_type, 256) if response.content_type else None,
+            body=body_ref,
+            etag=response.etag,
+            last_modified=response.last_modified,
+            redirects=redirects,
+            elapsed_ms=_elapsed_ms(started),
+            fetched_at=self._clock(),
+        )
+
+    async def _cancel_for_robots(self, request: FetchPage, correlation_id: str) -> None:
+        reason = f"robots.txt disallows {request.url[:500]}"
+        log.warning(
+            "robots.txt disallows a job's URL; cancelling the job", job_id=request.job_id, url=request.url[:500]
+        )
+        try:
+            await self._jobs.cancel(request.job_id, reason, correlation_id)
+        except CcnError as error:
+            # the refusal stands whether or not the cancel went through; the job's own lease
+            # ends it otherwise
+            log.warning("could not cancel the job", job_id=request.job_id, code=error.code, reason=error.message)
+
+    async def _fetch_robots(self, origin: Target) -> RobotsFetch:
+        """robots.txt of the origin, through the same checks as any fetch (the scheme, each
+        hop's allow-list, the egress policy); anything refused on the way is `unreachable`,
+        which disallows (fail closed)."""
+        url = f"{origin_of(origin)}/robots.txt"
+        response: HopResponse | None = None
+        deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
+        for hop in range(ROBOTS_MAX_REDIRECTS + 1):
+            target = url_check(url, self._egress)
+            if isinstance(target, Refusal):
+                return RobotsFetch(None)
+            if hop > 0 and allow_list_refusal(target, self._policy_for(target)) is not None:
+                return RobotsFetch(None)
+            allowed = await self._egress_check(target)
+            if isinstance(allowed, Refusal):
+                return RobotsFetch(None)
+            try:
+                response = await self._fetcher.get(
+                    allowed,
+                    robots_request_headers(),
+                    want_body=lambda status, _type: 200 <= status < 300,
+                    max_body_bytes=MAX_ROBOTS_BYTES,
+                    truncate=True,
+                    deadline=deadline,
+                )
+            except FetchError as error:
+                log.info("robots.txt unreachable", origin=origin_of(origin), reason=error.reason)
+                return RobotsFetch(None)
+            if response.status not in REDIRECT_STATUSES or not response.location:
+                return RobotsFetch(response.status, response.body or b"", response.retry_after)
+            url = urljoin(target.url, response.location.strip()[:8192])
+        assert response is not None
+        return RobotsFetch(response.status)  # too many redirects: RFC 9309 counts it unavailable
+
+
+def _count_and_log(request: FetchPage, outcome: FetchOutcome) -> None:
+    match outcome:
+        case FetchedPage(status=status):
+            FETCHES.labels("fetched", f"{status // 100}xx").inc()
+        case FetchRefused(stage=stage, reason=reason):
+            FETCHES.labels("refused", stage).inc()
+            if stage in ("egress", "redirect"):
+                # what an attempt to turn the proxy against internal addresses looks like: watched
+                log.warning(
+                    "fetch refused by the egress policy",
+                    stage=stage,
+                    reason=reason,
+                    job_id=request.job_id,
+                    node_id=request.node_id,
+                    url=request.url[:300],
+                )
+        case FetchFailed(reason=reason):
+            FETCHES.labels("failed", reason).inc()
+
+
+def _wants_body(status: int, content_type: str | None) -> bool:
+    return 200 <= status < 300 and body_type(content_type) is not None
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _failed(fetch_id: str, url: str, failure: _Failure, started: float) -> FetchFailed:
+    return FetchFailed(
+        fetch_id=fetch_id,
+        url=url,
+        reason=failure.reason,
+        detail=printable(failure.detail, MAX_DETAIL_CHARS),
+        elapsed_ms=_elapsed_ms(started),
+    )
+
+
+def _record_of(request: FetchPage, outcome: FetchOutcome, domain_id: str) -> FetchEvent:
+    domain = "" if domain_id.startswith("_") else domain_of(domain_id)
+    match outcome:
+        case FetchedPage():
+            return PageFetchRecorded(
+                fetch_id=outcome.fetch_id,
+                job_id=request.job_id,
+                node_id=request.node_id,
+                domain=domain,
+                url=request.url,
+                final_url=outcome.final_url,
+                status=outcome.status,
+                content_type=outcome.content_type,
+                sha256=outcome.body.sha256 if outcome.body else None,
+                size=outcome.body.size if outcome.body else None,
+                not_modified=outcome.status == 304,
+                redirects=len(outcome.redirects),
+                elapsed_ms=outcome.elapsed_ms,
+            )
+        case FetchRefused():
+            return FetchRefusalRecorded(
+                fetch_id=outcome.fetch_id,
+                job_id=request.job_id,
+                node_id=request.node_id,
+                domain=domain,
+                url=request.url,
+                stage=outcome.stage,
+                reason=outcome.reason,
+                detail=outcome.detail,
+            )
+        case FetchFailed():
+            return FetchFailureRecorded(
+                fetch_id=outcome.fetch_id,
+                job_id=request.job_id,
+                node_id=request.node_id,
+                domain=domain,
+                url=request.url,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                elapsed_ms=outcome.elapsed_ms,
+            )
+    raise AssertionError(f"unknown outcome {type(outcome).__name__}")
