@@ -214,6 +214,7 @@ CRAWL_OUTCOMES = ConsumerSpec(
     stream=JOBS.name,
     filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
     description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
+)
 DOMAIN_READ_MODEL = ConsumerSpec(
     durable="analytics_domain_read_model",
     stream=POLICY.name,
