@@ -17,8 +17,10 @@ import pytest
 from ccn_core import ids
 from ccn_core.commands import CommandClient
 from ccn_core.errors import BadInput, NotFound
+from ccn_core.eventstore import EventStore
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
+from ccn_core.topology import FETCH
 from ccn_crawler.app import start_crawler
 from ccn_crawler.campaigns import Crawler
 from ccn_proto.crawl import (
@@ -44,6 +46,7 @@ def page_result(
     text_sha256: str | None = "a" * 64,
     etag: str | None = None,
     links: tuple[str, ...] = (),
+    fields: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
     """A crawl_domain_page result, as a node submits one (ccn_jobs.crawl_domain_page)."""
     return {
@@ -56,8 +59,8 @@ def page_result(
         "links": list(links),
         "links_truncated": False,
         "fields": [],
-        "fields_found": 0,
-        "fields_asked": 0,
+        "fields_found": fields[0],
+        "fields_asked": fields[1],
         "fields_truncated": False,
         "crawler_version": "1",
     }
@@ -128,7 +131,10 @@ async def test_a_campaign_crawls_its_frontier_and_recrawls_conditionally(own_set
             assert set(by_url) == {"https://funder.example/", "https://trust.example/"}
             funder = by_url["https://funder.example/"]
             result = page_result(
-                funder.payload["url"], etag='"v1"', links=("https://funder.example/grants", "https://away.example/")
+                funder.payload["url"],
+                etag='"v1"',
+                links=("https://funder.example/grants", "https://away.example/"),
+                fields=(3, 4),
             )
             await api.submit("node-1", funder.job_id, result)
 
@@ -137,6 +143,17 @@ async def test_a_campaign_crawls_its_frontier_and_recrawls_conditionally(own_set
                 return current if current.pages == 3 and current.changed == 1 else None
 
             await eventually(discovered)
+            # the page's extraction yield, as a fetch record of its domain for crawl analytics
+            store = EventStore(api.nc)
+            await store.start()
+
+            async def yield_recorded() -> list[Any]:
+                return await store.read(FETCH.name, "ccn.fetch.funder_example.extraction_yield")
+
+            [yielded] = await eventually(yield_recorded)
+            record = msgspec.json.decode(yielded.data)["data"]
+            assert (record["fields_found"], record["fields_asked"], record["job_id"]) == (3, 4, funder.job_id)
+            await store.close()
             # the new page, and the funder page again once its (1 s) interval is up, as a conditional GET
             offers = await claim_all(api, 2)
             by_url = {offer.payload["url"]: offer for offer in offers}

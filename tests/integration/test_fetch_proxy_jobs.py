@@ -76,3 +76,16 @@ async def test_the_fetch_cap_holds_across_replicas_counting_at_once(own_nats: NA
     granted = sorted(count for count in spent if count is not None)
     assert granted == list(range(1, 11))  # each count given once, none past the cap
     assert await replicas[0].spend(job_id, 2, 10) == 1  # a new attempt counts afresh
+
+
+async def test_a_refunded_fetch_can_be_asked_again_and_the_count_never_goes_below_zero(own_nats: NATS) -> None:
+    budget = FetchBudget(await own_nats.jetstream().key_value(FETCH_COUNTS.bucket))
+    job_id = f"job-{secrets.token_hex(4)}"
+    assert await budget.spend(job_id, 1, 1) == 1
+    assert await budget.spend(job_id, 1, 1) is None  # the cap: one fetch
+    await budget.refund(job_id, 1)  # that fetch was a "not now": nothing was sent
+    assert await budget.spend(job_id, 1, 1) == 1
+    await budget.refund(job_id, 1)
+    await budget.refund(job_id, 1)
+    await budget.refund(f"job-{secrets.token_hex(4)}", 1)  # never counted: nothing to give back
+    assert await budget.spend(job_id, 1, 2) == 1

@@ -2,7 +2,10 @@
 corpus of grant-funding pages (ccn_jobs.demo_corpus, CC0), so a fresh stack shows work flowing;
 then a second batch with every other job type at work on that corpus and on the generated PDF,
 DOCX and text documents (ccn_jobs.demo_job_types), under a correlation id of its own, so that
-each kind of result can be looked at.
+each kind of result can be looked at; then a crawl: the local fixture web (ccn_cli.fixture_web,
+served on loopback by a process of the stack) has its two grant sites allowed on the allow-list,
+and a campaign crawls them through the fetch proxy, whose development loopback allowance names
+exactly those sites (`ccn up --demo` sets it; nothing else does).
 
 The nodes are processes of the stack (stopped first by `ccn down`, so they hand their jobs back
 and say bye); the batch is one POST /jobs/batch under one correlation id, which is how its whole
@@ -16,9 +19,11 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from ccn_cli.fixture_web import dev_loopback_setting
 from ccn_cli.jobs_cmd import edge_client
 from ccn_cli.stack.lifecycle import Report, logs_dir
 from ccn_cli.stack.processes import ProcessRecord, open_log, record_process
@@ -27,8 +32,18 @@ from ccn_core.settings import Settings
 from ccn_jobs.demo_corpus import as_jobs_jsonl, grant_pages
 from ccn_jobs.demo_job_types import as_jsonl, job_type_examples
 from ccn_proto.compute_api import BatchSubmitted
+from ccn_proto.crawl import CampaignSettings, CampaignView
 
 DEMO_NODES = 3
+DEMO_CAMPAIGN = "demo-grants"
+DEMO_SITES = ("grants.localhost", "foundation.localhost")
+# what the demo campaign extracts from each page of the grant site (ccn_jobs.extraction_rules)
+DEMO_FIELDS: list[dict[str, Any]] = [
+    {"name": "title", "rules": [{"css": "h1.title"}, {"css": "title"}]},
+    {"name": "funder", "rules": [{"css": "p.funder"}]},
+    {"name": "maximum_grants", "many": True, "rules": [{"css": "td.amount", "convert": "decimal"}]},
+    {"name": "closing_dates", "many": True, "rules": [{"css": "td.deadline", "convert": "date"}]},
+]
 DEMO_PAGES = 60
 NODE_CONCURRENCY = 2
 
@@ -41,6 +56,7 @@ class Demo(msgspec.Struct, frozen=True):
     nodes: list[ProcessRecord]
     types_correlation_id: str = ""
     type_examples: list[tuple[str, str]] = []  # (job type, the id of its first job in the second batch)
+    campaign: str | None = None
 
 
 def start_nodes(settings: Settings, count: int = DEMO_NODES) -> list[ProcessRecord]:
@@ -84,6 +100,56 @@ def _submit(settings: Settings, correlation_id: str, batch_id: str, source: str,
     )
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The stack's settings for a demo: the fetch proxy may reach the fixture web's sites on
+    loopback (and nothing else on loopback), unless an allowance was set by hand."""
+    if settings.fetch_dev_loopback:
+        return settings
+    return msgspec.structs.replace(settings, fetch_dev_loopback=dev_loopback_setting(settings.demo_web_port))
+
+
+def start_fixture_web(settings: Settings) -> ProcessRecord:
+    log = logs_dir(settings.home) / "fixture-web.log"
+    with open_log(log) as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ccn_cli.fixture_web", "--port", str(settings.demo_web_port)],
+            env=service_env(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://grants.localhost:{settings.demo_web_port}/"
+    return record_process("fixture-web", "demo", process.pid, settings.demo_web_port, url, log)
+
+
+def allow_demo_sites(settings: Settings) -> None:
+    rows = "".join(
+        f"{site},allow,false,600,36000,8,,,the local fixture web (ccn up --demo),demo,\n" for site in DEMO_SITES
+    )
+    header = "domain,permission,include_subdomains,requests_per_minute,requests_per_hour,max_concurrent,"
+    header += "allowed_paths,allowed_patterns,notes,reviewer,reviewed_at\n"
+    edge_client(settings).call("POST", "/admin/domains/import", (header + rows).encode(), {"Content-Type": "text/csv"})
+
+
+def start_demo_campaign(settings: Settings) -> CampaignView:
+    campaign = CampaignSettings(
+        name="the local grant sites",
+        seeds=[f"http://{site}:{settings.demo_web_port}/" for site in DEMO_SITES],
+        fields=DEMO_FIELDS,
+        max_depth=3,
+        max_pages=100,
+        first_interval_s=600.0,
+        recrawl_min_s=300.0,
+        recrawl_max_s=86400.0,
+    )
+    body = msgspec.json.encode(campaign)
+    answer = edge_client(settings).call(
+        "PUT", f"/admin/crawl/campaigns/{DEMO_CAMPAIGN}", body, {"Content-Type": "application/json"}
+    )
+    return msgspec.json.decode(answer, type=CampaignView)
+
+
 def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[ProcessRecord]], None]) -> Demo:
     """`on_nodes` records the node processes in the run state as soon as they exist, so a
     failure after this point still leaves them for `ccn down` to stop."""
@@ -100,6 +166,9 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
     for job_type, job_id in zip(job_types, by_type.job_ids, strict=True):
         first_of_each.setdefault(job_type, job_id)
     report(f"demo: {by_type.jobs} jobs of {len(first_of_each)} job types submitted as batch {types_batch_id}")
+    allow_demo_sites(settings)
+    campaign = start_demo_campaign(settings)
+    report(f"demo: {', '.join(DEMO_SITES)} allowed; campaign {DEMO_CAMPAIGN} started with {campaign.pages} seeds")
     return Demo(
         correlation_id=correlation_id,
         batch_id=batch_id,
@@ -108,6 +177,7 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
         nodes=nodes,
         types_correlation_id=types_correlation_id,
         type_examples=list(first_of_each.items()),
+        campaign=DEMO_CAMPAIGN,
     )
 
 
@@ -124,3 +194,9 @@ def print_demo(demo: Demo, report: Report) -> None:
         report("One result of each type:")
         for job_type, job_id in demo.type_examples:
             report(f"  ccn jobs result {job_id}    {job_type}")
+    if demo.campaign:
+        report("")
+        report("The local grant sites, crawled through the fetch proxy:")
+        report(f"  ccn crawl status {demo.campaign}    pages found, crawled, changed, in flight")
+        report("  ccn crawl stats    per domain: pages, failures by cause, refusals, latency, yield, breaker")
+        report("  ccn domains list    the allow-list")

@@ -73,8 +73,8 @@ async def _check_record(record: ProcessRecord, state: RunState) -> Row:
         problem = await jetstream_problem(state.nats_url)
     elif record.kind == "postgres":
         problem = await postgres_problem(state.database_url)
-    elif record.kind == "node":
-        problem = None  # a node serves nothing; alive is all there is to see
+    elif record.kind in ("node", "demo"):
+        problem = None  # a node serves nothing, the fixture web no probe; alive is all there is to see
     else:
         problem = await asyncio.to_thread(http_ready_problem, f"{record.url}/readyz")
     return Row(record.name, str(record.pid), str(record.port), alive, problem)

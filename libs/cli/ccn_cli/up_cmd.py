@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 from ccn_cli.console import say, warn
-from ccn_cli.demo import Demo, print_demo, start_demo
+from ccn_cli.demo import Demo, demo_settings, print_demo, start_demo, start_fixture_web
 from ccn_cli.foreground import stay_attached
 from ccn_cli.jobs_cmd import EdgeError
 from ccn_cli.stack.lifecycle import ServicePlan, check_ports, logs_dir, plan_services, start_stack
 from ccn_cli.stack.nats_server import monitor_port_for
+from ccn_cli.stack.ports import require_free_port
 from ccn_cli.stack.processes import ProcessRecord, record_process
 from ccn_cli.stack.run_state import RunState, clear_state, load_state, save_state, stack_lock
 from ccn_cli.stack.secrets_file import secrets_path, with_secrets
@@ -60,14 +61,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"removing stale run state {home / 'run' / 'state.json'}: none of its processes is running")
             clear_state(home)
         settings = with_secrets(settings)
+        if args.demo:
+            settings = demo_settings(settings)
         plan = ServicePlan([], []) if args.no_services else plan_services()
         for spec, reason in plan.skipped:
             say(f"skipping service {spec.name}: {reason}")
         check_ports(settings, plan.to_start)
+        if args.demo:
+            require_free_port(settings.demo_web_port, "the demo's fixture web", "CCN_DEMO_WEB_PORT")
         state = start_stack(settings, plan.to_start, say, ready_timeout_s=args.timeout)
         demo: Demo | None = None
         if args.demo:
             try:
+                _remember(home, state, [start_fixture_web(settings)])
                 demo = start_demo(settings, say, on_nodes=lambda nodes: _remember(home, state, nodes))
             except (EdgeError, OSError) as exc:
                 warn(f"demo not started: {exc}")

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_projector_health_port: int = 8093
     fetch_proxy_health_port: int = 8094
     crawler_health_port: int = 8095
+    # `ccn up --demo` serves the local fixture web (ccn_cli.fixture_web) here, for the demo campaign
+    demo_web_port: int = 8421
     stream_replicas: int = 1
     # "always" fsyncs every append before the ack (production, with R3); a period trades the last
     # few seconds of acked appends on a power cut for speed, which only a dev machine can afford.
@@ -153,6 +155,7 @@ _INT_FIELDS = {
     "CCN_FETCH_PROXY_HEALTH_PORT": "fetch_proxy_health_port",
     "CCN_FETCH_MAX_BODY_BYTES": "fetch_max_body_bytes",
     "CCN_CRAWLER_HEALTH_PORT": "crawler_health_port",
+    "CCN_DEMO_WEB_PORT": "demo_web_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",
     "CCN_MAX_FRAME_BYTES": "max_frame_bytes",

@@ -33,7 +33,10 @@ async def start_crawler(
         return [subject.split(".")[2] for subject in (info.state.subjects or {})]
 
     crawler = Crawler(
-        repository, CommandClient(runtime.nc, timeout=settings.command_timeout_s), list_campaign_ids=campaign_ids
+        repository,
+        CommandClient(runtime.nc, timeout=settings.command_timeout_s),
+        list_campaign_ids=campaign_ids,
+        records=runtime.store,
     )
     await crawler.load_all()
     server = CommandServer(runtime.nc, "crawler")

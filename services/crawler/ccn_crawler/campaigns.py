@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import msgspec
 
+from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient, CommandContext, CommandServer, raise_command_error
 from ccn_core.domain.campaign import (
@@ -40,9 +41,11 @@ from ccn_core.domain.campaign import (
     RecordOutcome,
     RecordScheduled,
     due_pages,
+    host_of,
 )
 from ccn_core.errors import CcnError, NotFound
-from ccn_core.eventstore import StoredEvent
+from ccn_core.eventstore import EventStore, OutgoingEvent, StoredEvent
+from ccn_core.fetch_records import domain_record_id, record_event
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import get_logger
 from ccn_crawler.near_duplicates import NearDuplicateIndex, from_hex, signature_of, to_hex
@@ -62,6 +65,7 @@ from ccn_proto.crawl import (
     StartCampaign,
 )
 from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.fetch import ExtractionYieldRecorded
 from ccn_proto.jobs import JobCancelled, JobCompletedBytes, JobDead
 from ccn_proto.scheduler import MAX_BATCH_JOBS, BatchJob, CreateBatch, CreateBatchReply, GetJob, JobView
 
@@ -132,6 +136,24 @@ def page_report(result: dict[str, Any]) -> PageReport:
     )
 
 
+def yield_record(envelope: Envelope[Any], changed: PageChanged) -> OutgoingEvent:
+    """The crawl's extraction yield as a fetch record of the page's domain, for crawl analytics;
+    its id derives from the page event's, so a redelivered outcome records it once."""
+    domain = host_of(changed.url)
+    record = ExtractionYieldRecorded(
+        domain=domain, job_id=changed.job_id, fields_asked=changed.fields_asked, fields_found=changed.fields_found
+    )
+    return record_event(
+        domain_record_id(domain),
+        record,
+        event_id=ids.derived_event_id("extraction_yield", envelope.event_id),
+        now=envelope.occurred_at,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.event_id,
+        actor=SERVICE_ACTOR,
+    )
+
+
 def _job_key(page: PageState) -> str:
     digest = hashlib.sha256(page.url.encode()).hexdigest()[:40]
     return f"{digest}-{page.crawls + page.failed}"
@@ -144,12 +166,14 @@ class Crawler:
         client: CommandClient,
         *,
         list_campaign_ids: Callable[[], Any],
+        records: EventStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch_size: int = MAX_BATCH_JOBS,
     ) -> None:
         self._campaigns = repository
         self._client = client
         self._list_campaign_ids = list_campaign_ids
+        self._records = records
         self._clock = clock
         self._batch_size = batch_size
         self._known: set[str] = set()
@@ -326,8 +350,12 @@ class Crawler:
         self._job_campaign.pop(command.job_id, None)
         for envelope in executed.events:
             data = envelope.data
-            if isinstance(data, PageChanged) and data.signature and (minhash := from_hex(data.signature)) is not None:
+            if not isinstance(data, PageChanged):
+                continue
+            if data.signature and (minhash := from_hex(data.signature)) is not None:
                 self.near_duplicates.add(data.url, minhash)
+            if data.fields_asked and self._records is not None:
+                await self._records.append(yield_record(envelope, data))
         self.recorded += 1
 
     # ---- sweep ----

@@ -70,11 +70,12 @@ async def start_fetch_proxy(
         )
     js = runtime.js
     proxy = FetchProxy(
-        jobs=jobs or SchedulerJobs(CommandClient(runtime.nc, timeout=settings.command_timeout_s)),
+        jobs=SchedulerJobs(CommandClient(runtime.nc, timeout=settings.command_timeout_s)) if jobs is None else jobs,
         budget=FetchBudget(await js.key_value(FETCH_COUNTS.bucket)),
-        policies=policies or NoPolicies(),
-        gate=gate or UnlimitedGate(),
-        fetcher=SafeFetcher(limits or fetch_limits(settings)),
+        # `is None`, not `or`: an empty book is falsy (it has a length) and must still be the one followed
+        policies=NoPolicies() if policies is None else policies,
+        gate=UnlimitedGate() if gate is None else gate,
+        fetcher=SafeFetcher(fetch_limits(settings) if limits is None else limits),
         bodies=ObjectStoreBodies(await open_body_store(js)),
         grants=await js.key_value(FETCH_GRANTS.bucket),
         records=FetchRecords(runtime.store),

@@ -10,15 +10,15 @@ what refuses a hop is reported as stage `redirect` (`as_redirect`), its reason t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
-from ccn_core.domain.domain_policy import DomainPolicyState, policy_id
+from ccn_core.domain.domain_policy import DomainPolicyState
 from ccn_core.egress import EgressPolicy, Refused, Target, check_url
+from ccn_core.fetch_records import UNKNOWN_DOMAIN_ID, domain_record_id
 from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_jobs.job_type import JobType
 from ccn_proto.fetch import FetchPage, RefusalStage
@@ -26,8 +26,6 @@ from ccn_proto.scheduler import JobView
 
 # the record subject for a URL with no readable host (a policy id never starts with '_': a
 # domain never starts with '.')
-UNKNOWN_DOMAIN_ID = "_unknown"
-_SUBJECT_TOKEN = re.compile(r"[a-z0-9-][a-z0-9_U-]{0,127}")
 
 
 class Refusal(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,11 +158,3 @@ def record_domain_id(url: str, policy: DomainPolicyState | None, egress: EgressP
     if checked.host.address is not None:
         return UNKNOWN_DOMAIN_ID
     return domain_record_id(checked.host.name)
-
-
-def domain_record_id(domain: str) -> str:
-    """A canonical domain's policy id, when it can name a subject; UNKNOWN_DOMAIN_ID otherwise."""
-    candidate = policy_id(domain)
-    if not _SUBJECT_TOKEN.fullmatch(candidate):
-        return UNKNOWN_DOMAIN_ID
-    return candidate

@@ -5,45 +5,7 @@ stored once)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import msgspec
-
-from ccn_core import subjects
-from ccn_core.aggregate import envelope_headers, event_name
 from ccn_core.eventstore import EventStore, OutgoingEvent
-from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.fetch import FetchEvent
-
-AGGREGATE = "fetch"
-
-
-def record_event(
-    domain_id: str,
-    event: FetchEvent,
-    *,
-    event_id: str,
-    now: datetime,
-    correlation_id: str,
-    causation_id: str | None,
-    actor: Actor,
-) -> OutgoingEvent:
-    envelope = Envelope(
-        event_id=event_id,
-        type=type(event).__struct_config__.tag,  # type: ignore[arg-type]  # every fetch event has a string tag
-        schema_version=1,
-        aggregate_id=domain_id,
-        occurred_at=now,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        actor=actor,
-        data=event,
-    )
-    return OutgoingEvent(
-        subject=subjects.event(AGGREGATE, domain_id, event_name(event)),
-        data=msgspec.json.encode(envelope),
-        headers=envelope_headers(envelope),
-    )
 
 
 class FetchRecords:

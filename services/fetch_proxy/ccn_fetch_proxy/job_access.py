@@ -22,7 +22,10 @@ from nats.js.kv import KeyValue
 
 from ccn_core.commands import CommandClient
 from ccn_core.errors import BadInput, NotFound, Unavailable
+from ccn_core.logging import get_logger
 from ccn_proto.scheduler import CancelJob, CancelJobReply, GetJob, JobView
+
+log = get_logger("ccn.fetch_proxy.jobs")
 
 VIEW_TTL_S = 2.0
 MAX_VIEWS = 10_000
@@ -112,3 +115,21 @@ class FetchBudget:
             except (NatsError, TimeoutError) as error:
                 raise Unavailable(f"the fetch count is unavailable: {error}", retry_after=1.0) from None
         raise Unavailable("the job's fetch count is contended; try again", retry_after=0.5)
+
+    async def refund(self, job_id: str, attempt: int) -> None:
+        """Give back one fetch counted for a request that sent nothing. Best effort: if the count
+        cannot be written, the job has one fetch fewer, which only ever errs on the safe side."""
+        key = f"{job_id}.{attempt}"
+        for _ in range(MAX_CAS_ATTEMPTS):
+            try:
+                entry = await self._kv.get(key)
+                count = int(entry.value or b"0")
+                if count <= 0:
+                    return
+                await self._kv.update(key, str(count - 1).encode(), last=entry.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue
+            except (KeyNotFoundError, ValueError, NatsError, TimeoutError) as error:
+                log.warning("fetch count not refunded", job_id=job_id, error=str(error))
+                return

@@ -25,6 +25,7 @@ from ccn_core.document_bodies import ObjectStoreBodies
 from ccn_core.domain.domain_policy import DomainPolicyState, domain_of
 from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
 from ccn_core.errors import CcnError, Unavailable
+from ccn_core.fetch_records import domain_record_id, record_event
 from ccn_core.logging import get_logger
 from ccn_core.metrics import FETCHES
 from ccn_core.robots import MAX_ROBOTS_BYTES
@@ -35,7 +36,6 @@ from ccn_fetch_proxy.fetch_checks import (
     Refusal,
     allow_list_refusal,
     as_redirect,
-    domain_record_id,
     egress_refusal,
     fetch_budget_refusal,
     job_max_fetches,
@@ -45,7 +45,7 @@ from ccn_fetch_proxy.fetch_checks import (
     url_check,
     with_job_validators,
 )
-from ccn_fetch_proxy.fetch_records import FetchRecords, record_event
+from ccn_fetch_proxy.fetch_records import FetchRecords
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers, robots_request_headers
 from ccn_fetch_proxy.robots_cache import RobotsCache, RobotsFetch, origin_of
@@ -124,7 +124,12 @@ class FetchProxy:
         # a CcnError from here (the scheduler or NATS unavailable) reaches the caller, who
         # retries: nothing was fetched, so nothing is recorded
         gate_events: list[GateEvent] = []
-        outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events)
+        job: list[JobView] = []
+        outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events, job)
+        if job and isinstance(outcome, FetchRefused) and outcome.retry_after is not None:
+            # a "not now" (a limit, the breaker, robots.txt unreadable) sent nothing: the node
+            # asks again, and that must not find the job's fetches spent
+            await self._budget.refund(job[0].job_id, job[0].attempt)
         domain_id = record_domain_id(request.url, policy, self._egress)
         _count_and_log(request, outcome)
         now = self._clock()
@@ -155,7 +160,13 @@ class FetchProxy:
         return outcome
 
     async def _answer(
-        self, request: FetchPage, fetch_id: str, correlation_id: str, started: float, gate_events: list[GateEvent]
+        self,
+        request: FetchPage,
+        fetch_id: str,
+        correlation_id: str,
+        started: float,
+        gate_events: list[GateEvent],
+        job: list[JobView],
     ) -> tuple[FetchOutcome, DomainPolicyState | None]:
         url = request.url
 
@@ -172,6 +183,7 @@ class FetchProxy:
         scope = await self._job_scope(request, correlation_id)
         if isinstance(scope, Refusal):
             return refused(scope), None
+        job.append(scope)
         request = with_job_validators(request, scope, self._job_types)
         target = url_check(url, self._egress)
         if isinstance(target, Refusal):

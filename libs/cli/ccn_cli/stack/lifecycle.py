@@ -148,6 +148,12 @@ def stop_stack(state: RunState, report: Report) -> list[str]:
             report(f"{record.name} did not stop within {NODE_GRACE_S:.0f}s; killed")
         stopped += [record.name for record in nodes]
         report(f"nodes stopped: {', '.join(record.name for record in nodes)}")
+    demo = [record for record in state.processes if record.kind == "demo" and is_alive(record)]
+    if demo:
+        for record in terminate(demo, NODE_GRACE_S):
+            report(f"{record.name} did not stop within {NODE_GRACE_S:.0f}s; killed")
+        stopped += [record.name for record in demo]
+        report(f"demo processes stopped: {', '.join(record.name for record in demo)}")
     services = [record for record in reversed(state.processes) if record.kind == "service" and is_alive(record)]
     if services:
         for record in stop_services(services):

@@ -13,7 +13,8 @@ from typing import BinaryIO, Literal
 import msgspec
 import psutil
 
-ProcessKind = Literal["nats", "postgres", "service", "node", "ccn"]
+# demo: a process the demo needs beside the stack (the fixture web)
+ProcessKind = Literal["nats", "postgres", "service", "node", "ccn", "demo"]
 
 
 class ProcessRecord(msgspec.Struct, frozen=True, kw_only=True):

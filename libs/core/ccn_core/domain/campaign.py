@@ -53,8 +53,10 @@ from ccn_proto.crawl import (
 
 # links a single page may add to the frontier: a page with a million links adds its first ones
 MAX_LINKS_PER_PAGE = 2000
-# failures that mean "never again", not "later": the page stays in the frontier, uncrawled
-PERMANENT_FAILURES = frozenset({"robots_disallowed", "domain_not_allowed", "domain_blocked", "not_in_job", "cancelled"})
+# failures that mean "never again", not "later": robots.txt said no (the fetch proxy cancels such a
+# page's job). The page stays in the frontier, uncrawled. Anything else (the allow-list, which an
+# admin may change; the site down) is tried again after the shortest recrawl interval.
+PERMANENT_FAILURES = frozenset({"robots_disallowed", "cancelled"})
 
 
 @dataclass(slots=True)
