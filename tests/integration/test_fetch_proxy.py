@@ -25,7 +25,7 @@ from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import FETCH, FETCH_GRANTS
 from ccn_fetch_proxy.app import start_fetch_proxy
-from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome, UnlimitedGate
 from ccn_fetch_proxy.proxy import FetchProxy
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
 from ccn_fetch_proxy.robots_cache import CachedRobots
@@ -164,6 +164,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
             proxy = await start_fetch_proxy(
                 runtime,
                 policies=MemoryPolicies(*(allowed(site) for site in SITES)),
+                gate=UnlimitedGate(),
                 jobs=jobs,
                 job_types=TEST_JOB_TYPES,
                 limits=LIMITS,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
-from ccn_fetch_proxy.app import start_fetch_proxy
+from ccn_fetch_proxy.app import serve_fetch_proxy
 
 
 async def _main(runtime: Runtime) -> None:
-    await start_fetch_proxy(runtime)
+    await serve_fetch_proxy(runtime)
 
 
 def main() -> None:
