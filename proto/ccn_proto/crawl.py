@@ -38,14 +38,14 @@ class CampaignSettings(msgspec.Struct, gc=False, frozen=True, kw_only=True, forb
     """`seeds`: where the crawl starts; pages they link to join the frontier when they are on a
     seed's host (or a subdomain, with `include_subdomains`), match `allowed_patterns` (none: any
     path) and no `denied_patterns`, lie within `max_depth` links of a seed, and the campaign has
-    fewer than `max_pages`. `rules`: extraction rules each page's job applies (the job type's
-    payload field, checked when the campaign starts). Recrawl intervals start at
+    fewer than `max_pages`. `fields`: the extraction rules each page's job applies (the job
+    type's `fields`, checked by its rules engine when the campaign starts). Recrawl intervals start at
     `first_interval_s` and adapt between the two bounds."""
 
     name: ShortText
     seeds: Annotated[list[CampaignUrl], msgspec.Meta(min_length=1, max_length=MAX_SEEDS)]
     job_type: CrawlJobType = "crawl_domain_page"
-    rules: dict[str, Any] | None = None
+    fields: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
     include_subdomains: bool = False
     allowed_patterns: Annotated[list[UrlPattern], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     denied_patterns: Annotated[list[UrlPattern], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)

@@ -37,16 +37,32 @@ from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, Scheduler, answering, eventually, scheduler_client
 
 
-class CrawlPagePayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """crawl_domain_page's payload as far as the crawler writes it."""
+def page_result(
+    url: str,
+    *,
+    status: int = 200,
+    text_sha256: str | None = "a" * 64,
+    etag: str | None = None,
+    links: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A crawl_domain_page result, as a node submits one (ccn_jobs.crawl_domain_page)."""
+    return {
+        "fetch": {"url": url, "outcome": "fetched", "status": status, "final_url": url, "etag": etag},
+        "title": None,
+        "text": "",
+        "chars": 0,
+        "text_truncated": False,
+        "text_sha256": text_sha256,
+        "links": list(links),
+        "links_truncated": False,
+        "fields": [],
+        "fields_found": 0,
+        "fields_asked": 0,
+        "fields_truncated": False,
+        "crawler_version": "1",
+    }
 
-    url: str
-    rules: dict[str, Any] | None = None
-    if_none_match: str | None = None
-    if_modified_since: str | None = None
 
-
-PAYLOAD_TYPES = {"crawl_domain_page": CrawlPagePayload}
 SETTINGS = CampaignSettings(
     name="local funders",
     seeds=["https://funder.example/", "https://trust.example/"],
@@ -66,7 +82,7 @@ def own_settings(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Set
 @contextlib.asynccontextmanager
 async def scheduler(settings: Settings) -> AsyncIterator[Runtime]:
     async with open_runtime("scheduler", settings) as runtime:
-        await start_scheduler(runtime, health=False, payload_types=PAYLOAD_TYPES, options=FAST)
+        await start_scheduler(runtime, health=False, options=FAST)
         await answering(settings.effective_nats_url)
         yield runtime
 
@@ -111,11 +127,10 @@ async def test_a_campaign_crawls_its_frontier_and_recrawls_conditionally(own_set
             by_url = {offer.payload["url"]: offer for offer in offers}
             assert set(by_url) == {"https://funder.example/", "https://trust.example/"}
             funder = by_url["https://funder.example/"]
-            await api.submit(
-                "node-1",
-                funder.job_id,
-                {"status": 200, "content_hash": "h1", "etag": '"v1"', "links": ["/grants", "https://away.example/"]},
+            result = page_result(
+                funder.payload["url"], etag='"v1"', links=("https://funder.example/grants", "https://away.example/")
             )
+            await api.submit("node-1", funder.job_id, result)
 
             async def discovered() -> CampaignView | None:
                 current = await view(client)
@@ -127,7 +142,8 @@ async def test_a_campaign_crawls_its_frontier_and_recrawls_conditionally(own_set
             by_url = {offer.payload["url"]: offer for offer in offers}
             assert by_url["https://funder.example/"].payload["if_none_match"] == '"v1"'
             assert "https://funder.example/grants" in by_url
-            await api.submit("node-1", by_url["https://funder.example/"].job_id, {"status": 304})
+            again = by_url["https://funder.example/"]
+            await api.submit("node-1", again.job_id, page_result(again.payload["url"], status=304, text_sha256=None))
 
             async def unchanged() -> CampaignView | None:
                 current = await view(client)
@@ -156,6 +172,14 @@ async def test_a_campaign_crawls_its_frontier_and_recrawls_conditionally(own_set
                     by="a",
                 ),
                 StartCampaign(campaign_id="x", settings=msgspec.structs.replace(SETTINGS, max_pages=10**9), by="ada"),
+                # fields whose rule the extraction rules engine refuses: no campaign that could make no job
+                StartCampaign(
+                    campaign_id="x",
+                    settings=msgspec.structs.replace(
+                        SETTINGS, fields=[{"name": "amount", "rules": [{"css": "p >>> ", "regex": "(a+)+$"}]}]
+                    ),
+                    by="ada",
+                ),
                 StartCampaign(
                     campaign_id="x", settings=msgspec.structs.replace(SETTINGS, seeds=["file:///etc/passwd"]), by="a"
                 ),
@@ -174,7 +198,9 @@ async def test_outcomes_while_the_crawler_is_down_are_recorded_when_it_is_back(o
             )
             [offer] = await claim_all(api, 1)
         # the crawler is gone: the job finishes meanwhile
-        await api.submit("node-1", offer.job_id, {"status": 200, "content_hash": "h", "links": ["/next"]})
+        await api.submit(
+            "node-1", offer.job_id, page_result(offer.payload["url"], links=("https://funder.example/next",))
+        )
         async with crawler(own_settings):
 
             async def recorded() -> CampaignView | None:
@@ -205,7 +231,7 @@ async def test_the_sweep_records_a_job_that_finished_unheard(own_settings: Setti
             )
             [offer] = await claim_all(api, 1)
             running._job_campaign.clear()  # as if another replica had scheduled it
-            await api.submit("node-1", offer.job_id, {"status": 200, "content_hash": "h"})
+            await api.submit("node-1", offer.job_id, page_result(offer.payload["url"]))
             assert (await view(client)).in_flight == 1
             assert await running.sweep_once() == 1
             current = await view(client)

@@ -58,19 +58,22 @@ def test_too_little_text_has_no_signature() -> None:
 
 
 def test_a_crawl_result_is_read_leniently() -> None:
+    fetch = {"url": "https://a.example/", "outcome": "fetched", "status": 200, "etag": '"e"', "final_url": 5}
     report = page_report(
         {
-            "status": 200,
-            "content_hash": "abc",
+            "fetch": fetch,
+            "text_sha256": "abc",
             "links": ["https://a.example/x", 5, None],
-            "etag": '"e"',
             "fields_found": 2,
             "fields_asked": True,
         }
     )
     assert report.status == 200 and report.content_hash == "abc" and report.etag == '"e"'
+    assert report.final_url is None and report.failure is None
     assert report.links == ("https://a.example/x",)
     assert (report.fields_found, report.fields_asked) == (2, 0)
-    assert page_report({"status": 304}).not_modified
-    assert page_report({"status": "200", "links": "nope"}).status is None
-    assert page_report({"refused": "robots_disallowed"}).failure == "robots_disallowed"
+    assert page_report({"fetch": {"outcome": "fetched", "status": 304}}).not_modified
+    assert page_report({"fetch": {"outcome": "fetched", "status": 503}}).failure == "http_503"
+    assert page_report({"fetch": "nope", "links": "nope"}).failure == "not_fetched"
+    refused = page_report({"fetch": {"outcome": "refused", "reason": "robots_disallowed"}})
+    assert refused.failure == "robots_disallowed"

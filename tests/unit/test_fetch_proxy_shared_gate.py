@@ -12,8 +12,7 @@ from ccn_core.domain_limiter import DomainLimiter
 from ccn_core.domain_limiter import Permit as LimiterPermit
 from ccn_core.domain_limiter import Refusal as LimiterRefusal
 from ccn_core.politeness import NOT_SENT, FetchResult
-from ccn_fetch_proxy.domain_gate import LimitRefusal, Permit, RequestOutcome
-from ccn_fetch_proxy.shared_gate import SharedDomainGate
+from ccn_fetch_proxy.domain_gate import LimitRefusal, Permit, RequestOutcome, SharedGate
 from ccn_proto.fetch import BreakerChanged, DomainLimitAlert
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -34,18 +33,23 @@ class StubLimiter:
         return [BreakerChanged(domain=permit.domain, state="open", previous="closed", reason="5 failures")]
 
 
-def gate(answer: LimiterPermit | LimiterRefusal) -> tuple[SharedDomainGate, StubLimiter]:
+def gate(answer: LimiterPermit | LimiterRefusal) -> tuple[SharedGate, StubLimiter]:
     stub = StubLimiter(answer)
-    return SharedDomainGate(cast(DomainLimiter, stub), clock=lambda: NOW), stub
+    return SharedGate(cast(DomainLimiter, stub), clock=lambda: NOW), stub
 
 
 async def test_refusals_keep_their_kind_and_their_events() -> None:
     alert = DomainLimitAlert(domain="example.org", limit="per_minute", denials=10, window_s=60.0)
-    for limit, stage in (("breaker", "breaker"), ("per_minute", "rate_limit"), ("crawl_delay", "rate_limit")):
+    cases = (
+        ("breaker", "breaker", "breaker_open"),
+        ("per_minute", "rate_limit", "domain_per_minute_limit"),
+        ("crawl_delay", "rate_limit", "domain_crawl_delay_limit"),
+    )
+    for limit, stage, reason in cases:
         shared, stub = gate(LimiterRefusal(limit=limit, retry_after_s=2.5, events=(alert,)))  # type: ignore[arg-type]
         refused = await shared.acquire("example.org", PolicyLimits(requests_per_minute=6), 1.0)
         assert isinstance(refused, LimitRefusal)
-        assert (refused.stage, refused.reason, refused.retry_after, refused.events) == (stage, limit, 2.5, (alert,))
+        assert (refused.stage, refused.reason, refused.retry_after, refused.events) == (stage, reason, 2.5, (alert,))
         assert stub.asked == [("example.org", PolicyLimits(requests_per_minute=6), 1.0)]
 
 

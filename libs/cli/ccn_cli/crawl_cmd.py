@@ -36,7 +36,12 @@ def register(subparsers: Subparsers) -> None:
     start.add_argument("--seed", action="append", default=[], metavar="URL", help="a seed URL (repeatable)")
     start.add_argument("--seeds-file", type=Path, metavar="FILE", help="seed URLs, one per line")
     start.add_argument("--name", help="a name for people (default: the id)")
-    start.add_argument("--rules", type=Path, metavar="FILE.json", help="extraction rules every page's job applies")
+    start.add_argument(
+        "--fields",
+        type=Path,
+        metavar="FILE.json",
+        help="extraction rules (crawl_domain_page's fields) every page applies",
+    )
     start.add_argument("--max-pages", type=int, default=1000)
     start.add_argument("--max-depth", type=int, default=3)
     start.add_argument("--max-in-flight", type=int, default=200)
@@ -92,18 +97,18 @@ def campaign_settings(args: argparse.Namespace) -> CampaignSettings:
         raise EdgeError("no seeds: give --seed URL or --seeds-file FILE")
     if len(seeds) > MAX_SEEDS:
         raise EdgeError(f"{len(seeds)} seeds: at most {MAX_SEEDS}")
-    rules = None
-    if args.rules is not None:
+    fields: Any = []
+    if args.fields is not None:
         try:
-            rules = json.loads(_read_bounded(args.rules, _MAX_RULES_BYTES, "rules file"))
+            fields = json.loads(_read_bounded(args.fields, _MAX_RULES_BYTES, "fields file"))
         except ValueError as exc:
-            raise EdgeError(f"rules file {args.rules} is not JSON: {exc}") from None
-        if not isinstance(rules, dict):
-            raise EdgeError(f"rules file {args.rules} must hold a JSON object")
+            raise EdgeError(f"fields file {args.fields} is not JSON: {exc}") from None
+        if not isinstance(fields, list):
+            raise EdgeError(f"fields file {args.fields} must hold a JSON list of fields")
     raw = {
         "name": args.name or args.campaign_id,
         "seeds": seeds,
-        "rules": rules,
+        "fields": fields,
         "include_subdomains": args.include_subdomains,
         "allowed_patterns": args.allow,
         "denied_patterns": args.deny,

@@ -8,6 +8,10 @@ A crawl job's handler stays pure: it never fetches. The node runs a loop around 
 3. `with_pages(payload, pages)` is the payload with the pages in place, and the handler runs on
    it. A sample payload for the determinism test carries its pages already.
 
+A recrawl is a conditional GET: `validators(payload, url)` gives the ETag and Last-Modified the
+payload holds for a URL (from its last crawl), and the fetch proxy sends them; the node has no say
+in them. The default is none.
+
 The fetch proxy calls `in_scope(payload, url)` to refuse a URL that is not the job's (stage
 `job`): a crawl job may ask only for what its payload allows (its URL, or its domain and
 patterns for a multi-hop crawl). `next_urls` must only return URLs `in_scope` accepts, and must
@@ -46,3 +50,4 @@ class CrawlSpec(Generic[P]):
     next_urls: Callable[[P, Sequence[CrawledPage]], list[str]]
     with_pages: Callable[[P, list[CrawledPage]], P]
     max_fetches: Callable[[P], int]
+    validators: Callable[[P, str], tuple[str | None, str | None]] = lambda payload, url: (None, None)

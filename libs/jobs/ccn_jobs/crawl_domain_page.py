@@ -56,7 +56,7 @@ from ccn_jobs.job_type import JobType
 from ccn_jobs.text_normalisation import clean_text
 from ccn_proto.constraints import MULTI_LINE_PATTERN, Sha256Hex, Version
 from ccn_proto.documents import HTML, InlineDocument
-from ccn_proto.fetch import FetchedPage
+from ccn_proto.fetch import FetchedPage, Validator
 
 NAME = "crawl_domain_page"
 VERSION = "1"
@@ -69,11 +69,15 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 class CrawlDomainPagePayload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`url`: the page; `fields`: what to extract from it (none: only text and links);
-    `pages`: the fetch, put in by the node's crawl loop (empty when the job is created)."""
+    `pages`: the fetch, put in by the node's crawl loop (empty when the job is created).
+    `if_none_match` and `if_modified_since`: the last crawl's validators, which make the fetch a
+    conditional GET (the fetch proxy sends them; a 304 means the page did not change)."""
 
     url: CrawlUrl
     fields: Fields = msgspec.field(default_factory=list)
     pages: Pages = msgspec.field(default_factory=list)
+    if_none_match: Validator | None = None
+    if_modified_since: Validator | None = None
 
     def __post_init__(self) -> None:
         duplicate_name(self.fields)

@@ -194,7 +194,15 @@ def single_url_crawl() -> CrawlSpec[Any]:
     def fetches_url(payload: Any) -> bool:
         return getattr(payload, "url", None) is not None and getattr(payload, "html", None) is None
 
-    return CrawlSpec(in_scope=in_scope, next_urls=next_urls, with_pages=with_pages, max_fetches=max_fetches)
+    def validators(payload: Any, url: str) -> tuple[str | None, str | None]:
+        """A payload's `if_none_match` and `if_modified_since`, for its own URL (a recrawl)."""
+        if not in_scope(payload, url):
+            return None, None
+        return getattr(payload, "if_none_match", None), getattr(payload, "if_modified_since", None)
+
+    return CrawlSpec(
+        in_scope=in_scope, next_urls=next_urls, with_pages=with_pages, max_fetches=max_fetches, validators=validators
+    )
 
 
 def the_page(pages: Sequence[CrawledPage], url: str) -> CrawledPage | None:

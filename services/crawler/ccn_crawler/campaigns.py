@@ -31,7 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from ccn_core.aggregate import AggregateRepository, EventMeta
-from ccn_core.commands import CommandClient, CommandContext, CommandServer
+from ccn_core.commands import CommandClient, CommandContext, CommandServer, raise_command_error
 from ccn_core.domain.campaign import (
     CampaignCommand,
     CampaignState,
@@ -46,6 +46,8 @@ from ccn_core.eventstore import StoredEvent
 from ccn_core.ids import new_correlation_id
 from ccn_core.logging import get_logger
 from ccn_crawler.near_duplicates import NearDuplicateIndex, from_hex, signature_of, to_hex
+from ccn_jobs.registry import payload_refusal
+from ccn_proto.commands import CommandError
 from ccn_proto.crawl import (
     CampaignEvent,
     CampaignList,
@@ -78,8 +80,8 @@ JobOutcomeEvent = JobCompletedBytes | JobDead | JobCancelled
 def crawl_payload(settings: CampaignSettings, page: PageState) -> dict[str, Any]:
     """The crawl job's payload for one page: a conditional GET when the last crawl left validators."""
     payload: dict[str, Any] = {"url": page.url}
-    if settings.rules is not None:
-        payload["rules"] = settings.rules
+    if settings.fields:
+        payload["fields"] = settings.fields
     if page.etag:
         payload["if_none_match"] = page.etag
     if page.last_modified:
@@ -87,31 +89,45 @@ def crawl_payload(settings: CampaignSettings, page: PageState) -> dict[str, Any]
     return payload
 
 
+def settings_refusal(settings: CampaignSettings) -> CommandError | None:
+    """Why the campaign's jobs could not be created (its fields' rules, above all), checked by the
+    job type itself before the campaign starts, so no campaign starts that could make no job."""
+    # a seed stands in for every page's URL: the decider checks each seed as a URL itself
+    return payload_refusal(settings.job_type, {"url": settings.seeds[0], "fields": settings.fields}, field="settings")
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def page_report(result: dict[str, Any]) -> PageReport:
-    """What a crawl_domain_page result says about its page, read leniently: a field of the wrong
-    type is ignored rather than failing the record."""
-
-    def text(name: str) -> str | None:
-        value = result.get(name)
-        return value if isinstance(value, str) and value else None
-
-    def count(name: str) -> int:
-        value = result.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-    status = result.get("status")
+    """What a crawl_domain_page result (ccn_jobs.crawl_domain_page) says about its page, read
+    leniently: a field of the wrong type is ignored rather than failing the record (the result
+    was checked against its type when it was submitted)."""
+    fetch = result.get("fetch")
+    fetch = fetch if isinstance(fetch, dict) else {}
+    status = fetch.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    failure = None
+    if fetch.get("outcome") != "fetched":
+        failure = _text(fetch.get("reason")) or _text(fetch.get("outcome")) or "not_fetched"
+    elif status is not None and status >= 400:
+        failure = f"http_{status}"
     links = result.get("links")
-    failure = text("refused") or text("failure") or text("error")
     return PageReport(
-        status=status if isinstance(status, int) and not isinstance(status, bool) else None,
-        not_modified=result.get("not_modified") is True or status == 304,
-        content_hash=text("content_hash"),
-        etag=text("etag"),
-        last_modified=text("last_modified"),
+        status=status,
+        not_modified=status == 304,
+        content_hash=_text(result.get("text_sha256")) or _text(fetch.get("body_sha256")),
+        etag=_text(fetch.get("etag")),
+        last_modified=_text(fetch.get("last_modified")),
         links=tuple(link for link in links if isinstance(link, str)) if isinstance(links, list) else (),
-        final_url=text("final_url"),
-        fields_found=count("fields_found"),
-        fields_asked=count("fields_asked"),
+        final_url=_text(fetch.get("final_url")),
+        fields_found=_count(result.get("fields_found")),
+        fields_asked=_count(result.get("fields_asked")),
         failure=failure,
     )
 
@@ -184,6 +200,9 @@ class Crawler:
         return EventMeta(correlation_id=ctx.correlation_id, causation_id=ctx.causation_id, actor=Actor("admin", by))
 
     async def start(self, command: StartCampaign, ctx: CommandContext) -> CampaignView:
+        refusal = settings_refusal(command.settings)
+        if refusal is not None:
+            raise_command_error(refusal)
         state = await self._execute(command.campaign_id, command, self._admin_meta(ctx, command.by))
         log.info("campaign started", campaign=command.campaign_id, pages=len(state.pages))
         return state.view(self._clock())

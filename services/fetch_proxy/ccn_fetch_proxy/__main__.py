@@ -1,4 +1,6 @@
-"""python -m ccn_fetch_proxy: the fetch proxy service."""
+"""python -m ccn_fetch_proxy: the fetch proxy service, with the domain-policy commands and the
+allow-list it folds (ccn_fetch_proxy.policy_service), and the politeness every replica shares
+(ccn_fetch_proxy.app.serve_fetch_proxy)."""
 
 from __future__ import annotations
 

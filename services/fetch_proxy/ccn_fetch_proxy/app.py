@@ -4,7 +4,7 @@ grants and counts buckets, the fetch records) and health.
 
 `serve_fetch_proxy` is the service as it runs: the allow-list is the policy book it follows
 from CCN_POLICY (with the domain-policy commands it serves, ccn_fetch_proxy.policy_service), the
-gate is politeness shared by every replica (ccn_fetch_proxy.shared_gate)."""
+gate is politeness shared by every replica (ccn_fetch_proxy.domain_gate.SharedGate)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ from ccn_core.service import Runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import FETCH_COUNTS, FETCH_GRANTS, RATE_LIMIT_STATE
 from ccn_fetch_proxy.dev_allowance import parse_loopback_allowance
-from ccn_fetch_proxy.domain_gate import DomainGate
+from ccn_fetch_proxy.domain_gate import DomainGate, SharedGate
 from ccn_fetch_proxy.fetch_checks import PolicyLookup
 from ccn_fetch_proxy.fetch_records import FetchRecords
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess, SchedulerJobs
 from ccn_fetch_proxy.policy_service import start_domain_policy
 from ccn_fetch_proxy.proxy import FetchProxy, Resolve
 from ccn_fetch_proxy.safe_fetcher import FetchLimits, SafeFetcher, resolve_host
-from ccn_fetch_proxy.shared_gate import SharedDomainGate
 from ccn_jobs.job_type import JobType
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto.fetch import FetchOutcome, FetchPage
@@ -50,7 +49,7 @@ def fetch_limits(settings: Settings) -> FetchLimits:
 async def serve_fetch_proxy(runtime: Runtime) -> FetchProxy:
     book = await start_domain_policy(runtime)
     limiter = DomainLimiter(await runtime.js.key_value(RATE_LIMIT_STATE.bucket))
-    return await start_fetch_proxy(runtime, policies=book, gate=SharedDomainGate(limiter))
+    return await start_fetch_proxy(runtime, policies=book, gate=SharedGate(limiter))
 
 
 async def start_fetch_proxy(

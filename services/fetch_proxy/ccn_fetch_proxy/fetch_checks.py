@@ -21,7 +21,7 @@ from ccn_core.domain.domain_policy import DomainPolicyState, policy_id
 from ccn_core.egress import EgressPolicy, Refused, Target, check_url
 from ccn_fetch_proxy.robots_cache import CachedRobots
 from ccn_jobs.job_type import JobType
-from ccn_proto.fetch import RefusalStage
+from ccn_proto.fetch import FetchPage, RefusalStage
 from ccn_proto.scheduler import JobView
 
 # the record subject for a URL with no readable host (a policy id never starts with '_': a
@@ -69,6 +69,19 @@ def job_max_fetches(view: JobView, job_types: Mapping[str, JobType[Any, Any]]) -
     job_type = job_types[view.job_type]
     assert job_type.crawl is not None
     return int(job_type.crawl.max_fetches(msgspec.convert(view.payload, job_type.payload_type)))
+
+
+def with_job_validators(request: FetchPage, view: JobView, job_types: Mapping[str, JobType[Any, Any]]) -> FetchPage:
+    """The request with the validators the job's payload gives for its URL (a recrawl's
+    conditional GET) in place of any the node sent: a node's own ETag could make a changed page
+    answer 304 and hide the change, so what is conditional is the job's to say. Call after
+    `job_refusal` let the job through."""
+    job_type = job_types[view.job_type]
+    assert job_type.crawl is not None
+    etag, modified = job_type.crawl.validators(msgspec.convert(view.payload, job_type.payload_type), request.url)
+    if (etag, modified) == (request.if_none_match, request.if_modified_since):
+        return request
+    return msgspec.structs.replace(request, if_none_match=etag, if_modified_since=modified)
 
 
 def fetch_budget_refusal(fetches_so_far: int, max_fetches: int) -> Refusal | None:

@@ -43,6 +43,7 @@ from ccn_fetch_proxy.fetch_checks import (
     record_domain_id,
     robots_refusal,
     url_check,
+    with_job_validators,
 )
 from ccn_fetch_proxy.fetch_records import FetchRecords, record_event
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess
@@ -67,6 +68,7 @@ from ccn_proto.fetch import (
     FetchRefused,
     PageFetchRecorded,
 )
+from ccn_proto.scheduler import JobView
 
 # FetchRefused.detail and FetchFailed.detail are Text: a node decoding the reply refuses more
 MAX_DETAIL_CHARS = 1000
@@ -170,6 +172,7 @@ class FetchProxy:
         scope = await self._job_scope(request, correlation_id)
         if isinstance(scope, Refusal):
             return refused(scope), None
+        request = with_job_validators(request, scope, self._job_types)
         target = url_check(url, self._egress)
         if isinstance(target, Refusal):
             return refused(target), None
@@ -212,7 +215,7 @@ class FetchProxy:
             headers = request_headers()
         return await self._fetched(request, fetch_id, target, answered, redirects, started), policy
 
-    async def _job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
+    async def _job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | JobView:
         try:
             return await self._checked_job_scope(request, correlation_id)
         except Unavailable as error:
@@ -221,7 +224,7 @@ class FetchProxy:
                 stage="job", reason="job_unverifiable", detail=error.message, retry_after=error.retry_after or 2.0
             )
 
-    async def _checked_job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | None:
+    async def _checked_job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | JobView:
         view = await self._jobs.view(request.job_id, correlation_id)
         if view is not None and job_refusal(view, request.node_id, request.url, self._job_types) is not None:
             # the view may be a cached one from before the node claimed the job
@@ -233,7 +236,7 @@ class FetchProxy:
             return refusal
         cap = min(MAX_FETCHES_PER_JOB, job_max_fetches(view, self._job_types))
         spent = await self._budget.spend(view.job_id, view.attempt, cap)
-        return fetch_budget_refusal(cap if spent is None else spent - 1, cap)
+        return fetch_budget_refusal(cap if spent is None else spent - 1, cap) or view
 
     def _policy_for(self, target: Target) -> DomainPolicyState | None:
         if target.host.address is not None:
