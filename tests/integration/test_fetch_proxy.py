@@ -25,7 +25,7 @@ from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import FETCH, FETCH_GRANTS
 from ccn_fetch_proxy.app import start_fetch_proxy
-from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome
+from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome, UnlimitedGate
 from ccn_fetch_proxy.proxy import FetchProxy
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
 from ccn_fetch_proxy.robots_cache import CachedRobots
@@ -164,6 +164,7 @@ async def harness(nats_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
             proxy = await start_fetch_proxy(
                 runtime,
                 policies=MemoryPolicies(*(allowed(site) for site in SITES)),
+                gate=UnlimitedGate(),
                 jobs=jobs,
                 job_types=TEST_JOB_TYPES,
                 limits=LIMITS,
@@ -343,18 +344,22 @@ async def test_the_fetches_of_a_job_are_capped(harness: Harness) -> None:
     assert isinstance(third, FetchRefused) and (third.stage, third.reason) == ("job", "too_many_fetches")
 
 
-async def test_a_recrawl_with_a_validator_is_answered_not_modified(harness: Harness) -> None:
-    job_id = harness.job(harness.url("grants.localhost"))
-    request = FetchPage(
-        job_id=job_id,
-        node_id="node-1",
-        url=harness.url("grants.localhost", "/opportunities/5"),
-        if_none_match='"opp-5"',
+async def test_a_recrawl_sends_the_jobs_validators_never_the_nodes(harness: Harness) -> None:
+    url = harness.url("grants.localhost", "/opportunities/5")
+    recrawl = f"job-{secrets.token_hex(6)}"
+    harness.jobs.views[recrawl] = job_view(
+        recrawl, holder="node-1", prefix=harness.url("grants.localhost"), etag='"opp-5"'
     )
-    outcome = await harness.proxy.fetch_page(request, correlation_id=f"test-{job_id}")
-    await harness.assert_recorded(outcome, job_id)
+    outcome = await harness.proxy.fetch_page(FetchPage(job_id=recrawl, node_id="node-1", url=url), f"test-{recrawl}")
+    await harness.assert_recorded(outcome, recrawl)
     assert isinstance(outcome, FetchedPage) and outcome.status == 304 and outcome.body is None
     assert outcome.etag == '"opp-5"'
+    # a node's own validator would hide a change behind a 304: it is not sent
+    first_crawl = harness.job(harness.url("grants.localhost"))
+    forged = FetchPage(job_id=first_crawl, node_id="node-1", url=url, if_none_match='"opp-5"')
+    fetched = await harness.proxy.fetch_page(forged, f"test-{first_crawl}")
+    await harness.assert_recorded(fetched, first_crawl)
+    assert isinstance(fetched, FetchedPage) and fetched.status == 200 and fetched.body is not None
 
 
 async def test_the_site_sees_only_the_proxys_own_headers(harness: Harness) -> None:

@@ -115,6 +115,7 @@ def stack_env(home: Path) -> dict[str, str]:
         "CCN_SCHEDULER_HEALTH_PORT": str(free_port()),
         "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": str(free_port()),
         "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
+        "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
     }
 
 

@@ -16,10 +16,12 @@ from ccn_proto.scheduler import JobView
 
 
 class SiteCrawl(msgspec.Struct, frozen=True, kw_only=True):
-    """Fetch pages under `prefix`, at most `max_pages` of them."""
+    """Fetch pages under `prefix`, at most `max_pages` of them; `etag`: the validator a recrawl
+    sends for every page."""
 
     prefix: str
     max_pages: int = 50
+    etag: str | None = None
 
 
 class SiteCrawlResult(msgspec.Struct, frozen=True):
@@ -46,6 +48,7 @@ SITE_CRAWL: JobType[SiteCrawl, SiteCrawlResult] = JobType(
         next_urls=_next_urls,
         with_pages=lambda payload, pages: payload,
         max_fetches=lambda payload: payload.max_pages,
+        validators=lambda payload, url: (payload.etag, None),
     ),
 )
 NOT_A_CRAWL: JobType[SiteCrawl, SiteCrawlResult] = JobType(
@@ -68,12 +71,13 @@ def job_view(
     job_type: str = SITE_CRAWL.name,
     max_pages: int = 50,
     attempt: int = 1,
+    etag: str | None = None,
 ) -> JobView:
     return JobView(
         job_id=job_id,
         job_type=job_type,
         status=status,  # type: ignore[arg-type]
-        payload={"prefix": prefix, "max_pages": max_pages},
+        payload={"prefix": prefix, "max_pages": max_pages, "etag": etag},
         priority=0,
         max_retries=3,
         lease_s=60.0,

@@ -1,6 +1,10 @@
 """Wires the fetch proxy: the command `ccn.cmd.fetch.fetch_page`, its collaborators (the
 scheduler for jobs, the allow-list, the domain gate, the safe fetcher, the body store, the
-grants and counts buckets, the fetch records) and health."""
+grants and counts buckets, the fetch records) and health.
+
+`serve_fetch_proxy` is the service as it runs: the allow-list is the policy book it follows
+from CCN_POLICY (with the domain-policy commands it serves, ccn_fetch_proxy.policy_service), the
+gate is politeness shared by every replica (ccn_fetch_proxy.domain_gate.SharedGate)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ from typing import Any
 
 from ccn_core.commands import CommandClient, CommandContext, CommandServer
 from ccn_core.document_bodies import ObjectStoreBodies, open_body_store
-from ccn_core.domain.domain_policy import DomainPolicyState
+from ccn_core.domain_limiter import DomainLimiter
 from ccn_core.egress import EgressPolicy
 from ccn_core.service import Runtime, serve_health
 from ccn_core.settings import Settings
-from ccn_core.topology import FETCH_COUNTS, FETCH_GRANTS
+from ccn_core.topology import FETCH_COUNTS, FETCH_GRANTS, RATE_LIMIT_STATE
 from ccn_fetch_proxy.dev_allowance import parse_loopback_allowance
-from ccn_fetch_proxy.domain_gate import DomainGate, UnlimitedGate
+from ccn_fetch_proxy.domain_gate import DomainGate, SharedGate
 from ccn_fetch_proxy.fetch_checks import PolicyLookup
 from ccn_fetch_proxy.fetch_records import FetchRecords
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess, SchedulerJobs
+from ccn_fetch_proxy.policy_service import start_domain_policy
 from ccn_fetch_proxy.proxy import FetchProxy, Resolve
 from ccn_fetch_proxy.safe_fetcher import FetchLimits, SafeFetcher, resolve_host
 from ccn_jobs.job_type import JobType
@@ -32,14 +37,6 @@ SERVICE = "fetch"
 MAX_FETCHES_IN_HAND = 64
 
 
-class NoPolicies:
-    """An allow-list with no domain on it: every fetch refused at the allow-list. What the proxy
-    runs with when it is given no policy book, so a missing allow-list fails closed."""
-
-    def policy_for(self, host: str) -> DomainPolicyState | None:
-        return None
-
-
 def fetch_limits(settings: Settings) -> FetchLimits:
     return FetchLimits(
         max_body_bytes=settings.fetch_max_body_bytes,
@@ -49,11 +46,17 @@ def fetch_limits(settings: Settings) -> FetchLimits:
     )
 
 
+async def serve_fetch_proxy(runtime: Runtime) -> FetchProxy:
+    book = await start_domain_policy(runtime)
+    limiter = DomainLimiter(await runtime.js.key_value(RATE_LIMIT_STATE.bucket))
+    return await start_fetch_proxy(runtime, policies=book, gate=SharedGate(limiter))
+
+
 async def start_fetch_proxy(
     runtime: Runtime,
     *,
-    policies: PolicyLookup | None = None,
-    gate: DomainGate | None = None,
+    policies: PolicyLookup,
+    gate: DomainGate,
     jobs: JobAccess | None = None,
     job_types: Mapping[str, JobType[Any, Any]] = JOB_TYPES,
     limits: FetchLimits | None = None,
@@ -72,9 +75,8 @@ async def start_fetch_proxy(
     proxy = FetchProxy(
         jobs=SchedulerJobs(CommandClient(runtime.nc, timeout=settings.command_timeout_s)) if jobs is None else jobs,
         budget=FetchBudget(await js.key_value(FETCH_COUNTS.bucket)),
-        # `is None`, not `or`: an empty book is falsy (it has a length) and must still be the one followed
-        policies=NoPolicies() if policies is None else policies,
-        gate=UnlimitedGate() if gate is None else gate,
+        policies=policies,
+        gate=gate,
         fetcher=SafeFetcher(fetch_limits(settings) if limits is None else limits),
         bodies=ObjectStoreBodies(await open_body_store(js)),
         grants=await js.key_value(FETCH_GRANTS.bucket),
