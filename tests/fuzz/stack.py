@@ -23,10 +23,12 @@ from nats.js.errors import NotFoundError
 
 from ccn_analytics.__main__ import start_analytics
 from ccn_cli.stack.ports import free_port
+from ccn_core.commands import CommandContext, CommandServer
 from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSUMERS, ConsumerSpec
 from ccn_edge.app import start_edge
+from ccn_proto.fetch import FetchPage, FetchRefused
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
@@ -69,6 +71,15 @@ class Stack:
         return {"Authorization": f"Bearer {self.settings.admin_token}"}
 
 
+async def refuse_as_not_the_jobs(command: FetchPage, context: CommandContext) -> FetchRefused:
+    """What the fetch proxy answers a fetch for a job the node does not hold, which every fetch
+    of a fuzz run is (its nodes hold no job): until the fetch proxy's service joins this stack,
+    this stands in for it, so that POST /compute/jobs/{id}/fetch is fuzzed past the edge."""
+    return FetchRefused(
+        fetch_id=context.correlation_id, url=command.url, stage="job", reason="not_the_jobs_url", detail=""
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIterator[Stack]:
     settings = msgspec.structs.replace(
@@ -87,6 +98,10 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         analytics = await stack.enter_async_context(open_runtime("analytics", settings))
         await start_analytics(analytics)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
+        fetch_proxy = CommandServer(edge.nc, "fetch")
+        fetch_proxy.register("fetch_page", FetchPage, refuse_as_not_the_jobs)
+        await fetch_proxy.start()
+        stack.push_async_callback(fetch_proxy.stop)
         start_edge(edge)
         await answering(settings.effective_nats_url)
         running = Stack(settings)
