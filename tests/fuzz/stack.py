@@ -27,7 +27,7 @@ from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSUMERS, ConsumerSpec
 from ccn_edge.app import start_edge
-from ccn_fetch_proxy.policy_service import start_domain_policy
+from ccn_fetch_proxy.app import serve_fetch_proxy
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
@@ -76,6 +76,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         make_settings(nats_url, database_url, home),
         scheduler_health_port=free_port(),
         scheduler_projector_health_port=free_port(),
+        fetch_proxy_health_port=free_port(),
     )
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
@@ -87,9 +88,10 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         await serve_health(projector, "127.0.0.1", settings.scheduler_projector_health_port)
         analytics = await stack.enter_async_context(open_runtime("analytics", settings))
         await start_analytics(analytics)
-        # the allow-list commands the edge's /admin/domains routes send (the fetch proxy serves them)
+        # the fetch proxy: the allow-list commands of /admin/domains and the fetches of
+        # POST /compute/jobs/{id}/fetch (every one of a fuzz run refused: its nodes hold no job)
         fetch_proxy = await stack.enter_async_context(open_runtime("fetch-proxy", settings, needs_postgres=False))
-        await start_domain_policy(fetch_proxy)
+        await serve_fetch_proxy(fetch_proxy)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
         start_edge(edge)
         await answering(settings.effective_nats_url)
