@@ -26,6 +26,7 @@ from ccn_cli.stack.ports import free_port
 from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSUMERS, ConsumerSpec
+from ccn_crawler.app import start_crawler
 from ccn_edge.app import start_edge
 from ccn_fetch_proxy.app import serve_fetch_proxy
 from ccn_registry.app import start_registry
@@ -92,6 +93,8 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         # POST /compute/jobs/{id}/fetch (every one of a fuzz run refused: its nodes hold no job)
         fetch_proxy = await stack.enter_async_context(open_runtime("fetch-proxy", settings, needs_postgres=False))
         await serve_fetch_proxy(fetch_proxy)
+        crawler = await stack.enter_async_context(open_runtime("crawler", settings, needs_postgres=False))
+        await start_crawler(crawler, health=False)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
         start_edge(edge)
         await answering(settings.effective_nats_url)
