@@ -44,6 +44,7 @@ from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
+from bench.proxy_bench import proxy_figures
 from bench.takeover_bench import takeover_replay
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
@@ -247,6 +248,7 @@ def run(workdir: Path) -> list[Figure]:
         figures += governance_figures(workdir, quick=QUICK)  # the rate limiter, on a NATS of its own
     if not ONLY or "fetch" in ONLY:
         figures += fetch_figures(workdir, quick=QUICK)  # the domain limiter, on a NATS of its own
+        figures += proxy_figures(workdir, quick=QUICK)  # the proxy's overhead over a direct fetch
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)
