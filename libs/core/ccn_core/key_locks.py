@@ -1,4 +1,4 @@
-"""One asyncio lock per key, alive only while someone holds or waits for it.
+"""One asyncio lock per key, alive only while someone holds or waits for it (the domain limiter's).
 
 For a replica's requests on one shared key (a rate limit's state, a domain's traffic): they
 would only conflict with each other's compare-and-set writes, so they take turns, and the ones
