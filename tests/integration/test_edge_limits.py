@@ -99,6 +99,7 @@ async def test_silent_sockets_past_their_address_cap_are_refused_while_a_node_co
             "field": None,
             "retry_after": 5.0,
             "backoff_until": None,
+            "request_id": None,
         }
         assert close_code == 1013
         assert gate.held() == PER_IP  # the refused socket never counted
@@ -207,6 +208,7 @@ async def test_a_node_over_its_connection_cap_is_refused_and_its_connections_car
             "field": None,
             "retry_after": 10.0,
             "backoff_until": None,
+            "request_id": None,
         }
         assert close_code == 1008
         assert per_node.held(node["node_public_id"]) == PER_NODE
