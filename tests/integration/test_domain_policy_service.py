@@ -13,9 +13,10 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from ccn_core.aggregate import AggregateRepository
+from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient, CommandContext
 from ccn_core.domain.domain_policy import DomainPolicyDecider, policy_id
+from ccn_core.domain_requests import decision_of
 from ccn_core.errors import BadInput, Conflict, NotFound
 from ccn_core.eventstore import EventStore
 from ccn_core.service import Runtime, open_runtime
@@ -36,6 +37,7 @@ from ccn_proto.domains import (
     ImportRow,
     UpdateDomainRequest,
 )
+from ccn_proto.envelope import Actor
 
 
 class Proxy:
@@ -173,13 +175,24 @@ async def test_a_replica_with_a_stale_state_re_decides_instead_of_overwriting(nc
         await first.change(AllowDomainRequest(domain=domain, requests_per_minute=10, by="one"), ctx)
         await repositories[1].load(policy_id(domain))  # the second replica caches this version
         await first.change(UpdateDomainRequest(domain=domain, max_concurrent=3, by="one"), ctx)
-        reply = await second.change(UpdateDomainRequest(domain=domain, requests_per_minute=20, by="two"), ctx)
+        # the repository appends against its cached version: the server refuses, it re-decides
+        stale = decision_of(UpdateDomainRequest(domain=domain, requests_per_minute=20, by="two"))
+        meta = EventMeta(correlation_id="occ-test", actor=Actor(kind="admin", id="two"))
+        executed = await repositories[1].execute(policy_id(domain), stale, meta)
         assert repositories[1].conflicts == 1
         # both changes stand: the second was decided again on the first's state
-        assert (reply.policy.max_concurrent, reply.policy.requests_per_minute) == (3, 20)
+        assert (executed.state.limits.max_concurrent, executed.state.limits.requests_per_minute) == (3, 20)
         history = await repositories[0].history(policy_id(domain))
         assert [event.type for event in history] == ["domain.allowed", "domain.policy_updated", "domain.policy_updated"]
         assert [event.actor.id for event in history] == ["one", "one", "two"]
+
+        # a refusal or an "already so" appends nothing, so no OCC check would catch a stale cache:
+        # the handlers decide on the stored state (the first replica cached the policy as allowed)
+        await second.change(BlockDomainRequest(domain=domain, reason="terms", by="two"), ctx)
+        with pytest.raises(Conflict, match="is blocked"):
+            await first.change(UpdateDomainRequest(domain=domain, max_concurrent=1, by="one"), ctx)
+        allowed = await first.change(AllowDomainRequest(domain=domain, requests_per_minute=20, by="one"), ctx)
+        assert allowed.changed and allowed.policy.permission == "allowed"
 
         # many racing writers of one policy, through both replicas: every change lands once
         writers = [
@@ -188,7 +201,7 @@ async def test_a_replica_with_a_stale_state_re_decides_instead_of_overwriting(nc
         ]
         await asyncio.gather(*writers)
         history = await repositories[0].history(policy_id(domain))
-        assert sorted(event.actor.id for event in history[3:]) == sorted(f"w{n}" for n in range(12))
+        assert sorted(event.actor.id for event in history[5:]) == sorted(f"w{n}" for n in range(12))
     finally:
         for store in stores:
             await store.close()

@@ -51,7 +51,12 @@ class DomainPolicyHandlers:
         meta = EventMeta(
             correlation_id=ctx.correlation_id, causation_id=ctx.causation_id, actor=Actor(kind="admin", id=request.by)
         )
-        executed = await self._policies.execute(policy_id(domain), decision, meta)
+        aggregate_id = policy_id(domain)
+        # Decide on the stored state, not this replica's cache: another replica may have changed
+        # the policy since, and a decision that appends nothing (a refusal, or "already so") is
+        # never checked by the server's OCC. One read per command; these are admins' commands.
+        await self._policies.load(aggregate_id, fresh=True)
+        executed = await self._policies.execute(aggregate_id, decision, meta)
         return DomainPolicyReply(policy=policy_view(executed.state, executed.version), changed=bool(executed.events))
 
     async def get(self, request: GetDomainPolicy, ctx: CommandContext) -> DomainPolicyView:
