@@ -4,8 +4,8 @@ XPath, read as an attribute or as text, refined by a regular expression and conv
 A field lists its rules in order; the first rule that yields a value wins (the later ones are
 fallbacks for pages laid out another way). A field may be `many` (every match, not only the
 first), a `table` (the rows of the matched <table>), or records (`fields`: each match is one
-record, its sub-fields found within it; one record unless `many`). Nesting stops there, at two levels, so no schema or
-walk recurses.
+record, its sub-fields found within it; one record unless `many`). Nesting stops there, at two
+levels, so no schema or walk recurses.
 
 Rules are checked when the payload is decoded, so the scheduler, the edge and the CLI refuse a
 job whose rules cannot run, naming the rule (`payload.fields[2].rules[0]`) and why:
@@ -21,6 +21,9 @@ job whose rules cannot run, naming the rule (`payload.fields[2].rules[0]`) and w
   backreferences or lookaround, so no catastrophic backtracking; it sees at most
   MAX_REGEX_INPUT_CHARS characters of a value, in at most REGEX_MAX_MEM bytes of automaton;
 - every list and string is bounded.
+Checking compiles, so the process that decodes a crawl payload (the scheduler, the edge, the
+CLI) loads lxml, cssselect and RE2 the first time it meets one: the price of refusing bad rules
+before a job exists rather than on every node that takes it.
 
 An XPath's cost is not fully bounded by these checks: a count() over a sibling axis (CSS
 `:nth-child`, `:last-child`) is quadratic in the number of children of one element, so a rules
@@ -36,8 +39,8 @@ comments or processing instructions, after control characters are removed.
 Conversions: `text` (whitespace collapsed), `int` and `decimal` (the number in the text, read by
 price-parser as extract_entities reads amounts; a decimal is a string, "2500" or "12.50"), `date`
 (the first calendar date, ISO 8601, read as extract_entities reads dates) and `url` (made
-absolute against the page's URL; http and https only). A value that does not convert is not a
-value: the next rule is tried.
+absolute against the page's URL; http and https only). A value that the regex does not match
+or that does not convert is skipped: the rule's next match is tried, then the next rule.
 
 Deterministic: document order throughout, no sets iterated into output."""
 
