@@ -10,7 +10,9 @@ crawls for (`_job_campaign`), and the near-duplicate index of page signatures.
   campaign's and each item's key is the page's URL digest and crawl round, so the job id of a
   page's n-th crawl is always the same: a crash between the batch and the event re-sends the same
   batch, which creates nothing new, and the event then records the jobs that exist.
-- Outcomes: a durable reactor on CCN_JOBS reads completed, dead and cancelled jobs. A job of a
+- Outcomes: a durable reactor on CCN_JOBS reads completed, dead and cancelled jobs. An unknown
+  job's outcome that arrives while a dispatch is in progress waits for it to be recorded (a job
+  can be claimed and finished between its batch and its `pages_scheduled`). A job of a
   campaign becomes `page_changed` (with its near-duplicate, if the index finds one),
   `page_unchanged` or `page_failed`, and the links of a fetched page join the frontier. Others'
   jobs are skipped after a dictionary lookup; their results are not even decoded.
@@ -77,6 +79,8 @@ SERVICE_ACTOR: Final = Actor(kind="service", id="crawler")
 CRAWL_JOB_LEASE_S: Final = 120.0
 CRAWL_JOB_MAX_RETRIES: Final = 2
 FINISHED: Final = frozenset({"completed", "dead", "cancelled"})
+# the longest a job's outcome waits for the dispatch that created it to be recorded
+DISPATCH_WAIT_S: Final = 10.0
 
 JobOutcomeEvent = JobCompletedBytes | JobDead | JobCancelled
 
@@ -177,6 +181,7 @@ class Crawler:
         self._clock = clock
         self._batch_size = batch_size
         self._known: set[str] = set()
+        self._dispatching: asyncio.Event | None = None  # set once the dispatch in progress is recorded
         self._job_campaign: dict[str, str] = {}
         self.near_duplicates = NearDuplicateIndex()
         self.dispatched = 0
@@ -259,11 +264,16 @@ class Crawler:
     async def dispatch_once(self) -> int:
         """Schedule every running campaign's due pages; how many jobs were scheduled."""
         scheduled = 0
-        for campaign_id in sorted(self._known):
-            try:
-                scheduled += await self._dispatch(campaign_id)
-            except CcnError as exc:
-                log.warning("campaign dispatch deferred", campaign=campaign_id, error=str(exc))
+        self._dispatching = asyncio.Event()
+        try:
+            for campaign_id in sorted(self._known):
+                try:
+                    scheduled += await self._dispatch(campaign_id)
+                except CcnError as exc:
+                    log.warning("campaign dispatch deferred", campaign=campaign_id, error=str(exc))
+        finally:
+            self._dispatching.set()
+            self._dispatching = None
         return scheduled
 
     async def _dispatch(self, campaign_id: str) -> int:
@@ -306,6 +316,11 @@ class Crawler:
     # ---- outcomes ----
 
     async def on_job_event(self, envelope: Envelope[Any], stored: StoredEvent) -> None:
+        if (dispatching := self._dispatching) is not None and self._in_flight_url(envelope.aggregate_id) is None:
+            # a job this dispatch just created can be claimed and finished before the dispatch
+            # has recorded it: wait for the dispatch (milliseconds) before calling the job another's
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dispatching.wait(), DISPATCH_WAIT_S)
         campaign_id = self._job_campaign.get(envelope.aggregate_id)
         if campaign_id is None:
             return
