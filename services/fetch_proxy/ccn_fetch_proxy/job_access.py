@@ -93,6 +93,16 @@ class FetchBudget:
     async def spend(self, job_id: str, attempt: int, cap: int) -> int | None:
         """Count one more fetch; the new count, or None when `cap` fetches were made already."""
         key = f"{job_id}.{attempt}"
+        if cap >= 1:
+            # most jobs fetch once: create the count at 1 in one round trip; it exists already
+            # only for a job's later fetches, which then count as below
+            try:
+                await self._kv.create(key, b"1")
+                return 1
+            except KeyWrongLastSequenceError:
+                pass
+            except (NatsError, TimeoutError) as error:
+                raise Unavailable(f"the fetch count is unavailable: {error}", retry_after=1.0) from None
         for _ in range(MAX_CAS_ATTEMPTS):
             try:
                 try:

@@ -125,7 +125,15 @@ class FetchProxy:
         # retries: nothing was fetched, so nothing is recorded
         gate_events: list[GateEvent] = []
         job: list[JobView] = []
-        outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events, job)
+        # writes the answer does not depend on (the last request's release, the body's grant):
+        # made together with the record, before the node is answered
+        deferred: list[Awaitable[None]] = []
+        try:
+            outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events, job, deferred)
+        except BaseException:
+            # what was put off still happens (a permit released, a grant written), never leaks
+            await asyncio.gather(*deferred, return_exceptions=True)
+            raise
         if job and isinstance(outcome, FetchRefused) and outcome.retry_after is not None:
             # a "not now" (a limit, the breaker, robots.txt unreadable) sent nothing: the node
             # asks again, and that must not find the job's fetches spent
@@ -133,7 +141,7 @@ class FetchProxy:
         domain_id = record_domain_id(request.url, policy, self._egress)
         _count_and_log(request, outcome)
         now = self._clock()
-        await self._records.append(
+        record = self._records.append(
             record_event(
                 domain_id,
                 _record_of(request, outcome, domain_id),
@@ -144,6 +152,7 @@ class FetchProxy:
                 actor=Actor(kind="node", id=request.node_id),
             )
         )
+        await asyncio.gather(record, *deferred)
         for event in gate_events:
             # what the domain gate decided along the way: a breaker that moved, a limit alert
             await self._records.append(
@@ -167,6 +176,7 @@ class FetchProxy:
         started: float,
         gate_events: list[GateEvent],
         job: list[JobView],
+        deferred: list[Awaitable[None]],
     ) -> tuple[FetchOutcome, DomainPolicyState | None]:
         url = request.url
 
@@ -206,7 +216,7 @@ class FetchProxy:
         # every hop's request shares one time bound, so a chain of slow redirects ends too
         deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         while True:
-            answered = await self._send(target, hop_policy, crawl_delay, headers, deadline, gate_events)
+            answered = await self._send(target, hop_policy, crawl_delay, headers, deadline, gate_events, deferred)
             if isinstance(answered, Refusal):
                 return refused(as_redirect(answered, target.url) if redirects else answered), policy
             if isinstance(answered, _Failure):
@@ -225,7 +235,7 @@ class FetchProxy:
             redirects.append(target.url)  # as checked and requested, never as the site spelled it
             # validators belong to the URL asked for, not to where it led
             headers = request_headers()
-        return await self._fetched(request, fetch_id, target, answered, redirects, started), policy
+        return await self._fetched(request, fetch_id, target, answered, redirects, started, deferred), policy
 
     async def _job_scope(self, request: FetchPage, correlation_id: str) -> Refusal | JobView:
         try:
@@ -278,9 +288,12 @@ class FetchProxy:
         headers: dict[str, str],
         deadline: float,
         gate_events: list[GateEvent],
+        deferred: list[Awaitable[None]] | None = None,
     ) -> HopResponse | Refusal | _Failure:
         """One request through the gate: the limiter first, then the egress check on the
-        resolved addresses, then the GET to exactly those addresses."""
+        resolved addresses, then the GET to exactly those addresses. The permit of a last
+        response (not a redirect) is released in `deferred`, beside the other writes; a
+        redirect's is released at once, since the next hop may need the domain's slot."""
         domain = policy.domain or domain_of(policy.policy_id)
         try:
             permit = await self._gate.acquire(domain, policy.limits, crawl_delay)
@@ -310,11 +323,15 @@ class FetchProxy:
             await self._release(permit, RequestOutcome(elapsed_ms=elapsed, failure=error.reason), gate_events)
             return _Failure(error.reason, error.detail)
         elapsed = (time.perf_counter() - sent) * 1000
-        await self._release(
+        release = self._release(
             permit,
             RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after),
             gate_events,
         )
+        if deferred is None or response.status in REDIRECT_STATUSES:
+            await release
+        else:
+            deferred.append(release)
         return response
 
     async def _release(self, permit: Permit, outcome: RequestOutcome, gate_events: list[GateEvent]) -> None:
@@ -346,6 +363,7 @@ class FetchProxy:
         response: HopResponse,
         redirects: list[str],
         started: float,
+        deferred: list[Awaitable[None]],
     ) -> FetchedPage | FetchFailed:
         body_ref: DocumentRef | None = None
         if 200 <= response.status < 300 and response.status != 204:
@@ -358,7 +376,7 @@ class FetchProxy:
                 return _failed(fetch_id, request.url, failure, started)
             if response.body:
                 digest = await self._bodies.put(response.body)
-                await self._grants.put(f"{request.job_id}.{digest}", msgspec.json.encode({"fetch_id": fetch_id}))
+                deferred.append(self._grant(f"{request.job_id}.{digest}", fetch_id))
                 body_ref = DocumentRef(
                     sha256=digest, size=len(response.body), media_type=kind.media_type, charset=kind.charset
                 )
@@ -375,6 +393,9 @@ class FetchProxy:
             elapsed_ms=_elapsed_ms(started),
             fetched_at=self._clock(),
         )
+
+    async def _grant(self, key: str, fetch_id: str) -> None:
+        await self._grants.put(key, msgspec.json.encode({"fetch_id": fetch_id}))
 
     async def _cancel_for_robots(self, request: FetchPage, correlation_id: str) -> None:
         reason = f"robots.txt disallows {request.url[:500]}"
