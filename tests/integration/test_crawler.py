@@ -6,6 +6,7 @@ are recorded from its durable consumer, and the sweep finds any the consumer nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -253,3 +254,39 @@ async def test_the_sweep_records_a_job_that_finished_unheard(own_settings: Setti
             assert await running.sweep_once() == 1
             current = await view(client)
             assert (current.in_flight, current.changed) == (0, 1)
+
+
+async def test_counts_stay_exact_while_views_are_read_during_every_record(own_settings: Settings) -> None:
+    """Reading a campaign (status, list, the sweep) while its outcomes are recorded must never
+    apply an event twice: the view is folded apart from the writers' state."""
+    seeds = [f"https://funder.example/page/{n}" for n in range(20)]
+    settings = msgspec.structs.replace(SETTINGS, seeds=seeds, max_pages=20, first_interval_s=3600.0)
+    async with scheduler(own_settings), scheduler_client(own_settings.effective_nats_url) as api:
+        client = CommandClient(api.nc, timeout=10.0)
+        async with crawler(own_settings):
+            await crawler_call(
+                client, "start_campaign", StartCampaign(campaign_id="local", settings=settings, by="ada"), CampaignView
+            )
+            offers = await claim_all(api, 20)
+            reading = True
+
+            async def read_all_the_while() -> None:
+                while reading:
+                    await view(client)
+
+            readers = [asyncio.create_task(read_all_the_while()) for _ in range(3)]
+            try:
+                await asyncio.gather(
+                    *(api.submit("node-1", offer.job_id, page_result(offer.payload["url"])) for offer in offers)
+                )
+
+                async def all_recorded() -> CampaignView | None:
+                    current = await view(client)
+                    return current if current.in_flight == 0 else None
+
+                await eventually(all_recorded)
+            finally:
+                reading = False
+                await asyncio.gather(*readers)
+            final = await view(client)
+            assert (final.pages, final.crawled, final.changed, final.unchanged, final.failed) == (20, 20, 20, 0, 0)

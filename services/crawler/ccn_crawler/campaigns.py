@@ -35,8 +35,10 @@ import msgspec
 from ccn_core import ids
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient, CommandContext, CommandServer, raise_command_error
+from ccn_core.decider import fold
 from ccn_core.domain.campaign import (
     CampaignCommand,
+    CampaignDecider,
     CampaignState,
     PageReport,
     PageState,
@@ -175,6 +177,7 @@ class Crawler:
         batch_size: int = MAX_BATCH_JOBS,
     ) -> None:
         self._campaigns = repository
+        self._decider = CampaignDecider()
         self._client = client
         self._list_campaign_ids = list_campaign_ids
         self._records = records
@@ -190,21 +193,31 @@ class Crawler:
     # ---- state ----
 
     async def load_all(self) -> None:
-        """Fold every campaign the stream holds, and index their jobs and signatures."""
+        """Fold every campaign the stream holds into the repository's cache (nothing else runs
+        yet), and index their jobs and signatures."""
         for campaign_id in sorted(await self._list_campaign_ids()):
-            await self._refresh(campaign_id)
+            loaded = await self._campaigns.load(campaign_id, fresh=True)
+            self._index(loaded.state, signatures=True)
 
     async def _refresh(self, campaign_id: str) -> CampaignState:
-        loaded = await self._campaigns.load(campaign_id, fresh=True)
-        self._index(loaded.state)
-        return loaded.state
+        """The campaign as its stream has it now, folded apart from the repository's cache. The
+        cached state is a mutable fold that only the repository's writers (one at a time per
+        campaign) may advance: a fresh load beside them would apply their events to it twice."""
+        history = await self._campaigns.history(campaign_id)
+        state = fold(self._decider, campaign_id, [envelope.data for envelope in history])
+        self._index(state)
+        return state
 
-    def _index(self, state: CampaignState) -> None:
+    def _index(self, state: CampaignState, *, signatures: bool = False) -> None:
+        """Index the campaign's jobs in flight (and, once at start, its pages' signatures: later
+        ones are indexed as they are recorded)."""
         if state.settings is None:
             return
         self._known.add(state.campaign_id)
         for job_id in state.in_flight:
             self._job_campaign[job_id] = state.campaign_id
+        if not signatures:
+            return
         for page in state.pages.values():
             if page.signature and (minhash := from_hex(page.signature)) is not None:
                 self.near_duplicates.add(page.url, minhash)
