@@ -23,11 +23,10 @@ limit's tolerance is idle and vanishes, so the bucket's size follows the active 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 from nats.errors import Error as NatsError
@@ -35,6 +34,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from ccn_core.errors import Unavailable
+from ccn_core.key_locks import KeyLocks
 from ccn_core.rate_limit_config import LimitRule
 from ccn_core.ratelimit import NS_PER_S, Decision, GcraState, emission_interval_ns, gcra
 
@@ -75,12 +75,6 @@ def _next_chunk(previous: _Permits | None, most: int) -> int:
     return min(most, previous.size * 2)
 
 
-@dataclass
-class _KeyLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 class SharedLimiter:
     def __init__(
         self,
@@ -96,7 +90,7 @@ class SharedLimiter:
         self._timeout_s = timeout_s
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._permits: OrderedDict[str, _Permits] = OrderedDict()
-        self._locks: dict[str, _KeyLock] = {}
+        self._locks = KeyLocks()
         self.round_trips = 0  # KV requests made: what the cache and chunks save is visible
 
     def forget(self) -> None:
@@ -124,7 +118,7 @@ class SharedLimiter:
         spent = self._spend_local(key, cost)
         if spent is not None:
             return spent
-        async with self._one_at_a_time(f"refill:{key}"):  # one refill at a time; the rest spend it
+        async with self._locks.one_at_a_time(f"refill:{key}"):  # one refill at a time; the rest spend it
             spent = self._spend_local(key, cost)
             if spent is not None:
                 return spent
@@ -155,7 +149,7 @@ class SharedLimiter:
                 return decision  # the shared TAT is at least this: no need to ask, nor to wait
         # this replica's requests for one key write one at a time: they would only conflict with
         # each other, and the ones waiting mostly find the key spent in the cache once it is
-        async with self._one_at_a_time(key):
+        async with self._locks.one_at_a_time(key):
             return await self._decide_and_write(key, rule, cost)
 
     async def _decide_and_write(self, key: str, rule: LimitRule, cost: int) -> Decision:
@@ -206,20 +200,6 @@ class SharedLimiter:
         except msgspec.DecodeError:
             state = None
         self._remember(key, _Cached(state, entry.revision or 0))
-
-    @contextlib.asynccontextmanager
-    async def _one_at_a_time(self, key: str) -> AsyncIterator[None]:
-        held = self._locks.get(key)
-        if held is None:
-            held = self._locks[key] = _KeyLock()
-        held.users += 1
-        try:
-            async with held.lock:
-                yield
-        finally:
-            held.users -= 1
-            if held.users == 0:
-                del self._locks[key]  # a lock lives while someone uses it: memory follows load
 
     def _remember(self, key: str, cached: _Cached) -> None:
         self._cache[key] = cached
