@@ -84,10 +84,11 @@ DOMAIN_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (DomainAllowed, DomainBlo
 WrittenDomain = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=SINGLE_LINE_PATTERN)]
 
 
-class AllowDomainRequest(msgspec.Struct, gc=False, tag="allow", frozen=True, kw_only=True):
-    """Allow the domain with these limits (the whole set: what is not given is the default)."""
+class DomainPolicyGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A domain's whole policy as an admin gives it: what is not given is the default (None: the
+    project's limit; no paths and no patterns: every path robots.txt allows). The allow command
+    carries it, and so does the edge's HTTP body for it (without the domain and the admin)."""
 
-    domain: WrittenDomain
     include_subdomains: bool = False
     requests_per_minute: PerMinute | None = None
     requests_per_hour: PerHour | None = None
@@ -97,22 +98,18 @@ class AllowDomainRequest(msgspec.Struct, gc=False, tag="allow", frozen=True, kw_
     notes: Text | None = None
     reviewer: ShortText | None = None
     reviewed_at: datetime | None = None
-    by: ShortText
 
 
-class BlockDomainRequest(msgspec.Struct, gc=False, tag="block", frozen=True, kw_only=True):
-    domain: WrittenDomain
+class BlockGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: Reason
     reviewer: ShortText | None = None
     reviewed_at: datetime | None = None
-    by: ShortText
 
 
-class UpdateDomainRequest(msgspec.Struct, gc=False, tag="update", frozen=True, kw_only=True):
-    """Change some limits of an allowed domain: `clear` names fields set back to their default;
-    a field given (not None) takes its value; the others stay as they are."""
+class PolicyChangesGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """Some limits of an allowed domain: `clear` names fields set back to their default; a field
+    given (not None) takes its value; the others stay as they are."""
 
-    domain: WrittenDomain
     include_subdomains: bool | None = None
     requests_per_minute: PerMinute | None = None
     requests_per_hour: PerHour | None = None
@@ -123,6 +120,24 @@ class UpdateDomainRequest(msgspec.Struct, gc=False, tag="update", frozen=True, k
     reviewer: ShortText | None = None
     reviewed_at: datetime | None = None
     clear: Annotated[list[ShortText], msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
+
+
+class AllowDomainRequest(DomainPolicyGiven, gc=False, tag="allow", frozen=True, kw_only=True):
+    """Allow the domain with these limits (the whole set: what is not given is the default)."""
+
+    domain: WrittenDomain
+    by: ShortText
+
+
+class BlockDomainRequest(BlockGiven, gc=False, tag="block", frozen=True, kw_only=True):
+    domain: WrittenDomain
+    by: ShortText
+
+
+class UpdateDomainRequest(PolicyChangesGiven, gc=False, tag="update", frozen=True, kw_only=True):
+    """Change some limits of an allowed domain (PolicyChangesGiven says how)."""
+
+    domain: WrittenDomain
     by: ShortText
 
 

@@ -22,21 +22,19 @@ from ccn_core.domain_csv import MAX_CSV_BYTES, parse_domain_csv
 from ccn_core.domain_requests import request_of
 from ccn_core.errors import CcnError
 from ccn_edge.context import MAX_COMMAND_BYTES, EdgeContext
-from ccn_proto.constraints import SINGLE_LINE_PATTERN, ShortText, Text
+from ccn_proto.constraints import SINGLE_LINE_PATTERN
 from ccn_proto.domains import (
     MAX_IMPORT_ROWS,
     AllowDomainRequest,
     BlockDomainRequest,
-    Concurrent,
+    BlockGiven,
+    DomainPolicyGiven,
     DomainPolicyReply,
     ImportDomains,
     ImportDomainsReply,
     ImportedRow,
     ImportRow,
-    PathRules,
-    PerHour,
-    PerMinute,
-    Reason,
+    PolicyChangesGiven,
     RefusedRow,
     UpdateDomainRequest,
 )
@@ -57,40 +55,16 @@ _CHUNK_BYTES = MAX_COMMAND_BYTES // 2
 _IMPORT_TIMEOUT_S = 60.0
 
 
-class AllowBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The domain's whole policy: what is not given is the default (None: the project's limit;
-    no paths and no patterns: every path robots.txt allows)."""
-
-    include_subdomains: bool = False
-    requests_per_minute: PerMinute | None = None
-    requests_per_hour: PerHour | None = None
-    max_concurrent: Concurrent | None = None
-    allowed_paths: PathRules = msgspec.field(default_factory=list)
-    allowed_patterns: PathRules = msgspec.field(default_factory=list)
-    notes: Text | None = None
-    reviewer: ShortText | None = None
-    reviewed_at: datetime | None = None
+class AllowBody(DomainPolicyGiven, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The domain's whole policy: what is not given is the default."""
 
 
-class BlockBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Reason
-    reviewer: ShortText | None = None
-    reviewed_at: datetime | None = None
+class BlockBody(BlockGiven, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
 
 
-class UpdateBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class UpdateBody(PolicyChangesGiven, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Only what is given changes; `clear` names fields set back to their default."""
-
-    include_subdomains: bool | None = None
-    requests_per_minute: PerMinute | None = None
-    requests_per_hour: PerHour | None = None
-    max_concurrent: Concurrent | None = None
-    allowed_paths: PathRules | None = None
-    allowed_patterns: PathRules | None = None
-    notes: Text | None = None
-    reviewer: ShortText | None = None
-    reviewed_at: datetime | None = None
-    clear: Annotated[list[ShortText], msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
 
 
 class ImportReport(msgspec.Struct, frozen=True, kw_only=True):
