@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ import msgspec
 
 from ccn_cli.console import fail, say
 from ccn_cli.jobs_cmd import EdgeClient, EdgeError, guarded
-from ccn_cli.log_cmd import LogUnavailable, admin_token, analytics_base_url, fetch_json
+from ccn_cli.log_cmd import LogUnavailable, admin_token, analytics_base_url, fetch_all_pages
 from ccn_cli.subcommand import Subparsers
 from ccn_core.settings import Settings
 
@@ -133,14 +132,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         base_url = analytics_base_url(settings)
         token = admin_token(settings)
         params = {k: v for k, v in (("health", args.health), ("standing", args.standing)) if v}
-        nodes: list[dict[str, Any]] = []
-        while True:
-            params["limit"] = str(_LIST_PAGE)
-            page = fetch_json(base_url, token, f"/admin/nodes?{urllib.parse.urlencode(params)}")
-            nodes += page["nodes"]
-            if not page["has_more"] or not page["next_cursor"]:
-                break
-            params["cursor"] = page["next_cursor"]
+        nodes = fetch_all_pages(base_url, token, "/admin/nodes", "nodes", params, _LIST_PAGE)
     except LogUnavailable as exc:
         fail(str(exc))
         return 1

@@ -19,7 +19,7 @@ import msgspec
 
 from ccn_cli.console import fail, say
 from ccn_cli.jobs_cmd import EdgeClient, EdgeError, guarded
-from ccn_cli.log_cmd import LogUnavailable, admin_token, analytics_base_url, fetch_json
+from ccn_cli.log_cmd import LogUnavailable, admin_token, analytics_base_url, fetch_all_pages, fetch_json
 from ccn_cli.subcommand import Subparsers
 from ccn_core.domain_csv import MAX_CSV_BYTES
 from ccn_core.settings import Settings
@@ -173,15 +173,9 @@ def _analytics(settings: Settings, path: str) -> Any:
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     params = {"permission": args.permission} if args.permission else {}
-    domains: list[dict[str, Any]] = []
     try:
-        while True:
-            params["limit"] = str(_LIST_PAGE)
-            page = _analytics(settings, f"/admin/domains?{urllib.parse.urlencode(params)}")
-            domains += page["domains"]
-            if not page["has_more"] or not page["next_cursor"]:
-                break
-            params["cursor"] = page["next_cursor"]
+        base_url, token = analytics_base_url(settings), admin_token(settings)
+        domains = fetch_all_pages(base_url, token, "/admin/domains", "domains", params, _LIST_PAGE)
     except LogUnavailable as exc:
         fail(str(exc))
         return 1

@@ -146,6 +146,22 @@ def fetch_json(base_url: str, token: str, path_and_query: str) -> Any:  # a JSON
     return msgspec.json.decode(body)
 
 
+def fetch_all_pages(
+    base_url: str, token: str, path: str, items: str, params: dict[str, str], page_size: int
+) -> list[dict[str, Any]]:
+    """Every item of a paged admin list of the analytics service (`items` names the page's list),
+    following its cursor; LogUnavailable says why it failed."""
+    found: list[dict[str, Any]] = []
+    params = dict(params)
+    while True:
+        params["limit"] = str(page_size)
+        page = fetch_json(base_url, token, f"{path}?{urllib.parse.urlencode(params)}")
+        found += page[items]
+        if not page["has_more"] or not page["next_cursor"]:
+            return found
+        params["cursor"] = page["next_cursor"]
+
+
 def fetch_admin(base_url: str, token: str, path_and_query: str, *, accept: str) -> tuple[bytes, dict[str, str]]:
     """GET an admin path of the analytics service: (body, response headers); LogUnavailable says
     why it failed."""
