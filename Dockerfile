@@ -28,6 +28,8 @@ COPY services/analytics/pyproject.toml services/analytics/
 COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/fetch_proxy/pyproject.toml services/fetch_proxy/
 COPY services/crawler/pyproject.toml services/crawler/
+COPY services/validation/pyproject.toml services/validation/
+COPY services/merge/pyproject.toml services/merge/
 RUN uv sync --frozen --no-dev --all-packages --no-editable --no-install-workspace
 COPY libs libs
 COPY proto proto
