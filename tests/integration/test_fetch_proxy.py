@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+import nats
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
@@ -25,7 +26,7 @@ from ccn_core.robots import RobotsRules
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import FETCH, FETCH_GRANTS
 from ccn_fetch_proxy.app import start_fetch_proxy
-from ccn_fetch_proxy.domain_gate import GateEvent, LimitRefusal, Permit, RequestOutcome, UnlimitedGate
+from ccn_fetch_proxy.domain_gate import NOT_SENT, GateEvent, LimitRefusal, Permit, RequestOutcome, UnlimitedGate
 from ccn_fetch_proxy.proxy import FetchProxy
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
 from ccn_fetch_proxy.robots_cache import CachedRobots
@@ -368,7 +369,7 @@ async def test_the_site_sees_only_the_proxys_own_headers(harness: Harness) -> No
     store = await harness.runtime.js.object_store("CCN_DOCUMENT_BODIES")
     echoed = ((await store.get(outcome.body.sha256)).data or b"").decode()
     names = {line.split(":", 1)[0].lower() for line in echoed.splitlines()}
-    assert names == {"host", "user-agent", "accept", "accept-encoding", "connection"}
+    assert names == {"host", "user-agent", "accept", "accept-encoding"}
     assert f"Host: hostile.localhost:{harness.port}" in echoed and f"User-Agent: {USER_AGENT}" in echoed
 
 
@@ -474,3 +475,39 @@ async def test_robots_txt_reads_keep_the_first_bytes_of_a_huge_body_and_stop(har
         allowed_target, request_headers(), want_body=lambda _s, _t: True, max_body_bytes=512 * 1024, truncate=True
     )
     assert response.truncated and response.body is not None and len(response.body) == 512 * 1024
+
+
+async def test_a_not_now_gives_the_jobs_fetch_back_and_a_spent_job_is_refused_with_its_permit_returned(
+    harness: Harness,
+) -> None:
+    job_id = harness.job(harness.url("foundation.localhost"), max_pages=1)
+    harness.proxy._gate = RefusingGate()
+    for _ in range(3):
+        refused = await harness.fetch("foundation.localhost", "/", job_id=job_id)
+        assert isinstance(refused, FetchRefused) and refused.reason == "per_minute"
+    gate = WatchingGate()
+    harness.proxy._gate = gate
+    assert isinstance(await harness.fetch("foundation.localhost", "/", job_id=job_id), FetchedPage)
+    spent = await harness.fetch("foundation.localhost", "/contact", job_id=job_id)
+    assert isinstance(spent, FetchRefused) and (spent.stage, spent.reason) == ("job", "too_many_fetches")
+    # the gate was asked beside the count, and its permit came back unused
+    assert len(gate.acquired) == 2 and gate.released[-1] == NOT_SENT
+
+
+async def test_a_body_that_cannot_be_stored_is_an_error_to_retry_and_the_permit_still_comes_back(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = WatchingGate()
+    harness.proxy._gate = gate
+
+    async def unavailable(_data: bytes) -> str:
+        raise nats.errors.TimeoutError
+
+    monkeypatch.setattr(harness.proxy._bodies, "put", unavailable)
+    job_id = harness.job(harness.url("foundation.localhost"))
+    with pytest.raises(Unavailable):
+        await harness.proxy.fetch_page(
+            FetchPage(job_id=job_id, node_id="node-1", url=harness.url("foundation.localhost", "/")), "test-store"
+        )
+    (released,) = gate.released
+    assert released.status == 200

@@ -55,25 +55,40 @@ def trusting_the_test_ca() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(TLS / "test-ca.pem"))
 
 
-async def test_a_certificate_for_the_host_from_a_trusted_ca_is_accepted(https_port: int) -> None:
-    fetcher = SafeFetcher(LIMITS, trusting_the_test_ca())
-    response = await fetcher.get(
+@pytest.fixture
+async def fetchers() -> AsyncIterator[list[SafeFetcher]]:
+    made: list[SafeFetcher] = []
+    yield made
+    for fetcher in made:
+        await fetcher.close()
+
+
+def fetcher(fetchers: list[SafeFetcher], context: ssl.SSLContext | None = None) -> SafeFetcher:
+    made = SafeFetcher(LIMITS, context)
+    fetchers.append(made)
+    return made
+
+
+async def test_a_certificate_for_the_host_from_a_trusted_ca_is_accepted(
+    https_port: int, fetchers: list[SafeFetcher]
+) -> None:
+    response = await fetcher(fetchers, trusting_the_test_ca()).get(
         checked("secure.localhost", https_port), request_headers(), want_body=lambda status, _type: status == 200
     )
     assert response.status == 200 and response.body == f"hello secure.localhost:{https_port}".encode()
 
 
-async def test_a_certificate_no_trusted_ca_signed_is_a_tls_error(https_port: int) -> None:
+async def test_a_certificate_no_trusted_ca_signed_is_a_tls_error(https_port: int, fetchers: list[SafeFetcher]) -> None:
     with pytest.raises(FetchError) as refused:
-        await SafeFetcher(LIMITS).get(
+        await fetcher(fetchers).get(
             checked("secure.localhost", https_port), request_headers(), want_body=lambda _status, _type: True
         )
     assert refused.value.reason == "tls_error"
 
 
-async def test_a_certificate_for_another_name_is_a_tls_error(https_port: int) -> None:
+async def test_a_certificate_for_another_name_is_a_tls_error(https_port: int, fetchers: list[SafeFetcher]) -> None:
     with pytest.raises(FetchError) as refused:
-        await SafeFetcher(LIMITS, trusting_the_test_ca()).get(
+        await fetcher(fetchers, trusting_the_test_ca()).get(
             checked("mismatch.localhost", https_port), request_headers(), want_body=lambda _status, _type: True
         )
     assert refused.value.reason == "tls_error"

@@ -148,7 +148,7 @@ def test_request_headers_are_ours_alone_and_validators_are_checked() -> None:
     headers = request_headers(if_none_match='"v1"', if_modified_since="Mon, 02 Nov 2026 09:00:00 GMT")
     assert headers["User-Agent"] == USER_AGENT and USER_AGENT.startswith("CCNBot/")
     assert headers["If-None-Match"] == '"v1"'
-    assert set(headers) == {"User-Agent", "Accept", "Accept-Encoding", "Connection"} | {
+    assert set(headers) == {"User-Agent", "Accept", "Accept-Encoding"} | {
         "If-None-Match",
         "If-Modified-Since",
     }

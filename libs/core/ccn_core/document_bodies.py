@@ -60,6 +60,11 @@ async def open_body_store(
     )
 
 
+def body_digest(data: bytes) -> str:
+    """The name a body is stored under: its sha256, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
 class ObjectStoreBodies:
     """Read and put bodies by their sha256 hex digest."""
 
@@ -68,7 +73,7 @@ class ObjectStoreBodies:
 
     async def put(self, data: bytes) -> str:
         """Store the bytes under their digest (once: a second put of the same bytes is a no-op)."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = body_digest(data)
         try:
             info = await self._store.get_info(digest)
         except ObjectNotFoundError:

@@ -72,12 +72,14 @@ async def start_fetch_proxy(
             pairs=sorted(f"{host}:{port}" for host, port in allowance),
         )
     js = runtime.js
+    fetcher = SafeFetcher(fetch_limits(settings) if limits is None else limits)
+    runtime.on_stop(fetcher.close)
     proxy = FetchProxy(
         jobs=SchedulerJobs(CommandClient(runtime.nc, timeout=settings.command_timeout_s)) if jobs is None else jobs,
         budget=FetchBudget(await js.key_value(FETCH_COUNTS.bucket)),
         policies=policies,
         gate=gate,
-        fetcher=SafeFetcher(fetch_limits(settings) if limits is None else limits),
+        fetcher=fetcher,
         bodies=ObjectStoreBodies(await open_body_store(js)),
         grants=await js.key_value(FETCH_GRANTS.bucket),
         records=FetchRecords(runtime.store),

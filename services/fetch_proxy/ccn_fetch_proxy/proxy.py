@@ -21,7 +21,7 @@ from nats.js.kv import KeyValue
 
 from ccn_core import ids
 from ccn_core.dead_letter import printable
-from ccn_core.document_bodies import ObjectStoreBodies
+from ccn_core.document_bodies import ObjectStoreBodies, body_digest
 from ccn_core.domain.domain_policy import DomainPolicyState, domain_of
 from ccn_core.egress import Allowed, EgressPolicy, Refused, Target, check_answers
 from ccn_core.errors import CcnError, Unavailable
@@ -84,6 +84,40 @@ class _Failure(msgspec.Struct, frozen=True):
     detail: str
 
 
+class _JobBudget:
+    """The job's fetches counted once per request: beside the gate when the request is to be
+    sent, or before a refusal (refused requests count too, so a node cannot ask without end)."""
+
+    def __init__(self, budget: FetchBudget, view: JobView, cap: int) -> None:
+        self._budget = budget
+        self._view = view
+        self._cap = cap
+        self._counted: Refusal | None = None
+        self._done = False
+        self.spent = False  # a fetch was counted: a "not now" gives it back
+
+    async def spend(self) -> Refusal | None:
+        """None when the fetch is counted; the refusal when the job has made all it may (or its
+        count cannot be read: not now)."""
+        if self._done:
+            return self._counted
+        self._done = True
+        try:
+            spent = await self._budget.spend(self._view.job_id, self._view.attempt, self._cap)
+        except Unavailable as error:
+            self._counted = Refusal(
+                stage="job", reason="job_unverifiable", detail=error.message, retry_after=error.retry_after or 2.0
+            )
+            return self._counted
+        self.spent = spent is not None
+        self._counted = fetch_budget_refusal(self._cap if spent is None else spent - 1, self._cap)
+        return self._counted
+
+    async def or_refusal(self, refusal: Refusal) -> Refusal:
+        """The job's own refusal when it has no fetch left, else `refusal`, counted."""
+        return await self.spend() or refusal
+
+
 class FetchProxy:
     def __init__(
         self,
@@ -125,16 +159,19 @@ class FetchProxy:
         # retries: nothing was fetched, so nothing is recorded
         gate_events: list[GateEvent] = []
         job: list[JobView] = []
+        budget: list[_JobBudget] = []
         # writes the answer does not depend on (the last request's release, the body's grant):
         # made together with the record, before the node is answered
         deferred: list[Awaitable[None]] = []
         try:
-            outcome, policy = await self._answer(request, fetch_id, correlation_id, started, gate_events, job, deferred)
+            outcome, policy = await self._answer(
+                request, fetch_id, correlation_id, started, gate_events, job, budget, deferred
+            )
         except BaseException:
             # what was put off still happens (a permit released, a grant written), never leaks
             await asyncio.gather(*deferred, return_exceptions=True)
             raise
-        if job and isinstance(outcome, FetchRefused) and outcome.retry_after is not None:
+        if budget and budget[0].spent and isinstance(outcome, FetchRefused) and outcome.retry_after is not None:
             # a "not now" (a limit, the breaker, robots.txt unreadable) sent nothing: the node
             # asks again, and that must not find the job's fetches spent
             await self._budget.refund(job[0].job_id, job[0].attempt)
@@ -152,7 +189,7 @@ class FetchProxy:
                 actor=Actor(kind="node", id=request.node_id),
             )
         )
-        await asyncio.gather(record, *deferred)
+        await _all_stored(asyncio.gather(record, *deferred, return_exceptions=True), request, outcome, fetch_id)
         for event in gate_events:
             # what the domain gate decided along the way: a breaker that moved, a limit alert
             await self._records.append(
@@ -176,6 +213,7 @@ class FetchProxy:
         started: float,
         gate_events: list[GateEvent],
         job: list[JobView],
+        budget: list[_JobBudget],
         deferred: list[Awaitable[None]],
     ) -> tuple[FetchOutcome, DomainPolicyState | None]:
         url = request.url
@@ -194,18 +232,21 @@ class FetchProxy:
         if isinstance(scope, Refusal):
             return refused(scope), None
         job.append(scope)
+        spend = _JobBudget(self._budget, scope, min(MAX_FETCHES_PER_JOB, job_max_fetches(scope, self._job_types)))
+        budget.append(spend)
         request = with_job_validators(request, scope, self._job_types)
         target = url_check(url, self._egress)
         if isinstance(target, Refusal):
-            return refused(target), None
+            return refused(await spend.or_refusal(target)), None
         policy = self._policy_for(target)
         refusal = allow_list_refusal(target, policy)
         if refusal is not None:
-            return refused(refusal), policy
+            return refused(await spend.or_refusal(refusal)), policy
         assert policy is not None
         cached = await self.robots.robots_for(target)
         refusal = robots_refusal(cached, target, self._clock())
         if refusal is not None:
+            refusal = await spend.or_refusal(refusal)
             if refusal.reason == "robots_disallowed":
                 await self._cancel_for_robots(request, correlation_id)
             return refused(refusal), policy
@@ -216,7 +257,9 @@ class FetchProxy:
         # every hop's request shares one time bound, so a chain of slow redirects ends too
         deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         while True:
-            answered = await self._send(target, hop_policy, crawl_delay, headers, deadline, gate_events, deferred)
+            answered = await self._send(
+                target, hop_policy, crawl_delay, headers, deadline, gate_events, deferred, None if redirects else spend
+            )
             if isinstance(answered, Refusal):
                 return refused(as_redirect(answered, target.url) if redirects else answered), policy
             if isinstance(answered, _Failure):
@@ -253,12 +296,7 @@ class FetchProxy:
             view = await self._jobs.view(request.job_id, correlation_id, fresh=True)
         if view is None:
             return Refusal(stage="job", reason="unknown_job", detail=f"no job {request.job_id}")
-        refusal = job_refusal(view, request.node_id, request.url, self._job_types)
-        if refusal is not None:
-            return refusal
-        cap = min(MAX_FETCHES_PER_JOB, job_max_fetches(view, self._job_types))
-        spent = await self._budget.spend(view.job_id, view.attempt, cap)
-        return fetch_budget_refusal(cap if spent is None else spent - 1, cap) or view
+        return job_refusal(view, request.node_id, request.url, self._job_types) or view
 
     def _policy_for(self, target: Target) -> DomainPolicyState | None:
         if target.host.address is not None:
@@ -289,22 +327,24 @@ class FetchProxy:
         deadline: float,
         gate_events: list[GateEvent],
         deferred: list[Awaitable[None]] | None = None,
+        budget: _JobBudget | None = None,
     ) -> HopResponse | Refusal | _Failure:
         """One request through the gate: the limiter first, then the egress check on the
         resolved addresses, then the GET to exactly those addresses. The permit of a last
         response (not a redirect) is released in `deferred`, beside the other writes; a
-        redirect's is released at once, since the next hop may need the domain's slot."""
+        redirect's is released at once, since the next hop may need the domain's slot. The
+        job's fetch is counted (`budget`, on the first hop) while the gate is asked, not before."""
         domain = policy.domain or domain_of(policy.policy_id)
-        try:
-            permit = await self._gate.acquire(domain, policy.limits, crawl_delay)
-        except CcnError as error:
-            # limits that cannot be checked are a refusal, never a pass
-            return Refusal(
-                stage="rate_limit",
-                reason="limits_unavailable",
-                detail=error.message,
-                retry_after=error.retry_after or 1.0,
-            )
+        if budget is None:
+            permit = await self._acquire(domain, policy, crawl_delay)
+        else:
+            permit, over_budget = await asyncio.gather(self._acquire(domain, policy, crawl_delay), budget.spend())
+            if over_budget is not None:
+                if isinstance(permit, Permit):
+                    await self._release(permit, NOT_SENT, gate_events)
+                return over_budget
+        if isinstance(permit, Refusal):
+            return permit
         if isinstance(permit, LimitRefusal):
             gate_events.extend(permit.events)
             return Refusal(
@@ -333,6 +373,20 @@ class FetchProxy:
         else:
             deferred.append(release)
         return response
+
+    async def _acquire(
+        self, domain: str, policy: DomainPolicyState, crawl_delay: float | None
+    ) -> Permit | LimitRefusal | Refusal:
+        try:
+            return await self._gate.acquire(domain, policy.limits, crawl_delay)
+        except CcnError as error:
+            # limits that cannot be checked are a refusal, never a pass
+            return Refusal(
+                stage="rate_limit",
+                reason="limits_unavailable",
+                detail=error.message,
+                retry_after=error.retry_after or 1.0,
+            )
 
     async def _release(self, permit: Permit, outcome: RequestOutcome, gate_events: list[GateEvent]) -> None:
         try:
@@ -375,7 +429,9 @@ class FetchProxy:
                 )
                 return _failed(fetch_id, request.url, failure, started)
             if response.body:
-                digest = await self._bodies.put(response.body)
+                digest = body_digest(response.body)
+                # stored beside the grant and the record, all before the node is answered
+                deferred.append(self._store_body(response.body))
                 deferred.append(self._grant(f"{request.job_id}.{digest}", fetch_id))
                 body_ref = DocumentRef(
                     sha256=digest, size=len(response.body), media_type=kind.media_type, charset=kind.charset
@@ -393,6 +449,9 @@ class FetchProxy:
             elapsed_ms=_elapsed_ms(started),
             fetched_at=self._clock(),
         )
+
+    async def _store_body(self, body: bytes) -> None:
+        await self._bodies.put(body)
 
     async def _grant(self, key: str, fetch_id: str) -> None:
         await self._grants.put(key, msgspec.json.encode({"fetch_id": fetch_id}))
@@ -442,6 +501,29 @@ class FetchProxy:
             url = urljoin(target.url, response.location.strip()[:8192])
         assert response is not None
         return RobotsFetch(response.status)  # too many redirects: RFC 9309 counts it unavailable
+
+
+async def _all_stored(
+    writes: Awaitable[list[BaseException | None]], request: FetchPage, outcome: FetchOutcome, fetch_id: str
+) -> None:
+    """Every write of a fetch waited for; one that failed (NATS away) is an error the node can
+    retry on, with a line an operator can act on, never an answer that names what was not stored."""
+    failures = [result for result in await writes if isinstance(result, BaseException)]
+    if not failures:
+        return
+    for failure in failures:
+        if not isinstance(failure, Exception):
+            raise failure  # a cancellation stays one
+    log.error(
+        "a fetch's record, body or grant could not be stored; the node is told to retry",
+        fetch_id=fetch_id,
+        job_id=request.job_id,
+        node_id=request.node_id,
+        url=request.url[:300],
+        outcome=type(outcome).__name__,
+        errors=[f"{type(failure).__name__}: {failure!s:.200}" for failure in failures],
+    )
+    raise Unavailable("the fetch could not be recorded; try again", retry_after=1.0)
 
 
 def _count_and_log(request: FetchPage, outcome: FetchOutcome) -> None:

@@ -26,7 +26,6 @@ def request_headers(*, if_none_match: str | None = None, if_modified_since: str 
         "User-Agent": USER_AGENT,
         "Accept": ACCEPT,
         "Accept-Encoding": ACCEPT_ENCODING,
-        "Connection": "close",
     }
     if if_none_match is not None and _VALIDATOR.fullmatch(if_none_match):
         headers["If-None-Match"] = if_none_match.strip()

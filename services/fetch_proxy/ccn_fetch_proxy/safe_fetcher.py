@@ -3,8 +3,13 @@
 The name was resolved once (`resolve_host`, bounded in time) and every answer checked
 (ccn_core.egress.check_answers); aiohttp is given a resolver that knows only those answers, so
 it cannot look the name up again (no DNS rebinding between the check and the connect). TLS is
-verified against the host name, which aiohttp also sends as SNI. The connection is the
-request's own and is closed after it: no pooled connection outlives its check.
+verified against the host name, which aiohttp also sends as SNI.
+
+Connections are kept alive per checked destination: the pool is keyed by the scheme, the name,
+the port and the exact set of addresses this request's check allowed, so a request reuses a
+connection only to an address that its own check has just allowed again (a name that now
+resolves elsewhere gets a pool of its own). That spares a TCP and TLS handshake per page of a
+site; the pools are few (least recently used closed first) and idle connections end quickly.
 
 Bounds: connect, each read, and the whole exchange (a slowloris server that sends a byte at a
 time is cut at the total); headers (line and field size); the body while it streams, before and
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable
 from ipaddress import IPv6Address, ip_address
 
@@ -123,11 +129,57 @@ class _PinnedResolver(AbstractResolver):
         return None
 
 
+# (scheme, authority, checked addresses): the destinations that keep connections open
+_PoolKey = tuple[str, str, tuple[str, ...]]
+MAX_POOLS = 128
+# the domain gate bounds a domain's concurrent fetches (at most 64 by policy); the pool never should
+CONNECTIONS_PER_POOL = 64
+KEEPALIVE_S = 10.0
+
+
 class SafeFetcher:
     def __init__(self, limits: FetchLimits, ssl_context: ssl.SSLContext | None = None) -> None:
         self.limits = limits
         # one verified context for every request: making one costs milliseconds
         self._ssl = ssl_context or ssl.create_default_context()
+        self._sessions: OrderedDict[_PoolKey, aiohttp.ClientSession] = OrderedDict()
+
+    async def close(self) -> None:
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+
+    async def _session(self, allowed: Allowed) -> aiohttp.ClientSession:
+        target = allowed.target
+        key: _PoolKey = (target.scheme, target.authority, tuple(sorted(allowed.addresses)))
+        session = self._sessions.get(key)
+        if session is not None and not session.closed:
+            self._sessions.move_to_end(key)
+            return session
+        limits = self.limits
+        connector = aiohttp.TCPConnector(
+            resolver=_PinnedResolver(target.host.name, allowed.addresses),
+            use_dns_cache=False,
+            limit=CONNECTIONS_PER_POOL,
+            keepalive_timeout=KEEPALIVE_S,
+            ssl=self._ssl if target.scheme == "https" else False,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=limits.connect_timeout_s, sock_read=limits.read_timeout_s
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            max_line_size=limits.max_header_line_bytes,
+            max_field_size=limits.max_header_line_bytes,
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        )
+        self._sessions[key] = session
+        while len(self._sessions) > MAX_POOLS:
+            _, oldest = self._sessions.popitem(last=False)
+            await oldest.close()
+        return session
 
     async def get(
         self,
@@ -150,30 +202,14 @@ class SafeFetcher:
                 raise FetchError("timeout", "the request's time ran out before this hop")
         bound = max_body_bytes if max_body_bytes is not None else limits.max_body_bytes
         target = allowed.target
-        connector = aiohttp.TCPConnector(
-            resolver=_PinnedResolver(target.host.name, allowed.addresses),
-            use_dns_cache=False,
-            force_close=True,
-            limit=1,
-            ssl=self._ssl if target.scheme == "https" else False,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=limits.connect_timeout_s, sock_read=limits.read_timeout_s
-        )
         try:
             async with asyncio.timeout(total_s):
-                async with (
-                    aiohttp.ClientSession(
-                        connector=connector,
-                        timeout=timeout,
-                        auto_decompress=False,
-                        cookie_jar=aiohttp.DummyCookieJar(),
-                        max_line_size=limits.max_header_line_bytes,
-                        max_field_size=limits.max_header_line_bytes,
-                        skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-                    ) as session,
-                    session.get(URL(target.url, encoded=True), headers=headers, allow_redirects=False) as response,
-                ):
+                session = await self._session(allowed)
+                async with session.get(
+                    URL(target.url, encoded=True), headers=headers, allow_redirects=False
+                ) as response:
+                    # a body left unread (not wanted, cut at a bound) closes its connection
+                    # rather than going back to the pool half read
                     return await _read(response, want_body, bound, truncate, limits)
         except FetchError:
             raise
