@@ -183,6 +183,22 @@ class ExtractionYieldRecorded(msgspec.Struct, gc=False, tag="fetch.extraction_yi
     fields_found: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
 
 
+class RobotsFetchRecorded(msgspec.Struct, gc=False, tag="fetch.robots_fetched", frozen=True, kw_only=True):
+    """One request the proxy sent for robots.txt (each redirect hop its own), made for the node
+    request `for_fetch_id` names, whose job and node these are. `status` None: no answer, and
+    `failure` says why; the rules then disallow everything until a fetch succeeds."""
+
+    for_fetch_id: str
+    job_id: str
+    node_id: str
+    domain: str
+    url: str
+    status: int | None = None
+    failure: FailureReason | None = None
+    detail: str = ""
+    elapsed_ms: float
+
+
 FetchEvent = (
     PageFetchRecorded
     | FetchRefusalRecorded
@@ -190,6 +206,7 @@ FetchEvent = (
     | BreakerChanged
     | DomainLimitAlert
     | ExtractionYieldRecorded
+    | RobotsFetchRecorded
 )
 FETCH_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     PageFetchRecorded,
@@ -198,4 +215,5 @@ FETCH_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     BreakerChanged,
     DomainLimitAlert,
     ExtractionYieldRecorded,
+    RobotsFetchRecorded,
 )

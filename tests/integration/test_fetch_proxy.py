@@ -41,6 +41,7 @@ from ccn_proto.fetch import (
     FetchOutcome,
     FetchPage,
     FetchRefused,
+    RobotsFetchRecorded,
 )
 from ccn_proto.scheduler import JobView
 from tests.conftest import make_settings
@@ -401,13 +402,16 @@ async def test_the_gate_hears_of_every_request_sent_and_its_breaker_changes_are_
     job_id = harness.job(harness.url("grants.localhost"))
     outcome = await harness.fetch("grants.localhost", "/opportunities/1", job_id=job_id)
     assert isinstance(outcome, FetchedPage)
-    ((domain, _limits, crawl_delay),) = gate.acquired
-    assert (domain, crawl_delay) == ("grants.localhost", 1.0)  # robots.txt's Crawl-delay for ccnbot
-    (released,) = gate.released
-    assert released.status == 200 and released.failure is None and released.elapsed_ms > 0
-    (changed,) = await gate_records(harness, "grants_localhost", outcome.fetch_id)
-    assert changed.type == "fetch.breaker_changed" and changed.data.state == "closed"  # type: ignore[union-attr]
-    assert changed.correlation_id == f"test-{job_id}"
+    # robots.txt first (no crawl-delay known yet), then the page under robots.txt's Crawl-delay
+    assert [(domain, delay) for domain, _limits, delay in gate.acquired] == [
+        ("grants.localhost", None),
+        ("grants.localhost", 1.0),
+    ]
+    assert [released.status for released in gate.released] == [200, 200]
+    assert all(released.failure is None and released.elapsed_ms > 0 for released in gate.released)
+    changes = await gate_records(harness, "grants_localhost", outcome.fetch_id)
+    assert [changed.type for changed in changes] == ["fetch.breaker_changed"] * 2
+    assert all(changed.correlation_id == f"test-{job_id}" for changed in changes)
     failed = await harness.fetch("hostile.localhost", "/slow")
     assert isinstance(failed, FetchFailed) and gate.released[-1] == RequestOutcome(
         elapsed_ms=gate.released[-1].elapsed_ms, failure="timeout"
@@ -490,8 +494,9 @@ async def test_a_not_now_gives_the_jobs_fetch_back_and_a_spent_job_is_refused_wi
     assert isinstance(await harness.fetch("foundation.localhost", "/", job_id=job_id), FetchedPage)
     spent = await harness.fetch("foundation.localhost", "/contact", job_id=job_id)
     assert isinstance(spent, FetchRefused) and (spent.stage, spent.reason) == ("job", "too_many_fetches")
-    # the gate was asked beside the count, and its permit came back unused
-    assert len(gate.acquired) == 2 and gate.released[-1] == NOT_SENT
+    # robots.txt, the page, then the page of the spent job: asked beside the count, its permit
+    # came back unused
+    assert len(gate.acquired) == 3 and gate.released[-1] == NOT_SENT
 
 
 async def test_a_body_that_cannot_be_stored_is_an_error_to_retry_and_the_permit_still_comes_back(
@@ -509,5 +514,32 @@ async def test_a_body_that_cannot_be_stored_is_an_error_to_retry_and_the_permit_
         await harness.proxy.fetch_page(
             FetchPage(job_id=job_id, node_id="node-1", url=harness.url("foundation.localhost", "/")), "test-store"
         )
-    (released,) = gate.released
-    assert released.status == 200
+    assert [released.status for released in gate.released] == [404, 200]  # robots.txt, the page
+
+
+async def test_every_robots_txt_request_is_recorded_for_the_request_that_caused_it(harness: Harness) -> None:
+    job_id = harness.job(harness.url("grants.localhost"))
+    first = await harness.fetch("grants.localhost", "/opportunities/1", job_id=job_id)
+    second = await harness.fetch("grants.localhost", "/opportunities/2", job_id=job_id)
+    stored = await harness.runtime.store.read(FETCH.name, "ccn.fetch.grants_localhost.robots_fetched")
+    records = [_decode_record(event.data) for event in stored]
+    # the second request found robots.txt cached (the stream holds other tests' records too)
+    (record,) = [
+        record
+        for record in records
+        if isinstance(record.data, RobotsFetchRecorded)
+        and record.data.for_fetch_id in (first.fetch_id, second.fetch_id)
+    ]
+    assert isinstance(record.data, RobotsFetchRecorded)
+    assert (record.data.for_fetch_id, record.data.job_id, record.data.status) == (first.fetch_id, job_id, 200)
+    assert record.data.url == harness.url("grants.localhost", "/robots.txt") and record.causation_id == first.fetch_id
+    assert record.correlation_id == f"test-{job_id}" and isinstance(second, FetchedPage)
+
+
+async def test_robots_txt_put_off_by_the_domains_limits_is_not_cached_as_unreachable(harness: Harness) -> None:
+    harness.proxy._gate = RefusingGate()
+    refused = await harness.fetch("grants.localhost", "/opportunities/1")
+    assert isinstance(refused, FetchRefused) and (refused.stage, refused.reason) == ("rate_limit", "per_minute")
+    assert "robots.txt" in refused.detail and refused.retry_after == 12.5
+    harness.proxy._gate = WatchingGate()
+    assert isinstance(await harness.fetch("grants.localhost", "/opportunities/1"), FetchedPage)

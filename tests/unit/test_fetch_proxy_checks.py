@@ -29,10 +29,11 @@ from ccn_fetch_proxy.fetch_checks import (
     url_check,
 )
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
-from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsFetch
+from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsCause, RobotsFetch
 from tests.support.fetch_fixtures import TEST_JOB_TYPES, allowed, blocked, job_view
 
 SITE = "https://grants.example.org/"
+CAUSE = RobotsCause(fetch_id="fetch-1", job_id="job-1", node_id="node-1", correlation_id="test")
 
 
 def target(url: str) -> Target:
@@ -260,14 +261,14 @@ class Clock:
 async def test_robots_5xx_fails_closed_until_retry_after_then_a_success_allows() -> None:
     clock = Clock()
     answers = [RobotsFetch(503, retry_after="30"), RobotsFetch(200, b"User-agent: *\nDisallow: /private/\n")]
-    cache = RobotsCache(lambda _target: _next(answers), USER_AGENT, clock=clock)
+    cache = RobotsCache(lambda _target, _cause: _next(answers), USER_AGENT, clock=clock)
     page = target("https://grants.example.org/funds/1")
-    first = await cache.robots_for(page)
+    first = await cache.robots_for(page, CAUSE)
     assert first.kind == "disallow_all" and not first.rules.decide(page.url).allowed
     clock.now += timedelta(seconds=10)
-    assert (await cache.robots_for(page)).kind == "disallow_all" and cache.fetches == 1
+    assert (await cache.robots_for(page, CAUSE)).kind == "disallow_all" and cache.fetches == 1
     clock.now += timedelta(seconds=25)
-    second = await cache.robots_for(page)
+    second = await cache.robots_for(page, CAUSE)
     assert second.kind == "parse" and second.rules.decide(page.url).allowed and cache.fetches == 2
     assert not second.rules.decide("https://grants.example.org/private/x").allowed
 
@@ -275,25 +276,25 @@ async def test_robots_5xx_fails_closed_until_retry_after_then_a_success_allows()
 async def test_robots_4xx_allows_all_and_is_kept_a_day() -> None:
     clock = Clock()
     answers = [RobotsFetch(404), RobotsFetch(404)]
-    cache = RobotsCache(lambda _target: _next(answers), USER_AGENT, clock=clock)
+    cache = RobotsCache(lambda _target, _cause: _next(answers), USER_AGENT, clock=clock)
     page = target("https://grants.example.org/anything")
-    assert (await cache.robots_for(page)).rules.decide(page.url).allowed
+    assert (await cache.robots_for(page, CAUSE)).rules.decide(page.url).allowed
     clock.now += timedelta(hours=23)
-    await cache.robots_for(page)
+    await cache.robots_for(page, CAUSE)
     assert cache.fetches == 1
     clock.now += timedelta(hours=2)
-    await cache.robots_for(page)
+    await cache.robots_for(page, CAUSE)
     assert cache.fetches == 2
 
 
 async def test_robots_unreachable_disallows_and_crawl_delay_is_exposed() -> None:
     answers = [RobotsFetch(None), RobotsFetch(200, b"User-agent: ccnbot\nCrawl-delay: 2\n")]
     clock = Clock()
-    cache = RobotsCache(lambda _target: _next(answers), USER_AGENT, clock=clock, error_retry_s=5)
+    cache = RobotsCache(lambda _target, _cause: _next(answers), USER_AGENT, clock=clock, error_retry_s=5)
     page = target("https://grants.example.org/")
-    assert not (await cache.robots_for(page)).rules.decide(page.url).allowed
+    assert not (await cache.robots_for(page, CAUSE)).rules.decide(page.url).allowed
     clock.now += timedelta(seconds=6)
-    assert (await cache.robots_for(page)).rules.decide(page.url).min_interval_s == 2.0
+    assert (await cache.robots_for(page, CAUSE)).rules.decide(page.url).min_interval_s == 2.0
 
 
 async def _next(answers: list[RobotsFetch]) -> RobotsFetch:

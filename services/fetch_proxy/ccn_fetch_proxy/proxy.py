@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -48,7 +48,7 @@ from ccn_fetch_proxy.fetch_checks import (
 from ccn_fetch_proxy.fetch_records import FetchRecords
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers, robots_request_headers
-from ccn_fetch_proxy.robots_cache import RobotsCache, RobotsFetch, origin_of
+from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsCause, RobotsDeferred, RobotsFetch, origin_of
 from ccn_fetch_proxy.safe_fetcher import FetchError, HopResponse, SafeFetcher, resolve_host
 from ccn_jobs.crawl import MAX_FETCHES_PER_JOB
 from ccn_jobs.job_type import JobType
@@ -67,6 +67,7 @@ from ccn_proto.fetch import (
     FetchRefusalRecorded,
     FetchRefused,
     PageFetchRecorded,
+    RobotsFetchRecorded,
 )
 from ccn_proto.scheduler import JobView
 
@@ -74,6 +75,9 @@ from ccn_proto.scheduler import JobView
 MAX_DETAIL_CHARS = 1000
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309 2.3.1.2
+# a request whose own robots.txt fetch took the domain's slot waits this long at most for the
+# next one, rather than sending the node away for having asked first
+ROBOTS_SLOT_WAIT_S = 2.0
 log = get_logger("ccn.fetch_proxy")
 
 Resolve = Callable[[str, float], Awaitable[list[str]]]
@@ -148,6 +152,8 @@ class FetchProxy:
         self._resolve = resolve
         self._clock = clock
         self.robots = RobotsCache(self._fetch_robots, USER_AGENT, clock=clock)
+        # the node requests (fetch ids) whose robots.txt fetch was sent and not yet answered
+        self._robots_sent_for: set[str] = set()
 
     async def fetch_page(
         self, request: FetchPage, correlation_id: str, causation_id: str | None = None
@@ -171,6 +177,8 @@ class FetchProxy:
             # what was put off still happens (a permit released, a grant written), never leaks
             await asyncio.gather(*deferred, return_exceptions=True)
             raise
+        finally:
+            self._robots_sent_for.discard(fetch_id)
         if budget and budget[0].spent and isinstance(outcome, FetchRefused) and outcome.retry_after is not None:
             # a "not now" (a limit, the breaker, robots.txt unreadable) sent nothing: the node
             # asks again, and that must not find the job's fetches spent
@@ -243,13 +251,17 @@ class FetchProxy:
         if refusal is not None:
             return refused(await spend.or_refusal(refusal)), policy
         assert policy is not None
-        cached = await self.robots.robots_for(target)
-        refusal = robots_refusal(cached, target, self._clock())
+        cause = RobotsCause(
+            fetch_id=fetch_id, job_id=request.job_id, node_id=request.node_id, correlation_id=correlation_id
+        )
+        cached = await self._robots_for(target, cause)
+        refusal = cached if isinstance(cached, Refusal) else robots_refusal(cached, target, self._clock())
         if refusal is not None:
             refusal = await spend.or_refusal(refusal)
             if refusal.reason == "robots_disallowed":
                 await self._cancel_for_robots(request, correlation_id)
             return refused(refusal), policy
+        assert not isinstance(cached, Refusal)
         crawl_delay = cached.rules.decide(target.url).min_interval_s
         headers = request_headers(if_none_match=request.if_none_match, if_modified_since=request.if_modified_since)
         redirects: list[str] = []
@@ -258,7 +270,15 @@ class FetchProxy:
         deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
         while True:
             answered = await self._send(
-                target, hop_policy, crawl_delay, headers, deadline, gate_events, deferred, None if redirects else spend
+                target,
+                hop_policy,
+                crawl_delay,
+                headers,
+                deadline,
+                gate_events,
+                deferred,
+                None if redirects else spend,
+                wait_for_slot=fetch_id in self._robots_sent_for,
             )
             if isinstance(answered, Refusal):
                 return refused(as_redirect(answered, target.url) if redirects else answered), policy
@@ -271,7 +291,7 @@ class FetchProxy:
                 failure = _Failure("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
                 return _failed(fetch_id, url, failure, started), policy
             hop_url = urljoin(target.url, location.strip()[:MAX_URL_CHARS])
-            hop = await self._check_hop(hop_url)
+            hop = await self._check_hop(hop_url, cause)
             if isinstance(hop, Refusal):
                 return refused(as_redirect(hop, hop_url)), policy
             target, hop_policy, crawl_delay = hop
@@ -303,7 +323,9 @@ class FetchProxy:
             return None  # the allow-list is of domains
         return self._policies.policy_for(target.host.name)
 
-    async def _check_hop(self, url: str) -> Refusal | tuple[Target, DomainPolicyState, float | None]:
+    async def _check_hop(
+        self, url: str, cause: RobotsCause
+    ) -> Refusal | tuple[Target, DomainPolicyState, float | None]:
         target = url_check(url, self._egress)
         if isinstance(target, Refusal):
             return target
@@ -312,11 +334,22 @@ class FetchProxy:
         if refusal is not None:
             return refusal
         assert policy is not None
-        cached = await self.robots.robots_for(target)
+        cached = await self._robots_for(target, cause)
+        if isinstance(cached, Refusal):
+            return cached
         refusal = robots_refusal(cached, target, self._clock())
         if refusal is not None:
             return refusal
         return target, policy, cached.rules.decide(target.url).min_interval_s
+
+    async def _robots_for(self, target: Target, cause: RobotsCause) -> CachedRobots | Refusal:
+        try:
+            return await self.robots.robots_for(target, cause)
+        except RobotsDeferred as deferred:
+            # robots.txt is asked for under the domain's limits too; a "not now" sent nothing
+            return Refusal(
+                stage=deferred.stage, reason=deferred.reason, detail=deferred.detail, retry_after=deferred.retry_after
+            )
 
     async def _send(
         self,
@@ -328,17 +361,28 @@ class FetchProxy:
         gate_events: list[GateEvent],
         deferred: list[Awaitable[None]] | None = None,
         budget: _JobBudget | None = None,
+        *,
+        wait_for_slot: bool = False,
     ) -> HopResponse | Refusal | _Failure:
         """One request through the gate: the limiter first, then the egress check on the
         resolved addresses, then the GET to exactly those addresses. The permit of a last
         response (not a redirect) is released in `deferred`, beside the other writes; a
         redirect's is released at once, since the next hop may need the domain's slot. The
-        job's fetch is counted (`budget`, on the first hop) while the gate is asked, not before."""
+        job's fetch is counted (`budget`, on the first hop) while the gate is asked, not before.
+        `wait_for_slot`: this request's own robots.txt fetch was just sent, so a short "not now"
+        is waited out once here."""
         domain = policy.domain or domain_of(policy.policy_id)
-        if budget is None:
+
+        async def acquire() -> Permit | LimitRefusal | Refusal:
             permit = await self._acquire(domain, policy, crawl_delay)
+            if wait_for_slot:
+                permit = await self._after_a_short_wait(permit, domain, policy, crawl_delay, deadline, gate_events)
+            return permit
+
+        if budget is None:
+            permit = await acquire()
         else:
-            permit, over_budget = await asyncio.gather(self._acquire(domain, policy, crawl_delay), budget.spend())
+            permit, over_budget = await asyncio.gather(acquire(), budget.spend())
             if over_budget is not None:
                 if isinstance(permit, Permit):
                     await self._release(permit, NOT_SENT, gate_events)
@@ -373,6 +417,30 @@ class FetchProxy:
         else:
             deferred.append(release)
         return response
+
+    async def _after_a_short_wait(
+        self,
+        permit: Permit | LimitRefusal | Refusal,
+        domain: str,
+        policy: DomainPolicyState,
+        crawl_delay: float | None,
+        deadline: float,
+        gate_events: list[GateEvent],
+    ) -> Permit | LimitRefusal | Refusal:
+        """Rate-limit "not now"s waited out while they add up to at most ROBOTS_SLOT_WAIT_S (the
+        crawl-delay and the per-minute pace may each want their turn), asking the gate again
+        after each."""
+        loop = asyncio.get_running_loop()
+        give_up_at = min(loop.time() + ROBOTS_SLOT_WAIT_S, deadline)
+        while isinstance(permit, LimitRefusal) and permit.stage == "rate_limit" and permit.retry_after is not None:
+            # a hair past the moment named, so the gate's own clock has reached it too
+            wake_at = loop.time() + permit.retry_after + 0.01
+            if wake_at >= give_up_at:
+                break
+            gate_events.extend(permit.events)
+            await asyncio.sleep(wake_at - loop.time())
+            permit = await self._acquire(domain, policy, crawl_delay)
+        return permit
 
     async def _acquire(
         self, domain: str, policy: DomainPolicyState, crawl_delay: float | None
@@ -468,10 +536,11 @@ class FetchProxy:
             # ends it otherwise
             log.warning("could not cancel the job", job_id=request.job_id, code=error.code, reason=error.message)
 
-    async def _fetch_robots(self, origin: Target) -> RobotsFetch:
+    async def _fetch_robots(self, origin: Target, cause: RobotsCause) -> RobotsFetch:
         """robots.txt of the origin, through the same checks as any fetch (the scheme, each
-        hop's allow-list, the egress policy); anything refused on the way is `unreachable`,
-        which disallows (fail closed)."""
+        hop's allow-list, the egress policy) and the domain's gate; anything refused on the way
+        is `unreachable`, which disallows (fail closed), except the gate's "not now"
+        (RobotsDeferred), which caches nothing. Every request sent is recorded."""
         url = f"{origin_of(origin)}/robots.txt"
         response: HopResponse | None = None
         deadline = asyncio.get_running_loop().time() + self._fetcher.limits.total_timeout_s
@@ -479,11 +548,29 @@ class FetchProxy:
             target = url_check(url, self._egress)
             if isinstance(target, Refusal):
                 return RobotsFetch(None)
-            if hop > 0 and allow_list_refusal(target, self._policy_for(target)) is not None:
+            policy = self._policy_for(target)
+            # the origin's own robots.txt is asked for whatever paths its policy allows
+            if policy is None or (hop > 0 and allow_list_refusal(target, policy) is not None):
                 return RobotsFetch(None)
+            gate_events: list[GateEvent] = []
+            permit = await self._acquire(policy.domain or domain_of(policy.policy_id), policy, None)
+            if not isinstance(permit, Permit):
+                if isinstance(permit, LimitRefusal):
+                    await self._record_gate_events(permit.events, cause)
+                raise RobotsDeferred(
+                    permit.stage,
+                    permit.reason,
+                    permit.retry_after or 1.0,
+                    f"robots.txt of {target.authority} was not asked for now: {permit.detail}",
+                )
+            await self._record_gate_events(permit.events, cause)
             allowed = await self._egress_check(target)
             if isinstance(allowed, Refusal):
+                await self._release(permit, NOT_SENT, gate_events)
+                await self._record_gate_events(gate_events, cause)
                 return RobotsFetch(None)
+            sent = time.perf_counter()
+            self._robots_sent_for.add(cause.fetch_id)
             try:
                 response = await self._fetcher.get(
                     allowed,
@@ -494,13 +581,67 @@ class FetchProxy:
                     deadline=deadline,
                 )
             except FetchError as error:
+                elapsed = (time.perf_counter() - sent) * 1000
+                await self._release(permit, RequestOutcome(elapsed_ms=elapsed, failure=error.reason), gate_events)
+                await self._record_robots(target, policy, cause, elapsed, failure=error)
+                await self._record_gate_events(gate_events, cause)
                 log.info("robots.txt unreachable", origin=origin_of(origin), reason=error.reason)
                 return RobotsFetch(None)
+            elapsed = (time.perf_counter() - sent) * 1000
+            await self._release(
+                permit,
+                RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after),
+                gate_events,
+            )
+            await self._record_robots(target, policy, cause, elapsed, status=response.status)
+            await self._record_gate_events(gate_events, cause)
             if response.status not in REDIRECT_STATUSES or not response.location:
                 return RobotsFetch(response.status, response.body or b"", response.retry_after)
             url = urljoin(target.url, response.location.strip()[:8192])
         assert response is not None
         return RobotsFetch(response.status)  # too many redirects: RFC 9309 counts it unavailable
+
+    async def _record_robots(
+        self,
+        target: Target,
+        policy: DomainPolicyState,
+        cause: RobotsCause,
+        elapsed_ms: float,
+        *,
+        status: int | None = None,
+        failure: FetchError | None = None,
+    ) -> None:
+        record = RobotsFetchRecorded(
+            for_fetch_id=cause.fetch_id,
+            job_id=cause.job_id,
+            node_id=cause.node_id,
+            domain=policy.domain or domain_of(policy.policy_id),
+            url=target.url,
+            status=status,
+            failure=failure.reason if failure is not None else None,
+            detail=printable(failure.detail, MAX_DETAIL_CHARS) if failure is not None else "",
+            elapsed_ms=round(elapsed_ms, 3),
+        )
+        await self._append_record(policy.policy_id, record, cause, Actor(kind="node", id=cause.node_id))
+
+    async def _record_gate_events(self, events: Sequence[GateEvent], cause: RobotsCause) -> None:
+        for event in events:
+            await self._append_record(
+                domain_record_id(event.domain), event, cause, Actor(kind="service", id="fetch-proxy")
+            )
+
+    async def _append_record(self, domain_id: str, event: FetchEvent, cause: RobotsCause, actor: Actor) -> None:
+        await self._records.append(
+            record_event(
+                domain_id,
+                event,
+                event_id=ids.new_event_id(),
+                now=self._clock(),
+                correlation_id=cause.correlation_id,
+                causation_id=cause.fetch_id,
+                actor=actor,
+            )
+        )
 
 
 async def _all_stored(

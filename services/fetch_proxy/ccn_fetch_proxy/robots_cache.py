@@ -4,7 +4,9 @@ unreachable server disallows everything until its Retry-After or ten minutes, th
 again: fail closed).
 
 One fetch per origin at a time: the requests that arrive while it runs wait for its answer
-instead of fetching robots.txt again. The cache holds a bounded number of origins, the least
+instead of fetching robots.txt again; the request that started it is its cause (its record names
+that request). A fetch the domain's limits put off (`RobotsDeferred`) caches nothing: the next
+request asks again. The cache holds a bounded number of origins, the least
 recently used going first.
 """
 
@@ -19,6 +21,7 @@ import msgspec
 
 from ccn_core.egress import Target
 from ccn_core.robots import CACHE_TTL_S, RETRY_AFTER_ERROR_S, RobotsRules, robots_fetch_outcome
+from ccn_proto.fetch import RefusalStage
 
 MAX_ORIGINS = 10_000
 
@@ -32,6 +35,27 @@ class RobotsFetch(msgspec.Struct, frozen=True):
     retry_after: str | None = None
 
 
+class RobotsCause(msgspec.Struct, frozen=True, kw_only=True):
+    """The node request a robots.txt fetch is made for."""
+
+    fetch_id: str
+    job_id: str
+    node_id: str
+    correlation_id: str
+
+
+class RobotsDeferred(Exception):
+    """robots.txt was not asked for now: the domain's gate said no (`stage`, `reason`: its
+    refusal's); try again after `retry_after`."""
+
+    def __init__(self, stage: RefusalStage, reason: str, retry_after: float, detail: str) -> None:
+        super().__init__(detail)
+        self.stage: RefusalStage = stage
+        self.reason = reason
+        self.retry_after = retry_after
+        self.detail = detail
+
+
 class CachedRobots(msgspec.Struct, frozen=True, kw_only=True):
     rules: RobotsRules
     kind: str
@@ -39,7 +63,7 @@ class CachedRobots(msgspec.Struct, frozen=True, kw_only=True):
     valid_until: datetime
 
 
-FetchRobots = Callable[[Target], Awaitable[RobotsFetch]]
+FetchRobots = Callable[[Target, RobotsCause], Awaitable[RobotsFetch]]
 
 
 def origin_of(target: Target) -> str:
@@ -67,7 +91,7 @@ class RobotsCache:
         self._in_flight: dict[str, asyncio.Future[CachedRobots]] = {}
         self.fetches = 0
 
-    async def robots_for(self, target: Target) -> CachedRobots:
+    async def robots_for(self, target: Target, cause: RobotsCause) -> CachedRobots:
         origin = origin_of(target)
         cached = self._entries.get(origin)
         if cached is not None and self._clock() < cached.valid_until:
@@ -79,7 +103,7 @@ class RobotsCache:
         future: asyncio.Future[CachedRobots] = asyncio.get_running_loop().create_future()
         self._in_flight[origin] = future
         try:
-            entry = await self._load(target)
+            entry = await self._load(target, cause)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: the waiters (if any) raise it themselves
@@ -93,9 +117,9 @@ class RobotsCache:
             self._entries.popitem(last=False)
         return entry
 
-    async def _load(self, target: Target) -> CachedRobots:
+    async def _load(self, target: Target, cause: RobotsCause) -> CachedRobots:
         self.fetches += 1
-        fetched = await self._fetch(target)
+        fetched = await self._fetch(target, cause)
         outcome = robots_fetch_outcome(
             fetched.status,
             self._clock(),
