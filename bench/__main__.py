@@ -14,6 +14,7 @@ import asyncpg
 import nats
 import uvloop
 
+from bench.campaign_bench import campaign_figures
 from bench.documents_bench import document_figures
 from bench.eventstore_bench import (
     BENCH,
@@ -60,7 +61,7 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance, fetch):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance, fetch, crawl):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -249,6 +250,8 @@ def run(workdir: Path) -> list[Figure]:
     if not ONLY or "fetch" in ONLY:
         figures += fetch_figures(workdir, quick=QUICK)  # the domain limiter, on a NATS of its own
         figures += proxy_figures(workdir, quick=QUICK)  # the proxy's overhead over a direct fetch
+    if not ONLY or "crawl" in ONLY:
+        figures += campaign_figures(workdir, quick=QUICK)  # a campaign through the whole stack
     if not ONLY or "lifecycle" in ONLY:
         # the simulated nodes share the machine with the system: their process should cost
         # little, so it runs as the services do (uvloop, tuned collector)

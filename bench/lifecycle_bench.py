@@ -47,6 +47,7 @@ class Stack:
     edge: str
     admin_token: str
     home: Path
+    env: dict[str, str]  # the environment the stack runs in: a node or a CLI call joins it with this
 
 
 @asynccontextmanager
@@ -83,7 +84,7 @@ async def running_stack(
     if started.returncode != 0:
         raise RuntimeError(f"ccn up failed:\n{started.stdout}\n{started.stderr}")
     try:
-        yield Stack(edge=f"http://127.0.0.1:{edge_port}", admin_token=env["CCN_ADMIN_TOKEN"], home=home)
+        yield Stack(edge=f"http://127.0.0.1:{edge_port}", admin_token=env["CCN_ADMIN_TOKEN"], home=home, env=env)
     finally:
         await asyncio.to_thread(
             subprocess.run, [CCN, "down"], env=env, capture_output=True, text=True, timeout=120, check=False

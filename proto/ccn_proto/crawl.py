@@ -36,11 +36,12 @@ Seconds = Annotated[float, msgspec.Meta(ge=1.0, le=365 * 86400.0)]
 
 class CampaignSettings(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`seeds`: where the crawl starts; pages they link to join the frontier when they are on a
-    seed's host (or a subdomain, with `include_subdomains`), match `allowed_patterns` (none: any
-    path) and no `denied_patterns`, lie within `max_depth` links of a seed, and the campaign has
-    fewer than `max_pages`. `fields`: the extraction rules each page's job applies (the job
-    type's `fields`, checked by its rules engine when the campaign starts). Recrawl intervals start at
-    `first_interval_s` and adapt between the two bounds."""
+        seed's host (or a subdomain, with `include_subdomains`), match `allowed_patterns` (none: any
+        path) and no `denied_patterns`, lie within `max_depth` links of a seed, and the campaign has
+        fewer than `max_pages`. At most `max_in_flight` pages are crawled at once, and at most
+    `max_in_flight_per_host` of one host. `fields`: the extraction rules each page's job applies (the job
+        type's `fields`, checked by its rules engine when the campaign starts). Recrawl intervals start at
+        `first_interval_s` and adapt between the two bounds."""
 
     name: ShortText
     seeds: Annotated[list[CampaignUrl], msgspec.Meta(min_length=1, max_length=MAX_SEEDS)]
@@ -52,6 +53,8 @@ class CampaignSettings(msgspec.Struct, gc=False, frozen=True, kw_only=True, forb
     max_depth: Annotated[int, msgspec.Meta(ge=0, le=50)] = 3
     max_pages: Annotated[int, msgspec.Meta(ge=1, le=MAX_CAMPAIGN_PAGES)] = 1000
     max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    # a site's pages in flight at once: more would only wait for its pace at the proxy
+    max_in_flight_per_host: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     first_interval_s: Seconds = 86400.0
     recrawl_min_s: Seconds = 3600.0
     recrawl_max_s: Seconds = 30 * 86400.0

@@ -260,7 +260,9 @@ async def test_counts_stay_exact_while_views_are_read_during_every_record(own_se
     """Reading a campaign (status, list, the sweep) while its outcomes are recorded must never
     apply an event twice: the view is folded apart from the writers' state."""
     seeds = [f"https://funder.example/page/{n}" for n in range(20)]
-    settings = msgspec.structs.replace(SETTINGS, seeds=seeds, max_pages=20, first_interval_s=3600.0)
+    settings = msgspec.structs.replace(
+        SETTINGS, seeds=seeds, max_pages=20, max_in_flight_per_host=20, first_interval_s=3600.0
+    )
     async with scheduler(own_settings), scheduler_client(own_settings.effective_nats_url) as api:
         client = CommandClient(api.nc, timeout=10.0)
         async with crawler(own_settings):

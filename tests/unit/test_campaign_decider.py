@@ -17,6 +17,7 @@ from ccn_core.domain.campaign import (
     RecordOutcome,
     RecordScheduled,
     due_pages,
+    host_of,
     in_scope,
     next_interval,
     seed_hosts,
@@ -115,6 +116,15 @@ def test_due_pages_stay_within_the_in_flight_bound_and_skip_held_pages() -> None
     assert [page.url for page in due] == ["https://funder.example/", "https://funder.example/grants"]
     schedule(state, due[0].url)
     assert [page.url for page in due_pages(state, NOW, 100)] == ["https://funder.example/grants"]
+
+
+def test_due_pages_hold_at_most_the_per_host_bound_of_one_host() -> None:
+    state = started(msgspec.structs.replace(SETTINGS, max_in_flight=10, max_in_flight_per_host=1))
+    due = due_pages(state, NOW, 100)
+    hosts = [host_of(page.url) for page in due]
+    assert len(hosts) == len(set(hosts))  # one page per host
+    schedule(state, due[0].url)
+    assert host_of(due[0].url) not in {host_of(page.url) for page in due_pages(state, NOW, 100)}
 
 
 def test_scheduling_a_held_page_again_records_nothing() -> None:

@@ -145,7 +145,7 @@ async def test_not_now_is_asked_again_after_its_wait_until_it_is_answered() -> N
 async def test_still_not_now_after_the_last_attempt_fails_the_job() -> None:
     crawl_clock, waited = clock()
     fetch, asked = answering(*[refused(URL, retry_after=1.0, reason="rate_limited")] * MAX_ATTEMPTS)
-    with pytest.raises(CrawlInterrupted, match=r"^fetch_unavailable: .*rate_limited.*asked 3 times"):
+    with pytest.raises(CrawlInterrupted, match=rf"^fetch_unavailable: .*rate_limited.*asked {MAX_ATTEMPTS} times"):
         await fetch_with_retries(fetch, URL, crawl_clock)
     assert len(asked) == MAX_ATTEMPTS and waited == [1.0] * (MAX_ATTEMPTS - 1)
 

@@ -45,6 +45,7 @@ def register(subparsers: Subparsers) -> None:
     start.add_argument("--max-pages", type=int, default=1000)
     start.add_argument("--max-depth", type=int, default=3)
     start.add_argument("--max-in-flight", type=int, default=200)
+    start.add_argument("--max-in-flight-per-host", type=int, default=4, help="one site's pages crawled at once")
     start.add_argument("--include-subdomains", action="store_true")
     start.add_argument("--allow", action="append", default=[], metavar="PATTERN", help="path pattern to follow")
     start.add_argument("--deny", action="append", default=[], metavar="PATTERN", help="path pattern never to follow")
@@ -115,6 +116,7 @@ def campaign_settings(args: argparse.Namespace) -> CampaignSettings:
         "max_depth": args.max_depth,
         "max_pages": args.max_pages,
         "max_in_flight": args.max_in_flight,
+        "max_in_flight_per_host": args.max_in_flight_per_host,
         "first_interval_s": args.first_interval,
         "recrawl_min_s": args.recrawl_min,
         "recrawl_max_s": args.recrawl_max,

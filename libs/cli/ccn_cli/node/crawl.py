@@ -34,7 +34,9 @@ from ccn_proto.fetch import FetchedPage, FetchOutcome, FetchRefused
 
 P = TypeVar("P", bound=msgspec.Struct)
 
-MAX_ATTEMPTS: Final = 3
+# a domain's pace (its crawl-delay, its per-minute limit) is the usual "not now": a few jobs of
+# one site in flight each wait their turn, so a job is patient for several turns
+MAX_ATTEMPTS: Final = 8
 # the wait before asking again when the edge said "not now" without saying for how long
 DEFAULT_RETRY_AFTER_S: Final = 1.0
 # a retry is made only if its wait ends this long before the job's time does, so that the fetch

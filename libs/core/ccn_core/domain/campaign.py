@@ -10,7 +10,8 @@ it; `decide` never changes it.
   a seed's host, or a subdomain of one with `include_subdomains`; the path allowed by the
   patterns), within `max_depth` links of a seed, and at most `max_pages` of them.
 - A page is due when the campaign runs, no job holds it, and it was never crawled or its next
-  crawl time has come (`due_pages`); at most `max_in_flight` are held at once.
+  crawl time has come (`due_pages`); at most `max_in_flight` are held at once, and at most
+  `max_in_flight_per_host` of one host.
 - After a crawl (`RecordOutcome`), the interval to the next crawl halves when the page changed
   and doubles when it did not (`next_interval`), within the campaign's bounds, so a page that
   changes daily is seen daily and one that never changes fades to the longest interval. A failed
@@ -20,6 +21,7 @@ it; `decide` never changes it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -179,16 +181,22 @@ def _due(state: CampaignState, page: PageState, now: datetime) -> bool:
 
 
 def due_pages(state: CampaignState, now: datetime, limit: int) -> list[PageState]:
-    """Pages to crawl now, oldest-discovered first, within the campaign's in-flight bound."""
+    """Pages to crawl now, oldest-discovered first, within the campaign's in-flight bounds (all
+    hosts, and each host)."""
     if state.settings is None or state.status != "running":
         return []
     room = min(limit, state.settings.max_in_flight - len(state.in_flight))
+    per_host = state.settings.max_in_flight_per_host
+    held = Counter(host_of(url) for url in state.in_flight.values())
     due: list[PageState] = []
     for page in state.pages.values():
         if len(due) >= room:
             break
         if _due(state, page, now):
-            due.append(page)
+            host = host_of(page.url)
+            if held[host] < per_host:
+                held[host] += 1
+                due.append(page)
     return due
 
 

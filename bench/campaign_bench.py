@@ -1,0 +1,192 @@
+"""A crawl campaign end to end (issue #16): pages per second for a 10,000-page campaign over a
+local web, through every part a real crawl goes through.
+
+The whole stack runs as `ccn up` starts it (registry, scheduler, edge, fetch proxy, crawler,
+analytics) with reference nodes (`ccn node`) over WebSocket. The crawler turns the campaign's
+frontier into crawl_domain_page jobs; a node takes each, asks the edge for the page, the edge
+asks the fetch proxy, which checks the job, the allow-list, robots.txt and the domain's shared
+limits, fetches it from the bench's web and stores the body; the node runs the job on it and
+sends the result; the crawler records the page and adds its links to the frontier. The figure
+is pages crawled (recorded by the crawler) over the time from the campaign's start.
+
+The web is generated: HOSTS sites (`site-NN.localhost`, loopback through the development
+allowance, at most 64 pairs), each a tree of pages eight links wide, every page its own text.
+Each site is allowed at 600 requests a minute (the most a policy gives), so politeness caps the
+campaign at 10 pages a second per site: with 64 sites, far above what two cores do end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import psutil
+from aiohttp import web
+
+from bench.lifecycle_bench import Stack, running_stack
+from bench.measure import Figure, figure
+from ccn_cli.stack.ports import free_port
+from ccn_proto.crawl import CampaignSettings, CampaignView
+from tests.support.servers import start_nats, start_postgres
+
+GROUP = "crawl"
+CCN = str(Path(sys.executable).parent / "ccn")
+FANOUT = 8
+WORDS = (
+    "grant", "funding", "programme", "community", "education", "health", "research", "environment", "youth",
+    "arts", "heritage", "climate", "capital", "revenue", "eligibility", "deadline", "applicants", "charities",
+    "foundation", "trust", "award", "small", "large", "regional", "national", "rural", "urban", "innovation",
+    "partnership", "volunteers", "outcomes", "evaluation", "budget",
+)  # fmt: skip
+CAMPAIGN = "bench-crawl"
+
+
+def site_name(index: int) -> str:
+    return f"site-{index:02d}.localhost"
+
+
+def page_html(host: str, number: int, pages: int) -> str:
+    """Page `number` of `host`: a paragraph of its own and links to its children in the tree."""
+    rng = random.Random(f"{host}/{number}")
+    text = " ".join(rng.choice(WORDS) for _ in range(300))
+    children = range(number * FANOUT + 1, min(pages, number * FANOUT + FANOUT + 1))
+    links = "".join(f'<li><a href="/p/{child}">programme {child}</a></li>' for child in children)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{host} programme {number}</title></head>"
+        f"<body><h1>Programme {number} of {host}</h1><p>{text}</p><ul>{links}</ul></body></html>"
+    )
+
+
+def bench_web(pages_per_host: int) -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        number = int(request.match_info["number"])
+        if number >= pages_per_host:
+            raise web.HTTPNotFound
+        host = request.host.rsplit(":", 1)[0]
+        return web.Response(text=page_html(host, number, pages_per_host), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get(r"/p/{number:\d{1,7}}", page)  # robots.txt and everything else: 404 (allow all)
+    return app
+
+
+def node_processes(stack: Stack, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    logs = stack.home / "bench-nodes"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for index in range(count):
+        with (logs / f"node-{index}.log").open("wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [CCN, "node", "--name", f"crawl-bench-{index}", "--concurrency", str(concurrency)],
+                    env=stack.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    return processes
+
+
+async def _admin(http: aiohttp.ClientSession, stack: Stack, method: str, path: str, body: bytes, kind: str) -> bytes:
+    headers = {"Authorization": f"Bearer {stack.admin_token}", "Content-Type": kind}
+    async with http.request(method, f"{stack.edge}{path}", data=body, headers=headers) as response:
+        answer = await response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {answer[:500]!r}")
+        return answer
+
+
+async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, nodes: int, concurrency: int) -> Figure:
+    header = "domain,permission,include_subdomains,requests_per_minute,requests_per_hour,max_concurrent,"
+    header += "allowed_paths,allowed_patterns,notes,reviewer,reviewed_at\n"
+    rows = "".join(f"{site_name(i)},allow,false,600,36000,8,,,the bench web,bench,\n" for i in range(hosts))
+    settings = CampaignSettings(
+        name="the bench web",
+        seeds=[f"http://{site_name(i)}:{web_port}/p/0" for i in range(hosts)],
+        max_depth=10,
+        max_pages=pages,
+        max_in_flight=400,
+        recrawl=False,
+    )
+    workers = node_processes(stack, nodes, concurrency)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _admin(http, stack, "POST", "/admin/domains/import", (header + rows).encode(), "text/csv")
+            await asyncio.sleep(2.0)  # the proxy's policy book takes the import in
+            started = time.perf_counter()
+            cpu_before = psutil.cpu_times()
+            path = f"/admin/crawl/campaigns/{CAMPAIGN}"
+            await _admin(http, stack, "PUT", path, msgspec.json.encode(settings), "application/json")
+            view: CampaignView | None = None
+            deadline = started + (60.0 + pages / 5.0)
+            while time.perf_counter() < deadline:
+                await asyncio.sleep(1.0)
+                view = msgspec.json.decode(
+                    await _admin(http, stack, "GET", path, b"", "application/json"), type=CampaignView
+                )
+                if view.crawled + view.failed >= pages and view.in_flight == 0:
+                    break
+            elapsed = time.perf_counter() - started
+            cpu = psutil.cpu_times()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    assert view is not None
+    busy = (cpu.user + cpu.system) - (cpu_before.user + cpu_before.system)
+    done = view.crawled
+    result = figure(
+        f"crawl campaign end to end: {pages:,} pages over {hosts} local sites, {nodes} nodes x {concurrency}",
+        GROUP,
+        done,
+        elapsed,
+        notes=f"crawled {done:,} of {pages:,} (failed {view.failed}, in flight {view.in_flight} at the end, "
+        f"near-duplicates {view.near_duplicates}); the machine's {os.cpu_count()} cores busy "
+        f"{busy / elapsed:.2f} on average; politeness allows {hosts * 10} pages/s",
+    )
+    return result
+
+
+async def _figures(workdir: Path, *, quick: bool) -> list[Figure]:
+    pages, hosts = (1_000, 8) if quick else (10_000, 64)
+    nats_server = start_nats(workdir / "nats-crawl", free_port())
+    postgres = start_postgres(workdir / "pg-crawl", free_port())
+    try:
+        postgres.create_database("crawl")
+        web_port = free_port()
+        runner = web.AppRunner(bench_web(-(-pages // hosts)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", web_port).start()
+        try:
+            extra = {
+                "CCN_FETCH_DEV_LOOPBACK": ",".join(f"{site_name(i)}:{web_port}" for i in range(hosts)),
+                "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
+                "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
+            }
+            ports = [free_port() for _ in range(5)]
+            async with running_stack(
+                nats_server.url, postgres.dsn("crawl"), workdir / "stack-crawl", ports, extra
+            ) as stack:
+                return [await crawl_campaign(stack, web_port, hosts, pages, nodes=4, concurrency=16)]
+        finally:
+            await runner.cleanup()
+    finally:
+        nats_server.stop()
+        postgres.stop()
+
+
+def campaign_figures(workdir: Path, *, quick: bool) -> list[Figure]:
+    return asyncio.run(_figures(workdir, quick=quick))
