@@ -221,41 +221,47 @@ def _organisation(record_id: str, name: str, values: Mapping[str, FieldValue | N
 def _funder_matches(
     values: Mapping[str, FieldValue | None], existing: list[RecordState]
 ) -> tuple[set[str], set[str], str]:
+    """The records the proposal joins, and those it is in doubt with, by link_entities run on
+    the proposal and one record at a time: records the dataset keeps apart are never chained
+    through each other."""
     name = _text(values, "name") or next(iter(_list(values, "aliases")), None)
     ein = _text(values, "ein")
     if name is None:
         # nothing for the name matcher: an EIN alone decides, and only when one record has it
         same = {r.record_id for r in existing if ein is not None and r.value("ein") == ein}
         return (same, set(), f"same EIN {ein}") if len(same) == 1 else (set(), same, f"EIN {ein} on several records")
-    organisations = [_organisation(PROPOSAL_ID, name, values)]
+    proposal = _organisation(PROPOSAL_ID, name, values)
+    joined: set[str] = set()
+    doubtful: dict[str, float] = {}
+    best = 0.0
     for record in existing:
         record_values = record.values()
         names = [n for n in [_text(record_values, "name")] if n] + _list(record_values, "aliases")[:ALIASES_SCORED]
-        for position, known in enumerate(names or [record.record_id]):
-            # an alias stands as a record of its own, without the identifiers, so that it can
-            # agree by name but never contradicts
-            alias_values = record_values if position == 0 else {}
-            organisations.append(_organisation(f"{record.record_id}#{position}", known, alias_values))
-    result = link_entities(
-        LinkEntitiesPayload(
-            records=tuple(organisations),
-            match_threshold=DEFAULT_MATCH_THRESHOLD,
-            review_threshold=DEFAULT_REVIEW_THRESHOLD,
+        # each alias stands with the record's identifiers and place: a name of the same body
+        organisations = [
+            _organisation(f"{record.record_id}#{position}", known, record_values)
+            for position, known in enumerate(names or [record.record_id])
+        ]
+        result = link_entities(
+            LinkEntitiesPayload(
+                records=(proposal, *organisations),
+                match_threshold=DEFAULT_MATCH_THRESHOLD,
+                review_threshold=DEFAULT_REVIEW_THRESHOLD,
+            )
         )
-    )
-    ours = result.links[0]
-    joined = {
-        link.record_id.split("#", 1)[0]
-        for link in result.links[1:]
-        if link.canonical_entity_id == ours.canonical_entity_id
-    }
-    doubtful = {
-        (pair.record_b if pair.record_a == PROPOSAL_ID else pair.record_a).split("#", 1)[0]
-        for pair in result.review
-        if PROPOSAL_ID in (pair.record_a, pair.record_b)
-    }
+        ours = result.links[0]
+        if any(link.canonical_entity_id == ours.canonical_entity_id for link in result.links[1:]):
+            joined.add(record.record_id)
+            best = max(best, ours.confidence)
+            continue
+        scores = [pair.score for pair in result.review if PROPOSAL_ID in (pair.record_a, pair.record_b)]
+        if scores:
+            doubtful[record.record_id] = max(scores)
+    # a pair in review beside a clear join makes the match doubtful only when it scored as a
+    # join would and was refused because the two contradict each other; a weaker likeness does not
+    in_doubt = {rid for rid, score in doubtful.items() if not joined or score >= DEFAULT_MATCH_THRESHOLD}
     evidence = "same EIN " + ein if ein and any(r.value("ein") == ein for r in existing) else "name, website, place"
-    return joined, doubtful, f"link_entities ({evidence}): confidence {ours.confidence:.2f}"
+    return joined, in_doubt, f"link_entities ({evidence}): confidence {best:.2f}"
 
 
 def _opportunity_matches(
