@@ -18,6 +18,7 @@ from ccn_merge.dataset import (
     DatasetState,
     canonical_bytes,
     content_hash,
+    event_subject,
     fold_events,
     snapshot,
 )
@@ -401,3 +402,12 @@ def test_the_same_commands_decide_the_same_events() -> None:
     ]
     first, second = _drive(script), _drive(script)
     assert msgspec.json.encode(first.events) == msgspec.json.encode(second.events)
+
+
+def test_events_go_to_the_dataset_subjects() -> None:
+    [applied] = Dataset().run(propose(provenance("j1"), GATES))
+    assert event_subject(NAME, applied) == "ccn.dataset.grants.merge_applied"
+    version = VersionPublished(
+        version=1, content_hash="0" * 64, records=0, schema_version="1", by="ops", published_at=NOW
+    )
+    assert event_subject("grants-2026", version) == "ccn.dataset.grants-2026.version_published"

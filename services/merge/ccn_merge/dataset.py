@@ -39,6 +39,7 @@ from typing import Literal
 
 import msgspec
 
+from ccn_core import subjects
 from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
 from ccn_merge.merge_rules import (
     Candidate,
@@ -585,6 +586,12 @@ def _retracts(
     if source is None or source.node_id != node_id or (candidate is not None and candidate.retracted):
         return False
     return since is None or source.observed_at >= since
+
+
+def event_subject(dataset: str, event: DatasetEvent) -> str:
+    """`ccn.dataset.<name>.<event>`: where the event is appended (stream CCN_DATASETS)."""
+    tag = str(type(event).__struct_config__.tag)
+    return subjects.event(AGGREGATE, dataset, tag.split(".", 1)[1])
 
 
 def fold_events(decider: DatasetDecider, name: str, events: Iterable[DatasetEvent]) -> DatasetState:
