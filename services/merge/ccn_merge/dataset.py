@@ -52,7 +52,7 @@ from ccn_merge.merge_rules import (
     with_candidate,
 )
 from ccn_merge.schema import DEFAULT_SCHEMA, DatasetSchema, FieldSpec, clean_value
-from ccn_merge.stitching import StitchIndex, new_record_id, stitch
+from ccn_merge.stitching import STITCH_FIELDS, StitchIndex, new_record_id, stitch
 from ccn_proto.constraints import document_problem
 from ccn_proto.datasets import (
     AGGREGATE,
@@ -554,7 +554,8 @@ class DatasetDecider:
             field_state.winner = choose(spec, field_state.candidates)
         record.canonical = None
         state.records_of_node.setdefault(provenance.node_id, set()).add(record_id)
-        state.index.update(record)
+        if not STITCH_FIELDS[record.kind].isdisjoint(merge.values):
+            state.index.update(record)
 
     def _apply_retraction(self, state: DatasetState, event: NodeRetracted) -> None:
         for record_id in sorted(state.records_of_node.get(event.node_id, ())):

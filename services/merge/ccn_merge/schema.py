@@ -21,6 +21,7 @@ metadata must change the version (`fingerprint` is a hash of the whole metadata,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 import re
@@ -31,7 +32,7 @@ import msgspec
 
 from ccn_core.canonical_url import canonical_url
 from ccn_core.errors import BadInput
-from ccn_jobs.org_names import normalise
+from ccn_jobs.org_names import OrgName, normalise
 from ccn_proto.constraints import line_problem, text_problem
 from ccn_proto.datasets import FieldValue, MergeRuleName, RecordKind
 
@@ -270,11 +271,18 @@ def comparison_key(spec: FieldSpec, value: FieldValue) -> str:
         return "\x1f".join(sorted(_folded(item) for item in value))
     if isinstance(value, int):
         return str(value)
-    match spec.kind:
+    return _text_key(spec.kind, value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_key(kind: FieldKind, value: str) -> str:
+    # cached: a value is compared when it is proposed and again when it is folded, and names
+    # and URLs recur across results; the key is a pure function of (kind, value)
+    match kind:
         case "org_name":
             # "The Bill & Melinda Gates Foundation, Inc." is "BILL AND MELINDA GATES FOUNDATION":
             # the legal form, a leading "The", "&", accents and case say nothing of which body it is
-            return normalise(value).full or _folded(value)
+            return org_name(value).full or _folded(value)
         case "name" | "text" | "text_list" | "country" | "currency" | "ein":
             return _folded(value)
         case "long_text":
@@ -286,6 +294,12 @@ def comparison_key(spec: FieldSpec, value: FieldValue) -> str:
                 return value
         case _:
             return value
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def org_name(name: str) -> OrgName:
+    """ccn_jobs.org_names.normalise, cached: names are compared on merge and again on stitching."""
+    return normalise(name)
 
 
 def same_value(spec: FieldSpec, a: FieldValue | None, b: FieldValue | None) -> bool:

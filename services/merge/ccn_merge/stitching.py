@@ -23,6 +23,7 @@ order and link_entities is deterministic by construction.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,10 +41,10 @@ from ccn_jobs.link_entities import (
     name_similarity,
     registered_domain,
 )
-from ccn_jobs.org_names import STOP_WORDS, normalise
+from ccn_jobs.org_names import STOP_WORDS
 from ccn_jobs.places import COUNTRIES
 from ccn_merge.merge_rules import RecordState
-from ccn_merge.schema import url_key
+from ccn_merge.schema import org_name, url_key
 from ccn_proto.datasets import FieldValue, RecordKind
 
 # records scored against one proposal at most; blocking keys past this many records are too
@@ -80,8 +81,13 @@ def _list(values: Mapping[str, FieldValue | None], name: str) -> list[str]:
     return value if isinstance(value, list) else []
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _domain(website: str) -> str | None:
+    return registered_domain(website)
+
+
 def _name_words(name: str) -> set[str]:
-    org = normalise(name)
+    org = org_name(name)
     keys = {f"w:{word}" for word in org.core.split() if word not in STOP_WORDS}
     if " " not in org.core and len(org.core) >= 3:
         keys.add(f"acr:{org.core}")  # an acronym meets the names it abbreviates
@@ -91,13 +97,20 @@ def _name_words(name: str) -> set[str]:
     return keys
 
 
+# the fields blocking keys are read from: a change of another field leaves the index as it is
+STITCH_FIELDS: dict[RecordKind, frozenset[str]] = {
+    "funder": frozenset({"ein", "website", "name", "aliases"}),
+    "opportunity": frozenset({"url", "funder_id", "title"}),
+}
+
+
 def blocking_keys(kind: RecordKind, values: Mapping[str, FieldValue | None]) -> set[str]:
     """The keys a record is found by: strong ones (EIN, domain, URL, funder) and name words."""
     keys: set[str] = set()
     if kind == "funder":
         if ein := _text(values, "ein"):
             keys.add(f"ein:{ein}")
-        if (website := _text(values, "website")) and (domain := registered_domain(website)):
+        if (website := _text(values, "website")) and (domain := _domain(website)):
             keys.add(f"dom:{domain}")
         for name in [n for n in [_text(values, "name")] if n] + _list(values, "aliases")[:ALIASES_SCORED]:
             keys |= _name_words(name)
@@ -280,12 +293,12 @@ def _opportunity_matches(
             continue
         similarity = 0.0
         if title and (their_title := _text(theirs, "title")):
-            similarity, _ = name_similarity(normalise(title), normalise(their_title))
+            similarity, _ = name_similarity(org_name(title), org_name(their_title))
         same_url = _same_url(url, _text(theirs, "url"))
         same_funder = bool(funder and funder == _text(theirs, "funder_id")) or bool(
             funder_name
             and (their_funder := _text(theirs, "funder_name"))
-            and normalise(funder_name).full == normalise(their_funder).full
+            and org_name(funder_name).full == org_name(their_funder).full
         )
         if (same_url and similarity >= DEFAULT_REVIEW_THRESHOLD) or (
             same_funder and similarity >= DEFAULT_MATCH_THRESHOLD
