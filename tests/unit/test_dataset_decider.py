@@ -301,6 +301,17 @@ def test_retracting_since_a_time_keeps_the_nodes_earlier_contributions() -> None
             "not valid",
         ),
         (ProposeMerge(dataset="Other Set", provenance=provenance("j"), records=[]), "not valid"),
+        (
+            ProposeMerge(
+                dataset=NAME,
+                provenance=provenance("j"),
+                records=[
+                    RecordProposal(kind="funder", record_id="r-1", fields={"name": "a"}),
+                    RecordProposal(kind="opportunity", record_id="r-1", fields={"title": "b"}),
+                ],
+            ),
+            "proposed as two kinds",
+        ),
         (PublishVersion(dataset="other", by="ops"), "not grants"),
         (RetractNode(dataset=NAME, node_id="n", since=datetime(2026, 1, 1), by="ops"), "time zone"),
         (ApproveReview(dataset=NAME, review_id="not-a-review", reviewer="a"), "not valid"),
@@ -411,3 +422,37 @@ def test_events_go_to_the_dataset_subjects() -> None:
         version=1, content_hash="0" * 64, records=0, schema_version="1", by="ops", published_at=NOW
     )
     assert event_subject("grants-2026", version) == "ccn.dataset.grants-2026.version_published"
+
+
+FIELD_NAMES = sorted({f.name for r in DEFAULT_SCHEMA.records for f in r.fields} | {"Bad Name", "x" * 70})
+HOSTILE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+    | st.sampled_from(["https://example.org/", "12-3456789", "2027-01-31", "10,000", "GB", "usd"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["funder", "opportunity"]),
+    fields=st.dictionaries(st.sampled_from(FIELD_NAMES), HOSTILE, max_size=5),
+    confidence=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_any_proposal_is_merged_or_refused_with_a_typed_error(
+    kind: Any, fields: dict[str, Any], confidence: float
+) -> None:
+    ds = Dataset()
+    ds.run(propose(provenance("seed"), {"name": "Arts Council", "city": "Leeds"}, record_id="fun-a"))
+    command = propose(msgspec.structs.replace(provenance("j"), confidence=confidence), fields, kind=kind)
+    try:
+        events = ds.run(command)
+    except BadInput:
+        return
+    assert events and canonical_bytes(DEFAULT_SCHEMA, ds.state) == canonical_bytes(
+        DEFAULT_SCHEMA, fold_events(DECIDER, NAME, ds.events)
+    )

@@ -315,9 +315,14 @@ class DatasetDecider:
         applied: list[RecordMerge] = []
         changes: list[FieldChange] = []
         held: list[DatasetEvent] = []
+        kinds: dict[str, str] = {}  # the records this proposal names, and their kinds
         for index, (proposal, (values, specs)) in enumerate(zip(command.records, cleaned, strict=True)):
             found = stitch(proposal.kind, proposal.record_id, values, state.records, state.index)
             record_id = found.record_id or new_record_id(proposal.kind, key, index)
+            if kinds.setdefault(record_id, proposal.kind) != proposal.kind:
+                raise BadInput(
+                    f"records[{index}]: record {record_id} is proposed as two kinds", field=f"records[{index}]"
+                )
             confidence = {name: proposal.confidence.get(name, provenance.confidence) for name in values}
             merge = RecordMerge(
                 record_id=record_id,
