@@ -64,12 +64,16 @@ class FieldSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
 
 
-class RecordSchema(msgspec.Struct, frozen=True, kw_only=True):
+class RecordSchema(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     kind: RecordKind
     fields: tuple[FieldSpec, ...]
 
+    @functools.cached_property
+    def by_name(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in self.fields}
+
     def field(self, name: str) -> FieldSpec | None:
-        return next((spec for spec in self.fields if spec.name == name), None)
+        return self.by_name.get(name)
 
 
 class DatasetSchema(msgspec.Struct, frozen=True, kw_only=True):

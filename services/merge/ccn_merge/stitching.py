@@ -6,9 +6,11 @@ The evidence is weighed in this order, and the first that decides, decides:
                   different EINs never join, whatever else agrees.
   3. name, website and place  (funders) the organisation matcher of job type link_entities
                   (ccn_jobs.link_entities: fuzzy names without legal forms, acronyms, kinds of
-                  body, the website's registered domain, country, state and town) scores the
-                  proposal against the records that share an EIN, a domain, an acronym or a rare
-                  name word with it; a different country or state never joins. (opportunities)
+                  body, the website's registered domain, country, state and town) is run on
+                  the proposal and one candidate record at a time (records the dataset keeps
+                  apart are never chained through each other); candidates are the records that
+                  share an EIN, a domain, an acronym or a rare name word with it (at most
+                  MAX_CANDIDATES); a different country or state never joins. (opportunities)
                   the same page URL, or a title alike (the same name similarity) with the same
                   funder; a different funder or country never joins.
   4. category     a join whose categories are disjoint (both given) is not trusted: review.
