@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ccn_core.decider import fold
 from ccn_core.errors import BadInput, Conflict, NotFound
 from ccn_merge.dataset import (
     DatasetDecider,
@@ -19,7 +20,6 @@ from ccn_merge.dataset import (
     canonical_bytes,
     content_hash,
     event_subject,
-    fold_events,
     snapshot,
 )
 from ccn_merge.merge_rules import explain
@@ -395,12 +395,12 @@ def test_replaying_the_same_events_gives_byte_identical_datasets(script: list[ob
     wire = [msgspec.json.encode(event) for event in ds.events]
     for _ in range(2):
         decoded: list[DatasetEvent] = [msgspec.json.decode(raw, type=DatasetEvent) for raw in wire]
-        replayed: DatasetState = fold_events(DECIDER, NAME, decoded)
+        replayed: DatasetState = fold(DECIDER, NAME, decoded)
         assert canonical_bytes(DEFAULT_SCHEMA, replayed) == live
     # and every version's hash is what the dataset held when it was published
     for index, event in enumerate(ds.events):
         if isinstance(event, VersionPublished):
-            upto = fold_events(DECIDER, NAME, ds.events[: index + 1])
+            upto = fold(DECIDER, NAME, ds.events[: index + 1])
             assert content_hash(DEFAULT_SCHEMA, upto) == (event.content_hash, event.records)
 
 
@@ -454,5 +454,5 @@ def test_any_proposal_is_merged_or_refused_with_a_typed_error(
     except BadInput:
         return
     assert events and canonical_bytes(DEFAULT_SCHEMA, ds.state) == canonical_bytes(
-        DEFAULT_SCHEMA, fold_events(DECIDER, NAME, ds.events)
+        DEFAULT_SCHEMA, fold(DECIDER, NAME, ds.events)
     )

@@ -600,13 +600,6 @@ def event_subject(dataset: str, event: DatasetEvent) -> str:
     return subjects.event(AGGREGATE, dataset, tag.split(".", 1)[1])
 
 
-def fold_events(decider: DatasetDecider, name: str, events: Iterable[DatasetEvent]) -> DatasetState:
-    state = decider.initial_state(name)
-    for event in events:
-        decider.evolve(state, event)
-    return state
-
-
 def snapshot_at(
     decider: DatasetDecider, name: str, events: Iterable[DatasetEvent], version: int
 ) -> dict[str, PublishedRecord]:
