@@ -46,7 +46,7 @@ def _funder(index: int) -> dict[str, Any]:
 
 
 def _run(decider: DatasetDecider, state: DatasetState, command: DatasetCommand) -> None:
-    for event in decider.decide(command, state, NOW):
+    for event in decider.decide(command, state, NOW + timedelta(days=1)):
         decider.evolve(state, event)
 
 

@@ -43,6 +43,7 @@ from ccn_proto.datasets import (
 )
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(days=1)  # when the commands are decided: after every observation
 DECIDER = DatasetDecider()
 NAME = "grants"
 
@@ -75,7 +76,7 @@ class Dataset:
         self.state = DECIDER.initial_state(NAME)
         self.events: list[DatasetEvent] = []
 
-    def run(self, command: object, now: datetime = NOW) -> list[DatasetEvent]:
+    def run(self, command: object, now: datetime = LATER) -> list[DatasetEvent]:
         events = DECIDER.decide(command, self.state, now)  # type: ignore[arg-type]
         for event in events:
             DECIDER.evolve(self.state, event)
@@ -291,6 +292,7 @@ def test_retracting_since_a_time_keeps_the_nodes_earlier_contributions() -> None
             propose(msgspec.structs.replace(provenance("j"), observed_at=datetime(2026, 1, 1)), {"name": "ok"}),
             "time zone",
         ),
+        (propose(provenance("j", hours=30), {"name": "ok"}), "in the future"),
         (ProposeMerge(dataset="other", provenance=provenance("j"), records=[]), "not valid"),
         (
             ProposeMerge(

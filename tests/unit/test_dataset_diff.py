@@ -35,7 +35,7 @@ def _history() -> list[DatasetEvent]:
     step = 0
 
     def run(command: object) -> None:
-        for event in DECIDER.decide(command, state, NOW):  # type: ignore[arg-type]
+        for event in DECIDER.decide(command, state, NOW + timedelta(days=1)):  # type: ignore[arg-type]
             DECIDER.evolve(state, event)
             events.append(event)
 

@@ -34,7 +34,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -78,6 +78,7 @@ from ccn_proto.datasets import (
 
 ReviewStatus = Literal["pending", "approved", "rejected", "dropped"]
 MAX_REASONS = 20
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ProvenanceRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -261,7 +262,7 @@ class DatasetDecider:
             raise BadInput(f"the command is for dataset {command.dataset}, not {state.name}", field="dataset")
         match command:
             case ProposeMerge():
-                return self._propose(command, state)
+                return self._propose(command, state, now)
             case ApproveReview():
                 return self._approve(command, state)
             case RejectReview():
@@ -301,9 +302,12 @@ class DatasetDecider:
             raise BadInput(f"records[{index}] proposes no value", field=f"records[{index}].fields")
         return values, used
 
-    def _propose(self, command: ProposeMerge, state: DatasetState) -> list[DatasetEvent]:
+    def _propose(self, command: ProposeMerge, state: DatasetState, now: datetime) -> list[DatasetEvent]:
         provenance = command.provenance
         _aware(provenance.observed_at, "provenance.observed_at")
+        if provenance.observed_at > now + MAX_CLOCK_SKEW:
+            # an observation from the future would win every `overwrite` until then
+            raise BadInput("provenance.observed_at is in the future", field="provenance.observed_at")
         key = provenance.proposal_key()
         if key in state.proposals:
             return []

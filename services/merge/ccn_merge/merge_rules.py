@@ -249,6 +249,8 @@ def _why_lost(spec: FieldSpec, loser: Candidate, best: Candidate | None, winner:
         return "not chosen"
     match spec.rule:
         case "overwrite":
+            if loser.provenance.observed_at == best.provenance.observed_at:
+                return "observed at the same time as the winner, but less confident or proposed earlier"
             return (
                 f"older: observed {loser.provenance.observed_at.isoformat()}, "
                 f"the winner {best.provenance.observed_at.isoformat()}"
