@@ -20,6 +20,7 @@ from ccn_merge.dataset import (
     canonical_bytes,
     content_hash,
     event_subject,
+    explain_field,
     snapshot,
 )
 from ccn_merge.merge_rules import explain
@@ -458,3 +459,14 @@ def test_any_proposal_is_merged_or_refused_with_a_typed_error(
     assert events and canonical_bytes(DEFAULT_SCHEMA, ds.state) == canonical_bytes(
         DEFAULT_SCHEMA, fold(DECIDER, NAME, ds.events)
     )
+
+
+def test_explain_field_answers_or_says_what_is_wrong() -> None:
+    ds = Dataset()
+    ds.run(propose(provenance("j1", source="irs-bmf"), GATES, record_id="fun-gates"))
+    why = explain_field(DEFAULT_SCHEMA, ds.state, "fun-gates", "ein")
+    assert why.value == "56-2618866" and why.rule == "prefer_source"
+    with pytest.raises(NotFound, match="no record 'fun-nope'"):
+        explain_field(DEFAULT_SCHEMA, ds.state, "fun-nope", "ein")
+    with pytest.raises(BadInput, match="a funder has no field 'deadline'"):
+        explain_field(DEFAULT_SCHEMA, ds.state, "fun-gates", "deadline")

@@ -43,10 +43,12 @@ from ccn_core import subjects
 from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
 from ccn_merge.merge_rules import (
     Candidate,
+    Explanation,
     FieldState,
     RecordState,
     Winner,
     choose,
+    explain,
     new_candidate,
     record_changes,
     with_candidate,
@@ -596,6 +598,18 @@ def _retracts(
     if source is None or source.node_id != node_id or (candidate is not None and candidate.retracted):
         return False
     return since is None or source.observed_at >= since
+
+
+def explain_field(schema: DatasetSchema, state: DatasetState, record_id: str, field_name: str) -> Explanation:
+    """Why a record's field is what it is (`ccn datasets explain RECORD FIELD`): NotFound for a
+    record the dataset does not hold, BadInput for a field its kind does not have."""
+    record = state.records.get(record_id)
+    if record is None:
+        raise NotFound(f"dataset {state.name} holds no record {record_id[:128]!r}")
+    spec = schema.field_of(record.kind, field_name)
+    if spec is None:
+        raise BadInput(f"a {record.kind} has no field {field_name[:64]!r}", field="field")
+    return explain(record, spec)
 
 
 def event_subject(dataset: str, event: DatasetEvent) -> str:
