@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.measure import Figure, figure
-from ccn_merge.dataset import DatasetDecider, DatasetState
+from ccn_merge.dataset import DatasetDecider
+from ccn_merge.dataset_state import DatasetState
 from ccn_proto.datasets import DatasetCommand, ProposeMerge, Provenance, PublishVersion, RecordProposal
 
 GROUP = "merge"

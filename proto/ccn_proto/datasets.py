@@ -198,7 +198,7 @@ class NodeRetracted(msgspec.Struct, gc=False, tag="dataset.node_retracted", froz
 
 class VersionPublished(msgspec.Struct, gc=False, tag="dataset.version_published", frozen=True, kw_only=True):
     """Version `version` of the dataset: immutable; `content_hash` is the sha256 of the canonical
-    bytes of every published record (ccn_merge.dataset.canonical_bytes) under schema `schema_version`."""
+    bytes of every published record (ccn_merge.published.canonical_bytes) under schema `schema_version`."""
 
     version: VersionNumber
     content_hash: Sha256Hex

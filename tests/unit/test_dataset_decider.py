@@ -14,16 +14,10 @@ from hypothesis import strategies as st
 
 from ccn_core.decider import fold
 from ccn_core.errors import BadInput, Conflict, NotFound
-from ccn_merge.dataset import (
-    DatasetDecider,
-    DatasetState,
-    canonical_bytes,
-    content_hash,
-    event_subject,
-    explain_field,
-    snapshot,
-)
+from ccn_merge.dataset import DatasetDecider, event_subject, explain_field
+from ccn_merge.dataset_state import DatasetState
 from ccn_merge.merge_rules import explain
+from ccn_merge.published import canonical_bytes, content_hash, snapshot
 from ccn_merge.schema import DEFAULT_SCHEMA
 from ccn_proto.datasets import (
     ApproveReview,

@@ -12,8 +12,9 @@ import msgspec
 import pytest
 
 from ccn_core.errors import NotFound
-from ccn_merge.dataset import DatasetDecider, PublishedField, PublishedRecord, snapshot_at
+from ccn_merge.dataset import DatasetDecider, snapshot_at
 from ccn_merge.diff import DatasetDiff, diff_table, diff_versions
+from ccn_merge.published import PublishedField, PublishedRecord
 from ccn_merge.schema import DEFAULT_SCHEMA
 from ccn_proto.datasets import (
     DatasetEvent,

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from ccn_core.errors import BadInput
-from ccn_merge.dataset import DatasetDecider, DatasetState
+from ccn_merge.dataset import DatasetDecider
+from ccn_merge.dataset_state import DatasetState
 from ccn_merge.stitching import MAX_CANDIDATES, new_record_id, stitch
 from ccn_proto.datasets import ProposeMerge, Provenance, RecordKind, RecordProposal
 

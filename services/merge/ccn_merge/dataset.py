@@ -13,7 +13,7 @@ merge service loads, decides and appends around it.
 - `ApproveReview` / `RejectReview`: a held record applies (to the record the reviewer names,
   for an ambiguous match) or never does; each decision is an event with the reviewer and comment.
 - `PublishVersion`: version n+1 with the sha256 of the canonical bytes of every published
-  record (`canonical_bytes`); a version is never edited, and one that would equal the last is
+  record (ccn_merge.published.canonical_bytes); a version is never edited, and one that would equal the last is
   refused.
 - `RetractNode`: every candidate of the node (observed since `since`) is marked retracted, not
   removed; its fields fall back to the next-best candidate, its held changes are dropped, and
@@ -31,16 +31,14 @@ the rules ends on the candidates' arrival order, which is the event order.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
 import msgspec
 
 from ccn_core import subjects
 from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
+from ccn_merge.dataset_state import DatasetState, Review, review_id
 from ccn_merge.merge_rules import (
     Candidate,
     Explanation,
@@ -53,8 +51,9 @@ from ccn_merge.merge_rules import (
     record_changes,
     with_candidate,
 )
+from ccn_merge.published import PublishedRecord, content_hash, snapshot
 from ccn_merge.schema import DEFAULT_SCHEMA, DatasetSchema, FieldSpec, clean_value
-from ccn_merge.stitching import STITCH_FIELDS, StitchIndex, new_record_id, stitch
+from ccn_merge.stitching import STITCH_FIELDS, new_record_id, stitch
 from ccn_proto.constraints import document_problem
 from ccn_proto.datasets import (
     AGGREGATE,
@@ -78,149 +77,8 @@ from ccn_proto.datasets import (
     VersionPublished,
 )
 
-ReviewStatus = Literal["pending", "approved", "rejected", "dropped"]
 MAX_REASONS = 20
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-
-
-class ProvenanceRef(msgspec.Struct, frozen=True, kw_only=True):
-    source: str
-    job_id: str
-    node_id: str
-    result_checksum: str
-
-
-class PublishedField(msgspec.Struct, frozen=True, kw_only=True):
-    value: FieldValue
-    rule: str
-    provenance: list[ProvenanceRef]
-
-
-class PublishedRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A record as a version publishes it: each field's value with the rule and candidates behind it."""
-
-    record_id: str
-    kind: str
-    fields: dict[str, PublishedField]
-
-    def values(self) -> dict[str, FieldValue]:
-        return {name: f.value for name, f in self.fields.items()}
-
-
-@dataclass(slots=True)
-class Review:
-    review_id: str
-    provenance: Provenance
-    record: RecordMerge
-    changes: list[FieldChange]
-    reasons: list[str]
-    stitch_candidates: list[str]
-    status: ReviewStatus = "pending"
-    reviewer: str = ""
-    comment: str = ""
-
-
-@dataclass(slots=True)
-class DatasetState:
-    name: str
-    records: dict[str, RecordState] = field(default_factory=dict)
-    index: StitchIndex = field(default_factory=StitchIndex)
-    proposals: set[str] = field(default_factory=set)  # proposal keys already decided
-    reviews: dict[str, Review] = field(default_factory=dict)
-    versions: list[VersionPublished] = field(default_factory=list)
-    records_of_node: dict[str, set[str]] = field(default_factory=dict)
-    next_seq: int = 0
-
-    def pending_reviews(self) -> list[Review]:
-        return [r for r in self.reviews.values() if r.status == "pending"]
-
-
-def review_id(proposal_key: str, index: int) -> str:
-    return "rev-" + hashlib.sha256(f"{proposal_key}\n{index}".encode()).hexdigest()[:24]
-
-
-# ---- the published form and its bytes ----
-
-
-def published_record(
-    schema: DatasetSchema, record: RecordState, winners: Mapping[str, Winner | None] | None = None
-) -> PublishedRecord | None:
-    """The record as published (None: no field has a value); `winners` overrides some fields'."""
-    specs = schema.record(record.kind)
-    fields: dict[str, PublishedField] = {}
-    for name in sorted(record.fields):
-        state = record.fields[name]
-        winner = winners[name] if winners is not None and name in winners else state.winner
-        if winner is None or specs.field(name) is None:
-            continue
-        chosen = set(winner.chosen)
-        refs = [
-            ProvenanceRef(
-                source=c.provenance.source,
-                job_id=c.provenance.job_id,
-                node_id=c.provenance.node_id,
-                result_checksum=c.provenance.result_checksum,
-            )
-            for c in state.candidates
-            if c.seq in chosen
-        ]
-        fields[name] = PublishedField(value=winner.value, rule=winner.rule, provenance=refs)
-    if not fields:
-        return None
-    return PublishedRecord(record_id=record.record_id, kind=record.kind, fields=fields)
-
-
-_ENCODER = msgspec.json.Encoder(order="sorted")
-
-
-def _record_bytes(schema: DatasetSchema, record: RecordState) -> bytes:
-    if record.canonical is None:
-        published = published_record(schema, record)
-        record.canonical = b"" if published is None else _ENCODER.encode(published)
-    return record.canonical
-
-
-def _lines(
-    schema: DatasetSchema, state: DatasetState, overrides: Mapping[str, Mapping[str, Winner | None]] | None
-) -> Iterator[bytes]:
-    for record_id in sorted(state.records):
-        record = state.records[record_id]
-        if overrides is not None and record_id in overrides:
-            published = published_record(schema, record, overrides[record_id])
-            line = b"" if published is None else _ENCODER.encode(published)
-        else:
-            line = _record_bytes(schema, record)
-        if line:
-            yield line
-
-
-def canonical_bytes(
-    schema: DatasetSchema, state: DatasetState, overrides: Mapping[str, Mapping[str, Winner | None]] | None = None
-) -> bytes:
-    """Every published record, one JSON line each (keys sorted, a newline after each), in
-    record-id order; `overrides` replaces some records' winners (a retraction's preview)."""
-    return b"".join(line + b"\n" for line in _lines(schema, state, overrides))
-
-
-def content_hash(
-    schema: DatasetSchema, state: DatasetState, overrides: Mapping[str, Mapping[str, Winner | None]] | None = None
-) -> tuple[str, int]:
-    """The sha256 of the canonical bytes, and the number of published records."""
-    digest = hashlib.sha256()
-    count = 0
-    for line in _lines(schema, state, overrides):
-        digest.update(line + b"\n")
-        count += 1
-    return digest.hexdigest(), count
-
-
-def snapshot(schema: DatasetSchema, state: DatasetState) -> dict[str, PublishedRecord]:
-    records = {}
-    for record_id in sorted(state.records):
-        published = published_record(schema, state.records[record_id])
-        if published is not None:
-            records[record_id] = published
-    return records
 
 
 # ---- the decider ----

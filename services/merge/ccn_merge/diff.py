@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from ccn_merge.dataset import PublishedRecord
+from ccn_merge.published import PublishedRecord
 from ccn_merge.schema import DatasetSchema, same_value
 from ccn_proto.datasets import FieldValue
 
