@@ -43,6 +43,7 @@ from bench.lifecycle_footprint import job_footprints
 from bench.lifecycle_overload import overload
 from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
+from bench.merge_bench import merge_figures
 from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
 from bench.proxy_bench import proxy_figures
@@ -61,7 +62,7 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance, fetch, crawl):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, merge, documents, html, governance, fetch, crawl):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -241,6 +242,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += nlp_figures(quick=QUICK)
     if not ONLY or "linking" in ONLY:
         figures += linking_figures(quick=QUICK)  # pure handlers: no servers
+    if not ONLY or "merge" in ONLY:
+        figures += merge_figures(quick=QUICK)  # the dataset decider alone: no servers
     if not ONLY or "documents" in ONLY:
         figures += document_figures(quick=QUICK)
     if not ONLY or "html" in ONLY:

@@ -33,6 +33,8 @@ def test_every_event_type_is_documented() -> None:
         "crawl_events",
         "crawler_commands",
         "domain_commands",
+        "dataset_events",
+        "dataset_commands",
     }
 
 
@@ -64,3 +66,20 @@ def test_every_domain_policy_command_is_documented() -> None:
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
     assert tags == {"allow", "block", "update", "get", "import"}
+
+
+def test_every_dataset_event_is_documented() -> None:
+    schema = family_schema("dataset_events")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {
+        "dataset.merge_applied",
+        "dataset.review_requested",
+        "dataset.review_approved",
+        "dataset.review_rejected",
+        "dataset.node_retracted",
+        "dataset.version_published",
+    }
