@@ -1,28 +1,31 @@
 """How replicas of a job type are compared, and how many it takes to agree (CC-33).
 
 A job type that asks for consensus declares a `ConsensusSpec`: how many replicas to issue at
-first (`replicas`), how many agreeing results finalise it (`quorum`), how many results at most
-before it goes to a reviewer (`max_replicas`), whether a node with a long run of agreed results
-may have its result finalised alone (`adaptive`, with `spot_check_rate` of such results
-replicated anyway), and a `Comparator`.
+first (`replicas`), how many agreeing results finalise it (`quorum`, and `untrusted_extra` more
+when none of the agreeing nodes is trusted), how many jobs at most before it goes to a reviewer
+(`max_replicas`), whether a node with a long run of agreed results may have its result
+finalised alone (`adaptive`, with `spot_check_rate` of such results replicated anyway), and a
+`Comparator`.
 
 A comparator is data: rules for named field paths, every other field compared exactly (as
 canonical bytes: msgspec.json.encode(order="sorted"), what ccn_core's result checksum hashes).
 A path is dot-separated keys into the decoded result (a dict of builtins; a tuple counts as a
-list, as msgspec.to_builtins leaves one and the JSON encoding makes it); a key ending in `[]` names a list whose
-elements the rest of the path walks, element by element (`contributions[].points`). The rules:
+list, as msgspec.to_builtins leaves one where the JSON encoding writes a list); a key ending in
+`[]` names a list whose elements the rest of the path walks, element by element
+(`contributions[].points`). The rules:
 - `NumericTolerance`: numbers within `abs_tol` or `rel_tol` (math.isclose); NaN agrees only with
   NaN (both encode as null), a number never with a non-number;
 - `FuzzyText`: strings whose rapidfuzz ratio (0..1) after NFC normalisation and whitespace
   collapsing reaches `threshold`; texts over MAX_FUZZY_CHARS agree only when equal after
   normalisation, so a long text cannot make a comparison cost seconds;
-- `Ignored`: not compared at all (present or absent alike in both, though);
 - `SetOverlap`: a list taken as a set of items keyed by `key_fields` (each item's whole canonical
   bytes for scalars or when no key is named), agreeing when their Jaccard index reaches
-  `threshold`; two empty sets agree; a list over MAX_SET_ITEMS agrees only when equal.
-Each rule is a pure function of two values; `results_agree` applies them all and compares what is
-left exactly. None of them is transitive except exact equality: the consensus decider clusters
-results in arrival order (ccn_validation.consensus) so the outcome never depends on it.
+  `threshold`; two empty sets agree; a list over MAX_SET_ITEMS agrees only when equal;
+- `Ignored`: not compared (though a field present in one result must be present in the other).
+A path absent from both results agrees; absent from one, it does not. Each rule is a pure,
+symmetric function of two values; `results_agree` applies them all and compares what is left
+exactly. Only exact equality is transitive: the consensus decider clusters results by a rule
+that depends on their arrival order alone (ccn_validation.consensus).
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ EXACT: Final = Comparator()
 
 class ConsensusSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`replicas` results are sought at first (the first job's included), `quorum` of them must
-    agree, and past `max_replicas` results without a quorum the job goes to review. A class of
+    agree, and at `max_replicas` jobs (results, replicas out and replicas lost) without a quorum
+    the job goes to review. A class of
     agreeing results from nodes none of which adaptive replication trusts needs
     `untrusted_extra` more (ccn_validation.consensus says why)."""
 

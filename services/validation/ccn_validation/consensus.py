@@ -1,27 +1,31 @@
 """Consensus of one job group (a job and its replicas), as a pure decider (CC-33).
 
-The validation service records each validated result of the group's jobs here (`ResultArrived`),
-and the decider says what follows, as events (ccn_proto.consensus):
-- the group's first result, from a node adaptive replication trusts for the job type
-  (ccn_validation.trust, which the shell asks before it sends the command): finalised alone;
-  from any other node: `replicas - 1` more replicas requested;
+The validation service records each validated result of the group's jobs here (`ResultArrived`,
+with the node's trust facts from ccn_validation.trust), and the decider says what follows, as
+events (ccn_proto.consensus):
+- the group's first result, from a node adaptive replication trusts for the job type (and no
+  spot check drawn): finalised alone; from any other node: `replicas - 1` more replicas asked
+  for (of the scheduler, which creates them as jobs with `replica_of`);
 - a result that brings an agreement class to its quorum: verified and finalised, every node
-  outside the class disagreed (`consensus.node_disagreed`, which the governance score counts).
-  A class's quorum is the spec's `quorum` when one of its nodes is trusted for the job type,
-  and `quorum + untrusted_extra` when none is: two colluding forgers on two addresses are as
-  likely to be drawn for one group as any two nodes, and agree; with no trusted node among
-  them they need a third accomplice, drawn too. Forgers are never trusted (their runs of
-  agreed results end at each disagreement), and once honest nodes are, most quorums hold one.
-  A result from a node on probation (its latest compared result for the job type disagreed)
-  joins its class but is no vote towards the quorum: a forger is outvoted by honest nodes
-  from its first group with one, and from then on its agreement with other forgers counts for
-  nothing; an honest node that erred once comes off probation with its next agreed result;
-- otherwise more replicas, as many as the quorum still lacks beyond those awaited, up to
-  `max_replicas` jobs in all (results, replicas awaited, replicas lost); at that cap, with
-  nothing awaited, the group goes to review, where a reviewer accepts one class or none;
+  outside the class disagreed (`consensus.node_disagreed`, which the governance score counts);
+- otherwise more replicas, as many as the best class still lacks beyond those awaited (counted
+  as if they came from trusted nodes, as most do once the network has warmed up; if they do not,
+  the next result asks again), up to `max_replicas` jobs in all (results, replicas awaited,
+  replicas lost); at that cap, with nothing awaited, the group goes to review, where a reviewer
+  accepts one class or none;
 - a result after the group was finalised is judged against its answer (node_agreed or
   node_disagreed); one from a node, or an ip_hash, already in the group does not count (the
   claim path should never have offered it: ccn_core.replicas) and is treated as a lost replica.
+
+Votes. A class's quorum is the spec's `quorum` when one of its nodes is trusted for the job
+type, and `quorum + untrusted_extra` when none is: two colluding forgers on two addresses are as
+likely to be drawn for one group as any two nodes, and agree; with no trusted node among them
+they need a third accomplice, drawn too. Forgers are never trusted (their runs of agreed
+results end at each disagreement), and once honest nodes are, most quorums hold one. A result
+from a node on probation (its latest compared result for the job type disagreed) joins its
+class but is no vote: a forger is outvoted by honest nodes in its first group with one, and
+from then on its agreement with other forgers counts for nothing; an honest node that erred
+once comes off probation with its next agreed result (every member of a verified class agreed).
 
 Agreement classes. Comparators with tolerances are not transitive (a ~ b and b ~ c, yet not
 a ~ c), so the classes are built by one deterministic rule: results in arrival order, each
