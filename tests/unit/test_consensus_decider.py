@@ -11,7 +11,7 @@ import pytest
 from ccn_core.decider import fold
 from ccn_core.domain.job import result_checksum
 from ccn_core.errors import Conflict
-from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, NumericTolerance
+from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, FuzzyText, NumericTolerance
 from ccn_proto.consensus import (
     AgreementClass,
     ConsensusEvent,
@@ -325,7 +325,7 @@ TOLERANT = ConsensusDecider(
 )
 
 
-def _results(values: list[float]) -> list[ResultRecorded]:
+def _results(values: list[Any]) -> list[ResultRecorded]:
     return [recorded(arrived(f"job-{index}", f"n{index}", value)) for index, value in enumerate(values)]
 
 
@@ -374,3 +374,14 @@ def test_results_on_probation_join_their_class_but_do_not_count_towards_its_quor
     verified = history[-2]
     assert isinstance(verified, ConsensusVerified)
     assert verified.agreeing_nodes == ["n1", "n2", "n3"]  # all three agreed: n2 comes off probation
+
+
+def test_fuzzy_text_classes_follow_arrival_order_alone() -> None:
+    """'abcdefghij' ~ 'abcdefghiX' ~ 'abcdefghYX' at ratio 0.9, yet the first and the last are
+    0.8 apart: the last joins the first class only when it arrives before the first result."""
+    comparator = Comparator(rules=(FuzzyText(path="value", threshold=0.9),))
+    a, b, c = "abcdefghij", "abcdefghiX", "abcdefghYX"
+    texts_of = lambda classes: [[r.result["value"] for r in members] for members in classes]  # noqa: E731
+    assert texts_of(agreement_classes(_results([a, b, c]), comparator)) == [[a, b], [c]]
+    assert texts_of(agreement_classes(_results([b, a, c]), comparator)) == [[b, a, c]]
+    assert texts_of(agreement_classes(_results([c, a, b]), comparator)) == [[c, b], [a]]
