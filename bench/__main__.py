@@ -15,6 +15,7 @@ import nats
 import uvloop
 
 from bench.campaign_bench import campaign_figures
+from bench.consensus_bench import consensus_figures
 from bench.documents_bench import document_figures
 from bench.eventstore_bench import (
     BENCH,
@@ -62,7 +63,8 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, merge, documents, html, governance, fetch, crawl):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, merge, consensus, documents, html,
+# governance, fetch, crawl):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -244,6 +246,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += linking_figures(quick=QUICK)  # pure handlers: no servers
     if not ONLY or "merge" in ONLY:
         figures += merge_figures(quick=QUICK)  # the dataset decider alone: no servers
+    if not ONLY or "consensus" in ONLY:
+        figures += consensus_figures(quick=QUICK)  # the forger simulation: pure, no servers
     if not ONLY or "documents" in ONLY:
         figures += document_figures(quick=QUICK)
     if not ONLY or "html" in ONLY:

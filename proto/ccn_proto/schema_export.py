@@ -12,7 +12,18 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, crawl, datasets, deadletter, domains, fetch, node_protocol, registry, scheduler
+from ccn_proto import (
+    compute_api,
+    consensus,
+    crawl,
+    datasets,
+    deadletter,
+    domains,
+    fetch,
+    node_protocol,
+    registry,
+    scheduler,
+)
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
@@ -85,6 +96,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     "fetch_events": (Envelope[fetch.FetchEvent],),
     "fetch_commands": (fetch.FetchPage, fetch.FetchedPage, fetch.FetchRefused, fetch.FetchFailed, CommandError),
     "crawl_events": (Envelope[crawl.CampaignEvent],),
+    "consensus_events": (Envelope[consensus.ConsensusEvent],),
     "crawler_commands": (
         crawl.StartCampaign,
         crawl.PauseCampaign,

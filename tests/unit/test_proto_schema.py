@@ -35,6 +35,29 @@ def test_every_event_type_is_documented() -> None:
         "domain_commands",
         "dataset_events",
         "dataset_commands",
+        "consensus_events",
+    }
+
+
+def test_every_consensus_event_is_documented() -> None:
+    schema = family_schema("consensus_events")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {
+        "consensus.replica_issued",
+        "consensus.result_recorded",
+        "consensus.partial",
+        "consensus.replica_requested",
+        "consensus.replica_lost",
+        "consensus.verified",
+        "consensus.finalised",
+        "consensus.sent_to_review",
+        "consensus.review_rejected",
+        "consensus.node_agreed",
+        "consensus.node_disagreed",
     }
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, NumericTolerance
 from ccn_jobs.document_classifier import (
     LABELS,
     ClassificationRules,
@@ -157,6 +158,18 @@ SAMPLE_PAYLOADS: tuple[ClassifyDocumentPayload, ...] = (
     ClassifyDocumentPayload(text="Our bakery opens at 7 am every day. Try the sourdough and the cinnamon rolls."),
 )
 
+CONSENSUS = ConsensusSpec(
+    # the label and the rules that fired must match; probabilities may differ in their last
+    # digits between CPUs and maths libraries
+    comparator=Comparator(
+        rules=(
+            NumericTolerance(path="confidence", abs_tol=1e-6),
+            NumericTolerance(path="scores[].probability", abs_tol=1e-6),
+        )
+    ),
+)
+
+
 CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -166,4 +179,5 @@ CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = Jo
     consent_scope="nlp",
     description="The kind of page a text is (grant opportunity, funder profile, news, ...) with a confidence (CC-71)",
     sample_payloads=SAMPLE_PAYLOADS,
+    consensus=CONSENSUS,
 )

@@ -28,6 +28,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, Ignored
 from ccn_jobs.crawl import CrawledPage
 from ccn_jobs.crawled_pages import (
     MAX_LINKS,
@@ -171,6 +172,13 @@ _SAMPLE_HTML = (
     "<a rel='nofollow' href='/login'>Log in</a></article></body></html>"
 )
 
+CONSENSUS = ConsensusSpec(
+    # the content (its hash, text, links and fields) must be the same; a server's validators may
+    # differ between two fetches of one page (one per CDN node) and are not compared
+    comparator=Comparator(rules=(Ignored(path="fetch.etag"), Ignored(path="fetch.last_modified"))),
+)
+
+
 CRAWL_DOMAIN_PAGE: JobType[CrawlDomainPagePayload, CrawlDomainPageResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -191,4 +199,5 @@ CRAWL_DOMAIN_PAGE: JobType[CrawlDomainPagePayload, CrawlDomainPageResult] = JobT
         CrawlDomainPagePayload(url=_SAMPLE_URL, pages=[sample_page(_SAMPLE_URL, "<h1>Gone</h1>", status=404)]),
     ),
     crawl=single_url_crawl(),
+    consensus=CONSENSUS,
 )

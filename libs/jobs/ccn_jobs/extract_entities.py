@@ -26,6 +26,7 @@ from typing import Annotated
 
 import msgspec
 
+from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, SetOverlap
 from ccn_jobs.entity_rules import (
     ENTITY_TYPES,
     EntityType,
@@ -151,6 +152,14 @@ SAMPLE_PAYLOADS: tuple[ExtractEntitiesPayload, ...] = (
     ExtractEntitiesPayload(text="Applications close in two weeks; grants of up to £5,000 are available."),
 )
 
+CONSENSUS = ConsensusSpec(
+    # the same entities at the same places; their confidences are the rules' own and not compared
+    comparator=Comparator(
+        rules=(SetOverlap(path="entities", key_fields=("type", "start", "end", "value", "currency"), threshold=0.95),)
+    ),
+)
+
+
 EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -160,4 +169,5 @@ EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobTy
     consent_scope="nlp",
     description="Organisations, titles, deadlines, amounts, program areas and people in a text, normalised (CC-72)",
     sample_payloads=SAMPLE_PAYLOADS,
+    consensus=CONSENSUS,
 )

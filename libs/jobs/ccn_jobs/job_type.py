@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from ccn_jobs.consensus_rules import ConsensusSpec
 from ccn_jobs.crawl import CrawlSpec
 from ccn_proto.nodes import ConsentScope
 
@@ -26,7 +27,9 @@ class JobType(Generic[P, R]):
     determinism test runs each in two processes and compares the results' bytes.
     `consent_scope` is the kind of work it is: a node is offered it only when it consented to
     that scope. `crawl`: how a crawl job type fetches its pages through the proxy before the
-    handler runs (ccn_jobs.crawl); None for every job type that fetches nothing."""
+    handler runs (ccn_jobs.crawl); None for every job type that fetches nothing. `consensus`: how
+    many nodes' results must agree, and how they are compared (ccn_jobs.consensus_rules); None:
+    one replica, its validated result finalised alone."""
 
     name: str
     version: str
@@ -37,3 +40,4 @@ class JobType(Generic[P, R]):
     description: str = ""
     sample_payloads: tuple[P, ...] = ()
     crawl: CrawlSpec[P] | None = None
+    consensus: ConsensusSpec | None = None

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, FuzzyText, NumericTolerance
 from ccn_jobs.enrich_opportunity import (
     EligibilityKind,
     EnrichOpportunityPayload,
@@ -320,6 +321,21 @@ SAMPLE_PAYLOADS: tuple[ScoreOpportunityPayload, ...] = (
     ),
 )
 
+CONSENSUS = ConsensusSpec(
+    # floating-point sums may differ in their last digits between platforms; the explanation
+    # prints the same numbers rounded, so it may differ by a digit
+    comparator=Comparator(
+        rules=(
+            NumericTolerance(path="relevance_score", abs_tol=0.01),
+            NumericTolerance(path="contributions[].weight", abs_tol=1e-9, rel_tol=1e-9),
+            NumericTolerance(path="contributions[].value", abs_tol=1e-6),
+            NumericTolerance(path="contributions[].points", abs_tol=0.01),
+            FuzzyText(path="explanation", threshold=0.97),
+        )
+    ),
+)
+
+
 SCORE_OPPORTUNITY: JobType[ScoreOpportunityPayload, ScoreOpportunityResult] = JobType(
     name=NAME,
     version=VERSION,
@@ -329,4 +345,5 @@ SCORE_OPPORTUNITY: JobType[ScoreOpportunityPayload, ScoreOpportunityResult] = Jo
     consent_scope="enrichment",
     description="Relevance score 0-100 of an opportunity to a profile, with each feature's contribution (CC-75)",
     sample_payloads=SAMPLE_PAYLOADS,
+    consensus=CONSENSUS,
 )
