@@ -31,10 +31,11 @@ import psutil
 from aiohttp import web
 
 from bench.lifecycle_bench import Stack, running_stack
+from bench.lifecycle_costs import CpuMeter, stack_processes
 from bench.measure import Figure, figure
 from ccn_cli.stack.ports import free_port
 from ccn_proto.crawl import CampaignSettings, CampaignView
-from tests.support.servers import start_nats, start_postgres
+from tests.support.servers import EmbeddedNats, EmbeddedPostgres, start_nats, start_postgres
 
 GROUP = "crawl"
 CCN = str(Path(sys.executable).parent / "ccn")
@@ -105,7 +106,16 @@ async def _admin(http: aiohttp.ClientSession, stack: Stack, method: str, path: s
         return answer
 
 
-async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, nodes: int, concurrency: int) -> Figure:
+async def crawl_campaign(
+    stack: Stack,
+    web_port: int,
+    hosts: int,
+    pages: int,
+    nodes: int,
+    concurrency: int,
+    server_pids: tuple[int, int],
+) -> Figure:
+    """`server_pids`: NATS's and PostgreSQL's, whose CPU a page costs too."""
     header = "domain,permission,include_subdomains,requests_per_minute,requests_per_hour,max_concurrent,"
     header += "allowed_paths,allowed_patterns,notes,reviewer,reviewed_at\n"
     rows = "".join(f"{site_name(i)},allow,false,600,36000,8,,,the bench web,bench,\n" for i in range(hosts))
@@ -122,8 +132,12 @@ async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, no
         async with aiohttp.ClientSession() as http:
             await _admin(http, stack, "POST", "/admin/domains/import", (header + rows).encode(), "text/csv")
             await asyncio.sleep(2.0)  # the proxy's policy book takes the import in
+            processes = stack_processes(stack.home, *server_pids)  # "bench": this process, the web and the poller
+            processes.update({f"node {index}": psutil.Process(worker.pid) for index, worker in enumerate(workers)})
+            meter = CpuMeter(processes, with_children=frozenset(name for name in processes if name != "bench"))
             started = time.perf_counter()
             cpu_before = psutil.cpu_times()
+            meter.start()
             path = f"/admin/crawl/campaigns/{CAMPAIGN}"
             await _admin(http, stack, "PUT", path, msgspec.json.encode(settings), "application/json")
             view: CampaignView | None = None
@@ -137,6 +151,7 @@ async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, no
                     break
             elapsed = time.perf_counter() - started
             cpu = psutil.cpu_times()
+            spent = meter.stop()
     finally:
         for worker in workers:
             worker.terminate()
@@ -148,6 +163,15 @@ async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, no
     assert view is not None
     busy = (cpu.user + cpu.system) - (cpu_before.user + cpu_before.system)
     done = view.crawled
+    by_part: dict[str, float] = {}
+    for name, seconds in spent.items():
+        part = "nodes" if name.startswith("node ") else name
+        by_part[part] = by_part.get(part, 0.0) + seconds
+    costliest = sorted(by_part.items(), key=lambda item: -item[1])[:6]
+    cost = ", ".join(f"{name} {seconds * 1000 / max(done, 1):.0f}" for name, seconds in costliest)
+    # the system's own share: nodes are volunteers' machines and the bench is the web it crawls
+    server_ms = sum(seconds for name, seconds in by_part.items() if name not in ("nodes", "bench"))
+    server_ms = server_ms * 1000 / max(done, 1)
     result = figure(
         f"crawl campaign end to end: {pages:,} pages over {hosts} local sites, {nodes} nodes x {concurrency}",
         GROUP,
@@ -155,7 +179,9 @@ async def crawl_campaign(stack: Stack, web_port: int, hosts: int, pages: int, no
         elapsed,
         notes=f"crawled {done:,} of {pages:,} (failed {view.failed}, in flight {view.in_flight} at the end, "
         f"near-duplicates {view.near_duplicates}); the machine's {os.cpu_count()} cores busy "
-        f"{busy / elapsed:.2f} on average; politeness allows {hosts * 10} pages/s",
+        f"{busy / elapsed:.2f} on average; CPU ms a page: {cost}; the services, NATS and PostgreSQL together "
+        f"{server_ms:.0f} ms a page (~{2000 / max(server_ms, 0.001):.0f} pages/s on 2 cores without the nodes); "
+        f"politeness allows {hosts * 10} pages/s",
     )
     return result
 
@@ -180,7 +206,11 @@ async def _figures(workdir: Path, *, quick: bool) -> list[Figure]:
             async with running_stack(
                 nats_server.url, postgres.dsn("crawl"), workdir / "stack-crawl", ports, extra
             ) as stack:
-                return [await crawl_campaign(stack, web_port, hosts, pages, nodes=4, concurrency=16)]
+                # the figures count the servers' CPU too: the bench starts its own
+                assert isinstance(nats_server, EmbeddedNats)
+                assert isinstance(postgres, EmbeddedPostgres)
+                server_pids = (nats_server.running.pid, postgres.running.pid)
+                return [await crawl_campaign(stack, web_port, hosts, pages, 4, 16, server_pids)]
         finally:
             await runner.cleanup()
     finally:
