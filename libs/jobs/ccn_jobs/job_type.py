@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from ccn_jobs.crawl import CrawlSpec
+from ccn_jobs.result_rules import NO_RULES, ResultRules, rules_problems
 from ccn_proto.nodes import ConsentScope
 
 P = TypeVar("P", bound=msgspec.Struct)
@@ -26,7 +27,10 @@ class JobType(Generic[P, R]):
     determinism test runs each in two processes and compares the results' bytes.
     `consent_scope` is the kind of work it is: a node is offered it only when it consented to
     that scope. `crawl`: how a crawl job type fetches its pages through the proxy before the
-    handler runs (ccn_jobs.crawl); None for every job type that fetches nothing."""
+    handler runs (ccn_jobs.crawl); None for every job type that fetches nothing.
+    `result_rules`: the business rules a result must meet beyond its schema, checked by the
+    validation service (ccn_jobs.result_rules); by default none. They are versioned on their
+    own, and `schema_version` names both versions: what a result was judged against."""
 
     name: str
     version: str
@@ -37,3 +41,14 @@ class JobType(Generic[P, R]):
     description: str = ""
     sample_payloads: tuple[P, ...] = ()
     crawl: CrawlSpec[P] | None = None
+    result_rules: ResultRules = NO_RULES
+
+    def __post_init__(self) -> None:
+        problems = rules_problems(self.result_type, self.result_rules)
+        if problems:
+            raise ValueError(f"job type {self.name}: its result rules do not fit its result: {'; '.join(problems)}")
+
+    @property
+    def schema_version(self) -> str:
+        """The job type's version and its result rules' version: "3+rules.2"."""
+        return f"{self.version}+rules.{self.result_rules.version}"
