@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, crawl, deadletter, domains, fetch, node_protocol, registry, scheduler
+from ccn_proto import compute_api, crawl, deadletter, domains, fetch, node_protocol, registry, results, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
@@ -95,6 +95,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
         crawl.CampaignList,
         CommandError,
     ),
+    "result_events": (Envelope[results.VerdictEvent],),
 }
 
 

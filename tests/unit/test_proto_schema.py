@@ -1,3 +1,4 @@
+from ccn_proto.results import REASON_CODES
 from ccn_proto.schema_export import FAMILIES, drifted, family_schema
 
 
@@ -33,6 +34,7 @@ def test_every_event_type_is_documented() -> None:
         "crawl_events",
         "crawler_commands",
         "domain_commands",
+        "result_events",
     }
 
 
@@ -64,3 +66,14 @@ def test_every_domain_policy_command_is_documented() -> None:
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
     assert tags == {"allow", "block", "update", "get", "import"}
+
+
+def test_every_verdict_event_is_documented() -> None:
+    schema = family_schema("result_events")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {"result.validated", "result.rejected", "result.released", "result.discarded"}
+    assert set(schema["$defs"]["Reason"]["properties"]["code"]["enum"]) == set(REASON_CODES)

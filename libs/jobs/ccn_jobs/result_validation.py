@@ -56,6 +56,9 @@ MAX_RESULT_BYTES: Final = 1024 * 1024
 # the rules' walk over one result: a valid result of any type needs far fewer (tens of thousands)
 MAX_VALUES_VISITED: Final = 200_000
 _SHOWN_CHARS = 60
+CHECKSUM_MISMATCH: Final = (
+    "the asserted checksum is not the sha256 of the result's canonical JSON (sorted keys, no spaces)"
+)
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,11 +103,7 @@ def judge_result(
         canonical, document = read
         checksum = hashlib.sha256(canonical).hexdigest()
         if not isinstance(asserted_checksum, str) or asserted_checksum != checksum:
-            reasons.add(
-                "checksum",
-                None,
-                "the asserted checksum is not the sha256 of the result's canonical JSON (sorted keys, no spaces)",
-            )
+            reasons.add("checksum", None, CHECKSUM_MISMATCH)
         if job is not None and isinstance(document, dict):
             _judge_against(job, canonical, document, reasons)
     return Verdict(
@@ -176,7 +175,7 @@ def _judge_against(job: JobType[Any, Any], canonical: bytes, document: dict[str,
         reasons.add("schema", None, f"not a valid {job.name} result: {type(error).__name__}")
         checked = document
     else:
-        checked = msgspec.to_builtins(decoded)
+        checked = msgspec.to_builtins(decoded)  # a Struct's tuples stay tuples: the rules read both
     try:
         _check_rules(job.result_rules, checked, reasons)
     except _OutOfBudget:
@@ -255,7 +254,7 @@ def _leaves(
     value = obj.get(name, _MISSING)
     budget.spend()
     if each:
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             return
         budget.spend(len(value))
         for position, item in enumerate(value):
@@ -273,7 +272,7 @@ def _problem(rule: Rule, holder: dict[str, Any], value: Any) -> tuple[ReasonCode
     if isinstance(rule, Mandatory):
         if value is _MISSING or value is None:
             return "mandatory", "is missing"
-        if (isinstance(value, str) and not value.strip()) or (isinstance(value, list | dict) and not value):
+        if (isinstance(value, str) and not value.strip()) or (isinstance(value, list | tuple | dict) and not value):
             return "mandatory", "is empty"
         return None
     if value is _MISSING or value is None:
@@ -295,7 +294,7 @@ def _problem(rule: Rule, holder: dict[str, Any], value: Any) -> tuple[ReasonCode
                 return "bounds", f"{_shown(value)} is below the minimum {ge:g}"
             if le is not None and not value <= le:
                 return "bounds", f"{_shown(value)} is above the maximum {le:g}"
-        case Size(min_length=low, max_length=high) if isinstance(value, str | list):
+        case Size(min_length=low, max_length=high) if isinstance(value, str | list | tuple):
             unit = "characters" if isinstance(value, str) else "items"
             if low is not None and len(value) < low:
                 return "bounds", f"has {len(value)} {unit}; at least {low}"
@@ -315,7 +314,7 @@ def _is_number(value: Any) -> bool:
 
 def _one_of(value: Any, values: tuple[Any, ...]) -> bool:
     """`value` equals one of `values`, a bool only a bool (True is no 1 here)."""
-    if value is _MISSING or isinstance(value, list | dict) or value is None:
+    if value is _MISSING or isinstance(value, list | tuple | dict) or value is None:
         return False
     is_bool = isinstance(value, bool)
     return any(isinstance(candidate, bool) == is_bool and candidate == value for candidate in values)
@@ -330,8 +329,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        quoted = repr(value[:_SHOWN_CHARS])
-        return f"{quoted}…" if len(value) > _SHOWN_CHARS else quoted
+        quoted = repr(value[:_SHOWN_CHARS])  # escapes what is not printable, so it may grow
+        return f"{quoted[:_SHOWN_CHARS]}…" if len(quoted) > _SHOWN_CHARS else quoted
     return f"a {type(value).__name__}"
 
 
