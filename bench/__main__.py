@@ -46,6 +46,7 @@ from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
 from bench.proxy_bench import proxy_figures
 from bench.takeover_bench import takeover_replay
+from bench.validation_bench import validation_figures
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
 from ccn_cli.stack.ports import free_port
@@ -60,7 +61,8 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, documents, html, governance, fetch):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, validation, documents, html, governance,
+# fetch):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -240,6 +242,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += nlp_figures(quick=QUICK)
     if not ONLY or "linking" in ONLY:
         figures += linking_figures(quick=QUICK)  # pure handlers: no servers
+    if not ONLY or "validation" in ONLY:
+        figures += validation_figures(quick=QUICK)  # the pure validator: no servers
     if not ONLY or "documents" in ONLY:
         figures += document_figures(quick=QUICK)
     if not ONLY or "html" in ONLY:

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
-from ccn_jobs.result_validation import MAX_RESULT_BYTES, MAX_VALUES_VISITED, Verdict, canonical_checksum, judge_result
+from ccn_jobs.result_validation import (
+    MAX_RESULT_BYTES,
+    MAX_VALUES_VISITED,
+    Verdict,
+    _plainly_storable,
+    canonical_checksum,
+    judge_result,
+)
+from ccn_proto.constraints import document_problem
 from ccn_proto.documents import PDF
 from ccn_proto.results import MAX_REASONS, REASON_CODES, ReasonCode, ResultRejected
 from tests.support.result_samples import DELETE, changed, good_results
@@ -366,3 +374,32 @@ def test_a_good_result_with_one_field_replaced_never_raises(job_type: str, data:
 
 def test_the_reason_codes_listed_are_the_types() -> None:
     assert typing.get_args(ReasonCode) == REASON_CODES
+
+
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(st.characters(codec="utf-8")),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=6), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=5000 if SLOW else 150, deadline=None)
+@given(document=st.dictionaries(st.text(max_size=6), _any_json, max_size=6))
+def test_the_cheap_storability_proof_never_passes_what_the_full_check_refuses(document: dict[str, Any]) -> None:
+    canonical = msgspec.json.encode(document, order="sorted")
+    if _plainly_storable(document, canonical):
+        assert document_problem(document) is None
+
+
+def test_the_cheap_storability_proof_passes_ordinary_results() -> None:
+    for job_type in JOB_TYPES:
+        for result in good_results(job_type):
+            assert _plainly_storable(result, msgspec.json.encode(result, order="sorted")), job_type
+    assert _plainly_storable({"text": "a\tb\r\nc é ✓"}, msgspec.json.encode({"text": "a\tb\r\nc é ✓"}))

@@ -21,7 +21,9 @@ MAX_REASONS reasons kept (`reasons_truncated` when more were found: checking sto
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -42,7 +44,7 @@ from ccn_jobs.result_rules import (
     compiled_rule_regex,
     format_problem,
 )
-from ccn_proto.constraints import document_problem
+from ccn_proto.constraints import MAX_DOCUMENT_DEPTH, document_problem
 from ccn_proto.results import (
     MAX_FIELD_PATH_CHARS,
     MAX_REASON_MESSAGE_CHARS,
@@ -134,10 +136,12 @@ def _read(result: object, reasons: _Reasons) -> tuple[bytes, Any] | None:
             reasons.add("schema", None, f"the result is not JSON: {error}")
             return None
     elif isinstance(result, Mapping):
-        document = result
         try:
             # a Mapping from a decoded event is plain JSON; anything else is refused, not trusted
             canonical = msgspec.json.encode(result, order="sorted")
+            # a dict as a JSON event decodes to is read as it is (NaN and all, to be reported);
+            # any other Mapping as the JSON it encodes to
+            document = result if type(result) is dict else msgspec.json.decode(canonical)
         except RecursionError:
             reasons.add("schema", None, "the result nests too deep to encode")
             return None
@@ -153,15 +157,48 @@ def _read(result: object, reasons: _Reasons) -> tuple[bytes, Any] | None:
         reasons.add("schema", None, f"the result is a {type(result).__name__}, not a JSON object")
         return None
     try:
-        problem = document_problem(document)
+        problem = None if _plainly_storable(document, canonical) else document_problem(document)
     except Exception as error:  # as above: a hostile Mapping's own methods
         reasons.add("schema", None, f"the result cannot be read: {type(error).__name__}")
         return None
     if problem is not None:
         reasons.add("schema", problem.path or None, f"the value {problem.reason}")
-    if not isinstance(document, dict):
+    if type(document) is not dict:
         reasons.add("schema", None, "the result is not a JSON object")
     return canonical, document
+
+
+# In canonical JSON (msgspec's), every character ccn_proto.constraints forbids in text shows: C0
+# controls as escapes (\u00XX, \b, \f; tab, LF and CR are allowed), DEL, C1 (U+0080-U+009F)
+# and U+2028/U+2029 as their UTF-8 bytes; lone surrogates cannot be encoded at all. So can any
+# integer outside int64 (19 digits or more). A match may be innocent (a backslash before a
+# "b" in text, a long digit string): it only sends the document to the full walk.
+_MAYBE_UNSTORABLE: Final = re.compile(rb"\\u00|\\[bf]|\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|[0-9]{19}")
+_PLAIN: Final = (str, int, bool, type(None))
+
+
+def _plainly_storable(document: Any, canonical: bytes) -> bool:
+    """True when `document` surely passes document_problem, proven cheaply: no suspicious byte
+    in its canonical JSON, and a walk (no paths built) finds only plain JSON types, finite
+    floats and no nesting past MAX_DOCUMENT_DEPTH. False sends it to document_problem, which
+    finds the problem and its path (or finds none)."""
+    if type(document) is not dict or _MAYBE_UNSTORABLE.search(canonical) is not None:
+        return False
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth >= MAX_DOCUMENT_DEPTH:
+            return False
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list or kind is tuple:
+                pending.append((child, depth + 1))
+            elif kind is float:
+                if not math.isfinite(child):
+                    return False
+            elif kind not in _PLAIN:
+                return False
+    return True
 
 
 def _judge_against(job: JobType[Any, Any], canonical: bytes, document: dict[str, Any], reasons: _Reasons) -> None:
@@ -221,51 +258,84 @@ class _Budget:
 _MISSING: Final[Any] = object()
 
 
-def _check_rules(rules: ResultRules, document: dict[str, Any], reasons: _Reasons) -> None:
-    budget = _Budget(MAX_VALUES_VISITED)
+class _Compiled(msgspec.Struct, frozen=True):
+    """A job type's rules grouped by the objects they read: each group's objects are found once
+    per result, and every rule of the group is checked on each (a rule's own walk per result
+    cost twice as much)."""
+
+    groups: tuple[tuple[tuple[tuple[str, bool], ...], tuple[tuple[Rule, str, bool], ...]], ...]
+
+
+# compiled rules by id of their ResultRules, which the entry keeps alive (a frozen Struct's hash
+# walks all its rules on every call, too dear to key a cache by)
+_COMPILED: dict[int, tuple[ResultRules, _Compiled]] = {}
+
+
+def _compiled(rules: ResultRules) -> _Compiled:
+    entry = _COMPILED.get(id(rules))
+    if entry is not None and entry[0] is rules:
+        return entry[1]
+    groups: dict[tuple[tuple[str, bool], ...], list[tuple[Rule, str, bool]]] = {}
     for rule in rules.rules:
-        segments = _segments(rule.path)
-        for path, holder, value in _leaves(document, segments, 0, "", budget):
-            if reasons.full:
-                reasons.truncated = True
-                return
-            if rule.when is not None and not _one_of(holder.get(rule.when.field, _MISSING), rule.when.is_in):
-                continue
-            problem = _problem(rule, holder, value)
-            if problem is not None:
-                code, message = problem
-                reasons.add(code, path, f"{message}; {rule.note}" if rule.note else message)
+        *parent, (leaf, each) = _segments(rule.path)
+        groups.setdefault(tuple(parent), []).append((rule, leaf, each))
+    compiled = _Compiled(groups=tuple((parent, tuple(members)) for parent, members in groups.items()))
+    _COMPILED[id(rules)] = (rules, compiled)
+    return compiled
+
+
+def _check_rules(rules: ResultRules, document: dict[str, Any], reasons: _Reasons) -> None:
+    """Every rule on every value its path reaches, in rule-group order, then document order."""
+    budget = _Budget(MAX_VALUES_VISITED)
+    for parent, members in _compiled(rules).groups:
+        for prefix, holder in _holders(document, parent, budget):
+            for rule, leaf, each in members:
+                if rule.when is not None and not _one_of(holder.get(rule.when.field, _MISSING), rule.when.is_in):
+                    continue
+                value = holder.get(leaf, _MISSING)
+                if not each:
+                    budget.spend()
+                    _check(rule, holder, value, prefix, leaf, reasons)
+                elif isinstance(value, list | tuple):
+                    budget.spend(len(value))
+                    for position, item in enumerate(value):
+                        _check(rule, holder, item, prefix, f"{leaf}[{position}]", reasons)
+                if reasons.truncated:
+                    return  # one reason more than are kept was found: checking further changes nothing
+
+
+def _check(rule: Rule, holder: dict[str, Any], value: Any, prefix: str, leaf: str, reasons: _Reasons) -> None:
+    problem = _problem(rule, holder, value)
+    if problem is not None:
+        code, message = problem
+        reasons.add(code, f"{prefix}.{leaf}" if prefix else leaf, f"{message}; {rule.note}" if rule.note else message)
 
 
 def _segments(path: str) -> tuple[tuple[str, bool], ...]:
     return tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in path.split("."))
 
 
-def _leaves(
-    obj: dict[str, Any], segments: tuple[tuple[str, bool], ...], index: int, prefix: str, budget: _Budget
-) -> Iterator[tuple[str, dict[str, Any], Any]]:
-    """(concrete path, the object holding the value, the value or _MISSING) for every value the
-    rule's path reaches, in document order. Only the last field may be _MISSING (what Mandatory
-    reports): a path through a missing or null object, or a value of another type, reaches
-    nothing (require the object itself with a rule of its own; the schema reports a wrong type)."""
-    name, each = segments[index]
-    path = f"{prefix}.{name}" if prefix else name
-    last = index == len(segments) - 1
-    value = obj.get(name, _MISSING)
-    budget.spend()
-    if each:
-        if not isinstance(value, list | tuple):
-            return
-        budget.spend(len(value))
-        for position, item in enumerate(value):
-            if last:
-                yield f"{path}[{position}]", obj, item
-            elif isinstance(item, dict):
-                yield from _leaves(item, segments, index + 1, f"{path}[{position}]", budget)
-    elif last:
-        yield path, obj, value
-    elif isinstance(value, dict):
-        yield from _leaves(value, segments, index + 1, path, budget)
+def _holders(
+    document: dict[str, Any], parent: tuple[tuple[str, bool], ...], budget: _Budget
+) -> list[tuple[str, dict[str, Any]]]:
+    """(path, object) of every object the parent path reaches, in document order. A path through
+    a missing or null object, or a value of another type, reaches nothing: a rule checks only
+    what is there (require an object with a rule of its own; the schema reports a wrong type)."""
+    current: list[tuple[str, dict[str, Any]]] = [("", document)]
+    for name, each in parent:
+        reached: list[tuple[str, dict[str, Any]]] = []
+        for prefix, obj in current:
+            value = obj.get(name)
+            path = f"{prefix}.{name}" if prefix else name
+            budget.spend()
+            if not each:
+                if isinstance(value, dict):
+                    reached.append((path, value))
+            elif isinstance(value, list | tuple):
+                budget.spend(len(value))
+                reached += [(f"{path}[{i}]", item) for i, item in enumerate(value) if isinstance(item, dict)]
+        current = reached
+    return current
 
 
 def _problem(rule: Rule, holder: dict[str, Any], value: Any) -> tuple[ReasonCode, str] | None:
