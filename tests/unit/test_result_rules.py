@@ -4,6 +4,9 @@ where they should."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import msgspec
 import pytest
 
@@ -200,3 +203,13 @@ def test_bounds_and_sizes_refuse_nonsense_when_declared() -> None:
     with pytest.raises(ValueError):
         Format(path="a")
     assert Allowed(path="a", values=(True,)).values == (True,)
+
+
+def test_the_rules_example_in_the_docs_fits_its_result_type() -> None:
+    import ccn_jobs.result_rules as result_rules
+
+    docs = (Path(__file__).parents[2] / "docs" / "job-types.md").read_text()
+    example = docs.split("## Result rules", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {**vars(result_rules), "VERSION": "1"}
+    exec(example, namespace)  # noqa: S102 - the docs' own example, run so it cannot rot
+    assert rules_problems(ExtractEntitiesResult, namespace["RESULT_RULES"]) == []

@@ -403,3 +403,19 @@ def test_the_cheap_storability_proof_passes_ordinary_results() -> None:
         for result in good_results(job_type):
             assert _plainly_storable(result, msgspec.json.encode(result, order="sorted")), job_type
     assert _plainly_storable({"text": "a\tb\r\nc é ✓"}, msgspec.json.encode({"text": "a\tb\r\nc é ✓"}))
+
+
+class _HostileStr(str):
+    def __hash__(self) -> int:
+        raise RuntimeError("boom")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("boom")
+
+
+def test_names_and_checksums_that_only_pretend_to_be_strings_are_refused() -> None:
+    result = good_results("extract_text")[0]
+    verdict = judge_result(_HostileStr("extract_text"), result, _HostileStr(result_checksum(result)))
+    assert reason_pairs(verdict) == {("unknown_job_type", None), ("checksum", None)}
+    assert verdict.job_type == "<_HostileStr>"
+    assert_well_formed(verdict)

@@ -95,8 +95,10 @@ def judge_result(
     """The verdict on `result` (JSON bytes, or the object a JSON event carries) as a result of
     `job_type_name`, whose node asserted `asserted_checksum`. Never raises."""
     reasons = _Reasons()
-    job = job_types.get(job_type_name) if isinstance(job_type_name, str) else None
-    name = _line(job_type_name if isinstance(job_type_name, str) else repr(job_type_name), 128)
+    # exactly str: a subclass's own __hash__ or __eq__ is code the caller did not mean to run
+    is_name = type(job_type_name) is str
+    job = job_types.get(job_type_name) if is_name else None
+    name = _line(job_type_name, 128) if is_name else f"<{type(job_type_name).__name__}>"
     if job is None:
         reasons.add("unknown_job_type", None, f"no job type is named {name!r}")
     read = _read(result, reasons)
@@ -104,7 +106,7 @@ def judge_result(
     if read is not None:
         canonical, document = read
         checksum = hashlib.sha256(canonical).hexdigest()
-        if not isinstance(asserted_checksum, str) or asserted_checksum != checksum:
+        if type(asserted_checksum) is not str or asserted_checksum != checksum:
             reasons.add("checksum", None, CHECKSUM_MISMATCH)
         if job is not None and isinstance(document, dict):
             _judge_against(job, canonical, document, reasons)
