@@ -1,6 +1,6 @@
 """Good results of every registered job type: each type's handler run on its own sample payloads,
 as the plain dicts a node submits. Shared by the validation tests and the `validation` bench
-group. Computed once per process (extract_text and parse_pdf load their parsers)."""
+group. Computed once per process and type (extract_text and parse_pdf load their parsers)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ _STEP = re.compile(r"([a-z_][a-z0-9_]*)|\[(\d+)\]")
 
 
 @functools.cache
-def _good_results() -> dict[str, tuple[dict[str, Any], ...]]:
-    return {
-        name: tuple(result_to_builtins(job.handler(payload)) for payload in job.sample_payloads)
-        for name, job in JOB_TYPES.items()
-    }
+def _good_results(job_type: str) -> tuple[dict[str, Any], ...]:
+    job = JOB_TYPES[job_type]
+    return tuple(result_to_builtins(job.handler(payload)) for payload in job.sample_payloads)
 
 
 def good_results(job_type: str) -> list[dict[str, Any]]:
     """Fresh copies: a test may change them."""
-    return copy.deepcopy(list(_good_results()[job_type]))
+    return copy.deepcopy(list(_good_results(job_type)))
 
 
 DELETE = object()

@@ -77,6 +77,7 @@ def discard(node: str = "n1", attempt: int = 1, checksum: str = BAD_SUM) -> Disc
 
 
 RELEASED = ResultReleased(node_id="n1", attempt=1, checksum=BAD_SUM, by="a", comment="c")
+DISCARDED = ResultDiscarded(node_id="n1", attempt=1, checksum=BAD_SUM, by="a", comment="c")
 
 
 def state_after(events: list[VerdictEvent]) -> VerdictState:
@@ -119,12 +120,8 @@ CASES: list[tuple[str, list[VerdictEvent], Any, list[VerdictEvent] | type[CcnErr
     ),
     ("a validated result cannot be released", [validated()], release(checksum=GOOD_SUM), Conflict),
     ("a validated result cannot be discarded", [validated()], discard(checksum=GOOD_SUM), Conflict),
-    (
-        "a released result cannot be released again",
-        [rejected(), RELEASED],
-        release(),
-        Conflict,
-    ),
+    ("releasing a released result again records nothing", [rejected(), RELEASED], release(), []),
+    ("discarding a discarded result again records nothing", [rejected(), DISCARDED], discard(), []),
     ("a released result cannot be discarded", [rejected(), RELEASED], discard(), Conflict),
     (
         "a discarded result cannot be released",

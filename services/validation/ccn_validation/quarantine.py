@@ -7,7 +7,8 @@ CCN_RESULTS, `ccn.result.<job_id>.<event>`), each result in it named by (node, a
   result for an attempt already judged is a conflict (the scheduler takes one result per attempt).
 - A rejected result waits in quarantine for an admin, who decides once, with a comment:
   `Release` (accept it anyway: `result.released`) or `Discard` (`result.discarded`). Deciding a
-  result that is not rejected, or one already decided, is a conflict; an unknown one not found.
+  validated result, or deciding otherwise on one already decided, is a conflict; the same
+  decision again records nothing (a retried request); an unknown result is not found.
 
 The validator is passed in (`QuarantineDecider(validator=...)`), pure like the rest: the shell
 gives the result as the job event carries it, and nothing here reads the clock or the network.
@@ -127,9 +128,12 @@ class QuarantineDecider:
         )
         if isinstance(command, Judge):
             return self._decide_judge(command, key, state)
-        _rejected_undecided(state, key, "release" if isinstance(command, Release) else "discard")
+        by, comment = _name(command.by, "by"), _comment(command.comment)
+        wanted: ResultStatus = "released" if isinstance(command, Release) else "discarded"
+        if _undecided_or(state, key, wanted) == wanted:
+            return []  # decided so already: a retried command changes nothing
         decided = ResultReleased if isinstance(command, Release) else ResultDiscarded
-        return [decided(**_key_fields(key), by=_name(command.by, "by"), comment=_comment(command.comment))]
+        return [decided(**_key_fields(key), by=by, comment=comment)]
 
     def _decide_judge(self, command: Judge, key: ResultKey, state: VerdictState) -> list[VerdictEvent]:
         if state.find(key) is not None:
@@ -184,14 +188,18 @@ def _key_fields(key: ResultKey) -> dict[str, Any]:
     return {"node_id": key.node_id, "attempt": key.attempt, "checksum": key.checksum}
 
 
-def _rejected_undecided(state: VerdictState, key: ResultKey, act: str) -> None:
+def _undecided_or(state: VerdictState, key: ResultKey, wanted: ResultStatus) -> ResultStatus:
+    """The result's status when it is rejected (undecided) or already `wanted`; NotFound or
+    Conflict otherwise."""
     judged = state.find(key)
     if judged is None:
         raise NotFound(
             f"job {state.job_id} has no result of node {key.node_id}, attempt {key.attempt}, with that checksum"
         )
-    if judged.status != "rejected":
+    if judged.status not in ("rejected", wanted):
+        act = "release" if wanted == "released" else "discard"
         raise Conflict(f"cannot {act} a result that is {judged.status}: only a rejected, undecided one")
+    return judged.status
 
 
 def _name(value: str, field: str) -> str:
