@@ -336,9 +336,12 @@ def rules_problems(result_type: type[msgspec.Struct], rules: ResultRules) -> lis
     through something that is neither an object nor a list), `When` and `LessThan` siblings its
     object lacks, regexes RE2 refuses. Empty when the rules fit the type."""
     problems: list[str] = []
+    if not rules.rules:
+        return problems
+    info = msgspec.inspect.type_info(result_type)  # once: it walks every type the result holds
     for index, rule in enumerate(rules.rules):
         where = f"rule {index} ({rule.path})"
-        holder = _holder_type(result_type, rule.path)
+        holder = _holder_type(info, rule.path)
         if holder is None:
             problems.append(f"{where}: the path names no field of {result_type.__name__}")
             continue
@@ -360,9 +363,9 @@ def _field_names(info: msgspec.inspect.StructType) -> set[str]:
     return {field.encode_name for field in info.fields}
 
 
-def _holder_type(result_type: type[msgspec.Struct], path: str) -> msgspec.inspect.StructType | None:
+def _holder_type(info: msgspec.inspect.Type, path: str) -> msgspec.inspect.StructType | None:
     """The Struct holding the last field of `path`, or None when the path does not resolve."""
-    current: msgspec.inspect.Type = msgspec.inspect.type_info(result_type)
+    current = info
     holder: msgspec.inspect.StructType | None = None
     for segment in path.split("."):
         name, each = (segment[:-2], True) if segment.endswith("[]") else (segment, False)
