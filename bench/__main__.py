@@ -49,6 +49,7 @@ from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
 from bench.proxy_bench import proxy_figures
 from bench.takeover_bench import takeover_replay
+from bench.validation_bench import validation_figures
 from ccn_analytics.audit_projection import AuditLogProjection
 from ccn_analytics.orchestrator_projection import OrchestratorLogProjection
 from ccn_cli.stack.ports import free_port
@@ -63,8 +64,8 @@ from ccn_scheduler.read_model import JobReadModel
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
 QUICK = os.environ.get("CCN_BENCH_QUICK") == "1"  # a smoke run for CI: same code, small counts
-# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, merge, consensus, documents, html,
-# governance, fetch, crawl):
+# `CCN_BENCH_ONLY=lifecycle` (or eventstore, projection, nlp, linking, merge, consensus, validation, documents,
+# html, governance, fetch, crawl):
 # one group, for working on it
 ONLY = {group for group in os.environ.get("CCN_BENCH_ONLY", "").split(",") if group}
 
@@ -248,6 +249,8 @@ def run(workdir: Path) -> list[Figure]:
         figures += merge_figures(quick=QUICK)  # the dataset decider alone: no servers
     if not ONLY or "consensus" in ONLY:
         figures += consensus_figures(quick=QUICK)  # the forger simulation: pure, no servers
+    if not ONLY or "validation" in ONLY:
+        figures += validation_figures(quick=QUICK)  # the pure validator: no servers
     if not ONLY or "documents" in ONLY:
         figures += document_figures(quick=QUICK)
     if not ONLY or "html" in ONLY:

@@ -22,6 +22,7 @@ from ccn_proto import (
     fetch,
     node_protocol,
     registry,
+    results,
     scheduler,
 )
 from ccn_proto.commands import CommandError
@@ -109,6 +110,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     ),
     "dataset_events": (Envelope[datasets.DatasetEvent],),
     "dataset_commands": (datasets.DatasetCommand, CommandError),
+    "result_events": (Envelope[results.VerdictEvent],),
 }
 
 

@@ -1,3 +1,4 @@
+from ccn_proto.results import REASON_CODES
 from ccn_proto.schema_export import FAMILIES, drifted, family_schema
 
 
@@ -36,6 +37,7 @@ def test_every_event_type_is_documented() -> None:
         "dataset_events",
         "dataset_commands",
         "consensus_events",
+        "result_events",
     }
 
 
@@ -106,3 +108,14 @@ def test_every_dataset_event_is_documented() -> None:
         "dataset.node_retracted",
         "dataset.version_published",
     }
+
+
+def test_every_verdict_event_is_documented() -> None:
+    schema = family_schema("result_events")
+    tags = {
+        d["properties"]["type"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
+    }
+    assert tags == {"result.validated", "result.rejected", "result.released", "result.discarded"}
+    assert set(schema["$defs"]["Reason"]["properties"]["code"]["enum"]) == set(REASON_CODES)

@@ -48,6 +48,7 @@ from ccn_jobs.document_classifier import (
     words,
 )
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules, Size
 from ccn_proto.constraints import END
 
 NAME = "classify_document"
@@ -170,11 +171,28 @@ CONSENSUS = ConsensusSpec(
 )
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of another classifier are not comparable"),
+        Allowed(path="label", values=LABELS),
+        Bounds(path="confidence", ge=0.0, le=1.0),
+        Size(path="scores", min_length=len(LABELS), max_length=len(LABELS), note="one score per label"),
+        Allowed(path="scores[].label", values=LABELS),
+        Bounds(path="scores[].probability", ge=0.0, le=1.0),
+        Mandatory(path="model_version"),
+        Mandatory(path="rules_version"),
+        Format(path="matched_rules[]", regex=r"[a-z0-9][a-z0-9_.-]{0,63}"),
+    ),
+)
+
 CLASSIFY_DOCUMENT: JobType[ClassifyDocumentPayload, ClassifyDocumentResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ClassifyDocumentPayload,
     result_type=ClassifyDocumentResult,
+    result_rules=RESULT_RULES,
     handler=classify_document,
     consent_scope="nlp",
     description="The kind of page a text is (grant opportunity, funder profile, news, ...) with a confidence (CC-71)",

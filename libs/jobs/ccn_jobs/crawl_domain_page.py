@@ -54,6 +54,7 @@ from ccn_jobs.extraction_rules import (
     parse_html,
 )
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, LessThan, Mandatory, ResultRules, When
 from ccn_jobs.text_normalisation import clean_text
 from ccn_proto.constraints import MULTI_LINE_PATTERN, Sha256Hex, Version
 from ccn_proto.documents import HTML, InlineDocument
@@ -179,11 +180,29 @@ CONSENSUS = ConsensusSpec(
 )
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="crawler_version", values=(VERSION,), note="results of another crawler are not comparable"),
+        Format(path="fetch.url", format="url"),
+        Format(path="fetch.final_url", format="url"),
+        Mandatory(path="fetch.status", when=When(field="outcome", is_in=("fetched",)), note="a fetch has a status"),
+        Bounds(path="fetch.status", ge=100, le=599),
+        Format(path="fetch.body_sha256", format="sha256"),
+        Format(path="text_sha256", format="sha256"),
+        Format(path="links[]", format="url"),
+        LessThan(path="fields_found", sibling="fields_asked", or_equal=True),
+        Mandatory(path="fields[].name"),
+    ),
+)
+
 CRAWL_DOMAIN_PAGE: JobType[CrawlDomainPagePayload, CrawlDomainPageResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=CrawlDomainPagePayload,
     result_type=CrawlDomainPageResult,
+    result_rules=RESULT_RULES,
     handler=crawl_domain_page,
     consent_scope="crawl",
     description="One page of an allowed domain through the fetch proxy: title, text, links, fields (CC-50)",

@@ -49,6 +49,7 @@ from ccn_jobs.crawled_pages import (
 )
 from ccn_jobs.extraction_rules import MAX_REGEX_INPUT_CHARS, Pattern, absolute_url, compiled_regex, parse_html
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, LessThan, Mandatory, ResultRules
 from ccn_proto.constraints import MULTI_LINE_PATTERN, Version
 from ccn_proto.documents import InlineDocument
 from ccn_proto.fetch import FetchedPage, FetchFailed, FetchRefused
@@ -292,11 +293,28 @@ _SAMPLE_PAGES = {
     f"{_SITE}/about": "<title>About us</title><a href='/'>Home</a>",
 }
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="crawler_version", values=(VERSION,), note="results of another crawler are not comparable"),
+        Mandatory(path="domain"),
+        Format(path="pages[].fetch.url", format="url"),
+        Format(path="pages[].fetch.final_url", format="url"),
+        Bounds(path="pages[].hop", ge=0, le=MAX_HOPS),
+        LessThan(path="pages[].links_followed", sibling="links", or_equal=True),
+        Bounds(path="deepest_hop", ge=0, le=MAX_HOPS),
+        Format(path="discovered[]", format="url"),
+        Allowed(path="stopped_by", values=("done", "max_pages")),
+    ),
+)
+
 CRAWL_MULTI_HOP: JobType[CrawlMultiHopPayload, CrawlMultiHopResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=CrawlMultiHopPayload,
     result_type=CrawlMultiHopResult,
+    result_rules=RESULT_RULES,
     handler=crawl_multi_hop,
     consent_scope="crawl",
     description="Follow a site's own links breadth-first within its domain, patterns and limits (CC-61)",

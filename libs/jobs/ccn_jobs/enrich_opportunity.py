@@ -30,6 +30,7 @@ import msgspec
 from ccn_jobs.job_type import JobType
 from ccn_jobs.keyword_trie import trie_pattern
 from ccn_jobs.places import find_places
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
 
 NAME = "enrich_opportunity"
@@ -345,11 +346,29 @@ SAMPLE_PAYLOADS: tuple[EnrichOpportunityPayload, ...] = (
     EnrichOpportunityPayload(opportunity=Opportunity(title="Untitled")),
 )
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of another enricher are not comparable"),
+        Mandatory(path="rules_version"),
+        Bounds(path="eligibility[].confidence", ge=0.0, le=1.0),
+        Mandatory(path="eligibility[].evidence[].text", note="an inference shows the words it rests on"),
+        Bounds(path="tags[].confidence", ge=0.0, le=1.0),
+        Mandatory(path="tags[].evidence[].text", note="an inference shows the words it rests on"),
+        Format(path="regions[].code", format="iso_region"),
+        Bounds(path="regions[].confidence", ge=0.0, le=1.0),
+        Bounds(path="funding_type.confidence", ge=0.0, le=1.0),
+        Mandatory(path="funding_type.evidence[].text", note="an inference shows the words it rests on"),
+    ),
+)
+
 ENRICH_OPPORTUNITY: JobType[EnrichOpportunityPayload, EnrichOpportunityResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=EnrichOpportunityPayload,
     result_type=EnrichOpportunityResult,
+    result_rules=RESULT_RULES,
     handler=enrich_opportunity,
     consent_scope="enrichment",
     description="Eligibility, thematic tags, region and funding type of an opportunity, with evidence (CC-74)",

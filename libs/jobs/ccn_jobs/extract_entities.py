@@ -37,6 +37,7 @@ from ccn_jobs.entity_rules import (
     shipped_patterns,
 )
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, LessThan, Mandatory, ResultRules, Size, When
 from ccn_proto.constraints import END
 
 NAME = "extract_entities"
@@ -160,11 +161,35 @@ CONSENSUS = ConsensusSpec(
 )
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of another extractor are not comparable"),
+        Mandatory(path="gazetteers_version"),
+        Size(path="entities", max_length=MAX_ENTITIES),
+        Allowed(path="entities[].type", values=ENTITY_TYPES),
+        Mandatory(path="entities[].value"),
+        LessThan(path="entities[].start", sibling="end", note="a span ends after it starts"),
+        Bounds(path="entities[].end", ge=1, le=MAX_TEXT_CHARS, note="a span lies within the text"),
+        Bounds(path="entities[].confidence", ge=0.0, le=1.0),
+        Format(path="entities[].value", format="iso_date", when=When(field="type", is_in=("deadline_date",))),
+        Format(
+            path="entities[].value",
+            regex=r"[0-9]{1,16}(\.[0-9]{2})?",
+            when=When(field="type", is_in=("monetary_amount",)),
+            note="an amount is a decimal string",
+        ),
+        Mandatory(path="entities[].currency", when=When(field="type", is_in=("monetary_amount",))),
+    ),
+)
+
 EXTRACT_ENTITIES: JobType[ExtractEntitiesPayload, ExtractEntitiesResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ExtractEntitiesPayload,
     result_type=ExtractEntitiesResult,
+    result_rules=RESULT_RULES,
     handler=extract_entities,
     consent_scope="nlp",
     description="Organisations, titles, deadlines, amounts, program areas and people in a text, normalised (CC-72)",

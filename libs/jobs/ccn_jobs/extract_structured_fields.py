@@ -42,6 +42,7 @@ from ccn_jobs.extraction_rules import (
     parse_html,
 )
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, LessThan, Mandatory, ResultRules
 from ccn_proto.constraints import Version
 from ccn_proto.documents import Html
 
@@ -127,11 +128,26 @@ _SAMPLE_HTML = (
     "</body></html>"
 )
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="extractor_version", values=(VERSION,), note="results of another extractor are not comparable"),
+        Format(path="fetch.url", format="url"),
+        Format(path="fetch.final_url", format="url"),
+        Mandatory(path="fields", note="a payload asks for at least one field, and each is in the result"),
+        Mandatory(path="fields[].name"),
+        LessThan(path="fields_found", sibling="fields_asked", or_equal=True),
+        Bounds(path="extraction_yield", ge=0.0, le=1.0),
+    ),
+)
+
 EXTRACT_STRUCTURED_FIELDS: JobType[ExtractStructuredFieldsPayload, ExtractStructuredFieldsResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ExtractStructuredFieldsPayload,
     result_type=ExtractStructuredFieldsResult,
+    result_rules=RESULT_RULES,
     handler=extract_structured_fields,
     consent_scope="crawl",
     description="Many structured fields of one HTML page: nested records, tables, lists, fallbacks (CC-60)",

@@ -38,6 +38,7 @@ from ccn_jobs.documents import Body, Deadline, checked_body
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.html_boilerplate import corrected_lines
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules, Size, When
 from ccn_jobs.text_decoding import decode_text
 from ccn_jobs.text_normalisation import CONFIDENCE_DIGITS, clean_line, clean_text, identify_language, valid_unicode
 from ccn_proto.documents import (
@@ -45,6 +46,7 @@ from ccn_proto.documents import (
     HTML,
     MAX_HTML_CHARS,
     MAX_INLINE_BYTES,
+    MAX_PAGES_CAP,
     MAX_REFERENCED_BYTES,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
@@ -239,11 +241,25 @@ def _trafilatura_lines(tree: Any, url: str | None, *, favor_recall: bool) -> lis
     return clean_text(document.text or "").splitlines()
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="extractor_version", values=(VERSION,), note="results of another extractor are not comparable"),
+        Format(path="language", format="language_code"),
+        Bounds(path="confidence", le=0.0, when=When(field="chars", is_in=(0,)), note="no text, no confidence"),
+        Mandatory(path="pages", when=When(field="media_type", is_in=(PDF,)), note="a PDF's result counts its pages"),
+        Bounds(path="pages", ge=1, le=MAX_PAGES_CAP),
+        Size(path="title", max_length=MAX_TITLE_CHARS),
+    ),
+)
+
 EXTRACT_TEXT: JobType[ExtractTextPayload, ExtractTextResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ExtractTextPayload,
     result_type=ExtractTextResult,
+    result_rules=RESULT_RULES,
     handler=extract_text,
     consent_scope="documents",
     description="Main text, title and language of an HTML page, a PDF, a DOCX or plain text (CC-70)",

@@ -29,6 +29,7 @@ from ccn_jobs.crawled_pages import CrawlUrl, PageFetch, Pages, is_success, page_
 from ccn_jobs.documents import checked_body, sniff_media_type
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.job_type import JobType
+from ccn_jobs.result_rules import Allowed, Format, Mandatory, ResultRules, When
 from ccn_proto.constraints import Sha256Hex, Version
 from ccn_proto.documents import (
     DOCX,
@@ -166,11 +167,27 @@ def sample_document(url: str, data: bytes, media_type: MediaType, *, stored: boo
 _SAMPLE_URL = "https://funder.example/guidance.txt"
 _SAMPLE_TEXT = b"Guidance for applicants\nApplications close on 31 March 2027.\n"
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="fetcher_version", values=(VERSION,), note="results of another fetcher are not comparable"),
+        Format(path="fetch.url", format="url"),
+        Mandatory(path="document", when=When(field="accepted", is_in=(True,))),
+        Mandatory(path="sha256", when=When(field="accepted", is_in=(True,)), note="an accepted body has a digest"),
+        Format(path="sha256", format="sha256"),
+        Format(path="document.sha256", format="sha256"),
+        Allowed(path="document.media_type", values=(PDF, DOCX, PLAIN_TEXT, HTML)),
+        Mandatory(path="reason", when=When(field="accepted", is_in=(False,)), note="a refusal says why"),
+    ),
+)
+
 FETCH_DOCUMENT: JobType[FetchDocumentPayload, FetchDocumentResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=FetchDocumentPayload,
     result_type=FetchDocumentResult,
+    result_rules=RESULT_RULES,
     handler=fetch_document,
     consent_scope="crawl",
     description="One document through the fetch proxy: MIME sniffed, size-limited, checksummed (CC-62)",

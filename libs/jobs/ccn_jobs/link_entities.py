@@ -45,6 +45,7 @@ import msgspec
 from ccn_jobs.job_type import JobType
 from ccn_jobs.org_names import STOP_WORDS, OrgName, normalise
 from ccn_jobs.places import Location, parse_location
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules, Size
 from ccn_proto.constraints import END, SINGLE_LINE_PATTERN
 
 if TYPE_CHECKING:
@@ -497,11 +498,27 @@ SAMPLE_PAYLOADS: tuple[LinkEntitiesPayload, ...] = (
     ),
 )
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of another linker are not comparable"),
+        Mandatory(path="links", note="every payload has a record, and every record a link"),
+        Size(path="links", max_length=MAX_RECORDS),
+        Mandatory(path="links[].record_id"),
+        Format(path="links[].canonical_entity_id", regex=r"ent-[0-9a-f]{24}"),
+        Bounds(path="links[].confidence", ge=0.0, le=1.0),
+        Bounds(path="review[].score", ge=0.0, le=1.0),
+        Bounds(path="entities", ge=1, le=MAX_RECORDS),
+    ),
+)
+
 LINK_ENTITIES: JobType[LinkEntitiesPayload, LinkEntitiesResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=LinkEntitiesPayload,
     result_type=LinkEntitiesResult,
+    result_rules=RESULT_RULES,
     handler=link_entities,
     consent_scope="nlp",
     description="Cluster organisation records from several sources into canonical entities (CC-73)",

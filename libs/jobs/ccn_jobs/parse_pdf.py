@@ -47,11 +47,13 @@ from ccn_jobs.pdf_reading import (
     paragraphs,
     read_pages,
 )
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules
 from ccn_jobs.text_normalisation import clean_line, clean_text, identify_language
 from ccn_proto.documents import (
     MAX_CELL_CHARS,
     MAX_META_CHARS,
     MAX_PAGE_TEXT_CHARS,
+    MAX_PAGES_CAP,
     MAX_PDF_TEXT_CHARS,
     MAX_SECTIONS,
     MAX_TABLE_CHARS,
@@ -320,11 +322,28 @@ _SAMPLE_PDF = base64.b64decode(
 )
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="parser_version", values=(VERSION,), note="results of another parser are not comparable"),
+        Mandatory(path="engine"),
+        Bounds(path="page_count", ge=1, le=MAX_PAGES_CAP),
+        Bounds(path="pages[].number", ge=1, le=MAX_PAGES_CAP),
+        Bounds(path="pages[].chars", ge=0, le=MAX_PAGE_TEXT_CHARS),
+        Bounds(path="sections[].level", ge=1, le=3),
+        Mandatory(path="sections[].heading"),
+        Bounds(path="needs_ocr[]", ge=1, le=MAX_PAGES_CAP),
+        Format(path="language", format="language_code"),
+    ),
+)
+
 PARSE_PDF: JobType[ParsePdfPayload, ParsePdfResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ParsePdfPayload,
     result_type=ParsePdfResult,
+    result_rules=RESULT_RULES,
     handler=parse_pdf,
     consent_scope="documents",
     description="Text per page, tables, metadata, sections and scanned pages of a PDF (CC-63)",

@@ -38,6 +38,7 @@ from ccn_jobs.enrich_opportunity import (
 )
 from ccn_jobs.job_type import JobType
 from ccn_jobs.places import EU_MEMBERS, country_of
+from ccn_jobs.result_rules import Allowed, Bounds, Mandatory, ResultRules, Size
 from ccn_proto.constraints import END, SINGLE_LINE_PATTERN
 
 NAME = "score_opportunity"
@@ -336,11 +337,27 @@ CONSENSUS = ConsensusSpec(
 )
 
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of another scorer are not comparable"),
+        Bounds(path="relevance_score", ge=0.0, le=100.0),
+        Size(path="contributions", min_length=len(FEATURES), max_length=len(FEATURES), note="one per feature"),
+        Allowed(path="contributions[].feature", values=FEATURES),
+        Bounds(path="contributions[].value", ge=0.0, le=1.0),
+        Bounds(path="contributions[].points", ge=0.0, le=100.0),
+        Bounds(path="contributions[].weight", ge=0.0, le=1000.0),
+        Mandatory(path="explanation"),
+    ),
+)
+
 SCORE_OPPORTUNITY: JobType[ScoreOpportunityPayload, ScoreOpportunityResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=ScoreOpportunityPayload,
     result_type=ScoreOpportunityResult,
+    result_rules=RESULT_RULES,
     handler=score_opportunity,
     consent_scope="enrichment",
     description="Relevance score 0-100 of an opportunity to a profile, with each feature's contribution (CC-75)",
