@@ -81,7 +81,7 @@ _UNIT = re.compile(
     r"\.?\s+[#0-9A-Za-z][0-9A-Za-z -]{0,15}$",
     re.IGNORECASE,
 )
-_HOUSE_NUMBER = r"[0-9]{1,5}[A-Za-z]?(?:[-/][0-9]{1,5}[A-Za-z]?)?"
+_HOUSE_NUMBER = r"[0-9]{1,5}[A-Za-z]?(?:[-/](?:[0-9]{1,5}[A-Za-z]?|[A-Za-z]))?"
 _NUMBER_FIRST = re.compile(rf"^(?P<number>{_HOUSE_NUMBER}),?\s+(?P<street>\D.*)$")
 _NUMBER_LAST = re.compile(rf"^(?P<street>\D.*?)\s+(?P<number>{_HOUSE_NUMBER})$")
 
@@ -154,8 +154,10 @@ def format_postcode(text: str, country: str | None) -> str | None:
     if country == "US":
         digits = squeezed.replace("-", "")
         return digits if len(digits) == 5 else f"{digits[:5]}-{digits[5:]}"
-    if country in ("GB", "CA", "IE"):
+    if country in ("GB", "CA"):
         return f"{squeezed[:-3]} {squeezed[-3:]}"
+    if country == "IE":  # routing key, then the unique identifier
+        return f"{squeezed[:3]} {squeezed[3:]}"
     if country == "NL":
         return f"{squeezed[:4]} {squeezed[4:]}"
     if country in ("SE", "GR", "CZ", "SK"):
@@ -282,7 +284,8 @@ def _rule_parts(lines: list[str], country: str | None, *, want_locality: bool) -
 
 def _take_locality(remaining: list[str], country: str | None, parts: StreetParts) -> None:
     """From the last line, as "City POSTCODE", "POSTCODE City" or "City, Region POSTCODE",
-    and the line before it when that holds the city alone ("London" above "SW1A 1AA")."""
+    and, with the postcode alone on it, the line before when that holds the city alone
+    ("London" above "SW1A 1AA")."""
     last = remaining[-1]
     codes = [country] if country in POSTCODE_FORMS else list(TELLING_POSTCODES)
     for code in codes:
@@ -302,7 +305,7 @@ def _take_locality(remaining: list[str], country: str | None, parts: StreetParts
         parts.city = city.strip() or None
         parts.region = region.strip() or None
         break
-    if parts.city is None and len(remaining) > 1 and not re.search(r"[0-9]", remaining[-1]):
+    if parts.postcode is not None and parts.city is None and len(remaining) > 1 and not re.search(r"\d", remaining[-1]):
         parts.city = remaining.pop().strip(" ,")
 
 

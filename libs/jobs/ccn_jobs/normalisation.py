@@ -20,7 +20,7 @@ import re
 import unicodedata
 from importlib import resources
 from typing import Annotated, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -152,24 +152,45 @@ ACRONYMS = frozenset(
         "se", "sw",
     }
 )  # fmt: skip
+# address and title abbreviations without a vowel that are words, not acronyms: "N Lakeshore Dr"
+ABBREVIATIONS = frozenset(
+    {
+        "st", "dr", "rd", "ste", "blvd", "pkwy", "hwy", "ct", "ln", "pl", "sq", "fl", "bldg", "rm", "mr",
+        "mrs", "ms", "jr", "sr", "mt", "ft", "pt", "pk", "cv", "trl", "xing", "cswy", "frwy", "expy",
+    }
+)  # fmt: skip
 SMALL_WORDS = frozenset({"a", "an", "and", "as", "at", "by", "de", "for", "in", "of", "on", "or", "the", "to", "with"})
 _VOWELS = frozenset("aeiouy")
 
 
 def display_case(text: str) -> str:
-    """A name written all in capitals (as the IRS Business Master File writes every name) in
-    title case: "BILL & MELINDA GATES FOUNDATION INC" is "Bill & Melinda Gates Foundation Inc".
-    Acronyms known as such, and short words with no vowel ("NPR"), stay capitals; small words
-    other than the first are lower case. Text with any lower-case letter is left as written."""
+    """A name or address line written all in capitals (as the IRS Business Master File writes
+    them) in title case: "BILL & MELINDA GATES FOUNDATION INC" is "Bill & Melinda Gates
+    Foundation Inc". Known acronyms, short words with no vowel ("NPR"), words with digits
+    ("SW1A", "N1") but ordinals ("5TH" is "5th"), and two letters after a comma (a state or
+    province code: "SEATTLE, WA") stay as written; small words other than the first are lower
+    case. Text with any lower-case letter is left as written."""
     if text != text.upper() or text == text.lower():
         return text
+    if " " not in text and len(text) <= 5:  # "NSF", "EDA": a one-word name this short is an acronym
+        return text
     words = text.split(" ")
-    return " ".join(_title_word(word, first=index == 0) for index, word in enumerate(words))
+    return " ".join(
+        word if index and words[index - 1].endswith(",") and len(word) == 2 else _title_word(word, first=index == 0)
+        for index, word in enumerate(words)
+    )
+
+
+_ORDINAL = re.compile(r"^[0-9]+(?:ST|ND|RD|TH)$")
 
 
 def _title_word(word: str, *, first: bool) -> str:
+    if any(ch.isdigit() for ch in word):
+        return word.lower() if _ORDINAL.match(word) else word
     bare = word.strip(".,;:()'\"").lower()
-    if bare in ACRONYMS or (bare.isalpha() and bare.isascii() and len(bare) <= 4 and not set(bare) & _VOWELS):
+    if bare in ACRONYMS or (
+        bare.isalpha() and bare.isascii() and len(bare) <= 4 and not set(bare) & _VOWELS and bare not in ABBREVIATIONS
+    ):
         return word
     if bare in SMALL_WORDS and not first:
         return word.lower()
@@ -256,7 +277,9 @@ def canonical_website(raw: str, issues: IssueLog, field: str = "website") -> str
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if key.lower() not in TRACKING_PARAMETERS and not key.lower().startswith(TRACKING_PREFIXES)
     ]
-    url = urlunsplit((scheme, netloc, parts.path or "/", urlencode(kept), ""))
+    # non-ASCII and spaces percent-encoded (UTF-8), as a browser sends them; escapes kept as written
+    path = quote(parts.path, safe="/%!$&'()*+,;=:@-._~") or "/"
+    url = urlunsplit((scheme, netloc, path, urlencode(kept), ""))
     if len(url) > MAX_WEBSITE_CHARS:
         issues.add(field, "invalid_website", f"longer than {MAX_WEBSITE_CHARS} characters")
         return None
@@ -326,7 +349,7 @@ def canonical_categories(
     """(canonical category ids in vocabulary order, NTEE codes as given), from raw categories:
     NTEE codes ("B82", "T20") under scheme "ntee", Grants.gov codes ("ED", "ENV") under
     "grants_gov", and under "text" (which any scheme falls back to) a category id, label or
-    alias, or an NTEE code with digits. An unknown one is reported."""
+    alias, or an NTEE code (a lone letter only in capitals). An unknown one is reported."""
     vocabulary = load_vocabulary()
     found: set[str] = set()
     ntee_codes: list[str] = []
@@ -338,7 +361,7 @@ def canonical_categories(
         ntee = _NTEE_CODE.match(code)
         if scheme == "grants_gov" and code in vocabulary.grants_gov:
             found.add(vocabulary.grants_gov[code])
-        elif ntee and (scheme == "ntee" or len(code) > 1) and ntee.group(1) in vocabulary.by_ntee:
+        elif ntee and (scheme == "ntee" or len(code) > 1 or text == code) and ntee.group(1) in vocabulary.by_ntee:
             found.add(vocabulary.by_ntee[ntee.group(1)])
             if code not in ntee_codes:
                 ntee_codes.append(code)

@@ -46,7 +46,7 @@ from ccn_jobs.normalisation import (
     name_match_key,
     normalise_ein,
 )
-from ccn_jobs.places import parse_location
+from ccn_jobs.places import US_STATES, parse_location
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
 
 NAME = "normalize_funders"
@@ -111,8 +111,9 @@ class NormalizeFundersPayload(msgspec.Struct, frozen=True, kw_only=True, forbid_
 
 
 class NormalizedAddress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`lines`: the street-level lines, cleaned, without what was read out of them as city,
-    region or postcode; `region`: ISO 3166-2 where coded, else `region_name` as written."""
+    """`lines`: the street-level lines, cleaned (in display case), without what was read out of
+    them as city, region or postcode; `region`: ISO 3166-2 where coded, else `region_name` as
+    written; `postcode` in its country's form, else `postcode_written` as written (reported)."""
 
     lines: Annotated[tuple[Line, ...], msgspec.Meta(max_length=MAX_ADDRESS_LINES)] = ()
     house_number: Place | None = None
@@ -123,6 +124,7 @@ class NormalizedAddress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     region: RegionCode | None = None
     region_name: Place | None = None
     postcode: Postcode | None = None
+    postcode_written: Place | None = None
     country: CountryCode | None = None
 
 
@@ -214,7 +216,7 @@ def normalize_address(raw: RawFunder, issues: IssueLog) -> NormalizedAddress:
     postcode_text = postcode_text or parts.postcode
     if country is None:
         country = _country_from(lines, region_text, postcode_text)
-        if country is None and not country_text:
+        if country is None and not country_text and (lines or city or region_text or postcode_text):
             issues.add("country", "country_unknown", "no country given and none could be read from the address")
     elif lines and (named := mentioned_countries(", ".join(lines))) and country not in named:
         issues.add("country", "country_conflict", f"the address names {', '.join(named[:3])}, the country {country}")
@@ -224,10 +226,11 @@ def normalize_address(raw: RawFunder, issues: IssueLog) -> NormalizedAddress:
         if region is None:
             region_name = region_text
             issues.add("region", "region_not_coded", f"{region_text[:60]!r} has no ISO 3166-2 code here")
-    postcode = None
+    postcode = postcode_written = None
     if postcode_text:
         postcode = format_postcode(postcode_text, country)
         if postcode is None:
+            postcode_written = postcode_text
             issues.add("postcode", "invalid_postcode", f"{postcode_text[:20]!r} is not a postcode of {country}")
     return NormalizedAddress(
         lines=tuple(parts.lines[:MAX_ADDRESS_LINES]),
@@ -239,6 +242,7 @@ def normalize_address(raw: RawFunder, issues: IssueLog) -> NormalizedAddress:
         region=region,
         region_name=region_name,
         postcode=postcode,
+        postcode_written=postcode_written,
         country=country,
     )
 
@@ -258,6 +262,8 @@ def _country_from(lines: list[str], region: str | None, postcode: str | None) ->
         return code.split("-", 1)[0]
     if postcode and (code := postcode_country(postcode)):
         return code
+    if region and postcode and region.strip().upper() in US_STATES and format_postcode(postcode, "US"):
+        return "US"  # "ND" and "58102": a state code and a ZIP code
     if lines:
         return parse_location(", ".join(lines)).country
     return None
