@@ -187,8 +187,18 @@ def test_the_vocabulary_is_the_ntee_major_groups_and_maps_every_grants_gov_code(
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("US", "US"), ("usa", "US"), ("U.S.A.", "US"), ("DEU", "DE"), ("Deutschland", "DE"), ("UK", "GB")]
-    + [("United Kingdom", "GB"), ("Viet Nam", "VN"), ("Freedonia", None), ("", None)],
+    [
+        ("US", "US"),
+        ("usa", "US"),
+        ("U.S.A.", "US"),
+        ("DEU", "DE"),
+        ("Deutschland", "DE"),
+        ("UK", "GB"),
+        ("United Kingdom", "GB"),
+        ("Viet Nam", "VN"),
+        ("Freedonia", None),
+        ("", None),
+    ],
 )
 def test_country_codes(text: str, code: str | None) -> None:
     assert country_code(text) == code

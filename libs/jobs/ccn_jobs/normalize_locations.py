@@ -148,6 +148,10 @@ def normalize_location(location: LocationInput) -> NormalizedLocation:
 def _region(mentions: list[PlaceMention], parts: list[str], hint: str | None, named_parts: set[str]) -> str | None:
     """A US state or UK nation the gazetteer found, else a part that is a coded region
     (Canadian and Australian ones, ISO 3166-2 codes as written, a bare code with the hint)."""
+    for part in parts:  # an ISO 3166-2 code as written says it most exactly: "CA-ON"
+        if "-" in part and (code := region_code(part, None)):
+            named_parts.add(fold(part))
+            return code
     region = next((m.code for m in mentions if "-" in m.code), None)
     if region is not None:
         return region

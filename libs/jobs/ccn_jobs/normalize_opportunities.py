@@ -14,7 +14,7 @@ smallest to largest; one amount after "up to", "maximum"... is a maximum, after 
 apart, are the minimum and the maximum. "$" with no currency given is read as USD and reported.
 
 Deadlines: read by dateparser against the payload's `as_of` date (RELATIVE_BASE: "in 30 days",
-"15 March" with no year is the next 15 March on or after it): the clock is never read. The
+"15 March" with no year is the next 15 March after it): the clock is never read. The
 time of day and its zone are dropped first, because a deadline is the calendar day as written
 ("March 15, 2027 11:59 PM ET" is 2027-03-15, not the UTC day it falls on). 02/03/2027 is read by
 the record's (or batch's) `date_order`; with none given and both readings possible it is
