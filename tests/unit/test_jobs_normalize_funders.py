@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from ccn_jobs.addresses import country_code, format_postcode, region_code
-from ccn_jobs.errors import InvalidPayload
+from ccn_jobs.errors import DocumentRefused, InvalidPayload
 from ccn_jobs.normalisation import (
     IssueLog,
     canonical_categories,
@@ -170,12 +170,26 @@ def test_categories_map_to_the_vocabulary(categories: tuple[str, ...], scheme: A
     assert codes(issues) == []
 
 
-def test_unknown_categories_are_reported_with_their_position() -> None:
+def test_unknown_categories_are_reported_in_one_issue() -> None:
     issues = IssueLog()
     assert canonical_categories(("Education", "basket weaving", "e"), "text", issues) == (("education",), ())
-    assert [(i.field, i.code) for i in issues] == [
-        ("categories[1]", "unknown_category"),
-        ("categories[2]", "unknown_category"),
+    assert [(i.field, i.code, i.detail) for i in issues] == [
+        ("categories", "unknown_category", "'basket weaving', 'e' name no category")
+    ]
+    issues = IssueLog()
+    canonical_categories(tuple(f"zz{n}" for n in range(20)), "text", issues)
+    assert [i.detail for i in issues] == ["'zz0', 'zz1', 'zz2' and 17 more name no category"]
+
+
+def test_a_record_has_one_issue_per_field_and_code_whatever_its_input_repeats() -> None:
+    spoofed = "G\u0430tes " * 80
+    result = normalize_funder(raw(spoofed, aliases=(spoofed,) * 20, categories=("?",) * 20))
+    assert [(i.field, i.code) for i in result.issues] == [
+        ("name", "truncated"),
+        ("name", "homoglyphs_replaced"),
+        ("aliases", "truncated"),
+        ("aliases", "homoglyphs_replaced"),
+        ("categories", "unknown_category"),
     ]
 
 
@@ -355,3 +369,13 @@ def test_hostile_text_in_every_field_never_raises_and_the_result_meets_its_schem
     for record in result.records:
         again = normalize_funder(as_raw(record))
         assert msgspec.structs.replace(again, issues=()) == msgspec.structs.replace(record, issues=()), record
+
+
+def test_a_batch_whose_result_would_not_fit_in_a_frame_fails_as_too_large() -> None:
+    long_name = "Community Foundation of the Greater River Valley " * 6
+    record = raw(long_name, aliases=tuple(f"{long_name} {n}" for n in range(20)))
+    batch = tuple(msgspec.structs.replace(record, source_record_id=str(n)) for n in range(MAX_RECORDS))
+    with pytest.raises(DocumentRefused) as refused:
+        normalize_funders(NormalizeFundersPayload(records=batch))
+    assert refused.value.code == "too_large"
+    assert normalize_funders(NormalizeFundersPayload(records=batch[:20])).records[0].name_key

@@ -19,11 +19,12 @@ import functools
 import re
 import unicodedata
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.org_names import normalise
 from ccn_jobs.places import fold
 from ccn_jobs.text_normalisation import valid_unicode
@@ -53,8 +54,12 @@ IssueCode = Literal[
     "location_unknown",  # no place could be read from the text
     "several_countries",  # the text names more than one country; the first is taken
 ]
-MAX_ISSUE_DETAIL_CHARS = 200
+R = TypeVar("R", bound=msgspec.Struct)
+MAX_ISSUE_DETAIL_CHARS = 160
 MAX_ISSUES = 32
+# a result must fit in one frame to the edge (1 MiB) with room to spare; a batch whose result
+# would not fails as `too_large` (typed, and the same on every node) rather than being cut
+MAX_RESULT_BYTES = 768 * 1024
 
 
 class Issue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,12 +74,22 @@ Issues = Annotated[tuple[Issue, ...], msgspec.Meta(max_length=MAX_ISSUES)]
 
 
 class IssueLog(list[Issue]):
-    """The issues of one record, in the order found, each at most once, at most MAX_ISSUES."""
+    """The issues of one record, in the order found, one per field and code (the first one's
+    detail kept): a record's issues are bounded by its fields, whatever the input repeats."""
 
     def add(self, field: str, code: IssueCode, detail: str) -> None:
-        issue = Issue(field=field, code=code, detail=clean_line(detail, MAX_ISSUE_DETAIL_CHARS))
-        if issue not in self and len(self) < MAX_ISSUES:
-            self.append(issue)
+        if len(self) < MAX_ISSUES and not any(i.field == field and i.code == code for i in self):
+            self.append(Issue(field=field, code=code, detail=clean_line(detail, MAX_ISSUE_DETAIL_CHARS)))
+
+
+def within_result_bound(job_type: str, result: R) -> R:
+    """The result, or DocumentRefused("too_large") when it encodes to over MAX_RESULT_BYTES."""
+    size = len(msgspec.json.encode(result))
+    if size > MAX_RESULT_BYTES:
+        raise DocumentRefused(
+            job_type, "too_large", f"the result is {size} bytes, over {MAX_RESULT_BYTES}: send fewer or shorter records"
+        )
+    return result
 
 
 # ---- text -------------------------------------------------------------------------------------
@@ -353,7 +368,8 @@ def canonical_categories(
     vocabulary = load_vocabulary()
     found: set[str] = set()
     ntee_codes: list[str] = []
-    for index, value in enumerate(raw):
+    unknown: list[str] = []
+    for value in raw:
         text = clean_line(value, 200)
         if not text:
             continue
@@ -368,6 +384,10 @@ def canonical_categories(
         elif (named := vocabulary.by_name.get(fold(text))) is not None:
             found.add(named)
         else:
-            issues.add(f"categories[{index}]", "unknown_category", f"{text[:80]!r} names no category")
+            unknown.append(text)
+    if unknown:
+        named = ", ".join(repr(text[:40]) for text in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        issues.add("categories", "unknown_category", f"{named}{more} name no category")
     ordered = tuple(sorted(found, key=vocabulary.order.__getitem__))
     return ordered, tuple(ntee_codes)

@@ -14,7 +14,11 @@ form that the merge service can stitch across sources (CC-44):
 - per record, every issue: what could not be normalised and why.
 
 Deterministic (the payload alone decides; usaddress's tagging is a fixed model's Viterbi
-decode) and idempotent: a normalised record, given back as a raw one, comes out unchanged."""
+decode) and idempotent: a normalised record, given back as a raw one, comes out unchanged.
+
+Bounds: at most MAX_RECORDS records, every raw field bounded, every normalised one cut to its
+own bound (reported), one issue per field and code; a batch whose result would encode to over
+MAX_RESULT_BYTES fails as `too_large` (the same on every node) rather than being cut."""
 
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from ccn_jobs.normalisation import (
     load_vocabulary,
     name_match_key,
     normalise_ein,
+    within_result_bound,
 )
 from ccn_jobs.places import US_STATES, parse_location
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
@@ -154,12 +159,13 @@ class NormalizeFundersResult(msgspec.Struct, frozen=True, kw_only=True, forbid_u
 
 def normalize_funders(payload: NormalizeFundersPayload) -> NormalizeFundersResult:
     records = tuple(normalize_funder(record) for record in payload.records)
-    return NormalizeFundersResult(
+    result = NormalizeFundersResult(
         version=VERSION,
         vocabulary_version=load_vocabulary().version,
         records=records,
         records_with_issues=sum(1 for record in records if record.issues),
     )
+    return within_result_bound(NAME, result)
 
 
 def normalize_funder(raw: RawFunder) -> NormalizedFunder:
@@ -170,8 +176,8 @@ def normalize_funder(raw: RawFunder) -> NormalizedFunder:
     key = name_match_key(name) if name else ""
     aliases: list[str] = []
     alias_keys: list[str] = []
-    for index, alias in enumerate(raw.aliases):
-        shown = display_case(clean_field(alias, MAX_NAME_CHARS, f"aliases[{index}]", issues))
+    for alias in raw.aliases:
+        shown = display_case(clean_field(alias, MAX_NAME_CHARS, "aliases", issues))
         alias_key = name_match_key(shown) if shown else ""
         if alias_key and alias_key != key and alias_key not in alias_keys:
             aliases.append(shown)
@@ -196,8 +202,8 @@ def normalize_funder(raw: RawFunder) -> NormalizedFunder:
 def normalize_address(raw: RawFunder, issues: IssueLog) -> NormalizedAddress:
     lines = [
         line
-        for index, written in enumerate(raw.address_lines)
-        if (line := display_case(clean_field(written, MAX_LINE_CHARS, f"address_lines[{index}]", issues)))
+        for written in raw.address_lines
+        if (line := display_case(clean_field(written, MAX_LINE_CHARS, "address_lines", issues)))
     ]
     city = _place(raw.city, "city", issues)
     region_text = _place(raw.region, "region", issues)

@@ -28,7 +28,7 @@ import msgspec
 
 from ccn_jobs.addresses import city_display, country_code, mentioned_countries, postcode_country, region_code
 from ccn_jobs.job_type import JobType
-from ccn_jobs.normalisation import IssueLog, Issues, clean_field
+from ccn_jobs.normalisation import IssueLog, Issues, clean_field, within_result_bound
 from ccn_jobs.normalize_funders import CountryCode, Place, RegionCode, SourceRecordId
 from ccn_jobs.places import US_STATES, PlaceMention, country_of, find_places, fold
 from ccn_proto.constraints import MULTI_LINE_PATTERN
@@ -93,9 +93,10 @@ class NormalizeLocationsResult(msgspec.Struct, frozen=True, kw_only=True, forbid
 
 
 def normalize_locations(payload: NormalizeLocationsPayload) -> NormalizeLocationsResult:
-    return NormalizeLocationsResult(
+    result = NormalizeLocationsResult(
         version=VERSION, locations=tuple(normalize_location(location) for location in payload.locations)
     )
+    return within_result_bound(NAME, result)
 
 
 def normalize_location(location: LocationInput) -> NormalizedLocation:

@@ -43,6 +43,7 @@ from ccn_jobs.normalisation import (
     display_case,
     load_vocabulary,
     name_match_key,
+    within_result_bound,
 )
 from ccn_jobs.normalize_funders import MatchKey, Name, RawCategory, RawName, SourceName, SourceRecordId, Website
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
@@ -136,13 +137,14 @@ def normalize_opportunities(payload: NormalizeOpportunitiesPayload) -> Normalize
         normalize_opportunity(record, as_of, payload.default_currency, payload.default_date_order)
         for record in payload.records
     )
-    return NormalizeOpportunitiesResult(
+    result = NormalizeOpportunitiesResult(
         version=VERSION,
         vocabulary_version=load_vocabulary().version,
         as_of=payload.as_of,
         records=records,
         records_with_issues=sum(1 for record in records if record.issues),
     )
+    return within_result_bound(NAME, result)
 
 
 def normalize_opportunity(
