@@ -127,9 +127,8 @@ def region_code(text: str, country: str | None) -> str | None:
         prefix, local = stripped.upper().split("-", 1)
         return f"{prefix}-{local}" if local in REGIONS[prefix] and (country in (None, prefix)) else None
     folded = fold(stripped)
-    countries = [country] if country in REGIONS else ([] if country else list(REGIONS))
+    countries = list(REGIONS) if country is None else [country] if country in REGIONS else []
     for candidate in countries:
-        assert candidate is not None
         regions = REGIONS[candidate]
         if stripped.upper() in regions and country == candidate:  # a bare code needs its country
             return f"{candidate}-{stripped.upper()}"
@@ -243,15 +242,17 @@ def _joined(tagged: Mapping[str, str], labels: tuple[str, ...]) -> str | None:
 
 
 def _lines_without(lines: list[str], taken: list[str]) -> list[str]:
-    """The lines with the locality words taken out; a line left with nothing is dropped."""
-    kept = []
-    for line in lines:
-        rest = line
-        for value in taken:
-            rest = rest.replace(value, " ")
-        if re.sub(r"[\s,.;]+", "", rest):
-            kept.append(" ".join(rest.replace(" ,", ",").split()).strip(" ,"))
-    return kept
+    """The lines with the locality words taken out, each at its last place from the end (the
+    locality ends an address: "100 Seattle Way, Seattle, WA" keeps its street's "Seattle"); a
+    line left with nothing is dropped."""
+    kept = list(lines)
+    for value in taken:
+        for index in range(len(kept) - 1, -1, -1):
+            at = kept[index].rfind(value)
+            if at != -1:
+                kept[index] = kept[index][:at] + " " + kept[index][at + len(value) :]
+                break
+    return [" ".join(line.replace(" ,", ",").split()).strip(" ,") for line in kept if re.sub(r"[\s,.;]+", "", line)]
 
 
 def _rule_parts(lines: list[str], country: str | None, *, want_locality: bool) -> StreetParts:
@@ -287,9 +288,8 @@ def _take_locality(remaining: list[str], country: str | None, parts: StreetParts
     and, with the postcode alone on it, the line before when that holds the city alone
     ("London" above "SW1A 1AA")."""
     last = remaining[-1]
-    codes = [country] if country in POSTCODE_FORMS else list(TELLING_POSTCODES)
+    codes = [country] if country is not None and country in POSTCODE_FORMS else list(TELLING_POSTCODES)
     for code in codes:
-        assert code is not None
         match = re.search(rf"(?<![A-Za-z0-9])({POSTCODE_FORMS[code]})(?![A-Za-z0-9])", last.upper())
         if match is None:
             continue
