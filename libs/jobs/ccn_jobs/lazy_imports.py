@@ -14,6 +14,7 @@ LAZY_IMPORTS: Final = (
     "cssselect",
     "dateparser",
     "docx",
+    "iso3166",
     "lxml",
     "price_parser",
     "py3langid",
@@ -22,6 +23,7 @@ LAZY_IMPORTS: Final = (
     "rapidfuzz",
     "tldextract",
     "trafilatura",
+    "usaddress",
 )
 
 

@@ -29,6 +29,9 @@ from ccn_jobs.extract_text import EXTRACT_TEXT
 from ccn_jobs.fetch_document import FETCH_DOCUMENT
 from ccn_jobs.job_type import JobType
 from ccn_jobs.link_entities import LINK_ENTITIES
+from ccn_jobs.normalize_funders import NORMALIZE_FUNDERS
+from ccn_jobs.normalize_locations import NORMALIZE_LOCATIONS
+from ccn_jobs.normalize_opportunities import NORMALIZE_OPPORTUNITIES
 from ccn_jobs.parse_pdf import PARSE_PDF
 from ccn_jobs.score_opportunity import SCORE_OPPORTUNITY
 from ccn_proto.commands import CommandError
@@ -52,6 +55,9 @@ JOB_TYPES: Mapping[str, JobType[Any, Any]] = MappingProxyType(
             EXTRACT_STRUCTURED_FIELDS,
             CRAWL_MULTI_HOP,
             FETCH_DOCUMENT,
+            NORMALIZE_FUNDERS,
+            NORMALIZE_OPPORTUNITIES,
+            NORMALIZE_LOCATIONS,
         )
     }
 )
