@@ -45,6 +45,9 @@ PINNED: dict[tuple[str, str], str] = {
     ("extract_text", "1"): "3e1c3d0533051ab04643a925a907127d7cea3b84a8f76df994d07089bae50399",
     ("fetch_document", "1"): "c6031d205a4d204a67a51c71d966d9a4d247371c505d75a9e6dc50e32b4e2617",
     ("link_entities", "1"): "bea7dab543de446555500d0d0a1f86d645b26ceadd3f14a897d068a7958ca786",
+    ("normalize_funders", "1"): "7e9b0f6cc949656b4cd6eec8fb2a11ea0795c128793b06042cb9762802d0427f",
+    ("normalize_locations", "1"): "e2713470f50d3c1475bf494b046d7a90d5dd56fbc3a9eb326627b50c348cffa6",
+    ("normalize_opportunities", "1"): "794c1c557abad07c68453773003c838abc07bba50e65f8e710bf2c270f42de41",
     ("parse_pdf", "1"): "2e87a1231656d0956919538b2f19b6b337e3d78b44e982f54fca74f9fac93b27",
     ("score_opportunity", "1"): "1a41682d427a9f7c6d7a895119dfefd89a5714cb5113989f8d840cb9f9bd64f3",
 }

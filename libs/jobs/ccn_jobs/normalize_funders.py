@@ -52,6 +52,7 @@ from ccn_jobs.normalisation import (
     within_result_bound,
 )
 from ccn_jobs.places import US_STATES, parse_location
+from ccn_jobs.result_rules import Allowed, Format, Mandatory, ResultRules
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
 
 NAME = "normalize_funders"
@@ -323,11 +324,27 @@ _SAMPLE_RECORDS = (
 )
 SAMPLE_PAYLOADS: tuple[NormalizeFundersPayload, ...] = (NormalizeFundersPayload(records=_SAMPLE_RECORDS),)
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of other rules are not comparable"),
+        Mandatory(path="records[].name"),
+        Mandatory(path="records[].name_key"),
+        Format(path="records[].ein", format="ein"),
+        Format(path="records[].website", format="url"),
+        Format(path="records[].address.country", format="iso_country"),
+        Format(path="records[].address.region", format="iso_region"),
+        Format(path="records[].categories[]", regex=r"[a-z0-9][a-z0-9_.-]{0,63}"),
+    ),
+)
+
 NORMALIZE_FUNDERS: JobType[NormalizeFundersPayload, NormalizeFundersResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=NormalizeFundersPayload,
     result_type=NormalizeFundersResult,
+    result_rules=RESULT_RULES,
     handler=normalize_funders,
     consent_scope="datasets",
     description="Raw funder records to one canonical form: names, EINs, addresses, websites, categories (CC-43)",

@@ -31,6 +31,7 @@ from ccn_jobs.job_type import JobType
 from ccn_jobs.normalisation import IssueLog, Issues, clean_field, within_result_bound
 from ccn_jobs.normalize_funders import CountryCode, Place, RegionCode, SourceRecordId
 from ccn_jobs.places import US_STATES, PlaceMention, country_of, find_places, fold
+from ccn_jobs.result_rules import Allowed, Bounds, Format, Mandatory, ResultRules
 from ccn_proto.constraints import MULTI_LINE_PATTERN
 
 NAME = "normalize_locations"
@@ -231,11 +232,25 @@ SAMPLE_PAYLOADS: tuple[NormalizeLocationsPayload, ...] = (
     ),
 )
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of other rules are not comparable"),
+        Mandatory(path="locations[].id"),
+        Format(path="locations[].country", format="iso_country"),
+        Format(path="locations[].countries[]", format="iso_country"),
+        Format(path="locations[].region", format="iso_region"),
+        Bounds(path="locations[].confidence", ge=0.0, le=1.0),
+    ),
+)
+
 NORMALIZE_LOCATIONS: JobType[NormalizeLocationsPayload, NormalizeLocationsResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=NormalizeLocationsPayload,
     result_type=NormalizeLocationsResult,
+    result_rules=RESULT_RULES,
     handler=normalize_locations,
     consent_scope="datasets",
     description="Free-text locations to country, region and city, with a confidence (CC-43)",

@@ -46,6 +46,7 @@ from ccn_jobs.normalisation import (
     within_result_bound,
 )
 from ccn_jobs.normalize_funders import MatchKey, Name, RawCategory, RawName, SourceName, SourceRecordId, Website
+from ccn_jobs.result_rules import Allowed, Format, Mandatory, ResultRules
 from ccn_proto.constraints import END, MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN
 
 NAME = "normalize_opportunities"
@@ -464,11 +465,26 @@ SAMPLE_PAYLOADS: tuple[NormalizeOpportunitiesPayload, ...] = (
     NormalizeOpportunitiesPayload(records=_SAMPLE_RECORDS[1:2], as_of="2027-06-01", default_currency="GBP"),
 )
 
+# What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
+RESULT_RULES = ResultRules(
+    version="1",
+    rules=(
+        Allowed(path="version", values=(VERSION,), note="results of other rules are not comparable"),
+        Format(path="as_of", format="iso_date"),
+        Mandatory(path="records[].source_record_id"),
+        Format(path="records[].deadline", format="iso_date"),
+        Format(path="records[].currency", regex=r"[A-Z]{3}"),
+        Format(path="records[].url", format="url"),
+        Format(path="records[].categories[]", regex=r"[a-z0-9][a-z0-9_.-]{0,63}"),
+    ),
+)
+
 NORMALIZE_OPPORTUNITIES: JobType[NormalizeOpportunitiesPayload, NormalizeOpportunitiesResult] = JobType(
     name=NAME,
     version=VERSION,
     payload_type=NormalizeOpportunitiesPayload,
     result_type=NormalizeOpportunitiesResult,
+    result_rules=RESULT_RULES,
     handler=normalize_opportunities,
     consent_scope="datasets",
     description="Raw opportunity records to one canonical form: amounts, currency, deadline, categories (CC-43)",
