@@ -12,7 +12,7 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from ccn_core.document_bodies import BodyNotFound, ObjectStoreBodies, open_body_store
+from ccn_core.document_bodies import KNOWN_FOR_S, BodyNotFound, ObjectStoreBodies, open_body_store
 from ccn_jobs.demo_documents import grant_pdf
 from ccn_jobs.documents import fetch_bodies
 from ccn_jobs.errors import DocumentRefused
@@ -90,3 +90,30 @@ async def test_a_body_stored_under_another_digest_is_caught(bodies: ObjectStoreB
 async def test_a_name_that_is_not_a_digest_is_not_looked_up(bodies: ObjectStoreBodies) -> None:
     with pytest.raises(BodyNotFound):
         await bodies.read("../../etc/passwd", 10)
+
+
+async def test_a_body_seen_stored_is_put_again_without_asking_the_store_for_a_while(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    bucket = f"TEST_BODIES_{secrets.token_hex(4).upper()}"
+    now = [0.0]
+    try:
+        store = await open_body_store(js, bucket, create=True)
+        asked: list[str] = []
+        get_info = store.get_info
+
+        async def counted(name: str, *args: object, **kwargs: object) -> object:
+            asked.append(name)
+            return await get_info(name, *args, **kwargs)  # type: ignore[arg-type]
+
+        store.get_info = counted  # type: ignore[method-assign,assignment]
+        bodies = ObjectStoreBodies(store, clock=lambda: now[0])
+        digest = await bodies.put(PDF_BYTES)
+        first = len(asked)
+        assert await bodies.put(PDF_BYTES) == digest and len(asked) == first  # remembered: no round trip
+        now[0] += KNOWN_FOR_S + 1
+        assert await bodies.put(PDF_BYTES) == digest and len(asked) == first + 1  # asked again, found
+        assert await bodies.read(digest, len(PDF_BYTES)) == PDF_BYTES
+    finally:
+        await js.delete_object_store(bucket)
+        await nc.close()

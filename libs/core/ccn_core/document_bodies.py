@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -65,21 +67,38 @@ def body_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# bodies this process stored or found stored, remembered a while: the store keeps bodies with no
+# age limit and nothing deletes them, so a body seen stored is there still, and a page fetched
+# again unchanged (a recrawl without validators, one page under two URLs) costs no round trip
+KNOWN_BODIES = 10_000
+KNOWN_FOR_S = 3600.0
+
+
 class ObjectStoreBodies:
     """Read and put bodies by their sha256 hex digest."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
+        self._clock = clock
+        self._known: OrderedDict[str, tuple[int, float]] = OrderedDict()  # digest -> (size, until)
 
     async def put(self, data: bytes) -> str:
         """Store the bytes under their digest (once: a second put of the same bytes is a no-op)."""
         digest = body_digest(data)
+        known = self._known.get(digest)
+        now = self._clock()
+        if known is not None and known[0] == len(data) and now < known[1]:
+            return digest
         try:
             info = await self._store.get_info(digest)
         except ObjectNotFoundError:
             info = None
         if info is None or info.size != len(data):
             await self._store.put(digest, data)
+        self._known[digest] = (len(data), now + KNOWN_FOR_S)
+        self._known.move_to_end(digest)
+        while len(self._known) > KNOWN_BODIES:
+            self._known.popitem(last=False)
         return digest
 
     async def read(self, sha256: str, size: int) -> bytes:
