@@ -29,8 +29,8 @@ import msgspec
 from ccn_proto.constraints import END, Sha256Hex
 from ccn_proto.scheduler import JobId, NodeId
 
-RECEIPT_FORMAT = 1
-KEY_SET_FORMAT = 1
+RECEIPT_FORMAT: Literal[1] = 1
+KEY_SET_FORMAT: Literal[1] = 1
 RECEIPT_DOMAIN = b"ccn-receipt/1\n"
 RESULT_DOMAIN = b"ccn-result/1\n"
 # a receipt is a few hundred bytes and a key set a few hundred per key: anything far larger is

@@ -267,15 +267,13 @@ def decode_receipt(raw: bytes) -> Receipt:
     if len(raw) > MAX_RECEIPT_BYTES:
         raise MalformedReceipt(f"{len(raw)} bytes is larger than any receipt (at most {MAX_RECEIPT_BYTES})")
     try:
-        receipt = decode_untrusted(raw, _receipt_decoder)
+        receipt: Receipt = decode_untrusted(raw, _receipt_decoder)
     except BadInput as exc:
         raise MalformedReceipt(f"not a receipt: {exc.message}", field=exc.field) from None
     if from_b64url(receipt.signature, 64) is None:
         raise MalformedReceipt("signature is not a canonical base64url Ed25519 signature", field="signature")
     if receipt.node_signature is not None and from_b64url(receipt.node_signature, 64) is None:
-        raise MalformedReceipt(
-            "node_signature is not a canonical base64url Ed25519 signature", field="node_signature"
-        )
+        raise MalformedReceipt("node_signature is not a canonical base64url Ed25519 signature", field="node_signature")
     return receipt
 
 
@@ -284,7 +282,7 @@ def decode_key_set(raw: bytes) -> KeySet:
     if len(raw) > MAX_KEY_SET_BYTES:
         raise MalformedKeySet(f"{len(raw)} bytes is larger than any key set (at most {MAX_KEY_SET_BYTES})")
     try:
-        keys = decode_untrusted(raw, _key_set_decoder)
+        keys: KeySet = decode_untrusted(raw, _key_set_decoder)
     except BadInput as exc:
         raise MalformedKeySet(f"not a key set: {exc.message}", field=exc.field) from None
     seen: set[str] = set()
@@ -436,13 +434,19 @@ class KeyRingSource:
 
 
 def _read_bounded(path: Path, max_bytes: int, *, private: bool = False) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(file.fileno()).st_mode
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyRingError(f"cannot read {path}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode) or (private and stat.S_IMODE(mode) & 0o077):
+        os.close(fd)
         if not stat.S_ISREG(mode):
             raise KeyRingError(f"{path} is not a regular file")
-        if private and stat.S_IMODE(mode) & 0o077:
-            raise KeyRingError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+        raise KeyRingError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+    with os.fdopen(fd, "rb") as file:
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise KeyRingError(f"{path} is larger than {max_bytes} bytes")
