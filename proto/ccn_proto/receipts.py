@@ -27,7 +27,6 @@ from typing import Annotated, Literal
 import msgspec
 
 from ccn_proto.constraints import END, Sha256Hex
-from ccn_proto.scheduler import JobId, NodeId
 
 RECEIPT_FORMAT: Literal[1] = 1
 KEY_SET_FORMAT: Literal[1] = 1
@@ -39,6 +38,10 @@ MAX_RECEIPT_BYTES = 4 * 1024
 MAX_KEYS = 256
 MAX_KEY_SET_BYTES = 64 * 1024
 
+# the scheduler's job and node ids (ccn_proto.scheduler, which carries receipts and so cannot be
+# imported here)
+JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
 KeyId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9._-]+{END}")]
 PublicKey = Annotated[str, msgspec.Meta(pattern=rf"^[A-Za-z0-9_-]{{43}}{END}")]
 Signature = Annotated[str, msgspec.Meta(pattern=rf"^[A-Za-z0-9_-]{{86}}{END}")]

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ccn_proto import compute_api, crawl, deadletter, domains, fetch, node_protocol, registry, scheduler
+from ccn_proto import compute_api, crawl, deadletter, domains, fetch, node_protocol, receipts, registry, scheduler
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
 from ccn_proto.envelope import Envelope
@@ -84,6 +84,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     ),
     "fetch_events": (Envelope[fetch.FetchEvent],),
     "fetch_commands": (fetch.FetchPage, fetch.FetchedPage, fetch.FetchRefused, fetch.FetchFailed, CommandError),
+    "receipts": (receipts.Receipt, receipts.KeySet),
     "crawl_events": (Envelope[crawl.CampaignEvent],),
     "crawler_commands": (
         crawl.StartCampaign,

@@ -33,6 +33,7 @@ def test_every_event_type_is_documented() -> None:
         "crawl_events",
         "crawler_commands",
         "domain_commands",
+        "receipts",
     }
 
 

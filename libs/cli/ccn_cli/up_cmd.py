@@ -12,11 +12,11 @@ from ccn_cli.console import say, warn
 from ccn_cli.demo import Demo, demo_settings, print_demo, start_demo, start_fixture_web
 from ccn_cli.foreground import stay_attached
 from ccn_cli.jobs_cmd import EdgeError
+from ccn_cli.stack.errors import StackError
 from ccn_cli.stack.lifecycle import ServicePlan, check_ports, logs_dir, plan_services, start_stack
 from ccn_cli.stack.nats_server import monitor_port_for
 from ccn_cli.stack.ports import require_free_port
 from ccn_cli.stack.processes import ProcessRecord, record_process
-from ccn_cli.stack.errors import StackError
 from ccn_cli.stack.run_state import RunState, clear_state, load_state, save_state, stack_lock
 from ccn_cli.stack.secrets_file import secrets_path, with_secrets
 from ccn_cli.stack.urls import redact_password
