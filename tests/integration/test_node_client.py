@@ -205,11 +205,15 @@ class FakeEdge:
                     acks = []
                     for item in frame.results:
                         result = JobResult(
-                            job_id=item.job_id, result=item.result, checksum=item.checksum, usage=item.usage
+                            job_id=item.job_id,
+                            result=item.result,
+                            checksum=item.checksum,
+                            usage=item.usage,
+                            signature=item.signature,
                         )
                         self.results.setdefault(item.job_id, []).append(result)
                         self.held.discard(item.job_id)
-                        acks.append(Ack(job_id=item.job_id, status="completed"))
+                        acks.append(self.completed(result))
                     await send(ws, Acks(acks=acks) if batching else acks[0])
                     for ack in acks[1:] if not batching else []:
                         await send(ws, ack)
@@ -249,20 +253,24 @@ class FakeEdge:
             await ws.close()
             return True
         self.held.discard(frame.job_id)
-        receipt = None
-        if self.receipt_key is not None:
-            receipt = sign_receipt(
-                self.receipt_key,
-                job_id=frame.job_id,
-                attempt=1,
-                node_id="node-1",
-                result_checksum=frame.checksum,
-                verdict="validated",
-                issued_at=datetime.now(UTC),
-                node_signature=frame.signature,
-            )
-        await send(ws, Ack(job_id=frame.job_id, status="completed", receipt=receipt))
+        await send(ws, self.completed(frame))
         return False
+
+    def completed(self, frame: JobResult) -> Ack:
+        """The ack of a recorded result, with a receipt when this edge signs them."""
+        if self.receipt_key is None:
+            return Ack(job_id=frame.job_id, status="completed")
+        receipt = sign_receipt(
+            self.receipt_key,
+            job_id=frame.job_id,
+            attempt=1,
+            node_id="node-1",
+            result_checksum=frame.checksum,
+            verdict="validated",
+            issued_at=datetime.now(UTC),
+            node_signature=frame.signature,
+        )
+        return Ack(job_id=frame.job_id, status="completed", receipt=receipt)
 
     async def on_ready(self, ws: web.WebSocketResponse, ready: Ready, batching: bool = False) -> None:
         now = asyncio.get_running_loop().time()
