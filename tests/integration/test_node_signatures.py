@@ -194,7 +194,8 @@ def _item(frame: dict[str, Any]) -> dict[str, Any]:
 async def test_the_published_keys_are_served_publicly_and_verify_a_receipt(edge: Edge) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{edge.url}/receipts/keys") as response:
-            assert response.status == 503  # no ring made yet: nothing to publish
+            assert response.status == 200  # no ring made yet: nothing published
+            assert decode_key_set(await response.read()).keys == []
         ring = ensure_key_ring(edge.settings.receipt_keys_path, datetime.now(UTC))
         async with http.get(f"{edge.url}/receipts/keys") as response:
             assert response.status == 200
@@ -210,6 +211,10 @@ async def test_the_published_keys_are_served_publicly_and_verify_a_receipt(edge:
     )
     assert verify_receipt(receipt, keys).key_id == ring.active.key_id
     assert msgspec.json.decode(msgspec.json.encode(keys))["keys"][0]["status"] == "active"
+    (edge.settings.receipt_keys_path / "keys.json").write_bytes(b"{damaged")
+    async with aiohttp.ClientSession() as http, http.get(f"{edge.url}/receipts/keys") as response:
+        assert response.status == 503
+        assert (await response.json())["code"] == "unavailable"
 
 
 @pytest.mark.parametrize("bad_key", ["", "=" * 43, "A" * 44])

@@ -32,12 +32,14 @@ class PublishedKeys:
         self._keys: KeySet | None = None
 
     def current(self) -> KeySet:
-        """Unavailable (503) when no ring was made yet or its file is damaged: the caller may
-        ask again later, and the edge logs nothing it could not act on."""
+        """The published set; an empty one when no ring was made yet (nothing was signed, so
+        nothing verifies: the truth, not a fault); Unavailable (503) when its file is damaged."""
         try:
             info = os.stat(self._directory / KEYS_FILE)
+        except FileNotFoundError:
+            return KeySet(keys=[])
         except OSError:
-            raise Unavailable("no receipt keys are published yet", retry_after=60.0) from None
+            raise Unavailable("the receipt keys cannot be read now", retry_after=60.0) from None
         seen = (info.st_ino, info.st_mtime_ns, info.st_size)
         if self._keys is None or seen != self._seen:
             try:
