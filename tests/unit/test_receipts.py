@@ -38,6 +38,7 @@ from ccn_core.receipts import (
     rotate_key_ring,
     sign_receipt,
     sign_result,
+    valid_public_key,
     verify_receipt,
     verify_result_signature,
 )
@@ -359,3 +360,31 @@ def test_a_damaged_ring_is_a_typed_error(tmp_path: Path) -> None:
     (tmp_path / KEYS_FILE).write_bytes(encode_key_set(KeySet(keys=[])))
     with pytest.raises(KeyRingError, match="0 active keys"):
         load_key_ring(tmp_path)
+
+
+def _encoded(y: int, sign: int = 0) -> str:
+    return b64url((y | sign << 255).to_bytes(32, "little"))
+
+
+def test_public_keys_must_be_curve_points_outside_the_small_order_subgroup() -> None:
+    prime = 2**255 - 19
+    for _ in range(20):
+        assert valid_public_key(public_key_of(Ed25519PrivateKey.generate()))
+    small_order = {
+        "identity (order 1)": _encoded(1),
+        "y = -1 (order 2)": _encoded(prime - 1),
+        "y = 0 (order 4)": _encoded(0),
+        "y = 0, the other x (order 4)": _encoded(0, sign=1),
+    }
+    for why, key in small_order.items():
+        assert not valid_public_key(key), why
+    assert not valid_public_key(_encoded(prime + 1))  # a non-canonical spelling of the identity
+    assert not valid_public_key(_encoded(2))  # y = 2 is on no point of the curve
+    # with the identity as public key, the all-identity "signature" would verify for any message
+    identity_signature = b64url(_encoded_bytes(1) + bytes(32))
+    with pytest.raises(BadNodeSignature):
+        verify_result_signature(_encoded(1), "job-1", 1, CHECKSUM, identity_signature)
+
+
+def _encoded_bytes(y: int) -> bytes:
+    return y.to_bytes(32, "little")

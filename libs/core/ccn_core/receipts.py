@@ -152,10 +152,55 @@ def public_key_of(key: Ed25519PrivateKey) -> str:
     return b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
+# Curve25519 in Edwards form (RFC 8032 §5.1): the field prime, the curve constant d, sqrt(-1)
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decoded_point(raw: bytes) -> tuple[int, int] | None:
+    """The point `raw` encodes (RFC 8032 §5.1.3), or None: not canonical or not on the curve."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    sign = raw[31] >> 7
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if (v * x * x - u) % _P != 0:
+        x = x * _SQRT_M1 % _P
+        if (v * x * x - u) % _P != 0:
+            return None
+    if x == 0 and sign:
+        return None
+    return (_P - x, y) if x % 2 != sign else (x, y)
+
+
+def _doubled(point: tuple[int, int]) -> tuple[int, int]:
+    x, y = point
+    xy = x * y % _P
+    denominator = _D * xy * xy % _P
+    return (
+        2 * xy * pow(1 + denominator, _P - 2, _P) % _P,
+        (y * y + x * x) * pow(1 - denominator, _P - 2, _P) % _P,
+    )
+
+
+def _usable_public_key(raw: bytes) -> bool:
+    """A canonical encoding of a curve point outside the small-order subgroup. OpenSSL takes any
+    32 bytes, and with a small-order key (the identity, say) one signature passes for every
+    message: such a key proves nothing, so it is refused up front."""
+    point = _decoded_point(raw)
+    if point is None:
+        return False
+    for _ in range(3):  # eight times the point: the identity for exactly the small-order points
+        point = _doubled(point)
+    return point != (0, 1)
+
+
 @lru_cache(maxsize=4096)
 def _public_key(text: str) -> Ed25519PublicKey | None:
     raw = from_b64url(text, 32)
-    if raw is None:
+    if raw is None or not _usable_public_key(raw):
         return None
     try:
         return Ed25519PublicKey.from_public_bytes(raw)
