@@ -199,8 +199,12 @@ def _usable_public_key(raw: bytes) -> bool:
 
 @lru_cache(maxsize=4096)
 def _public_key(text: str) -> Ed25519PublicKey | None:
+    """The key to verify with. Its point is not checked here (that costs milliseconds in
+    Python): keys are checked once where they enter, by `valid_public_key` at registration and
+    in `decode_key_set`, and a key that slipped past would still verify nothing it should not
+    for anyone but its own node."""
     raw = from_b64url(text, 32)
-    if raw is None or not _usable_public_key(raw):
+    if raw is None:
         return None
     try:
         return Ed25519PublicKey.from_public_bytes(raw)
@@ -209,7 +213,10 @@ def _public_key(text: str) -> Ed25519PublicKey | None:
 
 
 def valid_public_key(text: str) -> bool:
-    return _public_key(text) is not None
+    """Whether `text` may be registered or published as a public key: canonical base64url of a
+    point on the curve outside its small-order subgroup."""
+    raw = from_b64url(text, 32)
+    return raw is not None and _usable_public_key(raw) and _public_key(text) is not None
 
 
 def _verifies(public_key: str, signature: str, message: bytes) -> bool:
