@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import msgspec
 import nats
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ccn_core.consent import consent_catalogue, current_consent_version
@@ -81,7 +80,7 @@ async def _post_result(
         return response.status, await response.json()
 
 
-async def test_registration_with_and_without_a_key_and_a_bad_key(edge: Edge) -> None:
+async def test_registration_with_and_without_a_key_refuses_bad_keys_and_the_keys_are_published(edge: Edge) -> None:
     key = Ed25519PrivateKey.generate()
     async with aiohttp.ClientSession() as http:
         signed = await _register(http, edge, public_key_of(key))
@@ -92,10 +91,38 @@ async def test_registration_with_and_without_a_key_and_a_bad_key(edge: Edge) -> 
             assert response.status == 400
             refusal = await response.json()
         assert refusal["field"] == "public_key" and "not an Ed25519 public key" in refusal["message"]
-        async with http.post(f"{edge.url}/compute/register-node", json={"public_key": "short"}) as response:
-            assert response.status == 400
+        # the last: the identity point, a small-order key with which one signature passes for any message
+        for bad_key in ["short", "", "=" * 43, "A" * 44, "AQ" + "A" * 41]:
+            async with http.post(f"{edge.url}/compute/register-node", json={"public_key": bad_key}) as response:
+                assert response.status == 400, bad_key
+                assert (await response.json())["field"] == "public_key"
     assert (await _registered_event(edge, signed["node_public_id"]))["public_key"] == public_key_of(key)
     assert (await _registered_event(edge, unsigned["node_public_id"])).get("public_key") is None
+
+    # the published receipt keys: public, cacheable, an empty set before any key exists
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{edge.url}/receipts/keys") as response:
+            assert response.status == 200  # no ring made yet: nothing published
+            assert decode_key_set(await response.read()).keys == []
+        ring = ensure_key_ring(edge.settings.receipt_keys_path, datetime.now(UTC))
+        async with http.get(f"{edge.url}/receipts/keys") as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"].startswith("public")
+            keys = decode_key_set(await response.read())
+    receipt = ring.issue_receipt(
+        job_id="job-1",
+        attempt=1,
+        node_id="node-1",
+        result_checksum="d" * 64,
+        verdict="validated",
+        now=datetime.now(UTC),
+    )
+    assert verify_receipt(receipt, keys).key_id == ring.active.key_id
+    assert msgspec.json.decode(msgspec.json.encode(keys))["keys"][0]["status"] == "active"
+    (edge.settings.receipt_keys_path / "keys.json").write_bytes(b"{damaged")
+    async with aiohttp.ClientSession() as http, http.get(f"{edge.url}/receipts/keys") as response:
+        assert response.status == 503
+        assert (await response.json())["code"] == "unavailable"
 
 
 async def test_over_http_a_signed_result_passes_and_forged_or_missing_signatures_are_refused(edge: Edge) -> None:
@@ -134,25 +161,19 @@ async def test_over_http_a_signed_result_passes_and_forged_or_missing_signatures
         )
         assert status == 200, body
         assert body["status"] == "completed"
-    view = await edge.scheduler.call("scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t")
-    assert view.status == "completed"
-
-
-async def test_a_node_without_a_key_works_unsigned_and_may_not_send_a_signature(edge: Edge) -> None:
-    async with aiohttp.ClientSession() as http:
-        node = await _register(http, edge, None)
-        await create_job(edge)
-        offer = await _take_job(http, edge, node)
-        status, body = await _post_result(
-            http,
-            edge,
-            node,
-            offer,
-            attempt=offer["attempt"],
-            signature=sign_result(Ed25519PrivateKey.generate(), "x", 1, "0" * 64),
+        view = await edge.scheduler.call(
+            "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
         )
+        assert view.status == "completed"
+
+        # a node without a key works unsigned, and may not send a signature it cannot back
+        keyless = await _register(http, edge, None)
+        await create_job(edge, 1)
+        offer = await _take_job(http, edge, keyless)
+        stray = sign_result(Ed25519PrivateKey.generate(), offer["job_id"], offer["attempt"], "0" * 64)
+        status, body = await _post_result(http, edge, keyless, offer, attempt=offer["attempt"], signature=stray)
         assert status == 422 and body["code"] == "bad_signature" and "registered no public key" in body["message"]
-        status, body = await _post_result(http, edge, node, offer)
+        status, body = await _post_result(http, edge, keyless, offer)
         assert status == 200 and body["status"] == "completed", body
 
 
@@ -189,40 +210,3 @@ async def test_over_the_socket_a_forged_signature_gets_a_typed_error_and_the_sig
 
 def _item(frame: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in frame.items() if key != "type"}
-
-
-async def test_the_published_keys_are_served_publicly_and_verify_a_receipt(edge: Edge) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{edge.url}/receipts/keys") as response:
-            assert response.status == 200  # no ring made yet: nothing published
-            assert decode_key_set(await response.read()).keys == []
-        ring = ensure_key_ring(edge.settings.receipt_keys_path, datetime.now(UTC))
-        async with http.get(f"{edge.url}/receipts/keys") as response:
-            assert response.status == 200
-            assert response.headers["Cache-Control"].startswith("public")
-            keys = decode_key_set(await response.read())
-    receipt = ring.issue_receipt(
-        job_id="job-1",
-        attempt=1,
-        node_id="node-1",
-        result_checksum="d" * 64,
-        verdict="validated",
-        now=datetime.now(UTC),
-    )
-    assert verify_receipt(receipt, keys).key_id == ring.active.key_id
-    assert msgspec.json.decode(msgspec.json.encode(keys))["keys"][0]["status"] == "active"
-    (edge.settings.receipt_keys_path / "keys.json").write_bytes(b"{damaged")
-    async with aiohttp.ClientSession() as http, http.get(f"{edge.url}/receipts/keys") as response:
-        assert response.status == 503
-        assert (await response.json())["code"] == "unavailable"
-
-
-# the last: the identity point, a small-order key with which one signature passes for any message
-@pytest.mark.parametrize("bad_key", ["", "=" * 43, "A" * 44, "AQ" + "A" * 41])
-async def test_malformed_public_keys_never_reach_the_registry(edge: Edge, bad_key: str) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{edge.url}/compute/register-node", json={"public_key": bad_key}) as response,
-    ):
-        assert response.status == 400
-        assert (await response.json())["field"] == "public_key"
