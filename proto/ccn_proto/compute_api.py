@@ -11,14 +11,20 @@ from ccn_proto.budgets import FailureKind, JobUsage
 from ccn_proto.constraints import Sha256Hex, ShortText, Text, UserAgent, Version
 from ccn_proto.fetch import Url, Validator
 from ccn_proto.nodes import ConsentScope, NodeMetrics
+from ccn_proto.receipts import Attempt, PublicKey, Signature
 from ccn_proto.scheduler import BatchJob
 
 
 class RegisterNodeRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`public_key`: the node's Ed25519 public key (unpadded base64url of 32 bytes), with which
+    it will sign each result. Optional: a node registered without one has its results accepted
+    unsigned (and its receipts say so); one registered with one must sign every result."""
+
     consent_flag: bool = False
     user_agent: UserAgent | None = None
     user_id: ShortText | None = None
     node_version: ShortText | None = None
+    public_key: PublicKey | None = None
 
 
 class ConsentRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +61,10 @@ class JobResultRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forb
     result: dict[str, Any]
     checksum: Sha256Hex
     usage: JobUsage | None = None
+    # the offer's attempt and the node's signature over (job_id, attempt, checksum): both
+    # required from a node that registered a public key, neither from one that did not
+    attempt: Attempt | None = None
+    signature: Signature | None = None
 
 
 class JobFailRequest(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -15,6 +15,7 @@ from ccn_proto.budgets import FailureKind, JobBudget, JobUsage
 from ccn_proto.constraints import END, ShortText, Text, Token
 from ccn_proto.fetch import FetchOutcome, Url, Validator
 from ccn_proto.nodes import NodeMetrics
+from ccn_proto.receipts import Receipt, Signature
 
 PROTOCOL_VERSION = 1
 MIN_NODE_VERSION = "0.1.0"
@@ -71,7 +72,9 @@ class JobOffer(msgspec.Struct, gc=False, tag="job_offer", frozen=True, kw_only=T
     budget: JobBudget | None = None  # run the job within these; report usage with its outcome
 
 
-class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobResult(
+    msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """`ready`: the room the node will have once this result is recorded, as a Ready frame sent
     right after the result would say; the edge then asks for the next job together with
     recording this one. 0 says nothing (send Ready as usual)."""
@@ -81,15 +84,20 @@ class JobResult(msgspec.Struct, gc=False, tag="result", frozen=True, kw_only=Tru
     checksum: ShortText  # sha256 hex of the result's canonical JSON (sorted keys, no spaces)
     ready: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENCY)] = 0
     usage: JobUsage | None = None
+    # Ed25519 over (job_id, the offer's attempt, checksum) with the key the node registered
+    # (ccn_proto.receipts.RESULT_DOMAIN); required from a node that registered one, refused
+    # from one that did not
+    signature: Signature | None = None
 
 
-class ResultItem(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ResultItem(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """One job's result in a `results` frame: the fields of a `result` frame, without `ready`."""
 
     job_id: ShortText
     result: dict[str, Any]
     checksum: ShortText
     usage: JobUsage | None = None
+    signature: Signature | None = None
 
 
 class JobResults(msgspec.Struct, gc=False, tag="results", frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -143,9 +151,13 @@ class JobOffers(msgspec.Struct, gc=False, tag="job_offers", frozen=True, kw_only
     offers: list[JobOffer]
 
 
-class Ack(msgspec.Struct, gc=False, tag="ack", frozen=True, kw_only=True):
+class Ack(msgspec.Struct, gc=False, tag="ack", frozen=True, kw_only=True, omit_defaults=True):
+    """`receipt`: the service's signed receipt for the job's result, when one came with the
+    answer; the node stores it (ccn_cli.node.receipts_store)."""
+
     job_id: str
     status: str
+    receipt: Receipt | None = None
 
 
 class Acks(msgspec.Struct, gc=False, tag="acks", frozen=True, kw_only=True):

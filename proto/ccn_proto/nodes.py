@@ -37,6 +37,9 @@ class NodeRegistered(msgspec.Struct, gc=False, tag="node.registered", frozen=Tru
     # (same body) from a different request reusing the key.
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    # the node's Ed25519 public key (ccn_proto.receipts): its results must carry its signature;
+    # None (a node without one, or an event from before keys): its results go unsigned
+    public_key: str | None = None
 
 
 class ConsentRecorded(msgspec.Struct, gc=False, tag="node.consent_recorded", frozen=True, kw_only=True):

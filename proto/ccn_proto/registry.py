@@ -21,6 +21,7 @@ from ccn_proto.nodes import (
     NodeMetrics,
     NodeWorkRecorded,
 )
+from ccn_proto.receipts import PublicKey
 
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
 
@@ -32,6 +33,7 @@ class RegisterNode(msgspec.Struct, gc=False, tag="register", frozen=True, kw_onl
     node_version: ShortText | None = None
     ip_hash: str | None = None
     idempotency_key: ShortText | None = None
+    public_key: PublicKey | None = None  # the node's Ed25519 key for signing its results
 
 
 class RegisterNodeReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -100,9 +102,13 @@ class Heartbeat(msgspec.Struct, gc=False, tag="heartbeat", frozen=True, kw_only=
 
 
 class HeartbeatReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """Who the session token belongs to, and what the edge checks the node's frames by: its
+    registered public key (None: it registered none, and its results go unsigned)."""
+
     node_public_id: str
     session_id: str
     server_time: datetime
+    public_key: str | None = None
 
 
 # -- governance: commands from admins (through the edge's admin API) and from the registry's

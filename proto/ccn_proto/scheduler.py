@@ -15,6 +15,7 @@ import msgspec
 from ccn_proto.budgets import FailureKind, JobBudget, JobUsage
 from ccn_proto.commands import CommandError
 from ccn_proto.constraints import END, Sha256Hex, ShortText, Text
+from ccn_proto.receipts import Attempt, Receipt, Signature
 
 JobTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[a-z][a-z0-9_]*{END}")]
 JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
@@ -228,13 +229,20 @@ class SubmitResult(msgspec.Struct, gc=False, tag="submit_result", frozen=True, k
     result: dict[str, Any]
     checksum: Sha256Hex
     usage: JobUsage | None = None
+    # the node's Ed25519 signature over (job, attempt, checksum) (ccn_proto.receipts), which the
+    # edge checked against the node's registered key; None: the node registered no key
+    attempt: Attempt | None = None
+    signature: Signature | None = None
 
 
-class SubmitResultReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+class SubmitResultReply(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defaults=True):
     job_id: str
     status: JobStatus
     duplicate: bool  # True: the same result was accepted before; nothing new was written
     server_time: datetime
+    # the service's signed receipt for the result, once one is issued with the answer (the
+    # node keeps it: ccn_cli.node.receipts_store); None: none yet
+    receipt: Receipt | None = None
 
 
 class BatchedResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ from ccn_proto import (
     domains,
     fetch,
     node_protocol,
+    receipts,
     registry,
     results,
     scheduler,
@@ -96,6 +97,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     ),
     "fetch_events": (Envelope[fetch.FetchEvent],),
     "fetch_commands": (fetch.FetchPage, fetch.FetchedPage, fetch.FetchRefused, fetch.FetchFailed, CommandError),
+    "receipts": (receipts.Receipt, receipts.KeySet),
     "crawl_events": (Envelope[crawl.CampaignEvent],),
     "consensus_events": (Envelope[consensus.ConsensusEvent],),
     "crawler_commands": (

@@ -295,7 +295,9 @@ def test_the_ingress_sends_the_edges_public_routes_and_nothing_else_to_the_edge(
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert {path["backend"]["service"]["name"] for path in paths} == {"edge"}
     assert (
-        {path["path"] for path in paths} == edge_public_prefixes() == {"/compute", "/ws", "/jobs", "/admin", "/schema"}
+        {path["path"] for path in paths}
+        == edge_public_prefixes()
+        == {"/compute", "/ws", "/jobs", "/admin", "/schema", "/receipts"}
     )
     assert all(path["pathType"] == "Prefix" for path in paths)
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600

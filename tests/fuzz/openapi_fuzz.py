@@ -416,6 +416,16 @@ def typed_keys(document: dict[str, Any]) -> frozenset[str]:
     return frozenset(name for schema in schemas for name in schema.get("properties", {}))
 
 
+def takes_input(operation: APIOperation) -> bool:
+    """Whether a negative case can be made of the operation: a body, a parameter or a token."""
+    parameters = (operation.query, operation.headers, operation.path_parameters, operation.cookies)
+    return (
+        bool(operation.body)
+        or any(len(group) for group in parameters)
+        or bool(operation.definition.raw.get("security"))
+    )
+
+
 def operations_of(schema: Any) -> list[APIOperation]:
     return [result.ok() for result in schema.get_all_operations()]
 

@@ -257,6 +257,7 @@ async def test_details_keep_what_an_auditor_needs_and_no_secret(story: Story, po
             "user_agent": "ccn-node/0.1 a",
             "user_id": "user-a",
             "node_version": "0.1.0",
+            "public_key": None,  # the key its results are signed with: none registered here
         },
         "node.consent_recorded": {
             "consent_version": version,

@@ -22,12 +22,15 @@ from typing import Any
 import msgspec
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ccn_cli.node.config import NodeConfig
 from ccn_cli.node.credentials import credentials_path, load_credentials
 from ccn_cli.node.node import EXIT_OK, EXIT_REFUSED, run_node
+from ccn_cli.node.receipts_store import receipts_dir, stored_receipts
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import result_checksum
+from ccn_core.receipts import ServiceKey, sign_receipt, verify_receipt, verify_result_signature
 from ccn_jobs.demo_corpus import DemoPage, grant_pages
 from ccn_jobs.registry import decode_result, run_job
 from ccn_proto.budgets import JobBudget
@@ -49,6 +52,7 @@ from ccn_proto.node_protocol import (
     ServerFrame,
     Welcome,
 )
+from ccn_proto.receipts import KeySet, PublishedKey, Receipt
 
 pytestmark = pytest.mark.timeout(60)
 _node_frames = msgspec.json.Decoder(NodeFrame)
@@ -74,6 +78,8 @@ class FakeEdge:
     budgets: dict[str, JobBudget] = field(default_factory=dict)  # by job id: the budget its offer carries
     welcome_delay_after_drop: float = 0.0  # the next hello is answered this late
     drained: bool = False  # says bye as to a drained node once welcomed
+    receipt_key: ServiceKey | None = None  # acks each result with a receipt signed by it
+    public_keys: list[str | None] = field(default_factory=list)  # what each registration sent
     results_frames: list[JobResults] = field(default_factory=list)
     result_times: list[float] = field(default_factory=list)
     took_back_at_beat: int = 0
@@ -114,6 +120,7 @@ class FakeEdge:
         assert len(key) >= 16
         body = await request.json()
         assert body["consent_flag"] is True and body["node_version"]
+        self.public_keys.append(body.get("public_key"))
         if key not in self.registrations:
             token = f"sess-{secrets.token_hex(8)}"
             self.sessions.add(token)
@@ -198,11 +205,15 @@ class FakeEdge:
                     acks = []
                     for item in frame.results:
                         result = JobResult(
-                            job_id=item.job_id, result=item.result, checksum=item.checksum, usage=item.usage
+                            job_id=item.job_id,
+                            result=item.result,
+                            checksum=item.checksum,
+                            usage=item.usage,
+                            signature=item.signature,
                         )
                         self.results.setdefault(item.job_id, []).append(result)
                         self.held.discard(item.job_id)
-                        acks.append(Ack(job_id=item.job_id, status="completed"))
+                        acks.append(self.completed(result))
                     await send(ws, Acks(acks=acks) if batching else acks[0])
                     for ack in acks[1:] if not batching else []:
                         await send(ws, ack)
@@ -242,8 +253,24 @@ class FakeEdge:
             await ws.close()
             return True
         self.held.discard(frame.job_id)
-        await send(ws, Ack(job_id=frame.job_id, status="completed"))
+        await send(ws, self.completed(frame))
         return False
+
+    def completed(self, frame: JobResult) -> Ack:
+        """The ack of a recorded result, with a receipt when this edge signs them."""
+        if self.receipt_key is None:
+            return Ack(job_id=frame.job_id, status="completed")
+        receipt = sign_receipt(
+            self.receipt_key,
+            job_id=frame.job_id,
+            attempt=1,
+            node_id="node-1",
+            result_checksum=frame.checksum,
+            verdict="validated",
+            issued_at=datetime.now(UTC),
+            node_signature=frame.signature,
+        )
+        return Ack(job_id=frame.job_id, status="completed", receipt=receipt)
 
     async def on_ready(self, ws: web.WebSocketResponse, ready: Ready, batching: bool = False) -> None:
         now = asyncio.get_running_loop().time()
@@ -388,6 +415,38 @@ async def test_a_batching_node_reads_batched_offers_and_acks_and_sends_its_finis
     assert batch.ready == 3  # the node's room once these are recorded
     assert {job_id: len(sent) for job_id, sent in edge.results.items()} == {"job-0": 1, "job-1": 1, "job-2": 1}
     assert not edge.fails
+
+
+async def test_a_node_registers_its_key_signs_its_results_and_keeps_its_receipts(serve: Any, tmp_path: Path) -> None:
+    service_key = ServiceKey("rk-test", Ed25519PrivateKey.generate())
+    edge = FakeEdge(pages=grant_pages(3)[1:], receipt_key=service_key)
+    node = asyncio.create_task(run_node(node_config(await serve(edge), tmp_path, executor="thread"), stop_signals=True))
+    await asyncio.wait_for(edge.settled.wait(), timeout=20)
+    assert await _stop_node(node) == EXIT_OK
+    (public_key,) = edge.public_keys
+    assert public_key is not None
+    stored = load_credentials(credentials_path(tmp_path, "t"))
+    assert stored is not None and stored.signing_key is not None
+    assert sorted(edge.results) == ["job-0", "job-1"]
+    for job_id, sent in edge.results.items():
+        for frame in sent:
+            assert frame.signature is not None
+            verify_result_signature(public_key, job_id, 1, frame.checksum, frame.signature)
+    keys = KeySet(
+        keys=[
+            PublishedKey(
+                key_id="rk-test",
+                public_key=service_key.public_key,
+                valid_from=datetime.now(UTC) - timedelta(hours=1),
+                status="active",
+            )
+        ]
+    )
+    receipts = stored_receipts(receipts_dir(tmp_path, "t"))
+    assert [path.name for path, _ in receipts] == ["job-0.1.json", "job-1.1.json"]
+    for _, receipt in receipts:
+        assert isinstance(receipt, Receipt) and receipt.node_signature is not None
+        assert verify_receipt(receipt, keys).key_id == "rk-test"
 
 
 async def test_node_reuses_its_credentials(serve: Any, tmp_path: Path) -> None:

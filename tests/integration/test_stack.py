@@ -16,7 +16,9 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +31,7 @@ from ccn_cli.stack.errors import PortInUse, StackError
 from ccn_cli.stack.nats_server import NatsServerSpec, render_config
 from ccn_cli.stack.ports import free_port, port_is_free, require_free_port
 from ccn_cli.stack.settings_env import settings_to_env
+from ccn_core.receipts import decode_key_set, load_key_ring
 from ccn_core.settings import Settings, settings_from_env
 from tests.support.servers import EmbeddedPostgres, start_nats, start_postgres
 
@@ -166,6 +169,23 @@ def test_ccn_up_status_env_down(tmp_path: Path) -> None:
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     admin_token = re.search(r"^CCN_ADMIN_TOKEN=(\S{40,})$", secrets_file.read_text(), re.M)
     assert admin_token is not None and admin_token[1] in up.stdout
+    # the receipt keys were made on this first start, and the edge publishes their public half
+    ring = load_key_ring(home / "receipt-keys")
+    assert stat.S_IMODE((home / "receipt-keys").stat().st_mode) == 0o700
+    edge_url = f"http://127.0.0.1:{env['CCN_EDGE_PORT']}"
+    with urllib.request.urlopen(f"{edge_url}/receipts/keys", timeout=10) as response:  # noqa: S310 - our edge
+        assert decode_key_set(response.read()) == ring.keys
+    receipt = ring.issue_receipt(
+        job_id="job-1",
+        attempt=1,
+        node_id="node-1",
+        result_checksum="0" * 64,
+        verdict="validated",
+        now=datetime.now(UTC),
+    )
+    (tmp_path / "receipt.json").write_bytes(msgspec.json.encode(receipt))
+    verified = ccn(env, "receipts", "verify", str(tmp_path / "receipt.json"), "--edge", edge_url)
+    assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
     pids = recorded_pids(home)
     assert psutil.Process(pids["nats"]).name() == "nats-server"
     assert psutil.Process(pids["postgres"]).name() == "postgres"

@@ -38,6 +38,7 @@ def test_every_event_type_is_documented() -> None:
         "dataset_commands",
         "consensus_events",
         "result_events",
+        "receipts",
     }
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ccn_cli.console import say, warn
 from ccn_cli.demo import Demo, demo_settings, print_demo, start_demo, start_fixture_web
 from ccn_cli.foreground import stay_attached
 from ccn_cli.jobs_cmd import EdgeError
+from ccn_cli.stack.errors import StackError
 from ccn_cli.stack.lifecycle import ServicePlan, check_ports, logs_dir, plan_services, start_stack
 from ccn_cli.stack.nats_server import monitor_port_for
 from ccn_cli.stack.ports import require_free_port
@@ -19,6 +21,7 @@ from ccn_cli.stack.run_state import RunState, clear_state, load_state, save_stat
 from ccn_cli.stack.secrets_file import secrets_path, with_secrets
 from ccn_cli.stack.urls import redact_password
 from ccn_cli.subcommand import Subparsers
+from ccn_core.receipts import KeyRingError, ensure_key_ring
 from ccn_core.settings import Settings
 
 
@@ -61,6 +64,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"removing stale run state {home / 'run' / 'state.json'}: none of its processes is running")
             clear_state(home)
         settings = with_secrets(settings)
+        # the receipt signing keys: made here on the first start, never fetched from anywhere
+        try:
+            ensure_key_ring(settings.receipt_keys_path, datetime.now(UTC))
+        except KeyRingError as exc:
+            raise StackError(f"receipt keys: {exc.message}") from None
         if args.demo:
             settings = demo_settings(settings)
         plan = ServicePlan([], []) if args.no_services else plan_services()

@@ -123,6 +123,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # where "otlp" sends spans (OTLP over HTTP): the collector's base URL, /v1/traces is added
     otel_endpoint: str = ""
     replica_id: str = ""
+    # the service's receipt signing keys (ccn_core.receipts): a directory under the secrets,
+    # made by `ccn up` on first start; empty: <home>/receipt-keys
+    receipt_keys_dir: str = ""
 
     @property
     def embedded_nats(self) -> bool:
@@ -139,6 +142,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"postgresql://ccn@127.0.0.1:{self.postgres_port}/ccn"
+
+    @property
+    def receipt_keys_path(self) -> Path:
+        return Path(self.receipt_keys_dir) if self.receipt_keys_dir else self.home / "receipt-keys"
 
     def replica(self, service: str) -> str:
         return self.replica_id or f"{service}-{socket.gethostname()}-{os.getpid()}"
@@ -230,6 +237,7 @@ _STR_FIELDS = {
     "CCN_OTEL_ENDPOINT": "otel_endpoint",
     "CCN_REPLICA_ID": "replica_id",
     "CCN_FETCH_DEV_LOOPBACK": "fetch_dev_loopback",
+    "CCN_RECEIPT_KEYS_DIR": "receipt_keys_dir",
 }
 
 

@@ -26,6 +26,7 @@ from ccn_edge.limits_api import limits_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_edge.nodes_admin_api import nodes_admin_router
 from ccn_edge.rate_limits import EdgeLimits, Violations, report_violations, watch_limits_config
+from ccn_edge.receipts_api import PublishedKeys, receipt_keys_handler
 from ccn_web.auth import DEFAULT_ADMIN_NAME
 from ccn_web.http import Readiness, create_http_app
 from ccn_web.serve import serve_http
@@ -54,12 +55,15 @@ def create_app(
     requests_in_flight: InFlight | None = None,
     documents: DocumentServer | None = None,
     document_timeout_s: float = 120.0,
+    receipt_keys: PublishedKeys | None = None,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
 
     if requests_in_flight is None:
         requests_in_flight = InFlight(Settings().edge_max_requests_in_flight, "HTTP requests")
+    if receipt_keys is None:
+        receipt_keys = PublishedKeys(Settings().receipt_keys_path)
 
     async def provide_documents() -> DocumentServer:
         if documents is None:
@@ -86,6 +90,7 @@ def create_app(
             ),
             node_socket_handler(max_frame_bytes, socket_limits),
             documents_router(document_timeout_s),
+            receipt_keys_handler(receipt_keys),
         ],
         ready=ready,
         max_body_bytes=max_body_bytes,
@@ -123,6 +128,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
             BodyStreams(runtime.js), max_bytes=settings.max_document_bytes, grants=FetchGrants(runtime.js)
         ),
         document_timeout_s=settings.document_timeout_s,
+        receipt_keys=PublishedKeys(settings.receipt_keys_path),
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes

@@ -21,9 +21,11 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from ccn_core.errors import Unauthorized
+from ccn_core.logging import get_logger
 from ccn_core.tokens import parse_api_token, parse_session_token
 from ccn_edge.context import EdgeContext
 from ccn_edge.node_link import withheld_wait_s
+from ccn_edge.result_signatures import result_signature_problem
 from ccn_proto.compute_api import (
     ConsentRequest,
     EndSessionRequest,
@@ -63,6 +65,7 @@ from ccn_proto.scheduler import (
 )
 from ccn_web.http import correlation_id
 
+log = get_logger("ccn.edge.compute")
 MAX_TOKEN_LENGTH = 512
 _API_TOKEN: list[dict[str, list[str]]] = [{"NodeApiToken": []}]
 _SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
@@ -157,6 +160,7 @@ class ComputeController(Controller):
             node_version=data.node_version,
             ip_hash=edge.caller_ip_hash(request),
             idempotency_key=idempotency_key,
+            public_key=data.public_key,
         )
         reply: RegisterNodeReply = await edge.registry(request, "register", command, RegisterNodeReply)
         return Response(reply, status_code=201 if reply.created else 200)
@@ -262,7 +266,9 @@ class ComputeController(Controller):
         "/job/result",
         summary="Submit a job's result",
         description="Only the lease holder may; `checksum` is the SHA-256 of the result's canonical JSON "
-        "(sorted keys, no whitespace). A second submission of the same result is acknowledged, not re-applied.",
+        "(sorted keys, no whitespace). A second submission of the same result is acknowledged, not re-applied. "
+        "A node that registered a public key sends the offer's `attempt` and `signature` (Ed25519 over job id, "
+        "attempt and checksum); 422 `bad_signature` when it is missing or does not verify.",
         status_code=200,
         security=_SESSION_TOKEN,
         guards=[requires_session_token],
@@ -272,12 +278,25 @@ class ComputeController(Controller):
     ) -> SubmitResultReply:
         beat = await _session(request, edge)
         await edge.limits.check(beat.node_public_id, "http.job_result")
+        problem = result_signature_problem(
+            beat.public_key, job_id=data.job_id, attempt=data.attempt, checksum=data.checksum, signature=data.signature
+        )
+        if problem is not None:
+            log.warning(
+                "result refused: its signature does not hold",
+                node_id=beat.node_public_id,
+                job_id=data.job_id,
+                reason=problem.message,
+            )
+            raise problem
         command = SubmitResult(
             node_id=beat.node_public_id,
             job_id=data.job_id,
             result=data.result,
             checksum=data.checksum,
             usage=data.usage,
+            attempt=data.attempt if data.signature is not None else None,
+            signature=data.signature,
         )
         return await edge.scheduler(
             "submit_result", command, SubmitResultReply, correlation_id=correlation_id(request.scope)

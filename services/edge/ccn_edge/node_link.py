@@ -118,6 +118,8 @@ class Holdings:
     # jobs held before this connection (the scheduler's word at hello) that the node has not
     # named in a heartbeat since: a node that restarted does not run them any more
     unconfirmed: set[str] = field(default_factory=set)
+    # each job's attempt, as offered: what the node's signature over its result must name
+    attempts: dict[str, int] = field(default_factory=dict)
     # resumed jobs a heartbeat left out: they no longer take room, but a result or failure for
     # one is still passed on (it may have finished while the node was away); the scheduler,
     # which holds the lease, judges it
@@ -134,19 +136,27 @@ class Holdings:
     def to_claim(self) -> int:
         return min(self.wanted, self.room)
 
-    def offered(self, job_id: str, correlation_id: str) -> None:
+    def offered(self, job_id: str, correlation_id: str, attempt: int | None = None) -> None:
         self.held[job_id] = correlation_id
         self.wanted = max(0, self.wanted - 1)
+        if attempt is not None:
+            self.attempts[job_id] = attempt
 
-    def resumed(self, job_id: str, correlation_id: str) -> None:
+    def resumed(self, job_id: str, correlation_id: str, attempt: int | None = None) -> None:
         """A job the node held before this connection (it may still be running it)."""
         self.held[job_id] = correlation_id
         self.unconfirmed.add(job_id)
+        if attempt is not None:
+            self.attempts[job_id] = attempt
 
     def release(self, job_id: str) -> None:
         self.held.pop(job_id, None)
         self.unconfirmed.discard(job_id)
         self.let_go.pop(job_id, None)
+        self.attempts.pop(job_id, None)
+
+    def attempt_of(self, job_id: str) -> int | None:
+        return self.attempts.get(job_id)
 
     def holding(self, job_ids: Iterable[str]) -> list[str]:
         return [job_id for job_id in job_ids if job_id in self.held]

@@ -39,6 +39,7 @@ from ccn_edge.node_link import (
     repeated_job,
     withheld_wait_s,
 )
+from ccn_edge.result_signatures import result_signature_problem
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto import node_protocol as frames
 from ccn_proto import scheduler
@@ -67,6 +68,8 @@ WS_TRY_AGAIN_LATER = 1013
 _RESULT_ITEM_FIELDS_BYTES = 64
 # what a result's usage adds (its four numbers at their widest)
 _USAGE_BYTES = 128
+# what a result's signature and attempt add (86 characters of signature, the field names)
+_SIGNATURE_BYTES = 128
 
 _frame_decoder = untrusted_decoder(frames.NodeFrame)
 _encode = msgspec.json.Encoder().encode
@@ -116,6 +119,7 @@ class NodeLink:
         self._closed = False
         self.node_id = ""
         self._session_token = ""
+        self._public_key: str | None = None  # the node's registered key: its results' signatures verify by it
         self._job_types: list[str] = []
         self._holdings = Holdings(concurrency=1)
         self._batch_frames = False  # the node reads job_offers and acks frames
@@ -246,7 +250,7 @@ class NodeLink:
             await self._send_error(exc)
             await self._hang_up(WS_TRY_AGAIN_LATER, "cannot tell which jobs this node holds; reconnect shortly")
         for job in reply.jobs:
-            self._holdings.resumed(job.job_id, job.correlation_id)
+            self._holdings.resumed(job.job_id, job.correlation_id, job.attempt)
         if reply.jobs:
             log.info("node holds jobs from an earlier connection", jobs=[job.job_id for job in reply.jobs])
 
@@ -271,6 +275,7 @@ class NodeLink:
             self._unwelcomed_slot.release()  # greeted: from now on it counts as its node's
         self.node_id = identity.node_public_id
         self._session_token = frame.session_token
+        self._public_key = identity.public_key
         self._job_types = sorted(set(frame.capabilities.job_types))
         self._holdings = Holdings(concurrency=frame.capabilities.concurrency)
         self._batch_frames = frame.capabilities.batch_frames
@@ -319,7 +324,11 @@ class NodeLink:
         match frame:
             case frames.JobResult() as result:
                 item = frames.ResultItem(
-                    job_id=result.job_id, result=result.result, checksum=result.checksum, usage=result.usage
+                    job_id=result.job_id,
+                    result=result.result,
+                    checksum=result.checksum,
+                    usage=result.usage,
+                    signature=result.signature,
                 )
                 await self._on_results([item], result.ready, size)
             case frames.JobResults(results=results, ready=ready):
@@ -411,14 +420,18 @@ class NodeLink:
         strangers = 0
         for item in results:
             job_correlation = self._holdings.correlation_of(item.job_id)
-            if job_correlation is not None:
-                held.append((item, job_correlation))
-                continue
-            refusal = Conflict(f"this node does not hold job {item.job_id}")
+            if job_correlation is None:
+                refusal: CcnError = Conflict(f"this node does not hold job {item.job_id}")
+            else:
+                problem = self._signature_problem(item, job_correlation)
+                if problem is None:
+                    held.append((item, job_correlation))
+                    continue
+                refusal = problem
             strangers += 1
             if strangers == 1:
                 await self._refuse(refusal, job_id=item.job_id)
-            else:  # a frame spends the bad-frame budget once, however many strangers it names
+            else:  # a frame spends the bad-frame budget once, however many bad items it names
                 await self._send_error(refusal, job_id=item.job_id)
         if not held:
             self._wants(ready)
@@ -463,16 +476,38 @@ class NodeLink:
         self._wants(ready - len(offers))
         await self._bye_if_drained()
 
+    def _signature_problem(self, item: frames.ResultItem, job_correlation: str) -> CcnError | None:
+        """Why the result's signature is refused (logged, on the job's thread), or None."""
+        problem = result_signature_problem(
+            self._public_key,
+            job_id=item.job_id,
+            attempt=self._holdings.attempt_of(item.job_id),
+            checksum=item.checksum,
+            signature=item.signature,
+        )
+        if problem is not None:
+            with correlation(job_correlation, node_id=self.node_id, job_id=item.job_id):
+                log.warning("result refused: its signature does not hold", reason=problem.message)
+        return problem
+
     async def _submit(
         self, item: frames.ResultItem, job_correlation: str, size: int | None, slots: int
     ) -> tuple[scheduler.SubmitResultReply, scheduler.BatchedClaimOutcome | None]:
         command = scheduler.SubmitResult(
-            node_id=self.node_id, job_id=item.job_id, result=item.result, checksum=item.checksum, usage=item.usage
+            node_id=self.node_id,
+            job_id=item.job_id,
+            result=item.result,
+            checksum=item.checksum,
+            usage=item.usage,
+            attempt=self._holdings.attempt_of(item.job_id) if item.signature is not None else None,
+            signature=item.signature,
         )
         if size is None:  # one of several in a frame: what it adds to the batch is its own size
             size = len(_encode(item.result)) + len(item.job_id) + len(item.checksum) + _RESULT_ITEM_FIELDS_BYTES
             if item.usage is not None:
                 size += _USAGE_BYTES
+            if item.signature is not None:
+                size += _SIGNATURE_BYTES
         return await self._edge.submit_result(
             command,
             correlation_id=job_correlation,
@@ -649,7 +684,7 @@ class NodeLink:
             await self._hand_back(offers)
             raise _Closed
         for offer in offers:
-            self._holdings.offered(offer.job_id, offer.correlation_id)
+            self._holdings.offered(offer.job_id, offer.correlation_id, offer.attempt)
         items = [
             _encode(
                 frames.JobOffer(

@@ -31,6 +31,7 @@ from ccn_core.domain.node import (
 )
 from ccn_core.errors import BadInput
 from ccn_core.eventstore import EventStore, OutgoingEvent
+from ccn_core.receipts import valid_public_key
 from ccn_core.tokens import format_api_token, format_session_token, parse_api_token, parse_session_token
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.nodes import (
@@ -90,6 +91,8 @@ class RegistryHandlers:
         server.register("heartbeat", Heartbeat, self.heartbeat)
 
     async def register(self, command: RegisterNode, ctx: CommandContext) -> RegisterNodeReply:
+        if command.public_key is not None and not valid_public_key(command.public_key):
+            raise BadInput("public_key is not an Ed25519 public key", field="public_key")
         key = command.idempotency_key
         if key is not None:
             if len(key) < MIN_IDEMPOTENCY_KEY_LENGTH:
@@ -119,6 +122,7 @@ class RegistryHandlers:
             ip_hash=command.ip_hash,
             idempotency_key_hash=ids.token_hash(key) if key else None,
             request_fingerprint=request_fingerprint(command) if key else None,
+            public_key=command.public_key,
         )
         executed = await self._nodes.execute(
             node_id, Register(registered=registered), self._meta(ctx, node_id, key and f"register:{key}")
@@ -212,7 +216,12 @@ class RegistryHandlers:
                 headers=envelope_headers(envelope),
             )
         )
-        return HeartbeatReply(node_public_id=token.node_id, session_id=token.session_id, server_time=now)
+        return HeartbeatReply(
+            node_public_id=token.node_id,
+            session_id=token.session_id,
+            server_time=now,
+            public_key=loaded.state.public_key,
+        )
 
     def _meta(self, ctx: CommandContext, node_id: str, idempotency_key: str | None = None) -> EventMeta:
         return EventMeta(

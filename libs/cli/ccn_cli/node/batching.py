@@ -13,7 +13,9 @@ _FRAME_OVERHEAD = 64
 
 
 def result_item(frame: JobResult) -> ResultItem:
-    return ResultItem(job_id=frame.job_id, result=frame.result, checksum=frame.checksum, usage=frame.usage)
+    return ResultItem(
+        job_id=frame.job_id, result=frame.result, checksum=frame.checksum, usage=frame.usage, signature=frame.signature
+    )
 
 
 def results_frames(results: list[JobResult], max_bytes: int, max_items: int = MAX_FRAME_ITEMS) -> list[JobResults]:

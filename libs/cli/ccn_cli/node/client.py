@@ -25,9 +25,11 @@ from collections.abc import Callable
 import aiohttp
 import msgspec
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ccn_cli.node.batching import results_frames
 from ccn_cli.node.config import NodeConfig, ws_url
+from ccn_cli.node.credentials import signing_key
 from ccn_cli.node.decisions import (
     SHUTTING_DOWN,
     AlreadyRunning,
@@ -42,9 +44,11 @@ from ccn_cli.node.decisions import (
 from ccn_cli.node.documents import execute_for_job
 from ccn_cli.node.edge_http import EdgeUnavailable
 from ccn_cli.node.enrolment import Enrolment, NodeRefused
+from ccn_cli.node.receipts_store import receipts_dir, store_receipt
 from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
 from ccn_cli.node.vitals import NodeVitals
 from ccn_core.logging import correlation, get_logger
+from ccn_core.receipts import sign_result
 from ccn_proto.node_protocol import (
     DRAINED_BYE_REASON,
     MAX_CONCURRENCY,
@@ -67,6 +71,7 @@ from ccn_proto.node_protocol import (
     ServerFrame,
     Welcome,
 )
+from ccn_proto.receipts import Receipt
 
 log = get_logger("ccn.node")
 
@@ -127,6 +132,9 @@ class NodeClient:
         self._outbox: dict[str, JobResult | JobFail] = {}
         self._unsent: set[str] = set()
         self._correlations: dict[str, str] = {}  # job id → correlation id, while the node deals with the job
+        self._attempts: dict[str, int] = {}  # job id → the offer's attempt, which the result's signature names
+        self._signer: Ed25519PrivateKey | None = None  # the node's key, once enrolled (None: it has none)
+        self._receipts = receipts_dir(config.home, config.name)
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
         self._outbox_limit = max(16, 4 * config.concurrency)
@@ -189,7 +197,8 @@ class NodeClient:
             log.warning("edge unavailable", detail=exc.message, retry_after=exc.retry_after)
             self._edge_retry_after = exc.retry_after  # a 429's or 503's Retry-After: not sooner
             return False
-        log.info("enrolled", node_public_id=credentials.node_public_id)
+        self._signer = signing_key(credentials)
+        log.info("enrolled", node_public_id=credentials.node_public_id, signs_results=self._signer is not None)
         return True
 
     async def _refresh_session(self) -> bool:
@@ -360,9 +369,26 @@ class NodeClient:
     def _on_ack(self, ack: Ack) -> None:
         self._vitals.answered(ack.job_id)
         with self._job_context(ack.job_id):
+            if ack.receipt is not None:
+                self._keep_receipt(ack.job_id, ack.receipt)
             if self._forget(ack.job_id):
                 log.info("acknowledged", status=ack.status)
         self._wake.set()
+
+    def _keep_receipt(self, job_id: str, receipt: Receipt) -> None:
+        """Store a receipt for this node's own result; anything else is logged and dropped."""
+        node_id = self._enrolment.credentials.node_public_id
+        if receipt.job_id != job_id or receipt.node_id != node_id:
+            log.warning(
+                "receipt for another job or node ignored", receipt_job=receipt.job_id, receipt_node=receipt.node_id
+            )
+            return
+        try:
+            path = store_receipt(self._receipts, receipt)
+        except OSError as exc:
+            log.warning("receipt not stored", error=str(exc))
+            return
+        log.info("receipt stored", path=str(path), verdict=receipt.verdict, key_id=receipt.key_id)
 
     def _on_oversized(self, data: bytes) -> None:
         try:
@@ -389,6 +415,7 @@ class NodeClient:
         )
         decision = decide_offer(view, offer)
         self._correlations[offer.job_id] = offer.correlation_id
+        self._attempts[offer.job_id] = offer.attempt
         with correlation(offer.correlation_id, job_id=offer.job_id):
             match decision:
                 case Refuse(reason=reason):
@@ -522,8 +549,16 @@ class NodeClient:
         """Queue the job's result or failure, with the usage measured for it."""
         self._vitals.job_ended(outcome.job_id)
         if isinstance(outcome, Completed):
+            attempt = self._attempts.get(outcome.job_id)
+            signature = None
+            if self._signer is not None and attempt is not None:
+                signature = sign_result(self._signer, outcome.job_id, attempt, outcome.checksum)
             frame = JobResult(
-                job_id=outcome.job_id, result=outcome.result, checksum=outcome.checksum, usage=outcome.usage
+                job_id=outcome.job_id,
+                result=outcome.result,
+                checksum=outcome.checksum,
+                usage=outcome.usage,
+                signature=signature,
             )
             size = len(msgspec.json.encode(frame))
             if size <= self._config.max_result_bytes:
@@ -557,6 +592,7 @@ class NodeClient:
         self._unsent.discard(job_id)
         if job_id not in self._runner.running:
             self._correlations.pop(job_id, None)
+            self._attempts.pop(job_id, None)
         if not self._outbox:
             self._outbox_empty.set()
         return frame is not None

@@ -1,10 +1,11 @@
 """A node's credentials, kept between runs in <CCN_HOME>/node/<name>.json, readable only by
 its owner (0600, in a 0700 directory).
 
-The file is written before the first registration with only the edge URL and an
-Idempotency-Key, so a node that dies between sending the registration and storing the reply
-registers again under the same key and gets the same node back instead of a second one.
-Tokens never reach a log line or a repr."""
+The file is written before the first registration with only the edge URL, an Idempotency-Key
+and the node's signing key (the private half of the public key it registers), so a node that
+dies between sending the registration and storing the reply registers again under the same key
+(with the same public key) and gets the same node back instead of a second one. Tokens and the
+signing key never reach a log line or a repr."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import uuid
 from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ccn_core.receipts import new_private_key, private_key
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -31,6 +35,10 @@ class NodeCredentials(msgspec.Struct, frozen=True, kw_only=True):
     api_token: str | None = None
     session_token: str | None = None
     consent_version: str | None = None
+    # the node's Ed25519 private key (unpadded base64url), made with the file and registered
+    # with the node: its results are signed with it. None: a node registered before keys, whose
+    # results go unsigned (a node's key is not rotated: a new key is a new node)
+    signing_key: str | None = None
 
     @property
     def registered(self) -> bool:
@@ -41,7 +49,18 @@ class NodeCredentials(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def new_credentials(edge_url: str) -> NodeCredentials:
-    return NodeCredentials(edge_url=edge_url, idempotency_key=uuid.uuid4().hex)
+    return NodeCredentials(edge_url=edge_url, idempotency_key=uuid.uuid4().hex, signing_key=new_private_key())
+
+
+def signing_key(credentials: NodeCredentials) -> Ed25519PrivateKey | None:
+    """The key the node signs its results with; None when it registered none. CredentialsError
+    when the stored one is not a key."""
+    if credentials.signing_key is None:
+        return None
+    try:
+        return private_key(credentials.signing_key)
+    except ValueError:
+        raise CredentialsError("the stored signing_key is not an Ed25519 private key") from None
 
 
 def credentials_path(home: Path, name: str) -> Path:

@@ -55,8 +55,12 @@ class EdgeHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.user_agent = user_agent
 
-    async def register(self, idempotency_key: str, node_version: str) -> RegisterNodeReply:
-        body = RegisterNodeRequest(consent_flag=True, user_agent=self.user_agent, node_version=node_version)
+    async def register(
+        self, idempotency_key: str, node_version: str, public_key: str | None = None
+    ) -> RegisterNodeReply:
+        body = RegisterNodeRequest(
+            consent_flag=True, user_agent=self.user_agent, node_version=node_version, public_key=public_key
+        )
         return await self._post(
             "/compute/register-node", body, RegisterNodeReply, headers={"Idempotency-Key": idempotency_key}
         )

@@ -13,10 +13,17 @@ from typing import TypeVar
 
 import msgspec
 
-from ccn_cli.node.credentials import NodeCredentials, load_credentials, new_credentials, save_credentials
+from ccn_cli.node.credentials import (
+    NodeCredentials,
+    load_credentials,
+    new_credentials,
+    save_credentials,
+    signing_key,
+)
 from ccn_cli.node.edge_http import EdgeHttp, EdgeRefused, EdgeRejected
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.logging import get_logger
+from ccn_core.receipts import new_private_key, public_key_of
 
 log = get_logger("ccn.node.enrolment")
 T = TypeVar("T")
@@ -52,8 +59,14 @@ class Enrolment:
                 "give this edge's node another --name"
             )
         self._credentials = credentials
+        if not credentials.registered and credentials.signing_key is None:
+            # a file from before nodes had keys, not yet registered: it registers with one
+            credentials = msgspec.structs.replace(credentials, signing_key=new_private_key())
+            self._save(credentials)
         if not credentials.registered:
-            reply = await self._call(self._edge.register(credentials.idempotency_key, self._node_version))
+            key = signing_key(credentials)
+            public_key = public_key_of(key) if key is not None else None
+            reply = await self._call(self._edge.register(credentials.idempotency_key, self._node_version, public_key))
             credentials = msgspec.structs.replace(
                 credentials,
                 node_public_id=reply.node_public_id,

@@ -58,6 +58,7 @@ class NodeState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     sessions: dict[str, str] = msgspec.field(default_factory=dict)
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    public_key: str | None = None  # the key its results are signed with; None: it signs none
     consent_scopes: tuple[ConsentScope, ...] = ()
     # governance: what admins decided
     banned: bool = False
@@ -278,6 +279,7 @@ class NodeDecider:
                     sessions={event.session_id: event.session_token_hash},
                     idempotency_key_hash=event.idempotency_key_hash,
                     request_fingerprint=event.request_fingerprint,
+                    public_key=event.public_key,
                 )
             case ConsentRecorded():
                 scopes = CONSENT_SCOPES if event.scopes is None else _ordered_scopes(event.scopes)
