@@ -24,7 +24,6 @@ import binascii
 import os
 import secrets
 import stat
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from ccn_core.atomic_files import write_atomic
 from ccn_core.errors import BadInput, CcnError, Unprocessable
 from ccn_core.untrusted import decode_untrusted, untrusted_decoder
 from ccn_proto.receipts import (
@@ -453,12 +453,12 @@ def _write_ring(directory: Path, earlier: list[PublishedKey], now: datetime) -> 
     raw = key.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     # the private half first: a crash between the two writes leaves an unused file, never a
     # published key without its private half
-    _write_atomic(directory / f"{key.key_id}.key", (b64url(raw) + "\n").encode(), PRIVATE_MODE)
+    write_atomic(directory / f"{key.key_id}.key", (b64url(raw) + "\n").encode(), PRIVATE_MODE)
     published = PublishedKey(
         key_id=key.key_id, public_key=key.public_key, valid_from=now.astimezone(UTC), status="active"
     )
     keys = KeySet(keys=[*earlier, published])
-    _write_atomic(directory / KEYS_FILE, encode_key_set(keys), PUBLIC_MODE)
+    write_atomic(directory / KEYS_FILE, encode_key_set(keys), PUBLIC_MODE)
     return KeyRing(keys=keys, active=key)
 
 
@@ -503,20 +503,3 @@ def _read_bounded(path: Path, max_bytes: int, *, private: bool = False) -> bytes
     if len(data) > max_bytes:
         raise KeyRingError(f"{path} is larger than {max_bytes} bytes")
     return data
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Created with `mode` from the start, then renamed: never a moment where a private key is
-    readable by others, nor a half-written file."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)  # the umask may have narrowed a public file
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ccn_core.atomic_files import write_atomic
 from ccn_core.receipts import new_private_key, private_key
 
 FILE_MODE = 0o600
@@ -96,14 +97,4 @@ def load_credentials(path: Path) -> NodeCredentials | None:
 def save_credentials(path: Path, credentials: NodeCredentials) -> None:
     """Atomically: a crash leaves the old file or the new one, never half of either."""
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(msgspec.json.format(msgspec.json.encode(credentials)))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(credentials)), FILE_MODE)

@@ -9,11 +9,11 @@ finalised after validated); nothing else is ever deleted here."""
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import msgspec
 
+from ccn_core.atomic_files import write_atomic
 from ccn_core.receipts import MalformedReceipt, decode_receipt
 from ccn_proto.receipts import MAX_RECEIPT_BYTES, Receipt
 
@@ -38,17 +38,7 @@ def store_receipt(directory: Path, receipt: Receipt) -> Path:
     """Write `receipt` atomically (a crash leaves the old file or the new one); its path."""
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     path = receipt_path(directory, receipt)
-    temporary = directory / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(msgspec.json.format(msgspec.json.encode(receipt)) + b"\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(receipt)) + b"\n", FILE_MODE)
     return path
 
 
