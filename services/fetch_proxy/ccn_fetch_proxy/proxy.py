@@ -76,8 +76,9 @@ MAX_DETAIL_CHARS = 1000
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309 2.3.1.2
 # a request whose own robots.txt fetch took the domain's slot waits this long at most for the
-# next one, rather than sending the node away for having asked first
-ROBOTS_SLOT_WAIT_S = 2.0
+# next one, rather than sending the node away for having asked first: the default pace (30 a
+# minute, one each 2 s) and a crawl-delay of a few seconds fit in it; once per origin a day
+ROBOTS_SLOT_WAIT_S = 5.0
 log = get_logger("ccn.fetch_proxy")
 
 Resolve = Callable[[str, float], Awaitable[list[str]]]
