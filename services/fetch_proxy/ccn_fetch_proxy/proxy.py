@@ -370,8 +370,8 @@ class FetchProxy:
         response (not a redirect) is released in `deferred`, beside the other writes; a
         redirect's is released at once, since the next hop may need the domain's slot. The
         job's fetch is counted (`budget`, on the first hop) while the gate is asked, not before.
-        `wait_for_slot`: this request's own robots.txt fetch was just sent, so a short "not now"
-        is waited out once here."""
+        `wait_for_slot`: this request's own robots.txt fetch was just sent, so short "not now"s
+        are waited out here (`_after_a_short_wait`)."""
         domain = policy.domain or domain_of(policy.policy_id)
 
         async def acquire() -> Permit | LimitRefusal | Refusal:
