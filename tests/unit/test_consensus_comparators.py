@@ -19,10 +19,10 @@ from ccn_jobs.consensus_rules import (
     Ignored,
     NumericTolerance,
     SetOverlap,
-    canonical_bytes,
     results_agree,
 )
 from ccn_jobs.registry import JOB_TYPES, result_to_builtins, run_job
+from ccn_proto.canonical import canonical_result_bytes
 
 NUMERIC = Comparator(rules=(NumericTolerance(path="score", abs_tol=0.01),))
 RELATIVE = Comparator(rules=(NumericTolerance(path="score", rel_tol=0.001),))
@@ -152,7 +152,7 @@ def test_comparator_table(comparator: Comparator, a: dict[str, Any], b: dict[str
 
 
 def test_exact_compares_the_bytes_the_checksum_hashes() -> None:
-    assert canonical_bytes({"b": 1, "a": [2]}) == b'{"a":[2],"b":1}'
+    assert canonical_result_bytes({"b": 1, "a": [2]}) == b'{"a":[2],"b":1}'
 
 
 def test_texts_are_compared_fuzzily_up_to_the_bound_and_past_it_only_when_equal() -> None:

@@ -22,7 +22,6 @@ from ccn_jobs.result_validation import (
     MAX_VALUES_VISITED,
     Verdict,
     _plainly_storable,
-    canonical_checksum,
     judge_result,
 )
 from ccn_proto.constraints import document_problem
@@ -36,7 +35,7 @@ _read_rejected = msgspec.json.Decoder(ResultRejected).decode
 
 def judged(job_type: str, result: Any, checksum: str | None = None) -> Verdict:
     if checksum is None:
-        checksum = canonical_checksum(result) if isinstance(result, Mapping) else ""
+        checksum = result_checksum(result) if isinstance(result, Mapping) else ""
     return judge_result(job_type, result, checksum)
 
 
@@ -220,7 +219,7 @@ def test_a_checksum_that_is_not_the_results_is_one_checksum_reason() -> None:
 def test_the_checksum_is_the_job_deciders_for_every_sample() -> None:
     for job_type in JOB_TYPES:
         for result in good_results(job_type):
-            assert canonical_checksum(result) == result_checksum(result)
+            assert judge_result(job_type, result, "").checksum == result_checksum(result)
 
 
 def test_an_unknown_job_type_is_named_and_the_checksum_still_checked() -> None:

@@ -8,7 +8,7 @@ finalised alone (`adaptive`, with `spot_check_rate` of such results replicated a
 `Comparator`.
 
 A comparator is data: rules for named field paths, every other field compared exactly (as
-canonical bytes: msgspec.json.encode(order="sorted"), what ccn_core's result checksum hashes).
+canonical bytes: ccn_proto.canonical, what a result's checksum hashes).
 A path is dot-separated keys into the decoded result (a dict of builtins; a tuple counts as a
 list, as msgspec.to_builtins leaves one where the JSON encoding writes a list); a key ending in
 `[]` names a list whose elements the rest of the path walks, element by element
@@ -37,6 +37,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 import msgspec
+
+from ccn_proto.canonical import canonical_result_bytes
 
 MAX_REPLICAS_CAP: Final = 16  # no spec may ask for more results of one job than this
 MAX_FUZZY_CHARS: Final = 20_000  # rapidfuzz's ratio costs about len(a) x len(b) / 64 steps
@@ -131,18 +133,12 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
-_encode = msgspec.json.Encoder(order="sorted").encode
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """What ccn_core's result checksum hashes; NaN and infinities encode as null."""
-    return _encode(value)
 
 
 def results_agree(comparator: Comparator, a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two decoded results agree: each rule's fields by the rule, the rest exactly."""
     if not comparator.rules:
-        return canonical_bytes(a) == canonical_bytes(b)
+        return canonical_result_bytes(a) == canonical_result_bytes(b)
     rest_a: Any = a
     rest_b: Any = b
     for rule in comparator.rules:
@@ -160,7 +156,7 @@ def results_agree(comparator: Comparator, a: dict[str, Any], b: dict[str, Any]) 
                 return False
         rest_a = _without(rest_a, segments)
         rest_b = _without(rest_b, segments)
-    return canonical_bytes(rest_a) == canonical_bytes(rest_b)
+    return canonical_result_bytes(rest_a) == canonical_result_bytes(rest_b)
 
 
 def _segments(path: str) -> tuple[tuple[str, bool], ...]:
@@ -216,7 +212,7 @@ def _is_number(value: Any) -> bool:
 
 def numbers_agree(rule: NumericTolerance, a: Any, b: Any) -> bool:
     if not (_is_number(a) and _is_number(b)):
-        return canonical_bytes(a) == canonical_bytes(b)
+        return canonical_result_bytes(a) == canonical_result_bytes(b)
     if (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
         return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
     try:
@@ -236,7 +232,7 @@ def normalised_text(text: str) -> str:
 
 def texts_agree(rule: FuzzyText, a: Any, b: Any) -> bool:
     if not (isinstance(a, str) and isinstance(b, str)):
-        return canonical_bytes(a) == canonical_bytes(b)
+        return canonical_result_bytes(a) == canonical_result_bytes(b)
     a, b = normalised_text(a), normalised_text(b)
     if a == b:
         return True
@@ -249,9 +245,9 @@ def texts_agree(rule: FuzzyText, a: Any, b: Any) -> bool:
 
 def sets_agree(rule: SetOverlap, a: Any, b: Any) -> bool:
     if not (isinstance(a, list | tuple) and isinstance(b, list | tuple)):
-        return canonical_bytes(a) == canonical_bytes(b)
+        return canonical_result_bytes(a) == canonical_result_bytes(b)
     if max(len(a), len(b)) > MAX_SET_ITEMS:
-        return canonical_bytes(a) == canonical_bytes(b)
+        return canonical_result_bytes(a) == canonical_result_bytes(b)
     keys_a = {_item_key(rule, item) for item in a}
     keys_b = {_item_key(rule, item) for item in b}
     union = keys_a | keys_b
@@ -262,8 +258,8 @@ def sets_agree(rule: SetOverlap, a: Any, b: Any) -> bool:
 
 def _item_key(rule: SetOverlap, item: Any) -> bytes:
     if rule.key_fields and isinstance(item, dict):
-        return canonical_bytes([item.get(name) for name in rule.key_fields])
-    return canonical_bytes(item)
+        return canonical_result_bytes([item.get(name) for name in rule.key_fields])
+    return canonical_result_bytes(item)
 
 
 # Any: each function takes its own rule type; results_agree looks it up by the rule's type

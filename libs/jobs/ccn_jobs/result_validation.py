@@ -7,8 +7,7 @@ field path, message; ccn_proto.results.Reason):
    and is storable: a JSON object, nested at most 32 deep, no control characters, no number
    outside int64, no NaN (`schema`, by ccn_proto.constraints.document_problem);
 3. the asserted checksum is the sha256 of the result's canonical JSON (`checksum`): sorted keys,
-   no whitespace, as ccn_core.domain.job.result_checksum computes it (this library sits below
-   ccn_core, so the same two lines are here; a test holds them equal);
+   no whitespace (ccn_proto.canonical, which the job decider and the node use too);
 4. it decodes into the job type's result Struct (`schema`, with msgspec's field path);
 5. the job type's business rules (ccn_jobs.result_rules): on the decoded result, defaults filled
    in; on the raw object when it did not decode, so a result broken both ways hears of both.
@@ -44,6 +43,7 @@ from ccn_jobs.result_rules import (
     compiled_rule_regex,
     format_problem,
 )
+from ccn_proto.canonical import canonical_result_bytes
 from ccn_proto.constraints import MAX_DOCUMENT_DEPTH, document_problem
 from ccn_proto.results import (
     MAX_FIELD_PATH_CHARS,
@@ -78,11 +78,6 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 
 # the validator as the validation service calls it (a test may pass its own)
 Validator = Callable[[str, bytes | Mapping[str, Any], str], Verdict]
-
-
-def canonical_checksum(document: Any) -> str:
-    """sha256 hex of the canonical JSON: ccn_core.domain.job.result_checksum, byte for byte."""
-    return hashlib.sha256(msgspec.json.encode(document, order="sorted")).hexdigest()
 
 
 def judge_result(
@@ -130,7 +125,7 @@ def _read(result: object, reasons: _Reasons) -> tuple[bytes, Any] | None:
             return None
         try:
             document = msgspec.json.decode(result)
-            canonical = msgspec.json.encode(document, order="sorted")
+            canonical = canonical_result_bytes(document)
         except RecursionError:
             reasons.add("schema", None, "the result nests too deep to decode")
             return None
@@ -140,7 +135,7 @@ def _read(result: object, reasons: _Reasons) -> tuple[bytes, Any] | None:
     elif isinstance(result, Mapping):
         try:
             # a Mapping from a decoded event is plain JSON; anything else is refused, not trusted
-            canonical = msgspec.json.encode(result, order="sorted")
+            canonical = canonical_result_bytes(result)
             # a dict as a JSON event decodes to is read as it is (NaN and all, to be reported);
             # any other Mapping as the JSON it encodes to
             document = result if type(result) is dict else msgspec.json.decode(canonical)

@@ -10,7 +10,6 @@ claim owner's knowledge (its node view), so it comes in with the command, as tim
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ import msgspec
 from ccn_core.errors import BadInput, Conflict, NotFound
 from ccn_core.retry_policy import RetryPolicy
 from ccn_proto.budgets import FailureKind, JobUsage
+from ccn_proto.canonical import result_checksum
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
@@ -38,15 +38,6 @@ FINISHED: frozenset[JobStatus] = frozenset({"completed", "dead", "cancelled"})
 # set-aside results a job remembers (node, checksum): bounds its state whatever a node sends
 MAX_SET_ASIDE_KEPT = 8
 SHADOW_BANNED_REASON = "its node is shadow-banned"
-
-
-def canonical_result_bytes(result: dict[str, Any]) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes both sides hash."""
-    return msgspec.json.encode(result, order="sorted")
-
-
-def result_checksum(result: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_result_bytes(result)).hexdigest()
 
 
 class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
