@@ -28,11 +28,11 @@ Concurrent = Annotated[int, msgspec.Meta(ge=1, le=64)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=SINGLE_LINE_PATTERN)]
 
 
-class DomainAllowed(msgspec.Struct, gc=False, tag="domain.allowed", frozen=True, kw_only=True):
-    """The domain may be crawled, within these limits; None: the project's default limit.
-    Empty paths and patterns: every path robots.txt allows."""
+class DomainPolicyGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A domain's whole policy as an admin gives it: what is not given is the default (None: the
+    project's limit; no paths and no patterns: every path robots.txt allows). The allow command
+    carries it, the domain.allowed event records it, and the edge's HTTP body for it is it."""
 
-    domain: DomainName
     include_subdomains: bool = False
     requests_per_minute: PerMinute | None = None
     requests_per_hour: PerHour | None = None
@@ -42,16 +42,28 @@ class DomainAllowed(msgspec.Struct, gc=False, tag="domain.allowed", frozen=True,
     notes: Text | None = None
     reviewer: ShortText | None = None
     reviewed_at: datetime | None = None
-    by: ShortText  # the admin token's name, or the importer
 
 
-class DomainBlocked(msgspec.Struct, gc=False, tag="domain.blocked", frozen=True, kw_only=True):
-    """The domain is never crawled: every fetch for it is refused."""
+class BlockGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """Why a domain is blocked, as the block command, its event and the edge's body give it."""
 
-    domain: DomainName
     reason: Reason
     reviewer: ShortText | None = None
     reviewed_at: datetime | None = None
+
+
+class DomainAllowed(DomainPolicyGiven, gc=False, tag="domain.allowed", frozen=True, kw_only=True):
+    """The domain may be crawled, within these limits; None: the project's default limit.
+    Empty paths and patterns: every path robots.txt allows."""
+
+    domain: DomainName
+    by: ShortText  # the admin token's name, or the importer
+
+
+class DomainBlocked(BlockGiven, gc=False, tag="domain.blocked", frozen=True, kw_only=True):
+    """The domain is never crawled: every fetch for it is refused."""
+
+    domain: DomainName
     by: ShortText
 
 
@@ -82,28 +94,6 @@ DOMAIN_EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (DomainAllowed, DomainBlo
 # it canonical (IDNA, lowercase) and refuses an IP address or a single label. `by` is the admin
 # token's name, as every admin action carries it, so the audit trail says who.
 WrittenDomain = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=SINGLE_LINE_PATTERN)]
-
-
-class DomainPolicyGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    """A domain's whole policy as an admin gives it: what is not given is the default (None: the
-    project's limit; no paths and no patterns: every path robots.txt allows). The allow command
-    carries it, and so does the edge's HTTP body for it (without the domain and the admin)."""
-
-    include_subdomains: bool = False
-    requests_per_minute: PerMinute | None = None
-    requests_per_hour: PerHour | None = None
-    max_concurrent: Concurrent | None = None
-    allowed_paths: PathRules = msgspec.field(default_factory=list)
-    allowed_patterns: PathRules = msgspec.field(default_factory=list)
-    notes: Text | None = None
-    reviewer: ShortText | None = None
-    reviewed_at: datetime | None = None
-
-
-class BlockGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    reason: Reason
-    reviewer: ShortText | None = None
-    reviewed_at: datetime | None = None
 
 
 class PolicyChangesGiven(msgspec.Struct, gc=False, frozen=True, kw_only=True):
