@@ -29,11 +29,11 @@ from ccn_fetch_proxy.fetch_checks import (
     url_check,
 )
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers
-from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsCause, RobotsFetch
+from ccn_fetch_proxy.robots_cache import CachedRobots, FetchCause, RobotsCache, RobotsFetch
 from tests.support.fetch_fixtures import TEST_JOB_TYPES, allowed, blocked, job_view
 
 SITE = "https://grants.example.org/"
-CAUSE = RobotsCause(fetch_id="fetch-1", job_id="job-1", node_id="node-1", correlation_id="test")
+CAUSE = FetchCause(fetch_id="fetch-1", job_id="job-1", node_id="node-1", correlation_id="test")
 
 
 def target(url: str) -> Target:

@@ -48,7 +48,7 @@ from ccn_fetch_proxy.fetch_checks import (
 from ccn_fetch_proxy.fetch_records import FetchRecords
 from ccn_fetch_proxy.job_access import FetchBudget, JobAccess
 from ccn_fetch_proxy.request_headers import USER_AGENT, request_headers, robots_request_headers
-from ccn_fetch_proxy.robots_cache import CachedRobots, RobotsCache, RobotsCause, RobotsDeferred, RobotsFetch, origin_of
+from ccn_fetch_proxy.robots_cache import CachedRobots, FetchCause, RobotsCache, RobotsDeferred, RobotsFetch, origin_of
 from ccn_fetch_proxy.safe_fetcher import FetchError, HopResponse, SafeFetcher, resolve_host
 from ccn_jobs.crawl import MAX_FETCHES_PER_JOB
 from ccn_jobs.job_type import JobType
@@ -161,6 +161,9 @@ class FetchProxy:
     ) -> FetchOutcome:
         """Answer one request and record it: exactly one record, whatever happens."""
         fetch_id = ids.new_event_id()
+        cause = FetchCause(
+            fetch_id=fetch_id, job_id=request.job_id, node_id=request.node_id, correlation_id=correlation_id
+        )
         started = time.perf_counter()
         # a CcnError from here (the scheduler or NATS unavailable) reaches the caller, who
         # retries: nothing was fetched, so nothing is recorded
@@ -171,9 +174,7 @@ class FetchProxy:
         # made together with the record, before the node is answered
         deferred: list[Awaitable[None]] = []
         try:
-            outcome, policy = await self._answer(
-                request, fetch_id, correlation_id, started, gate_events, job, budget, deferred
-            )
+            outcome, policy = await self._answer(request, cause, started, gate_events, job, budget, deferred)
         except BaseException:
             # what was put off still happens (a permit released, a grant written), never leaks
             await asyncio.gather(*deferred, return_exceptions=True)
@@ -186,46 +187,33 @@ class FetchProxy:
             await self._budget.refund(job[0].job_id, job[0].attempt)
         domain_id = record_domain_id(request.url, policy, self._egress)
         _count_and_log(request, outcome)
-        now = self._clock()
         record = self._records.append(
             record_event(
                 domain_id,
                 _record_of(request, outcome, domain_id),
                 event_id=fetch_id,
-                now=now,
+                now=self._clock(),
                 correlation_id=correlation_id,
                 causation_id=causation_id,
                 actor=Actor(kind="node", id=request.node_id),
             )
         )
         await _all_stored(asyncio.gather(record, *deferred, return_exceptions=True), request, outcome, fetch_id)
-        for event in gate_events:
-            # what the domain gate decided along the way: a breaker that moved, a limit alert
-            await self._records.append(
-                record_event(
-                    domain_record_id(event.domain),
-                    event,
-                    event_id=ids.new_event_id(),
-                    now=now,
-                    correlation_id=correlation_id,
-                    causation_id=fetch_id,
-                    actor=Actor(kind="service", id="fetch-proxy"),
-                )
-            )
+        # what the domain gate decided along the way: a breaker that moved, a limit alert
+        await self._record_gate_events(gate_events, cause)
         return outcome
 
     async def _answer(
         self,
         request: FetchPage,
-        fetch_id: str,
-        correlation_id: str,
+        cause: FetchCause,
         started: float,
         gate_events: list[GateEvent],
         job: list[JobView],
         budget: list[_JobBudget],
         deferred: list[Awaitable[None]],
     ) -> tuple[FetchOutcome, DomainPolicyState | None]:
-        url = request.url
+        url, fetch_id, correlation_id = request.url, cause.fetch_id, cause.correlation_id
 
         def refused(refusal: Refusal) -> FetchRefused:
             return FetchRefused(
@@ -252,9 +240,6 @@ class FetchProxy:
         if refusal is not None:
             return refused(await spend.or_refusal(refusal)), policy
         assert policy is not None
-        cause = RobotsCause(
-            fetch_id=fetch_id, job_id=request.job_id, node_id=request.node_id, correlation_id=correlation_id
-        )
         cached = await self._robots_for(target, cause)
         refusal = cached if isinstance(cached, Refusal) else robots_refusal(cached, target, self._clock())
         if refusal is not None:
@@ -324,9 +309,7 @@ class FetchProxy:
             return None  # the allow-list is of domains
         return self._policies.policy_for(target.host.name)
 
-    async def _check_hop(
-        self, url: str, cause: RobotsCause
-    ) -> Refusal | tuple[Target, DomainPolicyState, float | None]:
+    async def _check_hop(self, url: str, cause: FetchCause) -> Refusal | tuple[Target, DomainPolicyState, float | None]:
         target = url_check(url, self._egress)
         if isinstance(target, Refusal):
             return target
@@ -343,7 +326,7 @@ class FetchProxy:
             return refusal
         return target, policy, cached.rules.decide(target.url).min_interval_s
 
-    async def _robots_for(self, target: Target, cause: RobotsCause) -> CachedRobots | Refusal:
+    async def _robots_for(self, target: Target, cause: FetchCause) -> CachedRobots | Refusal:
         try:
             return await self.robots.robots_for(target, cause)
         except RobotsDeferred as deferred:
@@ -537,7 +520,7 @@ class FetchProxy:
             # ends it otherwise
             log.warning("could not cancel the job", job_id=request.job_id, code=error.code, reason=error.message)
 
-    async def _fetch_robots(self, origin: Target, cause: RobotsCause) -> RobotsFetch:
+    async def _fetch_robots(self, origin: Target, cause: FetchCause) -> RobotsFetch:
         """robots.txt of the origin, through the same checks as any fetch (the scheme, each
         hop's allow-list, the egress policy) and the domain's gate; anything refused on the way
         is `unreachable`, which disallows (fail closed), except the gate's "not now"
@@ -572,6 +555,7 @@ class FetchProxy:
                 return RobotsFetch(None)
             sent = time.perf_counter()
             self._robots_sent_for.add(cause.fetch_id)
+            failure: FetchError | None = None
             try:
                 response = await self._fetcher.get(
                     allowed,
@@ -581,21 +565,18 @@ class FetchProxy:
                     truncate=True,
                     deadline=deadline,
                 )
-            except FetchError as error:
                 elapsed = (time.perf_counter() - sent) * 1000
-                await self._release(permit, RequestOutcome(elapsed_ms=elapsed, failure=error.reason), gate_events)
-                await self._record_robots(target, policy, cause, elapsed, failure=error)
-                await self._record_gate_events(gate_events, cause)
-                log.info("robots.txt unreachable", origin=origin_of(origin), reason=error.reason)
-                return RobotsFetch(None)
-            elapsed = (time.perf_counter() - sent) * 1000
-            await self._release(
-                permit,
-                RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after),
-                gate_events,
-            )
-            await self._record_robots(target, policy, cause, elapsed, status=response.status)
+                answered = RequestOutcome(status=response.status, elapsed_ms=elapsed, retry_after=response.retry_after)
+            except FetchError as error:
+                failure, response = error, None
+                elapsed = (time.perf_counter() - sent) * 1000
+                answered = RequestOutcome(elapsed_ms=elapsed, failure=error.reason)
+            await self._release(permit, answered, gate_events)
+            await self._record_robots(target, policy, cause, elapsed, status=answered.status, failure=failure)
             await self._record_gate_events(gate_events, cause)
+            if response is None:
+                log.info("robots.txt unreachable", origin=origin_of(origin), reason=answered.failure)
+                return RobotsFetch(None)
             if response.status not in REDIRECT_STATUSES or not response.location:
                 return RobotsFetch(response.status, response.body or b"", response.retry_after)
             url = urljoin(target.url, response.location.strip()[:8192])
@@ -606,7 +587,7 @@ class FetchProxy:
         self,
         target: Target,
         policy: DomainPolicyState,
-        cause: RobotsCause,
+        cause: FetchCause,
         elapsed_ms: float,
         *,
         status: int | None = None,
@@ -625,13 +606,13 @@ class FetchProxy:
         )
         await self._append_record(policy.policy_id, record, cause, Actor(kind="node", id=cause.node_id))
 
-    async def _record_gate_events(self, events: Sequence[GateEvent], cause: RobotsCause) -> None:
+    async def _record_gate_events(self, events: Sequence[GateEvent], cause: FetchCause) -> None:
         for event in events:
             await self._append_record(
                 domain_record_id(event.domain), event, cause, Actor(kind="service", id="fetch-proxy")
             )
 
-    async def _append_record(self, domain_id: str, event: FetchEvent, cause: RobotsCause, actor: Actor) -> None:
+    async def _append_record(self, domain_id: str, event: FetchEvent, cause: FetchCause, actor: Actor) -> None:
         await self._records.append(
             record_event(
                 domain_id,

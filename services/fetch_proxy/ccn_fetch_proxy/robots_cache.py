@@ -35,8 +35,8 @@ class RobotsFetch(msgspec.Struct, frozen=True):
     retry_after: str | None = None
 
 
-class RobotsCause(msgspec.Struct, frozen=True, kw_only=True):
-    """The node request a robots.txt fetch is made for."""
+class FetchCause(msgspec.Struct, frozen=True, kw_only=True):
+    """The node request a fetch record is made for: its own, its gate's events, its robots.txt."""
 
     fetch_id: str
     job_id: str
@@ -63,7 +63,7 @@ class CachedRobots(msgspec.Struct, frozen=True, kw_only=True):
     valid_until: datetime
 
 
-FetchRobots = Callable[[Target, RobotsCause], Awaitable[RobotsFetch]]
+FetchRobots = Callable[[Target, FetchCause], Awaitable[RobotsFetch]]
 
 
 def origin_of(target: Target) -> str:
@@ -91,7 +91,7 @@ class RobotsCache:
         self._in_flight: dict[str, asyncio.Future[CachedRobots]] = {}
         self.fetches = 0
 
-    async def robots_for(self, target: Target, cause: RobotsCause) -> CachedRobots:
+    async def robots_for(self, target: Target, cause: FetchCause) -> CachedRobots:
         origin = origin_of(target)
         cached = self._entries.get(origin)
         if cached is not None and self._clock() < cached.valid_until:
@@ -117,7 +117,7 @@ class RobotsCache:
             self._entries.popitem(last=False)
         return entry
 
-    async def _load(self, target: Target, cause: RobotsCause) -> CachedRobots:
+    async def _load(self, target: Target, cause: FetchCause) -> CachedRobots:
         self.fetches += 1
         fetched = await self._fetch(target, cause)
         outcome = robots_fetch_outcome(
