@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
-import nats
 import pytest
 from nats.js.kv import KeyValue
 
@@ -23,31 +22,17 @@ from ccn_core.domain_limiter import DomainLimiter, Permit, Refusal, traffic_key
 from ccn_core.errors import BadInput
 from ccn_core.politeness import NOT_SENT, AlarmConfig, DomainLimits, FetchResult, PolitenessConfig
 from ccn_core.ratelimit import NS_PER_S
-from ccn_core.topology import RATE_LIMIT_STATE
 from ccn_proto.fetch import BreakerChanged, DomainLimitAlert
+from tests.support.rate_limit_state import T0, Clock, rate_limit_bucket
 
 pytestmark = pytest.mark.timeout(60)
-T0 = 1_800_000_000 * NS_PER_S
 NO_THROTTLE = PolitenessConfig(throttle=ThrottleConfig(start_delay_s=0.0, max_delay_s=0.0), lease_s=30.0)
-
-
-class Clock:
-    """One clock for all replicas, moved by the test: exact counts, no sleeps."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture
 async def bucket(nats_url: str) -> AsyncIterator[KeyValue]:
-    client = await nats.connect(nats_url)
-    try:
-        yield await client.jetstream().key_value(RATE_LIMIT_STATE.bucket)
-    finally:
-        await client.drain()
+    async with rate_limit_bucket(nats_url) as kv:
+        yield kv
 
 
 def fresh_domain() -> str:

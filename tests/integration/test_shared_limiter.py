@@ -9,36 +9,21 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
 from nats.js.kv import KeyValue
 
 from ccn_core.rate_limit_config import LimitRule
 from ccn_core.ratelimit import NS_PER_S
 from ccn_core.shared_limiter import SharedLimiter
-from ccn_core.topology import RATE_LIMIT_STATE
+from tests.support.rate_limit_state import Clock, rate_limit_bucket
 
 pytestmark = pytest.mark.timeout(60)
-T0 = 1_800_000_000 * NS_PER_S
-
-
-class Clock:
-    """One clock for all replicas, moved by the test: exact counts, no sleeps."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture
 async def bucket(nats_url: str) -> AsyncIterator[KeyValue]:
-    client = await nats.connect(nats_url)
-    try:
-        yield await client.jetstream().key_value(RATE_LIMIT_STATE.bucket)
-    finally:
-        await client.drain()
+    async with rate_limit_bucket(nats_url) as kv:
+        yield kv
 
 
 async def test_three_replicas_at_once_never_allow_more_than_the_limit(bucket: KeyValue) -> None:
