@@ -35,6 +35,7 @@ from bench.lifecycle_bench import Stack, running_stack
 from bench.lifecycle_costs import CpuMeter, stack_processes
 from bench.measure import Figure, figure
 from ccn_cli.stack.ports import free_port
+from ccn_core.domain_csv import allow_list_csv
 from ccn_proto.crawl import CampaignSettings, CampaignView
 from tests.support.servers import EmbeddedNats, EmbeddedPostgres, start_nats, start_postgres
 
@@ -136,9 +137,14 @@ async def crawl_campaign(
     server_pids: tuple[int, int],
 ) -> Figure:
     """`server_pids`: NATS's and PostgreSQL's, whose CPU a page costs too."""
-    header = "domain,permission,include_subdomains,requests_per_minute,requests_per_hour,max_concurrent,"
-    header += "allowed_paths,allowed_patterns,notes,reviewer,reviewed_at\n"
-    rows = "".join(f"{site_name(i)},allow,false,600,36000,8,,,the bench web,bench,\n" for i in range(hosts))
+    allow_list = allow_list_csv(
+        [site_name(i) for i in range(hosts)],
+        per_minute=600,
+        per_hour=36000,
+        concurrent=8,
+        notes="the bench web",
+        reviewer="bench",
+    )
     settings = CampaignSettings(
         name="the bench web",
         seeds=[f"http://{site_name(i)}:{web_port}/p/0" for i in range(hosts)],
@@ -150,7 +156,7 @@ async def crawl_campaign(
     workers = node_processes(stack, nodes, concurrency)
     try:
         async with aiohttp.ClientSession() as http:
-            await _admin(http, stack, "POST", "/admin/domains/import", (header + rows).encode(), "text/csv")
+            await _admin(http, stack, "POST", "/admin/domains/import", allow_list, "text/csv")
             await asyncio.sleep(2.0)  # the proxy's policy book takes the import in
             # a node's workers load the job libraries once, on their first jobs: a short campaign
             # of its own warms them, as a node that has been running a while is

@@ -28,6 +28,7 @@ from ccn_cli.jobs_cmd import edge_client
 from ccn_cli.stack.lifecycle import Report, logs_dir
 from ccn_cli.stack.processes import ProcessRecord, open_log, record_process
 from ccn_cli.stack.supervisor import service_env
+from ccn_core.domain_csv import allow_list_csv
 from ccn_core.settings import Settings
 from ccn_jobs.demo_corpus import as_jobs_jsonl, grant_pages
 from ccn_jobs.demo_job_types import as_jsonl, job_type_examples
@@ -124,12 +125,15 @@ def start_fixture_web(settings: Settings) -> ProcessRecord:
 
 
 def allow_demo_sites(settings: Settings) -> None:
-    rows = "".join(
-        f"{site},allow,false,600,36000,8,,,the local fixture web (ccn up --demo),demo,\n" for site in DEMO_SITES
+    csv = allow_list_csv(
+        list(DEMO_SITES),
+        per_minute=600,
+        per_hour=36000,
+        concurrent=8,
+        notes="the local fixture web (ccn up --demo)",
+        reviewer="demo",
     )
-    header = "domain,permission,include_subdomains,requests_per_minute,requests_per_hour,max_concurrent,"
-    header += "allowed_paths,allowed_patterns,notes,reviewer,reviewed_at\n"
-    edge_client(settings).call("POST", "/admin/domains/import", (header + rows).encode(), {"Content-Type": "text/csv"})
+    edge_client(settings).call("POST", "/admin/domains/import", csv, {"Content-Type": "text/csv"})
 
 
 def start_demo_campaign(settings: Settings) -> CampaignView:

@@ -221,3 +221,16 @@ def _timestamp(value: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise _RowProblem(f"reviewed_at {value[:40]!r} has no UTC offset")
     return parsed.astimezone(UTC)
+
+
+def allow_list_csv(
+    domains: list[str], *, per_minute: int, per_hour: int, concurrent: int, notes: str, reviewer: str
+) -> bytes:
+    """An allow-list file allowing each domain with the same limits (the demo's and the bench's
+    local sites), in the columns `parse_domain_csv` reads."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for domain in domains:
+        writer.writerow([domain, "allow", "false", per_minute, per_hour, concurrent, "", "", notes, reviewer, ""])
+    return out.getvalue().encode()
