@@ -21,9 +21,9 @@ import nats
 
 from bench.lifecycle_bench import PAYLOAD, Stack, change_rate_limits, precomputed_result, register_nodes
 from bench.measure import Figure, figure
-from ccn_core.domain.job import result_checksum
 from ccn_core.eventstore import EventStore
 from ccn_core.topology import JOBS
+from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
 
 HEARTBEAT_INTERVAL_S = 10.0  # the edge's (ccn_edge.node_socket.HEARTBEAT_INTERVAL_S)

@@ -22,9 +22,9 @@ from bench.measure import Clock, Figure, absolute_target, figure
 from ccn_core import ids, subjects
 from ccn_core.aggregate import envelope_headers
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import result_checksum
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.topology import JOBS, NODES
+from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCompleted, JobCreated, JobEvent
 from ccn_proto.nodes import ConsentRecorded, NodeEvent, NodeRegistered, SessionEnded, SessionStarted

@@ -15,9 +15,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.extract_text import EXTRACT_TEXT
 from ccn_jobs.registry import run_job
+from ccn_proto.canonical import result_checksum
 from tests.e2e.conftest import Stack
 from tests.e2e.test_node_lifecycle import CONSENT, call, eventually, register
 

@@ -25,8 +25,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule,
 from hypothesis_jsonschema import from_schema
 from schemathesis import APIOperation, Case, GenerationMode
 
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
+from ccn_proto.canonical import result_checksum
 from tests.fuzz.figures import Tally
 from tests.fuzz.hostile import fuzz_settings, spiked
 from tests.fuzz.openapi_fuzz import checked_call, load_schema, operations_of, register_node

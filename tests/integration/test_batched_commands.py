@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 
 from ccn_core import ids
-from ccn_core.domain.job import result_checksum
 from ccn_core.settings import Settings
+from ccn_proto.canonical import result_checksum
 from ccn_proto.scheduler import (
     BatchedResult,
     BatchJob,

@@ -14,8 +14,8 @@ import aiohttp
 import msgspec
 import pytest
 
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MAX_FRAME_ITEMS
 from ccn_proto.scheduler import GetJob, JobView
 from tests.conftest import make_settings

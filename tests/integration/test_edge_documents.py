@@ -21,10 +21,10 @@ import pytest
 from ccn_cli.node.config import NodeConfig
 from ccn_cli.node.node import build_client
 from ccn_core.document_bodies import ObjectStoreBodies, open_body_store
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.demo_documents import grant_pdf
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.documents import HTML, PDF, DocumentRef
 from ccn_proto.scheduler import CreateJob, CreateJobReply, GetJob, JobView
 from tests.conftest import make_settings

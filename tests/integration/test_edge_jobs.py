@@ -20,7 +20,6 @@ import pytest
 
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import result_checksum
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS
@@ -28,6 +27,7 @@ from ccn_edge.app import start_edge
 from ccn_edge.connection_limits import SocketLimits
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
 from ccn_proto.scheduler import CreateJob, CreateJobReply, GetJob, JobView
 from ccn_registry.app import start_registry

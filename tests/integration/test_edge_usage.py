@@ -15,8 +15,8 @@ import nats
 from nats.aio.msg import Msg
 
 from ccn_core import subjects
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from tests.integration.test_edge_jobs import Edge, connected, create_job, edge, next_frame, registered_node
 
 __all__ = ["edge"]  # the fixture, used by name

@@ -44,7 +44,6 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from ccn_core.commands import CommandClient
-from ccn_core.domain.job import result_checksum
 from ccn_core.eventstore import EventStore
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
@@ -52,6 +51,7 @@ from ccn_core.topology import JOBS
 from ccn_edge.app import start_edge
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.jobs import (
     JobAbandoned,
     JobClaimed,

@@ -29,11 +29,11 @@ from ccn_cli.node.credentials import credentials_path, load_credentials
 from ccn_cli.node.node import EXIT_OK, EXIT_REFUSED, run_node
 from ccn_cli.node.receipts_store import receipts_dir, stored_receipts
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import result_checksum
 from ccn_core.receipts import ServiceKey, sign_receipt, verify_receipt, verify_result_signature
 from ccn_jobs.demo_corpus import DemoPage, grant_pages
 from ccn_jobs.registry import decode_result, run_job
 from ccn_proto.budgets import JobBudget
+from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import (
     DRAINED_BYE_REASON,
     Ack,

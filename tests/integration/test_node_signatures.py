@@ -19,10 +19,10 @@ import nats
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import result_checksum
 from ccn_core.receipts import decode_key_set, ensure_key_ring, public_key_of, sign_result, verify_receipt
 from ccn_core.topology import NODES
 from ccn_jobs.registry import result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.scheduler import GetJob, JobView
 from tests.integration.test_edge_jobs import Edge, connected, create_job, edge, next_frame  # noqa: F401
 

@@ -32,7 +32,6 @@ from ccn_analytics.__main__ import start_analytics
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import result_checksum
 from ccn_core.errors import Unavailable
 from ccn_core.eventstore import EventStore
 from ccn_core.projection import rebuild
@@ -40,6 +39,7 @@ from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS, NODES, ORCHESTRATOR_LOG, ORCHESTRATOR_NODE_LOG
+from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Envelope
 from ccn_proto.registry import (
     ConsentReply,

@@ -25,7 +25,7 @@ from ccn_core import ids, subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue, current_consent_version
-from ccn_core.domain.job import ClaimJob, JobDecider, result_checksum
+from ccn_core.domain.job import ClaimJob, JobDecider
 from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
 from ccn_core.eventstore import EventStore
@@ -34,6 +34,7 @@ from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import JOBS, NODES
+from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCreated, JobEvent
 from ccn_proto.nodes import ConsentScope

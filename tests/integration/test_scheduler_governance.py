@@ -23,7 +23,6 @@ from nats.aio.client import Client as NATS
 from ccn_core import ids
 from ccn_core.aggregate import envelope_headers
 from ccn_core.commands import CommandClient
-from ccn_core.domain.job import result_checksum
 from ccn_core.domain.node import NodeState
 from ccn_core.errors import Forbidden
 from ccn_core.eventstore import EventStore, OutgoingEvent
@@ -31,6 +30,7 @@ from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.budgets import JobBudget
+from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.nodes import NodeBackoffChanged, NodeBudgetsSet
 from ccn_proto.registry import BanNode, DrainNode, NodeActionReply, SetNodeBudgets, ShadowBanNode

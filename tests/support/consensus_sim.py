@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ccn_core.domain.governance import Record, reputation
-from ccn_core.domain.job import result_checksum
 from ccn_core.replicas import may_take_replica
 from ccn_jobs.consensus_rules import ConsensusSpec
+from ccn_proto.canonical import result_checksum
 from ccn_proto.consensus import (
     ConsensusEvent,
     ConsensusFinalised,

@@ -10,8 +10,8 @@ import sys
 
 import msgspec
 
-from ccn_core.domain.job import canonical_result_bytes
 from ccn_jobs.registry import JOB_TYPES, result_to_builtins, run_job
+from ccn_proto.canonical import canonical_result_bytes
 
 
 def canonical_results() -> dict[str, str]:

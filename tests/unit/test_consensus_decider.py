@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ccn_core.decider import fold
-from ccn_core.domain.job import result_checksum
 from ccn_core.errors import Conflict
 from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, FuzzyText, NumericTolerance
+from ccn_proto.canonical import result_checksum
 from ccn_proto.consensus import (
     AgreementClass,
     ConsensusEvent,

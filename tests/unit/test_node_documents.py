@@ -25,11 +25,11 @@ from ccn_cli.node.documents import BodyUnavailable, EdgeBodyReader, EdgeDocument
 from ccn_cli.node.execute import JobRefused, WorkDone, WorkFailed, execute_job
 from ccn_cli.node.runner import Completed, Failed, JobRunner, Outcome, make_executor
 from ccn_cli.node.worker import run_measured_in_thread
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.documents import fetch_bodies
 from ccn_jobs.errors import DocumentRefused
 from ccn_jobs.registry import decode_payload, result_to_builtins, run_job
 from ccn_proto.budgets import JobBudget
+from ccn_proto.canonical import result_checksum
 from ccn_proto.documents import HTML, DocumentRef
 from tests.unit.test_node_runner import offer, settle
 

@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from ccn_core.decider import fold
-from ccn_core.domain.job import result_checksum
 from ccn_core.errors import BadInput, CcnError, Conflict, NotFound
 from ccn_jobs.result_validation import CHECKSUM_MISMATCH, Verdict
+from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Envelope
 from ccn_proto.results import (
     MAX_COMMENT_CHARS,

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import JOB_TYPES
 from ccn_jobs.result_validation import (
     MAX_RESULT_BYTES,
@@ -24,6 +23,7 @@ from ccn_jobs.result_validation import (
     _plainly_storable,
     judge_result,
 )
+from ccn_proto.canonical import result_checksum
 from ccn_proto.constraints import document_problem
 from ccn_proto.documents import PDF
 from ccn_proto.results import MAX_REASONS, REASON_CODES, ReasonCode, ResultRejected

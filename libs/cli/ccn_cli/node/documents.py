@@ -35,11 +35,11 @@ from ccn_cli.node.config import NodeConfig, http_url
 from ccn_cli.node.crawl import CrawlClock, CrawlInterrupted, FetchUnavailable, crawl
 from ccn_cli.node.execute import Execute, JobRefused, execute_job
 from ccn_cli.node.metering import FetchMeter, current_meter
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.documents import fetch_bodies, references
 from ccn_jobs.errors import InvalidPayload
 from ccn_jobs.job_type import JobType
 from ccn_jobs.registry import JOB_TYPES, decode_payload, result_to_builtins
+from ccn_proto.canonical import result_checksum
 from ccn_proto.compute_api import FetchRequest
 from ccn_proto.fetch import FetchOutcome
 

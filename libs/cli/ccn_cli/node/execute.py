@@ -34,9 +34,9 @@ from typing import Any
 
 import msgspec
 
-from ccn_core.domain.job import result_checksum
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.budgets import FailureKind, JobUsage
+from ccn_proto.canonical import result_checksum
 
 # trafilatura warns about every page it finds thin or odd; the node reports outcomes itself
 NOISY_LOGGERS = ("trafilatura", "htmldate", "courlan", "charset_normalizer")
