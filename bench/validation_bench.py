@@ -12,7 +12,8 @@ import msgspec
 
 from bench.measure import Figure, figure
 from ccn_jobs.registry import JOB_TYPES
-from ccn_jobs.result_validation import canonical_checksum, judge_result
+from ccn_jobs.result_validation import judge_result
+from ccn_proto.canonical import result_checksum
 from tests.support.result_samples import good_results
 
 GROUP = "validation"
@@ -40,7 +41,7 @@ def validation_figures(quick: bool = False) -> list[Figure]:
         cases: list[tuple[str, bytes, str]] = []
         for result in good_results(job_type):
             document: dict[str, Any] = result
-            cases.append((job_type, msgspec.json.encode(document), canonical_checksum(document)))
+            cases.append((job_type, msgspec.json.encode(document), result_checksum(document)))
         every += cases
         figures.append(_rate(f"judge_result {job_type}", cases, seconds, accepted=True))
     figures.append(_rate("judge_result, every type's samples", every, seconds, accepted=True))
