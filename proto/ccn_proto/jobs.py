@@ -1,5 +1,7 @@
-"""The job aggregate's events. A successful job costs three appends (created, claimed,
-completed); every other event records a decision a human would ask about later."""
+"""The job aggregate's events. A successful job costs four appends (created, claimed,
+result_submitted, completed): the node's part ends when its result is recorded, and the job
+completes when the validation service has judged the result (ADR 0024). Every other event
+records a decision a human would ask about later."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ class JobCreated(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_on
     dataset_version: ShortText | None = None
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    # a replica of job `replica_of` for consensus (ADR 0024): the claim path never gives two jobs
+    # of one group to one node, nor to two nodes sharing an ip_hash
+    replica_of: ShortText | None = None
 
 
 class JobClaimed(msgspec.Struct, gc=False, tag="job.claimed", frozen=True, kw_only=True):
@@ -42,6 +47,46 @@ class LeaseRenewed(msgspec.Struct, gc=False, tag="job.lease_renewed", frozen=Tru
 # written before they carried it decode with None.
 
 
+class JobResultSubmitted(msgspec.Struct, gc=False, tag="job.result_submitted", frozen=True, kw_only=True):
+    """The holder's result is in: its lease ends and its slot is free. The job waits for the
+    validation service's verdict (status `validating`): `job.completed` or
+    `job.result_rejected` follows."""
+
+    node_id: str
+    attempt: int
+    result: dict[str, Any]
+    checksum: str
+    replica: str | None = None
+    usage: JobUsage | None = None  # as the node reported it
+
+
+class JobResultSubmittedBytes(
+    msgspec.Struct, gc=False, tag="job.result_submitted", frozen=True, kw_only=True
+):
+    """job.result_submitted with its result left as JSON bytes (see JobCreatedBytes)."""
+
+    node_id: str
+    attempt: int
+    result: msgspec.Raw
+    checksum: str
+    replica: str | None = None
+    usage: JobUsage | None = None
+
+
+class JobResultRejected(msgspec.Struct, gc=False, tag="job.result_rejected", frozen=True, kw_only=True):
+    """The validation service rejected the submitted result (its reasons are on the result
+    aggregate, ccn_proto.results). The attempt counts: the job waits for a retry, or, with no
+    attempts left, a job.dead follows in the same decision."""
+
+    node_id: str
+    attempt: int
+    checksum: str
+    reason: Text
+    retry_at: datetime | None
+
+
+# job.completed is the job's answer, final: a validated result (and, for a job type that asks
+# for replicas, an agreed one), or one an admin released from quarantine (`released_by`).
 class JobCompleted(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
     node_id: str
     attempt: int
@@ -49,6 +94,7 @@ class JobCompleted(msgspec.Struct, gc=False, tag="job.completed", frozen=True, k
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None  # as the node reported it
+    released_by: str | None = None
 
 
 class JobFailed(msgspec.Struct, gc=False, tag="job.failed", frozen=True, kw_only=True):
@@ -114,6 +160,9 @@ class JobCreatedBytes(msgspec.Struct, gc=False, tag="job.created", frozen=True, 
     dataset_version: ShortText | None = None
     idempotency_key_hash: str | None = None
     request_fingerprint: str | None = None
+    # a replica of job `replica_of` for consensus (ADR 0024): the claim path never gives two jobs
+    # of one group to one node, nor to two nodes sharing an ip_hash
+    replica_of: ShortText | None = None
 
 
 class JobCompletedBytes(msgspec.Struct, gc=False, tag="job.completed", frozen=True, kw_only=True):
@@ -125,12 +174,15 @@ class JobCompletedBytes(msgspec.Struct, gc=False, tag="job.completed", frozen=Tr
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None
+    released_by: str | None = None
 
 
 JobEvent = (
     JobCreated
     | JobClaimed
     | LeaseRenewed
+    | JobResultSubmitted
+    | JobResultRejected
     | JobCompleted
     | JobFailed
     | JobReleased
@@ -145,6 +197,8 @@ JobEventBytes = (
     JobCreatedBytes
     | JobClaimed
     | LeaseRenewed
+    | JobResultSubmittedBytes
+    | JobResultRejected
     | JobCompletedBytes
     | JobFailed
     | JobReleased

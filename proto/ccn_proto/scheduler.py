@@ -25,7 +25,8 @@ MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=20)]
 LeaseSeconds = Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=256)]
 IdempotencyKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
-JobStatus = Literal["queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
+# validating: the result is in, the validation service has not yet settled it (ADR 0024)
+JobStatus = Literal["queued", "claimed", "validating", "retry_wait", "completed", "dead", "cancelled"]
 
 MAX_BATCH_JOBS = 1000
 # one item of a create_batch, encoded: a batch travels in chunks, each chunk one command and one
@@ -273,6 +274,41 @@ class BatchedResultOutcome(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 class SubmitResultsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     outcomes: list[BatchedResultOutcome]
+
+
+MAX_SETTLED_RESULTS = 512
+SettleVerdict = Literal["complete", "reject"]
+
+
+class SettledResult(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The validation service's verdict on a submitted result, for the job to follow:
+    `complete` (validated and final; `result` is the submitted result, the job's answer) or
+    `reject` (`reason` summarises the result aggregate's reasons; the job is tried again).
+    `released_by`: an admin released the result from quarantine, after a rejection."""
+
+    job_id: JobId
+    node_id: NodeId
+    attempt: Attempt
+    checksum: Sha256Hex
+    verdict: SettleVerdict
+    correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    result: msgspec.Raw | None = None
+    reason: Text | None = None
+    released_by: ShortText | None = None
+
+
+class SettleResults(msgspec.Struct, gc=False, tag="settle_results", frozen=True, kw_only=True):
+    items: Annotated[list[SettledResult], msgspec.Meta(min_length=1, max_length=MAX_SETTLED_RESULTS)]
+
+
+class SettledOutcome(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    job_id: str
+    status: JobStatus | None = None
+    error: CommandError | None = None
+
+
+class SettleResultsReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    outcomes: list[SettledOutcome]
 
 
 class FailJob(msgspec.Struct, gc=False, tag="fail_job", frozen=True, kw_only=True):

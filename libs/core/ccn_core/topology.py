@@ -69,9 +69,23 @@ CRAWL = StreamSpec(
     subjects=("ccn.campaign.>",),
     description="Crawl campaigns: settings, frontier, each crawl's outcome (changed, unchanged, failed)",
 )
-# Only streams something produces to or consumes are declared. CCN_DATASETS and CCN_ADMIN
-# (ARCHITECTURE.md) join when merge and the admin actions that write them land: an unused stream
-# is replicated, stored and watched for nothing.
+# The result aggregate of each job (ccn_proto.results, ccn_proto.consensus): the validation
+# service's verdicts, the admins' quarantine decisions and consensus between replicas; see
+# docs/adr/0024-results-validated-before-jobs-complete.md
+RESULTS = StreamSpec(
+    name="CCN_RESULTS",
+    subjects=("ccn.result.>",),
+    description="Result aggregate: verdicts on submitted results, quarantine decisions, consensus",
+)
+# The dataset aggregates (ccn_proto.datasets): merge proposals, reviews, versions, retractions
+DATASETS = StreamSpec(
+    name="CCN_DATASETS",
+    subjects=("ccn.dataset.>",),
+    description="Dataset aggregates: merges with provenance, reviews, published versions, retractions",
+)
+# Only streams something produces to or consumes are declared. CCN_ADMIN (ARCHITECTURE.md) joins
+# when the admin actions that write it land: an unused stream is replicated, stored and watched
+# for nothing.
 TELEMETRY = StreamSpec(
     name="CCN_TELEMETRY",
     subjects=("ccn.telemetry.>",),
@@ -87,7 +101,7 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, CRAWL, TELEMETRY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, CRAWL, RESULTS, DATASETS, TELEMETRY, DEADLETTER)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
