@@ -58,11 +58,12 @@ class JobResultSubmitted(msgspec.Struct, gc=False, tag="job.result_submitted", f
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None  # as the node reported it
+    # the node's Ed25519 signature over (job, attempt, checksum), as the edge checked it; the
+    # receipt for the result carries it (ccn_proto.receipts)
+    signature: str | None = None
 
 
-class JobResultSubmittedBytes(
-    msgspec.Struct, gc=False, tag="job.result_submitted", frozen=True, kw_only=True
-):
+class JobResultSubmittedBytes(msgspec.Struct, gc=False, tag="job.result_submitted", frozen=True, kw_only=True):
     """job.result_submitted with its result left as JSON bytes (see JobCreatedBytes)."""
 
     node_id: str
@@ -71,6 +72,7 @@ class JobResultSubmittedBytes(
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None
+    signature: str | None = None
 
 
 class JobResultRejected(msgspec.Struct, gc=False, tag="job.result_rejected", frozen=True, kw_only=True):

@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from ccn_proto.constraints import SINGLE_LINE_PATTERN, Sha256Hex, ShortText, Version
+from ccn_proto.receipts import Receipt
 
 MAX_REASONS = 50
 MAX_REASON_MESSAGE_CHARS = 500
@@ -115,4 +116,14 @@ class ResultDiscarded(msgspec.Struct, gc=False, tag="result.discarded", frozen=T
     comment: Comment
 
 
+class ReceiptIssued(msgspec.Struct, gc=False, tag="result.receipt_issued", frozen=True, kw_only=True):
+    """The service's signed receipt for a node's result, once the result is settled (accepted
+    as the job's answer, or rejected): the edge hands it to that node
+    (GET /compute/jobs/{job_id}/receipt), which stores it."""
+
+    receipt: Receipt
+
+
 VerdictEvent = ResultValidated | ResultRejected | ResultReleased | ResultDiscarded
+# a job's result aggregate holds its verdicts and the receipts issued for them
+ResultEvent = VerdictEvent | ReceiptIssued

@@ -112,7 +112,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     ),
     "dataset_events": (Envelope[datasets.DatasetEvent],),
     "dataset_commands": (datasets.DatasetCommand, CommandError),
-    "result_events": (Envelope[results.VerdictEvent],),
+    "result_events": (Envelope[results.ResultEvent],),
 }
 
 

@@ -26,7 +26,9 @@ from ccn_jobs.result_validation import Validator, judge_result
 from ccn_proto.constraints import line_problem
 from ccn_proto.results import (
     MAX_COMMENT_CHARS,
+    ReceiptIssued,
     ResultDiscarded,
+    ResultEvent,
     ResultRejected,
     ResultReleased,
     ResultValidated,
@@ -166,7 +168,9 @@ class QuarantineDecider:
             )
         ]
 
-    def evolve(self, state: VerdictState, event: VerdictEvent) -> VerdictState:
+    def evolve(self, state: VerdictState, event: ResultEvent) -> VerdictState:
+        if isinstance(event, ReceiptIssued):
+            return state  # a receipt records a verdict already folded
         key = ResultKey(event.node_id, event.attempt, event.checksum)
         if isinstance(event, ResultValidated | ResultRejected):
             if state.find(key) is not None:
