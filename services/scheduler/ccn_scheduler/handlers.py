@@ -9,7 +9,6 @@ import hashlib
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 
@@ -57,11 +56,11 @@ from ccn_proto.scheduler import (
     ReleaseJob,
     ReleaseJobReply,
     RenewLeases,
+    RenewLeasesReply,
     SettledOutcome,
     SettledResult,
     SettleResults,
     SettleResultsReply,
-    RenewLeasesReply,
     SubmitResult,
     SubmitResultReply,
     SubmitResults,
@@ -401,10 +400,6 @@ class SchedulerHandlers:
         return SettleResultsReply(outcomes=list(await asyncio.gather(*(one(item) for item in command.items))))
 
     async def _settle(self, item: SettledResult, ctx: CommandContext) -> JobStatus:
-        try:
-            result = None if item.result is None else msgspec.json.decode(item.result, type=dict[str, Any])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadInput(f"result is not a JSON object: {exc}", field="result") from None
         decision = SettleResultCommand(
             node_id=item.node_id,
             attempt=item.attempt,
@@ -412,7 +407,7 @@ class SchedulerHandlers:
             verdict=item.verdict,
             now=self._clock(),
             jitter=self._jitter(),
-            result=result,
+            result=item.result,
             reason=item.reason,
             released_by=item.released_by,
             replica=self._replica,

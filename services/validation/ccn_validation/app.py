@@ -9,19 +9,25 @@ from ccn_core.reactor import Reactor
 from ccn_core.receipts import KeyRingSource
 from ccn_core.service import Runtime, serve_health
 from ccn_core.topology import RESULTS, VALIDATION_RESULTS
+from ccn_jobs.result_validation import Validator, judge_result
 from ccn_proto.jobs import JobResultSubmittedBytes
 from ccn_proto.results import ResultEvent
 from ccn_validation.judging import ResultJudging
+from ccn_validation.quarantine import QuarantineDecider
 from ccn_validation.verdicts import ResultDecider
 
 
-async def start_validation(runtime: Runtime, *, health: bool = True) -> ResultJudging:
+async def start_validation(
+    runtime: Runtime, *, health: bool = True, validator: Validator = judge_result
+) -> ResultJudging:
+    """`validator`: the registered job types' (a test whose scheduler runs test-only job types
+    passes one that knows them, as it passes the scheduler their payload types)."""
     settings = runtime.settings
     keys = KeyRingSource(settings.receipt_keys_path)
     keys.ring()  # no keys, no receipts: refuse to start rather than judge without signing
     repository = AggregateRepository(
         runtime.store,
-        ResultDecider(keys.ring),
+        ResultDecider(keys.ring, QuarantineDecider(validator)),
         ResultEvent,
         stream=RESULTS.name,
         deadline_s=settings.command_timeout_s,

@@ -10,6 +10,8 @@ one request per batch of results, not per result.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.coalesce import Coalescer
 from ccn_core.commands import CommandClient, item_outcome, raise_command_error
@@ -99,7 +101,8 @@ class ResultJudging:
             checksum=submitted.checksum,
             verdict=settlement,
             correlation_id=envelope.correlation_id,
-            result=submitted.result if settlement == "complete" else None,
+            # the result's bytes as stored, sent as they are: msgspec writes a Raw in place
+            result=cast(dict[str, Any], submitted.result) if settlement == "complete" else None,
             reason=rejection_summary(executed.events) if settlement == "reject" else None,
             released_by=None,
         )

@@ -21,8 +21,8 @@ from ccn_core.receipts import KeyRing
 from ccn_proto.receipts import Verdict
 from ccn_proto.results import (
     MAX_REASON_MESSAGE_CHARS,
-    ReceiptIssued,
     Reason,
+    ReceiptIssued,
     ResultEvent,
     ResultRejected,
     ResultValidated,
