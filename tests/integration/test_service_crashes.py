@@ -330,8 +330,8 @@ class Outage:
 class Killer:
     """Kills the services in turn while the jobs are worked, each restarted after
     RESTART_AFTER_S: the claim owner once `kill_at[0]` of the jobs completed; the projector and
-    the validation service as soon as the claims have an owner again; the edge once `kill_at[1]` completed (the projector
-    may still be starting then: it is not on the jobs' path)."""
+    the validation service as soon as the claims have an owner again; the edge once `kill_at[1]`
+    completed (the projector may still be starting then: it is not on the jobs' path)."""
 
     services: Services
     nc: NATS
