@@ -113,6 +113,13 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     "dataset_events": (Envelope[datasets.DatasetEvent],),
     "dataset_commands": (datasets.DatasetCommand, CommandError),
     "result_events": (Envelope[results.ResultEvent],),
+    "consensus_commands": (
+        consensus.AcceptConsensus,
+        consensus.RejectConsensus,
+        consensus.GetConsensus,
+        consensus.ConsensusGroupView,
+        CommandError,
+    ),
 }
 
 
