@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ccn_proto.constraints import ShortText, Text
+from ccn_proto.constraints import END, SINGLE_LINE_PATTERN, Sha256Hex, ShortText, Text
 
 ConsensusStatus = Literal["open", "partial", "verified", "finalised", "in_review", "rejected"]
 # the most results one group gathers (ccn_jobs.consensus_rules.MAX_REPLICAS_CAP)
@@ -155,16 +155,17 @@ ConsensusEvent = (
 
 # -- the reviewer's commands (the validation service's `accept_consensus`, `reject_consensus`) ---
 
-GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Reviewer = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-ReviewComment = Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=rf"^[A-Za-z0-9_-]+{END}")]
+Reviewer = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SINGLE_LINE_PATTERN)]
+ReviewComment = Annotated[str, msgspec.Meta(max_length=1000, pattern=SINGLE_LINE_PATTERN)]
+RequiredComment = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=SINGLE_LINE_PATTERN)]
 
 
 class AcceptConsensus(msgspec.Struct, tag="accept_consensus", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A group in review: the reviewer takes the agreement class of the result with `checksum`."""
 
     group_id: GroupId
-    checksum: Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
+    checksum: Sha256Hex
     reviewer: Reviewer
     comment: ReviewComment = ""
 
@@ -174,7 +175,7 @@ class RejectConsensus(msgspec.Struct, tag="reject_consensus", frozen=True, kw_on
 
     group_id: GroupId
     reviewer: Reviewer
-    comment: Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    comment: RequiredComment
 
 
 class GetConsensus(msgspec.Struct, tag="get_consensus", frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -116,3 +116,25 @@ async def test_the_second_demo_batch_runs_every_job_type_to_a_result(stack: Stac
                 body = await response.json()
             assert response.status == 200, (job_type, body)
             assert any(key.endswith("version") for key in body["result"]), (job_type, body)
+
+
+async def test_the_demos_forged_result_is_outvoted_by_the_honest_nodes(stack: Stack) -> None:
+    forger = printed(stack, r"demo: node (\S+) sent a forged result")
+    job_id = printed(stack, r"sent a forged result for classify_document job (\S+)")
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15)) as http:
+        async with asyncio.timeout(120):
+            while True:
+                async with http.get(f"{stack.edge}/admin/consensus/{job_id}") as response:
+                    group = await response.json()
+                if response.status == 200 and group["status"] == "finalised":
+                    break
+                await asyncio.sleep(0.5)
+        outvoted = [members for members in group["classes"] if forger in members["nodes"]]
+        assert [members["nodes"] for members in outvoted] == [[forger]], group
+        # the forged result was the first job's own: the answer is an honest replica's
+        assert group["results"] >= 3 and group["answer"] != job_id, group
+        async with http.get(f"{stack.edge}/jobs/{job_id}/result") as response:
+            answer = await response.json()
+        assert response.status == 200, answer
+        assert answer["result"]["matched_rules"], "the forged result (no matched rules) is not the answer"

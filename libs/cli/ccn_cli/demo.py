@@ -28,12 +28,16 @@ from ccn_cli.jobs_cmd import edge_client
 from ccn_cli.stack.lifecycle import Report, logs_dir
 from ccn_cli.stack.processes import ProcessRecord, open_log, record_process
 from ccn_cli.stack.supervisor import service_env
+from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain_csv import allow_list_csv
 from ccn_core.settings import Settings
 from ccn_jobs.demo_corpus import as_jobs_jsonl, grant_pages
 from ccn_jobs.demo_job_types import as_jsonl, job_type_examples
+from ccn_jobs.registry import JOB_TYPES, result_to_builtins, run_job
+from ccn_proto.canonical import result_checksum
 from ccn_proto.compute_api import BatchSubmitted
 from ccn_proto.crawl import CampaignSettings, CampaignView
+from ccn_proto.scheduler import CreateJobReply, JobOffer
 
 DEMO_NODES = 3
 DEMO_CAMPAIGN = "demo-grants"
@@ -58,6 +62,7 @@ class Demo(msgspec.Struct, frozen=True):
     types_correlation_id: str = ""
     type_examples: list[tuple[str, str]] = []  # (job type, the id of its first job in the second batch)
     campaign: str | None = None
+    forged_job_id: str | None = None  # the job a forged result was sent for; consensus outvotes it
 
 
 def start_nodes(settings: Settings, count: int = DEMO_NODES) -> list[ProcessRecord]:
@@ -99,6 +104,59 @@ def _submit(settings: Settings, correlation_id: str, batch_id: str, source: str,
         BatchSubmitted,
         headers={"X-Correlation-ID": correlation_id, "Content-Type": "application/x-ndjson"},
     )
+
+
+# a job type that asks for consensus (ADR 0024): the forged result is compared with the honest
+# nodes' results, not merely checked against the job type's rules
+FORGED_JOB_TYPE = "classify_document"
+
+
+def send_a_forged_result(settings: Settings, correlation_id: str) -> tuple[str, str]:
+    """Before the honest nodes start, a node of the demo's own registers, takes a job that asks
+    for consensus and sends a forged result: well-formed, its checksum true, its values wrong
+    (the classifier rules it matched are dropped). Returns (job id, forger's node id).
+    Nothing else offers it work: it takes this one job and leaves."""
+    edge = edge_client(settings)
+    payload = msgspec.to_builtins(JOB_TYPES[FORGED_JOB_TYPE].sample_payloads[0])
+    created = msgspec.json.decode(
+        edge.call(
+            "POST",
+            "/jobs",
+            msgspec.json.encode({"job_type": FORGED_JOB_TYPE, "payload": payload}),
+            {"Content-Type": "application/json", "X-Correlation-ID": correlation_id},
+        ),
+        type=CreateJobReply,
+    )
+    node = msgspec.json.decode(
+        edge.call(
+            "POST",
+            "/compute/register-node",
+            msgspec.json.encode({"consent_flag": True, "user_agent": "ccn-demo-forger/1"}),
+            {"Content-Type": "application/json", "Idempotency-Key": f"demo-forger-{correlation_id}"},
+        ),
+        type=dict[str, Any],
+    )
+    version = current_consent_version()
+    edge.call(
+        "POST",
+        "/compute/consent",
+        msgspec.json.encode({"consent_version": version, "consent_hash": consent_catalogue()[version]}),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {node['api_token']}"},
+    )
+    session = {"Authorization": f"Bearer {node['session_token']}"}
+    offer = msgspec.json.decode(
+        edge.call("GET", f"/compute/job?job_types={FORGED_JOB_TYPE}&wait_s=10", None, session), type=JobOffer
+    )
+    honest = result_to_builtins(run_job(FORGED_JOB_TYPE, offer.payload))
+    forged = {**honest, "matched_rules": []}  # passes every rule; only the honest nodes can tell
+    body = {"job_id": offer.job_id, "result": forged, "checksum": result_checksum(forged)}
+    edge.call(
+        "POST",
+        "/compute/job/result",
+        msgspec.json.encode(body),
+        {**session, "Content-Type": "application/json", "X-Correlation-ID": offer.correlation_id},
+    )
+    return created.job_id, str(node["node_public_id"])
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -159,6 +217,8 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
     failure after this point still leaves them for `ccn down` to stop."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     correlation_id, batch_id = f"demo-{stamp}", f"demo-grant-pages-{stamp}"
+    forged_job_id, forger = send_a_forged_result(settings, f"demo-forgery-{stamp}")
+    report(f"demo: node {forger} sent a forged result for {FORGED_JOB_TYPE} job {forged_job_id}")
     nodes = start_nodes(settings)
     on_nodes(nodes)
     report(f"demo: {len(nodes)} reference nodes started (logs {logs_dir(settings.home)}/node-demo-*.log)")
@@ -182,6 +242,7 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
         types_correlation_id=types_correlation_id,
         type_examples=list(first_of_each.items()),
         campaign=DEMO_CAMPAIGN,
+        forged_job_id=forged_job_id,
     )
 
 
@@ -198,6 +259,11 @@ def print_demo(demo: Demo, report: Report) -> None:
         report("One result of each type:")
         for job_type, job_id in demo.type_examples:
             report(f"  ccn jobs result {job_id}    {job_type}")
+    if demo.forged_job_id:
+        report("")
+        report("A forged result, outvoted by the honest nodes' replicas (consensus):")
+        report(f"  ccn admin consensus show {demo.forged_job_id}    the group: its results, who agreed, its answer")
+        report(f"  ccn jobs result {demo.forged_job_id}    the answer the honest nodes agreed on")
     if demo.campaign:
         report("")
         report("The local grant sites, crawled through the fetch proxy:")

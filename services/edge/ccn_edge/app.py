@@ -15,6 +15,7 @@ from ccn_core.settings import Settings
 from ccn_edge.campaigns_admin_api import campaigns_admin_router
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
+from ccn_edge.consensus_admin_api import consensus_admin_router
 from ccn_edge.context import EdgeContext
 from ccn_edge.documents_api import DocumentServer, FetchGrants, documents_router
 from ccn_edge.domains_admin_api import domains_admin_router
@@ -85,6 +86,7 @@ def create_app(
                     domains_admin_router(admin_token, admin_name),
                     limits_router(admin_token),
                     campaigns_admin_router(admin_token, admin_name),
+                    consensus_admin_router(admin_token, admin_name),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),
