@@ -34,10 +34,10 @@ from bench.measure import Figure, absolute_target, figure
 from ccn_cli.stack.ports import free_port
 from ccn_cli.stack.run_state import load_state
 from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.topology import JOBS, VALIDATION_RESULTS
 from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.canonical import result_checksum
-from ccn_core.topology import JOBS, VALIDATION_RESULTS
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
 
 CCN = str(Path(sys.executable).parent / "ccn")
