@@ -7,6 +7,7 @@ job completes once a quorum agrees. New nodes are untrusted, so three agreeing r
 needed (quorum 2, plus one while no trusted node is among them). A forged result (valid
 checksum, wrong values) is outvoted and its node recorded as disagreeing."""
 
+# ruff: noqa: F811 - `edge` is test_edge_jobs' fixture, imported to be requested by name
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -28,6 +30,7 @@ from ccn_proto.consensus import ConsensusGroupView, GetConsensus
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, CreateJob, CreateJobReply, JobOffer
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
+from tests.integration.test_edge_jobs import Edge, edge  # noqa: F401 - the fixture
 from tests.integration.test_scheduler import FAST, Scheduler, answering, eventually, job_events, scheduler_client
 from tests.support.result_samples import changed, good_results
 from tests.support.validation import validation_service
@@ -138,3 +141,32 @@ async def consensus_events(api: Scheduler, group_id: str) -> list[dict[str, Any]
     finally:
         await store.close()
     return [msgspec.json.decode(s.data) for s in stored]
+
+
+async def test_the_consensus_admin_api_refuses_bad_input_with_typed_errors(edge: Edge) -> None:
+    admin = {"Authorization": f"Bearer {edge.settings.admin_token}"}
+    base = f"{edge.url}/admin/consensus"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/some-group") as response:
+            assert response.status == 401  # no admin token
+        async with http.get(f"{base}/some-group", headers=admin) as response:
+            assert response.status == 404, await response.text()
+        async with http.get(f"{base}/bad%24id", headers=admin) as response:
+            assert response.status == 400
+        async with http.get(f"{base}/{'x' * 65}", headers=admin) as response:
+            assert response.status == 400
+        accept = f"{base}/some-group/accept"
+        for body in ({"checksum": "nothex"}, {"checksum": "a" * 64, "comment": "line\nbreak"}, {"extra": 1}, []):
+            async with http.post(accept, json=body, headers=admin) as response:
+                assert response.status == 400, (body, await response.text())
+        async with http.post(accept, json={"checksum": "a" * 64}, headers=admin) as response:
+            assert response.status == 409  # not in review: there is nothing to accept
+        reject = f"{base}/some-group/reject"
+        for body in ({}, {"comment": ""}, {"comment": "\x00"}, {"comment": "x" * 1001}):
+            async with http.post(reject, json=body, headers=admin) as response:
+                assert response.status == 400, (body, await response.text())
+        json_type = {**admin, "Content-Type": "application/json"}
+        async with http.post(accept, data=b"[" * 10_000, headers=json_type) as response:
+            assert response.status == 400  # deep JSON: refused, not recursed into
+        async with http.post(accept, data=b" " * 2_000_000, headers=json_type) as response:
+            assert response.status == 413  # past the edge's body bound
