@@ -1,4 +1,4 @@
-"""Consensus between replicas, end to end against NATS (ADR 0024, ADR 0025): the real scheduler
+"""Consensus between replicas, end to end against NATS (ADR 0024, ADR 0026): the real scheduler
 and validation service, nodes answering through the scheduler's commands.
 
 A classify_document job asks for consensus: its first result is judged, then replicas are

@@ -172,7 +172,7 @@ _SAMPLE_HTML = (
     "<a rel='nofollow' href='/login'>Log in</a></article></body></html>"
 )
 
-# No consensus (ADR 0025): a replica of a crawl is a second fetch of a funder's page, which
+# No consensus (ADR 0026): a replica of a crawl is a second fetch of a funder's page, which
 # politeness forbids, and the fetch itself is the proxy's (a trusted service that records the
 # body's digest), not the node's; the node's part, parsing, is checked by RESULT_RULES.
 

@@ -1,4 +1,4 @@
-"""Operators' view of consensus groups (ADR 0024, 0025): a group's results and agreement
+"""Operators' view of consensus groups (ADR 0024, 0026): a group's results and agreement
 classes, and the reviewer's decision on a group the replicas could not settle. Every route needs
 the admin token; a decision names the admin, and the validation service records it on the
 group's aggregate."""
