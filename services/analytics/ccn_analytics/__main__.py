@@ -8,27 +8,31 @@ from ccn_analytics.crawl_projection import CrawlDomainStatsProjection
 from ccn_analytics.dead_letter_projection import DeadLetterReadModel
 from ccn_analytics.domains_projection import DomainReadModel
 from ccn_analytics.orchestrator_node_projection import orchestrator_log_projections
+from ccn_analytics.quarantine_projection import QuarantineReadModel
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
-from ccn_core.topology import AUDIT_POLICY_LOG
+from ccn_core.topology import AUDIT_POLICY_LOG, AUDIT_RESULTS_LOG
 from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
     """Start the projections (audit trail of nodes and of domain policies, orchestrator log of
     jobs, of nodes, of dead letters and of crawled domains, the dead letters' and the allow-list's
-    read models, crawl analytics) and the HTTP server on `runtime`; all stop with it."""
+    read models, crawl analytics, the results in quarantine and the admins' decisions on them) and
+    the HTTP server on `runtime`; all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
     settings = runtime.settings
 
     projections: tuple[Projection, ...] = (
         AuditLogProjection(),
         AuditLogProjection(AUDIT_POLICY_LOG),
+        AuditLogProjection(AUDIT_RESULTS_LOG),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),
         CrawlDomainStatsProjection(),
         DomainReadModel(),
+        QuarantineReadModel(),
     )
     runners = [ProjectionRunner(runtime.js, runtime.pool, projection) for projection in projections]
     for projection, runner in zip(projections, runners, strict=True):
