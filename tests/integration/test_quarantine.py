@@ -1,0 +1,493 @@
+"""Quarantine and receipt delivery against real NATS and PostgreSQL, through the edge: admins
+release and discard rejected results (POST /admin/quarantine/{job_id}/release|discard) and every
+bad request gets a typed error; a release settles the job with the submitted result, or says the
+job completed otherwise; the quarantine read model lists and shows them, the audit trail has
+each decision with its admin and correlation id, and a replay rebuilds the table row for row; a
+receipt reaches the node it names and no other (GET /compute/jobs/{job_id}/receipt), and the
+node's background fetcher stores a receipt issued after it started asking.
+
+The scheduler here answers only settle_results (the lead's scheduler records `validating` and
+settles on main later): it records what it is sent, so the test sees exactly what a release asks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.js import JetStreamContext
+
+from ccn_analytics.__main__ import start_analytics
+from ccn_analytics.quarantine_projection import QuarantineReadModel
+from ccn_cli.node.edge_http import EdgeHttp
+from ccn_cli.node.receipt_fetcher import PendingReceipts, ReceiptFetcher
+from ccn_cli.node.receipts_store import stored_receipts
+from ccn_core import subjects
+from ccn_core.aggregate import envelope_headers
+from ccn_core.commands import CommandClient as Commands
+from ccn_core.commands import CommandContext, CommandServer
+from ccn_core.consent import consent_catalogue, current_consent_version
+from ccn_core.errors import Conflict
+from ccn_core.eventstore import EventStore, OutgoingEvent
+from ccn_core.ids import new_event_id
+from ccn_core.projection import rebuild
+from ccn_core.receipts import ServiceKey, sign_receipt
+from ccn_core.service import open_runtime
+from ccn_core.settings import Settings
+from ccn_core.topology import AUDIT_RESULTS_LOG, QUARANTINE_READ_MODEL, RESULTS
+from ccn_edge.app import start_edge
+from ccn_proto.canonical import result_checksum
+from ccn_proto.commands import CommandError
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.jobs import JobClaimed, JobCreated, JobResultSubmitted
+from ccn_proto.receipts import Receipt
+from ccn_proto.results import Reason, ReceiptIssued, ResultRejected
+from ccn_proto.scheduler import SettledOutcome, SettleResultsReply
+from ccn_registry.app import start_registry
+from ccn_validation.quarantine_commands import QuarantineCommands
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.timeout(120)
+
+SERVICE = Actor(kind="service", id="test")
+KEY = ServiceKey("k-test", Ed25519PrivateKey.generate())
+
+
+class SettledItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A SettledResult as the scheduler receives it. Not decoded as ccn_proto.scheduler.SettledResult
+    itself: msgspec cannot decode its `result: msgspec.Raw | None` (a Raw in a union reads only
+    null), so a `complete` item with a result fails to decode; see the report of this change."""
+
+    job_id: str
+    node_id: str
+    attempt: int
+    checksum: str
+    verdict: str
+    correlation_id: str
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    reason: str | None = None
+    released_by: str | None = None
+
+
+class SettleRequest(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[SettledItem]
+
+
+@dataclass
+class FakeScheduler:
+    """settle_results only: records each item; a job in `completed_elsewhere` is refused as the
+    scheduler refuses a job no longer waiting for this result."""
+
+    settled: list[SettledItem] = field(default_factory=list)
+    completed_elsewhere: set[str] = field(default_factory=set)
+
+    async def settle(self, command: SettleRequest, ctx: CommandContext) -> SettleResultsReply:
+        outcomes = []
+        for item in command.items:
+            self.settled.append(item)
+            if item.job_id in self.completed_elsewhere:
+                error = CommandError(code=Conflict.code, message=f"job {item.job_id} is completed")
+                outcomes.append(SettledOutcome(job_id=item.job_id, error=error))
+            else:
+                outcomes.append(SettledOutcome(job_id=item.job_id, status="completed"))
+        return SettleResultsReply(outcomes=outcomes)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    url: str
+    store: EventStore
+    js: JetStreamContext
+    scheduler: FakeScheduler
+    pool: asyncpg.Pool
+    http: aiohttp.ClientSession
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+
+@contextlib.asynccontextmanager
+async def analytics_running(settings: Settings) -> AsyncIterator[None]:
+    async with open_runtime("analytics", settings) as runtime:
+        await start_analytics(runtime)
+        yield
+
+
+@pytest.fixture
+async def stack(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    settings = make_settings(isolated_nats, fresh_database, tmp_path)
+    scheduler = FakeScheduler()
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(open_runtime("registry", settings))
+        await start_registry(registry, health=False, observe=False)
+        validation = await stack.enter_async_context(open_runtime("validation", settings, needs_postgres=False))
+        commands = CommandServer(validation.nc, "validation")
+        QuarantineCommands(validation.store, Commands(validation.nc, timeout=5)).register_all(commands)
+        await commands.start()
+        stack.push_async_callback(commands.stop)
+        settle = CommandServer(validation.nc, "scheduler")
+        settle.register("settle_results", SettleRequest, scheduler.settle)
+        await settle.start()
+        stack.push_async_callback(settle.stop)
+        edge = await stack.enter_async_context(open_runtime("edge", settings, needs_postgres=False))
+        start_edge(edge)
+        pool = await stack.enter_async_context(
+            asyncpg.create_pool(settings.effective_database_url, min_size=1, max_size=4)
+        )
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        url = f"http://127.0.0.1:{settings.edge_port}"
+        async with asyncio.timeout(15):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+        yield Stack(
+            settings=settings,
+            url=url,
+            store=validation.store,
+            js=validation.js,
+            scheduler=scheduler,
+            pool=pool,
+            http=http,
+        )
+
+
+async def append(store: EventStore, aggregate: str, aggregate_id: str, event: Any, correlation_id: str) -> int:
+    tag = type(event).__struct_config__.tag
+    envelope = Envelope(
+        event_id=new_event_id(),
+        type=tag,
+        schema_version=1,
+        aggregate_id=aggregate_id,
+        occurred_at=datetime.now(UTC),
+        correlation_id=correlation_id,
+        causation_id=None,
+        actor=SERVICE,
+        data=event,
+    )
+    subject = subjects.event(aggregate, aggregate_id, tag.split(".", 1)[1])
+    ack = await store.append(
+        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+    )
+    return ack.seq
+
+
+@dataclass(frozen=True)
+class Rejected:
+    job_id: str
+    node_id: str
+    attempt: int
+    checksum: str
+    result: dict[str, Any]
+
+    def body(self, comment: str = "checked by hand: the source says so", **changes: Any) -> dict[str, Any]:
+        return {"node_id": self.node_id, "attempt": self.attempt, "checksum": self.checksum, "comment": comment} | (
+            changes
+        )
+
+
+async def rejected_result(stack: Stack, node_id: str = "node-a", job_type: str = "extract_text") -> Rejected:
+    """A job whose node submitted a result that the validation service rejected, as the events say."""
+    job_id = f"job-{uuid.uuid4().hex[:12]}"
+    result = {"text": "", "language": "xx"}
+    checksum = result_checksum(result)
+    store, thread = stack.store, f"thread-{job_id}"
+    await append(store, "job", job_id, JobCreated(job_type=job_type, payload={"url": "https://example.org"}), thread)
+    lease = datetime.now(UTC) + timedelta(minutes=1)
+    await append(store, "job", job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=lease), thread)
+    submitted = JobResultSubmitted(node_id=node_id, attempt=1, result=result, checksum=checksum)
+    await append(store, "job", job_id, submitted, thread)
+    reasons = (
+        Reason(code="mandatory", field="text", message="text is empty"),
+        Reason(code="format", field="language", message="not an ISO 639-1 code"),
+    )
+    verdict = ResultRejected(
+        node_id=node_id,
+        attempt=1,
+        checksum=checksum,
+        job_type=job_type,
+        job_type_version="3",
+        rules_version="rules.1",
+        reasons=reasons,
+    )
+    await append(store, "result", job_id, verdict, thread)
+    return Rejected(job_id=job_id, node_id=node_id, attempt=1, checksum=checksum, result=result)
+
+
+async def post(stack: Stack, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else msgspec.json.encode(body)
+    headers = {"Content-Type": "application/json", **(stack.admin if headers is None else headers)}
+    async with stack.http.post(f"{stack.url}{path}", data=data, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def analytics_get(stack: Stack, path: str, **params: Any) -> tuple[int, Any]:
+    url = f"http://{stack.settings.analytics_host}:{stack.settings.analytics_port}{path}"
+    async with stack.http.get(url, params=params, headers=stack.admin) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def projected(stack: Stack, *durables: str) -> None:
+    last = (await stack.js.stream_info(RESULTS.name)).state.last_seq
+    async with asyncio.timeout(20):
+        for durable in durables:
+            while True:
+                done = await stack.pool.fetchval(
+                    "SELECT last_seq FROM projection_checkpoints WHERE projection = $1", durable
+                )
+                if done is not None and done >= last:
+                    break
+                await asyncio.sleep(0.05)
+
+
+async def test_admins_release_and_discard_rejected_results_and_the_read_model_and_audit_follow(
+    stack: Stack,
+) -> None:
+    released = await rejected_result(stack, "node-a")
+    kept_elsewhere = await rejected_result(stack, "node-b")
+    discarded = await rejected_result(stack, "node-a", job_type="classify_document")
+
+    headers = {**stack.admin, "X-Correlation-ID": "release-by-hand-1"}
+    status, reply = await post(stack, f"/admin/quarantine/{released.job_id}/release", released.body(), headers)
+    assert status == 200, reply
+    assert (reply["decision"], reply["changed"], reply["job_status"]) == ("released", True, "completed")
+    settled = stack.scheduler.settled[-1]
+    assert (settled.job_id, settled.node_id, settled.attempt, settled.checksum) == (
+        released.job_id,
+        released.node_id,
+        1,
+        released.checksum,
+    )
+    assert (settled.verdict, settled.released_by) == ("complete", stack.settings.admin_name)
+    assert msgspec.json.decode(settled.result) == released.result
+    assert settled.correlation_id == f"thread-{released.job_id}"  # the job's own thread
+
+    # the same release again changes nothing and settles again; a discard of it is a conflict
+    status, again = await post(stack, f"/admin/quarantine/{released.job_id}/release", released.body())
+    assert (status, again["changed"]) == (200, False)
+    status, refused = await post(stack, f"/admin/quarantine/{released.job_id}/discard", released.body())
+    assert (status, refused["code"]) == (409, "conflict")
+
+    stack.scheduler.completed_elsewhere.add(kept_elsewhere.job_id)
+    status, reply = await post(stack, f"/admin/quarantine/{kept_elsewhere.job_id}/release", kept_elsewhere.body())
+    assert status == 200 and "job_status" not in reply
+    assert reply["settle_error"]["code"] == "conflict"
+    assert "keeps its answer" in reply["settle_error"]["message"]
+
+    status, reply = await post(
+        stack, f"/admin/quarantine/{discarded.job_id}/discard", discarded.body("a forged value; never use it")
+    )
+    assert (status, reply["decision"], reply["changed"]) == (200, "discarded", True)
+    assert "job_status" not in reply and len(stack.scheduler.settled) == 3  # a discard settles nothing
+
+    async with analytics_running(stack.settings):
+        await projected(stack, QUARANTINE_READ_MODEL.durable, AUDIT_RESULTS_LOG.durable)
+        before = await read_model_checks(stack, released, kept_elsewhere, discarded)
+    # dropped and replayed, the read model is what it was
+    await rebuild(stack.pool, QuarantineReadModel())
+    assert await stack.pool.fetchval("SELECT count(*) FROM quarantined_results") == 0
+    async with analytics_running(stack.settings):
+        await projected(stack, QUARANTINE_READ_MODEL.durable)
+        after = [tuple(row) for row in await stack.pool.fetch("SELECT * FROM quarantined_results ORDER BY job_id")]
+    assert after == before and len(after) == 3
+
+
+async def read_model_checks(
+    stack: Stack, released: Rejected, kept_elsewhere: Rejected, discarded: Rejected
+) -> list[Any]:
+    """The read model's pages, filters and detail, and the audit rows; the table's rows."""
+    status, page = await analytics_get(stack, "/admin/quarantine", limit=2)
+    assert status == 200 and page["has_more"]
+    status, rest = await analytics_get(stack, "/admin/quarantine", cursor=page["next_cursor"])
+    listed = page["results"] + rest["results"]
+    assert [(r["job_id"], r["status"]) for r in listed] == [
+        (released.job_id, "released"),
+        (kept_elsewhere.job_id, "released"),
+        (discarded.job_id, "discarded"),
+    ]
+    first = listed[0]
+    assert (first["decided_by"], first["comment"], first["decision_correlation_id"]) == (
+        stack.settings.admin_name,
+        "checked by hand: the source says so",
+        "release-by-hand-1",
+    )
+    assert [reason["code"] for reason in first["reasons"]] == ["mandatory", "format"]
+    assert first["correlation_id"] == f"thread-{released.job_id}"
+    by_filter = {
+        "status=discarded": await analytics_get(stack, "/admin/quarantine", status="discarded"),
+        "node_id=node-b": await analytics_get(stack, "/admin/quarantine", node_id="node-b"),
+        "job_type=classify_document": await analytics_get(stack, "/admin/quarantine", job_type="classify_document"),
+    }
+    assert {name: [r["job_id"] for r in page["results"]] for name, (_, page) in by_filter.items()} == {
+        "status=discarded": [discarded.job_id],
+        "node_id=node-b": [kept_elsewhere.job_id],
+        "job_type=classify_document": [discarded.job_id],
+    }
+    status, detail = await analytics_get(stack, f"/admin/quarantine/{discarded.job_id}")
+    assert status == 200 and [r["comment"] for r in detail["results"]] == ["a forged value; never use it"]
+    for params, code in (
+        ({"status": "pending"}, 400),
+        ({"limit": 0}, 400),
+        ({"limit": 1001}, 400),
+        ({"cursor": "not-ours"}, 400),
+        ({"job_type": "Bad Type"}, 400),
+    ):
+        assert (await analytics_get(stack, "/admin/quarantine", **params))[0] == code, params
+    assert (await analytics_get(stack, "/admin/quarantine/no-such-job"))[0] == 404
+
+    audit = await stack.pool.fetch(
+        "SELECT aggregate_id, event_type, actor_kind, actor_id, correlation_id, details::text "
+        "FROM audit_log WHERE aggregate_type = 'result' ORDER BY stream_seq"
+    )
+    assert [(row["aggregate_id"], row["event_type"]) for row in audit] == [
+        (released.job_id, "result.released"),
+        (kept_elsewhere.job_id, "result.released"),
+        (discarded.job_id, "result.discarded"),
+    ]
+    assert {(row["actor_kind"], row["actor_id"]) for row in audit} == {("admin", stack.settings.admin_name)}
+    assert audit[0]["correlation_id"] == "release-by-hand-1"
+    assert msgspec.json.decode(audit[2]["details"]) == {
+        "node_id": "node-a",
+        "attempt": 1,
+        "checksum": discarded.checksum,
+        "by": stack.settings.admin_name,
+        "comment": "a forged value; never use it",
+    }
+
+    return [tuple(row) for row in await stack.pool.fetch("SELECT * FROM quarantined_results ORDER BY job_id")]
+
+
+async def test_every_bad_quarantine_request_gets_a_typed_error(stack: Stack) -> None:
+    rejected = await rejected_result(stack)
+    release = f"/admin/quarantine/{rejected.job_id}/release"
+    cases: list[tuple[str, str, Any, dict[str, str] | None, int, str | None]] = [
+        ("unknown job", "/admin/quarantine/no-such-job/release", rejected.body(), None, 404, "not_found"),
+        ("unknown job, discard", "/admin/quarantine/no-such-job/discard", rejected.body(), None, 404, "not_found"),
+        ("wrong attempt", release, rejected.body(attempt=2), None, 404, "not_found"),
+        ("wrong node", release, rejected.body(node_id="node-z"), None, 404, "not_found"),
+        ("wrong checksum", release, rejected.body(checksum="0" * 64), None, 404, "not_found"),
+        ("control characters", release, rejected.body("fine\x1b[2Jnot fine"), None, 400, None),
+        ("a line break", release, rejected.body("two\nlines"), None, 400, None),
+        ("an empty comment", release, rejected.body(""), None, 400, None),
+        ("a comment too long", release, rejected.body("x" * 2001), None, 400, None),
+        ("a negative attempt", release, rejected.body(attempt=-1), None, 400, None),
+        ("an unknown field", release, rejected.body(by="someone-else"), None, 400, None),
+        ("not JSON", release, b"{nope", None, 400, None),
+        ("a bad job id", "/admin/quarantine/bad%20id/release", rejected.body(), None, 400, None),
+        ("oversized", release, rejected.body("y" * (stack.settings.max_body_bytes + 1)), None, 413, None),
+        ("no token", release, rejected.body(), {}, 401, None),
+        ("a wrong token", release, rejected.body(), {"Authorization": "Bearer not-the-admin"}, 401, None),
+    ]
+    for name, path, body, headers, expected, code in cases:
+        status, reply = await post(stack, path, body, headers)
+        assert status == expected, (name, reply)
+        assert isinstance(reply, dict) and reply.get("message"), (name, reply)
+        if code is not None:
+            assert reply["code"] == code, (name, reply)
+    assert stack.scheduler.settled == []  # nothing refused reached the scheduler
+    # and nothing refused was recorded: the result is still undecided
+    status, reply = await post(stack, f"/admin/quarantine/{rejected.job_id}/discard", rejected.body())
+    assert (status, reply["changed"]) == (200, True)
+
+
+async def registered(stack: Stack) -> dict[str, Any]:
+    async with stack.http.post(
+        f"{stack.url}/compute/register-node",
+        json={"consent_flag": True, "user_agent": "test-node/0.1"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    ) as response:
+        assert response.status == 201
+        node: dict[str, Any] = await response.json()
+    version = current_consent_version()
+    async with stack.http.post(
+        f"{stack.url}/compute/consent",
+        json={"consent_version": version, "consent_hash": consent_catalogue()[version]},
+        headers={"Authorization": f"Bearer {node['api_token']}"},
+    ) as response:
+        assert response.status == 200
+    return node
+
+
+async def issue_receipt(stack: Stack, job_id: str, node_id: str, attempt: int = 1) -> Receipt:
+    receipt = sign_receipt(
+        KEY,
+        job_id=job_id,
+        attempt=attempt,
+        node_id=node_id,
+        result_checksum="c" * 64,
+        verdict="validated",
+        issued_at=datetime.now(UTC),
+    )
+    await append(stack.store, "result", job_id, ReceiptIssued(receipt=receipt), f"thread-{job_id}")
+    return receipt
+
+
+async def receipt_of(stack: Stack, job_id: str, token: str | None) -> tuple[int, Any]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with stack.http.get(f"{stack.url}/compute/jobs/{job_id}/receipt", headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_a_receipt_reaches_the_node_it_names_and_no_other(stack: Stack) -> None:
+    mine, theirs = await registered(stack), await registered(stack)
+    receipt = await issue_receipt(stack, "job-r1", mine["node_public_id"])
+    status, body = await receipt_of(stack, "job-r1", mine["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == receipt
+    status, body = await receipt_of(stack, "job-r1", theirs["session_token"])
+    assert (status, body["code"]) == (403, "forbidden")
+    status, body = await receipt_of(stack, "job-r2", mine["session_token"])
+    assert (status, body["code"]) == (404, "not_found")
+    assert (await receipt_of(stack, "job-r1", None))[0] == 401
+    assert (await receipt_of(stack, "job-r1", mine["api_token"]))[0] == 401  # a session token, not the API token
+    assert (await receipt_of(stack, "bad.id", mine["session_token"]))[0] == 400
+    # a later receipt for the job (its result finalised) is the one served
+    newer = await issue_receipt(stack, "job-r1", mine["node_public_id"], attempt=1)
+    status, body = await receipt_of(stack, "job-r1", mine["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == newer
+
+
+async def test_the_node_stores_a_receipt_issued_after_it_started_asking(stack: Stack, tmp_path: Path) -> None:
+    node = await registered(stack)
+    edge = EdgeHttp(stack.http, stack.url, timeout_s=5.0, user_agent="test-node/0.1")
+
+    async def ask(job_id: str) -> Receipt | None:
+        return await edge.job_receipt(node["session_token"], job_id)
+
+    fetcher = ReceiptFetcher(
+        ask,
+        tmp_path / "receipts",
+        lambda: str(node["node_public_id"]),
+        pending=PendingReceipts(first_delay_s=0.05, max_delay_s=0.2),
+        idle_s=0.05,
+    )
+    fetcher.remember("job-late", 1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(fetcher.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # asked a few times: none issued yet
+        assert "job-late" in fetcher.pending and fetcher.stored == 0
+        receipt = await issue_receipt(stack, "job-late", node["node_public_id"])
+        async with asyncio.timeout(10):
+            while fetcher.stored == 0:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    assert [(path.name, found) for path, found in stored_receipts(tmp_path / "receipts")] == [
+        ("job-late.1.json", receipt)
+    ]
+    assert "job-late" not in fetcher.pending
