@@ -8,13 +8,18 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ccn_cli.node.config import NodeConfig
 from ccn_cli.node.edge_http import EdgeRefused, EdgeRejected, EdgeUnavailable
+from ccn_cli.node.node import build_client
 from ccn_cli.node.receipt_fetcher import GIVE_UP_S, PendingReceipts, ReceiptFetcher
 from ccn_cli.node.receipts_store import stored_receipts
 from ccn_core.receipts import ServiceKey, sign_receipt
+from ccn_proto.node_protocol import Ack, Acks
 from ccn_proto.receipts import Receipt
 
 KEY = ServiceKey("k1", Ed25519PrivateKey.generate())
@@ -141,3 +146,20 @@ async def test_at_most_a_tick_of_asks_goes_out_at_once(tmp_path: Path, count: in
         fetcher.remember(f"j{n}", 1)
     await fetch_all(fetcher)
     assert fetcher.stored == count and most == 1  # one at a time: the edge is never flooded
+
+
+async def test_the_node_client_remembers_the_results_acknowledged_as_validating(tmp_path: Path) -> None:
+    config = NodeConfig(edge_url="http://127.0.0.1:9", home=tmp_path)
+    async with aiohttp.ClientSession() as http:
+        client = build_client(config, http)
+        fetcher = ReceiptFetcher(ask_nothing, tmp_path / "receipts", lambda: "node-1", pending=PendingReceipts())
+        client._late_receipts = fetcher
+        client._attempts["j1"] = 3
+        acks = [Ack(job_id="j1", status="validating"), Ack(job_id="j2", status="completed")]
+        client._on_frame(msgspec.json.encode(Acks(acks=acks)))
+    # a completed result's receipt came with its answer, or none will: only j1 is waited for
+    assert fetcher.pending.due(float("inf")) == [("j1", 3)]
+
+
+async def ask_nothing(job_id: str) -> Receipt | None:
+    return None
