@@ -31,9 +31,9 @@ EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
         "ConfigMap": 3,
-        "Service": 8,
-        "Deployment": 8,
-        "PodDisruptionBudget": 7,
+        "Service": 9,
+        "Deployment": 9,
+        "PodDisruptionBudget": 8,
         "HorizontalPodAutoscaler": 1,
         "Job": 2,
         "Ingress": 1,
