@@ -30,7 +30,7 @@ from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
 from ccn_proto.consensus import NodeDisagreed
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed
+from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed, JobResultSubmitted
 from ccn_proto.nodes import (
     NodeBackoffChanged,
     NodeBudgetsSet,
@@ -136,6 +136,11 @@ async def completed_job(world: World, node_id: str, *, usage: JobUsage | None = 
     first = await job_event(
         world, job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=datetime.now(UTC) + timedelta(minutes=1))
     )
+    # as the scheduler records it (ADR 0024): the node's result with its usage, then the verdict's completion
+    submitted = JobResultSubmitted(
+        node_id=node_id, attempt=1, job_type="echo", result={"ok": True}, checksum="c", usage=usage
+    )
+    await job_event(world, job_id, submitted)
     last = await job_event(
         world, job_id, JobCompleted(node_id=node_id, attempt=1, result={"ok": True}, checksum="c", usage=usage)
     )

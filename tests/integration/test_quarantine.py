@@ -4,17 +4,19 @@ bad request gets a typed error; a release settles the job with the submitted res
 job completed otherwise; the quarantine read model lists and shows them, the audit trail has
 each decision with its admin and correlation id, and a replay rebuilds the table row for row; a
 receipt reaches the node it names and no other (GET /compute/jobs/{job_id}/receipt), and the
-node's background fetcher stores a receipt issued after it started asking.
+node's background fetcher stores a receipt issued after it started asking. And the whole way with
+the real scheduler and validation service: a forged result is rejected, its node gets the
+receipt of the rejection, and an admin's release completes the job with it.
 
-The scheduler here answers only settle_results (the lead's scheduler records `validating` and
-settles on main later): it records what it is sent, so the test sees exactly what a release asks."""
+Most tests here write the job and verdict events directly and answer settle_results with a
+recording stand-in (FakeScheduler), so each sees exactly what a release asks of the scheduler."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,7 @@ from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import AUDIT_RESULTS_LOG, QUARANTINE_READ_MODEL, RESULTS
 from ccn_edge.app import start_edge
+from ccn_jobs.result_validation import Verdict
 from ccn_proto.canonical import result_checksum
 from ccn_proto.commands import CommandError
 from ccn_proto.consensus import ConsensusPartial
@@ -53,10 +56,26 @@ from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCreated, JobResultSubmitted
 from ccn_proto.receipts import Receipt
 from ccn_proto.results import Reason, ReceiptIssued, ResultRejected
-from ccn_proto.scheduler import SettledOutcome, SettleResultsReply
+from ccn_proto.scheduler import (
+    ClaimJobs,
+    ClaimJobsReply,
+    CreateJob,
+    CreateJobReply,
+    GetJob,
+    JobView,
+    SettledOutcome,
+    SettledResult,
+    SettleResults,
+    SettleResultsReply,
+    SubmitResult,
+    SubmitResultReply,
+)
 from ccn_registry.app import start_registry
+from ccn_scheduler.app import start_scheduler
 from ccn_validation.quarantine_commands import QuarantineCommands
 from tests.conftest import make_settings
+from tests.integration.test_scheduler import FAST, JOB_TYPES, answering
+from tests.support.validation import judge_with_test_types, validation_service
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,35 +83,15 @@ SERVICE = Actor(kind="service", id="test")
 KEY = ServiceKey("k-test", Ed25519PrivateKey.generate())
 
 
-class SettledItem(msgspec.Struct, frozen=True, kw_only=True):
-    """A SettledResult as the scheduler receives it. Not decoded as ccn_proto.scheduler.SettledResult
-    itself: msgspec cannot decode its `result: msgspec.Raw | None` (a Raw in a union reads only
-    null), so a `complete` item with a result fails to decode; see the report of this change."""
-
-    job_id: str
-    node_id: str
-    attempt: int
-    checksum: str
-    verdict: str
-    correlation_id: str
-    result: msgspec.Raw = msgspec.Raw(b"null")
-    reason: str | None = None
-    released_by: str | None = None
-
-
-class SettleRequest(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[SettledItem]
-
-
 @dataclass
 class FakeScheduler:
     """settle_results only: records each item; a job in `completed_elsewhere` is refused as the
     scheduler refuses a job no longer waiting for this result."""
 
-    settled: list[SettledItem] = field(default_factory=list)
+    settled: list[SettledResult] = field(default_factory=list)
     completed_elsewhere: set[str] = field(default_factory=set)
 
-    async def settle(self, command: SettleRequest, ctx: CommandContext) -> SettleResultsReply:
+    async def settle(self, command: SettleResults, ctx: CommandContext) -> SettleResultsReply:
         outcomes = []
         for item in command.items:
             self.settled.append(item)
@@ -139,7 +138,7 @@ async def stack(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Asyn
         await commands.start()
         stack.push_async_callback(commands.stop)
         settle = CommandServer(validation.nc, "scheduler")
-        settle.register("settle_results", SettleRequest, scheduler.settle)
+        settle.register("settle_results", SettleResults, scheduler.settle)
         await settle.start()
         stack.push_async_callback(settle.stop)
         edge = await stack.enter_async_context(open_runtime("edge", settings, needs_postgres=False))
@@ -210,7 +209,7 @@ async def rejected_result(stack: Stack, node_id: str = "node-a", job_type: str =
     await append(store, "job", job_id, JobCreated(job_type=job_type, payload={"url": "https://example.org"}), thread)
     lease = datetime.now(UTC) + timedelta(minutes=1)
     await append(store, "job", job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=lease), thread)
-    submitted = JobResultSubmitted(node_id=node_id, attempt=1, result=result, checksum=checksum)
+    submitted = JobResultSubmitted(node_id=node_id, attempt=1, job_type=job_type, result=result, checksum=checksum)
     await append(store, "job", job_id, submitted, thread)
     reasons = (
         Reason(code="mandatory", field="text", message="text is empty"),
@@ -274,7 +273,7 @@ async def test_admins_release_and_discard_rejected_results_and_the_read_model_an
         released.checksum,
     )
     assert (settled.verdict, settled.released_by) == ("complete", stack.settings.admin_name)
-    assert msgspec.json.decode(settled.result) == released.result
+    assert settled.result == released.result
     assert settled.correlation_id == f"thread-{released.job_id}"  # the job's own thread
 
     # the same release again changes nothing and settles again; a discard of it is a conflict
@@ -495,3 +494,105 @@ async def test_the_node_stores_a_receipt_issued_after_it_started_asking(stack: S
         ("job-late.1.json", receipt)
     ]
     assert "job-late" not in fetcher.pending
+
+
+def forgeries_rejected(job_type: str, result: bytes | Mapping[str, Any], checksum: str) -> Verdict:
+    """The test job types judged as the service judges them, and a result claiming `forged`
+    rejected, as a business rule would reject a forbidden value."""
+    verdict = judge_with_test_types(job_type, result, checksum)
+    document = msgspec.json.decode(result) if isinstance(result, bytes) else result
+    if not document.get("forged"):
+        return verdict
+    forbidden = Reason(code="forbidden", field="forged", message="a forged value")
+    return msgspec.structs.replace(verdict, accepted=False, reasons=(forbidden,))
+
+
+@dataclass
+class Network:
+    url: str
+    settings: Settings
+    scheduler: Commands
+    http: aiohttp.ClientSession
+
+
+@pytest.fixture
+async def network(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Network]:
+    """The registry, the scheduler, the validation service (its reactor, and the quarantine
+    commands beside it) and an edge: a result is judged and settled as in the running stack."""
+    settings = make_settings(isolated_nats, fresh_database, tmp_path)
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(open_runtime("registry", settings))
+        await start_registry(registry, health=False, observe=False)
+        scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
+        await start_scheduler(scheduler, health=False, payload_types=JOB_TYPES, options=FAST)
+        await stack.enter_async_context(validation_service(settings, forgeries_rejected))
+        quarantine = await stack.enter_async_context(open_runtime("validation", settings, needs_postgres=False))
+        commands = CommandServer(quarantine.nc, "validation")
+        QuarantineCommands(quarantine.store, Commands(quarantine.nc, timeout=5)).register_all(commands)
+        await commands.start()
+        stack.push_async_callback(commands.stop)
+        edge = await stack.enter_async_context(open_runtime("edge", settings, needs_postgres=False))
+        start_edge(edge)
+        await answering(settings.effective_nats_url)
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        url = f"http://127.0.0.1:{settings.edge_port}"
+        async with asyncio.timeout(15):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+        yield Network(url=url, settings=settings, scheduler=Commands(scheduler.nc, timeout=10), http=http)
+
+
+async def test_a_forged_result_is_rejected_with_a_receipt_and_an_admin_release_completes_its_job(
+    network: Network,
+) -> None:
+    as_stack = Stack(network.settings, network.url, None, None, FakeScheduler(), None, network.http)  # type: ignore[arg-type]
+    node, other = await registered(as_stack), await registered(as_stack)
+    node_id = node["node_public_id"]
+
+    async def call(name: str, command: Any, reply: type[Any]) -> Any:
+        return await network.scheduler.call("scheduler", name, command, reply, correlation_id="forgery-1")
+
+    created = await call(
+        "create_job", CreateJob(job_type="echo", payload={"text": "hi"}, max_retries=2), CreateJobReply
+    )
+    claimed = await call("claim_jobs", ClaimJobs(node_id=node_id, job_types=["echo"], concurrency=1), ClaimJobsReply)
+    assert [offer.job_id for offer in claimed.offers] == [created.job_id]
+    result = {"text": "hi", "forged": True}
+    submitted = await call(
+        "submit_result",
+        SubmitResult(node_id=node_id, job_id=created.job_id, result=result, checksum=result_checksum(result)),
+        SubmitResultReply,
+    )
+    assert submitted.status == "validating" and submitted.receipt is None
+
+    # judged: rejected, the job tried again, and a receipt of the rejection for the node alone
+    async with asyncio.timeout(20):
+        while (view := await call("get_job", GetJob(job_id=created.job_id), JobView)).status == "validating":
+            await asyncio.sleep(0.05)
+    assert view.status in ("retry_wait", "queued")
+    assert [entry.type for entry in view.history][-1] == "job.result_rejected"
+    async with asyncio.timeout(10):
+        while (fetched := await receipt_of(as_stack, created.job_id, node["session_token"]))[0] == 404:
+            await asyncio.sleep(0.05)
+    status, body = fetched
+    receipt = msgspec.convert(body, Receipt)
+    assert status == 200
+    assert (receipt.node_id, receipt.attempt, receipt.verdict) == (node_id, 1, "rejected")
+    assert receipt.result_checksum == result_checksum(result)
+    assert (await receipt_of(as_stack, created.job_id, other["session_token"]))[0] == 403
+
+    # an admin looks, and releases it: the job completes with that result, naming the admin
+    body = {"node_id": node_id, "attempt": 1, "checksum": result_checksum(result), "comment": "the value is right"}
+    status, reply = await post(as_stack, f"/admin/quarantine/{created.job_id}/release", body, as_stack.admin)
+    assert status == 200, reply
+    assert (reply["changed"], reply["job_status"]) == (True, "completed")
+    view = await call("get_job", GetJob(job_id=created.job_id), JobView)
+    assert view.status == "completed" and view.result == result
+    assert [entry.type for entry in view.history][-1] == "job.completed"
+    # released once: a second release changes nothing, and the job keeps its answer
+    status, again = await post(as_stack, f"/admin/quarantine/{created.job_id}/release", body, as_stack.admin)
+    assert status == 200 and again["changed"] is False

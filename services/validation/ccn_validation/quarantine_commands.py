@@ -29,7 +29,7 @@ from ccn_core.topology import JOBS, RESULTS
 from ccn_proto.commands import CommandError
 from ccn_proto.consensus import ConsensusEvent
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.jobs import JobEventBytes, JobResultSubmittedBytes
+from ccn_proto.jobs import JobResultSubmitted
 from ccn_proto.results import (
     ReceiptIssued,
     ResultDiscarded,
@@ -58,7 +58,7 @@ MAX_JOB_EVENTS = 10_000
 # (ccn_proto.consensus): they decode, and leave the verdicts as they are
 StoredResultEvent = ResultEvent | ConsensusEvent
 _VERDICT_TYPES = (ResultValidated, ResultRejected, ResultReleased, ResultDiscarded, ReceiptIssued)
-_decode_job_event = msgspec.json.Decoder(Envelope[JobEventBytes]).decode
+_decode_submitted = msgspec.json.Decoder(Envelope[JobResultSubmitted]).decode
 
 
 class VerdictsOfResults:
@@ -84,7 +84,7 @@ class VerdictsOfResults:
 class SubmittedResult(msgspec.Struct, frozen=True, kw_only=True):
     """The job's `job.result_submitted` a release names, with the job's correlation id."""
 
-    event: JobResultSubmittedBytes
+    event: JobResultSubmitted
     correlation_id: str
     event_id: str
 
@@ -171,9 +171,9 @@ class QuarantineCommands:
         for stored in history[-MAX_JOB_EVENTS:]:
             if not stored.subject.endswith(".result_submitted"):
                 continue
-            envelope = _decode_job_event(stored.data)
+            envelope = _decode_submitted(stored.data)
             event = envelope.data
-            if isinstance(event, JobResultSubmittedBytes) and (event.node_id, event.attempt, event.checksum) == (
+            if (event.node_id, event.attempt, event.checksum) == (
                 node_id,
                 attempt,
                 checksum,
