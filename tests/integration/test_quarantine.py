@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from nats.js import JetStreamContext
 
 from ccn_analytics.__main__ import start_analytics
 from ccn_analytics.quarantine_projection import QuarantineReadModel
+from ccn_cli.main import main
 from ccn_cli.node.edge_http import EdgeHttp
 from ccn_cli.node.receipt_fetcher import PendingReceipts, ReceiptFetcher
 from ccn_cli.node.receipts_store import stored_receipts
@@ -74,6 +76,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_validation.quarantine_commands import QuarantineCommands
 from tests.conftest import make_settings
+from tests.integration.test_domains_cli import SERVER_LOG_LINE
 from tests.integration.test_scheduler import FAST, JOB_TYPES, answering
 from tests.support.validation import judge_with_test_types, validation_service
 
@@ -596,3 +599,85 @@ async def test_a_forged_result_is_rejected_with_a_receipt_and_an_admin_release_c
     # released once: a second release changes nothing, and the job keeps its answer
     status, again = await post(as_stack, f"/admin/quarantine/{created.job_id}/release", body, as_stack.admin)
     assert status == 200 and again["changed"] is False
+
+
+async def test_ccn_admin_quarantine_lists_shows_releases_and_discards(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = stack.settings
+    for name, value in (
+        ("CCN_HOME", str(tmp_path)),
+        ("CCN_EDGE_HOST", "127.0.0.1"),
+        ("CCN_EDGE_PORT", str(settings.edge_port)),
+        ("CCN_ANALYTICS_HOST", settings.analytics_host),
+        ("CCN_ANALYTICS_PORT", str(settings.analytics_port)),
+        ("CCN_ADMIN_TOKEN", settings.admin_token),
+    ):
+        monkeypatch.setenv(name, value)
+    released, discarded = await rejected_result(stack, "node-a"), await rejected_result(stack, "node-b")
+
+    def decision(action: str, rejected: Rejected, comment: str, *extra: str) -> list[str]:
+        return [
+            "admin",
+            "quarantine",
+            action,
+            rejected.job_id,
+            "--node",
+            rejected.node_id,
+            "--attempt",
+            str(rejected.attempt),
+            "--checksum",
+            rejected.checksum,
+            "--comment",
+            comment,
+            *extra,
+        ]
+
+    code, out, err = await ccn(capsys, *decision("release", released, "the source says so"))
+    assert code == 0, err
+    assert f"release {released.job_id} (node node-a, attempt 1): released" in out
+    assert f"job {released.job_id} is completed" in out
+    # every bad argument is refused before anything is sent, naming what is wrong
+    for argv, message in (
+        (decision("discard", discarded, "bell\x07"), "the comment"),
+        (decision("discard", discarded, " "), "the comment must be 1 to 2000 characters"),
+        (decision("discard", discarded, "x" * 2001), "the comment must be 1 to 2000 characters"),
+        ([*decision("discard", discarded, "ok")[:3], "bad id", *decision("discard", discarded, "ok")[4:]], "job id"),
+        (decision("discard", dataclasses.replace(discarded, node_id="no/de"), "ok"), "node id"),
+        (decision("discard", dataclasses.replace(discarded, attempt=-1), "ok"), "attempt"),
+    ):
+        code, _, err = await ccn(capsys, *argv)
+        assert code == 1 and message in err, (argv, err)
+    code, _, err = await ccn(capsys, *decision("discard", released, "too late"))
+    assert code == 1 and "only a rejected, undecided one" in err
+    code, out, err = await ccn(capsys, *decision("discard", discarded, "a forged value"))
+    assert code == 0 and "discarded" in out, err
+
+    async with analytics_running(settings):
+        await projected(stack, QUARANTINE_READ_MODEL.durable)
+        code, out, _ = await ccn(capsys, "admin", "quarantine", "list")
+        lines = out.strip().splitlines()
+        assert code == 0 and lines[0].split() == [
+            "rejected", "at", "(UTC)", "job", "type", "node", "attempt", "status", "by", "reasons"
+        ]  # fmt: skip
+        assert [line.split()[2:] for line in lines[1:]] == [
+            [released.job_id, "extract_text", "node-a", "1", "released", "admin", "format,", "mandatory"],
+            [discarded.job_id, "extract_text", "node-b", "1", "discarded", "admin", "format,", "mandatory"],
+        ]
+        code, out, _ = await ccn(capsys, "admin", "quarantine", "list", "--status", "discarded", "--json")
+        assert code == 0 and [msgspec.json.decode(line)["job_id"] for line in out.splitlines()] == [discarded.job_id]
+        code, out, _ = await ccn(capsys, "admin", "quarantine", "show", discarded.job_id)
+        assert code == 0 and "status   discarded by admin" in out and "reason   mandatory at text: text is empty" in out
+        code, _, err = await ccn(capsys, "admin", "quarantine", "show", "no-such-job")
+        assert code == 1 and "404" in err
+        code, _, err = await ccn(capsys, "admin", "quarantine", "show", "bad id")
+        assert code == 2 and "not a job id" in err
+
+
+async def ccn(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`ccn ARGV` in a thread (its HTTP calls block; the servers run in this loop): code, out, err."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    captured = capsys.readouterr()
+    out = "".join(line for line in captured.out.splitlines(keepends=True) if not SERVER_LOG_LINE.match(line))
+    return code, out, captured.err
