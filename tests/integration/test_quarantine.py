@@ -464,6 +464,15 @@ async def test_a_receipt_reaches_the_node_it_names_and_no_other(stack: Stack) ->
     newer = await issue_receipt(stack, "job-r1", mine["node_public_id"], attempt=1)
     status, body = await receipt_of(stack, "job-r1", mine["session_token"])
     assert status == 200 and msgspec.convert(body, Receipt) == newer
+    # the job tried again on another node: each node still gets its own, a third none
+    retried = await issue_receipt(stack, "job-r1", theirs["node_public_id"], attempt=2)
+    status, body = await receipt_of(stack, "job-r1", theirs["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == retried
+    status, body = await receipt_of(stack, "job-r1", mine["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == newer
+    third = await registered(stack)
+    status, body = await receipt_of(stack, "job-r1", third["session_token"])
+    assert (status, body["code"]) == (403, "forbidden")
 
 
 async def test_the_node_stores_a_receipt_issued_after_it_started_asking(stack: Stack, tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         ),
         document_timeout_s=settings.document_timeout_s,
         receipt_keys=PublishedKeys(settings.receipt_keys_path),
-        issued_receipts=IssuedReceipts(runtime.js),
+        issued_receipts=IssuedReceipts(runtime.js, runtime.store),
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes
