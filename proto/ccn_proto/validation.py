@@ -6,8 +6,8 @@ admin, as the edge authenticated them (the admin token's name), never what a cal
 
 - `release_result`: accept the rejected result anyway. It becomes the job's answer: the
   validation service sends the scheduler `settle_results` with verdict `complete` and
-  `released_by`; if the job has meanwhile completed some other way, the release is recorded and
-  the reply says the job kept its answer (`job_status`, `settle_error`).
+  `released_by`; if the job has meanwhile completed some other way (or is being worked on again),
+  the release is recorded and the reply says why the job did not take it (`settle_error`).
 - `discard_result`: confirm the rejection; the result is never used.
 """
 
@@ -54,7 +54,8 @@ class DiscardResult(
 class QuarantineDecisionReply(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defaults=True):
     """`changed`: False when the same decision was made before (a retried request).
     For a release: `job_status` is the job's status after the scheduler settled it (`completed`),
-    or None with `settle_error` saying why the scheduler refused (the job completed otherwise)."""
+    or None with `settle_error` saying why the scheduler refused (the job completed otherwise, or
+    is being worked on again)."""
 
     job_id: str
     node_id: str

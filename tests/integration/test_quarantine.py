@@ -289,7 +289,7 @@ async def test_admins_release_and_discard_rejected_results_and_the_read_model_an
     status, reply = await post(stack, f"/admin/quarantine/{kept_elsewhere.job_id}/release", kept_elsewhere.body())
     assert status == 200 and "job_status" not in reply
     assert reply["settle_error"]["code"] == "conflict"
-    assert "keeps its answer" in reply["settle_error"]["message"]
+    assert "did not take the result: job" in reply["settle_error"]["message"]
 
     status, reply = await post(
         stack, f"/admin/quarantine/{discarded.job_id}/discard", discarded.body("a forged value; never use it")

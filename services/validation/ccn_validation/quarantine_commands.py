@@ -8,9 +8,9 @@ checksum, in CCN_JOBS), and sent to the scheduler as a `settle_results` item wit
 `complete` and `released_by`. The job is looked up *before* the release is recorded, so a
 release of a result the job never had records nothing. The scheduler refuses the settlement
 (Conflict) when the job has meanwhile completed some other way (another attempt, a replica's
-quorum): the release stays recorded, as the admin's decision, and the reply says the job kept
-its answer. Any other refusal (the scheduler away) is raised: the same release sent again
-records nothing new and settles again.
+quorum) or is being worked on again: the release stays recorded, as the admin's decision, and
+the reply's `settle_error` says why the job did not take the result. Any other refusal (the
+scheduler away) is raised: the same release sent again records nothing new and settles again.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class QuarantineCommands:
         if outcome.error.code == Conflict.code:
             return None, command_error(
                 Conflict(
-                    f"the release is recorded, but job {item.job_id} keeps its answer: {outcome.error.message}",
+                    f"the release is recorded, but job {item.job_id} did not take the result: {outcome.error.message}",
                     field=outcome.error.field,
                 )
             )
