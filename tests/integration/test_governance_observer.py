@@ -136,14 +136,12 @@ async def completed_job(world: World, node_id: str, *, usage: JobUsage | None = 
     first = await job_event(
         world, job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=datetime.now(UTC) + timedelta(minutes=1))
     )
-    # as the scheduler records it (ADR 0024): the node's result with its usage, then the verdict's completion
+    result = {"ok": True}
     submitted = JobResultSubmitted(
-        node_id=node_id, attempt=1, job_type="echo", result={"ok": True}, checksum="c", usage=usage
+        node_id=node_id, attempt=1, job_type="echo", result=result, checksum="c", usage=usage
     )
-    await job_event(world, job_id, submitted)
-    last = await job_event(
-        world, job_id, JobCompleted(node_id=node_id, attempt=1, result={"ok": True}, checksum="c", usage=usage)
-    )
+    await job_event(world, job_id, submitted)  # the node's part: its time and usage
+    last = await job_event(world, job_id, JobCompleted(node_id=node_id, attempt=1, result=result, checksum="c"))
     return first, last
 
 
