@@ -1,8 +1,9 @@
 """Consensus between replicas of one job (CC-33): events of the result aggregate of a job group.
 
 A group is a job and its replicas (sibling jobs whose `replica_of` is the first job's id); its
-consensus events are the first job's result aggregate's (stream CCN_RESULTS, subjects
-`ccn.result.<first job id>.<event>`). The states they record: partial (results in, no quorum
+consensus events are the group's own aggregate's (stream CCN_RESULTS, subjects
+`ccn.consensus.<first job id>.<event>`), beside each job's verdicts (`ccn.result.<job id>.*`).
+The states they record: partial (results in, no quorum
 yet), verified (a quorum agreed), finalised (one result chosen and handed on), in review (the
 cap on replicas reached without a quorum), rejected (a reviewer accepted none).
 
@@ -150,3 +151,42 @@ ConsensusEvent = (
     | NodeAgreed
     | NodeDisagreed
 )
+
+
+# -- the reviewer's commands (the validation service's `accept_consensus`, `reject_consensus`) ---
+
+GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Reviewer = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+ReviewComment = Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class AcceptConsensus(msgspec.Struct, tag="accept_consensus", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A group in review: the reviewer takes the agreement class of the result with `checksum`."""
+
+    group_id: GroupId
+    checksum: Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
+    reviewer: Reviewer
+    comment: ReviewComment = ""
+
+
+class RejectConsensus(msgspec.Struct, tag="reject_consensus", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A group in review: no result is accepted; its jobs are cancelled."""
+
+    group_id: GroupId
+    reviewer: Reviewer
+    comment: Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class GetConsensus(msgspec.Struct, tag="get_consensus", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    group_id: GroupId
+
+
+class ConsensusGroupView(msgspec.Struct, frozen=True, kw_only=True):
+    group_id: str
+    job_type: str | None
+    status: ConsensusStatus
+    results: int
+    classes: list[AgreementClass]
+    replicas: list[str]  # replica job ids issued
+    lost: list[str]
+    answer: str | None  # the job whose result is the group's answer

@@ -35,6 +35,9 @@ class JobClaimed(msgspec.Struct, gc=False, tag="job.claimed", frozen=True, kw_on
     attempt: int
     lease_until: datetime
     replica: str | None = None
+    # the address hash the node claimed from: replicas of one group never go to two nodes behind
+    # one address (ccn_core.replicas), and a replay must know it
+    ip_hash: str | None = None
 
 
 class LeaseRenewed(msgspec.Struct, gc=False, tag="job.lease_renewed", frozen=True, kw_only=True):
@@ -59,6 +62,7 @@ class JobResultSubmitted(msgspec.Struct, gc=False, tag="job.result_submitted", f
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None  # as the node reported it
+    replica_of: str | None = None  # the job's group, when it is a replica (consensus)
     # the node's Ed25519 signature over (job, attempt, checksum), as the edge checked it; the
     # receipt for the result carries it (ccn_proto.receipts)
     signature: str | None = None
@@ -74,6 +78,7 @@ class JobResultSubmittedBytes(msgspec.Struct, gc=False, tag="job.result_submitte
     checksum: str
     replica: str | None = None
     usage: JobUsage | None = None
+    replica_of: str | None = None
     signature: str | None = None
 
 
@@ -99,6 +104,9 @@ class JobCompleted(msgspec.Struct, gc=False, tag="job.completed", frozen=True, k
     replica: str | None = None
     usage: JobUsage | None = None  # as the node reported it
     released_by: str | None = None
+    # a replica's completion is its own result, kept for consensus: the group's first job
+    # carries the group's answer, and readers of answers (merge, crawl outcomes) skip replicas
+    replica_of: str | None = None
 
 
 class JobFailed(msgspec.Struct, gc=False, tag="job.failed", frozen=True, kw_only=True):
@@ -143,10 +151,12 @@ class JobDead(msgspec.Struct, gc=False, tag="job.dead", frozen=True, kw_only=Tru
     attempts: int
     reason: Text
     replica: str | None = None  # when a node's failure decided it; an expiry's actor is its replica
+    replica_of: str | None = None  # a replica's group: it lost a replica (consensus)
 
 
 class JobCancelled(msgspec.Struct, gc=False, tag="job.cancelled", frozen=True, kw_only=True):
     reason: Text | None = None
+    replica_of: str | None = None  # a replica's group: it lost a replica (consensus)
 
 
 class JobCreatedBytes(msgspec.Struct, gc=False, tag="job.created", frozen=True, kw_only=True):
@@ -179,6 +189,7 @@ class JobCompletedBytes(msgspec.Struct, gc=False, tag="job.completed", frozen=Tr
     replica: str | None = None
     usage: JobUsage | None = None
     released_by: str | None = None
+    replica_of: str | None = None
 
 
 JobEvent = (

@@ -47,6 +47,9 @@ class CreateJob(msgspec.Struct, gc=False, tag="create_job", frozen=True, kw_only
     dataset_source: Text | None = None
     dataset_version: ShortText | None = None
     idempotency_key: IdempotencyKey | None = None
+    # a replica of that job, for consensus (the validation service asks for these; the edge's
+    # public API never sets it)
+    replica_of: JobId | None = None
 
 
 class CreateJobReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -97,6 +100,9 @@ class ClaimJobs(msgspec.Struct, gc=False, tag="claim_jobs", frozen=True, kw_only
     wait_s: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] = 0.0
     # names this claim for a WithdrawClaim: the caller gave up on it (its node left)
     claim_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    # the hash of the address the node connects from, as the edge saw it: replicas of one job
+    # never go to two nodes behind one address
+    ip_hash: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class WithdrawClaim(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -295,6 +301,9 @@ class SettledResult(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_
     result: dict[str, Any] | None = None
     reason: Text | None = None
     released_by: ShortText | None = None
+    # the group's answer, agreed by its replicas (consensus): it completes the group's first
+    # job whichever node's result it is
+    agreed: bool = False
 
 
 class SettleResults(msgspec.Struct, gc=False, tag="settle_results", frozen=True, kw_only=True):

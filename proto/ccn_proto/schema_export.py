@@ -115,6 +115,13 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     "dataset_commands": (datasets.DatasetCommand, CommandError),
     "result_events": (Envelope[results.ResultEvent],),
     "validation_commands": (validation.ValidationCommand, validation.QuarantineDecisionReply, CommandError),
+    "consensus_commands": (
+        consensus.AcceptConsensus,
+        consensus.RejectConsensus,
+        consensus.GetConsensus,
+        consensus.ConsensusGroupView,
+        CommandError,
+    ),
 }
 
 

@@ -165,3 +165,51 @@ def test_the_owner_reads_only_the_sequences_it_did_not_write() -> None:
     writes.own(16, 18)
     assert writes.foreign(17) == []
     assert writes.foreign(19) == [19]
+
+
+def with_group(board: ClaimBoard, first_holder: str, first_ip: str | None, *replicas: str) -> None:
+    """A consensus group: job "g" validating after `first_holder`'s result, and its replicas queued."""
+    board.add(
+        "g",
+        msgspec.structs.replace(
+            queued("g"), status="validating", claimed_by=first_holder, claimed_ip_hash=first_ip, attempt=1
+        ),
+        priority=0,
+        order=1,
+        correlation_id="c-g",
+        payload=PAYLOAD,
+    )
+    for order, replica in enumerate(replicas, start=2):
+        state = msgspec.structs.replace(queued(replica), replica_of="g")
+        board.add(replica, state, priority=1, order=order, correlation_id="c-g", payload=PAYLOAD)
+
+
+def test_a_replica_never_goes_to_a_node_or_an_address_that_held_a_job_of_its_group() -> None:
+    board = ClaimBoard(max_live=100)
+    with_group(board, "n1", "addr-1", "r1", "r2")
+    board.add("other", queued("other"), priority=0, order=9, correlation_id="c", payload=PAYLOAD)
+    assert [c.job_id for c in board.pick("n1", ("echo",), 8, 3, T0, ip_hash="addr-9")] == ["other"]
+    assert [c.job_id for c in board.pick("twin", ("echo",), 8, 3, T0, ip_hash="addr-1")] == []
+    # one node takes one replica of the group, even when it asks for several at once
+    assert [c.job_id for c in board.pick("n2", ("echo",), 8, 3, T0, ip_hash="addr-2")] == ["r1"]
+    card = board.get("r1")
+    assert card is not None
+    board.track("r1", msgspec.structs.replace(claimed(card.state, "n2"), claimed_ip_hash="addr-2"), 100)
+    assert [c.job_id for c in board.pick("n3", ("echo",), 8, 3, T0, ip_hash="addr-2")] == []  # n2's address
+    assert [c.job_id for c in board.pick("n3", ("echo",), 8, 3, T0, ip_hash=None)] == ["r2"]
+
+
+def test_nodes_without_a_known_address_are_kept_apart_by_their_ids_alone() -> None:
+    board = ClaimBoard(max_live=100)
+    with_group(board, "n1", None, "r1")
+    assert [c.job_id for c in board.pick("n1", ("echo",), 8, 1, T0)] == []
+    assert [c.job_id for c in board.pick("n2", ("echo",), 8, 1, T0)] == ["r1"]
+
+
+def test_a_group_is_forgotten_with_its_last_replica() -> None:
+    board = ClaimBoard(max_live=100)
+    with_group(board, "n1", None, "r1")
+    board.track("r1", msgspec.structs.replace(board.get("r1").state, status="cancelled"), 50)  # type: ignore[union-attr]
+    assert board.group_holders("g") == [("n1", None)]
+    board.add("late", queued("late"), priority=0, order=60, correlation_id="c", payload=PAYLOAD)
+    assert [c.job_id for c in board.pick("n1", ("echo",), 8, 1, T0)] == ["late"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from ccn_core.decider import fold
@@ -86,6 +87,8 @@ def settle(verdict: str, node: str = "n1", attempt: int = 1, **fields: object) -
 
 
 COMPLETED = JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=CHECKSUM)
+REPLICA = msgspec.structs.replace(CREATED, replica_of="first-job", idempotency_key_hash=None, request_fingerprint=None)
+FAILED_ONCE_N2 = JobFailed(node_id="n2", attempt=1, reason="crash", retry_at=T0 + timedelta(seconds=1))
 
 CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]] = [
     ("create", [], CreateJob(created=CREATED), [CREATED]),
@@ -477,6 +480,69 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         [CREATED, CLAIMED],
         FailJob(node_id="n1", reason="killed: memory", now=T0, jitter=0.0, kind="budget_exceeded", usage=USAGE),
         [JobFailed(node_id="n1", attempt=1, reason="killed: memory", retry_at=T0, kind="budget_exceeded", usage=USAGE)],
+    ),
+    (
+        "a claim records the address hash its node claimed from",
+        [CREATED],
+        ClaimJob(node_id="n1", now=T0, ip_hash="addr-1"),
+        [JobClaimed(node_id="n1", attempt=1, lease_until=T0 + timedelta(seconds=60), ip_hash="addr-1")],
+    ),
+    (
+        "a group's answer completes its first job whichever node's result it is",
+        [CREATED, CLAIMED, SUBMITTED],
+        SettleResult(
+            node_id="n7",
+            attempt=0,
+            checksum=CHECKSUM,
+            verdict="complete",
+            now=T0,
+            jitter=0.5,
+            result=RESULT,
+            agreed=True,
+        ),
+        [JobCompleted(node_id="n7", attempt=1, result=RESULT, checksum=CHECKSUM)],
+    ),
+    (
+        "an agreed completion is sent again: nothing new",
+        [CREATED, CLAIMED, SUBMITTED, JobCompleted(node_id="n7", attempt=1, result=RESULT, checksum=CHECKSUM)],
+        SettleResult(
+            node_id="n7",
+            attempt=0,
+            checksum=CHECKSUM,
+            verdict="complete",
+            now=T0,
+            jitter=0.5,
+            result=RESULT,
+            agreed=True,
+        ),
+        [],
+    ),
+    (
+        "a replica's result, its completion and its cancellation name its group",
+        [REPLICA, JobClaimed(node_id="n2", attempt=1, lease_until=LATER)],
+        SubmitResult(node_id="n2", result=RESULT, checksum=CHECKSUM, now=LATER),
+        [submitted("n2", replica_of="first-job")],
+    ),
+    (
+        "a replica completes as one",
+        [REPLICA, JobClaimed(node_id="n2", attempt=1, lease_until=LATER), submitted("n2", replica_of="first-job")],
+        settle("complete", node="n2", agreed=True),
+        [JobCompleted(node_id="n2", attempt=1, result=RESULT, checksum=CHECKSUM, replica_of="first-job")],
+    ),
+    (
+        "a cancelled replica is lost to its group",
+        [REPLICA],
+        CancelJob(reason="its group is finalised"),
+        [JobCancelled(reason="its group is finalised", replica_of="first-job")],
+    ),
+    (
+        "a replica that dies is lost to its group",
+        [REPLICA, JobClaimed(node_id="n2", attempt=1, lease_until=LATER), FAILED_ONCE_N2, CLAIMED_AGAIN],
+        FailJob(node_id="n2", reason="crash", now=LATER, jitter=0.5),
+        [
+            JobFailed(node_id="n2", attempt=2, reason="crash", retry_at=None),
+            JobDead(attempts=2, reason="crash", replica_of="first-job"),
+        ],
     ),
     ("cancel a queued job", [CREATED], CancelJob(reason="not needed"), [JobCancelled(reason="not needed")]),
     ("a finished job cannot be cancelled", [CREATED, JobCancelled()], CancelJob(), Conflict),

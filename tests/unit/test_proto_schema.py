@@ -37,6 +37,7 @@ def test_every_event_type_is_documented() -> None:
         "dataset_events",
         "dataset_commands",
         "consensus_events",
+        "consensus_commands",
         "result_events",
         "receipts",
         "validation_commands",

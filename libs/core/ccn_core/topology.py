@@ -74,8 +74,8 @@ CRAWL = StreamSpec(
 # docs/adr/0024-results-validated-before-jobs-complete.md
 RESULTS = StreamSpec(
     name="CCN_RESULTS",
-    subjects=("ccn.result.>",),
-    description="Result aggregate: verdicts on submitted results, quarantine decisions, consensus",
+    subjects=("ccn.result.>", "ccn.consensus.>"),
+    description="Result aggregates (verdicts, quarantine decisions, receipts) and consensus groups",
 )
 # The dataset aggregates (ccn_proto.datasets): merge proposals, reviews, versions, retractions
 DATASETS = StreamSpec(
@@ -240,6 +240,12 @@ CRAWL_OUTCOMES = ConsumerSpec(
     filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
     description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
 )
+VALIDATION_REPLICAS_LOST = ConsumerSpec(
+    durable="validation_replicas_lost",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.*.dead", "ccn.job.*.cancelled"),
+    description="The validation service's read of jobs that ended unanswered: a replica lost to its group",
+)
 VALIDATION_RESULTS = ConsumerSpec(
     durable="validation_results",
     stream=JOBS.name,
@@ -317,6 +323,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     GOVERNANCE_WORK,
     CRAWL_OUTCOMES,
     VALIDATION_RESULTS,
+    VALIDATION_REPLICAS_LOST,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
     CRAWL_DOMAIN_STATS,

@@ -28,7 +28,6 @@ from typing import Annotated, Final
 
 import msgspec
 
-from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, Ignored
 from ccn_jobs.crawl import CrawledPage
 from ccn_jobs.crawled_pages import (
     MAX_LINKS,
@@ -173,11 +172,9 @@ _SAMPLE_HTML = (
     "<a rel='nofollow' href='/login'>Log in</a></article></body></html>"
 )
 
-CONSENSUS = ConsensusSpec(
-    # the content (its hash, text, links and fields) must be the same; a server's validators may
-    # differ between two fetches of one page (one per CDN node) and are not compared
-    comparator=Comparator(rules=(Ignored(path="fetch.etag"), Ignored(path="fetch.last_modified"))),
-)
+# No consensus (ADR 0025): a replica of a crawl is a second fetch of a funder's page, which
+# politeness forbids, and the fetch itself is the proxy's (a trusted service that records the
+# body's digest), not the node's; the node's part, parsing, is checked by RESULT_RULES.
 
 
 # What a result must hold beyond its schema (ccn_jobs.result_rules); bump `version` with any change.
@@ -218,5 +215,4 @@ CRAWL_DOMAIN_PAGE: JobType[CrawlDomainPagePayload, CrawlDomainPageResult] = JobT
         CrawlDomainPagePayload(url=_SAMPLE_URL, pages=[sample_page(_SAMPLE_URL, "<h1>Gone</h1>", status=404)]),
     ),
     crawl=single_url_crawl(),
-    consensus=CONSENSUS,
 )

@@ -252,7 +252,12 @@ class ComputeController(Controller):
         claimed = await edge.scheduler(
             "claim_jobs",
             ClaimJobs(
-                node_id=beat.node_public_id, job_types=job_types, concurrency=concurrency, slots=1, wait_s=wait_s
+                node_id=beat.node_public_id,
+                job_types=job_types,
+                concurrency=concurrency,
+                slots=1,
+                wait_s=wait_s,
+                ip_hash=edge.replica_ip_hash(request),
             ),
             ClaimJobsReply,
             correlation_id=correlation_id(request.scope),

@@ -4,6 +4,7 @@ turns a caller's IP into the hash that is all anyone stores of it."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from typing import Any, TypeVar
 
 import msgspec
@@ -98,6 +99,15 @@ class EdgeContext:
         host = connection.client.host if connection.client else None
         return ip_hash(host, self._salt) if host else None
 
+    def replica_ip_hash(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+        """The address hash the replica rule compares (ccn_core.replicas): none for a caller on
+        the edge's own host, as a development stack's nodes are, whose only independence is
+        their node ids. Behind a proxy the address is the forwarded one (CCN_FORWARDED_ALLOW_IPS)."""
+        host = connection.client.host if connection.client else None
+        if not host or _is_loopback(host):
+            return None
+        return ip_hash(host, self._salt)
+
     async def registry(
         self, connection: ASGIConnection[Any, Any, Any, Any], name: str, command: msgspec.Struct, reply_type: type[R]
     ) -> R:
@@ -181,3 +191,10 @@ class EdgeContext:
     async def _release_orphaned_result_offers(self, item: BatchedResult, outcome: BatchedResultOutcome) -> None:
         if item.claim is not None and outcome.claim is not None:
             await self._release_orphaned_offers(item.claim, outcome.claim)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

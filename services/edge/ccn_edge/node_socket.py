@@ -128,6 +128,9 @@ class NodeLink:
         self._draining = False  # the scheduler said so: bye once the node holds nothing
         self._told_withheld: tuple[str | None, Any] | None = None  # the last withholding told to the node
         self._fetches: set[asyncio.Task[None]] = set()  # the node's fetches out at the proxy
+        # the address its claims name, hashed once (replicas of one job never go to two nodes
+        # behind one address)
+        self._replica_ip_hash = self._edge.replica_ip_hash(self._socket)
 
     async def run(self) -> None:
         ip_hash = self._edge.caller_ip_hash(self._socket) or "-"
@@ -734,7 +737,11 @@ class NodeLink:
 
     def _claim_ask(self, slots: int) -> scheduler.ClaimJobs:
         return scheduler.ClaimJobs(
-            node_id=self.node_id, job_types=self._job_types, concurrency=self._holdings.concurrency, slots=slots
+            node_id=self.node_id,
+            job_types=self._job_types,
+            concurrency=self._holdings.concurrency,
+            slots=slots,
+            ip_hash=self._replica_ip_hash,
         )
 
     async def _hand_back(self, offers: list[scheduler.JobOffer]) -> None:

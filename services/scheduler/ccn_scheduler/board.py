@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from ccn_core.domain.job import FINISHED, JobState
+from ccn_core.replicas import may_take_replica
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class Card:
     state: JobState
     lease_end: datetime | None = None  # renewals move it on; None unless claimed
     claiming_for: str | None = None  # the node a claim of it is being appended for now
+    claiming_ip_hash: str | None = None  # and that node's address hash
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ class ClaimBoard:
         self._leases: list[tuple[datetime, str]] = []  # (lease end, job_id): claimed jobs
         self._held: dict[str, set[str]] = defaultdict(set)  # node → job ids it holds or is being handed
         self._departures: dict[str, Departure] = {}
+        # consensus groups with replicas live here: group (its first job's id) → its replicas' ids
+        self._replicas: dict[str, set[str]] = defaultdict(set)
         self.payload_bytes = 0
 
     # -- what the owner tells it -------------------------------------------------------------
@@ -94,6 +98,8 @@ class ClaimBoard:
         )
         self._cards[job_id] = card
         self.payload_bytes += len(payload)
+        if state.replica_of is not None:
+            self._replicas[state.replica_of].add(job_id)
         self._place(card, previous=None)
         return card
 
@@ -127,6 +133,11 @@ class ClaimBoard:
     def _drop(self, card: Card, previous: JobState) -> None:
         del self._cards[card.job_id]
         self.payload_bytes -= len(card.payload)
+        group = card.state.replica_of
+        if group is not None and group in self._replicas:
+            self._replicas[group].discard(card.job_id)
+            if not self._replicas[group]:
+                del self._replicas[group]
         if previous.holder is not None:
             self._release_slot(previous.holder, card.job_id)
 
@@ -171,10 +182,21 @@ class ClaimBoard:
     def held_jobs(self, node_id: str) -> list[Card]:
         return [self._cards[job_id] for job_id in sorted(self._held.get(node_id, ())) if job_id in self._cards]
 
-    def pick(self, node_id: str, job_types: Iterable[str], concurrency: int, slots: int, now: datetime) -> list[Card]:
+    def pick(
+        self,
+        node_id: str,
+        job_types: Iterable[str],
+        concurrency: int,
+        slots: int,
+        now: datetime,
+        *,
+        ip_hash: str | None = None,
+    ) -> list[Card]:
         """Up to `min(slots, concurrency - held)` ready jobs of the given types, best first,
         marked as being claimed for the node (they count against its concurrency at once). A job
-        whose result from this node was set aside (it is shadow-banned) is left for others."""
+        whose result from this node was set aside (it is shadow-banned) is left for others, and
+        so is a job of a consensus group that this node, or its address, already held a job of
+        (ccn_core.replicas)."""
         want = min(slots, concurrency - self.held(node_id))
         if want <= 0:
             return []
@@ -192,16 +214,39 @@ class ClaimBoard:
                 break
             entry = heapq.heappop(best)
             card = self._cards[entry[2]]
-            if card.state.set_aside and card.state.set_aside_by(node_id):
-                passed.append((best, entry))  # its result was set aside here: others take it
+            if (card.state.set_aside and card.state.set_aside_by(node_id)) or not self._may_take(
+                card, node_id, ip_hash
+            ):
+                passed.append((best, entry))  # its result was set aside here, or a replica: others take it
             else:
-                card.claiming_for = node_id
+                card.claiming_for, card.claiming_ip_hash = node_id, ip_hash
                 self._held[node_id].add(card.job_id)
                 picked.append(card)
             heaps = [heap for heap in heaps if heap]
         for heap, entry in passed:
             heapq.heappush(heap, entry)
         return picked
+
+    def _may_take(self, card: Card, node_id: str, ip_hash: str | None) -> bool:
+        group = card.state.replica_of or card.job_id
+        replicas = self._replicas.get(group)
+        if not replicas:
+            return True  # no replicas: not a consensus group (yet)
+        return may_take_replica(node_id, ip_hash, self.group_holders(group))
+
+    def group_holders(self, group: str) -> list[tuple[str, str | None]]:
+        """(node, ip_hash) of every node that held or is being handed a job of the group: its
+        first job and its replicas (all live until the group is settled)."""
+        holders: list[tuple[str, str | None]] = []
+        for job_id in (group, *self._replicas.get(group, ())):
+            card = self._cards.get(job_id)
+            if card is None:
+                continue
+            if card.state.claimed_by is not None:
+                holders.append((card.state.claimed_by, card.state.claimed_ip_hash))
+            if card.claiming_for is not None:
+                holders.append((card.claiming_for, card.claiming_ip_hash))
+        return holders
 
     def _prune(self, heap: list[tuple[int, int, str]], now: datetime) -> None:
         while heap:

@@ -189,12 +189,14 @@ class Claimer:
                     return self._withheld(command, admission.eligibility)
                 job_types, slots = list(admission.eligibility.job_types), min(slots, admission.allowance)
                 capped = admission.allowance <= 0
-            picked = self._board.pick(command.node_id, job_types, command.concurrency, slots, now)
+            picked = self._board.pick(
+                command.node_id, job_types, command.concurrency, slots, now, ip_hash=command.ip_hash
+            )
             cards, surplus = budget.fit(picked)
             for card in surplus:
                 self._board.unclaim(card.job_id)  # the reply is full: left for the next claim
             if cards:
-                offers, undecided = await self._claim_picked(command.node_id, cards, meta, now)
+                offers, undecided = await self._claim_picked(command.node_id, command.ip_hash, cards, meta, now)
                 if offers:
                     if self._governance is not None:
                         self._governance.claimed(command.node_id, len(offers), now)
@@ -214,18 +216,21 @@ class Claimer:
                 self._capped_waiting -= capped
 
     async def _claim_picked(
-        self, node_id: str, cards: list[Card], meta: EventMeta, now: datetime
+        self, node_id: str, ip_hash: str | None, cards: list[Card], meta: EventMeta, now: datetime
     ) -> tuple[list[JobOffer], bool]:
         """The offers of the claims that landed, and whether any could not be decided."""
-        outcomes = await asyncio.gather(*(self._claim_one(node_id, card, meta, now) for card in cards))
+        outcomes = await asyncio.gather(*(self._claim_one(node_id, ip_hash, card, meta, now) for card in cards))
         offers = [offer for offer in outcomes if isinstance(offer, JobOffer)]
         return offers, any(outcome is _UNDECIDED for outcome in outcomes)
 
-    async def _claim_one(self, node_id: str, card: Card, meta: EventMeta, now: datetime) -> JobOffer | object | None:
+    async def _claim_one(
+        self, node_id: str, ip_hash: str | None, card: Card, meta: EventMeta, now: datetime
+    ) -> JobOffer | object | None:
         job_id = card.job_id
         meta = msgspec.structs.replace(meta, correlation_id=card.correlation_id)
+        claim = ClaimJob(node_id=node_id, now=now, replica=self._replica, ip_hash=ip_hash)
         try:
-            executed = await self._jobs.execute(job_id, ClaimJob(node_id=node_id, now=now, replica=self._replica), meta)
+            executed = await self._jobs.execute(job_id, claim, meta)
         except (Conflict, NotFound):
             return None  # the board has its true state now (JobService tracks every decision)
         except CcnError as exc:

@@ -199,6 +199,7 @@ class SchedulerHandlers:
             dataset_version=command.dataset_version,
             idempotency_key_hash=ids.token_hash(key) if key else None,
             request_fingerprint=fingerprint,
+            replica_of=command.replica_of,
         )
         async with self._create_slots:
             state, fresh = await self._create(job_id, created, self._meta(ctx, key and f"create:{key}"))
@@ -411,6 +412,7 @@ class SchedulerHandlers:
             reason=item.reason,
             released_by=item.released_by,
             replica=self._replica,
+            agreed=item.agreed,
         )
         meta = self._meta(ctx, f"settle:{item.job_id}:{item.attempt}:{item.checksum}:{item.verdict}")
         executed = await self._jobs.execute(item.job_id, decision, meta)

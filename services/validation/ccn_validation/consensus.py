@@ -186,10 +186,10 @@ def spec_from_registry(job_type: str) -> ConsensusSpec | None:
     return job.consensus if job is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConsensusDecider:
     spec_of: Callable[[str], ConsensusSpec | None] = spec_from_registry
-    aggregate: str = "result"
+    aggregate: str = "consensus"
 
     def initial_state(self, aggregate_id: str) -> ConsensusState:
         return ConsensusState(group_id=aggregate_id)

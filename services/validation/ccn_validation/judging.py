@@ -28,6 +28,7 @@ from ccn_proto.scheduler import (
     SettleResults,
     SettleResultsReply,
 )
+from ccn_validation.consensus_work import ConsensusWork
 from ccn_validation.quarantine import Judge, VerdictState
 from ccn_validation.verdicts import (
     JudgeWithReceipt,
@@ -52,6 +53,8 @@ class ResultJudging:
         self._repository = repository
         self._commands = commands
         self._replica = replica
+        # set by the service: where a validated result of a job type that asks for replicas goes
+        self.consensus: ConsensusWork | None = None
         self._settlements: Coalescer[SettledResult, SettledOutcome] = Coalescer(
             self._settle_batch,
             max_batch=MAX_SETTLED_RESULTS,
@@ -94,6 +97,20 @@ class ResultJudging:
         if executed.events:
             self.judged += 1
         settlement = settlement_of(judged)
+        consensus = self.consensus
+        if settlement == "complete" and consensus is not None and consensus.asks_for_consensus(submitted.job_type):
+            # the group settles its jobs once its replicas agree
+            await consensus.result_validated(
+                job_id=job_id,
+                group=submitted.replica_of or job_id,
+                job_type=submitted.job_type,
+                node_id=submitted.node_id,
+                checksum=submitted.checksum,
+                result=bytes(submitted.result),
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.event_id,
+            )
+            return
         item = SettledResult(
             job_id=job_id,
             node_id=submitted.node_id,
@@ -109,7 +126,7 @@ class ResultJudging:
         if settlement == "reject":
             self.rejected += 1
             log.info("result rejected", job_id=job_id, node_id=submitted.node_id, reason=item.reason)
-        outcome = await self._settlements.submit(item, size=len(submitted.result) + _ITEM_OVERHEAD)
+        outcome = await self.settle(item, size=len(submitted.result) + _ITEM_OVERHEAD)
         if outcome.error is None:
             return
         if outcome.error.code in (Conflict.code, NotFound.code):
@@ -118,6 +135,10 @@ class ResultJudging:
             log.info("result not settled: its job moved on", job_id=job_id, reason=outcome.error.message)
             return
         raise_command_error(outcome.error)  # the reactor retries what may succeed later
+
+    async def settle(self, item: SettledResult, *, size: int = _ITEM_OVERHEAD) -> SettledOutcome:
+        """One settlement, sent in the next settle_results batch."""
+        return await self._settlements.submit(item, size=size)
 
     async def _settle_batch(self, items: list[SettledResult]) -> list[SettledOutcome]:
         call = self._commands.call(

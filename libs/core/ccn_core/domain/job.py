@@ -75,6 +75,8 @@ class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     # the latest rejected one, so a verdict sent again is answered without a second event
     submitted: tuple[str, int, str] | None = None
     rejected: tuple[str, int, str] | None = None
+    replica_of: str | None = None  # the group of a replica (consensus)
+    claimed_ip_hash: str | None = None  # the latest claim's node's address hash
 
     def set_aside_by(self, node_id: str) -> bool:
         return any(node == node_id for node, _ in self.set_aside)
@@ -88,6 +90,7 @@ class ClaimJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     node_id: str
     now: datetime
     replica: str | None = None
+    ip_hash: str | None = None
 
 
 class SubmitResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -116,6 +119,7 @@ class SettleResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: str | None = None
     released_by: str | None = None
     replica: str | None = None
+    agreed: bool = False  # the group's answer, agreed by its replicas: any node's result
 
 
 class FailJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -208,6 +212,7 @@ class JobDecider:
                         replica=command.replica,
                         usage=command.usage,
                         signature=command.signature,
+                        replica_of=state.replica_of,
                     )
                 ]
             case SettleResult():
@@ -226,7 +231,10 @@ class JobDecider:
                 )
                 if retry_at:
                     return [failed]
-                return [failed, JobDead(attempts=state.attempt, reason=command.reason, replica=command.replica)]
+                dead = JobDead(
+                    attempts=state.attempt, reason=command.reason, replica=command.replica, replica_of=state.replica_of
+                )
+                return [failed, dead]
             case ReleaseJob():
                 if state.status == "queued" and state.claimed_by == command.node_id:
                     # queued after this node's claim: only its release does that (a failure or
@@ -242,7 +250,7 @@ class JobDecider:
             case CancelJob():
                 if state.status in FINISHED:
                     raise Conflict(f"job {state.job_id} is already {state.status}")
-                return [JobCancelled(reason=command.reason)]
+                return [JobCancelled(reason=command.reason, replica_of=state.replica_of)]
         raise TypeError(f"not a job command: {command!r}")
 
     def _settle(self, command: SettleResult, state: JobState) -> list[JobEvent]:
@@ -263,7 +271,8 @@ class JobDecider:
             )
             if retry_at:
                 return [rejected]
-            return [rejected, JobDead(attempts=state.attempt, reason=reason, replica=command.replica)]
+            dead = JobDead(attempts=state.attempt, reason=reason, replica=command.replica, replica_of=state.replica_of)
+            return [rejected, dead]
         if state.status == "completed":
             if state.result_checksum == command.checksum:
                 return []  # completed with this result already: a verdict sent again
@@ -272,19 +281,20 @@ class JobDecider:
             raise BadInput("a completion names the result", field="result")
         if result_checksum(command.result) != command.checksum:
             raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
-        if command.released_by is None:
+        if command.released_by is None and not command.agreed:
             if state.status != "validating" or state.submitted != key:
                 raise Conflict(f"job {state.job_id} has no result {command.checksum[:12]} awaiting a verdict")
         elif state.status not in RELEASABLE:
-            raise Conflict(f"job {state.job_id} is {state.status}: a released result cannot complete it now")
+            raise Conflict(f"job {state.job_id} is {state.status}: this result cannot complete it now")
         return [
             JobCompleted(
                 node_id=command.node_id,
-                attempt=command.attempt,
+                attempt=state.attempt if command.agreed else command.attempt,
                 result=command.result,
                 checksum=command.checksum,
                 replica=command.replica,
                 released_by=command.released_by,
+                replica_of=state.replica_of,
             )
         ]
 
@@ -313,6 +323,7 @@ class JobDecider:
                 attempt=state.attempt + 1,
                 lease_until=command.now + timedelta(seconds=state.lease_s),
                 replica=command.replica,
+                ip_hash=command.ip_hash,
             )
         ]
 
@@ -338,7 +349,9 @@ class JobDecider:
             return []  # renewed since the sweep looked
         retry_at = self._next_try(state, command.now, command.jitter)
         abandoned = JobAbandoned(node_id=state.holder, attempt=state.attempt, reason=command.reason, retry_at=retry_at)
-        return [abandoned] if retry_at else [abandoned, JobDead(attempts=state.attempt, reason=command.reason)]
+        if retry_at:
+            return [abandoned]
+        return [abandoned, JobDead(attempts=state.attempt, reason=command.reason, replica_of=state.replica_of)]
 
     def evolve(self, state: JobState, event: JobEvent) -> JobState:
         replace = msgspec.structs.replace
@@ -352,6 +365,7 @@ class JobDecider:
                     lease_s=event.lease_s,
                     idempotency_key_hash=event.idempotency_key_hash,
                     request_fingerprint=event.request_fingerprint,
+                    replica_of=event.replica_of,
                 )
             case JobClaimed():
                 return replace(
@@ -361,6 +375,7 @@ class JobDecider:
                     attempt=event.attempt,
                     lease_until=event.lease_until,
                     claimed_by=event.node_id,
+                    claimed_ip_hash=event.ip_hash,
                 )
             case LeaseRenewed():
                 return replace(state, lease_until=event.lease_until)
