@@ -1,8 +1,7 @@
 """Every service a hostile request can reach, in the test's loop, on a NATS server and a database
 of the fuzz test's own: registry, scheduler, scheduler-projector, edge, analytics (each with its
-/readyz), the fetch proxy's domain-policy commands and the validation service's quarantine
-commands. What one fuzz run poisons (an event a projection cannot apply) stays in its own stack,
-so a failure is that run's and no other test's.
+/readyz) and the fetch proxy's domain-policy commands. What one fuzz run poisons (an event a
+projection cannot apply) stays in its own stack, so a failure is that run's and no other test's.
 
 The fuzzers send their requests from a worker thread (schemathesis calls are blocking), while
 the services answer in this loop: the thread never blocks the loop that serves it."""
@@ -24,7 +23,6 @@ from nats.js.errors import NotFoundError
 
 from ccn_analytics.__main__ import start_analytics
 from ccn_cli.stack.ports import free_port
-from ccn_core.commands import CommandClient, CommandServer
 from ccn_core.service import open_runtime, serve_health
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSUMERS, ConsumerSpec
@@ -34,7 +32,6 @@ from ccn_fetch_proxy.app import serve_fetch_proxy
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
-from ccn_validation.quarantine_commands import QuarantineCommands
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, answering
 from tests.support.validation import validation_service
@@ -100,12 +97,6 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         crawler = await stack.enter_async_context(open_runtime("crawler", settings, needs_postgres=False))
         await start_crawler(crawler, health=False)
         await stack.enter_async_context(validation_service(settings))
-        # the validation service's quarantine commands (POST /admin/quarantine/{job_id}/release|discard)
-        validation = await stack.enter_async_context(open_runtime("validation", settings, needs_postgres=False))
-        quarantine = CommandServer(validation.nc, "validation")
-        QuarantineCommands(validation.store, CommandClient(validation.nc)).register_all(quarantine)
-        await quarantine.start()
-        stack.push_async_callback(quarantine.stop)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
         start_edge(edge)
         await answering(settings.effective_nats_url)
