@@ -124,6 +124,8 @@ class NodeWorkRecorded(msgspec.Struct, gc=False, tag="node.work_recorded", froze
     budget_misreported: Count = 0  # results whose reported usage exceeds the budget they ran under
     agreed: Count = 0  # results whose checksum agreed with another node's for the same job
     disagreed: Count = 0
+    # results outside the answer a consensus agreed on (consensus.node_disagreed, CCN_RESULTS)
+    consensus_disagreed: Count = 0
     total_job_ms: Annotated[int, msgspec.Meta(ge=0, le=2**62)] = 0  # claim to result, summed over completed
 
 

@@ -195,6 +195,7 @@ class ReputationInputs(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     rate_limited: int
     success_rate: float | None
     agreement_rate: float | None
+    consensus_disagreed: int = 0  # results outside a consensus's answer (weighed in the agreement term)
 
 
 class Reputation(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -25,6 +25,7 @@ from ccn_proto import (
     registry,
     results,
     scheduler,
+    validation,
 )
 from ccn_proto.commands import CommandError
 from ccn_proto.domains import DomainEvent
@@ -113,6 +114,7 @@ FAMILIES: dict[str, tuple[Any, ...]] = {
     "dataset_events": (Envelope[datasets.DatasetEvent],),
     "dataset_commands": (datasets.DatasetCommand, CommandError),
     "result_events": (Envelope[results.ResultEvent],),
+    "validation_commands": (validation.ValidationCommand, validation.QuarantineDecisionReply, CommandError),
     "consensus_commands": (
         consensus.AcceptConsensus,
         consensus.RejectConsensus,

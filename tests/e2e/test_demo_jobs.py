@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from ccn_cli.node.receipts_store import stored_receipts
+from ccn_core.receipts import MalformedReceipt, decode_key_set, verify_receipt
+from ccn_proto.receipts import Receipt
 from tests.e2e.conftest import Stack
 
 STEPS = ["job_created", "job_claimed", "job_result_submitted", "job_completed"]
+
+
+def stored_receipts_of(home: Path) -> list[tuple[Path, Receipt | MalformedReceipt]]:
+    """Every receipt the stack's nodes keep (<home>/node/<name>-receipts/)."""
+    return [found for directory in sorted((home / "node").glob("*-receipts")) for found in stored_receipts(directory)]
 
 
 def printed(stack: Stack, pattern: str) -> str:
@@ -69,6 +78,21 @@ async def test_the_demo_batch_flows_through_three_nodes_and_its_log_tells_each_j
             result = await response.json()
         assert response.status == 200, result
         assert result["result"]["text"] and result["result"]["language"] in ("en", "de", "fr", "es")
+
+        # each result was acknowledged as validating: its node fetched the receipt issued with the
+        # verdict afterwards, and keeps it; every one verifies against the published keys
+        async with http.get(f"{stack.edge}/receipts/keys") as response:
+            keys = decode_key_set(await response.read())
+        async with asyncio.timeout(60):
+            while True:
+                kept = [found for _, found in stored_receipts_of(stack.home)]
+                if {r.job_id for r in kept if isinstance(r, Receipt)} >= set(steps):
+                    break
+                await asyncio.sleep(0.5)
+        demo_receipts = [r for r in kept if isinstance(r, Receipt) and r.job_id in steps]
+        assert {r.verdict for r in demo_receipts} == {"validated"}
+        for receipt in demo_receipts:
+            verify_receipt(receipt, keys)
 
     # the job read model is kept by the scheduler-projector process (ADR 0011)
     connection = await asyncpg.connect(stack.database_url)

@@ -1,7 +1,9 @@
 """The registry's governance observer against real NATS and PostgreSQL: a node that stops
 heartbeating is judged offline and healthy again when it returns; a node failing jobs gets
 node.work_recorded and then node.backoff_changed; and a restart, or a crash between sending a
-window's records and checkpointing it, loses no window and records none twice."""
+window's records and checkpointing it, loses no window and records none twice; a node whose
+results disagree with consensus answers (consensus.node_disagreed on CCN_RESULTS) has them
+recorded, once, and its reputation falls."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ccn_core.ids import new_event_id, new_public_id
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
+from ccn_proto.consensus import NodeDisagreed
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed, JobResultSubmitted
 from ccn_proto.nodes import (
@@ -37,9 +40,11 @@ from ccn_proto.nodes import (
     NodeWorkRecorded,
 )
 from ccn_proto.registry import (
+    GetNode,
     Heartbeat,
     HeartbeatReply,
     NodeActionReply,
+    NodeView,
     RecordWork,
     RegisterNode,
     RegisterNodeReply,
@@ -301,3 +306,60 @@ async def test_a_completion_reporting_usage_over_the_nodes_budgets_is_recorded_a
         free_events = await until(world, free, lambda events: bool(work(events)))
     assert sum(w.budget_misreported for w in work(held_events)) == 1
     assert [(w.completed, w.budget_misreported) for w in work(free_events)] == [(1, 0)]
+
+
+async def disagreement(world: World, node_id: str) -> int:
+    """A consensus.node_disagreed on a job group's result aggregate, as the validation service
+    appends it; returns its CCN_RESULTS sequence."""
+    group = new_public_id()
+    event = NodeDisagreed(node_id=node_id, job_id=group, job_type="extract_text", checksum="f" * 64)
+    envelope = Envelope(
+        event_id=new_event_id(),
+        type="consensus.node_disagreed",
+        schema_version=1,
+        aggregate_id=group,
+        occurred_at=datetime.now(UTC),
+        correlation_id=group,
+        causation_id=None,
+        actor=Actor(kind="service", id="validation"),
+        data=event,
+    )
+    subject = subjects.event("result", group, "node_disagreed")
+    ack = await world.runtime.store.append(
+        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+    )
+    return ack.seq
+
+
+async def test_consensus_disagreements_are_recorded_once_and_lower_the_nodes_reputation(world: World) -> None:
+    forger = (await register(world)).node_public_id
+    honest = (await register(world)).node_public_id
+    async with observing(world):
+        for _ in range(2):
+            await completed_job(world, forger)
+            await completed_job(world, honest)
+        for _ in range(12):
+            await disagreement(world, forger)
+        events = await until(world, forger, lambda events: sum(w.consensus_disagreed for w in work(events)) >= 12)
+        await until(world, honest, lambda events: sum(w.completed for w in work(events)) >= 2)
+    # the two streams are windowed apart, each under keys of its own
+    recorded = [w for w in work(events) if w.consensus_disagreed]
+    assert all((w.completed, w.failed) == (0, 0) for w in recorded)
+    checkpoints = await world.runtime.js.key_value(CHECKPOINTS.bucket)
+    kept = msgspec.json.decode((await checkpoints.get("governance-disagreements")).value or b"", type=WorkCheckpoint)
+    assert kept.done_seq >= 12 and kept.pending_last == 0
+    # a restarted observer starts past its checkpoint: nothing is recorded twice
+    async with observing(world):
+        await asyncio.sleep(4 * FAST.window_s)
+    assert sum(w.consensus_disagreed for w in work(await history(world, forger))) == 12
+
+    async def reputation(node_id: str) -> tuple[float, int]:
+        view = await world.commands.call("registry", "get_node", GetNode(node_id=node_id), NodeView, correlation_id="t")
+        return view.reputation.score, view.reputation.inputs.consensus_disagreed
+
+    (forger_score, forger_disagreed), (honest_score, honest_disagreed) = (
+        await reputation(forger),
+        await reputation(honest),
+    )
+    assert (forger_disagreed, honest_disagreed) == (12, 0)
+    assert forger_score < honest_score - 5

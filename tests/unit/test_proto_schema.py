@@ -40,6 +40,7 @@ def test_every_event_type_is_documented() -> None:
         "consensus_commands",
         "result_events",
         "receipts",
+        "validation_commands",
     }
 
 

@@ -290,6 +290,26 @@ ORCHESTRATOR_FETCH_LOG = ConsumerSpec(
     filter_subjects=("ccn.fetch.*.breaker_changed", "ccn.fetch.*.limit_alert"),
     description="Projects domain breaker changes and limit alerts into orchestrator_log",
 )
+# Quarantine (ADR 0024): rejected results and the admins' decisions on them, as a read model
+# and in the audit trail; and the nodes whose results disagreed with a consensus, for governance
+QUARANTINE_READ_MODEL = ConsumerSpec(
+    durable="analytics_quarantine_read_model",
+    stream=RESULTS.name,
+    filter_subjects=tuple(f"ccn.result.*.{name}" for name in ("rejected", "released", "discarded")),
+    description="Projects rejected results and admins' releases and discards into quarantined_results",
+)
+AUDIT_RESULTS_LOG = ConsumerSpec(
+    durable="analytics_audit_results_log",
+    stream=RESULTS.name,
+    filter_subjects=("ccn.result.*.released", "ccn.result.*.discarded"),
+    description="Projects admins' quarantine decisions (release, discard) into audit_log",
+)
+GOVERNANCE_DISAGREEMENTS = ConsumerSpec(
+    durable="registry_governance_disagreements",
+    stream=RESULTS.name,
+    filter_subjects=("ccn.result.*.node_disagreed",),
+    description="The governance observer's read of consensus disagreements, summed per node into node.work_recorded",
+)
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
@@ -310,6 +330,9 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ORCHESTRATOR_FETCH_LOG,
     DOMAIN_READ_MODEL,
     AUDIT_POLICY_LOG,
+    QUARANTINE_READ_MODEL,
+    AUDIT_RESULTS_LOG,
+    GOVERNANCE_DISAGREEMENTS,
 )
 
 

@@ -13,6 +13,7 @@ from ccn_analytics.crawl_api import CrawlStatsReader, crawl_domains
 from ccn_analytics.domains_api import DomainReader, domain_detail, list_domains
 from ccn_analytics.nodes_api import NodeReader, list_nodes
 from ccn_analytics.orchestrator_api import OrchestratorLogReader, orchestrator_log
+from ccn_analytics.quarantine_api import QuarantineReader, list_quarantine, quarantined_job
 from ccn_core.eventstore import EventStore
 from ccn_web.auth import admin_guard
 from ccn_web.http import Readiness, create_http_app
@@ -35,6 +36,7 @@ def create_app(
     node_reader = NodeReader(pool)
     crawl_reader = CrawlStatsReader(pool)
     domain_reader = DomainReader(pool, store)
+    quarantine_reader = QuarantineReader(pool)
 
     async def provide_reader() -> AuditReader:
         return reader
@@ -51,9 +53,21 @@ def create_app(
     async def provide_domain_reader() -> DomainReader:
         return domain_reader
 
+    async def provide_quarantine_reader() -> QuarantineReader:
+        return quarantine_reader
+
     admin = Router(
         "/admin",
-        route_handlers=[audit_log, orchestrator_log, list_nodes, crawl_domains, list_domains, domain_detail],
+        route_handlers=[
+            audit_log,
+            orchestrator_log,
+            list_nodes,
+            crawl_domains,
+            list_domains,
+            domain_detail,
+            list_quarantine,
+            quarantined_job,
+        ],
         guards=[admin_guard(admin_token)],
     )
     return create_http_app(
@@ -70,5 +84,6 @@ def create_app(
             "node_reader": Provide(provide_node_reader),
             "crawl_reader": Provide(provide_crawl_reader),
             "domain_reader": Provide(provide_domain_reader),
+            "quarantine_reader": Provide(provide_quarantine_reader),
         },
     )

@@ -22,6 +22,7 @@ from ccn_core.topology import AUDIT_LOG, ConsumerSpec
 from ccn_proto.domains import DOMAIN_EVENT_TYPES
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import NODE_EVENT_TYPES
+from ccn_proto.results import ResultDiscarded, ResultReleased
 
 log = get_logger("ccn.analytics.audit")
 
@@ -44,7 +45,11 @@ def detail_fields(event_type: type[msgspec.Struct]) -> tuple[str, tuple[str, ...
 
 # Event type → fields recorded in `details`. Admin actions, bans and reviews join with their Structs.
 # Domain-policy changes are admins' acts, each with every field it set (the allow-list's review trail).
-AUDITED: Mapping[str, tuple[str, ...]] = dict(detail_fields(t) for t in (*NODE_EVENT_TYPES, *DOMAIN_EVENT_TYPES))
+# Admins' quarantine decisions (release, discard of a rejected result) with the result they name.
+_QUARANTINE_DECISIONS: tuple[type[msgspec.Struct], ...] = (ResultReleased, ResultDiscarded)
+AUDITED: Mapping[str, tuple[str, ...]] = dict(
+    detail_fields(t) for t in (*NODE_EVENT_TYPES, *DOMAIN_EVENT_TYPES, *_QUARANTINE_DECISIONS)
+)
 # a node's work record, one event per node per window: the jobs' own steps are in the
 # orchestrator log, and what the record leads to (health, backoff) is audited as it happens
 NOT_AUDITED = frozenset({"work_recorded"})  # event names, as the subject's last token

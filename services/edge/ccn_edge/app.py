@@ -26,7 +26,9 @@ from ccn_edge.jobs_api import jobs_router
 from ccn_edge.limits_api import limits_router
 from ccn_edge.node_socket import node_socket_handler
 from ccn_edge.nodes_admin_api import nodes_admin_router
+from ccn_edge.quarantine_admin_api import quarantine_admin_router
 from ccn_edge.rate_limits import EdgeLimits, Violations, report_violations, watch_limits_config
+from ccn_edge.receipt_delivery_api import IssuedReceipts, receipt_delivery_router
 from ccn_edge.receipts_api import PublishedKeys, receipt_keys_handler
 from ccn_web.auth import DEFAULT_ADMIN_NAME
 from ccn_web.http import Readiness, create_http_app
@@ -57,6 +59,7 @@ def create_app(
     documents: DocumentServer | None = None,
     document_timeout_s: float = 120.0,
     receipt_keys: PublishedKeys | None = None,
+    issued_receipts: IssuedReceipts | None = None,
 ) -> Litestar:
     async def provide_context() -> EdgeContext:
         return context
@@ -70,6 +73,11 @@ def create_app(
         if documents is None:
             raise Unavailable("this edge serves no document bodies")
         return documents
+
+    receipts = issued_receipts or IssuedReceipts(None)
+
+    async def provide_receipts() -> IssuedReceipts:
+        return receipts
 
     return create_http_app(
         service="edge",
@@ -87,6 +95,8 @@ def create_app(
                     limits_router(admin_token),
                     campaigns_admin_router(admin_token, admin_name),
                     consensus_admin_router(admin_token, admin_name),
+                    quarantine_admin_router(admin_token, admin_name),
+                    receipt_delivery_router(),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),
@@ -98,7 +108,11 @@ def create_app(
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,
         security_schemes=SECURITY_SCHEMES,
-        dependencies={"edge": Provide(provide_context), "documents": Provide(provide_documents)},
+        dependencies={
+            "edge": Provide(provide_context),
+            "documents": Provide(provide_documents),
+            "receipts": Provide(provide_receipts),
+        },
     )
 
 
@@ -131,6 +145,7 @@ def start_edge(runtime: Runtime) -> SocketLimits:
         ),
         document_timeout_s=settings.document_timeout_s,
         receipt_keys=PublishedKeys(settings.receipt_keys_path),
+        issued_receipts=IssuedReceipts(runtime.js, runtime.store),
     )
     serve_http(
         runtime, app, host=settings.edge_host, port=settings.edge_port, ws_max_bytes=4 * settings.max_frame_bytes

@@ -72,6 +72,7 @@ def reputation_of(state: NodeState) -> Reputation:
             rate_limited=record.rate_limited,
             success_rate=record.completed / outcomes if outcomes else None,
             agreement_rate=record.agreed / compared if compared else None,
+            consensus_disagreed=record.consensus_disagreed,
         ),
     )
 

@@ -1,5 +1,6 @@
-"""The governance observer: turns the job stream and the telemetry stream into the node's
-record (record_work) and its liveness (observe_liveness), from one registry replica at a time.
+"""The governance observer: turns the job stream, the consensus disagreements of the result
+stream and the telemetry stream into the node's record (record_work) and its liveness
+(observe_liveness), from one registry replica at a time.
 
 Why one owner (the `governance-observer` key of the owners bucket, ccn_core.ownership) rather
 than a durable consumer shared by the replicas: a window sums a node's outcomes across jobs and
@@ -16,6 +17,10 @@ reads that same run of events again, sends the same records under the same keys,
 nodes whose last node.work_recorded is already the window's (so even past the stream's
 duplicate window nothing is recorded twice).
 
+CCN_RESULTS is read the same way, by a reader of its own with its own checkpoint
+(`governance-disagreements`) and window keys (`results:<first>-<last>`): each
+consensus.node_disagreed counts against its node (work_windows.DisagreementAggregator).
+
 Liveness is rebuilt from the stream on each takeover: one sample per node (the last, JetStream's
 last-per-subject delivery), then every new one; every node is observed once, then whenever its
 silence crosses a threshold of the health policy or it speaks again (ccn_registry.liveness).
@@ -29,8 +34,9 @@ import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 import nats.errors
@@ -47,7 +53,17 @@ from ccn_core.logging import get_logger
 from ccn_core.ownership import Ownership
 from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.service import Runtime
-from ccn_core.topology import CHECKPOINTS, GOVERNANCE_WORK, JOBS, NODES, OWNERS, TELEMETRY
+from ccn_core.topology import (
+    CHECKPOINTS,
+    GOVERNANCE_DISAGREEMENTS,
+    GOVERNANCE_WORK,
+    JOBS,
+    NODES,
+    OWNERS,
+    TELEMETRY,
+    ConsumerSpec,
+)
+from ccn_proto.consensus import NodeDisagreed
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import JobClaimed, JobResultSetAside, JobResultSubmittedBytes
 from ccn_proto.nodes import HeartbeatSample, NodeWorkRecorded
@@ -55,6 +71,8 @@ from ccn_proto.registry import NodeActionReply, ObserveLiveness, RecordWork
 from ccn_registry.liveness import LivenessBook, Observation
 from ccn_registry.work_windows import (
     Claim,
+    DisagreementAggregator,
+    Window,
     WorkAggregator,
     budget_of,
     decode_budgets,
@@ -68,6 +86,7 @@ log = get_logger("ccn.registry.observer")
 
 OWNER_KEY: Final = "governance-observer"
 CHECKPOINT_KEY: Final = "governance-work"
+DISAGREEMENTS_CHECKPOINT_KEY: Final = "governance-disagreements"
 _HEARTBEATS: Final = "ccn.telemetry.*.heartbeat"
 _SENDS_IN_FLIGHT: Final = 32
 _RETRY_MAX_S: Final = 5.0
@@ -77,6 +96,7 @@ _STOP_WAIT_S: Final = 3.0  # longer than a pull waits for events
 _decode_job_event = msgspec.json.Decoder(Envelope[ObservedJobEventType]).decode
 _decode_heartbeat = msgspec.json.Decoder(Envelope[HeartbeatSample]).decode
 _decode_claim = msgspec.json.Decoder(Envelope[JobClaimed]).decode
+_decode_disagreement = msgspec.json.Decoder(Envelope[NodeDisagreed]).decode
 
 
 class ObserverOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,13 +119,14 @@ class LostCheckpoint(RuntimeError):
 
 
 class CheckpointKeeper:
-    def __init__(self, bucket: KeyValue) -> None:
+    def __init__(self, bucket: KeyValue, key: str = CHECKPOINT_KEY) -> None:
         self._bucket = bucket
+        self._key = key
         self._revision: int | None = None
 
     async def load(self) -> WorkCheckpoint:
         try:
-            entry = await self._bucket.get(CHECKPOINT_KEY)
+            entry = await self._bucket.get(self._key)
         except KeyNotFoundError:
             self._revision = None
             return WorkCheckpoint()
@@ -116,11 +137,29 @@ class CheckpointKeeper:
         value = msgspec.json.encode(checkpoint)
         try:
             if self._revision is None:
-                self._revision = await self._bucket.create(CHECKPOINT_KEY, value)
+                self._revision = await self._bucket.create(self._key, value)
             else:
-                self._revision = await self._bucket.update(CHECKPOINT_KEY, value, last=self._revision)
+                self._revision = await self._bucket.update(self._key, value, last=self._revision)
         except KeyWrongLastSequenceError as exc:
             raise LostCheckpoint("the governance checkpoint was written by another observer") from exc
+
+
+class WindowAggregator(Protocol):
+    def close(self) -> Window: ...
+
+
+@dataclass(frozen=True)
+class WindowedStream:
+    """One stream the observer keeps windows of: its consumer, its checkpoint key, the name its
+    window keys carry, and how its events are read (`prepare` once, after loading the checkpoint;
+    `observe` each event, in stream order)."""
+
+    spec: ConsumerSpec
+    checkpoint_key: str
+    key_name: str
+    aggregator: Callable[[], WindowAggregator]
+    prepare: Callable[[WindowAggregator, WorkCheckpoint], Awaitable[None]]
+    observe: Callable[[WindowAggregator, StoredEvent], Awaitable[None]]
 
 
 class Stopped(Exception):
@@ -199,6 +238,9 @@ class GovernanceObserver:
         self._stop = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._keep_running(self._watch_work, "work"), name="observer-work"),
+            asyncio.create_task(
+                self._keep_running(self._watch_disagreements, "disagreements"), name="observer-disagreements"
+            ),
             asyncio.create_task(self._keep_running(self._watch_liveness, "liveness"), name="observer-liveness"),
         ]
 
@@ -235,16 +277,44 @@ class GovernanceObserver:
     # -- job outcomes → record_work ------------------------------------------------------------
 
     async def _watch_work(self) -> None:
-        js, store = self._runtime.js, self._runtime.store
-        keeper = CheckpointKeeper(await js.key_value(CHECKPOINTS.bucket))
-        checkpoint = await keeper.load()
-        aggregator = WorkAggregator()
+        await self._watch_windows(
+            WindowedStream(
+                spec=GOVERNANCE_WORK,
+                checkpoint_key=CHECKPOINT_KEY,
+                key_name="jobs",
+                aggregator=WorkAggregator,
+                prepare=self._prepare_work,
+                observe=self._observe,
+            )
+        )
+
+    async def _watch_disagreements(self) -> None:
+        await self._watch_windows(
+            WindowedStream(
+                spec=GOVERNANCE_DISAGREEMENTS,
+                checkpoint_key=DISAGREEMENTS_CHECKPOINT_KEY,
+                key_name="results",
+                aggregator=DisagreementAggregator,
+                prepare=_nothing_to_prepare,
+                observe=_observe_disagreement,
+            )
+        )
+
+    async def _prepare_work(self, aggregator: WindowAggregator, checkpoint: WorkCheckpoint) -> None:
+        assert isinstance(aggregator, WorkAggregator)
         if checkpoint.done_seq:
             # results set aside before the start: a job completing later is compared with them
+            store = self._runtime.store
             async for batch in store.scan(JOBS.name, "ccn.job.*.result_set_aside", 1, up_to_seq=checkpoint.done_seq):
                 for stored in batch:
                     self._feed_set_aside(aggregator, stored)
-        puller = await self._work_consumer(checkpoint.done_seq)
+
+    async def _watch_windows(self, source: WindowedStream) -> None:
+        keeper = CheckpointKeeper(await self._runtime.js.key_value(CHECKPOINTS.bucket), source.checkpoint_key)
+        checkpoint = await keeper.load()
+        aggregator = source.aggregator()
+        await source.prepare(aggregator, checkpoint)
+        puller = await self._window_consumer(source.spec, checkpoint.done_seq)
         position = checkpoint.done_seq
         last_msg: Msg | None = None
         opened: float | None = None
@@ -255,30 +325,30 @@ class GovernanceObserver:
             try:
                 msgs = await puller.fetch(self._options.batch_size, timeout=0.5)
             except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
-                log.warning("observer consumer lost; recreating", reason=str(exc))
-                puller = await self._work_consumer(position)
+                log.warning("observer consumer lost; recreating", reason=str(exc), consumer=source.spec.durable)
+                puller = await self._window_consumer(source.spec, position)
                 continue
             for msg in msgs:
                 stored = delivered_event(msg)
                 if stored.seq <= position:
                     continue  # delivered again (the consumer was recreated)
                 if recovering and stored.seq > checkpoint.pending_last:
-                    checkpoint = await self._flush(keeper, checkpoint, aggregator, last_msg)
+                    checkpoint = await self._flush(source, keeper, checkpoint, aggregator, last_msg)
                     recovering, opened = False, None
-                await self._observe(aggregator, stored)
+                await source.observe(aggregator, stored)
                 position, last_msg = stored.seq, msg
                 opened = opened if opened is not None else time.monotonic()
             if recovering:
                 # the cut window is finished whole, never in part: its key names all of it
                 if position >= checkpoint.pending_last:
-                    checkpoint = await self._flush(keeper, checkpoint, aggregator, last_msg)
+                    checkpoint = await self._flush(source, keeper, checkpoint, aggregator, last_msg)
                     recovering, opened = False, None
             elif opened is not None and time.monotonic() - opened >= self._options.window_s:
-                checkpoint = await self._flush(keeper, checkpoint, aggregator, last_msg)
+                checkpoint = await self._flush(source, keeper, checkpoint, aggregator, last_msg)
                 opened = None
 
-    async def _work_consumer(self, done_seq: int) -> BatchPuller:
-        js, spec = self._runtime.js, GOVERNANCE_WORK
+    async def _window_consumer(self, spec: ConsumerSpec, done_seq: int) -> BatchPuller:
+        js = self._runtime.js
         with contextlib.suppress(NotFoundError):
             await js.delete_consumer(spec.stream, spec.durable)
         await js.add_consumer(
@@ -304,7 +374,8 @@ class GovernanceObserver:
         if isinstance(envelope.data, JobResultSetAside):
             aggregator.learn_set_aside(envelope.aggregate_id, envelope.data.node_id, envelope.data.checksum)
 
-    async def _observe(self, aggregator: WorkAggregator, stored: StoredEvent) -> None:
+    async def _observe(self, aggregator: WindowAggregator, stored: StoredEvent) -> None:
+        assert isinstance(aggregator, WorkAggregator)
         try:
             envelope = _decode_job_event(stored.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -359,7 +430,12 @@ class GovernanceObserver:
         self._budgets_read[node_id] = now
 
     async def _flush(
-        self, keeper: CheckpointKeeper, checkpoint: WorkCheckpoint, aggregator: WorkAggregator, last_msg: Msg | None
+        self,
+        source: WindowedStream,
+        keeper: CheckpointKeeper,
+        checkpoint: WorkCheckpoint,
+        aggregator: WindowAggregator,
+        last_msg: Msg | None,
     ) -> WorkCheckpoint:
         """Record the open window (or finish the one the checkpoint says was cut) and move the
         checkpoint past it."""
@@ -372,7 +448,7 @@ class GovernanceObserver:
         else:
             first, last = window.first_seq, window.last_seq
         records = {} if window.empty else window.records()
-        key = window_key(first, last)
+        key = window_key(first, last, source.key_name)
         if records and not recovering:
             await keeper.save(WorkCheckpoint(done_seq=checkpoint.done_seq, pending_first=first, pending_last=last))
         sends = [
@@ -386,7 +462,14 @@ class GovernanceObserver:
             with contextlib.suppress(nats.errors.Error):
                 await last_msg.ack()  # AckPolicy.ALL: the consumer's lag shows what is left
         self.windows_recorded += 1
-        log.info("window recorded", first=first, last=last, nodes=len(records), recovered=recovering)
+        log.info(
+            "window recorded",
+            stream=source.key_name,
+            first=first,
+            last=last,
+            nodes=len(records),
+            recovered=recovering,
+        )
         return done
 
     async def _record(self, node_id: str, work: NodeWorkRecorded, key: str, *, check_first: bool) -> None:
@@ -471,6 +554,20 @@ class GovernanceObserver:
         self.observations_sent += 1
 
 
+async def _nothing_to_prepare(aggregator: WindowAggregator, checkpoint: WorkCheckpoint) -> None:
+    """A window of disagreements needs nothing from before the checkpoint."""
+
+
+async def _observe_disagreement(aggregator: WindowAggregator, stored: StoredEvent) -> None:
+    assert isinstance(aggregator, DisagreementAggregator)
+    try:
+        envelope = _decode_disagreement(stored.data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.error("result event skipped by the observer: it does not decode", seq=stored.seq, error=str(exc))
+        return
+    aggregator.observe(stored.seq, envelope.occurred_at, envelope.data)
+
+
 async def start_observer(runtime: Runtime, options: ObserverOptions | None = None) -> GovernanceObserver:
     observer = GovernanceObserver(runtime, options)
     runtime.spawn(observer.ownership.run(), name="governance_observer")
@@ -479,5 +576,5 @@ async def start_observer(runtime: Runtime, options: ObserverOptions | None = Non
         observer.ownership.stop()
 
     runtime.on_stop(stop)
-    runtime.watch_lag([GOVERNANCE_WORK])
+    runtime.watch_lag([GOVERNANCE_WORK, GOVERNANCE_DISAGREEMENTS])
     return observer

@@ -14,6 +14,10 @@ the same thing under the same key, and the registry writes it once (window_key).
   to (ccn_proto.budgets.over_budget).
 - agreed / disagreed: when a job completes, each result set aside for it from another node
   (a shadow-banned node's) is compared by checksum, and counted for *that* node.
+
+A second reader keeps windows of CCN_RESULTS the same way (DisagreementAggregator):
+- consensus_disagreed: a consensus.node_disagreed of the node (its result was outside the
+  answer a consensus agreed on), keyed `results:<first>-<last>`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Final
 import msgspec
 
 from ccn_proto.budgets import JobBudget, JobUsage, over_budget
+from ccn_proto.consensus import NodeDisagreed
 from ccn_proto.jobs import (
     JobAbandoned,
     JobCancelled,
@@ -74,10 +79,11 @@ MAX_SET_ASIDE_PER_JOB: Final = 16
 _MAX_JOB_MS: Final = 2**62
 
 
-def window_key(first_seq: int, last_seq: int) -> str:
-    """The record_work key of a window: the registry derives the event id from it and the node,
-    so the same window sent twice (a crash between sending and checkpointing) is written once."""
-    return f"jobs:{first_seq}-{last_seq}"
+def window_key(first_seq: int, last_seq: int, stream: str = "jobs") -> str:
+    """The record_work key of a window of a stream (`jobs`, `results`): the registry derives the
+    event id from it and the node, so the same window sent twice (a crash between sending and
+    checkpointing) is written once."""
+    return f"{stream}:{first_seq}-{last_seq}"
 
 
 def budget_of(budgets: NodeBudgetsSet | None) -> JobBudget | None:
@@ -106,6 +112,7 @@ class _Tally:
     budget_misreported: int = 0
     agreed: int = 0
     disagreed: int = 0
+    consensus_disagreed: int = 0
     total_job_ms: int = 0
 
 
@@ -120,6 +127,14 @@ class Window:
     @property
     def empty(self) -> bool:
         return self.first_seq == 0
+
+    def extend(self, seq: int, at: datetime) -> None:
+        """The window now runs to event `seq`, which happened `at`."""
+        if self.empty:
+            self.first_seq = seq
+        self.last_seq = seq
+        self.start = at if self.start is None else min(self.start, at)
+        self.end = at if self.end is None else max(self.end, at)
 
     def tally(self, node_id: str) -> _Tally:
         found = self.tallies.get(node_id)
@@ -165,11 +180,7 @@ class WorkAggregator:
 
     def observe(self, seq: int, job_id: str, at: datetime, event: ObservedJobEvent) -> None:
         window = self.window
-        if window.empty:
-            window.first_seq = seq
-        window.last_seq = seq
-        window.start = at if window.start is None else min(window.start, at)
-        window.end = at if window.end is None else max(window.end, at)
+        window.extend(seq, at)
         match event:
             case JobClaimed(node_id=node, attempt=attempt):
                 self._remember_claim(job_id, Claim(node_id=node, attempt=attempt, at=at))
@@ -234,6 +245,21 @@ class WorkAggregator:
 
     def _misreported(self, node_id: str, usage: JobUsage | None) -> bool:
         return usage is not None and bool(over_budget(usage, self.budgets.get(node_id)))
+
+
+class DisagreementAggregator:
+    """Folds consensus.node_disagreed events of CCN_RESULTS, in stream order, into the open window."""
+
+    def __init__(self) -> None:
+        self.window = Window()
+
+    def observe(self, seq: int, at: datetime, event: NodeDisagreed) -> None:
+        self.window.extend(seq, at)
+        self.window.tally(event.node_id).consensus_disagreed += 1
+
+    def close(self) -> Window:
+        closed, self.window = self.window, Window()
+        return closed
 
 
 def decode_budgets(data: bytes) -> NodeBudgetsSet:

@@ -1,5 +1,6 @@
 """Wires the validation service: the result aggregate's repository, the reactor judging each
-submitted result, consensus between replicas, and the reviewer's commands (ADR 0024)."""
+submitted result, consensus between replicas, and the admins' commands (a consensus group's
+review, a quarantined result's release or discard) (ADR 0024)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from ccn_validation.consensus import (
 from ccn_validation.consensus_work import ConsensusWork, consensus_repository, spot_check_seed
 from ccn_validation.judging import ResultJudging
 from ccn_validation.quarantine import QuarantineDecider
+from ccn_validation.quarantine_commands import QuarantineCommands
 from ccn_validation.verdicts import ResultDecider
 
 # a settlement's share of its batch: the result it carries, and room for the rest
@@ -75,6 +77,7 @@ async def start_validation(
 
     server = CommandServer(runtime.nc, "validation")
     register_consensus_commands(server, consensus)
+    QuarantineCommands(runtime.store, commands).register_all(server)
     await server.start()
     runtime.on_stop(server.stop)
 

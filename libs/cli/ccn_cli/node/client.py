@@ -44,6 +44,7 @@ from ccn_cli.node.decisions import (
 from ccn_cli.node.documents import execute_for_job
 from ccn_cli.node.edge_http import EdgeUnavailable
 from ccn_cli.node.enrolment import Enrolment, NodeRefused
+from ccn_cli.node.receipt_fetcher import ReceiptFetcher
 from ccn_cli.node.receipts_store import receipts_dir, store_receipt
 from ccn_cli.node.runner import Completed, JobRunner, Outcome, make_executor
 from ccn_cli.node.vitals import NodeVitals
@@ -135,6 +136,8 @@ class NodeClient:
         self._attempts: dict[str, int] = {}  # job id → the offer's attempt, which the result's signature names
         self._signer: Ed25519PrivateKey | None = None  # the node's key, once enrolled (None: it has none)
         self._receipts = receipts_dir(config.home, config.name)
+        # results acknowledged as `validating` get their receipts later, fetched in the background
+        self._late_receipts: ReceiptFetcher | None = None
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
         self._outbox_limit = max(16, 4 * config.concurrency)
@@ -161,6 +164,10 @@ class NodeClient:
     async def run(self) -> None:
         """Until stopped; raises NodeRefused when the edge will not take this node."""
         drain = asyncio.create_task(self._drain_when_stopped(), name="node-drain")
+        self._late_receipts = ReceiptFetcher(
+            self._enrolment.job_receipt, self._receipts, lambda: self._enrolment.credentials.node_public_id
+        )
+        late_receipts = asyncio.create_task(self._late_receipts.run(self._drained), name="node-receipts")
         backoff = self._config.backoff
         try:
             while not await self._enrolled():
@@ -188,6 +195,7 @@ class NodeClient:
                     return
         finally:
             drain.cancel()
+            late_receipts.cancel()
             self._runner.shutdown()
 
     async def _enrolled(self) -> bool:
@@ -371,6 +379,8 @@ class NodeClient:
         with self._job_context(ack.job_id):
             if ack.receipt is not None:
                 self._keep_receipt(ack.job_id, ack.receipt)
+            elif ack.status == "validating" and self._late_receipts is not None:
+                self._late_receipts.remember(ack.job_id, self._attempts.get(ack.job_id))
             if self._forget(ack.job_id):
                 log.info("acknowledged", status=ack.status)
         self._wake.set()

@@ -1,4 +1,5 @@
-"""The node's HTTP calls to the edge (/compute/*): register, consent, start a session.
+"""The node's HTTP calls to the edge (/compute/*): register, consent, start a session, fetch a
+result's receipt.
 
 Replies are read up to a bound and decoded into the registry's reply types. A failure comes
 back as one of three errors, because the node does something different for each: wait and try
@@ -7,12 +8,14 @@ are no good or it has opted out), or stop as misconfigured (EdgeRejected: any ot
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import aiohttp
 import msgspec
 
+from ccn_core.receipts import MalformedReceipt, decode_receipt
 from ccn_proto.compute_api import ConsentRequest, RegisterNodeRequest, StartSessionRequest
+from ccn_proto.receipts import Receipt
 from ccn_proto.registry import ConsentReply, RegisterNodeReply, StartSessionReply
 
 MAX_REPLY_BYTES = 64 * 1024
@@ -73,6 +76,37 @@ class EdgeHttp:
         body = StartSessionRequest(user_agent=self.user_agent)
         return await self._post("/compute/session", body, StartSessionReply, token=api_token)
 
+    async def job_receipt(self, session_token: str, job_id: str) -> Receipt | None:
+        """The receipt for this node's result of `job_id`; None while none is issued (404)."""
+        path = f"/compute/jobs/{job_id}/receipt"
+        headers = {"User-Agent": self.user_agent, "Authorization": f"Bearer {session_token}"}
+        try:
+            async with self._http.get(
+                self._base_url + path, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as response:
+                data = await _read_bounded(response)
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EdgeUnavailable(f"GET {path}: {type(exc).__name__}: {exc}") from None
+        if status == 404:
+            return None
+        if 200 <= status < 300:
+            try:
+                return decode_receipt(data)
+            except MalformedReceipt as exc:
+                raise EdgeRejected(f"GET {path}: not a receipt ({exc.message})", status=status) from None
+        self._raise_for(f"GET {path}", status, data, retry_after)
+
+    def _raise_for(self, what: str, status: int, data: bytes, retry_after: float | None) -> NoReturn:
+        error = _error_body(data)
+        message = f"{what}: {status} {error.code}: {error.message}"
+        if status in (401, 403):
+            raise EdgeRefused(message, status=status, code=error.code)
+        if status == 429 or status >= 500:
+            raise EdgeUnavailable(message, status=status, retry_after=retry_after)
+        raise EdgeRejected(message, status=status, code=error.code)
+
     async def _post(
         self,
         path: str,
@@ -103,13 +137,7 @@ class EdgeHttp:
                 return msgspec.json.decode(data, type=reply_type)
             except msgspec.DecodeError as exc:
                 raise EdgeRejected(f"POST {path}: unexpected reply ({exc})", status=status) from None
-        error = _error_body(data)
-        message = f"POST {path}: {status} {error.code}: {error.message}"
-        if status in (401, 403):
-            raise EdgeRefused(message, status=status, code=error.code)
-        if status == 429 or status >= 500:
-            raise EdgeUnavailable(message, status=status, retry_after=retry_after)
-        raise EdgeRejected(message, status=status, code=error.code)
+        self._raise_for(f"POST {path}", status, data, retry_after)
 
 
 async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:

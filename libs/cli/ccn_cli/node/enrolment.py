@@ -24,6 +24,7 @@ from ccn_cli.node.edge_http import EdgeHttp, EdgeRefused, EdgeRejected
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.logging import get_logger
 from ccn_core.receipts import new_private_key, public_key_of
+from ccn_proto.receipts import Receipt
 
 log = get_logger("ccn.node.enrolment")
 T = TypeVar("T")
@@ -46,6 +47,11 @@ class Enrolment:
         if self._credentials is None:
             raise RuntimeError("enrol() first")
         return self._credentials
+
+    async def job_receipt(self, job_id: str) -> Receipt | None:
+        """The receipt for this node's result of `job_id`, asked with its current session token
+        (None: none issued yet)."""
+        return await self._edge.job_receipt(self.credentials.session_token or "-", job_id)
 
     async def enrol(self) -> NodeCredentials:
         """Registered and consenting, or NodeRefused; EdgeUnavailable means try again later."""

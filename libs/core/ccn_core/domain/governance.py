@@ -195,6 +195,7 @@ class Record(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     budget_violations: int = 0
     agreed: int = 0
     disagreed: int = 0
+    consensus_disagreed: int = 0  # results outside the agreed answer of a consensus (consensus.node_disagreed)
     total_job_ms: int = 0
     health_changes: int = 0  # moves to unstable, offline or banned
     rate_limited: int = 0  # requests refused by rate limits
@@ -209,6 +210,7 @@ def add_work(record: Record, work: NodeWorkRecorded) -> Record:
         budget_violations=record.budget_violations + work.budget_exceeded + work.budget_misreported,
         agreed=record.agreed + work.agreed,
         disagreed=record.disagreed + work.disagreed,
+        consensus_disagreed=record.consensus_disagreed + work.consensus_disagreed,
         total_job_ms=record.total_job_ms + work.total_job_ms,
     )
 
@@ -222,6 +224,10 @@ REPUTATION_WEIGHTS: Final[dict[str, float]] = {
     "stability": 15.0,
     "conduct": 10.0,
 }
+# A result outside a consensus's answer counts against the agreement term as this many
+# disagreements: a quorum of independent nodes outvoted it, which says more than a checksum that
+# differed from one other node's (`disagreed`)
+CONSENSUS_DISAGREEMENT_WEIGHT: Final = 2.0
 # a job taking this long on average halves the latency term
 LATENCY_HALF_MS: Final = 60_000.0
 # this many health downgrades halve the stability term
@@ -238,7 +244,8 @@ class ReputationScore(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 def reputation(record: Record) -> ReputationScore:
     outcomes = record.completed + record.failed + record.abandoned + record.budget_violations
     success = (record.completed + 1) / (outcomes + 2)
-    agreement = (record.agreed + 1) / (record.agreed + record.disagreed + 2)
+    disagreements = record.disagreed + CONSENSUS_DISAGREEMENT_WEIGHT * record.consensus_disagreed
+    agreement = (record.agreed + 1) / (record.agreed + disagreements + 2)
     mean_ms = record.total_job_ms / record.completed if record.completed else None
     latency = 0.5 if mean_ms is None else 1 / (1 + mean_ms / LATENCY_HALF_MS)
     stability = 1 / (1 + record.health_changes / STABILITY_HALF_CHANGES)
