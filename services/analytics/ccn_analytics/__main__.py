@@ -11,12 +11,12 @@ from ccn_analytics.orchestrator_node_projection import orchestrator_log_projecti
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, run_process, run_service
 from ccn_core.settings import settings_from_env
-from ccn_core.topology import AUDIT_POLICY_LOG
+from ccn_core.topology import AUDIT_DATASET_LOG, AUDIT_POLICY_LOG
 from ccn_web.serve import serve_http
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the projections (audit trail of nodes and of domain policies, orchestrator log of
+    """Start the projections (audit trail of nodes, of domain policies and of dataset decisions, orchestrator log of
     jobs, of nodes, of dead letters and of crawled domains, the dead letters' and the allow-list's
     read models, crawl analytics) and the HTTP server on `runtime`; all stop with it."""
     assert runtime.pool is not None, "analytics reads and projects into Postgres"
@@ -25,6 +25,7 @@ async def start_analytics(runtime: Runtime) -> None:
     projections: tuple[Projection, ...] = (
         AuditLogProjection(),
         AuditLogProjection(AUDIT_POLICY_LOG),
+        AuditLogProjection(AUDIT_DATASET_LOG),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),
         CrawlDomainStatsProjection(),

@@ -16,6 +16,7 @@ from ccn_edge.campaigns_admin_api import campaigns_admin_router
 from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.context import EdgeContext
+from ccn_edge.datasets_admin_api import datasets_admin_router
 from ccn_edge.documents_api import DocumentServer, FetchGrants, documents_router
 from ccn_edge.domains_admin_api import domains_admin_router
 from ccn_edge.fetch_api import job_fetch
@@ -85,6 +86,7 @@ def create_app(
                     domains_admin_router(admin_token, admin_name),
                     limits_router(admin_token),
                     campaigns_admin_router(admin_token, admin_name),
+                    datasets_admin_router(admin_token, admin_name),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),
