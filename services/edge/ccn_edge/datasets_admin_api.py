@@ -170,9 +170,9 @@ async def diff_versions(
     request: Request[Any, Any, Any],
     name: DatasetPath,
     edge: NamedDependency[EdgeContext],
-    from_version: Annotated[int, QueryParameter(query="from", ge=1, le=2**31)],
-    to_version: Annotated[int, QueryParameter(query="to", ge=1, le=2**31)],
-    output: Annotated[Literal["json", "table"], QueryParameter(query="format")] = "json",
+    from_version: Annotated[int, QueryParameter(name="from", ge=1, le=2**31)],
+    to_version: Annotated[int, QueryParameter(name="to", ge=1, le=2**31)],
+    output: Annotated[Literal["json", "table"], QueryParameter(name="format")] = "json",
     limit: Annotated[int, QueryParameter(ge=1, le=api.MAX_DIFF_RECORDS)] = 500,
 ) -> Response[Any]:
     command = api.DiffVersions(
