@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import asyncpg
 import pytest
 
 from ccn_analytics.__main__ import start_analytics
+from ccn_cli.main import main
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_edge.app import start_edge
@@ -27,6 +30,7 @@ from tests.integration.test_merge_service import completed_funders_job, funder, 
 from tests.integration.test_scheduler import eventually
 
 ADMIN = object()
+SERVER_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
 
 
 class Stack:
@@ -60,8 +64,17 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    isolated_nats: str, fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
     settings = make_settings(isolated_nats, fresh_database, tmp_path)
+    for name, value in (
+        ("CCN_HOME", str(tmp_path)),
+        ("CCN_EDGE_HOST", "127.0.0.1"),
+        ("CCN_EDGE_PORT", str(settings.edge_port)),
+        ("CCN_ADMIN_TOKEN", settings.admin_token),
+    ):
+        monkeypatch.setenv(name, value)
     async with contextlib.AsyncExitStack() as running:
         runtime = await running.enter_async_context(open_runtime("merge", settings, needs_postgres=False))
         service = await start_merge(runtime, health=False)
@@ -86,7 +99,18 @@ async def pending_reviews(stack: Stack, count: int) -> list[dict[str, Any]]:
     return await eventually(probe)
 
 
-async def test_review_versions_diff_and_explain_through_the_edge(stack: Stack) -> None:
+async def ccn(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`ccn ARGV` in a thread (its HTTP calls block; the servers run in this loop)."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    captured = capsys.readouterr()
+    out = "".join(line for line in captured.out.splitlines(keepends=True) if not SERVER_LOG_LINE.match(line))
+    return code, out, captured.err
+
+
+async def test_review_versions_diff_and_explain_through_the_edge(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = stack.runtime.store
     await completed_funders_job(store, funders_payload(funder("Acme Foundation", ein="12-3456789")), "node-a")
     await eventually(lambda: _records(stack.service, 1))
@@ -94,6 +118,11 @@ async def test_review_versions_diff_and_explain_through_the_edge(stack: Stack) -
     renamed = funder("Acme Community Foundation", ein="12-3456789", source="foundation-site")
     await completed_funders_job(store, funders_payload(renamed), "node-b")
     [review] = await pending_reviews(stack, 1)
+    code, out, err = await ccn(capsys, "admin", "review", "list")
+    assert code == 0, err
+    assert review["review_id"] in out and "name: Acme Foundation -> Acme Community Foundation" in out
+    code, out, err = await ccn(capsys, "admin", "review", "approve", "rev-bad", "--comment", "ok")
+    assert code == 1 and "not a review id" in err
     assert any("critical field name" in reason for reason in review["reasons"])
     [change] = [c for c in review["changes"] if c["field"] == "name"]
     assert (change["before"], change["after"]) == ("Acme Foundation", "Acme Community Foundation")
@@ -173,6 +202,17 @@ async def test_review_versions_diff_and_explain_through_the_edge(stack: Stack) -
     assert status == 400, body
     status, body = await stack.request("GET", "/datasets/grants/records/nobody/explain/name")
     assert status == 404, body
+
+    code, out, err = await ccn(capsys, "datasets", "versions")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == ["1", "2"], (out, err)
+    code, out, err = await ccn(capsys, "datasets", "diff", "1", "2")
+    assert code == 0 and "1 changed" in out and "Acme Community Foundation" in out, (out, err)
+    code, out, err = await ccn(capsys, "datasets", "diff", "1", "2", "--json")
+    assert code == 0 and json.loads(out)["changed_count"] == 1, err
+    code, out, err = await ccn(capsys, "datasets", "explain", record_id, "name")
+    assert code == 0 and out.startswith(f"{record_id}.name = 'Acme Community Foundation'"), (out, err)
+    code, out, err = await ccn(capsys, "datasets", "diff", "1", "7")
+    assert code == 1 and "version" in err
 
     rows = await _audit_rows(stack.settings, 4)
     decisions = {(r["event_type"], r["actor_kind"], r["actor_id"]) for r in rows}

@@ -7,7 +7,12 @@ import importlib
 
 from ccn_cli.subcommand import Subparsers
 
-ADMIN_MODULES: tuple[str, ...] = ("ccn_cli.admin_nodes_cmd", "ccn_cli.admin_limits_cmd")
+ADMIN_MODULES: tuple[str, ...] = (
+    "ccn_cli.admin_nodes_cmd",
+    "ccn_cli.admin_limits_cmd",
+    "ccn_cli.admin_review_cmd",
+    "ccn_cli.admin_retract_cmd",
+)
 
 
 def register(subparsers: Subparsers) -> None:

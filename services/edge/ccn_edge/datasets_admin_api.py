@@ -57,7 +57,7 @@ class PublishRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class RetractRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node_id: Identifier
     since: datetime | None = None
-    reason: Annotated[Text, msgspec.Meta(min_length=1)]
+    reason: Text = ""
 
 
 async def _merge(request: Request[Any, Any, Any], edge: EdgeContext, name: str, command: Any, reply: type[Any]) -> Any:
