@@ -1,0 +1,192 @@
+"""Bench group `merge`, through the service: final normalize_funders results appended to
+CCN_JOBS on a NATS of its own, merged by the merge service (its reactor, its single writer, OCC
+appends to CCN_DATASETS) until every record is in: merge throughput in fields per second, with
+proposals appended in groups (as the service runs) and one at a time (the A/B that decided
+for groups); then the time to publish a version of every record through the `publish_version`
+command (100,000 records; CCN_BENCH_QUICK: 5,000)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+
+from bench.measure import Figure, figure
+from ccn_cli.stack.ports import free_port
+from ccn_core import ids, subjects
+from ccn_core.aggregate import envelope_headers
+from ccn_core.commands import CommandClient
+from ccn_core.eventstore import EventStore, OutgoingEvent
+from ccn_core.service import open_runtime
+from ccn_core.settings import Settings
+from ccn_core.topology import apply_topology
+from ccn_merge import writer as writer_module
+from ccn_merge.app import start_merge
+from ccn_merge.merge_service import MergeService
+from ccn_proto import merge as api
+from ccn_proto.datasets import PublishVersion
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.jobs import JobCompleted, JobCreated
+from tests.support.servers import start_nats
+
+GROUP = "merge"
+RECORDS_PER_JOB = 500  # normalize_funders' MAX_RECORDS: a job's batch
+FIELDS_PER_RECORD = 7
+SCHEDULER = Actor(kind="service", id="scheduler")
+
+
+def _funder(index: int) -> dict[str, Any]:
+    """A normalised funder as normalize_funders returns it (built directly: the bench measures
+    the merge, not the normalisation)."""
+    return {
+        "source": "irs-bmf",
+        "source_record_id": f"bmf-{index}",
+        "name": f"Fund {index:07d} Foundation",
+        "name_key": f"fund {index:07d}",
+        "aliases": [f"F{index:07d}"],
+        "alias_keys": [f"f{index:07d}"],
+        "ein": f"{10 + index % 89:02d}-{index:07d}",
+        "address": {"lines": [], "city": "Springfield", "region": "US-IL", "country": "US"},
+        "website": f"https://fund{index}.example.org/",
+        "categories": ["education"],
+        "ntee_codes": [],
+        "issues": [],
+    }
+
+
+def _result(job: int) -> dict[str, Any]:
+    start = job * RECORDS_PER_JOB
+    records = [_funder(index) for index in range(start, start + RECORDS_PER_JOB)]
+    return {"version": "1", "vocabulary_version": "1", "records": records, "records_with_issues": 0}
+
+
+def _outgoing(job_id: str, event: msgspec.Struct) -> OutgoingEvent:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    envelope = Envelope(
+        event_id=ids.new_event_id(),
+        type=tag,
+        schema_version=1,
+        aggregate_id=job_id,
+        occurred_at=datetime.now(UTC),
+        correlation_id=job_id,
+        causation_id=None,
+        actor=SCHEDULER,
+        data=event,
+    )
+    subject = subjects.event("job", job_id, tag.split(".", 1)[1])
+    return OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+
+
+async def _append_completed_jobs(store: EventStore, first: int, jobs: int) -> None:
+    for job in range(first, first + jobs):
+        job_id = f"bench-{job:06d}"
+        result = _result(job)
+        checksum = hashlib.sha256(msgspec.json.encode(result)).hexdigest()
+        await store.append(_outgoing(job_id, JobCreated(job_type="normalize_funders", payload={"records": []})))
+        await store.append(
+            _outgoing(job_id, JobCompleted(node_id="node-1", attempt=1, result=result, checksum=checksum))
+        )
+
+
+@contextmanager
+def _group_size(commands: int) -> Iterator[None]:
+    kept = writer_module.MAX_GROUP_COMMANDS
+    writer_module.MAX_GROUP_COMMANDS = commands
+    try:
+        yield
+    finally:
+        writer_module.MAX_GROUP_COMMANDS = kept
+
+
+async def _merged(service: MergeService, records: int, timeout_s: float = 600.0) -> None:
+    writer = service.writer(api.DEFAULT_DATASET)
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if len(writer.state.records) >= records:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _run(settings: Settings, jobs: int, *, group: int, publish: bool) -> tuple[float, MergeService, float]:
+    """Append `jobs` completed jobs, then start the merge service and time it to merge them all
+    (and, with `publish`, to publish them as a version)."""
+    async with open_runtime("bench-jobs", settings, needs_postgres=False) as producer:
+        await _append_completed_jobs(producer.store, 0, jobs)
+    with _group_size(group):
+        async with open_runtime("merge", settings, needs_postgres=False) as runtime:
+            started = time.perf_counter()
+            service = await start_merge(runtime, health=False)
+            await _merged(service, jobs * RECORDS_PER_JOB)
+            elapsed = time.perf_counter() - started
+            publish_s = await _publish(runtime.nc) if publish else 0.0
+    return elapsed, service, publish_s
+
+
+async def _publish(nc: Any) -> float:
+    client = CommandClient(nc, timeout=300.0)
+    started = time.perf_counter()
+    await client.call(
+        api.SERVICE,
+        "publish_version",
+        PublishVersion(dataset=api.DEFAULT_DATASET, by="bench"),
+        api.VersionView,
+        correlation_id=ids.new_correlation_id(),
+    )
+    return time.perf_counter() - started
+
+
+async def _figures(workdir: Path, *, quick: bool) -> list[Figure]:
+    records = 5_000 if quick else 100_000
+    jobs = records // RECORDS_PER_JOB
+    figures: list[Figure] = []
+    scale = "" if not quick else f" (CCN_BENCH_QUICK: {records:,} records, not 100,000)"
+    for label, group in (("in groups", writer_module.MAX_GROUP_COMMANDS), ("one proposal an append", 1)):
+        server = start_nats(workdir / f"nats-merge-{group}", free_port())
+        try:
+            settings = Settings(nats_url=server.url, home=workdir / f"merge-{group}")
+            client = await nats.connect(server.url)
+            try:
+                await apply_topology(client.jetstream(), settings)
+            finally:
+                await client.drain()
+            elapsed, service, publish_s = await _run(settings, jobs, group=group, publish=group != 1)
+            writer = service.writer(api.DEFAULT_DATASET)
+            figures.append(
+                figure(
+                    f"merge through the service, {label} (fields/s)",
+                    GROUP,
+                    records * FIELDS_PER_RECORD,
+                    elapsed,
+                    notes=(
+                        f"{jobs} completed normalize_funders jobs of {RECORDS_PER_JOB} funders, {FIELDS_PER_RECORD} "
+                        f"fields each, from the reactor's pull to the writer's fold; {writer.appends} appends "
+                        f"for {writer.commands} proposals{scale}"
+                    ),
+                )
+            )
+            if group != 1:
+                figures.append(
+                    figure(
+                        f"publish a version of {records:,} records through the service",
+                        GROUP,
+                        records,
+                        publish_s,
+                        notes=f"records/s; the publish_version command, hash of every record's canonical bytes{scale}",
+                    )
+                )
+        finally:
+            server.stop()
+    return figures
+
+
+def merge_service_figures(workdir: Path, *, quick: bool) -> list[Figure]:
+    return asyncio.run(_figures(workdir, quick=quick))
