@@ -50,10 +50,11 @@ class LeaseRenewed(msgspec.Struct, gc=False, tag="job.lease_renewed", frozen=Tru
 class JobResultSubmitted(msgspec.Struct, gc=False, tag="job.result_submitted", frozen=True, kw_only=True):
     """The holder's result is in: its lease ends and its slot is free. The job waits for the
     validation service's verdict (status `validating`): `job.completed` or
-    `job.result_rejected` follows."""
+    `job.result_rejected` follows. `job_type` is the job's, so the verdict needs no other read."""
 
     node_id: str
     attempt: int
+    job_type: str
     result: dict[str, Any]
     checksum: str
     replica: str | None = None
@@ -68,6 +69,7 @@ class JobResultSubmittedBytes(msgspec.Struct, gc=False, tag="job.result_submitte
 
     node_id: str
     attempt: int
+    job_type: str
     result: msgspec.Raw
     checksum: str
     replica: str | None = None

@@ -292,7 +292,7 @@ class SettledResult(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_
     checksum: Sha256Hex
     verdict: SettleVerdict
     correlation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    result: msgspec.Raw | None = None
+    result: dict[str, Any] | None = None
     reason: Text | None = None
     released_by: ShortText | None = None
 

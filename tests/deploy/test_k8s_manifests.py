@@ -31,9 +31,9 @@ EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
         "ConfigMap": 3,
-        "Service": 9,
-        "Deployment": 9,
-        "PodDisruptionBudget": 8,
+        "Service": 10,
+        "Deployment": 10,
+        "PodDisruptionBudget": 9,
         "HorizontalPodAutoscaler": 1,
         "Job": 2,
         "Ingress": 1,

@@ -121,6 +121,21 @@ async def test_a_decision_of_several_events_lands_atomically(tally_nc: NATS) -> 
     assert [repo.decode(s).data.command_id for s in stored] == ["a", "b", "b-bis"]  # type: ignore[attr-defined]
 
 
+async def test_a_retried_decision_of_several_events_under_its_key_is_answered_as_a_duplicate(
+    tally_nc: NATS,
+) -> None:
+    """A decision of two events lands as one atomic batch; a cold replica deciding the same command
+    under the same key against an assumed-new aggregate sends the same message ids, which the
+    server refuses in a batch (10201): that is the decision landing before, not a failure."""
+    aggregate = new_public_id()
+    meta = msgspec.structs.replace(META, idempotency_key="twice-1")
+    first = await repository(await open_store(tally_nc)).execute(aggregate, AddTwice(command_id="b"), meta, new=True)
+    retry = await repository(await open_store(tally_nc)).execute(aggregate, AddTwice(command_id="b"), meta, new=True)
+    assert len(first.events) == 2 and retry.events == [] and retry.version == first.version
+    stored = await repository(await open_store(tally_nc)).history(aggregate)
+    assert [env.data.command_id for env in stored] == ["b", "b-bis"]  # type: ignore[attr-defined]
+
+
 async def test_reads_page_through_long_histories(tally_nc: NATS) -> None:
     store = await open_store(tally_nc)
     repo = repository(store)

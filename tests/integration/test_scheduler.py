@@ -80,6 +80,7 @@ from ccn_scheduler.job_service import JobRepository
 from ccn_scheduler.owner import ClaimOwner
 from ccn_scheduler.read_model import JobReadModel
 from tests.conftest import make_settings
+from tests.support.validation import validation_service
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -137,7 +138,8 @@ async def schedulers(settings: Settings, replicas: int) -> AsyncIterator[list[Re
             owner = await start_scheduler(runtime, health=False, payload_types=JOB_TYPES, options=FAST)
             started.append(Replica(owner, stack))
         await answering(settings.effective_nats_url)
-        yield started
+        async with validation_service(settings):  # results complete their jobs once judged
+            yield started
     finally:
         for replica in reversed(started):
             await replica.stop()
@@ -194,6 +196,15 @@ class Scheduler:
 
     async def job(self, job_id: str) -> JobView:
         return await self.call(GetJob(job_id=job_id), JobView)
+
+    async def completed(self, job_id: str) -> JobView:
+        """The job once its result is judged and it completed (ADR 0024)."""
+
+        async def done() -> JobView | None:
+            view = await self.job(job_id)
+            return view if view.status == "completed" else None
+
+        return await eventually(done)
 
 
 @contextlib.asynccontextmanager
@@ -376,10 +387,17 @@ async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concu
 
         assert sorted(completed) == sorted(set(completed)) and len(completed) == jobs
         assert max(peak.values()) <= concurrency
-        events = await job_events(api.nc)
+
+        async def all_judged() -> list[Envelope[JobEvent]] | None:
+            events = await job_events(api.nc)
+            return events if sum(e.type == "job.completed" for e in events) >= jobs else None
+
+        events = await eventually(all_judged)
         by_type = Counter(e.type for e in events)
         # exactly once each: no job claimed twice, none completed twice
-        assert by_type == Counter({"job.created": jobs, "job.claimed": jobs, "job.completed": jobs})
+        assert by_type == Counter(
+            {"job.created": jobs, "job.claimed": jobs, "job.result_submitted": jobs, "job.completed": jobs}
+        )
         deciders = {e.data.replica for e in events if e.type == "job.claimed"}  # type: ignore[union-attr]
         assert len(deciders) == 2, f"one owner before the crash, one after: {deciders}"
 
@@ -428,14 +446,13 @@ async def test_only_the_holder_may_submit_once_with_a_true_checksum(own_settings
 
         first, second = await asyncio.gather(api.submit("n1", job.job_id, result), api.submit("n1", job.job_id, result))
         assert sorted([first.duplicate, second.duplicate]) == [False, True]
-        assert first.status == second.status == "completed"
+        assert first.status == second.status == "validating"
         with pytest.raises(Conflict):
             await api.submit("n1", job.job_id, {"text": "changed my mind"})
+        view = await api.completed(job.job_id)
         with pytest.raises(Conflict):
             await api.call(CancelJob(job_id=job.job_id), CancelJobReply)
-
-        view = await api.job(job.job_id)
-        assert types_of(view) == ["job.created", "job.claimed", "job.completed"]
+        assert types_of(view) == ["job.created", "job.claimed", "job.result_submitted", "job.completed"]
         assert view.result == result and view.result_checksum == result_checksum(result)
         # the claim joins the job's thread: the offer tells the node which id to send on
         assert offer.correlation_id == correlation
@@ -572,14 +589,22 @@ async def test_a_released_job_is_claimable_at_once_on_the_same_attempt(own_setti
         assert [(o.job_id, o.attempt, o.correlation_id) for o in again.offers] == [(job.job_id, 1, correlation)]
         await api.submit("n2", job.job_id, {"text": "delivered"})
 
-        view = await api.job(job.job_id)
-        assert types_of(view) == ["job.created", "job.claimed", "job.released", "job.claimed", "job.completed"]
-        assert [(e.node_id, e.attempt) for e in view.history[1:]] == [("n1", 1), ("n1", 1), ("n2", 1), ("n2", 1)]
+        view = await api.completed(job.job_id)
+        assert types_of(view) == [
+            "job.created",
+            "job.claimed",
+            "job.released",
+            "job.claimed",
+            "job.result_submitted",
+            "job.completed",
+        ]
+        history = [(e.node_id, e.attempt) for e in view.history[1:]]
+        assert history == [("n1", 1), ("n1", 1), ("n2", 1), ("n2", 1), ("n2", 1)]
         released_entry = view.history[2]
         assert (released_entry.reason, released_entry.correlation_id) == (reason, correlation)
         # every step names the scheduler replica that decided it, a node's own requests too
         replicas = [getattr(e.data, "replica", None) for e in await job_events(api.nc, job.job_id)][1:]
-        assert len(replicas) == 4 and set(replicas) <= {"scheduler-0", "scheduler-1"}, replicas
+        assert len(replicas) == 5 and set(replicas) <= {"scheduler-0", "scheduler-1"}, replicas
 
         row = await projected_job(own_settings, job.job_id, "completed")
         assert (row["attempt"], row["retry_count"], row["claimed_by_node_id"]) == (1, 0, "n2")
@@ -731,6 +756,7 @@ async def test_the_job_read_model_rebuilt_by_replay_equals_the_live_one(own_sett
         offers = (await api.claim("n1", concurrency=6, slots=6, wait_s=2)).offers
         for offer in offers[:3]:
             await api.submit("n1", offer.job_id, {"n": offer.job_id})
+            await api.completed(offer.job_id)
         for offer in offers[3:5]:
             await api.call(FailJob(node_id="n1", job_id=offer.job_id, reason="bad page"), FailJobReply)
         await api.call(CancelJob(job_id=created.job_ids[-1], reason="dup"), CancelJobReply)

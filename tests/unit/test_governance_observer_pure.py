@@ -16,7 +16,9 @@ from ccn_proto.jobs import (
     JobDead,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmittedBytes,
 )
 from ccn_proto.nodes import NodeBudgetsSet, NodeMetrics, NodeWorkRecorded
 from ccn_registry.liveness import LivenessBook, band_of
@@ -37,6 +39,12 @@ def completed(node: str, checksum: str = "c1", attempt: int = 1, usage: JobUsage
     return JobCompletedBytes(node_id=node, attempt=attempt, result=msgspec.Raw(b"{}"), checksum=checksum, usage=usage)
 
 
+def submitted(node: str, attempt: int = 1, usage: JobUsage | None = None) -> JobResultSubmittedBytes:
+    return JobResultSubmittedBytes(
+        node_id=node, attempt=attempt, job_type="t", result=msgspec.Raw(b"{}"), checksum="c1", usage=usage
+    )
+
+
 def failed(node: str, kind: str = "error", attempt: int = 1) -> JobFailed:
     return JobFailed(node_id=node, attempt=attempt, reason="boom", retry_at=at(700), kind=kind)  # type: ignore[arg-type]
 
@@ -46,7 +54,8 @@ def test_a_window_sums_each_nodes_outcomes_and_times_claim_to_completion() -> No
     agg.observe(10, "j1", at(0), claimed("a"))
     agg.observe(11, "j2", at(1), claimed("a"))
     agg.observe(12, "j3", at(1), claimed("b"))
-    agg.observe(13, "j1", at(2.5), completed("a"))
+    agg.observe(13, "j1", at(2.5), submitted("a"))  # the node's part ends: timed here
+    agg.observe(13, "j1", at(3), completed("a"))  # the verdict: counted here
     agg.observe(14, "j2", at(5), failed("a"))
     agg.observe(15, "j3", at(6), failed("b", kind="budget_exceeded"))
     agg.observe(16, "j4", at(7), JobAbandoned(node_id="b", attempt=1, reason="lease ran out", retry_at=None))
@@ -65,7 +74,8 @@ def test_a_claim_carries_over_to_the_window_where_the_job_completes() -> None:
     agg = WorkAggregator()
     agg.observe(1, "j1", at(0), claimed("a"))
     assert agg.close().records() == {}  # a claim alone records nothing
-    agg.observe(2, "j1", at(12), completed("a"))
+    agg.observe(2, "j1", at(12), submitted("a"))
+    agg.observe(3, "j1", at(13), completed("a"))
     assert agg.close().records()["a"].total_job_ms == 12_000
 
 
@@ -83,7 +93,7 @@ def test_a_claim_learned_from_the_stream_times_a_completion_seen_after_a_restart
     assert not agg.knows_claim("j1", "a", 2)
     agg.learn_claim("j1", Claim(node_id="a", attempt=2, at=at(0)))
     assert agg.knows_claim("j1", "a", 2)
-    agg.observe(5, "j1", at(3), completed("a", attempt=2))
+    agg.observe(5, "j1", at(3), submitted("a", attempt=2))
     assert agg.close().records()["a"].total_job_ms == 3000
 
 
@@ -121,13 +131,22 @@ def test_a_dead_job_drops_its_set_aside_results_uncompared() -> None:
 def test_a_completion_reporting_usage_over_the_nodes_budget_is_a_misreport() -> None:
     agg = WorkAggregator()
     agg.budgets["a"] = budget_of(NodeBudgetsSet(max_cpu_time_per_job_s=1.0, max_memory_mb=64, by="admin"))
-    agg.observe(1, "j1", at(0), completed("a", usage=JobUsage(cpu_time_s=0.5, max_memory_mb=32)))
-    agg.observe(2, "j2", at(0), completed("a", usage=JobUsage(cpu_time_s=3.0, max_memory_mb=32)))
-    agg.observe(3, "j3", at(0), completed("a", usage=JobUsage(cpu_time_s=0.1, max_memory_mb=512)))
-    agg.observe(4, "j4", at(0), completed("b", usage=JobUsage(cpu_time_s=99.0)))  # no budget: none to break
+    agg.observe(1, "j1", at(0), submitted("a", usage=JobUsage(cpu_time_s=0.5, max_memory_mb=32)))
+    agg.observe(2, "j2", at(0), submitted("a", usage=JobUsage(cpu_time_s=3.0, max_memory_mb=32)))
+    agg.observe(3, "j3", at(0), submitted("a", usage=JobUsage(cpu_time_s=0.1, max_memory_mb=512)))
+    agg.observe(4, "j4", at(0), submitted("b", usage=JobUsage(cpu_time_s=99.0)))  # no budget: none to break
     records = agg.close().records()
-    assert (records["a"].completed, records["a"].budget_misreported) == (3, 2)
-    assert records["b"].budget_misreported == 0
+    assert records["a"].budget_misreported == 2
+    assert "b" not in records  # no budget: nothing to record
+
+
+def test_a_rejected_result_counts_as_a_failed_job_and_its_time_is_still_the_nodes() -> None:
+    agg = WorkAggregator()
+    agg.observe(1, "j1", at(0), claimed("a"))
+    agg.observe(2, "j1", at(4), submitted("a"))
+    agg.observe(3, "j1", at(5), JobResultRejected(node_id="a", attempt=1, checksum="c1", reason="bad", retry_at=at(9)))
+    record = agg.close().records()["a"]
+    assert (record.completed, record.failed, record.total_job_ms) == (0, 1, 4000)
 
 
 def test_the_window_key_names_its_stream_sequences() -> None:

@@ -16,6 +16,7 @@ from ccn_core.domain.job import (
     FailJob,
     JobDecider,
     ReleaseJob,
+    SettleResult,
     SubmitResult,
     result_checksum,
 )
@@ -32,7 +33,9 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmitted,
     LeaseRenewed,
 )
 
@@ -58,6 +61,31 @@ RELEASED = JobReleased(node_id="n1", attempt=1, reason="the node left before the
 CHECKSUM = result_checksum(RESULT)
 SET_ASIDE = JobResultSetAside(node_id="n1", attempt=1, checksum=CHECKSUM, reason="its node is shadow-banned")
 USAGE = JobUsage(cpu_time_s=1.5, max_memory_mb=200, wall_ms=1800, bytes_fetched=4096)
+
+
+def submitted(node: str = "n1", attempt: int = 1, **fields: object) -> JobResultSubmitted:
+    return JobResultSubmitted(
+        node_id=node, attempt=attempt, job_type="extract_text", result=RESULT, checksum=CHECKSUM, **fields
+    )  # type: ignore[arg-type]
+
+
+SUBMITTED = submitted()
+
+
+def settle(verdict: str, node: str = "n1", attempt: int = 1, **fields: object) -> SettleResult:
+    return SettleResult(
+        node_id=node,
+        attempt=attempt,
+        checksum=CHECKSUM,
+        verdict=verdict,  # type: ignore[arg-type]
+        now=T0,
+        jitter=0.5,
+        result=RESULT if verdict == "complete" else None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+COMPLETED = JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=CHECKSUM)
 
 CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]] = [
     ("create", [], CreateJob(created=CREATED), [CREATED]),
@@ -86,7 +114,7 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         "result by the holder with the right checksum",
         [CREATED, CLAIMED],
         SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER),
-        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+        [SUBMITTED],
     ),
     (
         "a checksum that is not the result's",
@@ -122,7 +150,7 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         "a late result still counts while the holder holds the job: only an abandonment ends a lease",
         [CREATED, CLAIMED],
         SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=EXPIRED),
-        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT))],
+        [SUBMITTED],
     ),
     (
         "a result after the expired lease was abandoned is refused",
@@ -258,7 +286,7 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         "a result names the replica that accepted it",
         [CREATED, CLAIMED],
         SubmitResult(node_id="n1", result=RESULT, checksum=result_checksum(RESULT), now=LATER, replica="s-1"),
-        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=result_checksum(RESULT), replica="s-1")],
+        [submitted(replica="s-1")],
     ),
     (
         "a failure, and the death it decides, name the replica that decided them",
@@ -309,13 +337,140 @@ CASES: list[tuple[str, list[JobEvent], object, list[JobEvent] | type[CcnError]]]
         "and that node's result completes it",
         [CREATED, CLAIMED, SET_ASIDE, JobClaimed(node_id="n2", attempt=1, lease_until=LATER)],
         SubmitResult(node_id="n2", result=RESULT, checksum=CHECKSUM, now=LATER),
-        [JobCompleted(node_id="n2", attempt=1, result=RESULT, checksum=CHECKSUM)],
+        [submitted("n2")],
     ),
     (
         "a result carries the usage its node reported",
         [CREATED, CLAIMED],
         SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER, usage=USAGE),
-        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=CHECKSUM, usage=USAGE)],
+        [submitted(usage=USAGE)],
+    ),
+    (
+        "a result carries the node's signature, for its receipt",
+        [CREATED, CLAIMED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER, signature="s" * 86),
+        [submitted(signature="s" * 86)],
+    ),
+    (
+        "the same result sent again while it is judged is answered without a second event",
+        [CREATED, CLAIMED, SUBMITTED],
+        SubmitResult(node_id="n1", result=RESULT, checksum=CHECKSUM, now=LATER),
+        [],
+    ),
+    (
+        "a job awaiting its verdict is not claimable",
+        [CREATED, CLAIMED, SUBMITTED],
+        ClaimJob(node_id="n2", now=T0),
+        Conflict,
+    ),
+    (
+        "nor does its lease expire: the node's part is over",
+        [CREATED, CLAIMED, SUBMITTED],
+        ExpireLease(now=EXPIRED, jitter=0.5),
+        [],
+    ),
+    ("a validated result completes the job", [CREATED, CLAIMED, SUBMITTED], settle("complete"), [COMPLETED]),
+    (
+        "a completion sent again changes nothing",
+        [CREATED, CLAIMED, SUBMITTED, COMPLETED],
+        settle("complete"),
+        [],
+    ),
+    (
+        "a completion must carry the result it names",
+        [CREATED, CLAIMED, SUBMITTED],
+        SettleResult(
+            node_id="n1", attempt=1, checksum=CHECKSUM, verdict="complete", now=T0, jitter=0.5, result={"text": "y"}
+        ),
+        BadInput,
+    ),
+    (
+        "a verdict on a result that is not the one awaited is refused",
+        [CREATED, CLAIMED, SUBMITTED],
+        settle("complete", node="n2"),
+        Conflict,
+    ),
+    (
+        "a rejected result counts the attempt and waits for a retry",
+        [CREATED, CLAIMED, SUBMITTED],
+        settle("reject", reason="schema: text is missing"),
+        [
+            JobResultRejected(
+                node_id="n1",
+                attempt=1,
+                checksum=CHECKSUM,
+                reason="schema: text is missing",
+                retry_at=T0 + timedelta(seconds=1),
+            )
+        ],
+    ),
+    (
+        "a rejection of the last attempt is the job's death",
+        [CREATED, CLAIMED, FAILED_ONCE, CLAIMED_AGAIN, submitted("n2", 2)],
+        settle("reject", node="n2", attempt=2, reason="bad"),
+        [
+            JobResultRejected(node_id="n2", attempt=2, checksum=CHECKSUM, reason="bad", retry_at=None),
+            JobDead(attempts=2, reason="bad"),
+        ],
+    ),
+    (
+        "a rejection sent again changes nothing",
+        [
+            CREATED,
+            CLAIMED,
+            SUBMITTED,
+            JobResultRejected(node_id="n1", attempt=1, checksum=CHECKSUM, reason="bad", retry_at=T0),
+        ],
+        settle("reject", reason="bad"),
+        [],
+    ),
+    (
+        "a rejected result's job is claimable again once its retry is due",
+        [
+            CREATED,
+            CLAIMED,
+            SUBMITTED,
+            JobResultRejected(node_id="n1", attempt=1, checksum=CHECKSUM, reason="bad", retry_at=T0),
+        ],
+        ClaimJob(node_id="n2", now=LATER),
+        [JobClaimed(node_id="n2", attempt=2, lease_until=LATER + timedelta(seconds=60))],
+    ),
+    (
+        "a result an admin released completes a job that died of rejections",
+        [
+            CREATED,
+            CLAIMED,
+            SUBMITTED,
+            JobResultRejected(node_id="n1", attempt=1, checksum=CHECKSUM, reason="bad", retry_at=None),
+            JobDead(attempts=1, reason="bad"),
+        ],
+        settle("complete", released_by="admin"),
+        [JobCompleted(node_id="n1", attempt=1, result=RESULT, checksum=CHECKSUM, released_by="admin")],
+    ),
+    (
+        "but not one another node is working on",
+        [
+            CREATED,
+            CLAIMED,
+            SUBMITTED,
+            JobResultRejected(node_id="n1", attempt=1, checksum=CHECKSUM, reason="bad", retry_at=T0),
+            JobClaimed(node_id="n2", attempt=2, lease_until=LATER),
+        ],
+        settle("complete", released_by="admin"),
+        Conflict,
+    ),
+    (
+        "nor one completed with another result",
+        [
+            CREATED,
+            CLAIMED,
+            JobResultSubmitted(
+                node_id="n1", attempt=1, job_type="extract_text", result={"a": 1}, checksum=result_checksum({"a": 1})
+            ),
+            JobCompleted(node_id="n1", attempt=1, result={"a": 1}, checksum=result_checksum({"a": 1})),
+        ],
+        settle("complete", released_by="admin"),
+        Conflict,
     ),
     (
         "a failure carries its kind and usage",

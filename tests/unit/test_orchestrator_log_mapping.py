@@ -39,7 +39,9 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmitted,
     LeaseRenewed,
 )
 from ccn_proto.nodes import (
@@ -105,10 +107,33 @@ STEPS: list[tuple[JobEvent, list[Step]]] = [
     ),
     (LeaseRenewed(node_id=NODE, lease_until=LEASE), []),
     (
-        JobCompleted(node_id=NODE, attempt=1, result={"text": "the whole result"}, checksum=CHECKSUM),
+        JobResultSubmitted(
+            node_id=NODE, attempt=1, job_type="extract_text", result={"text": "the whole result"}, checksum=CHECKSUM
+        ),
+        [Step(event="job_result_submitted", node_id=NODE, attempt=1, details={"checksum": CHECKSUM})],
+    ),
+    (
+        JobResultRejected(node_id=NODE, attempt=1, checksum=CHECKSUM, reason="schema: no text", retry_at=LEASE),
         [
-            Step(event="job_result_submitted", node_id=NODE, attempt=1, details={"checksum": CHECKSUM}),
-            Step(event="job_completed", node_id=NODE, attempt=1),
+            Step(
+                event="job_result_rejected",
+                node_id=NODE,
+                attempt=1,
+                details={"reason": "schema: no text", "retry_at": LEASE},
+            ),
+            Step(event="job_retried", attempt=2, details={"retry_at": LEASE}),
+        ],
+    ),
+    (
+        JobCompleted(node_id=NODE, attempt=1, result={"text": "the whole result"}, checksum=CHECKSUM),
+        [Step(event="job_completed", node_id=NODE, attempt=1, details={"checksum": CHECKSUM})],
+    ),
+    (
+        JobCompleted(node_id=NODE, attempt=1, result={}, checksum=CHECKSUM, released_by="admin-1"),
+        [
+            Step(
+                event="job_completed", node_id=NODE, attempt=1, details={"checksum": CHECKSUM, "released_by": "admin-1"}
+            )
         ],
     ),
     (
@@ -347,10 +372,7 @@ def test_rows_carry_the_envelope_and_one_row_per_step() -> None:
         "causation_id": None,
         "attempt": 2,
     }
-    assert rows == [
-        LogRow(step=0, event="job_result_submitted", details={"checksum": CHECKSUM}, **common),
-        LogRow(step=1, event="job_completed", details={}, **common),
-    ]
+    assert rows == [LogRow(step=0, event="job_completed", details={"checksum": CHECKSUM}, **common)]
 
 
 @pytest.mark.parametrize(

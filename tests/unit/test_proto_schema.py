@@ -119,5 +119,11 @@ def test_every_verdict_event_is_documented() -> None:
         for d in schema["$defs"].values()
         if "type" in d.get("properties", {}) and "enum" in d["properties"]["type"]
     }
-    assert tags == {"result.validated", "result.rejected", "result.released", "result.discarded"}
+    assert tags == {
+        "result.validated",
+        "result.rejected",
+        "result.released",
+        "result.discarded",
+        "result.receipt_issued",
+    }
     assert set(schema["$defs"]["Reason"]["properties"]["code"]["enum"]) == set(REASON_CODES)

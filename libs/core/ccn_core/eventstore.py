@@ -28,6 +28,10 @@ from ccn_core.subjects import subject_matches
 FAST_HEADERS = nats_headers.INSTALLED
 
 WRONG_LAST_SEQUENCE = 10071
+# an atomic batch with a message id seen within the duplicate window: batches land whole or not
+# at all, so the decision it carries landed before (a retried command), as a single append's
+# `duplicate` ack says
+BATCH_DUPLICATE_MESSAGE_ID = 10201
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
@@ -376,6 +380,8 @@ def _checked_ack(msg: Msg) -> PubAck:
         return ack
     if ack.error.err_code == WRONG_LAST_SEQUENCE:
         raise WrongLastSequence(ack.error.description)
+    if ack.error.err_code == BATCH_DUPLICATE_MESSAGE_ID:
+        return PubAck(stream=ack.stream, duplicate=True)
     if ack.error.code == 503:
         raise Unavailable(f"JetStream unavailable: {ack.error.description}", retry_after=1.0)
     raise AppendRejected(f"append rejected ({ack.error.err_code}): {ack.error.description}")

@@ -219,7 +219,18 @@ GOVERNANCE_WORK = ConsumerSpec(
     stream=JOBS.name,
     filter_subjects=tuple(
         f"ccn.job.*.{name}"
-        for name in ("claimed", "completed", "failed", "abandoned", "result_set_aside", "released", "dead", "cancelled")
+        for name in (
+            "claimed",
+            "result_submitted",
+            "result_rejected",
+            "completed",
+            "failed",
+            "abandoned",
+            "result_set_aside",
+            "released",
+            "dead",
+            "cancelled",
+        )
     ),
     description="The governance observer's read of job outcomes, summed per node into node.work_recorded",
 )
@@ -228,6 +239,12 @@ CRAWL_OUTCOMES = ConsumerSpec(
     stream=JOBS.name,
     filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
     description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
+)
+VALIDATION_RESULTS = ConsumerSpec(
+    durable="validation_results",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.*.result_submitted",),
+    description="The validation service's read of submitted results: judged, then settled with the scheduler",
 )
 DOMAIN_READ_MODEL = ConsumerSpec(
     durable="analytics_domain_read_model",
@@ -299,6 +316,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_RELEASE,
     GOVERNANCE_WORK,
     CRAWL_OUTCOMES,
+    VALIDATION_RESULTS,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
     CRAWL_DOMAIN_STATS,

@@ -38,7 +38,10 @@ from ccn_proto.jobs import (
     JobEventBytes,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmitted,
+    JobResultSubmittedBytes,
     LeaseRenewed,
 )
 
@@ -54,6 +57,7 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "job_reassigned",
     "job_result_set_aside",
     "job_result_submitted",
+    "job_result_rejected",
     "job_completed",
     "job_failed",
     "job_abandoned",
@@ -112,7 +116,7 @@ class LogRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # what the log maps: a job event, or the facts the log reads of one
-LoggedJobEvent = JobEvent | JobCreatedBytes | JobCompletedBytes
+LoggedJobEvent = JobEvent | JobCreatedBytes | JobCompletedBytes | JobResultSubmittedBytes
 
 
 def present(**facts: Any) -> dict[str, Any]:  # JSON values of any shape: Any is the honest type
@@ -148,17 +152,16 @@ def lifecycle_steps(event: LoggedJobEvent) -> list[Step]:
             return [Step(event=name, node_id=event.node_id, attempt=event.attempt, details=lease)]
         case LeaseRenewed():
             return []
+        case JobResultSubmitted() | JobResultSubmittedBytes():
+            # the holder's part is over; the validation service's verdict settles the job
+            facts = {"checksum": event.checksum}
+            return [Step(event="job_result_submitted", node_id=event.node_id, attempt=event.attempt, details=facts)]
+        case JobResultRejected():
+            return _ended("job_result_rejected", event.node_id, event.attempt, event.reason, event.retry_at)
         case JobCompleted() | JobCompletedBytes():
-            # one decision: the scheduler accepts the holder's result and completes the job
-            return [
-                Step(
-                    event="job_result_submitted",
-                    node_id=event.node_id,
-                    attempt=event.attempt,
-                    details={"checksum": event.checksum},
-                ),
-                Step(event="job_completed", node_id=event.node_id, attempt=event.attempt),
-            ]
+            # the validated result is the job's answer (or one an admin released from quarantine)
+            facts = present(checksum=event.checksum, released_by=event.released_by)
+            return [Step(event="job_completed", node_id=event.node_id, attempt=event.attempt, details=facts)]
         case JobReleased():
             # handed back unworked: queued at once, and the next claim has the same attempt
             return [
@@ -192,6 +195,8 @@ def handling_replica(envelope: Envelope[LoggedJobEvent]) -> str | None:
     match envelope.data:
         case (
             JobClaimed()
+            | JobResultSubmitted()
+            | JobResultSubmittedBytes()
             | JobCompleted()
             | JobCompletedBytes()
             | JobFailed()
@@ -287,6 +292,8 @@ _EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     JobCreatedBytes,
     JobClaimed,
     LeaseRenewed,
+    JobResultSubmittedBytes,
+    JobResultRejected,
     JobCompletedBytes,
     JobFailed,
     JobReleased,

@@ -49,7 +49,7 @@ from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.service import Runtime
 from ccn_core.topology import CHECKPOINTS, GOVERNANCE_WORK, JOBS, NODES, OWNERS, TELEMETRY
 from ccn_proto.envelope import Envelope
-from ccn_proto.jobs import JobClaimed, JobCompletedBytes, JobResultSetAside
+from ccn_proto.jobs import JobClaimed, JobResultSetAside, JobResultSubmittedBytes
 from ccn_proto.nodes import HeartbeatSample, NodeWorkRecorded
 from ccn_proto.registry import NodeActionReply, ObserveLiveness, RecordWork
 from ccn_registry.liveness import LivenessBook, Observation
@@ -312,7 +312,7 @@ class GovernanceObserver:
             log.error("job event skipped by the observer: it does not decode", seq=stored.seq, error=str(exc))
             return
         event, job_id = envelope.data, envelope.aggregate_id
-        if isinstance(event, JobCompletedBytes):
+        if isinstance(event, JobResultSubmittedBytes):
             if not aggregator.knows_claim(job_id, event.node_id, event.attempt):
                 claim = await self._claim_before(job_id, event.node_id, event.attempt, stored.seq)
                 if claim is not None:

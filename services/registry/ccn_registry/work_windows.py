@@ -34,16 +34,29 @@ from ccn_proto.jobs import (
     JobDead,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmittedBytes,
 )
 from ccn_proto.nodes import NodeBudgetsSet, NodeWorkRecorded
 
 # what the observer reads of CCN_JOBS: job.created (payloads) and lease renewals are not read
 ObservedJobEvent = (
-    JobClaimed | JobCompletedBytes | JobFailed | JobAbandoned | JobResultSetAside | JobReleased | JobDead | JobCancelled
+    JobClaimed
+    | JobResultSubmittedBytes
+    | JobResultRejected
+    | JobCompletedBytes
+    | JobFailed
+    | JobAbandoned
+    | JobResultSetAside
+    | JobReleased
+    | JobDead
+    | JobCancelled
 )
 OBSERVED_JOB_EVENTS: Final = (
     "claimed",
+    "result_submitted",
+    "result_rejected",
     "completed",
     "failed",
     "abandoned",
@@ -160,15 +173,20 @@ class WorkAggregator:
         match event:
             case JobClaimed(node_id=node, attempt=attempt):
                 self._remember_claim(job_id, Claim(node_id=node, attempt=attempt, at=at))
-            case JobCompletedBytes(node_id=node, attempt=attempt, checksum=checksum, usage=usage):
+            case JobResultSubmittedBytes(node_id=node, attempt=attempt, usage=usage):
+                # the node's part ends here: its time and its usage; whether the result counts
+                # as a completion or a failure is the verdict's to say
                 tally = window.tally(node)
-                tally.completed += 1
                 claim = self._end_claim(job_id, node, attempt)
                 if claim is not None:
                     elapsed_ms = round((at - claim.at).total_seconds() * 1000)
                     tally.total_job_ms = min(_MAX_JOB_MS, tally.total_job_ms + max(0, elapsed_ms))
                 if self._misreported(node, usage):
                     tally.budget_misreported += 1
+            case JobResultRejected(node_id=node):
+                window.tally(node).failed += 1  # a result that fails its checks is a failed job
+            case JobCompletedBytes(node_id=node, checksum=checksum):
+                window.tally(node).completed += 1
                 for other, set_aside_checksum in self.set_aside.pop(job_id, []):
                     if other == node:
                         continue

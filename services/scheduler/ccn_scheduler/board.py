@@ -104,7 +104,7 @@ class ClaimBoard:
             return  # not live here: finished before, or created before this board was built
         previous = card.state
         card.state = state
-        if previous.status == "claimed" and state.status in ("queued", "retry_wait"):
+        if previous.status in ("claimed", "validating") and state.status in ("queued", "retry_wait"):
             card.order = version
         if card.claiming_for is not None:
             if card.claiming_for != state.holder:

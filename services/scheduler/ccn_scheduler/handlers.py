@@ -20,6 +20,7 @@ from ccn_core.domain.job import CreateJob as CreateJobCommand
 from ccn_core.domain.job import ExpireLease, JobState
 from ccn_core.domain.job import FailJob as FailJobCommand
 from ccn_core.domain.job import ReleaseJob as ReleaseJobCommand
+from ccn_core.domain.job import SettleResult as SettleResultCommand
 from ccn_core.domain.job import SubmitResult as SubmitResultCommand
 from ccn_core.errors import BadInput, Conflict, NotFound, Unavailable, Unprocessable
 from ccn_core.logging import correlation, get_logger
@@ -56,6 +57,10 @@ from ccn_proto.scheduler import (
     ReleaseJobReply,
     RenewLeases,
     RenewLeasesReply,
+    SettledOutcome,
+    SettledResult,
+    SettleResults,
+    SettleResultsReply,
     SubmitResult,
     SubmitResultReply,
     SubmitResults,
@@ -139,6 +144,7 @@ class SchedulerHandlers:
         server.register("renew_leases", RenewLeases, self.renew_leases)
         server.register("submit_result", SubmitResult, self.submit_result)
         server.register("submit_results", SubmitResults, self.submit_results)
+        server.register("settle_results", SettleResults, self.settle_results)
         server.register("fail_job", FailJob, self.fail_job)
         server.register("release_job", ReleaseJob, self.release_job)
         server.register("cancel_job", CancelJob, self.cancel_job)
@@ -369,17 +375,48 @@ class SchedulerHandlers:
             replica=self._replica,
             usage=command.usage,
             shadow_banned=shadow_banned,
+            signature=command.signature,
         )
         executed = await self._jobs.execute(command.job_id, decision, self._node_meta(ctx, command.node_id))
         status = public_status(executed.state)
         if (command.node_id, command.checksum) in executed.state.set_aside and executed.state.holder != command.node_id:
-            # set aside (its node is shadow-banned): answered as an accepted result is, so the
+            # set aside (its node is shadow-banned): answered as a recorded result is, so the
             # node cannot tell; the job is queued again for another node
-            status = "completed"
+            status = "validating"
             self._claimer.work.notify()
         return SubmitResultReply(
             job_id=command.job_id, status=status, duplicate=not executed.events, server_time=self._clock()
         )
+
+    async def settle_results(self, command: SettleResults, ctx: CommandContext) -> SettleResultsReply:
+        """The validation service's verdicts (ADR 0024): each completes its job or tries it again."""
+
+        async def one(item: SettledResult) -> SettledOutcome:
+            with correlation(item.correlation_id):
+                item_ctx = CommandContext(item.correlation_id, ctx.causation_id, "settle_results")
+                state, error = await item_outcome(self._settle(item, item_ctx))
+            return SettledOutcome(job_id=item.job_id, status=state, error=error)
+
+        return SettleResultsReply(outcomes=list(await asyncio.gather(*(one(item) for item in command.items))))
+
+    async def _settle(self, item: SettledResult, ctx: CommandContext) -> JobStatus:
+        decision = SettleResultCommand(
+            node_id=item.node_id,
+            attempt=item.attempt,
+            checksum=item.checksum,
+            verdict=item.verdict,
+            now=self._clock(),
+            jitter=self._jitter(),
+            result=item.result,
+            reason=item.reason,
+            released_by=item.released_by,
+            replica=self._replica,
+        )
+        meta = self._meta(ctx, f"settle:{item.job_id}:{item.attempt}:{item.checksum}:{item.verdict}")
+        executed = await self._jobs.execute(item.job_id, decision, meta)
+        if executed.events and executed.state.status in ("queued", "retry_wait"):
+            self._claimer.work.notify()
+        return public_status(executed.state)
 
     async def fail_job(self, command: FailJob, ctx: CommandContext) -> FailJobReply:
         decision = FailJobCommand(

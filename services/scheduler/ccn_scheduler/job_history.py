@@ -18,7 +18,9 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmitted,
     LeaseRenewed,
 )
 from ccn_proto.scheduler import JobHistoryEntry, JobView
@@ -32,12 +34,18 @@ def history_entry(envelope: Envelope[JobEvent]) -> JobHistoryEntry:
     reason: str | None = None
     match envelope.data:
         case (
-            JobClaimed() | JobCompleted() | JobFailed() | JobReleased() | JobResultSetAside() | JobAbandoned() as event
+            JobClaimed()
+            | JobResultSubmitted()
+            | JobResultRejected()
+            | JobCompleted()
+            | JobFailed()
+            | JobReleased()
+            | JobResultSetAside()
+            | JobAbandoned() as event
         ):
             node_id, attempt = event.node_id, event.attempt
-            reason = (
-                event.reason if isinstance(event, JobFailed | JobReleased | JobResultSetAside | JobAbandoned) else None
-            )
+            with_reason = JobFailed | JobReleased | JobResultSetAside | JobAbandoned | JobResultRejected
+            reason = event.reason if isinstance(event, with_reason) else None
         case LeaseRenewed() as event:
             node_id = event.node_id
         case JobDead() as event:

@@ -121,7 +121,8 @@ async def replay_jobs(
                 orders.pop(job_id, None)
                 continue
             states[job_id] = (state, stored.seq)
-            if previous is not None and previous[0].status == "claimed" and state.status in ("queued", "retry_wait"):
+            put_back = state.status in ("queued", "retry_wait")
+            if previous is not None and previous[0].status in ("claimed", "validating") and put_back:
                 orders[job_id] = stored.seq  # put back: it waits its turn from here (ClaimBoard.track)
     for job_id, (state, version) in states.items():
         created = creations.get(job_id)

@@ -21,7 +21,9 @@ from ccn_proto.jobs import (
     JobEventBytes,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmittedBytes,
     LeaseRenewed,
 )
 
@@ -65,12 +67,17 @@ _COMPLETED = ColumnarSql("""
 UPDATE community_jobs AS j SET status = 'completed', lease_expires_at = NULL, finished_at = u.at, updated_at = u.at
 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(job_id, at)
 WHERE j.job_id = u.job_id""")
-# a claim and the completion right after it, as one row version instead of two: what the two
-# statements above leave, one after the other
-_CLAIMED_AND_COMPLETED = ColumnarSql("""
-UPDATE community_jobs AS j SET status = 'completed', claimed_by_node_id = u.node_id, claimed_at = u.claimed_at,
+# the result is in: the lease is over, the verdict awaited
+_SUBMITTED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'validating', lease_expires_at = NULL, updated_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[]) AS u(job_id, at)
+WHERE j.job_id = u.job_id""")
+# a claim and the result right after it, as one row version instead of two: what _CLAIMED and
+# _SUBMITTED leave, one after the other
+_CLAIMED_AND_SUBMITTED = ColumnarSql("""
+UPDATE community_jobs AS j SET status = 'validating', claimed_by_node_id = u.node_id, claimed_at = u.claimed_at,
                                lease_expires_at = NULL, attempt = u.attempt, claimed_by_replica = u.replica,
-                               retry_at = NULL, finished_at = u.at, updated_at = u.at
+                               retry_at = NULL, updated_at = u.at
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::timestamptz[])
      AS u(job_id, node_id, claimed_at, attempt, replica, at)
 WHERE j.job_id = u.job_id""")
@@ -130,6 +137,8 @@ def job_statements(envelope: Envelope[JobEventBytes]) -> list[Statement]:
             return [(_CLAIMED, (job, e.node_id, at, e.lease_until, e.attempt, e.replica))]
         case LeaseRenewed() as e:
             return [(_RENEWED, (job, e.lease_until, at))]
+        case JobResultSubmittedBytes():
+            return [(_SUBMITTED, (job, at))]
         case JobCompletedBytes() as e:
             return [
                 (_COMPLETED, (job, at)),
@@ -149,7 +158,7 @@ def job_statements(envelope: Envelope[JobEventBytes]) -> list[Statement]:
         case JobReleased() | JobResultSetAside() as e:
             # queued again at once with the attempt handed back (a set-aside result is not a failure)
             return [(_RELEASED, (job, e.attempt - 1, at))]
-        case JobFailed() | JobAbandoned() as e:
+        case JobFailed() | JobAbandoned() | JobResultRejected() as e:
             # with no attempts left, retry_at is None and the job.dead in the same decision follows
             return [(_RETRY_WAIT, (job, at, e.retry_at, e.reason))]
         case JobDead() as e:
@@ -176,10 +185,10 @@ class JobReadModel:
 
 
 def append_folded(steps: list[Statement], statement: Statement) -> None:
-    """Append a job's next statement; a completion that follows its claim in the same batch (a
-    node that answers quickly) joins it, so the row is written once for both."""
-    if statement[0] is _COMPLETED and steps and steps[-1][0] is _CLAIMED:
+    """Append a job's next statement; a result that follows its claim in the same batch (a node
+    that answers quickly) joins it, so the row is written once for both."""
+    if statement[0] is _SUBMITTED and steps and steps[-1][0] is _CLAIMED:
         job, node_id, claimed_at, _, attempt, replica = steps[-1][1]
-        steps[-1] = (_CLAIMED_AND_COMPLETED, (job, node_id, claimed_at, attempt, replica, statement[1][1]))
+        steps[-1] = (_CLAIMED_AND_SUBMITTED, (job, node_id, claimed_at, attempt, replica, statement[1][1]))
     else:
         steps.append(statement)

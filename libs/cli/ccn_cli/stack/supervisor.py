@@ -72,6 +72,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
         name="fetch-proxy", module="ccn_fetch_proxy", port_field="fetch_proxy_health_port", host_field="health_host"
     ),
     ServiceSpec(name="crawler", module="ccn_crawler", port_field="crawler_health_port", host_field="health_host"),
+    ServiceSpec(
+        name="validation", module="ccn_validation", port_field="validation_health_port", host_field="health_host"
+    ),
     ServiceSpec(name="merge", module="ccn_merge", port_field="merge_health_port", host_field="health_host"),
 )
 

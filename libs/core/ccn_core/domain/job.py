@@ -1,4 +1,10 @@
-"""The job aggregate: create, claim, renew, complete, fail, abandon, retry, cancel — pure rules.
+"""The job aggregate: create, claim, renew, submit, settle, fail, abandon, retry, cancel — pure rules.
+
+A node's result ends its part (job.result_submitted: the lease ends, the job is `validating`);
+the validation service's verdict settles it (ADR 0024): job.completed, the job's answer, or
+job.result_rejected, which counts the attempt and tries the job again. An admin may release a
+rejected result from quarantine, which completes the job with it unless the job is being worked
+on or has finished otherwise.
 
 Time and the jitter draw come in with the command, so a decision is reproducible in a test.
 The checksum of a result is recomputed here from its canonical bytes: a node cannot get a
@@ -29,12 +35,17 @@ from ccn_proto.jobs import (
     JobEvent,
     JobFailed,
     JobReleased,
+    JobResultRejected,
     JobResultSetAside,
+    JobResultSubmitted,
     LeaseRenewed,
 )
 
-JobStatus = Literal["absent", "queued", "claimed", "retry_wait", "completed", "dead", "cancelled"]
+JobStatus = Literal["absent", "queued", "claimed", "validating", "retry_wait", "completed", "dead", "cancelled"]
 FINISHED: frozenset[JobStatus] = frozenset({"completed", "dead", "cancelled"})
+# where a released result may still complete its job: not while a node works on it, nor after
+# it completed or was cancelled (a job that died of rejections is completed by its release)
+RELEASABLE: frozenset[JobStatus] = frozenset({"queued", "validating", "retry_wait", "dead"})
 # set-aside results a job remembers (node, checksum): bounds its state whatever a node sends
 MAX_SET_ASIDE_KEPT = 8
 SHADOW_BANNED_REASON = "its node is shadow-banned"
@@ -60,6 +71,10 @@ class JobState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     # (node, checksum) of results set aside, latest last: the same result sent again is answered
     # as the first was, and the claim owner offers the job to other nodes first
     set_aside: tuple[tuple[str, str], ...] = ()
+    # (node, attempt, checksum) of the result awaiting its verdict, while `validating`; and of
+    # the latest rejected one, so a verdict sent again is answered without a second event
+    submitted: tuple[str, int, str] | None = None
+    rejected: tuple[str, int, str] | None = None
 
     def set_aside_by(self, node_id: str) -> bool:
         return any(node == node_id for node, _ in self.set_aside)
@@ -83,6 +98,24 @@ class SubmitResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     replica: str | None = None  # the deciding scheduler replica, recorded on the event
     usage: JobUsage | None = None  # as the node reported it
     shadow_banned: bool = False  # the node is shadow-banned: its result does not complete the job
+    signature: str | None = None  # the node's, as the edge checked it
+
+
+class SettleResult(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """The validation service's verdict on the submitted result (node, attempt, checksum):
+    `complete` makes `result` the job's answer, `reject` tries the job again. `released_by`: an
+    admin released a rejected result from quarantine."""
+
+    node_id: str
+    attempt: int
+    checksum: str
+    verdict: Literal["complete", "reject"]
+    now: datetime
+    jitter: float
+    result: dict[str, Any] | None = None
+    reason: str | None = None
+    released_by: str | None = None
+    replica: str | None = None
 
 
 class FailJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -122,7 +155,7 @@ class CancelJob(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     reason: str | None = None
 
 
-JobCommand = CreateJob | ClaimJob | SubmitResult | FailJob | ReleaseJob | ExpireLease | CancelJob
+JobCommand = CreateJob | ClaimJob | SubmitResult | SettleResult | FailJob | ReleaseJob | ExpireLease | CancelJob
 
 
 class JobDecider:
@@ -148,6 +181,8 @@ class JobDecider:
                     command.checksum,
                 ):
                     return []  # the same result again (a retry after a lost reply): accepted once
+                if state.submitted == (command.node_id, state.attempt, command.checksum):
+                    return []  # the same result again while it is judged
                 if (command.node_id, command.checksum) in state.set_aside and state.holder != command.node_id:
                     return []  # a set-aside result again: answered as the first time, nothing new
                 self._require_holder(state, command.node_id)
@@ -164,15 +199,19 @@ class JobDecider:
                         )
                     ]
                 return [
-                    JobCompleted(
+                    JobResultSubmitted(
                         node_id=command.node_id,
                         attempt=state.attempt,
+                        job_type=state.job_type,
                         result=command.result,
                         checksum=command.checksum,
                         replica=command.replica,
                         usage=command.usage,
+                        signature=command.signature,
                     )
                 ]
+            case SettleResult():
+                return self._settle(command, state)
             case FailJob():
                 self._require_holder(state, command.node_id)
                 retry_at = self._next_try(state, command.now, command.jitter)
@@ -205,6 +244,49 @@ class JobDecider:
                     raise Conflict(f"job {state.job_id} is already {state.status}")
                 return [JobCancelled(reason=command.reason)]
         raise TypeError(f"not a job command: {command!r}")
+
+    def _settle(self, command: SettleResult, state: JobState) -> list[JobEvent]:
+        key = (command.node_id, command.attempt, command.checksum)
+        if command.verdict == "reject":
+            if state.rejected == key and state.submitted != key:
+                return []  # this verdict again: recorded once
+            if state.status != "validating" or state.submitted != key:
+                raise Conflict(f"job {state.job_id} has no result {command.checksum[:12]} awaiting a verdict")
+            retry_at = self._next_try(state, command.now, command.jitter)
+            reason = command.reason or "the result was rejected"
+            rejected = JobResultRejected(
+                node_id=command.node_id,
+                attempt=command.attempt,
+                checksum=command.checksum,
+                reason=reason,
+                retry_at=retry_at,
+            )
+            if retry_at:
+                return [rejected]
+            return [rejected, JobDead(attempts=state.attempt, reason=reason, replica=command.replica)]
+        if state.status == "completed":
+            if state.result_checksum == command.checksum:
+                return []  # completed with this result already: a verdict sent again
+            raise Conflict(f"job {state.job_id} is completed with another result")
+        if command.result is None:
+            raise BadInput("a completion names the result", field="result")
+        if result_checksum(command.result) != command.checksum:
+            raise BadInput("result checksum does not match the result's canonical bytes", field="checksum")
+        if command.released_by is None:
+            if state.status != "validating" or state.submitted != key:
+                raise Conflict(f"job {state.job_id} has no result {command.checksum[:12]} awaiting a verdict")
+        elif state.status not in RELEASABLE:
+            raise Conflict(f"job {state.job_id} is {state.status}: a released result cannot complete it now")
+        return [
+            JobCompleted(
+                node_id=command.node_id,
+                attempt=command.attempt,
+                result=command.result,
+                checksum=command.checksum,
+                replica=command.replica,
+                released_by=command.released_by,
+            )
+        ]
 
     def _create(self, created: JobCreated, state: JobState) -> list[JobEvent]:
         if state.status == "absent":
@@ -282,14 +364,34 @@ class JobDecider:
                 )
             case LeaseRenewed():
                 return replace(state, lease_until=event.lease_until)
+            case JobResultSubmitted():
+                return replace(
+                    state,
+                    status="validating",
+                    holder=None,
+                    lease_until=None,
+                    submitted=(event.node_id, event.attempt, event.checksum),
+                )
+            case JobResultRejected():
+                return replace(
+                    state,
+                    status="retry_wait",
+                    holder=None,
+                    lease_until=None,
+                    retry_at=event.retry_at,
+                    submitted=None,
+                    rejected=(event.node_id, event.attempt, event.checksum),
+                )
             case JobCompleted():
                 return replace(
                     state,
                     status="completed",
                     holder=None,
                     lease_until=None,
+                    retry_at=None,
                     completed_by=event.node_id,
                     result_checksum=event.checksum,
+                    submitted=None,
                 )
             case JobReleased():
                 # the attempt is handed back with the job: the next claim has the same number,
