@@ -1,4 +1,5 @@
-"""The merge service against real NATS (and the real scheduler where jobs are re-queued): a
+"""The merge service against real NATS (and the real scheduler and validation service where jobs
+are re-queued or run their whole path): a
 completed normalize_funders job becomes a merged record with its provenance, a redelivered or
 re-appended result proposes nothing twice, the published versions fold byte for byte the same
 from the stream, a retraction restores the previous values and re-queues the node's jobs once,
@@ -37,10 +38,18 @@ from ccn_proto.canonical import result_checksum
 from ccn_proto.datasets import STREAM, DatasetEvent, PublishVersion, VersionPublished
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCompleted, JobCreated
-from ccn_proto.scheduler import CreateJob, CreateJobReply
+from ccn_proto.scheduler import (
+    ClaimJobs,
+    ClaimJobsReply,
+    CreateJob,
+    CreateJobReply,
+    SubmitResult,
+    SubmitResultReply,
+)
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
-from tests.integration.test_scheduler import FAST, answering, eventually
+from tests.integration.test_scheduler import FAST, Scheduler, answering, eventually
+from tests.support.validation import validation_service
 
 SCHEDULER = Actor(kind="service", id="scheduler")
 _decode_dataset_event = msgspec.json.Decoder(Envelope[DatasetEvent]).decode
@@ -278,3 +287,30 @@ async def test_retracting_a_node_restores_the_previous_values_and_requeues_its_j
         assert [v.version for v in versions.versions] == [1] and "node-bad" in versions.versions[0].note
         with pytest.raises(NotFound):
             await call(client, "list_versions", api.ListVersions(dataset="nothing-here"), api.VersionList)
+
+
+async def test_a_result_judged_by_the_validation_service_merges_once_its_job_completes(own_settings: Settings) -> None:
+    """The whole path: scheduled, claimed, submitted, validated, completed, merged."""
+    async with contextlib.AsyncExitStack() as stack:
+        scheduler = await stack.enter_async_context(open_runtime("scheduler", own_settings))
+        await start_scheduler(scheduler, health=False, options=FAST)
+        await answering(own_settings.effective_nats_url)
+        await stack.enter_async_context(validation_service(own_settings))
+        runtime, service = await stack.enter_async_context(merge_service(own_settings))
+        api = Scheduler(runtime.nc)
+        payload = funders_payload(funder("Northwind Arts Council", ein="44-5556667", source="grants-gov"))
+        correlation = ids.new_correlation_id()
+        created = await api.call(CreateJob(job_type="normalize_funders", payload=payload), CreateJobReply, correlation)
+        claimed = await api.call(
+            ClaimJobs(node_id="node-v", job_types=["normalize_funders"], concurrency=1), ClaimJobsReply
+        )
+        [offer] = claimed.offers
+        result = completion(offer.payload, "node-v")
+        # the node answers on the job's thread, as the offer tells it
+        submit = SubmitResult(node_id="node-v", job_id=offer.job_id, result=result.result, checksum=result.checksum)
+        await api.call(submit, SubmitResultReply, offer.correlation_id)
+        await eventually(lambda: _has_records(service, 1))
+        [merged] = [e for e in await dataset_events(runtime.store) if e.type == "dataset.merge_applied"]
+    assert merged.data.provenance.job_id == created.job_id  # type: ignore[union-attr]
+    assert merged.data.provenance.node_id == "node-v"  # type: ignore[union-attr]
+    assert merged.correlation_id == correlation
