@@ -1,13 +1,12 @@
-"""The merge service against real NATS (and the real scheduler and validation service where jobs
-are re-queued or run their whole path): a
-completed normalize_funders job becomes a merged record with its provenance, a redelivered or
-re-appended result proposes nothing twice, the published versions fold byte for byte the same
-from the stream, a retraction restores the previous values and re-queues the node's jobs once,
-and a merge service stopped mid-run loses nothing.
+"""The merge service against real NATS (with the real scheduler and validation service where jobs
+are re-queued or run their whole path): a completed normalize_funders job becomes a merged record
+with its provenance, a redelivered or re-appended result proposes nothing twice, the published
+versions fold byte for byte the same from the stream, a retraction restores the previous values
+and re-queues the node's jobs once, and a merge service stopped mid-run loses nothing.
 
-`job.completed` events are appended to CCN_JOBS directly (as the scheduler would once the
-validation service settles a result), each after its `job.created`: the merge service reads the
-job's type from there."""
+Most tests append `job.completed` to CCN_JOBS directly (as the scheduler does once the validation
+service settles a result), each after its `job.created`, where the merge service reads the job's
+type; one runs the whole path through the scheduler and the validation service."""
 
 from __future__ import annotations
 
