@@ -17,9 +17,16 @@ import pytest
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MAX_FRAME_ITEMS
-from ccn_proto.scheduler import GetJob, JobView
 from tests.conftest import make_settings
-from tests.integration.test_edge_jobs import Edge, create_job, hello, next_frame, registered_node, running_edge
+from tests.integration.test_edge_jobs import (
+    Edge,
+    create_job,
+    hello,
+    job_view,
+    next_frame,
+    registered_node,
+    running_edge,
+)
 
 
 @pytest.fixture
@@ -61,10 +68,6 @@ def item(offer: dict[str, Any], *, checksum: str | None = None) -> dict[str, Any
     return {"job_id": offer["job_id"], "result": result, "checksum": checksum or result_checksum(result)}
 
 
-async def job_view(edge: Edge, job_id: str) -> JobView:
-    return await edge.scheduler.call("scheduler", "get_job", GetJob(job_id=job_id), JobView, correlation_id="t")
-
-
 async def test_a_batching_node_gets_offers_and_acks_in_one_frame_each_and_its_next_offers_with_them(
     edge: Edge,
 ) -> None:
@@ -83,7 +86,7 @@ async def test_a_batching_node_gets_offers_and_acks_in_one_frame_each_and_its_ne
             acks = await next_frame(ws)
             assert acks["type"] == "acks", acks
             assert sorted(acks["acks"], key=lambda ack: ack["job_id"]) == sorted(
-                ({"type": "ack", "job_id": job.job_id, "status": "completed"} for job in created),
+                ({"type": "ack", "job_id": job.job_id, "status": "validating"} for job in created),
                 key=lambda ack: ack["job_id"],
             )
             # the next two jobs ride on the results' answer, without a ready frame
@@ -110,7 +113,7 @@ async def test_one_bad_result_in_a_batch_refuses_that_result_only(edge: Edge) ->
                 await ws.send_json({"type": "results", "results": results})
                 answers = [await next_frame(ws) for _ in range(3)]
                 by_job = {answer.get("job_id"): answer for answer in answers}
-                assert by_job[good["job_id"]] == {"type": "ack", "job_id": good["job_id"], "status": "completed"}
+                assert by_job[good["job_id"]] == {"type": "ack", "job_id": good["job_id"], "status": "validating"}
                 assert (by_job[bad["job_id"]]["type"], by_job[bad["job_id"]]["code"]) == ("error", "bad_input")
                 assert (by_job[peer_offer["job_id"]]["type"], by_job[peer_offer["job_id"]]["code"]) == (
                     "error",
@@ -118,7 +121,7 @@ async def test_one_bad_result_in_a_batch_refuses_that_result_only(edge: Edge) ->
                 )
                 # the refused result's job is still this node's: its corrected result is taken
                 await ws.send_json({"type": "results", "results": [item(bad)]})
-                assert await next_frame(ws) == {"type": "ack", "job_id": bad["job_id"], "status": "completed"}
+                assert await next_frame(ws) == {"type": "ack", "job_id": bad["job_id"], "status": "validating"}
         assert (await job_view(edge, peer_offer["job_id"])).status == "claimed", "a peer's job is not touched"
 
 
@@ -185,7 +188,7 @@ async def test_a_job_named_twice_in_one_frame_refuses_the_frame_and_changes_noth
             assert (error["type"], error["code"], error["field"]) == ("error", "bad_input", "results[1].job_id"), error
             assert (await job_view(edge, offer["job_id"])).status == "claimed"
             await ws.send_json({"type": "results", "results": [twice]})
-            assert await next_frame(ws) == {"type": "ack", "job_id": offer["job_id"], "status": "completed"}
+            assert await next_frame(ws) == {"type": "ack", "job_id": offer["job_id"], "status": "validating"}
 
 
 async def test_a_results_frame_of_strangers_alone_spends_the_bad_frame_budget_once(edge: Edge) -> None:

@@ -34,6 +34,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, answering
+from tests.support.validation import validation_service
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ async def running_edge(settings: Settings) -> AsyncIterator[tuple[Edge, SocketLi
         await start_registry(registry, health=False, observe=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, options=FAST)
+        await stack.enter_async_context(validation_service(settings))
         edge_runtime = await stack.enter_async_context(open_runtime("edge", settings))
         limits = start_edge(edge_runtime)
         await answering(settings.effective_nats_url)
@@ -63,6 +65,16 @@ async def running_edge(settings: Settings) -> AsyncIterator[tuple[Edge, SocketLi
                             break
                 await asyncio.sleep(0.05)
         yield Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc, timeout=10)), limits
+
+
+async def job_view(edge: Edge, job_id: str) -> JobView:
+    """The job as the scheduler tells it; one whose result is being judged, once it is settled."""
+    async with asyncio.timeout(15):
+        while True:
+            view = await edge.scheduler.call("scheduler", "get_job", GetJob(job_id=job_id), JobView, correlation_id="t")
+            if view.status != "validating":
+                return view
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -147,11 +159,9 @@ async def test_a_job_goes_out_over_the_socket_and_its_result_comes_back(edge: Ed
                 {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
             )
             ack = await next_frame(ws)
-            assert ack == {"type": "ack", "job_id": created.job_id, "status": "completed"}
+            assert ack == {"type": "ack", "job_id": created.job_id, "status": "validating"}
             await ws.send_json({"type": "bye"})
-        view = await edge.scheduler.call(
-            "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
-        )
+        view = await job_view(edge, created.job_id)
         assert view.status == "completed"
         assert view.result == result
         assert {entry.correlation_id for entry in view.history} == {"test-job-0"}
@@ -181,7 +191,7 @@ async def test_a_result_that_asks_for_more_brings_the_next_offer_in_the_same_rou
                         "ready": 1,
                     }
                 )
-                assert await next_frame(ws) == {"type": "ack", "job_id": expected.job_id, "status": "completed"}
+                assert await next_frame(ws) == {"type": "ack", "job_id": expected.job_id, "status": "validating"}
             assert offers[1]["correlation_id"] == "test-job-1"  # the next job's own thread
             third = await create_job(edge, 2)
             offer = await next_frame(ws)
@@ -205,7 +215,7 @@ async def test_a_node_that_reconnects_finishes_the_job_it_held_on_the_new_connec
                 {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
             )
             ack = await next_frame(ws)
-            assert ack == {"type": "ack", "job_id": created.job_id, "status": "completed"}, ack
+            assert ack == {"type": "ack", "job_id": created.job_id, "status": "validating"}, ack
         view = await edge.scheduler.call(
             "scheduler", "get_job", GetJob(job_id=created.job_id), JobView, correlation_id="t"
         )
@@ -289,7 +299,7 @@ async def test_a_result_with_a_wrong_checksum_is_refused_and_the_job_stays_held(
             await ws.send_json(
                 {"type": "result", "job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)}
             )
-            assert (await next_frame(ws))["status"] == "completed"
+            assert (await next_frame(ws))["status"] == "validating"
 
 
 @pytest.mark.parametrize(
@@ -481,7 +491,7 @@ async def test_a_simple_client_takes_renews_and_completes_a_job_over_http(edge: 
         body = {"job_id": created.job_id, "result": result, "checksum": result_checksum(result)}
         thread = {**auth, "X-Correlation-ID": offer["correlation_id"]}
         async with http.post(f"{edge.url}/compute/job/result", json=body, headers=thread) as response:
-            assert (response.status, (await response.json())["status"]) == (200, "completed")
+            assert (response.status, (await response.json())["status"]) == (200, "validating")
         async with http.post(
             f"{edge.url}/compute/job/fail", json={"job_id": created.job_id, "reason": "late"}, headers=auth
         ) as response:
@@ -554,10 +564,6 @@ async def quick_release_edge(isolated_nats: str, fresh_database: str, tmp_path: 
         yield running
 
 
-async def job_view(edge: Edge, job_id: str) -> JobView:
-    return await edge.scheduler.call("scheduler", "get_job", GetJob(job_id=job_id), JobView, correlation_id="t")
-
-
 async def test_a_node_gone_without_bye_has_its_job_back_after_the_grace_not_the_lease(
     quick_release_edge: Edge,
 ) -> None:
@@ -596,9 +602,14 @@ async def test_a_node_back_within_the_grace_naming_its_job_keeps_it(quick_releas
             await ws.send_json(
                 {"type": "result", "job_id": created.job_id, "result": result, "checksum": result_checksum(result)}
             )
-            assert await next_frame(ws) == {"type": "ack", "job_id": created.job_id, "status": "completed"}
+            assert await next_frame(ws) == {"type": "ack", "job_id": created.job_id, "status": "validating"}
     view = await job_view(edge, created.job_id)
-    assert [entry.type for entry in view.history] == ["job.created", "job.claimed", "job.completed"]
+    assert [entry.type for entry in view.history] == [
+        "job.created",
+        "job.claimed",
+        "job.result_submitted",
+        "job.completed",
+    ]
 
 
 async def test_a_node_back_without_a_job_it_held_gives_it_back_at_once(quick_release_edge: Edge) -> None:

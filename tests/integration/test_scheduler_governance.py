@@ -51,6 +51,7 @@ from tests.integration.test_scheduler import (
     scheduler_client,
     schedulers,
 )
+from tests.support.validation import validation_service
 
 # the test's job types, each in a consent scope
 SCOPES = {"echo": "crawl", "count": "nlp"}
@@ -89,6 +90,7 @@ async def governed(settings: Settings) -> AsyncIterator[Governed]:
             runtime, health=False, payload_types=JOB_TYPES, options=FAST, consent_scopes=SCOPES
         )
         await answering(settings.effective_nats_url)
+        await stack.enter_async_context(validation_service(settings))
         api = await stack.enter_async_context(scheduler_client(settings.effective_nats_url))
         yield Governed(api, CommandClient(api.nc, timeout=10.0), owner)
 
@@ -169,9 +171,9 @@ async def test_a_shadow_banned_nodes_result_never_completes_a_job_and_another_no
         forged = {"text": "forged"}
         reply = await api.submit(shadow, job.job_id, forged)
         # answered as an accepted result is: the node cannot tell
-        assert isinstance(reply, SubmitResultReply) and (reply.status, reply.duplicate) == ("completed", False)
+        assert isinstance(reply, SubmitResultReply) and (reply.status, reply.duplicate) == ("validating", False)
         again = await api.submit(shadow, job.job_id, forged)
-        assert (again.status, again.duplicate) == ("completed", True)
+        assert (again.status, again.duplicate) == ("validating", True)
         view = await api.job(job.job_id)
         assert (view.status, view.attempt, view.result) == ("queued", 0, None)
         assert [e.type for e in view.history][-1] == "job.result_set_aside"
@@ -181,8 +183,8 @@ async def test_a_shadow_banned_nodes_result_never_completes_a_job_and_another_no
         assert [o.job_id for o in honest.offers] == [job.job_id]
         result = {"text": "hello"}
         done = await api.submit("n-honest", job.job_id, result)
-        assert done.status == "completed"
-        view = await api.job(job.job_id)
+        assert done.status == "validating"
+        view = await api.completed(job.job_id)
         assert (view.status, view.result, view.result_checksum) == ("completed", result, result_checksum(result))
         assert {e.node_id for e in view.history if e.type == "job.completed"} == {"n-honest"}
         # the read model went through the set-aside: the attempt the honest node completed is the first
@@ -305,7 +307,7 @@ async def test_a_drained_node_finishes_its_job_gets_nothing_new_and_is_told_bye(
             frames = [await next_frame(ws)]
             while frames[-1]["type"] != "bye":
                 frames.append(await next_frame(ws))
-            assert frames[0] == {"type": "ack", "job_id": first.job_id, "status": "completed"}
+            assert frames[0] == {"type": "ack", "job_id": first.job_id, "status": "validating"}
             assert [f["type"] for f in frames[1:]] in (["bye"], ["error", "bye"]), frames
             assert "drained" in frames[-1]["reason"]
             assert time.monotonic() - started < 10
