@@ -8,6 +8,7 @@ command (100,000 records; CCN_BENCH_QUICK: 5,000)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import msgspec
 import nats
+import psutil
 
 from bench.measure import Figure, figure
 from ccn_cli.stack.ports import free_port
@@ -30,7 +32,9 @@ from ccn_core.settings import Settings
 from ccn_core.topology import apply_topology
 from ccn_merge import writer as writer_module
 from ccn_merge.app import start_merge
+from ccn_merge.dataset import DatasetDecider
 from ccn_merge.merge_service import MergeService
+from ccn_merge.writer import DatasetWriter
 from ccn_proto import merge as api
 from ccn_proto.datasets import PublishVersion
 from ccn_proto.envelope import Actor, Envelope
@@ -128,11 +132,17 @@ async def _merged(service: MergeService, records: int, timeout_s: float = 600.0)
             await asyncio.sleep(0.02)
 
 
-async def _run(
-    settings: Settings, jobs: int, per_job: int, *, group: int, publish: bool
-) -> tuple[float, MergeService, float]:
+class _Run(msgspec.Struct):
+    merge_s: float
+    service: MergeService
+    publish_s: float = 0.0
+    fold_s: float = 0.0
+    fold_mib: float = 0.0
+
+
+async def _run(settings: Settings, jobs: int, per_job: int, *, group: int, publish: bool) -> _Run:
     """Append `jobs` completed jobs, then start the merge service and time it to merge them all
-    (and, with `publish`, to publish them as a version)."""
+    (and, with `publish`, to publish them as a version, and a fresh writer to fold them)."""
     async with open_runtime("bench-jobs", settings, needs_postgres=False) as producer:
         await _append_completed_jobs(producer.store, jobs, per_job)
     with _group_size(group):
@@ -140,9 +150,17 @@ async def _run(
             started = time.perf_counter()
             service = await start_merge(runtime, health=False)
             await _merged(service, jobs * per_job)
-            elapsed = time.perf_counter() - started
-            publish_s = await _publish(runtime.nc) if publish else 0.0
-    return elapsed, service, publish_s
+            run = _Run(merge_s=time.perf_counter() - started, service=service)
+            if publish:
+                run.publish_s = await _publish(runtime.nc)
+                gc.collect()
+                before = psutil.Process().memory_info().rss
+                fresh = DatasetWriter(runtime.store, DatasetDecider(), api.DEFAULT_DATASET)
+                started = time.perf_counter()
+                await fresh.load()  # what a restarted service does first
+                run.fold_s = time.perf_counter() - started
+                run.fold_mib = (psutil.Process().memory_info().rss - before) / 2**20
+    return run
 
 
 async def _publish(nc: Any) -> float:
@@ -170,17 +188,17 @@ async def _scenario(
             await apply_topology(client.jetstream(), settings)
         finally:
             await client.drain()
-        elapsed, service, publish_s = await _run(settings, jobs, per_job, group=group, publish=publish)
+        run = await _run(settings, jobs, per_job, group=group, publish=publish)
     finally:
         server.stop()
-    writer = service.writer(api.DEFAULT_DATASET)
+    writer = run.service.writer(api.DEFAULT_DATASET)
     scale = " (CCN_BENCH_QUICK)" if quick else ""
     figures = [
         figure(
             f"merge through the service, {per_job} records a job, {label} (fields/s)",
             GROUP,
             records * FIELDS_PER_RECORD,
-            elapsed,
+            run.merge_s,
             notes=(
                 f"{jobs:,} completed normalize_funders jobs of {per_job} funders, {FIELDS_PER_RECORD} fields each, "
                 f"from the reactor's pull to the writer's fold; {writer.appends:,} appends for "
@@ -194,8 +212,17 @@ async def _scenario(
                 f"publish a version of {records:,} records through the service",
                 GROUP,
                 records,
-                publish_s,
+                run.publish_s,
                 notes=f"records/s; the publish_version command: every record's canonical bytes hashed{scale}",
+            )
+        )
+        figures.append(
+            figure(
+                f"fold a dataset of {records:,} records from the stream (a restart)",
+                GROUP,
+                records,
+                run.fold_s,
+                notes=f"records/s; the process grew by {run.fold_mib:,.0f} MiB holding the fold{scale}",
             )
         )
     return figures
