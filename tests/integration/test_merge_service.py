@@ -211,6 +211,14 @@ async def test_replaying_the_stream_gives_byte_identical_published_versions(own_
         )
         live = canonical_bytes(service.decider.schema, service.writer("grants").state)
         events = await dataset_events(runtime.store)
+        # the diff from the versions kept as published equals the one folded from the history
+        diff = api.DiffVersions(from_version=1, to_version=2, table=True)
+        kept: api.DiffReply = await call(client, "diff_versions", diff, api.DiffReply)
+        service.writer("grants").snapshots.clear()
+        folded: api.DiffReply = await call(client, "diff_versions", diff, api.DiffReply)
+        assert kept == folded
+        [added] = kept.added
+        assert {f.field: f.after for f in added.fields}["name"] == "Delta Fund" and "Delta Fund" in (kept.table or "")
 
     assert (first.version, second.version) == (1, 2)
     replays = []

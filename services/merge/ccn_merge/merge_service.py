@@ -28,7 +28,7 @@ from ccn_merge.dataset import DatasetDecider, explain_field
 from ccn_merge.dataset_state import DatasetState, Review
 from ccn_merge.diff import DatasetDiff, RecordDiff, diff_table, diff_versions
 from ccn_merge.proposals import FinalResult, might_propose, proposals_for
-from ccn_merge.published import PublishedRecord, published_record, snapshot
+from ccn_merge.published import PublishedRecord, changed_records, published_record, snapshot
 from ccn_merge.writer import DatasetWriter
 from ccn_proto import merge as api
 from ccn_proto.datasets import (
@@ -283,7 +283,13 @@ class MergeService:
         for wanted in (request.from_version, request.to_version):
             if wanted > published:
                 raise NotFound(f"dataset {request.dataset} has {published} version(s), not {wanted}")
-        before, after = await self._snapshots_of(writer, request.from_version, request.to_version)
+        kept = await writer.read(
+            lambda _: (writer.snapshots.get(request.from_version), writer.snapshots.get(request.to_version))
+        )
+        if kept[0] is not None and kept[1] is not None:
+            before, after = changed_records(kept[0], kept[1])  # the latest versions: no fold
+        else:
+            before, after = await self._snapshots_of(writer, request.from_version, request.to_version)
         diff = diff_versions(
             self.decider.schema,
             before,

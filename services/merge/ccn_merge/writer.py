@@ -32,7 +32,8 @@ from ccn_core.eventstore import EventStore, OutgoingEvent, WrongLastSequence
 from ccn_core.logging import get_logger
 from ccn_merge.dataset import DatasetDecider
 from ccn_merge.dataset_state import DatasetState
-from ccn_proto.datasets import AGGREGATE, STREAM, DatasetCommand, DatasetEvent
+from ccn_merge.published import record_lines
+from ccn_proto.datasets import AGGREGATE, STREAM, DatasetCommand, DatasetEvent, VersionPublished
 from ccn_proto.envelope import Envelope
 
 log = get_logger("ccn.merge.writer")
@@ -42,6 +43,8 @@ T = TypeVar("T")
 MAX_GROUP_COMMANDS = 100
 MAX_GROUP_EVENTS = 400
 MAX_GROUP_BYTES = 4 * 1024 * 1024
+# the latest versions' records kept as published, for diffs without a fold of the history
+SNAPSHOTS_KEPT = 4
 
 _decode = msgspec.json.Decoder(Envelope[DatasetEvent]).decode
 
@@ -80,6 +83,8 @@ class DatasetWriter:
         self.reloads = 0
         self._stale = False
         self._closed = False
+        # version -> record id -> canonical line, the last SNAPSHOTS_KEPT versions (ccn_merge.published)
+        self.snapshots: dict[int, dict[str, bytes]] = {}
 
     # ---- folding ----
 
@@ -87,9 +92,10 @@ class DatasetWriter:
         """Fold the dataset's whole history (at start, and after a failed append)."""
         state = self.decider.initial_state(self.name)
         version = 0
+        self.snapshots = {}
         async for batch in self._store.scan(STREAM, self._scope):
             for stored in batch:
-                self.decider.evolve(state, _decode(stored.data).data)
+                self._fold(state, _decode(stored.data).data, self.snapshots)
                 version = stored.seq
         self.state, self.version = state, version
         self._stale = False
@@ -101,8 +107,15 @@ class DatasetWriter:
             return
         async for batch in self._store.scan(STREAM, self._scope, self.version + 1):
             for stored in batch:
-                self.decider.evolve(self.state, _decode(stored.data).data)
+                self._fold(self.state, _decode(stored.data).data, self.snapshots)
                 self.version = stored.seq
+
+    def _fold(self, state: DatasetState, event: DatasetEvent, snapshots: dict[int, dict[str, bytes]]) -> None:
+        self.decider.evolve(state, event)
+        if isinstance(event, VersionPublished):
+            snapshots[event.version] = record_lines(self.decider.schema, state)
+            for old in sorted(snapshots)[:-SNAPSHOTS_KEPT]:
+                del snapshots[old]
 
     async def read(self, view: Callable[[DatasetState], T]) -> T:
         """`view` of the state as stored, never of a group still being appended."""
@@ -160,7 +173,8 @@ class DatasetWriter:
         give_up_at = loop.time() + self._deadline_s
         await self._catch_up()
         while group:
-            decided, outgoing, deferred = self._decide(group)
+            pending_snapshots = dict(self.snapshots)
+            decided, outgoing, deferred = self._decide(group, pending_snapshots)
             if not outgoing:
                 for pending, envelopes in decided:
                     pending.done.set_result(envelopes)
@@ -183,12 +197,13 @@ class DatasetWriter:
                 await self._reload()
                 continue
             self.version = ack.seq
+            self.snapshots = pending_snapshots
             for pending, envelopes in decided:
                 pending.done.set_result(envelopes)
             group = deferred
 
     def _decide(
-        self, group: list[_Pending]
+        self, group: list[_Pending], snapshots: dict[int, dict[str, bytes]]
     ) -> tuple[list[tuple[_Pending, list[Envelope[DatasetEvent]]]], list[OutgoingEvent], list[_Pending]]:
         """Decide and fold the group's commands in order, up to the batch's bounds; a refused
         command is answered at once and the rest go on. Returns the decided commands with their
@@ -218,7 +233,7 @@ class DatasetWriter:
             if outgoing and (len(outgoing) + len(encoded) > MAX_GROUP_EVENTS or grown > MAX_GROUP_BYTES):
                 return decided, outgoing, group[index:]
             for env in envelopes:
-                self.decider.evolve(self.state, env.data)
+                self._fold(self.state, env.data, snapshots)
             self.commands += 1
             outgoing += encoded
             size = grown
