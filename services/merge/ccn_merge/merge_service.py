@@ -7,6 +7,7 @@ the reactor's proposals go through it, reads take its lock. The service runs as 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -54,6 +55,8 @@ log = get_logger("ccn.merge")
 MERGE_ACTOR = Actor(kind="service", id="merge")
 # snapshots of published versions kept for diffs: each holds a whole dataset
 _SNAPSHOTS_KEPT = 4
+# scheduler commands in flight while a retraction re-queues its jobs (each is idempotent)
+_REQUEUES_AT_ONCE = 32
 _decode_created = msgspec.json.Decoder(Envelope[JobCreated]).decode
 _decode_event = msgspec.json.Decoder(Envelope[DatasetEvent]).decode
 
@@ -386,7 +389,13 @@ class MergeService:
                     version=version,
                 )
             )
-        requeued = [await self._requeue(request.node_id, job_id, ctx) for job_id in sorted(jobs)]
+        slots = asyncio.Semaphore(_REQUEUES_AT_ONCE)
+
+        async def requeue(job_id: str) -> api.RequeuedJob:
+            async with slots:
+                return await self._requeue(request.node_id, job_id, ctx)
+
+        requeued = list(await asyncio.gather(*(requeue(job_id) for job_id in sorted(jobs))))
         log.info("node retracted", node_id=request.node_id, datasets=len(retractions), requeued=len(requeued))
         return api.RetractionReply(node_id=request.node_id, datasets=retractions, requeued=requeued)
 
