@@ -98,6 +98,7 @@ def make_settings(nats_url: str, database_url: str, home: Path) -> Settings:
         edge_port=free_port(),
         analytics_port=free_port(),
         registry_health_port=free_port(),
+        validation_health_port=free_port(),
         admin_token=secrets.token_urlsafe(24),
         token_secret=secrets.token_urlsafe(32),
         ip_hash_salt=secrets.token_urlsafe(16),

@@ -102,7 +102,7 @@ async def test_a_misbehaving_node_is_set_aside_throttled_backed_off_and_banned_w
         body={"job_id": offer["job_id"], "result": result, "checksum": result_checksum(result)},
         headers={"X-Correlation-ID": offer["correlation_id"]},
     )
-    assert (status, ack["status"]) == (200, "completed"), ack  # it must not learn
+    assert (status, ack["status"]) == (200, "validating"), ack  # it must not learn
 
     # polling far too fast: throttled with 429 and Retry-After ...
     async def poll() -> tuple[int, dict[str, str]]:

@@ -35,6 +35,7 @@ from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, answering
+from tests.support.validation import validation_service
 
 READY_TIMEOUT_S = 15.0
 POISON_SCAN = 500  # events past a stuck checkpoint searched for the one it died on
@@ -96,6 +97,7 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         await serve_fetch_proxy(fetch_proxy)
         crawler = await stack.enter_async_context(open_runtime("crawler", settings, needs_postgres=False))
         await start_crawler(crawler, health=False)
+        await stack.enter_async_context(validation_service(settings))
         merge = await stack.enter_async_context(open_runtime("merge", settings, needs_postgres=False))
         await start_merge(merge, health=False)
         edge = await stack.enter_async_context(open_runtime("edge", settings))

@@ -38,6 +38,7 @@ from ccn_proto.scheduler import CancelJob, CancelJobReply, ClaimJobs, ClaimJobsR
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, Scheduler, answering, eventually, scheduler_client
+from tests.support.validation import validation_service
 
 
 def page_result(
@@ -88,7 +89,8 @@ async def scheduler(settings: Settings) -> AsyncIterator[Runtime]:
     async with open_runtime("scheduler", settings) as runtime:
         await start_scheduler(runtime, health=False, options=FAST)
         await answering(settings.effective_nats_url)
-        yield runtime
+        async with validation_service(settings):
+            yield runtime
 
 
 @contextlib.asynccontextmanager
@@ -250,6 +252,7 @@ async def test_the_sweep_records_a_job_that_finished_unheard(own_settings: Setti
             [offer] = await claim_all(api, 1)
             running._job_campaign.clear()  # as if another replica had scheduled it
             await api.submit("node-1", offer.job_id, page_result(offer.payload["url"]))
+            await api.completed(offer.job_id)
             assert (await view(client)).in_flight == 1
             assert await running.sweep_once() == 1
             current = await view(client)

@@ -27,7 +27,7 @@ from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
 from ccn_proto.envelope import Actor, Envelope
-from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed
+from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed, JobResultSubmitted
 from ccn_proto.nodes import (
     NodeBackoffChanged,
     NodeBudgetsSet,
@@ -131,9 +131,12 @@ async def completed_job(world: World, node_id: str, *, usage: JobUsage | None = 
     first = await job_event(
         world, job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=datetime.now(UTC) + timedelta(minutes=1))
     )
-    last = await job_event(
-        world, job_id, JobCompleted(node_id=node_id, attempt=1, result={"ok": True}, checksum="c", usage=usage)
+    result = {"ok": True}
+    submitted = JobResultSubmitted(
+        node_id=node_id, attempt=1, job_type="echo", result=result, checksum="c", usage=usage
     )
+    await job_event(world, job_id, submitted)  # the node's part: its time and usage
+    last = await job_event(world, job_id, JobCompleted(node_id=node_id, attempt=1, result=result, checksum="c"))
     return first, last
 
 

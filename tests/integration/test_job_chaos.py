@@ -60,6 +60,7 @@ from ccn_proto.jobs import (
     JobDead,
     JobFailed,
     JobReleased,
+    JobResultSubmitted,
     LeaseRenewed,
 )
 from ccn_proto.scheduler import FailJob, FailJobReply
@@ -69,6 +70,7 @@ from tests.conftest import free_port, make_settings
 from tests.integration.test_edge_jobs import Edge, hello, registered_node
 from tests.integration.test_scheduler import FAST, answering, job_events, scheduler_client, schedulers
 from tests.support.sizes import small_and_full
+from tests.support.validation import validation_service
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ async def chaos_stack(settings: Settings, size: Size) -> AsyncIterator[Stack]:
             runtime = await stack.enter_async_context(open_runtime("scheduler", replica))
             await start_scheduler(runtime, health=False, options=FAST)
         await answering(settings.effective_nats_url)
+        await stack.enter_async_context(validation_service(settings))
         edges = []
         for index in range(size.edges):
             replica = msgspec.structs.replace(settings, edge_port=free_port(), replica_id=f"edge-{index}")
@@ -155,7 +158,7 @@ class ChaosNode:
     size: Size
     rng: random.Random
     offers: list[tuple[str, int]] = field(default_factory=list)  # (job id, attempt)
-    acked: Counter[str] = field(default_factory=Counter)  # job id → acks with status completed
+    acked: Counter[str] = field(default_factory=Counter)  # job id → acks of a recorded result
     killed_holding: list[tuple[str, int]] = field(default_factory=list)  # (job, attempt) held, no result sent
     died_after_result: list[str] = field(default_factory=list)  # result sent, died before its ack
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -217,7 +220,7 @@ class ChaosNode:
                 elif frame["type"] == "ack":
                     held.pop(frame["job_id"], None)
                     answered.discard(frame["job_id"])
-                    if frame["status"] == "completed":
+                    if frame["status"] == "validating":
                         self.acked[frame["job_id"]] += 1
                     await ws.send_json({"type": "ready", "slots": self.size.concurrency - len(held)})
                 elif frame["type"] == "error":
@@ -285,6 +288,7 @@ def audit(events: list[Any], size: Size, answers: Answers) -> dict[str, Any]:
     ends: dict[str, str] = {}
     attempts: dict[str, int] = {}
     completed_by: dict[str, str] = {}
+    submitted_by: dict[str, str] = {}
     claims: dict[tuple[str, int], str] = {}  # (job, attempt) → the node it was claimed for
     attempt_ends: dict[tuple[str, int], str] = {}  # (job, attempt) → the event that ended it
     counts = Counter[str]()
@@ -306,12 +310,19 @@ def audit(events: list[Any], size: Size, answers: Answers) -> dict[str, Any]:
                     claims[job_id, attempt] = holder
                 case LeaseRenewed():
                     assert event.node_id == holder, f"{job_id}: renewed by {event.node_id}, held by {holder}"
-                case JobCompleted():
+                case JobResultSubmitted():
+                    # the holder's part ends; the verdict settles the job (ADR 0024)
                     assert (event.node_id, event.attempt) == (holder, attempt), (job_id, event, holder, attempt)
                     assert (event.result, event.checksum) == answers.by_url[url], job_id
-                    completed_by[job_id] = event.node_id
                     attempt_ends[job_id, attempt] = envelope.type
-                    holder, end = None, envelope.type
+                    submitted_by[job_id] = event.node_id
+                    holder = None
+                case JobCompleted():
+                    assert holder is None and submitted_by.get(job_id) == event.node_id, (job_id, event, holder)
+                    assert event.attempt == attempt, (job_id, event, attempt)
+                    assert (event.result, event.checksum) == answers.by_url[url], job_id
+                    completed_by[job_id] = event.node_id
+                    end = envelope.type
                 case JobFailed() | JobAbandoned():
                     assert (event.node_id, event.attempt) == (holder, attempt), (job_id, event, holder, attempt)
                     attempt_ends[job_id, attempt] = envelope.type

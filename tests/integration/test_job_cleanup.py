@@ -47,6 +47,7 @@ from tests.integration.test_scheduler import (
     scheduler_client,
     schedulers,
 )
+from tests.support.validation import validation_service
 
 HOT_JOBS = "SELECT * FROM community_jobs ORDER BY job_id"
 HOT_RESULTS = "SELECT * FROM community_job_results ORDER BY job_id"
@@ -64,6 +65,7 @@ async def archiving_schedulers(settings: Settings, options: SchedulerOptions, re
             runtime = await stack.enter_async_context(open_runtime("scheduler", replica))
             await start_scheduler(runtime, health=False, payload_types=JOB_TYPES, options=options)
         await answering(settings.effective_nats_url)
+        await stack.enter_async_context(validation_service(settings))
         yield
 
 
@@ -120,9 +122,11 @@ async def test_jobs_finished_before_the_retention_move_to_the_archive_with_their
         completed = (await api.create("completes")).job_id
         assert await claim_one(api, "n1") == completed  # the cancelled job is skipped
         await api.submit("n1", completed, {"text": "done"})
+        await api.completed(completed)
         recent = (await api.create("completes later")).job_id
         assert await claim_one(api, "n1") == recent
         await api.submit("n1", recent, {"text": "done later"})
+        await api.completed(recent)
         claimed = (await api.create("held", lease_s=HOUR)).job_id
         assert await claim_one(api, "n2") == claimed
         waiting = (await api.call(CreateJob(job_type="count", payload={"n": 1}, max_retries=3), CreateJobReply)).job_id
@@ -175,7 +179,12 @@ async def test_jobs_finished_before_the_retention_move_to_the_archive_with_their
         # an archived job is still whole: GET /jobs/{id} reads its history, not the tables
         view = await api.job(completed)
         assert (view.status, view.result) == ("completed", {"text": "done"})
-        assert [e.type for e in view.history] == ["job.created", "job.claimed", "job.completed"]
+        assert [e.type for e in view.history] == [
+            "job.created",
+            "job.claimed",
+            "job.result_submitted",
+            "job.completed",
+        ]
         assert (await api.job(dead)).status == "dead"
         assert [e.reason for e in (await api.job(cancelled)).history] == [None, "not needed"]
         # commands on archived jobs write nothing, so nothing comes back into the hot tables
@@ -198,6 +207,7 @@ async def finish_a_batch(api: Scheduler, size: int) -> tuple[list[str], list[str
     completed = [offer.job_id for offer in offers]
     for job in completed:
         await api.submit("n1", job, {"echo": job})
+        await api.completed(job)
     cancelled = [job for job in created if job not in completed]
     for job in cancelled:
         await api.call(CancelJob(job_id=job, reason="superseded"), CancelJobReply)
@@ -231,7 +241,7 @@ async def test_two_scheduler_replicas_archive_each_job_once(
         # the stream still holds every event of every archived job
         assert [e.event_id for e in await job_events(api.nc)] == events
         assert sorted(e.type for e in await job_events(api.nc)) == sorted(
-            ["job.created"] * 12 + ["job.claimed", "job.completed"] * 6 + ["job.cancelled"] * 6
+            ["job.created"] * 12 + ["job.claimed", "job.result_submitted", "job.completed"] * 6 + ["job.cancelled"] * 6
         )
 
 

@@ -23,6 +23,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import free_port, make_settings
 from tests.integration.test_scheduler import FAST, answering
+from tests.support.validation import validation_service
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ async def edge(
         await start_registry(registry, health=False, observe=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, options=FAST)
+        await stack.enter_async_context(validation_service(settings))
         start_edge(await stack.enter_async_context(open_runtime("edge", settings)))
         await answering(settings.effective_nats_url)
         async with aiohttp.ClientSession() as http, asyncio.timeout(10):

@@ -119,4 +119,4 @@ async def test_the_health_server_serves_metrics(settings: Settings) -> None:
     assert answer.status == 200 and answer.content_type == "text/plain"
     assert 'ccn_jobs{state="queued"} 4.0' in text
     assert 'ccn_jobs{state="dead"} 0.0' in text  # every state, zero included
-    assert set(STATES) == {"queued", "claimed", "retry_wait", "completed", "dead", "cancelled"}
+    assert set(STATES) == {"queued", "claimed", "validating", "retry_wait", "completed", "dead", "cancelled"}

@@ -73,6 +73,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import SchedulerOptions, start_scheduler
 from tests.conftest import free_port, make_settings, migrated_database, with_topology
 from tests.support.servers import start_nats
+from tests.support.validation import validation_service
 
 R = TypeVar("R")
 REPLICAS = {"scheduler-0", "scheduler-1"}
@@ -146,7 +147,8 @@ async def write_story(caller: Caller) -> Story:
         result = {"text": f"result-{label}-{tag}"}
         texts.append(result["text"])
         command = SubmitResult(node_id=node, job_id=jobs[label], result=result, checksum=result_checksum(result))
-        assert (await scheduler(command, SubmitResultReply, corr[label])).status == "completed"
+        assert (await scheduler(command, SubmitResultReply, corr[label])).status == "validating"
+        await settled(label, "completed")  # judged before the story goes on: its steps keep their order
 
     async def fail(label: str, node: str) -> FailJobReply:
         return await scheduler(
@@ -234,6 +236,7 @@ async def world(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) 
                 replica = msgspec.structs.replace(settings, replica_id=f"scheduler-{index}")
                 runtime = await stack.enter_async_context(open_runtime("scheduler", replica))
                 await start_scheduler(runtime, health=False, payload_types={"echo": EchoPayload}, options=FAST)
+            await stack.enter_async_context(validation_service(settings))
             nc = await nats.connect(settings.effective_nats_url)
             stack.push_async_callback(nc.drain)
             story = await write_story(Caller(nc))

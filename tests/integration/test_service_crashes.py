@@ -1,5 +1,6 @@
 """SIGKILL of the services mid-run (issue #13): the services run as real OS processes
-(`python -m ccn_scheduler` twice, the scheduler projector, the registry and an edge) on this
+(`python -m ccn_scheduler` twice, the scheduler projector, the registry, an edge and the
+validation service) on this
 test's own NATS and PostgreSQL, and nodes run the reference node's client (`ccn_cli.node`)
 in this process. While jobs submitted over HTTP are being worked, the test kills with SIGKILL,
 in turn and each restarted about a second later:
@@ -7,13 +8,15 @@ in turn and each restarted about a second later:
 1. the scheduler replica that owns the claims (the `ccn_owners` KV bucket's `scheduler` key
    names it): the standby takes over by replaying CCN_JOBS; meanwhile the edge answers results
    with `unavailable` + retry_after and the nodes keep them and send them again;
-2. the scheduler projector: the read model stops, the claim path does not notice;
+2. the scheduler projector: the read model stops, the claim path does not notice; and the
+   validation service with it: results submitted meanwhile wait `validating`, and are judged
+   and their jobs completed once it is back (its durable consumer resumes);
 3. the edge: every node loses its socket, keeps running its jobs, reconnects to the restarted
    edge and names them in its hello `running`.
 
 Checked against the CCN_JOBS stream and the nodes:
 
-* 0 jobs lost: every job has a job.completed; 0 completed twice;
+* 0 jobs lost: every job has a job.completed, after its job.result_submitted; 0 completed twice;
 * no job re-run because of an outage: every job started on a node exactly once, and no job
   failed, died or lost its lease (leases of 120 s outlast every outage, so none runs out
   during a takeover). One loss is by design and allowed, counted and printed: an offer that
@@ -68,11 +71,12 @@ from ccn_cli.stack.ports import free_port
 from ccn_cli.stack.probes import http_ready_problem
 from ccn_cli.stack.processes import log_tail
 from ccn_cli.stack.supervisor import ServiceSpec, StartedService, service_spec, start_service
+from ccn_core.receipts import ensure_key_ring
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.settings import Settings
 from ccn_core.topology import OWNERS
 from ccn_jobs.demo_corpus import grant_pages
-from ccn_proto.jobs import JobAbandoned, JobClaimed, JobCompleted, JobCreated, JobReleased
+from ccn_proto.jobs import JobAbandoned, JobClaimed, JobCompleted, JobCreated, JobReleased, JobResultSubmitted
 from ccn_proto.node_protocol import Error, JobOffer
 from ccn_scheduler.app import OWNER_KEY
 from tests.conftest import make_settings
@@ -163,13 +167,16 @@ class Services:
     schedulers: list[Service]
     projector: Service
     edge: Service
+    validation: Service
 
     @property
     def all(self) -> list[Service]:
-        return [self.registry, *self.schedulers, self.projector, self.edge]
+        return [self.registry, *self.schedulers, self.projector, self.edge, self.validation]
 
 
 def services_for(settings: Settings, logs: Path) -> Services:
+    ensure_key_ring(settings.receipt_keys_path, datetime.now(UTC))  # as `ccn up` makes it
+
     def service(name: str, spec_name: str, **changes: Any) -> Service:
         return Service(name, service_spec(spec_name), msgspec.structs.replace(settings, **changes), logs)
 
@@ -181,6 +188,7 @@ def services_for(settings: Settings, logs: Path) -> Services:
         ],
         projector=service("scheduler-projector", "scheduler-projector", replica_id="projector-0"),
         edge=service("edge", "edge", replica_id="edge-0"),
+        validation=service("validation", "validation", replica_id="validation-0"),
     )
 
 
@@ -321,9 +329,9 @@ class Outage:
 @dataclass
 class Killer:
     """Kills the services in turn while the jobs are worked, each restarted after
-    RESTART_AFTER_S: the claim owner once `kill_at[0]` of the jobs completed; the projector as
-    soon as the claims have an owner again; the edge once `kill_at[1]` completed (the projector
-    may still be starting then: it is not on the jobs' path)."""
+    RESTART_AFTER_S: the claim owner once `kill_at[0]` of the jobs completed; the projector and
+    the validation service as soon as the claims have an owner again; the edge once `kill_at[1]`
+    completed (the projector may still be starting then: it is not on the jobs' path)."""
 
     services: Services
     nc: NATS
@@ -340,9 +348,12 @@ class Killer:
         victim = next(s for s in self.services.schedulers if s.settings.replica_id == owner[0])
         await self._outage(victim, killed_revision=owner[1])
         projector = asyncio.create_task(self._outage(self.services.projector))
+        # results already in are judged from the validation service's durable consumer when it is back
+        validation = asyncio.create_task(self._outage(self.services.validation))
         await self._until(self.size.kill_at[1])
         await self._outage(self.services.edge)
         await projector
+        await validation
 
     async def _until(self, share: float) -> None:
         while len(self.completed()) < share * self.size.jobs:
@@ -402,6 +413,7 @@ def audit(
         holder: str | None = None
         spent = 0  # attempts counted so far; a release hands a job back without counting one
         completions = 0
+        submitted: tuple[str, int] | None = None  # the result awaiting its verdict
         for envelope in history[1:]:
             match envelope.data:
                 case JobClaimed(node_id=node_id, attempt=attempt):
@@ -416,8 +428,12 @@ def audit(
                     assert envelope.occurred_at >= edge_killed_at, f"{job_id}: abandoned before the edge died: {kinds}"
                     undelivered.append((job_id, attempt))
                     holder, spent = None, attempt
+                case JobResultSubmitted() as result:
+                    assert (result.node_id, result.attempt) == (holder, spent + 1), (job_id, kinds)
+                    assert (result.result, result.checksum) == answers.by_url[url], job_id
+                    submitted, holder = (result.node_id, result.attempt), None
                 case JobCompleted() as done:
-                    assert (done.node_id, done.attempt) == (holder, spent + 1), (job_id, kinds)
+                    assert (done.node_id, done.attempt) == submitted, (job_id, kinds)
                     assert (done.result, done.checksum) == answers.by_url[url], job_id
                     attempts[job_id] = done.attempt
                     completions += 1
@@ -501,7 +517,8 @@ async def test_no_job_is_lost_or_run_twice_while_the_services_are_killed(
         assert set(work.starts) == job_ids
         # every kill came while nodes were working, so each outage had jobs in flight through it
         killed = {outage.service for outage in killer.outages}
-        assert len(killed) == 3 and killed - {"edge", "scheduler-projector"} < {"scheduler-a", "scheduler-b"}, killed
+        others = {"edge", "scheduler-projector", "validation"}
+        assert len(killed) == 4 and killed - others < {"scheduler-a", "scheduler-b"}, killed
         assert all(outage.in_flight > 0 for outage in killer.outages), killer.outages
         # results that came while the claims had no owner were refused for now, kept and sent again
         assert work.errors[f"unavailable:{ErrorAction.RESEND_LATER.value}"] > 0, work.errors

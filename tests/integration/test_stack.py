@@ -119,6 +119,7 @@ def stack_env(home: Path) -> dict[str, str]:
         "CCN_SCHEDULER_PROJECTOR_HEALTH_PORT": str(free_port()),
         "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
         "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
+        "CCN_VALIDATION_HEALTH_PORT": str(free_port()),
     }
 
 
