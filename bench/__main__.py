@@ -45,6 +45,7 @@ from bench.lifecycle_overload import overload
 from bench.linking_bench import linking_figures
 from bench.measure import Figure, print_table, write_report
 from bench.merge_bench import merge_figures
+from bench.merge_service_bench import merge_service_figures
 from bench.nlp_bench import nlp_figures
 from bench.projection_bench import catch_up, catch_up_with_cpu, fill_job_stream, fill_node_stream
 from bench.proxy_bench import proxy_figures
@@ -247,6 +248,7 @@ def run(workdir: Path) -> list[Figure]:
         figures += linking_figures(quick=QUICK)  # pure handlers: no servers
     if not ONLY or "merge" in ONLY:
         figures += merge_figures(quick=QUICK)  # the dataset decider alone: no servers
+        figures += merge_service_figures(workdir, quick=QUICK)  # the merge service, on a NATS of its own
     if not ONLY or "consensus" in ONLY:
         figures += consensus_figures(quick=QUICK)  # the forger simulation: pure, no servers
     if not ONLY or "validation" in ONLY:

@@ -56,10 +56,14 @@ class Provenance(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unk
     result_checksum: Sha256Hex
     confidence: Confidence = 1.0
     observed_at: datetime
+    # which of one result's proposals: a result whose records came from several sources proposes
+    # once per source (the source decides `prefer_source`), numbered from 0 in the sources' order
+    part: Annotated[int, msgspec.Meta(ge=0, le=MAX_RECORDS_PER_PROPOSAL)] = 0
 
     def proposal_key(self) -> str:
-        """One finalised result proposes once: its job and checksum identify the proposal."""
-        return f"{self.job_id}/{self.result_checksum}"
+        """One finalised result proposes once: its job and checksum (and part) identify the proposal."""
+        base = f"{self.job_id}/{self.result_checksum}"
+        return base if self.part == 0 else f"{base}/{self.part}"
 
 
 # ---- commands (`ccn.cmd.merge.<name>`) ----

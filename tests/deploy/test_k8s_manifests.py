@@ -31,9 +31,9 @@ EXPECTED_KINDS = Counter(
     {
         "Namespace": 1,
         "ConfigMap": 3,
-        "Service": 9,
-        "Deployment": 9,
-        "PodDisruptionBudget": 8,
+        "Service": 10,
+        "Deployment": 10,
+        "PodDisruptionBudget": 9,
         "HorizontalPodAutoscaler": 1,
         "Job": 2,
         "Ingress": 1,
@@ -297,7 +297,7 @@ def test_the_ingress_sends_the_edges_public_routes_and_nothing_else_to_the_edge(
     assert (
         {path["path"] for path in paths}
         == edge_public_prefixes()
-        == {"/compute", "/ws", "/jobs", "/admin", "/schema", "/receipts"}
+        == {"/compute", "/ws", "/jobs", "/admin", "/datasets", "/schema", "/receipts"}
     )
     assert all(path["pathType"] == "Prefix" for path in paths)
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600

@@ -59,6 +59,7 @@ def stack(settings: Settings, postgres_server: Any, tmp_path_factory: pytest.Tem
         "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
         "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
         "CCN_VALIDATION_HEALTH_PORT": str(free_port()),
+        "CCN_MERGE_HEALTH_PORT": str(free_port()),
         "CCN_DEMO_WEB_PORT": str(free_port()),
         "CCN_ADMIN_TOKEN": settings.admin_token,
         "CCN_TOKEN_SECRET": settings.token_secret,

@@ -29,6 +29,7 @@ from ccn_core.topology import CONSUMERS, ConsumerSpec
 from ccn_crawler.app import start_crawler
 from ccn_edge.app import start_edge
 from ccn_fetch_proxy.app import serve_fetch_proxy
+from ccn_merge.app import start_merge
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from ccn_scheduler.projector import start_job_projection
@@ -97,6 +98,8 @@ async def running_stack(nats_url: str, database_url: str, home: Path) -> AsyncIt
         crawler = await stack.enter_async_context(open_runtime("crawler", settings, needs_postgres=False))
         await start_crawler(crawler, health=False)
         await stack.enter_async_context(validation_service(settings))
+        merge = await stack.enter_async_context(open_runtime("merge", settings, needs_postgres=False))
+        await start_merge(merge, health=False)
         edge = await stack.enter_async_context(open_runtime("edge", settings))
         start_edge(edge)
         await answering(settings.effective_nats_url)

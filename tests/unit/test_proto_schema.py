@@ -36,6 +36,7 @@ def test_every_event_type_is_documented() -> None:
         "domain_commands",
         "dataset_events",
         "dataset_commands",
+        "merge_commands",
         "consensus_events",
         "consensus_commands",
         "result_events",

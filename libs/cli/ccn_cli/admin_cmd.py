@@ -12,6 +12,8 @@ ADMIN_MODULES: tuple[str, ...] = (
     "ccn_cli.admin_limits_cmd",
     "ccn_cli.admin_consensus_cmd",
     "ccn_cli.admin_quarantine_cmd",
+    "ccn_cli.admin_review_cmd",
+    "ccn_cli.admin_retract_cmd",
 )
 
 

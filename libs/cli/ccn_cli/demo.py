@@ -5,7 +5,9 @@ DOCX and text documents (ccn_jobs.demo_job_types), under a correlation id of its
 each kind of result can be looked at; then a crawl: the local fixture web (ccn_cli.fixture_web,
 served on loopback by a process of the stack) has its two grant sites allowed on the allow-list,
 and a campaign crawls them through the fetch proxy, whose development loopback allowance names
-exactly those sites (`ccn up --demo` sets it; nothing else does).
+exactly those sites (`ccn up --demo` sets it; nothing else does). Last, the merge scene
+(ccn_cli.demo_merge): normalisation jobs whose results merge into the `grants` dataset, one
+change held for review, approved through the API, and two versions published.
 
 The nodes are processes of the stack (stopped first by `ccn down`, so they hand their jobs back
 and say bye); the batch is one POST /jobs/batch under one correlation id, which is how its whole
@@ -23,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from ccn_cli.demo_merge import MergeScene, run_merge_scene
 from ccn_cli.fixture_web import dev_loopback_setting
 from ccn_cli.jobs_cmd import edge_client
 from ccn_cli.stack.lifecycle import Report, logs_dir
@@ -63,6 +66,7 @@ class Demo(msgspec.Struct, frozen=True):
     type_examples: list[tuple[str, str]] = []  # (job type, the id of its first job in the second batch)
     campaign: str | None = None
     forged_job_id: str | None = None  # the job a forged result was sent for; consensus outvotes it
+    merge_scene: MergeScene | None = None
 
 
 def start_nodes(settings: Settings, count: int = DEMO_NODES) -> list[ProcessRecord]:
@@ -233,6 +237,7 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
     allow_demo_sites(settings)
     campaign = start_demo_campaign(settings)
     report(f"demo: {', '.join(DEMO_SITES)} allowed; campaign {DEMO_CAMPAIGN} started with {campaign.pages} seeds")
+    scene = run_merge_scene(settings, f"demo-merge-{stamp}", f"demo-merge-{stamp}", report)
     return Demo(
         correlation_id=correlation_id,
         batch_id=batch_id,
@@ -243,6 +248,7 @@ def start_demo(settings: Settings, report: Report, *, on_nodes: Callable[[list[P
         type_examples=list(first_of_each.items()),
         campaign=DEMO_CAMPAIGN,
         forged_job_id=forged_job_id,
+        merge_scene=scene,
     )
 
 
@@ -270,3 +276,11 @@ def print_demo(demo: Demo, report: Report) -> None:
         report(f"  ccn crawl status {demo.campaign}    pages found, crawled, changed, in flight")
         report("  ccn crawl stats    per domain: pages, failures by cause, refusals, latency, yield, breaker")
         report("  ccn domains list    the allow-list")
+    if demo.merge_scene:
+        first, second = demo.merge_scene.versions
+        report("")
+        report("The grants dataset, merged from the normalisation jobs' results:")
+        report("  ccn datasets versions    every published version")
+        report(f"  ccn datasets diff {first} {second}    what the approved review changed")
+        report(f"  ccn datasets explain {demo.merge_scene.record_id} name    why the name is what it is")
+        report("  ccn admin review list    changes still waiting for a reviewer")

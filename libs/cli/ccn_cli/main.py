@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ccn_cli.crawl_cmd",
     "ccn_cli.admin_cmd",
     "ccn_cli.domains_cmd",
+    "ccn_cli.datasets_cmd",
     "ccn_cli.new_job_type_cmd",
     "ccn_cli.receipts_cmd",
 )

@@ -123,7 +123,10 @@ async def connect_nats(settings: Settings, name: str) -> NATS:
     )
 
 
-async def create_pool(settings: Settings, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+# Each projection's leader holds a connection for its advisory lock as long as it leads, so a
+# service's pool must exceed its projections (analytics runs eleven) with room for their batches
+# and its HTTP reads; the pool only grows to this when asked.
+async def create_pool(settings: Settings, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         settings.effective_database_url, min_size=min_size, max_size=max_size, command_timeout=30
     )

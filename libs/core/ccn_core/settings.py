@@ -36,6 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_proxy_health_port: int = 8094
     crawler_health_port: int = 8095
     validation_health_port: int = 8096
+    merge_health_port: int = 8097
     # `ccn up --demo` serves the local fixture web (ccn_cli.fixture_web) here, for the demo campaign
     demo_web_port: int = 8421
     stream_replicas: int = 1
@@ -164,6 +165,7 @@ _INT_FIELDS = {
     "CCN_FETCH_MAX_BODY_BYTES": "fetch_max_body_bytes",
     "CCN_CRAWLER_HEALTH_PORT": "crawler_health_port",
     "CCN_VALIDATION_HEALTH_PORT": "validation_health_port",
+    "CCN_MERGE_HEALTH_PORT": "merge_health_port",
     "CCN_DEMO_WEB_PORT": "demo_web_port",
     "CCN_STREAM_REPLICAS": "stream_replicas",
     "CCN_MAX_BODY_BYTES": "max_body_bytes",

@@ -311,6 +311,26 @@ GOVERNANCE_DISAGREEMENTS = ConsumerSpec(
     description="The governance observer's read of consensus disagreements, summed per node into node.work_recorded",
 )
 
+# The merge service's read of final results (job.completed: validated, agreed) that carry funder
+# or opportunity records: each becomes a merge proposal on the dataset aggregate (ccn_merge)
+MERGE_PROPOSALS = ConsumerSpec(
+    durable="merge_job_results",
+    stream=JOBS.name,
+    filter_subjects=("ccn.job.*.completed",),
+    description="The merge service's read of final job results: records become merge proposals",
+)
+# The dataset decisions people make or answer for (reviews, publications, retractions) in audit_log;
+# merges themselves are the results' provenance, not acts to audit
+AUDIT_DATASET_LOG = ConsumerSpec(
+    durable="analytics_audit_dataset_log",
+    stream=DATASETS.name,
+    filter_subjects=tuple(
+        f"ccn.dataset.*.{name}"
+        for name in ("review_approved", "review_rejected", "version_published", "node_retracted")
+    ),
+    description="Projects dataset review decisions, publications and retractions into audit_log",
+)
+
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     NODE_READ_MODEL,
     SESSION_LAST_SEEN,
@@ -333,6 +353,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     QUARANTINE_READ_MODEL,
     AUDIT_RESULTS_LOG,
     GOVERNANCE_DISAGREEMENTS,
+    MERGE_PROPOSALS,
+    AUDIT_DATASET_LOG,
 )
 
 

@@ -14,7 +14,7 @@ from ccn_analytics.quarantine_projection import QuarantineReadModel
 from ccn_core.projection import Projection, ProjectionRunner
 from ccn_core.service import Runtime, create_pool, run_process, run_service
 from ccn_core.settings import settings_from_env
-from ccn_core.topology import AUDIT_POLICY_LOG, AUDIT_RESULTS_LOG
+from ccn_core.topology import AUDIT_DATASET_LOG, AUDIT_POLICY_LOG, AUDIT_RESULTS_LOG
 from ccn_web.serve import serve_http
 
 # how long a stopping runner may take to hand back its connections before they are cut
@@ -22,7 +22,7 @@ _POOL_CLOSE_S = 10.0
 
 
 async def start_analytics(runtime: Runtime) -> None:
-    """Start the projections (audit trail of nodes and of domain policies, orchestrator log of
+    """Start the projections (audit trail of nodes, of domain policies and of dataset decisions, orchestrator log of
     jobs, of nodes, of dead letters and of crawled domains, the dead letters' and the allow-list's
     read models, crawl analytics, the results in quarantine and the admins' decisions on them) and
     the HTTP server on `runtime`; all stop with it."""
@@ -33,6 +33,7 @@ async def start_analytics(runtime: Runtime) -> None:
         AuditLogProjection(),
         AuditLogProjection(AUDIT_POLICY_LOG),
         AuditLogProjection(AUDIT_RESULTS_LOG),
+        AuditLogProjection(AUDIT_DATASET_LOG),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),
         CrawlDomainStatsProjection(),

@@ -19,6 +19,7 @@ from ccn_core.db import Connection
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.topology import AUDIT_LOG, ConsumerSpec
+from ccn_proto.datasets import NodeRetracted, ReviewApproved, ReviewRejected, VersionPublished
 from ccn_proto.domains import DOMAIN_EVENT_TYPES
 from ccn_proto.envelope import Envelope
 from ccn_proto.nodes import NODE_EVENT_TYPES
@@ -47,9 +48,16 @@ def detail_fields(event_type: type[msgspec.Struct]) -> tuple[str, tuple[str, ...
 # Domain-policy changes are admins' acts, each with every field it set (the allow-list's review trail).
 # Admins' quarantine decisions (release, discard of a rejected result) with the result they name.
 _QUARANTINE_DECISIONS: tuple[type[msgspec.Struct], ...] = (ResultReleased, ResultDiscarded)
-AUDITED: Mapping[str, tuple[str, ...]] = dict(
-    detail_fields(t) for t in (*NODE_EVENT_TYPES, *DOMAIN_EVENT_TYPES, *_QUARANTINE_DECISIONS)
-)
+AUDITED: Mapping[str, tuple[str, ...]] = {
+    **dict(detail_fields(t) for t in (*NODE_EVENT_TYPES, *DOMAIN_EVENT_TYPES, *_QUARANTINE_DECISIONS)),
+    # dataset decisions: a review's changes are one record's (bounded by the schema's fields); a
+    # retraction's may be every field of the dataset, so it is audited by its counts, and its
+    # changes stay in the stream (`ccn datasets diff` shows them)
+    **dict(detail_fields(t) for t in (ReviewApproved, ReviewRejected, VersionPublished)),
+    "dataset.node_retracted": tuple(
+        name for name in detail_fields(NodeRetracted)[1] if name not in ("changes", "reviews_dropped")
+    ),
+}
 # a node's work record, one event per node per window: the jobs' own steps are in the
 # orchestrator log, and what the record leads to (health, backoff) is audited as it happens
 NOT_AUDITED = frozenset({"work_recorded"})  # event names, as the subject's last token

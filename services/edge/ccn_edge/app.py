@@ -17,6 +17,7 @@ from ccn_edge.compute_api import ComputeController
 from ccn_edge.connection_limits import SocketLimits
 from ccn_edge.consensus_admin_api import consensus_admin_router
 from ccn_edge.context import EdgeContext
+from ccn_edge.datasets_admin_api import datasets_admin_router
 from ccn_edge.documents_api import DocumentServer, FetchGrants, documents_router
 from ccn_edge.domains_admin_api import domains_admin_router
 from ccn_edge.fetch_api import job_fetch
@@ -97,6 +98,7 @@ def create_app(
                     consensus_admin_router(admin_token, admin_name),
                     quarantine_admin_router(admin_token, admin_name),
                     receipt_delivery_router(),
+                    datasets_admin_router(admin_token, admin_name),
                 ],
                 middleware=[bounded_requests(requests_in_flight)],
             ),

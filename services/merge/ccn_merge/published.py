@@ -113,6 +113,38 @@ def content_hash(
     return digest.hexdigest(), count
 
 
+def record_lines(schema: DatasetSchema, state: DatasetState) -> dict[str, bytes]:
+    """Every published record's canonical line, by record id: a version as it was published,
+    cheap to keep (the lines are the records' cached bytes, shared until a record changes)."""
+    lines = {}
+    for record_id, record in state.records.items():
+        line = _record_bytes(schema, record)
+        if line:
+            lines[record_id] = line
+    return lines
+
+
+_decode_record = msgspec.json.Decoder(PublishedRecord).decode
+
+
+def changed_records(
+    before: Mapping[str, bytes], after: Mapping[str, bytes]
+) -> tuple[dict[str, PublishedRecord], dict[str, PublishedRecord]]:
+    """The records whose lines differ between two versions' `record_lines`, decoded: all a diff
+    needs to look at (a record with the same line has no change)."""
+    old: dict[str, PublishedRecord] = {}
+    new: dict[str, PublishedRecord] = {}
+    for record_id in set(before) | set(after):
+        a, b = before.get(record_id), after.get(record_id)
+        if a is b or a == b:
+            continue
+        if a is not None:
+            old[record_id] = _decode_record(a)
+        if b is not None:
+            new[record_id] = _decode_record(b)
+    return old, new
+
+
 def snapshot(schema: DatasetSchema, state: DatasetState) -> dict[str, PublishedRecord]:
     records = {}
     for record_id in sorted(state.records):

@@ -75,6 +75,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="validation", module="ccn_validation", port_field="validation_health_port", host_field="health_host"
     ),
+    ServiceSpec(name="merge", module="ccn_merge", port_field="merge_health_port", host_field="health_host"),
 )
 
 

@@ -1,0 +1,129 @@
+"""The demo's merge scene (`ccn up --demo`): two normalize_funders jobs describe one foundation
+(the same EIN) from two sources under two names, and a normalize_opportunities job one of its
+grants. The demo nodes run them ahead of the rest of the demo (a higher priority); their final
+results merge into the `grants` dataset, where the second name is a change of a critical field
+and waits for a reviewer. The demo publishes version 1, approves the change through the edge's
+review API, and publishes version 2, so `ccn datasets diff 1 2` shows the reviewed change.
+
+It waits a bounded time for the review; a slow machine gets a note and the stack goes on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ccn_cli.jobs_cmd import EdgeClient, EdgeError, edge_client
+from ccn_core.settings import Settings
+from ccn_jobs.normalize_funders import NormalizeFundersPayload, RawFunder
+from ccn_jobs.normalize_opportunities import NormalizeOpportunitiesPayload, RawOpportunity
+from ccn_proto.compute_api import BatchSubmitted
+
+REVIEW_WAIT_S = 60.0
+_POLL_S = 0.25
+# ahead of the demo's other batches: the scene should play out in seconds, not after them
+_PRIORITY = 50
+
+
+class MergeScene(msgspec.Struct, frozen=True):
+    record_id: str
+    review_id: str
+    versions: tuple[int, int]
+
+
+class _Line(msgspec.Struct, frozen=True):
+    job_type: str
+    payload: msgspec.Struct
+    priority: int = _PRIORITY
+
+
+def merge_jobs() -> list[_Line]:
+    registry_row = RawFunder(
+        source="irs-bmf",
+        source_record_id="311234567",
+        name="HARBOR LIGHT FOUNDATION INC",
+        ein="311234567",
+        address_lines=("12 Quay Street",),
+        city="Portland",
+        region="ME",
+        postcode="04101",
+        country="US",
+        categories=("B",),
+        category_scheme="ntee",
+    )
+    own_site = RawFunder(
+        source="foundation-site",
+        source_record_id="harborlight.example/about",
+        name="Harbor Light Community Foundation",
+        ein="31-1234567",
+        website="https://www.harborlight.example/",
+        city="Portland",
+        region="Maine",
+        country="US",
+    )
+    grant = RawOpportunity(
+        source="foundation-site",
+        source_record_id="harborlight.example/grants/libraries",
+        title="Coastal Library Grants",
+        funder_name="Harbor Light Community Foundation",
+        amount_text="$5,000 to $25,000",
+        deadline_text="30 June 2026",
+        date_order="DMY",
+        eligibility_text="Public and school libraries in coastal Maine counties",
+        url="https://www.harborlight.example/grants/libraries",
+    )
+    return [
+        _Line("normalize_funders", NormalizeFundersPayload(records=(registry_row,))),
+        _Line("normalize_funders", NormalizeFundersPayload(records=(own_site,))),
+        _Line("normalize_opportunities", NormalizeOpportunitiesPayload(records=(grant,), as_of="2026-01-15")),
+    ]
+
+
+def submit_merge_jobs(edge: EdgeClient, correlation_id: str, batch_id: str) -> BatchSubmitted:
+    lines = b"".join(msgspec.json.encode(line) + b"\n" for line in merge_jobs())
+    return edge.post(
+        f"/jobs/batch?batch_id={batch_id}&dataset_source=ccn_cli.demo_merge&dataset_version=seed-0",
+        lines,
+        BatchSubmitted,
+        headers={"X-Correlation-ID": correlation_id, "Content-Type": "application/x-ndjson"},
+    )
+
+
+def _review_of(edge: EdgeClient, job_ids: set[str]) -> dict[str, Any] | None:
+    body = msgspec.json.decode(edge.call("GET", "/admin/review?limit=500"))
+    return next((r for r in body["reviews"] if r["provenance"]["job_id"] in job_ids), None)
+
+
+def _publish(edge: EdgeClient, note: str) -> int:
+    body: dict[str, Any] = edge.post("/datasets/grants/versions", msgspec.json.encode({"note": note}), dict)
+    return int(body["version"])
+
+
+def run_merge_scene(
+    settings: Settings, correlation_id: str, batch_id: str, report: Callable[[str], None]
+) -> MergeScene | None:
+    edge = edge_client(settings)
+    submitted = submit_merge_jobs(edge, correlation_id, batch_id)
+    report(f"demo: {submitted.jobs} normalize_funders / normalize_opportunities jobs submitted as batch {batch_id}")
+    deadline = time.monotonic() + REVIEW_WAIT_S
+    review = None
+    while review is None and time.monotonic() < deadline:
+        review = _review_of(edge, set(submitted.job_ids))
+        if review is None:
+            time.sleep(_POLL_S)
+    if review is None:
+        report("demo: the merge scene's review did not appear in time; see `ccn admin review list` later")
+        return None
+    try:
+        first = _publish(edge, "demo: the foundation as first merged")
+        decision = {"comment": "demo: the foundation's own site gives its current name"}
+        edge.post(f"/admin/review/{review['review_id']}/approve", msgspec.json.encode(decision), dict)
+        second = _publish(edge, "demo: the reviewed name")
+    except EdgeError as exc:
+        report(f"demo: the merge scene stopped: {exc.message}")
+        return None
+    changes = ", ".join(f"{c['field']} {c['before']!r} -> {c['after']!r}" for c in review["changes"])
+    report(f"demo: results merged; review {review['review_id']} ({changes}) approved; versions {first} and {second}")
+    return MergeScene(record_id=review["record_id"], review_id=review["review_id"], versions=(first, second))
