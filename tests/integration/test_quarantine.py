@@ -74,7 +74,6 @@ from ccn_proto.scheduler import (
 )
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
-from ccn_validation import app as validation_app
 from ccn_validation.quarantine_commands import QuarantineCommands
 from tests.conftest import make_settings
 from tests.integration.test_domains_cli import SERVER_LOG_LINE
@@ -529,28 +528,15 @@ class Network:
 
 
 @pytest.fixture
-async def network(
-    isolated_nats: str, fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Network]:
-    """The registry, the scheduler, the validation service (its reactor, and the quarantine
-    commands beside it) and an edge: a result is judged and settled as in the running stack."""
+async def network(isolated_nats: str, fresh_database: str, tmp_path: Path) -> AsyncIterator[Network]:
+    """The registry, the scheduler, the validation service (its reactors, and its commands, the
+    quarantine ones among them) and an edge: a result is judged and settled as in the running stack."""
     settings = make_settings(isolated_nats, fresh_database, tmp_path)
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_runtime("registry", settings))
         await start_registry(registry, health=False, observe=False)
         scheduler = await stack.enter_async_context(open_runtime("scheduler", settings))
         await start_scheduler(scheduler, health=False, payload_types=JOB_TYPES, options=FAST)
-        # the validation service's command server serves the quarantine commands beside the
-        # consensus ones (QuarantineCommands.register_all, as its app is to call it)
-        quarantine = await stack.enter_async_context(open_runtime("quarantine", settings, needs_postgres=False))
-        commands = QuarantineCommands(quarantine.store, Commands(quarantine.nc, timeout=5))
-        register_consensus = validation_app.register_consensus_commands
-
-        def register_both(server: CommandServer, consensus: Any) -> None:
-            register_consensus(server, consensus)
-            commands.register_all(server)
-
-        monkeypatch.setattr(validation_app, "register_consensus_commands", register_both)
         await stack.enter_async_context(validation_service(settings, forgeries_rejected))
         edge = await stack.enter_async_context(open_runtime("edge", settings, needs_postgres=False))
         start_edge(edge)
