@@ -5,9 +5,11 @@ misreports, and the bands of silence the liveness book reports (liveness)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import msgspec
 
+from ccn_core.topology import GOVERNANCE_WORK
 from ccn_proto.budgets import JobUsage
 from ccn_proto.jobs import (
     JobAbandoned,
@@ -22,7 +24,7 @@ from ccn_proto.jobs import (
 )
 from ccn_proto.nodes import NodeBudgetsSet, NodeMetrics, NodeWorkRecorded
 from ccn_registry.liveness import LivenessBook, band_of
-from ccn_registry.work_windows import Claim, WorkAggregator, budget_of, window_key
+from ccn_registry.work_windows import Claim, ObservedJobEvent, WorkAggregator, budget_of, window_key
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -247,3 +249,9 @@ def test_the_book_holds_at_most_its_bound_forgetting_the_quietest() -> None:
     book.seen("mid", at(5), None)
     book.seen("new", at(9), None)
     assert sorted(o.node_id for o in book.due(at(10))) == ["mid", "new"]
+
+
+def test_the_observer_hears_exactly_the_job_events_it_decodes() -> None:
+    decoded = {event_type.__struct_config__.tag for event_type in get_args(ObservedJobEvent)}
+    heard = {"job." + subject.rsplit(".", 1)[1] for subject in GOVERNANCE_WORK.filter_subjects}
+    assert decoded == heard

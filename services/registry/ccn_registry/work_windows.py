@@ -45,7 +45,8 @@ from ccn_proto.jobs import (
 )
 from ccn_proto.nodes import NodeBudgetsSet, NodeWorkRecorded
 
-# what the observer reads of CCN_JOBS: job.created (payloads) and lease renewals are not read
+# what the observer reads of CCN_JOBS (topology.GOVERNANCE_WORK names their subjects): job.created
+# (payloads) and lease renewals are not read
 ObservedJobEvent = (
     JobClaimed
     | JobResultSubmittedBytes
@@ -57,18 +58,6 @@ ObservedJobEvent = (
     | JobReleased
     | JobDead
     | JobCancelled
-)
-OBSERVED_JOB_EVENTS: Final = (
-    "claimed",
-    "result_submitted",
-    "result_rejected",
-    "completed",
-    "failed",
-    "abandoned",
-    "result_set_aside",
-    "released",
-    "dead",
-    "cancelled",
 )
 # jobs held in memory between their claim and their end, and jobs with results set aside: past
 # these, the oldest are forgotten (a completion whose claim was forgotten has its claim looked up
