@@ -77,7 +77,7 @@ async def start_validation(
 
     server = CommandServer(runtime.nc, "validation")
     register_consensus_commands(server, consensus)
-    QuarantineCommands(runtime.store, commands).register_all(server)
+    QuarantineCommands(runtime.store, commands, key_ring=keys.ring).register_all(server)
     await server.start()
     runtime.on_stop(server.stop)
 

@@ -25,6 +25,7 @@ from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient, CommandContext, CommandServer, command_error, raise_command_error
 from ccn_core.errors import Conflict, NotFound
 from ccn_core.eventstore import EventStore
+from ccn_core.receipts import KeyRing
 from ccn_core.topology import JOBS, RESULTS
 from ccn_proto.commands import CommandError
 from ccn_proto.consensus import ConsensusEvent
@@ -37,7 +38,6 @@ from ccn_proto.results import (
     ResultRejected,
     ResultReleased,
     ResultValidated,
-    VerdictEvent,
 )
 from ccn_proto.scheduler import JobStatus, SettledResult, SettleResults, SettleResultsReply
 from ccn_proto.validation import DiscardResult, QuarantineDecisionReply, ReleaseResult
@@ -62,18 +62,33 @@ _decode_submitted = msgspec.json.Decoder(Envelope[JobResultSubmitted]).decode
 
 
 class VerdictsOfResults:
-    """The QuarantineDecider over the whole result aggregate: consensus events pass it by."""
+    """The QuarantineDecider over the whole result aggregate: consensus events pass it by. With
+    the service's key ring, a release is signed too: the node whose result it was gets a receipt
+    saying the result was accepted after all (its earlier one said rejected)."""
 
     aggregate = "result"
 
-    def __init__(self, decider: QuarantineDecider) -> None:
+    def __init__(self, decider: QuarantineDecider, key_ring: Callable[[], KeyRing] | None = None) -> None:
         self._decider = decider
+        self._key_ring = key_ring
 
     def initial_state(self, aggregate_id: str) -> VerdictState:
         return self._decider.initial_state(aggregate_id)
 
-    def decide(self, command: VerdictCommand, state: VerdictState, now: datetime) -> list[VerdictEvent]:
-        return self._decider.decide(command, state, now)
+    def decide(self, command: VerdictCommand, state: VerdictState, now: datetime) -> list[ResultEvent]:
+        events: list[ResultEvent] = list(self._decider.decide(command, state, now))
+        released = next((event for event in events if isinstance(event, ResultReleased)), None)
+        if released is not None and self._key_ring is not None:
+            receipt = self._key_ring().issue_receipt(
+                job_id=state.job_id,
+                attempt=released.attempt,
+                node_id=released.node_id,
+                result_checksum=released.checksum,
+                verdict="validated",
+                now=now,
+            )
+            events.append(ReceiptIssued(receipt=receipt))
+        return events
 
     def evolve(self, state: VerdictState, event: StoredResultEvent) -> VerdictState:
         if not isinstance(event, _VERDICT_TYPES):
@@ -97,13 +112,18 @@ class QuarantineCommands:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         settle_timeout_s: float | None = None,
+        key_ring: Callable[[], KeyRing] | None = None,
     ) -> None:
         self._store = store
         self._commands = commands
         self._clock = clock
         self._settle_timeout_s = settle_timeout_s
-        self.results: AggregateRepository[VerdictCommand, VerdictState, VerdictEvent] = AggregateRepository(
-            store, VerdictsOfResults(QuarantineDecider()), StoredResultEvent, stream=RESULTS.name, clock=clock
+        self.results: AggregateRepository[VerdictCommand, VerdictState, ResultEvent] = AggregateRepository(
+            store,
+            VerdictsOfResults(QuarantineDecider(), key_ring),
+            StoredResultEvent,
+            stream=RESULTS.name,
+            clock=clock,
         )
 
     def register_all(self, server: CommandServer) -> None:
