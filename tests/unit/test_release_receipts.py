@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ccn_core.decider import fold
 from ccn_core.receipts import ensure_key_ring, load_key_set, verify_receipt
-from ccn_proto.results import Reason, ReceiptIssued, ResultRejected, ResultReleased
+from ccn_proto.results import Reason, ReceiptIssued, ResultDiscarded, ResultRejected, ResultReleased
 from ccn_validation.quarantine import Discard, QuarantineDecider, Release
 from ccn_validation.quarantine_commands import VerdictsOfResults
 
