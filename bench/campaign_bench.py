@@ -221,6 +221,7 @@ async def _figures(workdir: Path, *, quick: bool) -> list[Figure]:
                 "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
                 "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
                 "CCN_VALIDATION_HEALTH_PORT": str(free_port()),
+                "CCN_MERGE_HEALTH_PORT": str(free_port()),
             }
             ports = [free_port() for _ in range(5)]
             async with running_stack(

@@ -74,6 +74,7 @@ async def running_stack(
         "CCN_FETCH_PROXY_HEALTH_PORT": str(free_port()),
         "CCN_CRAWLER_HEALTH_PORT": str(free_port()),
         "CCN_VALIDATION_HEALTH_PORT": str(free_port()),
+        "CCN_MERGE_HEALTH_PORT": str(free_port()),
         "CCN_ADMIN_TOKEN": secrets.token_urlsafe(24),
         # `CCN_BENCH_LOG_LEVEL=info` keeps the services' per-command lines (durations) in
         # the stack's logs, at some cost to the figures
