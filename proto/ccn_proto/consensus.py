@@ -1,7 +1,7 @@
 """Consensus between replicas of one job (CC-33): events of the result aggregate of a job group.
 
 A group is a job and its replicas (sibling jobs whose `replica_of` is the first job's id); its
-consensus events are the group's own aggregate's (stream CCN_RESULTS, subjects
+consensus events are the group's own aggregate's (stream CCN_CONSENSUS, subjects
 `ccn.consensus.<first job id>.<event>`), beside each job's verdicts (`ccn.result.<job id>.*`).
 The states they record: partial (results in, no quorum
 yet), verified (a quorum agreed), finalised (one result chosen and handed on), in review (the

@@ -24,7 +24,7 @@ from ccn_core.errors import NotFound
 from ccn_core.eventstore import EventStore
 from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
-from ccn_core.topology import RESULTS
+from ccn_core.topology import CONSENSUS
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto.consensus import ConsensusGroupView, GetConsensus
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, CreateJob, CreateJobReply, JobOffer
@@ -137,7 +137,7 @@ async def consensus_events(api: Scheduler, group_id: str) -> list[dict[str, Any]
     store = EventStore(api.nc)
     await store.start()
     try:
-        stored = await store.read(RESULTS.name, f"ccn.consensus.{group_id}.*")
+        stored = await store.read(CONSENSUS.name, f"ccn.consensus.{group_id}.*")
     finally:
         await store.close()
     return [msgspec.json.decode(s.data) for s in stored]

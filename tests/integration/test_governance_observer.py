@@ -324,7 +324,7 @@ async def disagreement(world: World, node_id: str) -> int:
         actor=Actor(kind="service", id="validation"),
         data=event,
     )
-    subject = subjects.event("result", group, "node_disagreed")
+    subject = subjects.event("consensus", group, "node_disagreed")
     ack = await world.runtime.store.append(
         OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
     )

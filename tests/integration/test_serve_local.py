@@ -32,8 +32,8 @@ def test_servers_alone_then_a_service_served_in_the_foreground_stops_on_sigterm(
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert (
-            "streams created: CCN_NODES, CCN_JOBS, CCN_POLICY, CCN_FETCH, CCN_CRAWL, CCN_RESULTS, CCN_DATASETS, "
-            "CCN_TELEMETRY, CCN_DEADLETTER" in up.stdout
+            "streams created: CCN_NODES, CCN_JOBS, CCN_POLICY, CCN_FETCH, CCN_CRAWL, CCN_RESULTS, CCN_CONSENSUS, "
+            "CCN_DATASETS, CCN_TELEMETRY, CCN_DEADLETTER" in up.stdout
         )
         assert "registry" not in up.stdout
         port = env["CCN_REGISTRY_HEALTH_PORT"]

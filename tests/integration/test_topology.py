@@ -94,8 +94,8 @@ def test_ccn_topology_check_then_apply(
     assert "stream CCN_DEADLETTER (ccn.deadletter.>)" in capsys.readouterr().err
     assert ccn_main(["topology", "apply"]) == 0
     created = (
-        "created: CCN_NODES, CCN_JOBS, CCN_POLICY, CCN_FETCH, CCN_CRAWL, CCN_RESULTS, CCN_DATASETS, "
-        "CCN_TELEMETRY, CCN_DEADLETTER"
+        "created: CCN_NODES, CCN_JOBS, CCN_POLICY, CCN_FETCH, CCN_CRAWL, CCN_RESULTS, CCN_CONSENSUS, "
+        "CCN_DATASETS, CCN_TELEMETRY, CCN_DEADLETTER"
     )
     assert created in capsys.readouterr().out
     assert ccn_main(["topology", "check"]) == 0

@@ -74,8 +74,16 @@ CRAWL = StreamSpec(
 # docs/adr/0024-results-validated-before-jobs-complete.md
 RESULTS = StreamSpec(
     name="CCN_RESULTS",
-    subjects=("ccn.result.>", "ccn.consensus.>"),
-    description="Result aggregates (verdicts, quarantine decisions, receipts) and consensus groups",
+    subjects=("ccn.result.>",),
+    description="Result aggregates: verdicts on submitted results, quarantine decisions, receipts",
+)
+# Consensus groups (ccn_proto.consensus; ADR 0026): a stream of their own, so a reader of every
+# group's events (trust, the governance observer) reads them densely, never skipping past the
+# verdicts of every job
+CONSENSUS = StreamSpec(
+    name="CCN_CONSENSUS",
+    subjects=("ccn.consensus.>",),
+    description="Consensus groups: results compared, replicas asked for, agreement, disagreement",
 )
 # The dataset aggregates (ccn_proto.datasets): merge proposals, reviews, versions, retractions
 DATASETS = StreamSpec(
@@ -101,7 +109,18 @@ DEADLETTER = StreamSpec(
     description="Events a projection or reactor could not process, and their replays",
 )
 
-STREAMS: tuple[StreamSpec, ...] = (NODES, JOBS, POLICY, FETCH, CRAWL, RESULTS, DATASETS, TELEMETRY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (
+    NODES,
+    JOBS,
+    POLICY,
+    FETCH,
+    CRAWL,
+    RESULTS,
+    CONSENSUS,
+    DATASETS,
+    TELEMETRY,
+    DEADLETTER,
+)
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -240,17 +259,13 @@ CRAWL_OUTCOMES = ConsumerSpec(
     filter_subjects=tuple(f"ccn.job.*.{name}" for name in ("completed", "dead", "cancelled")),
     description="The crawler's read of finished jobs: a campaign's page crawled (changed, unchanged) or failed",
 )
-VALIDATION_REPLICAS_LOST = ConsumerSpec(
-    durable="validation_replicas_lost",
-    stream=JOBS.name,
-    filter_subjects=("ccn.job.*.dead", "ccn.job.*.cancelled"),
-    description="The validation service's read of jobs that ended unanswered: a replica lost to its group",
-)
 VALIDATION_RESULTS = ConsumerSpec(
     durable="validation_results",
     stream=JOBS.name,
-    filter_subjects=("ccn.job.*.result_submitted",),
-    description="The validation service's read of submitted results: judged, then settled with the scheduler",
+    # results to judge, and jobs that ended unanswered (a replica lost to its group): one consumer,
+    # so it never pulls a sparse filter (see QUARANTINE_READ_MODEL)
+    filter_subjects=("ccn.job.*.result_submitted", "ccn.job.*.dead", "ccn.job.*.cancelled"),
+    description="The validation service's read of submitted results (judged, then settled) and of lost replicas",
 )
 DOMAIN_READ_MODEL = ConsumerSpec(
     durable="analytics_domain_read_model",
@@ -292,22 +307,25 @@ ORCHESTRATOR_FETCH_LOG = ConsumerSpec(
 )
 # Quarantine (ADR 0024): rejected results and the admins' decisions on them, as a read model
 # and in the audit trail; and the nodes whose results disagreed with a consensus, for governance
+# Readers of a few kinds of a stream's events filter every event and skip the others in code: a
+# consumer whose filter matches rarely makes the server search the stream for its next message
+# on every pull, a cost that grows with the stream (docs/perf)
 QUARANTINE_READ_MODEL = ConsumerSpec(
     durable="analytics_quarantine_read_model",
     stream=RESULTS.name,
-    filter_subjects=tuple(f"ccn.result.*.{name}" for name in ("rejected", "released", "discarded")),
+    filter_subjects=("ccn.result.>",),
     description="Projects rejected results and admins' releases and discards into quarantined_results",
 )
 AUDIT_RESULTS_LOG = ConsumerSpec(
     durable="analytics_audit_results_log",
     stream=RESULTS.name,
-    filter_subjects=("ccn.result.*.released", "ccn.result.*.discarded"),
+    filter_subjects=("ccn.result.>",),
     description="Projects admins' quarantine decisions (release, discard) into audit_log",
 )
 GOVERNANCE_DISAGREEMENTS = ConsumerSpec(
     durable="registry_governance_disagreements",
-    stream=RESULTS.name,
-    filter_subjects=("ccn.result.*.node_disagreed",),
+    stream=CONSENSUS.name,
+    filter_subjects=("ccn.consensus.>",),
     description="The governance observer's read of consensus disagreements, summed per node into node.work_recorded",
 )
 
@@ -343,7 +361,6 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     GOVERNANCE_WORK,
     CRAWL_OUTCOMES,
     VALIDATION_RESULTS,
-    VALIDATION_REPLICAS_LOST,
     DEAD_LETTERS,
     ORCHESTRATOR_DEADLETTER_LOG,
     CRAWL_DOMAIN_STATS,

@@ -32,7 +32,7 @@ async def start_analytics(runtime: Runtime) -> None:
     projections: tuple[Projection, ...] = (
         AuditLogProjection(),
         AuditLogProjection(AUDIT_POLICY_LOG),
-        AuditLogProjection(AUDIT_RESULTS_LOG),
+        AuditLogProjection(AUDIT_RESULTS_LOG, only=frozenset({"released", "discarded"})),
         AuditLogProjection(AUDIT_DATASET_LOG),
         *orchestrator_log_projections(),
         DeadLetterReadModel(),

@@ -129,15 +129,19 @@ class AuditLogProjection:
 
     tables = ("audit_log",)
 
-    def __init__(self, spec: ConsumerSpec = AUDIT_LOG) -> None:
+    def __init__(self, spec: ConsumerSpec = AUDIT_LOG, *, only: frozenset[str] | None = None) -> None:
+        """`only`: the event names audited, when the consumer hears more (a dense read of a
+        stream whose other events are no auditor's business)."""
         self.spec = spec
+        self._only = only
         self._unmapped: set[str] = set()
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         rows = [
             audit_row(stored, self.spec.stream, self._unmapped)
             for stored in events
-            if subjects.split_event(stored.subject)[2] not in NOT_AUDITED
+            if (name := subjects.split_event(stored.subject)[2]) not in NOT_AUDITED
+            and (self._only is None or name in self._only)
         ]
         if rows:
             await conn.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))

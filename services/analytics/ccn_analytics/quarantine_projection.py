@@ -22,6 +22,7 @@ from ccn_proto.results import ResultDiscarded, ResultRejected, ResultReleased
 
 QuarantineEvent = ResultRejected | ResultReleased | ResultDiscarded
 _decode = msgspec.json.Decoder(Envelope[QuarantineEvent]).decode
+_QUARANTINE_EVENTS = frozenset({"rejected", "released", "discarded"})
 _encode = msgspec.json.Encoder().encode
 
 _INSERT = """
@@ -50,7 +51,13 @@ class QuarantineReadModel:
         self.spec = spec
 
     async def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        decoded = [(stored.seq, _decode(stored.data)) for stored in events]
+        # the consumer hears every result event (a dense read); verdicts accepted and receipts
+        # are not the quarantine's
+        decoded = [
+            (stored.seq, _decode(stored.data))
+            for stored in events
+            if stored.subject.rsplit(".", 1)[-1] in _QUARANTINE_EVENTS
+        ]
         rejections = [
             (
                 envelope.aggregate_id,

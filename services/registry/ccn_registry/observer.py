@@ -560,6 +560,8 @@ async def _nothing_to_prepare(aggregator: WindowAggregator, checkpoint: WorkChec
 
 async def _observe_disagreement(aggregator: WindowAggregator, stored: StoredEvent) -> None:
     assert isinstance(aggregator, DisagreementAggregator)
+    if not stored.subject.endswith(".node_disagreed"):
+        return  # the consumer hears every consensus event (a dense read); only these count
     try:
         envelope = _decode_disagreement(stored.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -4,6 +4,8 @@ review, a quarantined result's release or discard) (ADR 0024)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import msgspec
 
 from ccn_core.aggregate import AggregateRepository
@@ -11,7 +13,7 @@ from ccn_core.commands import CommandClient, CommandContext, CommandServer
 from ccn_core.reactor import Reactor
 from ccn_core.receipts import KeyRingSource
 from ccn_core.service import Runtime, serve_health
-from ccn_core.topology import RESULTS, VALIDATION_REPLICAS_LOST, VALIDATION_RESULTS
+from ccn_core.topology import RESULTS, VALIDATION_RESULTS
 from ccn_jobs.consensus_rules import Comparator
 from ccn_jobs.result_validation import Validator, judge_result
 from ccn_proto.consensus import (
@@ -21,6 +23,7 @@ from ccn_proto.consensus import (
     GetConsensus,
     RejectConsensus,
 )
+from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import JobCancelled, JobDead, JobResultSubmittedBytes
 from ccn_proto.results import ResultEvent
 from ccn_proto.scheduler import SettledOutcome, SettledResult
@@ -82,40 +85,29 @@ async def start_validation(
     runtime.on_stop(server.stop)
 
     # results are judged as they come: one pull's results at once, their verdicts pipelined
-    reactors = [
-        (
-            VALIDATION_RESULTS,
-            Reactor(
-                runtime.nc,
-                runtime.js,
-                VALIDATION_RESULTS,
-                JobResultSubmittedBytes,
-                judging.on_result_submitted,
-                batch_size=256,
-            ),
-        ),
-        (
-            VALIDATION_REPLICAS_LOST,
-            Reactor(
-                runtime.nc,
-                runtime.js,
-                VALIDATION_REPLICAS_LOST,
-                JobDead | JobCancelled,
-                lambda envelope, _stored: consensus.replica_lost(envelope),
-            ),
-        ),
-    ]
-    for spec, reactor in reactors:
-        await reactor.ensure_consumer()
-        runtime.spawn(reactor.run(), name=spec.durable)
+    async def on_job_event(envelope: Envelope[JobResultSubmittedBytes | JobDead | JobCancelled], stored: Any) -> None:
+        if isinstance(envelope.data, JobResultSubmittedBytes):
+            await judging.on_result_submitted(cast(Envelope[JobResultSubmittedBytes], envelope), stored)
+        else:
+            await consensus.replica_lost(cast(Envelope[JobDead | JobCancelled], envelope))
+
+    reactor = Reactor(
+        runtime.nc,
+        runtime.js,
+        VALIDATION_RESULTS,
+        JobResultSubmittedBytes | JobDead | JobCancelled,
+        on_job_event,
+        batch_size=256,
+    )
+    await reactor.ensure_consumer()
+    runtime.spawn(reactor.run(), name=VALIDATION_RESULTS.durable)
 
     async def stop() -> None:
-        for _, reactor in reactors:
-            reactor.stop()
+        reactor.stop()
         await judging.drain()
 
     runtime.on_stop(stop)
-    runtime.watch_lag([VALIDATION_RESULTS, VALIDATION_REPLICAS_LOST])
+    runtime.watch_lag([VALIDATION_RESULTS])
     if health:
         await serve_health(runtime, settings.health_host, settings.validation_health_port)
     return judging

@@ -3,7 +3,7 @@ consensus decider (ccn_validation.consensus) and adaptive replication (ccn_valid
 
 A validated result of a job type that asks for consensus does not settle its job by itself: it
 is recorded on its group's consensus aggregate (`ccn.consensus.<first job id>.*`, stream
-CCN_RESULTS), and what the decider says is done:
+CCN_CONSENSUS), and what the decider says is done:
 - replicas asked for are created by the scheduler (`create_job` with `replica_of`, one
   idempotency key per place, so asking again creates nothing twice), and recorded as issued;
 - a finalised group settles every job of it: the first job completes with the group's answer,
@@ -32,7 +32,7 @@ from ccn_core.commands import CommandClient, item_outcome, raise_command_error
 from ccn_core.errors import Conflict, NotFound
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import get_logger
-from ccn_core.topology import JOBS, RESULTS
+from ccn_core.topology import CONSENSUS, JOBS
 from ccn_proto.consensus import ConsensusEvent, ResultRecorded
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobCancelled, JobCreatedBytes, JobDead
@@ -70,7 +70,7 @@ def consensus_repository(store: EventStore, deadline_s: float) -> ConsensusRepos
         store,
         ConsensusDecider(aggregate=CONSENSUS_AGGREGATE),
         ConsensusEvent,
-        stream=RESULTS.name,
+        stream=CONSENSUS.name,
         deadline_s=deadline_s,
     )
 
@@ -104,7 +104,7 @@ class ConsensusWork:
         """Fold every consensus event recorded so far into the trust book (this replica's own
         decisions are folded as it takes them)."""
         folded = 0
-        async for batch in self._store.scan(RESULTS.name, f"ccn.{CONSENSUS_AGGREGATE}.>", 1):
+        async for batch in self._store.scan(CONSENSUS.name, f"ccn.{CONSENSUS_AGGREGATE}.>", 1):
             for stored in batch:
                 try:
                     self.trust.apply(_decode_consensus(stored.data).data)
