@@ -48,6 +48,7 @@ from ccn_validation.quarantine import (
     VerdictCommand,
     VerdictState,
 )
+from ccn_validation.verdicts import receipt_of
 
 SERVICE = "validation"
 SCHEDULER = "scheduler"
@@ -79,15 +80,7 @@ class VerdictsOfResults:
         events: list[ResultEvent] = list(self._decider.decide(command, state, now))
         released = next((event for event in events if isinstance(event, ResultReleased)), None)
         if released is not None and self._key_ring is not None:
-            receipt = self._key_ring().issue_receipt(
-                job_id=state.job_id,
-                attempt=released.attempt,
-                node_id=released.node_id,
-                result_checksum=released.checksum,
-                verdict="validated",
-                now=now,
-            )
-            events.append(ReceiptIssued(receipt=receipt))
+            events.append(receipt_of(self._key_ring(), state.job_id, released, "validated", now))
         return events
 
     def evolve(self, state: VerdictState, event: StoredResultEvent) -> VerdictState:

@@ -25,6 +25,7 @@ from ccn_proto.results import (
     ReceiptIssued,
     ResultEvent,
     ResultRejected,
+    ResultReleased,
     ResultValidated,
 )
 from ccn_validation.quarantine import (
@@ -73,20 +74,33 @@ class ResultDecider:
         for event in list(events):
             if isinstance(event, ResultValidated | ResultRejected):
                 verdict: Verdict = "validated" if isinstance(event, ResultValidated) else "rejected"
-                receipt = self._key_ring().issue_receipt(
-                    job_id=state.job_id,
-                    attempt=event.attempt,
-                    node_id=event.node_id,
-                    result_checksum=event.checksum,
-                    verdict=verdict,
-                    now=command.now,
-                    node_signature=command.signature,
-                )
-                events.append(ReceiptIssued(receipt=receipt))
+                ring = self._key_ring()
+                events.append(receipt_of(ring, state.job_id, event, verdict, command.now, command.signature))
         return events
 
     def evolve(self, state: VerdictState, event: ResultEvent) -> VerdictState:
         return self._quarantine.evolve(state, event)
+
+
+def receipt_of(
+    ring: KeyRing,
+    job_id: str,
+    result: ResultValidated | ResultRejected | ResultReleased,
+    verdict: Verdict,
+    now: datetime,
+    node_signature: str | None = None,
+) -> ReceiptIssued:
+    """The signed receipt for the result a verdict names, as the event that records it."""
+    receipt = ring.issue_receipt(
+        job_id=job_id,
+        attempt=result.attempt,
+        node_id=result.node_id,
+        result_checksum=result.checksum,
+        verdict=verdict,
+        now=now,
+        node_signature=node_signature,
+    )
+    return ReceiptIssued(receipt=receipt)
 
 
 def settlement_of(judged: JudgedResult) -> Settlement:
