@@ -11,6 +11,10 @@ ccn_jobs.result_validation) and records
   quarantined until an admin decides:
 - `result.released`: accepted anyway, by an admin, with a comment;
 - `result.discarded`: set aside for good, by an admin, with a comment.
+A verdict that settles a result (validated, rejected, released) carries the service's signed
+receipt for it (`receipt`): the verdict and its receipt are one event, so they are stored
+together or not at all, and in one message (an atomic batch of two would cost the server a
+file store of its own per verdict: ADR 0027).
 Each verdict names the job type's version and its rules' version it was judged by, so a verdict
 can be read again after either changes. The consensus events of the same aggregate (partial,
 verified, finalised) are defined beside these, in ccn_proto.consensus.
@@ -74,12 +78,16 @@ class Reason(msgspec.Struct, gc=False, frozen=True, kw_only=True, forbid_unknown
 
 
 class ResultValidated(msgspec.Struct, gc=False, tag="result.validated", frozen=True, kw_only=True):
+    """`receipt`: the signed receipt the node fetches (None only from the pure decider, before the
+    service signs it: ccn_validation.verdicts)."""
+
     node_id: ShortText
     attempt: Attempt
     checksum: Sha256Hex
     job_type: ShortText
     job_type_version: JobTypeVersion
     rules_version: Version
+    receipt: Receipt | None = None
 
 
 class ResultRejected(msgspec.Struct, gc=False, tag="result.rejected", frozen=True, kw_only=True):
@@ -94,16 +102,19 @@ class ResultRejected(msgspec.Struct, gc=False, tag="result.rejected", frozen=Tru
     rules_version: JobTypeVersion
     reasons: Annotated[tuple[Reason, ...], msgspec.Meta(min_length=1, max_length=MAX_REASONS)]
     reasons_truncated: bool = False
+    receipt: Receipt | None = None
 
 
 class ResultReleased(msgspec.Struct, gc=False, tag="result.released", frozen=True, kw_only=True):
-    """An admin accepted a rejected result anyway (ccn_validation.quarantine says what follows)."""
+    """An admin accepted a rejected result anyway (ccn_validation.quarantine says what follows);
+    `receipt`: the new receipt, saying validated, for the node whose result it was."""
 
     node_id: ShortText
     attempt: Attempt
     checksum: ShortText
     by: ShortText
     comment: Comment
+    receipt: Receipt | None = None
 
 
 class ResultDiscarded(msgspec.Struct, gc=False, tag="result.discarded", frozen=True, kw_only=True):
@@ -117,13 +128,23 @@ class ResultDiscarded(msgspec.Struct, gc=False, tag="result.discarded", frozen=T
 
 
 class ReceiptIssued(msgspec.Struct, gc=False, tag="result.receipt_issued", frozen=True, kw_only=True):
-    """The service's signed receipt for a node's result, once the result is settled (accepted
-    as the job's answer, or rejected): the edge hands it to that node
-    (GET /compute/jobs/{job_id}/receipt), which stores it."""
+    """A receipt as its own event, as releases before ADR 0027 wrote it beside its verdict (the
+    receipt now rides in the verdict): still read, never written."""
 
     receipt: Receipt
 
 
 VerdictEvent = ResultValidated | ResultRejected | ResultReleased | ResultDiscarded
-# a job's result aggregate holds its verdicts and the receipts issued for them
+# a job's result aggregate holds its verdicts (and, in streams older than ADR 0027, receipts apart)
 ResultEvent = VerdictEvent | ReceiptIssued
+# the verdicts that carry a receipt
+ReceiptedVerdict = ResultValidated | ResultRejected | ResultReleased
+
+
+def receipt_in(event: ResultEvent) -> Receipt | None:
+    """The receipt an event of the result aggregate carries, if any."""
+    if isinstance(event, ReceiptIssued):
+        return event.receipt
+    if isinstance(event, ResultValidated | ResultRejected | ResultReleased):
+        return event.receipt
+    return None

@@ -57,7 +57,7 @@ from ccn_proto.consensus import ConsensusPartial
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCreated, JobResultSubmitted
 from ccn_proto.receipts import Receipt
-from ccn_proto.results import Reason, ReceiptIssued, ResultRejected
+from ccn_proto.results import Reason, ReceiptIssued, ResultDiscarded, ResultRejected, ResultValidated
 from ccn_proto.scheduler import (
     ClaimJobs,
     ClaimJobsReply,
@@ -428,7 +428,9 @@ async def registered(stack: Stack) -> dict[str, Any]:
     return node
 
 
-async def issue_receipt(stack: Stack, job_id: str, node_id: str, attempt: int = 1) -> Receipt:
+async def issue_receipt(stack: Stack, job_id: str, node_id: str, attempt: int = 1, *, legacy: bool = False) -> Receipt:
+    """A verdict carrying its receipt, as the validation service writes it; `legacy`: a receipt as
+    an event of its own, as releases before ADR 0027 wrote it."""
     receipt = sign_receipt(
         KEY,
         job_id=job_id,
@@ -438,7 +440,17 @@ async def issue_receipt(stack: Stack, job_id: str, node_id: str, attempt: int = 
         verdict="validated",
         issued_at=datetime.now(UTC),
     )
-    await append(stack.store, "result", job_id, ReceiptIssued(receipt=receipt), f"thread-{job_id}")
+    verdict = ResultValidated(
+        node_id=node_id,
+        attempt=attempt,
+        checksum="c" * 64,
+        job_type="extract_text",
+        job_type_version="1",
+        rules_version="1",
+        receipt=receipt,
+    )
+    event = ReceiptIssued(receipt=receipt) if legacy else verdict
+    await append(stack.store, "result", job_id, event, f"thread-{job_id}")
     return receipt
 
 
@@ -473,6 +485,19 @@ async def test_a_receipt_reaches_the_node_it_names_and_no_other(stack: Stack) ->
     third = await registered(stack)
     status, body = await receipt_of(stack, "job-r1", third["session_token"])
     assert (status, body["code"]) == (403, "forbidden")
+    # the newest event carries no receipt (an admin discarded the second result): each still has its own
+    discarded = ResultDiscarded(
+        node_id=theirs["node_public_id"], attempt=2, checksum="c" * 64, by="ops", comment="confirmed"
+    )
+    await append(stack.store, "result", "job-r1", discarded, "thread-job-r1")
+    status, body = await receipt_of(stack, "job-r1", theirs["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == retried
+    status, body = await receipt_of(stack, "job-r1", third["session_token"])
+    assert (status, body["code"]) == (403, "forbidden")
+    # a receipt stored as an event of its own (before ADR 0027) is served as it was
+    legacy = await issue_receipt(stack, "job-r3", mine["node_public_id"], legacy=True)
+    status, body = await receipt_of(stack, "job-r3", mine["session_token"])
+    assert status == 200 and msgspec.convert(body, Receipt) == legacy
 
 
 async def test_the_node_stores_a_receipt_issued_after_it_started_asking(stack: Stack, tmp_path: Path) -> None:

@@ -1,15 +1,18 @@
 """GET /compute/jobs/{job_id}/receipt: the service's signed receipt for a node's result, for that
-node. A result answered `validating` has no receipt yet: the validation service issues one when
-it settles the result (`result.receipt_issued` on the job's result aggregate, CCN_RESULTS), and
-the node fetches it here afterwards (ccn_cli.node.receipt_fetcher).
+node. A result answered `validating` has no receipt yet: the validation service signs one when
+it judges the result, in the verdict event itself (`result.validated` / `result.rejected`, or
+an admin's `result.released`, on the job's result aggregate in CCN_RESULTS: ADR 0027), and the
+node fetches it here afterwards (ccn_cli.node.receipt_fetcher).
 
-The edge reads the newest `ccn.result.<job_id>.receipt_issued` message (one direct get by
-subject: the edge never folds a stream) and hands its receipt only to the node it names. When
-the newest names another node (the job was tried again after this node's result was rejected),
-the job's receipts are read by subject, at most MAX_RECEIPTS_READ of them, for this node's own
-newest. 401 a bad session token; 404 no receipt issued yet (ask again later); 403 the job's
-receipts name only other nodes (a node learns nothing of another's work). A stored message over the bound, or one
-that does not decode, is the store's fault, not the caller's: 503, logged."""
+The edge reads the newest event of `ccn.result.<job_id>.*` (one direct get by subject: the edge
+never folds a stream) and hands its receipt only to the node it names. When the newest carries
+none (a discard) or names another node (the job was tried again after this node's result was
+rejected), the job's result events are read by subject, at most MAX_RESULT_EVENTS_READ of them,
+for this node's own newest receipt. 401 a bad session token; 404 no receipt issued yet (ask
+again later); 403 the job's receipts name only other nodes (a node learns nothing of another's
+work). A stored message over the bound, or one that does not decode, is the store's fault, not
+the caller's: 503, logged. Receipts stored as events of their own (`result.receipt_issued`, by
+releases before ADR 0027) are read too."""
 
 from __future__ import annotations
 
@@ -35,18 +38,19 @@ from ccn_edge.compute_api import bearer_token, requires_session_token
 from ccn_edge.context import EdgeContext
 from ccn_proto.envelope import Envelope
 from ccn_proto.receipts import MAX_RECEIPT_BYTES, Receipt
-from ccn_proto.results import ReceiptIssued
+from ccn_proto.results import ResultEvent, receipt_in
 from ccn_web.http import correlation_id
 
 log = get_logger("ccn.edge.receipts")
 
-# a receipt event is its envelope (ids, times, correlation: well under a kilobyte) around one receipt
-MAX_RECEIPT_EVENT_BYTES: Final = MAX_RECEIPT_BYTES + 4 * 1024
-# a job has a receipt per result judged (at most ccn_validation.quarantine.MAX_RESULTS_PER_JOB)
-# and one per later verdict: far fewer than this
-MAX_RECEIPTS_READ: Final = 256
+# a result event is its envelope (ids, times, correlation: well under a kilobyte) around a verdict
+# (a rejection lists up to 50 reasons of under a kilobyte each) and its receipt
+MAX_RESULT_EVENT_BYTES: Final = MAX_RECEIPT_BYTES + 64 * 1024
+# a job has a verdict per result judged (at most ccn_validation.quarantine.MAX_RESULTS_PER_JOB)
+# and one per admin's decision: far fewer than this
+MAX_RESULT_EVENTS_READ: Final = 256
 _SESSION_TOKEN: list[dict[str, list[str]]] = [{"NodeSessionToken": []}]
-_decode = msgspec.json.Decoder(Envelope[ReceiptIssued]).decode
+_decode = msgspec.json.Decoder(Envelope[ResultEvent]).decode
 JobIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job's id.")]
 
 
@@ -64,34 +68,35 @@ class IssuedReceipts:
         """The newest receipt of the job naming `node_id`, else the newest of the job (another
         node's, which the caller refuses); None when none was issued yet."""
         newest = await self.newest(job_id)
-        if newest is None or newest.node_id == node_id or self._store is None:
+        if (newest is not None and newest.node_id == node_id) or self._store is None:
             return newest
         own: Receipt | None = None
+        latest: Receipt | None = None
         read = 0
-        subject = subjects.event("result", job_id, "receipt_issued")
         try:
             async with asyncio.timeout(self._timeout_s):
-                async for batch in self._store.scan(RESULTS.name, subject):
+                async for batch in self._store.scan(RESULTS.name, subjects.aggregate_filter("result", job_id)):
                     for stored in batch:
                         read += 1
                         receipt = _receipt_of(stored.data, job_id)
-                        if receipt.node_id == node_id:
+                        latest = receipt or latest
+                        if receipt is not None and receipt.node_id == node_id:
                             own = receipt
-                    if read >= MAX_RECEIPTS_READ:
-                        log.warning("a job's receipts were read in part", job_id=job_id, read=read)
+                    if read >= MAX_RESULT_EVENTS_READ:
+                        log.warning("a job's result events were read in part", job_id=job_id, read=read)
                         break
         except (TimeoutError, NatsError) as exc:
             raise Unavailable(f"receipts cannot be read now: {type(exc).__name__}", retry_after=1.0) from None
-        return own or newest
+        return own or newest or latest
 
     async def newest(self, job_id: str) -> Receipt | None:
-        """None when none was issued yet."""
+        """The receipt of the job's newest result event; None when that one carries none (none
+        was issued yet, or the newest is a discard)."""
         if self._js is None:
             raise Unavailable("this edge reads no receipts")
-        subject = subjects.event("result", job_id, "receipt_issued")
         try:
             async with asyncio.timeout(self._timeout_s):
-                message = await self._js.get_last_msg(RESULTS.name, subject)
+                message = await self._js.get_last_msg(RESULTS.name, subjects.aggregate_filter("result", job_id))
         except NotFoundError:
             return None
         except (TimeoutError, NatsError) as exc:
@@ -99,15 +104,16 @@ class IssuedReceipts:
         return _receipt_of(message.data or b"", job_id)
 
 
-def _receipt_of(data: bytes, job_id: str) -> Receipt:
-    """The receipt a stored receipt event carries; Unavailable (the store's fault) if none."""
-    if len(data) > MAX_RECEIPT_EVENT_BYTES:
-        log.error("a stored receipt event is over its bound", job_id=job_id, bytes=len(data))
+def _receipt_of(data: bytes, job_id: str) -> Receipt | None:
+    """The receipt a stored result event carries, None if it carries none; Unavailable (the
+    store's fault) if it is over its bound or does not decode."""
+    if len(data) > MAX_RESULT_EVENT_BYTES:
+        log.error("a stored result event is over its bound", job_id=job_id, bytes=len(data))
         raise Unavailable("the job's receipt cannot be served", retry_after=60.0)
     try:
-        return _decode(data).data.receipt
+        return receipt_in(_decode(data).data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.error("a stored receipt event does not decode", job_id=job_id, error=str(exc))
+        log.error("a stored result event does not decode", job_id=job_id, error=str(exc))
         raise Unavailable("the job's receipt cannot be served", retry_after=60.0) from None
 
 

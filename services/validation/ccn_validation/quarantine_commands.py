@@ -77,10 +77,12 @@ class VerdictsOfResults:
         return self._decider.initial_state(aggregate_id)
 
     def decide(self, command: VerdictCommand, state: VerdictState, now: datetime) -> list[ResultEvent]:
-        events: list[ResultEvent] = list(self._decider.decide(command, state, now))
-        released = next((event for event in events if isinstance(event, ResultReleased)), None)
-        if released is not None and self._key_ring is not None:
-            events.append(receipt_of(self._key_ring(), state.job_id, released, "validated", now))
+        events: list[ResultEvent] = []
+        for event in self._decider.decide(command, state, now):
+            if isinstance(event, ResultReleased) and self._key_ring is not None:
+                receipt = receipt_of(self._key_ring(), state.job_id, event, "validated", now)
+                event = msgspec.structs.replace(event, receipt=receipt)
+            events.append(event)
         return events
 
     def evolve(self, state: VerdictState, event: StoredResultEvent) -> VerdictState:

@@ -1,9 +1,10 @@
 """A job's result aggregate as the validation service writes it: the quarantine decider's
-verdict on a submitted result, with the signed receipt for it in the same decision, and what
+verdict on a submitted result, with the signed receipt for it in the verdict event, and what
 the verdict asks of the job (ADR 0024).
 
-The receipt is part of the decision, not a step after it: a verdict and its receipt are appended
-together or not at all, so a node whose result was judged always has a receipt to fetch. The
+The receipt is part of the verdict, not a step after it: one event, so a node whose result was
+judged always has a receipt to fetch, and one message (ADR 0027: an atomic batch of a verdict
+and a receipt cost nats-server a file store of its own per result). The
 key ring comes in at construction, as the validator does: the decision is still a function of
 the command, the state and the keys (Ed25519 signatures are deterministic), so a replay of the
 events needs no key at all.
@@ -18,14 +19,13 @@ from typing import Any, Literal
 import msgspec
 
 from ccn_core.receipts import KeyRing
-from ccn_proto.receipts import Verdict
+from ccn_proto.receipts import Receipt, Verdict
 from ccn_proto.results import (
     MAX_REASON_MESSAGE_CHARS,
     Reason,
-    ReceiptIssued,
+    ReceiptedVerdict,
     ResultEvent,
     ResultRejected,
-    ResultReleased,
     ResultValidated,
 )
 from ccn_validation.quarantine import (
@@ -70,12 +70,13 @@ class ResultDecider:
     def decide(self, command: ResultCommand, state: VerdictState, now: datetime) -> list[ResultEvent]:
         if not isinstance(command, JudgeWithReceipt):
             return list(self._quarantine.decide(command, state, now))
-        events: list[ResultEvent] = list(self._quarantine.decide(command.judge, state, now))
-        for event in list(events):
+        events: list[ResultEvent] = []
+        for event in self._quarantine.decide(command.judge, state, now):
             if isinstance(event, ResultValidated | ResultRejected):
                 verdict: Verdict = "validated" if isinstance(event, ResultValidated) else "rejected"
-                ring = self._key_ring()
-                events.append(receipt_of(ring, state.job_id, event, verdict, command.now, command.signature))
+                receipt = receipt_of(self._key_ring(), state.job_id, event, verdict, command.now, command.signature)
+                event = msgspec.structs.replace(event, receipt=receipt)
+            events.append(event)
         return events
 
     def evolve(self, state: VerdictState, event: ResultEvent) -> VerdictState:
@@ -85,13 +86,13 @@ class ResultDecider:
 def receipt_of(
     ring: KeyRing,
     job_id: str,
-    result: ResultValidated | ResultRejected | ResultReleased,
+    result: ReceiptedVerdict,
     verdict: Verdict,
     now: datetime,
     node_signature: str | None = None,
-) -> ReceiptIssued:
-    """The signed receipt for the result a verdict names, as the event that records it."""
-    receipt = ring.issue_receipt(
+) -> Receipt:
+    """The signed receipt for the result a verdict names, for the verdict event to carry."""
+    return ring.issue_receipt(
         job_id=job_id,
         attempt=result.attempt,
         node_id=result.node_id,
@@ -100,7 +101,6 @@ def receipt_of(
         now=now,
         node_signature=node_signature,
     )
-    return ReceiptIssued(receipt=receipt)
 
 
 def settlement_of(judged: JudgedResult) -> Settlement:
