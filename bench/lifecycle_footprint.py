@@ -21,7 +21,7 @@ import nats
 
 from bench.lifecycle_bench import PAYLOAD, Stack, change_rate_limits, precomputed_result, register_nodes
 from bench.measure import Figure, figure
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EventStore, StoredEvent
 from ccn_core.topology import JOBS
 from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
@@ -86,9 +86,7 @@ async def _one_job(
     result = precomputed_result()
     await ws.send_json({"type": "result", "job_id": job_id, "result": result, "checksum": result_checksum(result)})
     await _frame(ws, "ack")
-    # what the projector and reactors may append after the ack (none today) has a moment to land
-    await asyncio.sleep(1.0)
-    events = await store.read(JOBS.name, f"ccn.job.{job_id}.*")
+    events = await _settled_history(store, job_id)
     types: dict[str, int] = {}
     sizes: dict[str, list[int]] = {}
     for event in events:
@@ -106,6 +104,24 @@ async def _one_job(
         handoff_events=2 * handed_back,
         handoff_bytes=sum(sizes.get("released", [])) + sum(sizes.get("claimed", [])[:handed_back]),
     )
+
+
+# a job's history ends here once its result is judged (ADR 0024): the ack says only `validating`
+_SETTLED = frozenset({"completed", "dead", "cancelled"})
+SETTLE_WAIT_S = 30.0
+
+
+async def _settled_history(store: EventStore, job_id: str) -> list[StoredEvent]:
+    """The job's events once the validation service has settled its result, and a moment more
+    for anything a reactor appends after (none today); a RuntimeError if it never settles."""
+    deadline = time.perf_counter() + SETTLE_WAIT_S
+    while time.perf_counter() < deadline:
+        events = await store.read(JOBS.name, f"ccn.job.{job_id}.*")
+        if any(event.subject.rsplit(".", 1)[-1] in _SETTLED for event in events):
+            await asyncio.sleep(0.5)
+            return await store.read(JOBS.name, f"ccn.job.{job_id}.*")
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"job {job_id} was not settled within {SETTLE_WAIT_S:.0f} s of its result")
 
 
 def kinds(footprint: JobFootprint) -> str:

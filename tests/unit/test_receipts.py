@@ -327,10 +327,14 @@ def test_rotation_keeps_old_receipts_verifiable_and_deletes_the_old_private_key(
 
 def test_the_source_reloads_after_a_rotation(tmp_path: Path) -> None:
     first = ensure_key_ring(tmp_path, T0)
-    source = KeyRingSource(tmp_path)
+    now = [0.0]
+    source = KeyRingSource(tmp_path, recheck_s=1.0, clock=lambda: now[0])
     assert source.ring().active.key_id == first.active.key_id
     assert source.ring() is source.ring()  # unchanged file: no reload
     second = rotate_key_ring(tmp_path, T0 + timedelta(days=1))
+    now[0] = 0.5  # looked at half a second ago: the ring in hand is signed with
+    assert source.ring().active.key_id == first.active.key_id
+    now[0] = 1.0
     assert source.ring().active.key_id == second.active.key_id
 
 

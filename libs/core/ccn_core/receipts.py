@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -465,23 +467,39 @@ def _write_ring(directory: Path, earlier: list[PublishedKey], now: datetime) -> 
 class KeyRingSource:
     """The ring a signer uses, re-read whenever `keys.json` changes (a rotation by `ccn
     receipts rotate`), so a long-running validation service signs with the new key without a
-    restart. One stat per call."""
+    restart. The file is looked at (one stat) at most every `recheck_s`: a signer signs a
+    receipt per result, and a rotation keeps the retired key valid far longer than that."""
 
-    def __init__(self, directory: Path, loader: Callable[[Path], KeyRing] = load_key_ring) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        loader: Callable[[Path], KeyRing] = load_key_ring,
+        *,
+        recheck_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._directory = directory
+        self._keys_file = str(directory / KEYS_FILE)
         self._loader = loader
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._checked_at = -math.inf
         self._seen: tuple[int, int, int] | None = None
         self._ring: KeyRing | None = None
 
     def ring(self) -> KeyRing:
+        now = self._clock()
+        if self._ring is not None and now - self._checked_at < self._recheck_s:
+            return self._ring
         try:
-            info = os.stat(self._directory / KEYS_FILE)
+            info = os.stat(self._keys_file)
         except FileNotFoundError:
-            raise KeyRingError(f"no receipt keys at {self._directory / KEYS_FILE}") from None
+            raise KeyRingError(f"no receipt keys at {self._keys_file}") from None
         seen = (info.st_ino, info.st_mtime_ns, info.st_size)
         if self._ring is None or seen != self._seen:
             self._ring = self._loader(self._directory)
             self._seen = seen
+        self._checked_at = now
         return self._ring
 
 
