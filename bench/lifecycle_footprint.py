@@ -37,9 +37,9 @@ class JobFootprint(msgspec.Struct, frozen=True):
     events: int  # on the job's own subjects, ccn.job.<id>.*
     event_types: dict[str, int]
     stored_bytes: int  # body, subject and headers of those events
-    # a claim handed back (released, then claimed again) is a hand-off between claims, whatever
-    # the job's duration: a claim left waiting by a node of an earlier row can take the job
-    # first and give it back. What the duration adds is the rest.
+    # a claim handed back before this node's (released, or abandoned by a node that left) is a
+    # hand-off between claims, whatever the job's duration: a claim left waiting by a node of an
+    # earlier row can take the job first and give it back. What the duration adds is the rest.
     handoff_events: int
     handoff_bytes: int
 
@@ -88,21 +88,24 @@ async def _one_job(
     await _frame(ws, "ack")
     events = await _settled_history(store, job_id)
     types: dict[str, int] = {}
-    sizes: dict[str, list[int]] = {}
-    for event in events:
+    sizes: list[int] = []
+    last_claim = 0
+    for index, event in enumerate(events):
         kind = event.subject.rsplit(".", 1)[-1]
         types[kind] = types.get(kind, 0) + 1
-        size = len(event.data) + len(event.subject) + sum(len(k) + len(v) for k, v in event.headers.items())
-        sizes.setdefault(kind, []).append(size)
-    handed_back = types.get("released", 0)
+        sizes.append(len(event.data) + len(event.subject) + sum(len(k) + len(v) for k, v in event.headers.items()))
+        if kind == "claimed":
+            last_claim = index
+    # the claims before this node's and their ends (released, or abandoned by a node gone)
+    handoffs = range(1, last_claim)
     return JobFootprint(
         label=label,
         job_id=job_id,
         events=len(events),
         event_types=types,
-        stored_bytes=sum(size for kind_sizes in sizes.values() for size in kind_sizes),
-        handoff_events=2 * handed_back,
-        handoff_bytes=sum(sizes.get("released", [])) + sum(sizes.get("claimed", [])[:handed_back]),
+        stored_bytes=sum(sizes),
+        handoff_events=len(handoffs),
+        handoff_bytes=sum(sizes[index] for index in handoffs),
     )
 
 
@@ -170,8 +173,8 @@ async def job_footprints(stack: Stack, nats_url: str) -> list[Figure]:
             footprint.events,
             seconds,
             notes=f"{footprint.events} events on ccn.job.<id>.* ({kinds(footprint)}), "
-            f"{footprint.stored_bytes:,} bytes (body + subject + headers); less hand-offs (a release and "
-            f"the claim it ended): {footprint.duration_events} events, {footprint.duration_bytes:,} bytes"
+            f"{footprint.stored_bytes:,} bytes (body + subject + headers); less hand-offs (claims before "
+            f"this node's and their ends): {footprint.duration_events} events, {footprint.duration_bytes:,} bytes"
             + (
                 f"; {renewals} heartbeats naming it (a 10-min job at the 10-s interval), "
                 f"sent {RENEWAL_GAP_S * 1000:.0f} ms apart"
