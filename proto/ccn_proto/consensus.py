@@ -138,7 +138,8 @@ class NodeDisagreed(msgspec.Struct, gc=False, tag="consensus.node_disagreed", fr
     checksum: Checksum
 
 
-ConsensusEvent = (
+# one step of what a group decided (a decision of one step is stored as that event)
+ConsensusStep = (
     ConsensusReplicaIssued
     | ResultRecorded
     | ConsensusPartial
@@ -151,6 +152,26 @@ ConsensusEvent = (
     | NodeAgreed
     | NodeDisagreed
 )
+# the most steps one decision takes: a result recorded, verified, finalised, and every other
+# result of the group disagreeing
+MAX_DECISION_STEPS = MAX_GROUP_RESULTS + 4
+
+
+class ConsensusDecided(msgspec.Struct, gc=False, tag="consensus.decided", frozen=True, kw_only=True):
+    """A decision of several steps (a result recorded with the partial count and the replicas it
+    asks for; a quorum verified, finalised, and its dissenters), stored as one event in the order
+    taken: one message, not an atomic batch, which nats-server stages in a file store of its own
+    (ADR 0027). Its steps read as the events they are (`consensus_steps`)."""
+
+    steps: Annotated[tuple[ConsensusStep, ...], msgspec.Meta(min_length=2, max_length=MAX_DECISION_STEPS)]
+
+
+ConsensusEvent = ConsensusStep | ConsensusDecided
+
+
+def consensus_steps(event: ConsensusEvent) -> tuple[ConsensusStep, ...]:
+    """The steps an event of a group records: its own, or a decision's in order."""
+    return event.steps if isinstance(event, ConsensusDecided) else (event,)
 
 
 # -- the reviewer's commands (the validation service's `accept_consensus`, `reject_consensus`) ---

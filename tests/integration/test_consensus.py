@@ -26,7 +26,8 @@ from ccn_core.service import open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import CONSENSUS
 from ccn_jobs.registry import JOB_TYPES
-from ccn_proto.consensus import ConsensusGroupView, GetConsensus
+from ccn_proto.consensus import ConsensusEvent, ConsensusGroupView, GetConsensus, NodeDisagreed, consensus_steps
+from ccn_proto.envelope import Envelope
 from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, CreateJob, CreateJobReply, JobOffer
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
@@ -123,8 +124,8 @@ async def test_a_forged_result_is_outvoted_and_its_node_disagrees(settings: Sett
         settled = await eventually(finalised)
         [outvoted] = [c for c in settled.classes if "forger" in c.nodes]
         assert outvoted.nodes == ["forger"]
-        stored = await consensus_events(api, first)
-        assert [e["data"]["node_id"] for e in stored if e["type"] == "consensus.node_disagreed"] == ["forger"]
+        steps = [step for event in await consensus_events(api, first) for step in consensus_steps(event)]
+        assert [step.node_id for step in steps if isinstance(step, NodeDisagreed)] == ["forger"]
 
 
 async def test_an_unknown_group_is_not_found(settings: Settings) -> None:
@@ -133,14 +134,14 @@ async def test_an_unknown_group_is_not_found(settings: Settings) -> None:
             await group(api, "no-such-group")
 
 
-async def consensus_events(api: Scheduler, group_id: str) -> list[dict[str, Any]]:
+async def consensus_events(api: Scheduler, group_id: str) -> list[ConsensusEvent]:
     store = EventStore(api.nc)
     await store.start()
     try:
         stored = await store.read(CONSENSUS.name, f"ccn.consensus.{group_id}.*")
     finally:
         await store.close()
-    return [msgspec.json.decode(s.data) for s in stored]
+    return [msgspec.json.decode(s.data, type=Envelope[ConsensusEvent]).data for s in stored]
 
 
 async def test_the_consensus_admin_api_refuses_bad_input_with_typed_errors(edge: Edge) -> None:

@@ -28,7 +28,7 @@ from ccn_core.ids import new_event_id, new_public_id
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
-from ccn_proto.consensus import NodeDisagreed
+from ccn_proto.consensus import ConsensusDecided, NodeAgreed, NodeDisagreed
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.jobs import JobClaimed, JobCompleted, JobFailed, JobResultSubmitted
 from ccn_proto.nodes import (
@@ -308,14 +308,20 @@ async def test_a_completion_reporting_usage_over_the_nodes_budgets_is_recorded_a
     assert [(w.completed, w.budget_misreported) for w in work(free_events)] == [(1, 0)]
 
 
-async def disagreement(world: World, node_id: str) -> int:
-    """A consensus.node_disagreed on a job group's result aggregate, as the validation service
-    appends it; returns its CCN_RESULTS sequence."""
+async def disagreement(world: World, node_id: str, *, in_a_decision: bool = False) -> int:
+    """A consensus.node_disagreed on a job group's aggregate, as the validation service appends
+    it: an event of its own or, `in_a_decision`, a step of a `consensus.decided` (ADR 0027);
+    returns its CCN_CONSENSUS sequence."""
     group = new_public_id()
-    event = NodeDisagreed(node_id=node_id, job_id=group, job_type="extract_text", checksum="f" * 64)
+    disagreed = NodeDisagreed(node_id=node_id, job_id=group, job_type="extract_text", checksum="f" * 64)
+    agreed = NodeAgreed(node_id="another-node", job_id=group, job_type="extract_text")
+    event: NodeDisagreed | ConsensusDecided = (
+        ConsensusDecided(steps=(agreed, disagreed)) if in_a_decision else disagreed
+    )
+    kind = "decided" if in_a_decision else "node_disagreed"
     envelope = Envelope(
         event_id=new_event_id(),
-        type="consensus.node_disagreed",
+        type=f"consensus.{kind}",
         schema_version=1,
         aggregate_id=group,
         occurred_at=datetime.now(UTC),
@@ -324,7 +330,7 @@ async def disagreement(world: World, node_id: str) -> int:
         actor=Actor(kind="service", id="validation"),
         data=event,
     )
-    subject = subjects.event("consensus", group, "node_disagreed")
+    subject = subjects.event("consensus", group, kind)
     ack = await world.runtime.store.append(
         OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
     )
@@ -338,8 +344,8 @@ async def test_consensus_disagreements_are_recorded_once_and_lower_the_nodes_rep
         for _ in range(2):
             await completed_job(world, forger)
             await completed_job(world, honest)
-        for _ in range(12):
-            await disagreement(world, forger)
+        for index in range(12):
+            await disagreement(world, forger, in_a_decision=index % 2 == 1)
         events = await until(world, forger, lambda events: sum(w.consensus_disagreed for w in work(events)) >= 12)
         await until(world, honest, lambda events: sum(w.completed for w in work(events)) >= 2)
     # the two streams are windowed apart, each under keys of its own

@@ -24,8 +24,8 @@ from ccn_core.replicas import may_take_replica
 from ccn_jobs.consensus_rules import ConsensusSpec
 from ccn_proto.canonical import result_checksum
 from ccn_proto.consensus import (
-    ConsensusEvent,
     ConsensusFinalised,
+    ConsensusStep,
     ConsensusVerified,
     NodeAgreed,
     NodeDisagreed,
@@ -164,7 +164,7 @@ def _run_group(
     holders: list[tuple[str, str | None]] = [(first.node_id, first.ip_hash)]
     results = 0
 
-    def apply(command: ConsensusCommand) -> list[ConsensusEvent]:
+    def apply(command: ConsensusCommand) -> list[ConsensusStep]:
         nonlocal state
         events = decider.decide(command, state, NOW)
         for event in events:
@@ -173,7 +173,7 @@ def _run_group(
             _tally(event, outcome)
         return events
 
-    def arrive(job_id: str, node: SimNode, trusted_alone: bool = False) -> list[ConsensusEvent]:
+    def arrive(job_id: str, node: SimNode, trusted_alone: bool = False) -> list[ConsensusStep]:
         nonlocal results
         results += 1
         result = node_result(node, job_index, rng)
@@ -240,7 +240,7 @@ def _review(state: ConsensusState, job_index: int, apply: Any, outcome: SimOutco
         apply(AcceptInReview(checksum=truth.checksum, reviewer="sim-reviewer"))
 
 
-def _tally(event: ConsensusEvent, outcome: SimOutcome) -> None:
+def _tally(event: ConsensusStep, outcome: SimOutcome) -> None:
     match event:
         case ConsensusVerified(agreeing_nodes=agreeing):
             outcome.agreed.update(agreeing)

@@ -14,23 +14,26 @@ from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, FuzzyText, Numer
 from ccn_proto.canonical import result_checksum
 from ccn_proto.consensus import (
     AgreementClass,
-    ConsensusEvent,
+    ConsensusDecided,
     ConsensusFinalised,
     ConsensusPartial,
     ConsensusReplicaIssued,
     ConsensusReplicaLost,
     ConsensusReviewRejected,
+    ConsensusStep,
     ConsensusVerified,
     NodeAgreed,
     NodeDisagreed,
     ReplicaRequested,
     ResultRecorded,
     SentToReview,
+    consensus_steps,
 )
 from ccn_validation.consensus import (
     AcceptInReview,
     ConsensusCommand,
     ConsensusDecider,
+    ConsensusDecisions,
     ConsensusState,
     RejectInReview,
     ReplicaIssued,
@@ -84,9 +87,9 @@ def recorded(command: ResultArrived) -> ResultRecorded:
 
 def run(
     commands: list[ConsensusCommand], decider: ConsensusDecider = DECIDER
-) -> tuple[ConsensusState, list[ConsensusEvent]]:
+) -> tuple[ConsensusState, list[ConsensusStep]]:
     """Decide each command on the state the previous ones left; the history and its fold."""
-    history: list[ConsensusEvent] = []
+    history: list[ConsensusStep] = []
     for command in commands:
         history += decider.decide(command, fold(decider, GROUP, history), NOW)
     return fold(decider, GROUP, history), history
@@ -94,7 +97,7 @@ def run(
 
 def decide_after(
     commands: list[ConsensusCommand], command: ConsensusCommand, decider: ConsensusDecider = DECIDER
-) -> list[ConsensusEvent]:
+) -> list[ConsensusStep]:
     state, _ = run(commands, decider)
     return decider.decide(command, state, NOW)
 
@@ -385,3 +388,31 @@ def test_fuzzy_text_classes_follow_arrival_order_alone() -> None:
     assert texts_of(agreement_classes(_results([a, b, c]), comparator)) == [[a, b], [c]]
     assert texts_of(agreement_classes(_results([b, a, c]), comparator)) == [[b, a, c]]
     assert texts_of(agreement_classes(_results([c, a, b]), comparator)) == [[c, b], [a]]
+
+
+def test_a_decision_of_several_steps_is_one_event_that_folds_as_its_steps() -> None:
+    """One message per decision (ADR 0027): the group's aggregate stores the steps of a decision
+    as one `consensus.decided`, which folds as the steps would, and the trust fold and the
+    governance observer read its steps."""
+    decisions = ConsensusDecisions(DECIDER)
+    initial = ConsensusState(group_id=GROUP)
+    steps = DECIDER.decide(FIRST, initial, NOW)
+    assert len(steps) == 3  # recorded, partial, replicas asked for
+    [decided] = decisions.decide(FIRST, initial, NOW)
+    assert isinstance(decided, ConsensusDecided) and decided.steps == tuple(steps)
+    assert consensus_steps(decided) == tuple(steps)
+    assert fold(decisions, GROUP, [decided]) == fold(DECIDER, GROUP, steps)
+    # one step stays the event it is; none stays none
+    issued = fold(decisions, GROUP, [decided])
+    assert decisions.decide(ISSUE_R1, issued, NOW) == [ConsensusReplicaIssued(job_id="job-1-r1")]
+    assert decisions.decide(FIRST, issued, NOW) == []
+    # the whole history through the packing decider folds as through the steps
+    commands = [FIRST, ISSUE_R1, DISAGREES, ReplicaIssued(job_id="job-1-r2"), arrived("job-1-r2", "n3", 42)]
+    history = []
+    for command in commands:
+        history += decisions.decide(command, fold(decisions, GROUP, history), NOW)
+    state, steps = run(commands)
+    assert state.status == "finalised" and fold(decisions, GROUP, history) == state
+    assert [s for event in history for s in consensus_steps(event)] == steps
+    assert len(history) == len(commands)  # one event per decision
+    assert any(isinstance(s, NodeDisagreed) for s in consensus_steps(history[-1]))

@@ -6,7 +6,7 @@ import pytest
 
 from ccn_core.replicas import may_take_replica
 from ccn_jobs.consensus_rules import ConsensusSpec
-from ccn_proto.consensus import ConsensusFinalised, ConsensusVerified, NodeAgreed, NodeDisagreed
+from ccn_proto.consensus import ConsensusDecided, ConsensusFinalised, ConsensusVerified, NodeAgreed, NodeDisagreed
 from ccn_validation.trust import TRUSTED_AFTER, TrustBook, first_result_policy, is_spot_check
 
 SPEC = ConsensusSpec(spot_check_rate=0.1)
@@ -107,3 +107,17 @@ def test_replica_eligibility(node: str, ip_hash: str | None, eligible: bool) -> 
 
 def test_anyone_may_take_a_replica_of_a_group_nobody_held() -> None:
     assert may_take_replica("n1", "ip-a", [])
+
+
+def test_the_steps_of_a_decision_count_as_events_of_their_own() -> None:
+    """A group's decision of several steps is one `consensus.decided` (ADR 0027): the book
+    reads its steps."""
+    steps = (
+        NodeAgreed(node_id="n1", job_id="g", job_type="t"),
+        NodeDisagreed(node_id="n2", job_id="g", job_type="t", checksum="c"),
+    )
+    apart, together = TrustBook(), TrustBook()
+    for step in steps:
+        apart.apply(step)
+    together.apply(ConsensusDecided(steps=steps))
+    assert together == apart and together.streak("n1", "t") == 1 and together.is_on_probation("n2", "t")

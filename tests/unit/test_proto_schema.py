@@ -64,6 +64,7 @@ def test_every_consensus_event_is_documented() -> None:
         "consensus.review_rejected",
         "consensus.node_agreed",
         "consensus.node_disagreed",
+        "consensus.decided",
     }
 
 

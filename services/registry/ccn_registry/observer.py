@@ -63,7 +63,7 @@ from ccn_core.topology import (
     TELEMETRY,
     ConsumerSpec,
 )
-from ccn_proto.consensus import NodeDisagreed
+from ccn_proto.consensus import ConsensusDecided, NodeDisagreed, consensus_steps
 from ccn_proto.envelope import Envelope
 from ccn_proto.jobs import JobClaimed, JobResultSetAside, JobResultSubmittedBytes
 from ccn_proto.nodes import HeartbeatSample, NodeWorkRecorded
@@ -96,7 +96,7 @@ _STOP_WAIT_S: Final = 3.0  # longer than a pull waits for events
 _decode_job_event = msgspec.json.Decoder(Envelope[ObservedJobEventType]).decode
 _decode_heartbeat = msgspec.json.Decoder(Envelope[HeartbeatSample]).decode
 _decode_claim = msgspec.json.Decoder(Envelope[JobClaimed]).decode
-_decode_disagreement = msgspec.json.Decoder(Envelope[NodeDisagreed]).decode
+_decode_disagreement = msgspec.json.Decoder(Envelope[NodeDisagreed | ConsensusDecided]).decode
 
 
 class ObserverOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -560,14 +560,17 @@ async def _nothing_to_prepare(aggregator: WindowAggregator, checkpoint: WorkChec
 
 async def _observe_disagreement(aggregator: WindowAggregator, stored: StoredEvent) -> None:
     assert isinstance(aggregator, DisagreementAggregator)
-    if not stored.subject.endswith(".node_disagreed"):
+    if not stored.subject.endswith((".node_disagreed", ".decided")):
         return  # the consumer hears every consensus event (a dense read); only these count
     try:
         envelope = _decode_disagreement(stored.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.error("result event skipped by the observer: it does not decode", seq=stored.seq, error=str(exc))
+        log.error("consensus event skipped by the observer: it does not decode", seq=stored.seq, error=str(exc))
         return
-    aggregator.observe(stored.seq, envelope.occurred_at, envelope.data)
+    # a disagreement is an event of its own, or a step of a decision (ADR 0027)
+    for step in consensus_steps(envelope.data):
+        if isinstance(step, NodeDisagreed):
+            aggregator.observe(stored.seq, envelope.occurred_at, step)
 
 
 async def start_observer(runtime: Runtime, options: ObserverOptions | None = None) -> GovernanceObserver:

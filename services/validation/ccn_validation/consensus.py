@@ -42,7 +42,7 @@ spec change still gives the state that was decided.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, results_agree
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto.consensus import (
     AgreementClass,
+    ConsensusDecided,
     ConsensusEvent,
     ConsensusFinalised,
     ConsensusPartial,
@@ -60,6 +61,7 @@ from ccn_proto.consensus import (
     ConsensusReplicaLost,
     ConsensusReviewRejected,
     ConsensusStatus,
+    ConsensusStep,
     ConsensusVerified,
     FinalisedHow,
     NodeAgreed,
@@ -194,7 +196,7 @@ class ConsensusDecider:
     def initial_state(self, aggregate_id: str) -> ConsensusState:
         return ConsensusState(group_id=aggregate_id)
 
-    def decide(self, command: ConsensusCommand, state: ConsensusState, now: datetime) -> list[ConsensusEvent]:
+    def decide(self, command: ConsensusCommand, state: ConsensusState, now: datetime) -> list[ConsensusStep]:
         match command:
             case ResultArrived():
                 return self._result_arrived(command, state)
@@ -207,7 +209,7 @@ class ConsensusDecider:
             case ReplicaLost(job_id=job_id, reason=reason):
                 if job_id not in state.issued or job_id in state.lost or state.result_of(job_id) is not None:
                     return []  # not one of the group's replicas out, or already accounted for
-                lost: list[ConsensusEvent] = [ConsensusReplicaLost(job_id=job_id, reason=reason[:1000])]
+                lost: list[ConsensusStep] = [ConsensusReplicaLost(job_id=job_id, reason=reason[:1000])]
                 if state.status != "partial":
                     return lost
                 return lost + self._more_or_review(evolve_all(state, lost))
@@ -238,7 +240,7 @@ class ConsensusDecider:
     def _spec(self, state: ConsensusState) -> ConsensusSpec | None:
         return self.spec_of(state.job_type) if state.job_type else None
 
-    def _result_arrived(self, command: ResultArrived, state: ConsensusState) -> list[ConsensusEvent]:
+    def _result_arrived(self, command: ResultArrived, state: ConsensusState) -> list[ConsensusStep]:
         known = state.result_of(command.job_id)
         if known is not None:
             if known.checksum == command.checksum:
@@ -262,7 +264,7 @@ class ConsensusDecider:
             on_probation=command.on_probation,
         )
         if _already_in_group(state, command):
-            lost: list[ConsensusEvent] = [
+            lost: list[ConsensusStep] = [
                 ConsensusReplicaLost(job_id=command.job_id, reason="its node, or its address, already gave a result")
             ]
             if state.status != "partial" or first_job:
@@ -271,7 +273,7 @@ class ConsensusDecider:
         spec = self.spec_of(command.job_type)
         if state.status in ("finalised", "verified"):
             return [recorded, self._judge_late(state, recorded, spec)]
-        events: list[ConsensusEvent] = [recorded]
+        events: list[ConsensusStep] = [recorded]
         if not state.results and (spec is None or (spec.adaptive and command.trusted_alone)):
             return [*events, _finalised(state, recorded, "no_consensus" if spec is None else "trusted_alone")]
         if spec is None:  # the job type lost its spec while replicas were out: the first result stands
@@ -297,7 +299,7 @@ class ConsensusDecider:
             return events  # recorded for the reviewer; no more replicas past the cap
         return events + self._more_or_review(after)
 
-    def _more_or_review(self, state: ConsensusState) -> list[ConsensusEvent]:
+    def _more_or_review(self, state: ConsensusState) -> list[ConsensusStep]:
         """The group has no quorum: wait for what is awaited, ask for more, or go to review."""
         spec = self._spec(state)
         if spec is None:
@@ -344,7 +346,7 @@ class ConsensusDecider:
             )
         ]
 
-    def _judge_late(self, state: ConsensusState, late: ResultRecorded, spec: ConsensusSpec | None) -> ConsensusEvent:
+    def _judge_late(self, state: ConsensusState, late: ResultRecorded, spec: ConsensusSpec | None) -> ConsensusStep:
         answer = state.result_of(state.answer) if state.answer else None
         comparator = spec.comparator if spec else Comparator()
         if answer is not None and (
@@ -380,16 +382,48 @@ def _finalised(
     )
 
 
-def _disagreements(outside: Sequence[ResultRecorded], answer: ResultRecorded) -> list[ConsensusEvent]:
+def _disagreements(outside: Sequence[ResultRecorded], answer: ResultRecorded) -> list[ConsensusStep]:
     return [
         NodeDisagreed(node_id=result.node_id, job_id=result.job_id, job_type=answer.job_type, checksum=result.checksum)
         for result in outside
     ]
 
 
+@dataclass(slots=True)
+class ConsensusDecisions:
+    """The decider as a group's aggregate stores it: each decision one event, its steps in one
+    `consensus.decided` when it takes several (ADR 0027: a decision of several events would be
+    an atomic batch, which nats-server stages in a file store of its own). The steps are the
+    pure decider's (`ConsensusDecider`), which the rules' tests read one by one."""
+
+    steps: ConsensusDecider = field(default_factory=ConsensusDecider)
+    aggregate: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.aggregate = self.steps.aggregate
+
+    def initial_state(self, aggregate_id: str) -> ConsensusState:
+        return self.steps.initial_state(aggregate_id)
+
+    def decide(self, command: ConsensusCommand, state: ConsensusState, now: datetime) -> list[ConsensusEvent]:
+        return one_event(self.steps.decide(command, state, now))
+
+    def evolve(self, state: ConsensusState, event: ConsensusEvent) -> ConsensusState:
+        return evolve(state, event)
+
+
+def one_event(steps: Sequence[ConsensusStep]) -> list[ConsensusEvent]:
+    """A decision's steps as the events to append: none, the one step, or one decision of all."""
+    if len(steps) < 2:
+        return list(steps)
+    return [ConsensusDecided(steps=tuple(steps))]
+
+
 def evolve(state: ConsensusState, event: ConsensusEvent) -> ConsensusState:
     replace = msgspec.structs.replace
     match event:
+        case ConsensusDecided(steps=steps):
+            return evolve_all(state, steps)
         case ConsensusReplicaIssued(job_id=job_id):
             return replace(state, issued=(*state.issued, job_id))
         case ResultRecorded(job_id=job_id, job_type=job_type):

@@ -48,6 +48,7 @@ from ccn_validation.consensus import (
     AcceptInReview,
     ConsensusCommand,
     ConsensusDecider,
+    ConsensusDecisions,
     ConsensusState,
     RejectInReview,
     ReplicaIssued,
@@ -68,7 +69,7 @@ _decode_consensus = msgspec.json.Decoder(Envelope[ConsensusEvent]).decode
 def consensus_repository(store: EventStore, deadline_s: float) -> ConsensusRepository:
     return AggregateRepository(
         store,
-        ConsensusDecider(aggregate=CONSENSUS_AGGREGATE),
+        ConsensusDecisions(ConsensusDecider(aggregate=CONSENSUS_AGGREGATE)),
         ConsensusEvent,
         stream=CONSENSUS.name,
         deadline_s=deadline_s,

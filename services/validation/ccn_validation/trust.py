@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ccn_jobs.consensus_rules import ConsensusSpec
-from ccn_proto.consensus import ConsensusEvent, ConsensusVerified, NodeAgreed, NodeDisagreed
+from ccn_proto.consensus import ConsensusEvent, ConsensusVerified, NodeAgreed, NodeDisagreed, consensus_steps
 
 # BOINC's adaptive replication trusts a host after about ten consecutive valid results: long
 # enough that a node that errs one time in twenty is rarely trusted by chance (0.95^10 = 0.6 of
@@ -78,6 +78,10 @@ class TrustBook:
         return (node_id, job_type) in self.on_probation
 
     def apply(self, event: ConsensusEvent) -> None:
+        for step in consensus_steps(event):
+            self._apply(step)
+
+    def _apply(self, event: ConsensusEvent) -> None:
         match event:
             case ConsensusVerified(job_type=job_type, agreeing_nodes=agreeing, dissenting_nodes=dissenting):
                 for node in agreeing:
