@@ -6,13 +6,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from ccn_core.decider import fold
+from ccn_core.ids import new_event_id
 from ccn_core.receipts import ensure_key_ring, load_key_set, verify_receipt
+from ccn_edge.receipt_delivery_api import MAX_RESULT_EVENT_BYTES
 from ccn_jobs.result_validation import Verdict
-from ccn_proto.results import Reason, ResultDiscarded, ResultRejected, ResultReleased, ResultValidated, receipt_in
+from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.results import (
+    MAX_FIELD_PATH_CHARS,
+    MAX_REASON_MESSAGE_CHARS,
+    MAX_REASONS,
+    Reason,
+    ResultDiscarded,
+    ResultEvent,
+    ResultRejected,
+    ResultReleased,
+    ResultValidated,
+    receipt_in,
+)
 from ccn_validation.quarantine import Discard, Judge, QuarantineDecider, Release
 from ccn_validation.quarantine_commands import VerdictsOfResults
-from ccn_validation.verdicts import JudgeWithReceipt, ResultDecider
+from ccn_validation.verdicts import JudgeWithReceipt, ResultDecider, receipt_of
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 CHECKSUM = "c" * 64
@@ -68,3 +84,30 @@ def test_a_verdict_carries_its_receipt_in_one_event(tmp_path: Path) -> None:
     verify_receipt(receipt, load_key_set(tmp_path / "keys"))
     # judged again (a redelivery): nothing new, no second receipt
     assert decider.decide(command, fold(decider, "job-1", [validated]), NOW) == []
+
+
+def test_the_largest_verdict_with_its_receipt_is_within_what_the_edge_reads(tmp_path: Path) -> None:
+    """The edge refuses a stored result event over MAX_RESULT_EVENT_BYTES as damaged: the largest
+    a service writes (every reason at its longest, in 4-byte characters) must be under it."""
+    ring = ensure_key_ring(tmp_path / "keys", NOW)
+    wide = "\U0001d11e"  # four bytes in UTF-8
+    reasons = tuple(
+        Reason(code="format", field=wide * MAX_FIELD_PATH_CHARS, message=wide * MAX_REASON_MESSAGE_CHARS)
+        for _ in range(MAX_REASONS)
+    )
+    verdict = msgspec.structs.replace(REJECTED, reasons=reasons)
+    receipt = receipt_of(ring, "job-1", verdict, "rejected", NOW)
+    envelope = Envelope(
+        event_id=new_event_id(),
+        type="result.rejected",
+        schema_version=1,
+        aggregate_id="job-1",
+        occurred_at=NOW,
+        correlation_id="c" * 36,
+        causation_id="d" * 36,
+        actor=Actor(kind="service", id="validation-" + "x" * 100),
+        data=msgspec.structs.replace(verdict, receipt=receipt),
+    )
+    encoded = msgspec.json.encode(envelope)
+    assert len(encoded) <= MAX_RESULT_EVENT_BYTES
+    assert msgspec.json.decode(encoded, type=Envelope[ResultEvent]).data == envelope.data

@@ -38,14 +38,27 @@ from ccn_edge.compute_api import bearer_token, requires_session_token
 from ccn_edge.context import EdgeContext
 from ccn_proto.envelope import Envelope
 from ccn_proto.receipts import MAX_RECEIPT_BYTES, Receipt
-from ccn_proto.results import ResultEvent, receipt_in
+from ccn_proto.results import (
+    MAX_COMMENT_CHARS,
+    MAX_FIELD_PATH_CHARS,
+    MAX_REASON_MESSAGE_CHARS,
+    MAX_REASONS,
+    ResultEvent,
+    receipt_in,
+)
 from ccn_web.http import correlation_id
 
 log = get_logger("ccn.edge.receipts")
 
-# a result event is its envelope (ids, times, correlation: well under a kilobyte) around a verdict
-# (a rejection lists up to 50 reasons of under a kilobyte each) and its receipt
-MAX_RESULT_EVENT_BYTES: Final = MAX_RECEIPT_BYTES + 64 * 1024
+# a result event is its envelope (ids, times, correlation: well under 4 KiB) around a verdict and
+# its receipt; the largest verdict is a rejection of MAX_REASONS reasons, each a message and a
+# field path of up to 4 UTF-8 bytes a character, or a release with its comment
+MAX_RESULT_EVENT_BYTES: Final = (
+    4 * 1024
+    + MAX_RECEIPT_BYTES
+    + MAX_REASONS * (4 * (MAX_REASON_MESSAGE_CHARS + MAX_FIELD_PATH_CHARS) + 64)
+    + 4 * MAX_COMMENT_CHARS
+)
 # a job has a verdict per result judged (at most ccn_validation.quarantine.MAX_RESULTS_PER_JOB)
 # and one per admin's decision: far fewer than this
 MAX_RESULT_EVENTS_READ: Final = 256
