@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from ccn_core.decider import fold
@@ -13,8 +14,11 @@ from ccn_core.errors import Conflict
 from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, FuzzyText, NumericTolerance
 from ccn_proto.canonical import result_checksum
 from ccn_proto.consensus import (
+    MAX_DECISION_STEPS,
+    MAX_GROUP_RESULTS,
     AgreementClass,
     ConsensusDecided,
+    ConsensusEvent,
     ConsensusFinalised,
     ConsensusPartial,
     ConsensusReplicaIssued,
@@ -40,6 +44,7 @@ from ccn_validation.consensus import (
     ReplicaLost,
     ResultArrived,
     agreement_classes,
+    one_event,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -416,3 +421,19 @@ def test_a_decision_of_several_steps_is_one_event_that_folds_as_its_steps() -> N
     assert [s for event in history for s in consensus_steps(event)] == steps
     assert len(history) == len(commands)  # one event per decision
     assert any(isinstance(s, NodeDisagreed) for s in consensus_steps(history[-1]))
+
+
+def test_a_decision_over_the_stored_bound_is_refused_not_appended() -> None:
+    """An event over its schema's bound would not decode, and its group could no longer be loaded."""
+    steps = [ConsensusReplicaIssued(job_id=f"job-1-r{index}") for index in range(MAX_DECISION_STEPS + 1)]
+    with pytest.raises(RuntimeError, match="at most"):
+        one_event(steps)
+    [decided] = one_event(steps[:MAX_DECISION_STEPS])
+    encoded = msgspec.json.encode(decided)
+    assert msgspec.json.decode(encoded, type=ConsensusEvent) == decided  # the bound is the schema's
+
+
+def test_the_largest_decision_the_rules_take_is_within_the_bound() -> None:
+    """A quorum reached by the last result of a full group: recorded, verified, finalised, and a
+    disagreement for every other result."""
+    assert 3 + (MAX_GROUP_RESULTS - 1) <= MAX_DECISION_STEPS

@@ -52,6 +52,7 @@ from ccn_core.errors import Conflict
 from ccn_jobs.consensus_rules import Comparator, ConsensusSpec, results_agree
 from ccn_jobs.registry import JOB_TYPES
 from ccn_proto.consensus import (
+    MAX_DECISION_STEPS,
     AgreementClass,
     ConsensusDecided,
     ConsensusEvent,
@@ -416,6 +417,10 @@ def one_event(steps: Sequence[ConsensusStep]) -> list[ConsensusEvent]:
     """A decision's steps as the events to append: none, the one step, or one decision of all."""
     if len(steps) < 2:
         return list(steps)
+    if len(steps) > MAX_DECISION_STEPS:
+        # never appended: an event over its schema's bound would not decode, and the group's
+        # aggregate could no longer be loaded
+        raise RuntimeError(f"a consensus decision of {len(steps)} steps; at most {MAX_DECISION_STEPS} are stored")
     return [ConsensusDecided(steps=tuple(steps))]
 
 
