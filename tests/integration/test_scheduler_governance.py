@@ -34,18 +34,9 @@ from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.nodes import NodeBackoffChanged, NodeBudgetsSet
 from ccn_proto.registry import BanNode, DrainNode, NodeActionReply, SetNodeBudgets, ShadowBanNode
-from ccn_proto.scheduler import (
-    ClaimJobs,
-    ClaimJobsReply,
-    CreateJob,
-    CreateJobReply,
-    ReleaseJob,
-    ReleaseJobReply,
-    SubmitResultReply,
-)
+from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, CreateJob, CreateJobReply, SubmitResultReply
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
-from ccn_scheduler.fair_share import FairShare
 from ccn_scheduler.owner import ClaimOwner
 from tests.conftest import make_settings
 from tests.integration.test_edge_jobs import Edge, connected, create_job, next_frame, registered_node, running_edge
@@ -377,50 +368,3 @@ async def test_a_new_owner_rebuilds_the_node_view_and_releases_a_node_banned_whi
             assert other == {j.job_id for j in jobs}
             with pytest.raises(Forbidden):
                 await claim(api, node, ["echo"])
-
-
-async def test_the_fair_share_holds_a_node_at_its_cap_only_while_a_node_under_it_waits(own_settings: Settings) -> None:
-    """Work-conserving fairness: a node at its cap is still served while no claim under its fair
-    share waits for work; once one waits, the cap holds until that claim is served."""
-    async with governed(own_settings) as (api, _, owner):
-
-        async def owns() -> bool:
-            return owner.governance is not None
-
-        await eventually(owns, timeout=10)
-        assert owner.governance is not None
-        # a window of ten minutes: the test's claims all count, however slowly the machine runs
-        owner.governance.fair_share = FairShare(window_s=600.0)
-        for _ in range(12):
-            await create(api, lease_s=600.0)
-        for patient in ("n-patient-1", "n-patient-2"):
-            assert len((await claim(api, patient, ["echo"])).offers) == 1  # each holds one: asking, not waiting
-        greedy = ClaimJobs(node_id="n-greedy", job_types=["echo"], concurrency=8, slots=8)
-        held = [offer.job_id for offer in (await api.call(greedy, ClaimJobsReply)).offers]
-        assert len(held) == 8  # its concurrency: the cap's floor for a window
-        one_more = msgspec.structs.replace(greedy, slots=1)
-
-        async def release_one() -> None:
-            job_id = held.pop()
-            await api.call(ReleaseJob(node_id="n-greedy", job_id=job_id, reason="done"), ReleaseJobReply)
-
-        await release_one()
-        assert owner.governance.admit(one_more, datetime.now(UTC)).allowance == 0
-        # at its cap, and nobody under theirs waits: served all the same
-        held += [offer.job_id for offer in (await api.call(one_more, ClaimJobsReply)).offers]
-        assert len(held) == 8
-        # a node under its share waits for work (count jobs: none yet) ...
-        waiting = asyncio.create_task(claim(api, "n-waiting", ["count"], wait_s=10.0))
-        await eventually(lambda: _asked(owner, "n-waiting"), timeout=5)
-        await release_one()
-        assert (await api.call(one_more, ClaimJobsReply)).offers == []  # ... so the cap holds
-        # served, it waits no more: the node at its cap takes what is ready again
-        counted = await create(api, "count")
-        assert [offer.job_id for offer in (await waiting).offers] == [counted.job_id]
-        assert len((await api.call(one_more, ClaimJobsReply)).offers) == 1
-
-
-async def _asked(owner: ClaimOwner, node_id: str) -> bool:
-    """Whether the node's claim has reached the claim owner (it is then among those asking)."""
-    governance = owner.governance
-    return governance is not None and governance.fair_share.asking(node_id)

@@ -244,25 +244,3 @@ def test_the_board_leaves_a_job_to_others_once_a_nodes_result_was_set_aside() ->
         board.add(job_id, state, priority=0, order=order, correlation_id="c", payload=msgspec.Raw(b"{}"))
     assert [card.job_id for card in board.pick("shadow", ["echo"], 4, 4, NOW)] == ["b"]
     assert [card.job_id for card in board.pick("other", ["echo"], 4, 4, NOW)] == ["a"]
-
-
-def test_the_fair_share_holds_a_node_back_only_for_nodes_that_wait_for_work() -> None:
-    """Work-conserving: at its cap, a node takes what it asks (within its daily quota) while no
-    claim under its fair share waits; once one waits, the cap holds."""
-    governance = governance_with(node(node_id="q", daily_quota=12))
-    for node_id in ("a", "b", "c", "q"):
-        governance.admit(ClaimJobs(node_id=node_id, job_types=["crawl_page"], concurrency=1, slots=1), NOW)
-    governance.claimed("a", 10, NOW)
-    governance.claimed("q", 11, NOW)
-    ask = ClaimJobs(node_id="a", job_types=["crawl_page"], concurrency=1, slots=3)
-    capped = governance.admit(ask, NOW)
-    assert capped.allowance == 0  # 10 of the window's 21 claims, 4 nodes asking: at twice its share
-    assert capped.slots(3, others_waiting=1) == 0
-    assert capped.slots(3, others_waiting=0) == 3
-    quota = governance.admit(msgspec.structs.replace(ask, node_id="q"), NOW)
-    assert quota.allowance == 0 and quota.quota_left == 1
-    assert quota.slots(3, others_waiting=0) == 1  # never past the daily quota
-    governance.claimed("q", 1, NOW)
-    assert governance.admit(msgspec.structs.replace(ask, node_id="q"), NOW).slots(3, others_waiting=0) == 0
-    under = governance.admit(msgspec.structs.replace(ask, node_id="b"), NOW)
-    assert under.slots(3, others_waiting=5) == min(3, under.allowance) > 0  # under its share: as before

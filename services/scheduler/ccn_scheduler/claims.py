@@ -111,7 +111,6 @@ class Claimer:
         self._jobs = jobs
         self._governance = governance
         self._capped_waiting = 0  # claims waiting because the node is at its fair share's cap
-        self._uncapped_waiting = 0  # claims waiting for work under their fair share
         self._board = board
         self._reply_bytes = max(_OFFER_OVERHEAD, max_reply_bytes - _REPLY_HEADROOM)
         self._replica = replica
@@ -188,9 +187,8 @@ class Claimer:
                 admission = self._governance.admit(command, now)
                 if not admission.eligibility.allowed:
                     return self._withheld(command, admission.eligibility)
-                job_types = list(admission.eligibility.job_types)
-                slots = admission.slots(slots, others_waiting=self._uncapped_waiting)
-                capped = slots <= 0
+                job_types, slots = list(admission.eligibility.job_types), min(slots, admission.allowance)
+                capped = admission.allowance <= 0
             picked = self._board.pick(
                 command.node_id, job_types, command.concurrency, slots, now, ip_hash=command.ip_hash
             )
@@ -212,12 +210,10 @@ class Claimer:
             if surplus or loop.time() >= deadline or self._board.held(command.node_id) >= command.concurrency:
                 return self._reply(command, [])
             self._capped_waiting += capped
-            self._uncapped_waiting += not capped
             try:
                 await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
             finally:
                 self._capped_waiting -= capped
-                self._uncapped_waiting -= not capped
 
     async def _claim_picked(
         self, node_id: str, ip_hash: str | None, cards: list[Card], meta: EventMeta, now: datetime

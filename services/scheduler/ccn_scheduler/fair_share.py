@@ -9,11 +9,7 @@ and never below the node's concurrency, so every node that asks is served and a 
 starts without a ramp. A node at its cap gets nothing now; its claim waits like one that found no
 work, and others' claims (which wake it) or the next bucket raise the cap again.
 
-A node alone is not held back: with one asker there is nobody to be fair to. Nor is a node at its
-cap while no claim under its share waits for work (the claimer counts them): the fair share is
-work-conserving, so jobs never wait beside a node that asks for them with nobody to leave them to
-(ccn_scheduler.node_governance.Admission.slots). Without that, a node that finished early in a
-young window waited for others' claims, up to seconds, with jobs ready. Each call costs a
+A node alone is not held back: with one asker there is nobody to be fair to. Each call costs a
 few dictionary operations; a bucket's expiry costs one pass over the nodes that acted in it.
 """
 
@@ -109,10 +105,6 @@ class FairShare:
         bucket.taken[node_id] = bucket.taken.get(node_id, 0) + count
         self._taken[node_id] = self._taken.get(node_id, 0) + count
         self._total += count
-
-    def asking(self, node_id: str) -> bool:
-        """Whether the node counts among those asking (it asked within the last buckets)."""
-        return node_id in self._last_ask
 
     def share(self, node_id: str) -> tuple[int, int, int]:
         """(the node's jobs in the window, all jobs in the window, nodes asking): for tests and logs."""

@@ -17,7 +17,7 @@ from ccn_core.errors import Forbidden
 from ccn_proto.budgets import JobBudget
 from ccn_proto.scheduler import ClaimJobs
 from ccn_scheduler.eligibility import Eligibility, job_budget, judge
-from ccn_scheduler.fair_share import UNCAPPED, FairShare
+from ccn_scheduler.fair_share import FairShare
 from ccn_scheduler.node_view import NodeView
 
 
@@ -46,18 +46,7 @@ class DailyClaims:
 @dataclass(frozen=True, slots=True)
 class Admission:
     eligibility: Eligibility
-    allowance: int  # how many jobs the node may take now (its fair share's room, within its quota)
-    quota_left: int  # what its daily quota leaves (UNCAPPED: no quota known; 0 when not allowed)
-
-    def slots(self, wanted: int, *, others_waiting: int) -> int:
-        """How many jobs the claim may take now. The fair share is work-conserving: it holds a
-        node back for the nodes under their share that wait for work, and while none waits
-        (work is plentiful, or every other asker is at its cap too) a node at its cap takes what
-        it asks, within its daily quota. Otherwise a node that finished early, while the window
-        is young, would wait for others' claims with jobs ready and nobody to leave them to."""
-        if self.allowance > 0 or others_waiting > 0:
-            return min(wanted, self.allowance)
-        return min(wanted, self.quota_left)
+    allowance: int  # how many jobs the node may take now (its fair share's room)
 
 
 class NodeGovernance:
@@ -90,11 +79,12 @@ class NodeGovernance:
         if eligibility.refusal is not None:
             raise Forbidden(eligibility.refusal)
         if not eligibility.allowed:
-            return Admission(eligibility=eligibility, allowance=0, quota_left=0)
+            return Admission(eligibility=eligibility, allowance=0)
         self.fair_share.asked(node_id, now)
         allowance = self.fair_share.allowance(node_id, self.view.weight(node_id), now, floor=command.concurrency)
-        quota_left = UNCAPPED if node is None else max(0, node.daily_quota - self.daily.count(node_id, now))
-        return Admission(eligibility=eligibility, allowance=min(allowance, quota_left), quota_left=quota_left)
+        if node is not None:
+            allowance = min(allowance, max(0, node.daily_quota - self.daily.count(node_id, now)))
+        return Admission(eligibility=eligibility, allowance=allowance)
 
     def claimed(self, node_id: str, count: int, now: datetime) -> None:
         self.daily.add(node_id, now, count)
