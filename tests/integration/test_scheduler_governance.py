@@ -34,9 +34,18 @@ from ccn_proto.canonical import result_checksum
 from ccn_proto.envelope import Actor, Envelope
 from ccn_proto.nodes import NodeBackoffChanged, NodeBudgetsSet
 from ccn_proto.registry import BanNode, DrainNode, NodeActionReply, SetNodeBudgets, ShadowBanNode
-from ccn_proto.scheduler import ClaimJobs, ClaimJobsReply, CreateJob, CreateJobReply, SubmitResultReply
+from ccn_proto.scheduler import (
+    ClaimJobs,
+    ClaimJobsReply,
+    CreateJob,
+    CreateJobReply,
+    ReleaseJob,
+    ReleaseJobReply,
+    SubmitResultReply,
+)
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
+from ccn_scheduler.fair_share import FairShare
 from ccn_scheduler.owner import ClaimOwner
 from tests.conftest import make_settings
 from tests.integration.test_edge_jobs import Edge, connected, create_job, next_frame, registered_node, running_edge
@@ -368,3 +377,33 @@ async def test_a_new_owner_rebuilds_the_node_view_and_releases_a_node_banned_whi
             assert other == {j.job_id for j in jobs}
             with pytest.raises(Forbidden):
                 await claim(api, node, ["echo"])
+
+
+async def test_a_node_at_twice_its_fair_share_waits_while_others_ask_and_is_served_once_the_share_grows(
+    own_settings: Settings,
+) -> None:
+    """The fair share at the claim owner: with jobs waiting, a node past twice its share of the
+    window gets nothing while other nodes ask, and is served once their claims grow the share."""
+    async with governed(own_settings) as (api, _, owner):
+
+        async def owns() -> bool:
+            return owner.governance is not None
+
+        await eventually(owns, timeout=10)
+        assert owner.governance is not None
+        # a window of ten minutes: the test's claims all count, however slowly the machine runs
+        owner.governance.fair_share = FairShare(window_s=600.0)
+        for _ in range(16):
+            await create(api, lease_s=600.0)
+        for patient in ("n-patient-1", "n-patient-2"):
+            assert len((await claim(api, patient, ["echo"])).offers) == 1
+        greedy = ClaimJobs(node_id="n-greedy", job_types=["echo"], concurrency=8, slots=8)
+        held = [offer.job_id for offer in (await api.call(greedy, ClaimJobsReply)).offers]
+        assert len(held) == 8  # its concurrency: the cap's floor for a window
+        await api.call(ReleaseJob(node_id="n-greedy", job_id=held.pop(), reason="done"), ReleaseJobReply)
+        one_more = msgspec.structs.replace(greedy, slots=1)
+        # 8 of the window's 10 claims, 3 nodes asking: past twice its share, though jobs wait
+        assert (await api.call(one_more, ClaimJobsReply)).offers == []
+        for patient in ("n-patient-1", "n-patient-2"):
+            await claim(api, patient, ["echo"], slots=3)  # 16 claims in all: the share grows
+        assert len((await api.call(one_more, ClaimJobsReply)).offers) == 1
