@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -35,3 +35,10 @@ HEADER_CORRELATION_ID = "ccn-correlation-id"
 HEADER_CAUSATION_ID = "ccn-causation-id"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_STATUS = "ccn-status"
+
+
+def event_tags(event_types: Any) -> frozenset[str]:
+    """The envelope types (struct tags) of an event Struct or a union of them: what a reader of
+    a whole stream keeps, matched against each message's HEADER_TYPE before decoding it."""
+    members = get_args(event_types) or (event_types,)
+    return frozenset(str(member.__struct_config__.tag) for member in members)

@@ -236,21 +236,11 @@ NODE_RELEASE = ConsumerSpec(
 GOVERNANCE_WORK = ConsumerSpec(
     durable="registry_governance_work",
     stream=JOBS.name,
-    filter_subjects=tuple(
-        f"ccn.job.*.{name}"
-        for name in (
-            "claimed",
-            "result_submitted",
-            "result_rejected",
-            "completed",
-            "failed",
-            "abandoned",
-            "result_set_aside",
-            "released",
-            "dead",
-            "cancelled",
-        )
-    ),
+    # every job event, the kinds it does not count skipped in code by their type header: a filter
+    # of several subjects makes the server intersect them with every subject of the stream on
+    # each pull (one per job event: the cost grew with the stream, to half of nats-server's CPU
+    # at 50,000 jobs)
+    filter_subjects=("ccn.job.>",),
     description="The governance observer's read of job outcomes, summed per node into node.work_recorded",
 )
 CRAWL_OUTCOMES = ConsumerSpec(
@@ -262,8 +252,10 @@ CRAWL_OUTCOMES = ConsumerSpec(
 VALIDATION_RESULTS = ConsumerSpec(
     durable="validation_results",
     stream=JOBS.name,
-    # results to judge, and jobs that ended unanswered (a replica lost to its group): one consumer,
-    # so it never pulls a sparse filter (see QUARANTINE_READ_MODEL)
+    # results to judge, and jobs that ended unanswered (a replica lost to its group). Several
+    # subjects, unlike GOVERNANCE_WORK: reading the whole stream would cost this explicitly
+    # acknowledging consumer an ack per event it skips, more than the filter's search costs the
+    # server at 50,000 jobs (docs/perf/job-lifecycle.md, round 6)
     filter_subjects=("ccn.job.*.result_submitted", "ccn.job.*.dead", "ccn.job.*.cancelled"),
     description="The validation service's read of submitted results (judged, then settled) and of lost replicas",
 )

@@ -64,7 +64,7 @@ from ccn_core.topology import (
     ConsumerSpec,
 )
 from ccn_proto.consensus import ConsensusDecided, NodeDisagreed, consensus_steps
-from ccn_proto.envelope import Envelope
+from ccn_proto.envelope import HEADER_TYPE, Envelope, event_tags
 from ccn_proto.jobs import JobClaimed, JobResultSetAside, JobResultSubmittedBytes
 from ccn_proto.nodes import HeartbeatSample, NodeWorkRecorded
 from ccn_proto.registry import NodeActionReply, ObserveLiveness, RecordWork
@@ -94,6 +94,8 @@ _BUDGETS_FRESH_S: Final = 30.0
 _STOP_WAIT_S: Final = 3.0  # longer than a pull waits for events
 
 _decode_job_event = msgspec.json.Decoder(Envelope[ObservedJobEventType]).decode
+# the consumer reads every job event (a dense read: see GOVERNANCE_WORK); only these count
+_OBSERVED_TYPES: Final = event_tags(ObservedJobEventType)
 _decode_heartbeat = msgspec.json.Decoder(Envelope[HeartbeatSample]).decode
 _decode_claim = msgspec.json.Decoder(Envelope[JobClaimed]).decode
 _decode_disagreement = msgspec.json.Decoder(Envelope[NodeDisagreed | ConsensusDecided]).decode
@@ -376,6 +378,9 @@ class GovernanceObserver:
 
     async def _observe(self, aggregator: WindowAggregator, stored: StoredEvent) -> None:
         assert isinstance(aggregator, WorkAggregator)
+        kind = stored.headers.get(HEADER_TYPE)
+        if kind is not None and kind not in _OBSERVED_TYPES:
+            return  # job.created, or a type this release does not count
         try:
             envelope = _decode_job_event(stored.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
