@@ -95,7 +95,7 @@ _STOP_WAIT_S: Final = 3.0  # longer than a pull waits for events
 
 _decode_job_event = msgspec.json.Decoder(Envelope[ObservedJobEventType]).decode
 # the consumer reads every job event (a dense read: see GOVERNANCE_WORK); only these count
-_OBSERVED_TYPES: Final = event_tags(ObservedJobEventType)
+OBSERVED_TYPES: Final = event_tags(ObservedJobEventType)
 _decode_heartbeat = msgspec.json.Decoder(Envelope[HeartbeatSample]).decode
 _decode_claim = msgspec.json.Decoder(Envelope[JobClaimed]).decode
 _decode_disagreement = msgspec.json.Decoder(Envelope[NodeDisagreed | ConsensusDecided]).decode
@@ -379,7 +379,7 @@ class GovernanceObserver:
     async def _observe(self, aggregator: WindowAggregator, stored: StoredEvent) -> None:
         assert isinstance(aggregator, WorkAggregator)
         kind = stored.headers.get(HEADER_TYPE)
-        if kind is not None and kind not in _OBSERVED_TYPES:
+        if kind is not None and kind not in OBSERVED_TYPES:
             return  # job.created, or a type this release does not count
         try:
             envelope = _decode_job_event(stored.data)
