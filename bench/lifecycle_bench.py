@@ -39,6 +39,7 @@ from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
+from ccn_scheduler.fair_share import WINDOW_S as FAIR_SHARE_WINDOW_S
 
 CCN = str(Path(sys.executable).parent / "ccn")
 PAGE = grant_pages(1)[0]
@@ -377,10 +378,15 @@ async def all_judged(nats_url: str, deadline: float) -> None:
 async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0, seconds: float = 10.0) -> Figure:
     """Claim latency in service: `nodes` nodes that each take about `work_s` per job (exponential,
     so asks arrive as a fleet's do, not in step), with jobs waiting. Nodes start spread over
-    `work_s`; the first `work_s` is warm-up and not counted. The offered load is
-    nodes / work_s claims per second."""
+    `work_s`; the warm-up is not counted. The offered load is nodes / work_s claims per second.
+
+    The warm-up lasts the fair share's window (ccn_scheduler.fair_share): in a younger window a
+    node whose jobs ended early holds twice the average of one or two claims, and the cap holds
+    it back until others claim (p99 over a second at 200 nodes; docs/perf/job-lifecycle.md,
+    round 6). The row measures the claim path in steady service, not that ramp."""
     result = precomputed_result()
-    jobs = int(nodes * (seconds + work_s) / work_s * 1.2) + nodes
+    warm_up_s = max(work_s, FAIR_SHARE_WINDOW_S)
+    jobs = int(nodes * (seconds + warm_up_s) / work_s * 1.2) + nodes
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await submit(http, stack, jobs, f"steady-{uuid.uuid4().hex[:8]}")
         tokens = await register_nodes(http, stack.edge, nodes)
@@ -389,7 +395,7 @@ async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0,
         gc.freeze()  # the nodes are set up: the measuring process's collections skip them
         done = asyncio.Event()
         workers = [asyncio.create_task(node.work(done, start_within_s=work_s)) for node in simulated]
-        await asyncio.sleep(work_s)
+        await asyncio.sleep(warm_up_s)
         counted_from = [len(node.claim_latencies) for node in simulated]
         completed_from = sum(node.completed for node in simulated)
         await asyncio.sleep(seconds)
@@ -409,7 +415,8 @@ async def steady_claim_latency(stack: Stack, nodes: int, *, work_s: float = 2.0,
         seconds,
         latencies,
         notes=f"jobs waiting; each node works ~{work_s:g} s per job (offered load {nodes / work_s:,.0f} claims/s); "
-        f"{completed:,} jobs completed in the {seconds:g} s measured; ops/s = claims served per second",
+        f"{completed:,} jobs completed in the {seconds:g} s measured after a warm-up of {warm_up_s:g} s (the fair "
+        "share's window); ops/s = claims served per second",
     )
     fig.target = "p99 < 20 ms" if nodes == 200 else None
     fig.meets_target = (fig.p99_ms or float("inf")) < 20 if nodes == 200 else None
