@@ -13,7 +13,6 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ import psutil
 
 from bench.measure import Figure, figure
 from ccn_cli.stack.ports import free_port
-from ccn_core import ids, subjects
-from ccn_core.aggregate import envelope_headers
+from ccn_core import ids
+from ccn_core.aggregate import outgoing_event
 from ccn_core.commands import CommandClient
 from ccn_core.eventstore import EventStore, OutgoingEvent
 from ccn_core.service import open_runtime
@@ -37,7 +36,7 @@ from ccn_merge.merge_service import MergeService
 from ccn_merge.writer import DatasetWriter
 from ccn_proto import merge as api
 from ccn_proto.datasets import PublishVersion
-from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobCompleted, JobCreated
 from tests.support.servers import start_nats
 
@@ -85,21 +84,7 @@ def _result(job: int, per_job: int) -> dict[str, Any]:
 
 
 def _outgoing(job_id: str, event: msgspec.Struct) -> OutgoingEvent:
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    envelope = Envelope(
-        event_id=ids.new_event_id(),
-        type=tag,
-        schema_version=1,
-        aggregate_id=job_id,
-        occurred_at=datetime.now(UTC),
-        correlation_id=job_id,
-        causation_id=None,
-        actor=SCHEDULER,
-        data=event,
-    )
-    subject = subjects.event("job", job_id, tag.split(".", 1)[1])
-    return OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+    return outgoing_event("job", job_id, event, correlation_id=job_id, actor=SCHEDULER)
 
 
 async def _append_completed_jobs(store: EventStore, jobs: int, per_job: int) -> None:

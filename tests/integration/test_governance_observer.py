@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from ccn_core import subjects
-from ccn_core.aggregate import AggregateRepository, envelope_headers
+from ccn_core.aggregate import AggregateRepository, envelope_headers, outgoing_event
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue
 from ccn_core.domain.node import NodeDecider
@@ -318,21 +318,9 @@ async def disagreement(world: World, node_id: str, *, in_a_decision: bool = Fals
     event: NodeDisagreed | ConsensusDecided = (
         ConsensusDecided(steps=(agreed, disagreed)) if in_a_decision else disagreed
     )
-    kind = "decided" if in_a_decision else "node_disagreed"
-    envelope = Envelope(
-        event_id=new_event_id(),
-        type=f"consensus.{kind}",
-        schema_version=1,
-        aggregate_id=group,
-        occurred_at=datetime.now(UTC),
-        correlation_id=group,
-        causation_id=None,
-        actor=Actor(kind="service", id="validation"),
-        data=event,
-    )
-    subject = subjects.event("consensus", group, kind)
+    validation = Actor(kind="service", id="validation")
     ack = await world.runtime.store.append(
-        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+        outgoing_event("consensus", group, event, correlation_id=group, actor=validation)
     )
     return ack.seq
 

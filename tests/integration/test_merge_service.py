@@ -26,10 +26,10 @@ import pytest
 from ccn_cli.stack.ports import free_port
 from ccn_cli.stack.supervisor import service_env
 from ccn_core import ids, subjects
-from ccn_core.aggregate import envelope_headers
+from ccn_core.aggregate import outgoing_event
 from ccn_core.commands import CommandClient
 from ccn_core.errors import NotFound
-from ccn_core.eventstore import EventStore, OutgoingEvent
+from ccn_core.eventstore import EventStore
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_jobs.normalize_funders import NormalizeFundersPayload, RawFunder, normalize_funders
@@ -84,23 +84,7 @@ def funders_payload(*records: RawFunder) -> dict[str, Any]:
 
 
 async def append_job_event(store: EventStore, job_id: str, event: msgspec.Struct, correlation_id: str) -> None:
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    envelope = Envelope(
-        event_id=ids.new_event_id(),
-        type=tag,
-        schema_version=1,
-        aggregate_id=job_id,
-        occurred_at=datetime.now(UTC),
-        correlation_id=correlation_id,
-        causation_id=None,
-        actor=SCHEDULER,
-        data=event,
-    )
-    subject = subjects.event("job", job_id, tag.split(".", 1)[1])
-    await store.append(
-        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
-    )
+    await store.append(outgoing_event("job", job_id, event, correlation_id=correlation_id, actor=SCHEDULER))
 
 
 def completion(payload: dict[str, Any], node_id: str) -> JobCompleted:

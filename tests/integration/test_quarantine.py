@@ -36,14 +36,12 @@ from ccn_cli.main import main
 from ccn_cli.node.edge_http import EdgeHttp
 from ccn_cli.node.receipt_fetcher import PendingReceipts, ReceiptFetcher
 from ccn_cli.node.receipts_store import stored_receipts
-from ccn_core import subjects
-from ccn_core.aggregate import envelope_headers
+from ccn_core.aggregate import outgoing_event
 from ccn_core.commands import CommandClient as Commands
 from ccn_core.commands import CommandContext, CommandServer
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.errors import Conflict
-from ccn_core.eventstore import EventStore, OutgoingEvent
-from ccn_core.ids import new_event_id
+from ccn_core.eventstore import EventStore
 from ccn_core.projection import rebuild
 from ccn_core.receipts import ServiceKey, sign_receipt
 from ccn_core.service import open_runtime
@@ -54,7 +52,7 @@ from ccn_jobs.result_validation import Verdict
 from ccn_proto.canonical import result_checksum
 from ccn_proto.commands import CommandError
 from ccn_proto.consensus import ConsensusPartial
-from ccn_proto.envelope import Actor, Envelope
+from ccn_proto.envelope import Actor
 from ccn_proto.jobs import JobClaimed, JobCreated, JobResultSubmitted
 from ccn_proto.receipts import Receipt
 from ccn_proto.results import Reason, ReceiptIssued, ResultDiscarded, ResultRejected, ResultValidated
@@ -170,21 +168,8 @@ async def stack(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Asyn
 
 
 async def append(store: EventStore, aggregate: str, aggregate_id: str, event: Any, correlation_id: str) -> int:
-    tag = type(event).__struct_config__.tag
-    envelope = Envelope(
-        event_id=new_event_id(),
-        type=tag,
-        schema_version=1,
-        aggregate_id=aggregate_id,
-        occurred_at=datetime.now(UTC),
-        correlation_id=correlation_id,
-        causation_id=None,
-        actor=SERVICE,
-        data=event,
-    )
-    subject = subjects.event(aggregate, aggregate_id, tag.split(".", 1)[1])
     ack = await store.append(
-        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+        outgoing_event(aggregate, aggregate_id, event, correlation_id=correlation_id, actor=SERVICE)
     )
     return ack.seq
 

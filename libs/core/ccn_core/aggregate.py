@@ -77,6 +77,32 @@ def envelope_headers(envelope: Envelope[Any]) -> dict[str, str]:
     return headers
 
 
+def outgoing_event(
+    aggregate: str,
+    aggregate_id: str,
+    event: msgspec.Struct,
+    *,
+    correlation_id: str,
+    actor: Actor,
+    causation_id: str | None = None,
+) -> OutgoingEvent:
+    """One event as an append outside a decider writes it (a fixture's seed, a bench's stream):
+    its envelope, subject and headers, as the repository would give them."""
+    envelope = Envelope(
+        event_id=ids.new_event_id(),
+        type=type(event).__struct_config__.tag,  # type: ignore[arg-type]
+        schema_version=getattr(type(event), "schema_version", 1),
+        aggregate_id=aggregate_id,
+        occurred_at=datetime.now(UTC),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        actor=actor,
+        data=event,
+    )
+    subject = subjects.event(aggregate, aggregate_id, event_name(event))
+    return OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
+
+
 class AggregateRepository(Generic[C, S, E]):
     def __init__(
         self,
