@@ -28,6 +28,7 @@ from ccn_merge.merge_service import MergeService
 from tests.conftest import make_settings
 from tests.integration.test_merge_service import completed_funders_job, funder, funders_payload, merged_records
 from tests.integration.test_scheduler import eventually
+from tests.support.servers import until_ready
 
 ADMIN = object()
 SERVER_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
@@ -80,13 +81,8 @@ async def stack(
         service = await start_merge(runtime, health=False)
         await start_analytics(await running.enter_async_context(open_runtime("analytics", settings)))
         start_edge(await running.enter_async_context(open_runtime("edge", settings, needs_postgres=False)))
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{settings.edge_port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http:
+            await until_ready(http, f"http://127.0.0.1:{settings.edge_port}", timeout_s=10.0)
         yield Stack(settings, runtime, service)
 
 

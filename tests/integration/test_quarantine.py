@@ -76,6 +76,7 @@ from ccn_validation.quarantine_commands import QuarantineCommands
 from tests.conftest import make_settings
 from tests.integration.test_domains_cli import SERVER_LOG_LINE
 from tests.integration.test_scheduler import FAST, JOB_TYPES, answering
+from tests.support.servers import until_ready
 from tests.support.validation import judge_with_test_types, validation_service
 
 pytestmark = pytest.mark.timeout(120)
@@ -149,13 +150,7 @@ async def stack(isolated_nats: str, fresh_database: str, tmp_path: Path) -> Asyn
         )
         http = await stack.enter_async_context(aiohttp.ClientSession())
         url = f"http://127.0.0.1:{settings.edge_port}"
-        async with asyncio.timeout(15):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+        await until_ready(http, url)
         yield Stack(
             settings=settings,
             url=url,
@@ -553,13 +548,7 @@ async def network(isolated_nats: str, fresh_database: str, tmp_path: Path) -> As
         await answering(settings.effective_nats_url)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         url = f"http://127.0.0.1:{settings.edge_port}"
-        async with asyncio.timeout(15):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+        await until_ready(http, url)
         yield Network(url=url, settings=settings, scheduler=Commands(scheduler.nc, timeout=10), http=http)
 
 

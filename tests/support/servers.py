@@ -6,11 +6,13 @@ name and never start an embedded one. Ports default to free ones the kernel hand
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import psutil
 
 from ccn_cli.stack.nats_server import NatsServerSpec, RunningNats, start_nats_server, stop_nats_process
@@ -108,3 +110,15 @@ def start_postgres(tmpdir: Path, port: int | None = None) -> EmbeddedPostgres | 
         durable_initdb=False,
     )
     return EmbeddedPostgres(start_postgres_server(spec))
+
+
+async def until_ready(http: aiohttp.ClientSession, base_url: str, *, timeout_s: float = 15.0) -> None:
+    """Until the service at `base_url` answers 200 on /readyz (it started and reached its
+    dependencies); TimeoutError past `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
