@@ -38,7 +38,8 @@ HEADER_STATUS = "ccn-status"
 
 
 def event_tags(event_types: Any) -> frozenset[str]:
-    """The envelope types (struct tags) of an event Struct or a union of them: what a reader of
-    a whole stream keeps, matched against each message's HEADER_TYPE before decoding it."""
-    members = get_args(event_types) or (event_types,)
+    """The envelope types (struct tags) of an event Struct, a union of them or a tuple of them:
+    what a reader of a whole stream keeps, matched against each message's HEADER_TYPE before
+    decoding it."""
+    members = event_types if isinstance(event_types, tuple) else get_args(event_types) or (event_types,)
     return frozenset(str(member.__struct_config__.tag) for member in members)

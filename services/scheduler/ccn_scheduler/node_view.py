@@ -28,14 +28,12 @@ from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_core.eventstore import EventStore
 from ccn_core.logging import get_logger
 from ccn_core.topology import NODES
-from ccn_proto.envelope import HEADER_TYPE, Envelope
+from ccn_proto.envelope import HEADER_TYPE, Envelope, event_tags
 from ccn_proto.nodes import GOVERNANCE_EVENT_TYPES, NodeEvent
 
 log = get_logger("ccn.scheduler.node_view")
 
-GOVERNANCE_TYPES: Final[frozenset[str]] = frozenset(
-    str(event_type.__struct_config__.tag) for event_type in GOVERNANCE_EVENT_TYPES
-)
+GOVERNANCE_TYPES: Final[frozenset[str]] = event_tags(GOVERNANCE_EVENT_TYPES)
 # an unstable node's share of the work is halved (ccn_proto.nodes.Health: "offered less")
 UNSTABLE_WEIGHT: Final = 0.5
 _EMPTY_RECENT = RecentRecord()
