@@ -76,7 +76,8 @@ def stack(settings: Settings, postgres_server: Any, tmp_path_factory: pytest.Tem
         admin_token=settings.admin_token,
     )
     # with the demo: three reference nodes and a batch of jobs, as `make run` starts them
-    started = running.ccn("up", "--demo")
+    # the demo's merge scene alone may wait demo_merge.REVIEW_WAIT_S on a slow machine
+    started = running.ccn("up", "--demo", timeout=240)
     running.up_output.extend(started.stdout.splitlines())
     if started.returncode != 0:
         logs = "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in (home / "logs").glob("*.log"))

@@ -32,7 +32,11 @@ def printed(stack: Stack, pattern: str) -> str:
         match = re.search(pattern, line)
         if match:
             return match.group(1)
-    raise AssertionError(f"`ccn up --demo` printed nothing like {pattern!r}:\n" + "\n".join(stack.up_output))
+    # the services' and nodes' last words say why a step of the demo did not happen
+    logs = "\n".join(f"== {log.name}\n{log.read_text()[-2000:]}" for log in sorted((stack.home / "logs").glob("*.log")))
+    raise AssertionError(
+        f"`ccn up --demo` printed nothing like {pattern!r}:\n" + "\n".join(stack.up_output) + "\n" + logs
+    )
 
 
 async def test_the_demo_batch_flows_through_three_nodes_and_its_log_tells_each_jobs_life(stack: Stack) -> None:

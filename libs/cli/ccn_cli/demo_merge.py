@@ -5,26 +5,35 @@ results merge into the `grants` dataset, where the second name is a change of a 
 and waits for a reviewer. The demo publishes version 1, approves the change through the edge's
 review API, and publishes version 2, so `ccn datasets diff 1 2` shows the reviewed change.
 
-It waits a bounded time for the review; a slow machine gets a note and the stack goes on."""
+The registry's row is submitted first and the site's row only once the registry's job has
+completed: the name rule (`confidence_weighted`, ties to the newest observation) decides which
+name stands by the order the results merge, and two jobs run side by side finish in either order.
+
+It waits a bounded time for the review; a slow machine gets a note saying where each job stands,
+and the stack goes on."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from ccn_cli.jobs_cmd import EdgeClient, EdgeError, edge_client
+from ccn_cli.jobs_cmd import EdgeClient, EdgeError, edge_client, job_path
 from ccn_core.settings import Settings
 from ccn_jobs.normalize_funders import NormalizeFundersPayload, RawFunder
 from ccn_jobs.normalize_opportunities import NormalizeOpportunitiesPayload, RawOpportunity
 from ccn_proto.compute_api import BatchSubmitted
+from ccn_proto.scheduler import JobStatus, JobView
 
-REVIEW_WAIT_S = 60.0
+REVIEW_WAIT_S = 90.0
 _POLL_S = 0.25
 # ahead of the demo's other batches: the scene should play out in seconds, not after them
 _PRIORITY = 50
+_SETTLED: frozenset[JobStatus] = frozenset({"completed", "dead", "cancelled"})
+
+T = TypeVar("T")
 
 
 class MergeScene(msgspec.Struct, frozen=True):
@@ -39,7 +48,9 @@ class _Line(msgspec.Struct, frozen=True):
     priority: int = _PRIORITY
 
 
-def merge_jobs() -> list[_Line]:
+def merge_jobs() -> tuple[list[_Line], list[_Line]]:
+    """The scene's jobs in two steps: the registry's row, then the foundation's own site and one
+    of its grants (the site's name is the later observation, so it is the change to review)."""
     registry_row = RawFunder(
         source="irs-bmf",
         source_record_id="311234567",
@@ -74,18 +85,19 @@ def merge_jobs() -> list[_Line]:
         eligibility_text="Public and school libraries in coastal Maine counties",
         url="https://www.harborlight.example/grants/libraries",
     )
-    return [
-        _Line("normalize_funders", NormalizeFundersPayload(records=(registry_row,))),
+    first = [_Line("normalize_funders", NormalizeFundersPayload(records=(registry_row,)))]
+    then = [
         _Line("normalize_funders", NormalizeFundersPayload(records=(own_site,))),
         _Line("normalize_opportunities", NormalizeOpportunitiesPayload(records=(grant,), as_of="2026-01-15")),
     ]
+    return first, then
 
 
-def submit_merge_jobs(edge: EdgeClient, correlation_id: str, batch_id: str) -> BatchSubmitted:
-    lines = b"".join(msgspec.json.encode(line) + b"\n" for line in merge_jobs())
+def submit_merge_jobs(edge: EdgeClient, correlation_id: str, batch_id: str, lines: list[_Line]) -> BatchSubmitted:
+    body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
     return edge.post(
         f"/jobs/batch?batch_id={batch_id}&dataset_source=ccn_cli.demo_merge&dataset_version=seed-0",
-        lines,
+        body,
         BatchSubmitted,
         headers={"X-Correlation-ID": correlation_id, "Content-Type": "application/x-ndjson"},
     )
@@ -94,6 +106,36 @@ def submit_merge_jobs(edge: EdgeClient, correlation_id: str, batch_id: str) -> B
 def _review_of(edge: EdgeClient, job_ids: set[str]) -> dict[str, Any] | None:
     body = msgspec.json.decode(edge.call("GET", "/admin/review?limit=500"))
     return next((r for r in body["reviews"] if r["provenance"]["job_id"] in job_ids), None)
+
+
+def _job(edge: EdgeClient, job_id: str) -> JobView:
+    return edge.get(job_path(job_id), JobView)
+
+
+def _poll(deadline: float, probe: Callable[[], T | None]) -> T | None:
+    """`probe`'s first answer that is not None, or None once the deadline passes."""
+    while True:
+        answer = probe()
+        if answer is not None or time.monotonic() >= deadline:
+            return answer
+        time.sleep(_POLL_S)
+
+
+def _settled(edge: EdgeClient, job_id: str) -> JobStatus | None:
+    status = _job(edge, job_id).status
+    return status if status in _SETTLED else None
+
+
+def _where_jobs_stand(edge: EdgeClient, job_ids: list[str]) -> str:
+    def one(job_id: str) -> str:
+        try:
+            view = _job(edge, job_id)
+        except EdgeError as exc:
+            return f"{job_id} unreadable ({exc.message})"
+        held = f" by {view.holder}" if view.holder else ""
+        return f"{job_id} {view.job_type} {view.status}{held} (attempt {view.attempt})"
+
+    return "; ".join(one(job_id) for job_id in job_ids)
 
 
 def _publish(edge: EdgeClient, note: str) -> int:
@@ -105,25 +147,37 @@ def run_merge_scene(
     settings: Settings, correlation_id: str, batch_id: str, report: Callable[[str], None]
 ) -> MergeScene | None:
     edge = edge_client(settings)
-    submitted = submit_merge_jobs(edge, correlation_id, batch_id)
-    report(f"demo: {submitted.jobs} normalize_funders / normalize_opportunities jobs submitted as batch {batch_id}")
+    first_lines, then_lines = merge_jobs()
     deadline = time.monotonic() + REVIEW_WAIT_S
+    first = submit_merge_jobs(edge, correlation_id, f"{batch_id}-registry", first_lines)
+    [registry_job] = first.job_ids
+    report(f"demo: a normalize_funders job from the IRS registry submitted as batch {batch_id}-registry")
+    job_ids = list(first.job_ids)
     review = None
-    while review is None and time.monotonic() < deadline:
-        review = _review_of(edge, set(submitted.job_ids))
-        if review is None:
-            time.sleep(_POLL_S)
+    if _poll(deadline, lambda: _settled(edge, registry_job)) == "completed":
+        then = submit_merge_jobs(edge, correlation_id, f"{batch_id}-site", then_lines)
+        job_ids += then.job_ids
+        report(f"demo: {then.jobs} jobs from the foundation's own site submitted as batch {batch_id}-site")
+        review = _poll(deadline, lambda: _review_of(edge, set(then.job_ids)))
     if review is None:
-        report("demo: the merge scene's review did not appear in time; see `ccn admin review list` later")
+        report(
+            f"demo: the merge scene's review did not appear within {REVIEW_WAIT_S:g} s; its jobs: "
+            f"{_where_jobs_stand(edge, job_ids)}; see `ccn admin review list` later"
+        )
         return None
     try:
-        first = _publish(edge, "demo: the foundation as first merged")
+        first_version = _publish(edge, "demo: the foundation as first merged")
         decision = {"comment": "demo: the foundation's own site gives its current name"}
         edge.post(f"/admin/review/{review['review_id']}/approve", msgspec.json.encode(decision), dict)
-        second = _publish(edge, "demo: the reviewed name")
+        second_version = _publish(edge, "demo: the reviewed name")
     except EdgeError as exc:
         report(f"demo: the merge scene stopped: {exc.message}")
         return None
     changes = ", ".join(f"{c['field']} {c['before']!r} -> {c['after']!r}" for c in review["changes"])
-    report(f"demo: results merged; review {review['review_id']} ({changes}) approved; versions {first} and {second}")
-    return MergeScene(record_id=review["record_id"], review_id=review["review_id"], versions=(first, second))
+    report(
+        f"demo: results merged; review {review['review_id']} ({changes}) approved; "
+        f"versions {first_version} and {second_version}"
+    )
+    return MergeScene(
+        record_id=review["record_id"], review_id=review["review_id"], versions=(first_version, second_version)
+    )
