@@ -107,3 +107,14 @@ class BatchPuller:
         finally:
             await sub.unsubscribe()
         return msgs
+
+    async def next_batch(self, batch: int, idle_wait: float) -> list[Msg]:
+        """What the consumer has now, up to `batch`; when it has nothing, the first message to
+        arrive within `idle_wait`, alone. A request for a whole batch with an expiry ends only
+        when the batch is full or the expiry passes, so on a quiet stream each message would
+        wait out the expiry; asked this way, a message waits for no timer, and a busy stream
+        still comes in full batches (what piled up while the last one was handled)."""
+        msgs = await self.fetch(batch, idle_wait, no_wait=True)
+        if msgs:
+            return msgs
+        return await self.fetch(1, idle_wait)

@@ -122,7 +122,7 @@ class Reactor:
         puller = BatchPuller(self._nc, self._spec.stream, self._spec.durable)
         while not self._stop.is_set():
             try:
-                msgs = await puller.fetch(self._batch_size, timeout=_IDLE_WAIT_S)
+                msgs = await puller.next_batch(self._batch_size, _IDLE_WAIT_S)
             except ConsumerGone as exc:
                 # deleted or replaced (an operator, a newer release): what was unacknowledged
                 # is delivered again by the consumer made anew
