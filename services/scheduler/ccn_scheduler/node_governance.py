@@ -80,8 +80,8 @@ class NodeGovernance:
             raise Forbidden(eligibility.refusal)
         if not eligibility.allowed:
             return Admission(eligibility=eligibility, allowance=0)
-        self.fair_share.asked(node_id, now)
-        allowance = self.fair_share.allowance(node_id, self.view.weight(node_id), now, floor=command.concurrency)
+        self.fair_share.asked(node_id, now, self.view.weight(node_id))
+        allowance = self.fair_share.allowance(node_id, now, floor=command.concurrency)
         if node is not None:
             allowance = min(allowance, max(0, node.daily_quota - self.daily.count(node_id, now)))
         return Admission(eligibility=eligibility, allowance=allowance)
