@@ -10,7 +10,8 @@ and result frames/s from its nodes). For `seconds`, open loop:
 while the nodes keep taking and completing jobs. Reported: peak RSS of every service and of
 nats-server (sampled every 0.25 s), the p50/p99 of accepted requests, what was refused (503 or
 429, and whether with Retry-After; error frames with retry_after), what failed otherwise, the
-time to drain the backlog, and a normal burst afterwards beside the main row."""
+time to drain the backlog, and a normal burst beside the main row once the backlog is done (no
+job completed for QUIET_S, every result judged)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ import aiohttp
 import msgspec
 import psutil
 
-from bench.lifecycle_bench import PAYLOAD, SimulatedNode, Stack, lifecycle, precomputed_result, register_nodes
+from bench.lifecycle_bench import (
+    PAYLOAD,
+    SimulatedNode,
+    Stack,
+    all_judged,
+    lifecycle,
+    precomputed_result,
+    register_nodes,
+)
 from bench.measure import Figure, figure
 from ccn_cli.stack.run_state import load_state
 
@@ -36,6 +45,8 @@ OVERLOAD = 3.0
 # an accepted request answered later than a command's timeout (CCN_COMMAND_TIMEOUT_S, 5 s) has
 # outlived what its caller would wait for: past it, latency is not bounded in any useful sense
 ACCEPTED_P99_BOUND_S = 5.0
+# no job completed for this long: the overload's backlog is done
+QUIET_S = 3.0
 
 
 @dataclass
@@ -125,6 +136,20 @@ async def _heartbeat_flood(nodes: list[SimulatedNode], frames_per_s: float, seco
         await asyncio.sleep(tick)
 
 
+async def _settled(simulated: list[SimulatedNode], stack: Stack, deadline: float) -> None:
+    """Until the nodes have completed nothing for QUIET_S and the validation service has
+    judged every result, or the deadline passes."""
+    last, since = -1, time.perf_counter()
+    while time.perf_counter() < deadline:
+        completed = sum(node.completed for node in simulated)
+        if completed != last:
+            last, since = completed, time.perf_counter()
+        elif time.perf_counter() - since >= QUIET_S:
+            break
+        await asyncio.sleep(0.1)
+    await all_judged(stack.env["CCN_NATS_URL"], deadline)
+
+
 async def overload(
     stack: Stack,
     main: Figure,
@@ -169,6 +194,10 @@ async def overload(
             await asyncio.sleep(0.1)
         drained_s = time.perf_counter() - started - overload_s
         completed = sum(node.completed for node in simulated)
+        # the burst after measures a stack that has settled: no node still finishing the backlog
+        # (jobs of requests the client gave up on may have been accepted too) and every result
+        # judged; measured during the drain, it would share the machine with it
+        await _settled(simulated, stack, time.perf_counter() + drain_s)
         stop_sampling.set()
         await sampler
         done.set()
