@@ -43,8 +43,24 @@ def tracer(name: str) -> trace.Tracer:
 
 
 def inject_trace(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    _propagator.inject(headers)
+    """The current span's `traceparent` (and `tracestate`) into `headers`, as the W3C propagator
+    writes them. Formatted once per span and reused: every event a command appends carries its
+    span's header, and the propagator's generic path was 4 % of the scheduler's time."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return headers
+    global _last_span, _last_headers
+    if span_context is not _last_span:
+        written: dict[str, str] = {}
+        _propagator.inject(written)
+        _last_span, _last_headers = span_context, written
+    headers.update(_last_headers)
     return headers
+
+
+# the span context whose headers were formatted last, and those headers (one event loop a process)
+_last_span: trace.SpanContext | None = None
+_last_headers: dict[str, str] = {}
 
 
 def extract_trace(headers: Mapping[str, str] | None) -> otel_context.Context:
