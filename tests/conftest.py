@@ -16,13 +16,23 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from ccn_cli.stack.ports import free_port
+from ccn_cli.stack.ports import FREE_PORT_SHARE_ENV, free_port
 from ccn_core.migrations import apply_migrations
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.settings import Settings
 from ccn_core.topology import apply_topology, ensure_streams
 from ccn_registry.app import start_registry
 from tests.support.servers import start_nats, start_postgres
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker picks its free ports from a share of its own (ccn_cli.stack.ports), and
+    so do the servers and `ccn` commands it starts: two workers never take the same port in the
+    gap between picking it and binding it (a test once talked to the other worker's edge)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        index = int(str(worker["workerid"]).removeprefix("gw"))
+        os.environ[FREE_PORT_SHARE_ENV] = f"{index}/{worker['workercount']}"
 
 
 @pytest.fixture(scope="session")

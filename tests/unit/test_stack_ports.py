@@ -28,3 +28,18 @@ def test_a_listening_port_is_not_picked(monkeypatch: pytest.MonkeyPatch) -> None
         picks = iter([taken, other])
         monkeypatch.setattr(ports.random, "randint", lambda low, high: next(picks))
         assert free_port() == other
+
+
+@pytest.mark.parametrize("share", ["0/2", "1/2", "3/4"])
+def test_a_process_with_a_share_picks_only_its_share_of_the_ports(share: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.FREE_PORT_SHARE_ENV, share)
+    k, n = (int(part) for part in share.split("/"))
+    picks = [free_port() for _ in range(50)]
+    assert all(port % n == k and (port + 4000) % n == k for port in picks)
+
+
+@pytest.mark.parametrize("share", ["1", "2/2", "-1/2", "a/b", "1/0"])
+def test_a_malformed_share_is_refused_by_name(share: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.FREE_PORT_SHARE_ENV, share)
+    with pytest.raises(ValueError, match=ports.FREE_PORT_SHARE_ENV):
+        free_port()

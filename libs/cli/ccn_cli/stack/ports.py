@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -25,6 +26,11 @@ _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST_PICK = 10_000
 _MONITOR_OFFSET = 4_000
 _PICK_ATTEMPTS = 200
+# "k/n": this process picks only ports p with p % n == k. Processes that pick ports side by side
+# (a test run's workers, each setting its own share) then never pick the same one: a port is only
+# free until its server binds it, so two pickers could otherwise both take it in that gap, and
+# one would talk to the other's server. n dividing 4,000 keeps a port's monitoring port in the share.
+FREE_PORT_SHARE_ENV = "CCN_FREE_PORT_SHARE"
 
 
 def _ephemeral_low() -> int:
@@ -39,12 +45,28 @@ def free_port() -> int:
     the kernel hands out for binding to 0 is also one it may give the next outgoing connection
     (a test's 200 WebSocket clients, a NATS reconnect) before the server binds it."""
     highest = max(_LOWEST_PICK, _ephemeral_low() - _MONITOR_OFFSET - 1)
+    share, shares = _port_share()
     for _ in range(_PICK_ATTEMPTS):
-        port = random.randint(_LOWEST_PICK, highest)  # noqa: S311 - spreads picks, guards nothing
+        port = random.randint(_LOWEST_PICK + shares, highest)  # noqa: S311 - spreads picks, guards nothing
+        port -= (port - share) % shares  # the nearest port of this process's share at or below
         # without SO_REUSEADDR: a port with connections lingering in TIME_WAIT is not picked either
         if _binds(port, "127.0.0.1", reuse_addr=False):
             return port
     raise OSError(f"no free port found in {_PICK_ATTEMPTS} tries between {_LOWEST_PICK} and {highest}")
+
+
+def _port_share() -> tuple[int, int]:
+    """(k, n) from CCN_FREE_PORT_SHARE ("k/n", 0 <= k < n); (0, 1), every port, when unset."""
+    raw = os.environ.get(FREE_PORT_SHARE_ENV, "")
+    if not raw:
+        return 0, 1
+    try:
+        share, shares = (int(part) for part in raw.split("/"))
+    except ValueError:
+        raise ValueError(f"{FREE_PORT_SHARE_ENV}={raw!r}: expected k/n, e.g. 1/2") from None
+    if not 0 <= share < shares:
+        raise ValueError(f"{FREE_PORT_SHARE_ENV}={raw!r}: k must be at least 0 and below n")
+    return share, shares
 
 
 def _binds(port: int, host: str, *, reuse_addr: bool) -> bool:
