@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ def test_a_listening_port_is_not_picked(monkeypatch: pytest.MonkeyPatch) -> None
         other = free_port()
         picks = iter([taken, other])
         monkeypatch.setattr(ports.random, "randint", lambda low, high: next(picks))
+        monkeypatch.setattr(ports, "_handed_out", deque(maxlen=8))  # as if neither was handed out
         assert free_port() == other
 
 
@@ -43,3 +45,14 @@ def test_a_malformed_share_is_refused_by_name(share: str, monkeypatch: pytest.Mo
     monkeypatch.setenv(ports.FREE_PORT_SHARE_ENV, share)
     with pytest.raises(ValueError, match=ports.FREE_PORT_SHARE_ENV):
         free_port()
+
+
+def test_a_port_handed_out_lately_is_not_handed_out_again_before_anything_binds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = free_port()
+    other = free_port()
+    picks = iter([first, other])
+    monkeypatch.setattr(ports.random, "randint", lambda low, high: next(picks))
+    monkeypatch.setattr(ports, "_handed_out", deque([first], maxlen=8))  # only the first was handed out
+    assert free_port() == other != first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+from collections import deque
 from pathlib import Path
 
 from ccn_cli.stack.errors import PortInUse
@@ -31,6 +32,8 @@ _PICK_ATTEMPTS = 200
 # free until its server binds it, so two pickers could otherwise both take it in that gap, and
 # one would talk to the other's server. n dividing 4,000 keeps a port's monitoring port in the share.
 FREE_PORT_SHARE_ENV = "CCN_FREE_PORT_SHARE"
+# the ports free_port handed out lately, not handed out again while they are here
+_handed_out: deque[int] = deque(maxlen=512)
 
 
 def _ephemeral_low() -> int:
@@ -43,14 +46,17 @@ def _ephemeral_low() -> int:
 def free_port() -> int:
     """A port free now, though nothing reserves it, picked below the ephemeral range: a port
     the kernel hands out for binding to 0 is also one it may give the next outgoing connection
-    (a test's 200 WebSocket clients, a NATS reconnect) before the server binds it."""
+    (a test's 200 WebSocket clients, a NATS reconnect) before the server binds it. Not one of
+    the ports this process was handed lately: a test picks all its servers' ports before any
+    binds, and the same free port twice would start two servers on it."""
     highest = max(_LOWEST_PICK, _ephemeral_low() - _MONITOR_OFFSET - 1)
     share, shares = _port_share()
     for _ in range(_PICK_ATTEMPTS):
         port = random.randint(_LOWEST_PICK + shares, highest)  # noqa: S311 - spreads picks, guards nothing
         port -= (port - share) % shares  # the nearest port of this process's share at or below
         # without SO_REUSEADDR: a port with connections lingering in TIME_WAIT is not picked either
-        if _binds(port, "127.0.0.1", reuse_addr=False):
+        if port not in _handed_out and _binds(port, "127.0.0.1", reuse_addr=False):
+            _handed_out.append(port)
             return port
     raise OSError(f"no free port found in {_PICK_ATTEMPTS} tries between {_LOWEST_PICK} and {highest}")
 
