@@ -68,3 +68,29 @@ async def test_a_quiet_stream_gives_nothing_after_the_idle_wait(puller: tuple[NA
     _, pulls = puller
     async with asyncio.timeout(BOUND_S):
         assert await pulls.next_batch(100, 0.2) == []
+
+
+async def test_a_consumer_at_its_ack_pending_bound_ends_the_pull_at_the_idle_wait(
+    isolated_nats: str, tmp_path: Path
+) -> None:
+    """It delivers what its bound allows and then nothing more: the request must still end (a
+    pull with `no_wait` alone would stay open, and the caller take the consumer for gone)."""
+    settings = make_settings(isolated_nats, "postgresql://unused/none", tmp_path)
+    async for client in connect_with_tally(isolated_nats, settings):
+        js = client.jetstream()
+        await js.add_consumer(
+            TALLY.name, ConsumerConfig(durable_name="bounded", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=2)
+        )
+        pulls = BatchPuller(client, TALLY.name, "bounded")
+        for index in range(5):
+            await js.publish(f"ccn.tally.b{index}.added", b"{}")
+        async with asyncio.timeout(BOUND_S):
+            first = await pulls.next_batch(100, 0.5)
+            held = await pulls.next_batch(100, 0.5)  # two unacknowledged: the consumer gives nothing
+        assert [m.subject for m in first] == ["ccn.tally.b0.added", "ccn.tally.b1.added"]
+        assert held == []
+        for msg in first:
+            await msg.ack()
+        async with asyncio.timeout(BOUND_S):
+            after = await pulls.next_batch(100, 0.5)
+        assert [m.subject for m in after] == ["ccn.tally.b2.added", "ccn.tally.b3.added"]

@@ -63,7 +63,7 @@ class ConsumerGone(Exception):
 
 class _Pull(msgspec.Struct, omit_defaults=True):
     batch: int
-    expires: int = 0  # nanoseconds; 0 (omitted) with no_wait, which the server ignores otherwise
+    expires: int  # nanoseconds
     no_wait: bool = False
 
 
@@ -73,9 +73,10 @@ class BatchPuller:
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
     async def fetch(self, batch: int, timeout: float, *, no_wait: bool = False) -> list[Msg]:  # noqa: ASYNC109
-        """Up to `batch` messages; fewer (maybe none) when the consumer has no more within
-        `timeout` (the server's expiry), or at once with `no_wait`: what it has now. Raises
-        ConsumerGone on a 409 or a request the server never ended."""
+        """Up to `batch` messages. The server ends the request when the batch is full or at
+        `timeout` (its expiry); with `no_wait`, also as soon as it has nothing more to give once
+        it gave something: what the consumer has now, or else the first message to arrive within
+        `timeout`. Raises ConsumerGone on a 409 or a request the server never ended."""
         msgs: list[Msg] = []
         done = asyncio.get_running_loop().create_future()
 
@@ -96,8 +97,7 @@ class BatchPuller:
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox, cb=collect)
         try:
-            pull = _Pull(batch=batch, no_wait=True) if no_wait else _Pull(batch=batch, expires=int(timeout * 1e9))
-            request = msgspec.json.encode(pull)
+            request = msgspec.json.encode(_Pull(batch=batch, expires=int(timeout * 1e9), no_wait=no_wait))
             await self._nc.publish(self._subject, request, reply=inbox)
             # the server ends the request itself at `expires`; the margin covers a slow reply
             async with asyncio.timeout(timeout + 5):
@@ -109,12 +109,11 @@ class BatchPuller:
         return msgs
 
     async def next_batch(self, batch: int, idle_wait: float) -> list[Msg]:
-        """What the consumer has now, up to `batch`; when it has nothing, the first message to
-        arrive within `idle_wait`, alone. A request for a whole batch with an expiry ends only
-        when the batch is full or the expiry passes, so on a quiet stream each message would
-        wait out the expiry; asked this way, a message waits for no timer, and a busy stream
-        still comes in full batches (what piled up while the last one was handled)."""
-        msgs = await self.fetch(batch, idle_wait, no_wait=True)
-        if msgs:
-            return msgs
-        return await self.fetch(1, idle_wait)
+        """What the consumer has now, up to `batch`; when it has nothing, what arrives first
+        within `idle_wait`. A request without `no_wait` ends only when its batch is full or its
+        expiry passes, so on a quiet stream each message would wait out the expiry; asked this
+        way, a message waits for no timer, and a busy stream still comes in full batches (what
+        piled up while the last one was handled). The expiry still bounds the request when the
+        consumer may deliver no more (max_ack_pending reached): `no_wait` alone would leave it
+        open then."""
+        return await self.fetch(batch, idle_wait, no_wait=True)
