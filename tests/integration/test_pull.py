@@ -94,3 +94,18 @@ async def test_a_consumer_at_its_ack_pending_bound_ends_the_pull_at_the_idle_wai
         async with asyncio.timeout(BOUND_S):
             after = await pulls.next_batch(100, 0.5)
         assert [m.subject for m in after] == ["ccn.tally.b2.added", "ccn.tally.b3.added"]
+
+
+async def test_a_consumer_whose_only_message_waits_for_redelivery_ends_the_pull_at_the_idle_wait(
+    puller: tuple[NATS, BatchPuller],
+) -> None:
+    """A reactor's handler that failed asks for its event again later (a nak with a delay): until
+    then the consumer has a message it may not deliver, and the pull must still end."""
+    client, pulls = puller
+    await client.jetstream().publish("ccn.tally.later.added", b"{}")
+    async with asyncio.timeout(BOUND_S):
+        [msg] = await pulls.next_batch(100, 0.5)
+        await msg.nak(delay=2.0)
+        assert await pulls.next_batch(100, 0.5) == []
+        again = await pulls.next_batch(100, 5.0)
+    assert [m.subject for m in again] == ["ccn.tally.later.added"]
