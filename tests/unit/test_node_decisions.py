@@ -8,12 +8,14 @@ import pytest
 
 from ccn_cli.node.decisions import (
     MAX_REASON_CHARS,
+    RESULT_PACE_MEMORY_S,
     SHUTTING_DOWN,
     AlreadyRunning,
     ErrorAction,
     NodeView,
     OfferDecision,
     Refuse,
+    ResultPacer,
     Run,
     bounded_reason,
     decide_error,
@@ -114,3 +116,41 @@ def test_reasons_fit_the_protocol_bound() -> None:
     assert bounded_reason("short") == "short"
     long = bounded_reason("x" * 5000)
     assert len(long) == MAX_REASON_CHARS and long.endswith("…")
+
+
+def test_results_go_all_at_once_until_the_edge_refuses_one_for_the_nodes_rate_limit() -> None:
+    pacer = ResultPacer()
+    assert pacer.allowed(100.0) is None and pacer.wait_s(100.0) == 0.0
+
+
+def test_after_a_rate_limit_refusal_results_go_one_at_a_time_an_estimated_interval_apart() -> None:
+    pacer = ResultPacer()
+    pacer.sent(100.0)  # took the limit's last token
+    pacer.sent(100.1)  # refused: the next token is 0.4 s away, so it regrows 0.5 s after 100.0
+    pacer.refused(0.4, 100.1)
+    assert pacer.allowed(100.3) == 0 and pacer.wait_s(100.3) == pytest.approx(0.2)
+    assert pacer.allowed(100.5) == 1
+    pacer.sent(100.5)
+    # 0.5 s with a margin of a quarter: the next goes 0.625 s later
+    assert pacer.allowed(101.0) == 0 and pacer.wait_s(101.0) == pytest.approx(0.125)
+    assert pacer.allowed(101.125) == 1
+
+
+def test_a_refusal_while_paced_widens_the_spacing() -> None:
+    pacer = ResultPacer()
+    pacer.sent(100.0)
+    pacer.refused(0.1, 100.0)  # the estimate: 0.1 s, paced 0.125 apart
+    pacer.sent(100.1)
+    pacer.sent(100.225)
+    pacer.refused(0.3, 100.225)  # too close after all
+    pacer.sent(100.525)
+    assert pacer.wait_s(100.525) >= 0.5
+
+
+def test_pacing_ends_a_while_after_the_last_refusal() -> None:
+    pacer = ResultPacer()
+    pacer.refused(0.5, 100.0)
+    assert pacer.allowed(100.0 + RESULT_PACE_MEMORY_S - 1) == 1
+    assert pacer.allowed(100.0 + RESULT_PACE_MEMORY_S) is None
+    pacer.sent(100.0 + RESULT_PACE_MEMORY_S)
+    assert pacer.allowed(100.0 + RESULT_PACE_MEMORY_S + 0.1) is None

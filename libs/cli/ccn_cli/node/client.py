@@ -36,6 +36,7 @@ from ccn_cli.node.decisions import (
     ErrorAction,
     NodeView,
     Refuse,
+    ResultPacer,
     decide_error,
     decide_offer,
     oversized_offer_reason,
@@ -146,6 +147,7 @@ class NodeClient:
         self._hurry = asyncio.Event()  # a second stop request: no grace period
         self._drained = asyncio.Event()
         self._paused_until = 0.0
+        self._result_pacer = ResultPacer()
         self._last_ready: int | None = None  # what the last Ready asked for; None once an offer came
         self._session_refreshed = False
         self._vitals = NodeVitals(clock)
@@ -465,6 +467,8 @@ class NodeClient:
             case ErrorAction.RESEND_LATER:
                 job_id = error.job_id or ""
                 pause = self._pause(error.retry_after)
+                if error.code == "rate_limited":
+                    self._result_pacer.refused(pause, self._clock())
                 asyncio.get_running_loop().call_later(pause, self._resend, job_id)
                 with self._job_context(job_id):
                     log.warning("edge could not take the job's outcome yet; it is kept and sent again", **fields)
@@ -509,11 +513,16 @@ class NodeClient:
             await self._ask_for_work(ws, repeat=beat)
 
     async def _send_outbox(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Unsent failures, then unsent results: several at once go as `results` frames. The
+        """Unsent failures, then unsent results: several at once go as `results` frames, or one at
+        a time while the node paces its results after a rate-limit refusal (ResultPacer). The
         last result frame carries the node's room (`ready`), so the edge asks for the next jobs
         while it records these, one round trip instead of two."""
         unsent = [self._outbox[job_id] for job_id in self._outbox if job_id in self._unsent]
         results = [frame for frame in unsent if isinstance(frame, JobResult)]
+        allowed = self._result_pacer.allowed(self._clock())
+        held_back = allowed is not None and len(results) > allowed
+        if held_back:
+            results = results[:allowed]
         for frame in unsent:
             if isinstance(frame, JobFail):
                 await self._send(ws, frame)
@@ -528,8 +537,11 @@ class NodeClient:
                     batch = msgspec.structs.replace(batch, ready=slots)
                     self._last_ready = slots
             await self._send(ws, batch)
+            self._result_pacer.sent(self._clock())
             for job_id in [batch.job_id] if isinstance(batch, JobResult) else [item.job_id for item in batch.results]:
                 self._unsent.discard(job_id)
+        if held_back:  # the rest wait their turn: look again when the next may go
+            asyncio.get_running_loop().call_later(self._result_pacer.wait_s(self._clock()), self._wake.set)
 
     def _slots_to_ask(self) -> int:
         return slots_to_ask(

@@ -3,6 +3,7 @@ the node, so every rule is a row in a unit test. The client carries the decision
 
 from __future__ import annotations
 
+from collections import deque
 from enum import Enum
 
 import msgspec
@@ -104,3 +105,54 @@ def slots_to_ask(free_slots: int, *, draining: bool, paused: bool) -> int:
 
 def bounded_reason(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+# how long after the edge's last refusal of a result for the node's rate limit the node keeps
+# its results paced: longer than the edge's reporting window, so a node that was refused once
+# does not burst again into the next window (each window with a refusal is a mark against it)
+RESULT_PACE_MEMORY_S = 60.0
+# paced results go this much further apart than the limit's interval as the node estimates it
+RESULT_PACE_MARGIN = 1.25
+_TWO_SENDS = 2
+
+
+class ResultPacer:
+    """When results go out after the edge refused one for the node's rate limit: one at a time,
+    for RESULT_PACE_MEMORY_S after the last such refusal; otherwise all at once. Resending every
+    refused result together when its `retry_after` passed would have the limit refuse all but one
+    again, and each window with a refusal is a mark against the node (backoff, health).
+
+    The spacing is the limit's interval as the node can tell it, with a margin: a refusal's
+    `retry_after` is only the wait for the next token, but that token regrows from the send
+    before the refused one, so the interval is at least from that send to the end of the wait.
+    A refusal while already paced means the estimate was short: the spacing doubles."""
+
+    def __init__(self) -> None:
+        self._spacing = 0.0
+        self._not_before = 0.0
+        self._pacing_until = 0.0
+        self._sends: deque[float] = deque(maxlen=2)
+
+    def refused(self, retry_after: float, now: float) -> None:
+        wait = max(0.0, retry_after)
+        before_refused = self._sends[0] if len(self._sends) == _TWO_SENDS else now
+        interval = max(wait, now + wait - before_refused)
+        paced = now < self._pacing_until
+        self._spacing = max(RESULT_PACE_MARGIN * interval, 2 * self._spacing if paced else 0.0)
+        self._not_before = max(self._not_before, now + wait)
+        self._pacing_until = now + RESULT_PACE_MEMORY_S
+
+    def allowed(self, now: float) -> int | None:
+        """How many results may go now: None for all, else 0 or 1."""
+        if now >= self._pacing_until:
+            return None
+        return 1 if now >= self._not_before else 0
+
+    def wait_s(self, now: float) -> float:
+        """How long until the next result may go (0 when one may go now)."""
+        return 0.0 if self.allowed(now) != 0 else self._not_before - now
+
+    def sent(self, now: float) -> None:
+        self._sends.append(now)
+        if now < self._pacing_until:
+            self._not_before = now + self._spacing
