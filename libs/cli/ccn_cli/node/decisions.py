@@ -113,7 +113,6 @@ def bounded_reason(reason: str) -> str:
 RESULT_PACE_MEMORY_S = 60.0
 # paced results go this much further apart than the limit's interval as the node estimates it
 RESULT_PACE_MARGIN = 1.25
-_TWO_SENDS = 2
 
 
 class ResultPacer:
@@ -135,7 +134,7 @@ class ResultPacer:
 
     def refused(self, retry_after: float, now: float) -> None:
         wait = max(0.0, retry_after)
-        before_refused = self._sends[0] if len(self._sends) == _TWO_SENDS else now
+        before_refused = self._sends[0] if len(self._sends) == self._sends.maxlen else now
         interval = max(wait, now + wait - before_refused)
         paced = now < self._pacing_until
         self._spacing = max(RESULT_PACE_MARGIN * interval, 2 * self._spacing if paced else 0.0)
