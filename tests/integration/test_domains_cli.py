@@ -22,6 +22,7 @@ from ccn_core.settings import Settings
 from ccn_edge.app import start_edge
 from ccn_fetch_proxy.policy_service import start_domain_policy
 from tests.conftest import make_settings
+from tests.support.servers import until_ready
 
 EXAMPLE_CSV = Path(__file__).resolve().parents[2] / "docs" / "examples" / "domains.csv"
 SERVER_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
@@ -46,12 +47,7 @@ async def stack(
         start_edge(await running.enter_async_context(open_runtime("edge", settings, needs_postgres=False)))
         async with aiohttp.ClientSession() as http, asyncio.timeout(10):
             for port in (settings.edge_port, settings.analytics_port):
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                            if response.status == 200:
-                                break
-                    await asyncio.sleep(0.05)
+                await until_ready(http, f"http://127.0.0.1:{port}")
         for name, value in (
             ("CCN_HOME", str(tmp_path)),
             ("CCN_EDGE_HOST", "127.0.0.1"),

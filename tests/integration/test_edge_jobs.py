@@ -34,6 +34,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import FAST, answering
+from tests.support.servers import until_ready
 from tests.support.validation import validation_service
 
 
@@ -57,13 +58,8 @@ async def running_edge(settings: Settings) -> AsyncIterator[tuple[Edge, SocketLi
         limits = start_edge(edge_runtime)
         await answering(settings.effective_nats_url)
         url = f"http://127.0.0.1:{settings.edge_port}"
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http:
+            await until_ready(http, url, timeout_s=10)
         yield Edge(url=url, settings=settings, scheduler=CommandClient(scheduler.nc, timeout=10)), limits
 
 

@@ -18,13 +18,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from ccn_core import subjects
-from ccn_core.aggregate import AggregateRepository, envelope_headers, outgoing_event
+from ccn_core.aggregate import AggregateRepository, outgoing_event
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue
 from ccn_core.domain.node import NodeDecider
-from ccn_core.eventstore import OutgoingEvent
-from ccn_core.ids import new_event_id, new_public_id
+from ccn_core.ids import new_public_id
 from ccn_core.service import Runtime, open_runtime
 from ccn_core.topology import CHECKPOINTS, NODES
 from ccn_proto.budgets import JobUsage
@@ -111,23 +109,7 @@ async def heartbeat(world: World, node: RegisterNodeReply, metrics: NodeMetrics 
 
 async def job_event(world: World, job_id: str, event: msgspec.Struct) -> int:
     """Append a job event as the scheduler would; returns its stream sequence."""
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    envelope = Envelope(
-        event_id=new_event_id(),
-        type=tag,
-        schema_version=1,
-        aggregate_id=job_id,
-        occurred_at=datetime.now(UTC),
-        correlation_id=job_id,
-        causation_id=None,
-        actor=SCHEDULER,
-        data=event,
-    )
-    subject = subjects.event("job", job_id, tag.split(".", 1)[1])
-    ack = await world.runtime.store.append(
-        OutgoingEvent(subject=subject, data=msgspec.json.encode(envelope), headers=envelope_headers(envelope))
-    )
+    ack = await world.runtime.store.append(outgoing_event("job", job_id, event, correlation_id=job_id, actor=SCHEDULER))
     return ack.seq
 
 

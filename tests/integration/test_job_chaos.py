@@ -69,6 +69,7 @@ from ccn_scheduler.app import start_scheduler
 from tests.conftest import free_port, make_settings
 from tests.integration.test_edge_jobs import Edge, hello, registered_node
 from tests.integration.test_scheduler import FAST, answering, job_events, scheduler_client, schedulers
+from tests.support.servers import until_ready
 from tests.support.sizes import small_and_full
 from tests.support.validation import validation_service
 
@@ -122,12 +123,7 @@ async def chaos_stack(settings: Settings, size: Size) -> AsyncIterator[Stack]:
             )
         async with aiohttp.ClientSession() as http, asyncio.timeout(15):
             for edge in edges:
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"{edge.url}/readyz") as response:
-                            if response.status == 200:
-                                break
-                    await asyncio.sleep(0.05)
+                await until_ready(http, edge.url)
         yield Stack(edges=edges, settings=settings)
 
 

@@ -23,6 +23,7 @@ from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import free_port, make_settings
 from tests.integration.test_scheduler import FAST, answering
+from tests.support.servers import until_ready
 from tests.support.validation import validation_service
 
 
@@ -40,13 +41,8 @@ async def edge(
         await stack.enter_async_context(validation_service(settings))
         start_edge(await stack.enter_async_context(open_runtime("edge", settings)))
         await answering(settings.effective_nats_url)
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{settings.edge_port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http:
+            await until_ready(http, f"http://127.0.0.1:{settings.edge_port}", timeout_s=10)
         monkeypatch.setenv("CCN_HOME", str(tmp_path))
         monkeypatch.setenv("CCN_EDGE_HOST", "127.0.0.1")
         monkeypatch.setenv("CCN_EDGE_PORT", str(settings.edge_port))

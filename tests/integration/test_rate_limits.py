@@ -35,7 +35,7 @@ from ccn_proto.registry import GetNode, NodeView
 from ccn_proto.scheduler import GetJob, JobView
 from tests.conftest import make_settings, migrated_database, with_topology
 from tests.integration.test_edge_jobs import Edge, connected, create_job, next_frame, registered_node, running_edge
-from tests.support.servers import start_nats
+from tests.support.servers import start_nats, until_ready
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,12 +64,7 @@ async def edge_replicas(settings: Settings, count: int) -> AsyncIterator[Edges]:
             urls.append(f"http://127.0.0.1:{replica.edge_port}")
         async with aiohttp.ClientSession() as http, asyncio.timeout(10):
             for url in urls[1:]:
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"{url}/readyz") as response:
-                            if response.status == 200:
-                                break
-                    await asyncio.sleep(0.05)
+                await until_ready(http, url)
         yield Edges(urls=urls, first=first)
 
 
