@@ -239,3 +239,34 @@ async def test_a_transient_postgres_error_is_retried_not_fatal(own_nc: NATS, poo
 async def registered_nodes_in_stream(nc: NATS) -> int:
     info = await nc.jetstream().stream_info(NODES.name, subjects_filter="ccn.node.*.registered")
     return len(info.state.subjects or {})
+
+
+async def test_a_stop_ends_an_idle_wait_at_once_and_a_restart_resumes_at_the_checkpoint(
+    own_nc: NATS, pool: asyncpg.Pool
+) -> None:
+    """Idle waits of a minute: a stop that waited one out (between batches, or for the pull in
+    flight) would take the minute. Batches of one, so that catching up waits for no expiry. The
+    restart must apply what came meanwhile, and once."""
+    await write_node_histories(own_nc, 20)
+    caught_up = await stream_last_seq(own_nc)
+    first = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel(), batch_size=1, idle_wait_s=60)
+    task = asyncio.create_task(first.run())
+    try:
+        async with asyncio.timeout(30):
+            while first.position < caught_up:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # idle now: waiting on its queue, its pull open at the server
+        first.stop()
+        async with asyncio.timeout(10):
+            await task
+    finally:
+        first.stop()
+        task.cancel()
+
+    await write_node_histories(own_nc, 10)
+    last = await stream_last_seq(own_nc)
+    restarted = ProjectionRunner(own_nc.jetstream(), pool, NodeReadModel(), batch_size=1, idle_wait_s=60)
+    await project_until(restarted, last)
+    assert restarted.applied == last - caught_up
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM community_nodes") == 30

@@ -129,9 +129,11 @@ async def test_a_node_polling_far_too_fast_is_throttled_then_backed_off_and_anot
         calm = await registered_node(http, edges.first)
         # 100 polls a second against 2: the first two pass, then 429 with a Retry-After
         statuses = []
+        flood_began = time.monotonic()
         for _ in range(100):
             statuses.append(await poll(http, edges.urls[0], flooder))
             await asyncio.sleep(0.01)
+        flood_s = time.monotonic() - flood_began
         assert statuses[0][0] == 204 and statuses[1][0] == 204
         refused = [retry for status, retry in statuses if status == 429]
         assert len(refused) >= 90, statuses
@@ -145,7 +147,10 @@ async def test_a_node_polling_far_too_fast_is_throttled_then_backed_off_and_anot
             while "backoff_changed" not in (history := await node_history(edges.first, flooder["node_public_id"])):
                 await asyncio.sleep(0.1)
         assert "rate_limited" in history
-        assert history.count("rate_limited") <= 3, history  # a window or two of one edge: never ~90
+        # once for each window the flood touched (a second on a quiet machine, a few on a loaded
+        # one), never once per refusal (~90)
+        windows_touched = int(flood_s // WINDOW_S) + 2
+        assert history.count("rate_limited") <= windows_touched < len(refused) // 4, (flood_s, history)
         view = await edges.first.scheduler.call(
             "registry", "get_node", GetNode(node_id=flooder["node_public_id"]), NodeView, correlation_id="test-limits"
         )

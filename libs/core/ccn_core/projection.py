@@ -38,6 +38,7 @@ from ccn_core.errors import NotFound, Unavailable
 from ccn_core.eventstore import StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
+from ccn_core.stopping import Stopped, unless_stopping
 from ccn_core.topology import ConsumerSpec
 from ccn_proto.deadletter import ReplayDeadLetter, ReplayDeadLetterReply
 
@@ -246,10 +247,12 @@ class ProjectionRunner:
             self._fetch_into(batches, finished), name=f"{self._projection.spec.durable}-fetch"
         )
         try:
-            while not self._stop.is_set():
+            while True:
                 try:
                     async with asyncio.timeout(self._idle_wait_s):
-                        msgs = await batches.get()
+                        msgs = await unless_stopping(batches.get(), self._stop)
+                except Stopped:
+                    return
                 except TimeoutError:
                     if fetcher.done():
                         fetcher.result()  # a crashed fetcher stops the projection, loudly
@@ -261,12 +264,11 @@ class ProjectionRunner:
                 self.applied += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
         finally:
-            # Asked, not cancelled, first: nats-py's fetch can swallow a cancellation
+            # Cancelled mid-pull: what the server sends to the dropped inbox meanwhile is never
+            # acknowledged, and the next leader's consumer starts again at the checkpoint
             finished.set()
-            _, pending = await asyncio.wait({fetcher}, timeout=self._idle_wait_s + 2)
-            if pending:
-                fetcher.cancel()  # blocked handing over a batch nobody will take
-                await asyncio.wait({fetcher}, timeout=2)
+            fetcher.cancel()
+            await asyncio.wait({fetcher}, timeout=2)
 
     async def _fetch_into(self, batches: asyncio.Queue[list[Msg]], finished: asyncio.Event) -> None:
         puller = await self._subscribe()

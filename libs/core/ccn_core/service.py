@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import nats
 import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NATS
@@ -107,20 +106,24 @@ async def connect_nats(settings: Settings, name: str) -> NATS:
         log.warning("nats error", error=str(exc))
 
     async def on_disconnected() -> None:
-        log.warning("nats disconnected; reconnecting")
+        # nats-py calls this on a deliberate close too (its status already CLOSED): no warning then
+        if not client.is_closed:
+            log.warning("nats disconnected; reconnecting")
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")
 
-    return await nats.connect(
+    client = NATS()
+    await client.connect(
         settings.effective_nats_url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py annotates int; it is a float of seconds
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
     )
+    return client
 
 
 # Each projection's leader holds a connection for its advisory lock as long as it leads, so a

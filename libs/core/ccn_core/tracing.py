@@ -6,7 +6,6 @@ from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
@@ -30,6 +29,10 @@ def configure_tracing(
     elif exporter == "otlp":
         if not otlp_endpoint:
             raise ValueError("CCN_OTEL_EXPORTER=otlp needs CCN_OTEL_ENDPOINT, e.g. http://otel-collector:4318")
+        # imported only here: the exporter and its protobuf code are a third of a second of
+        # every process's start, and most run without a collector
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         otlp = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5)
         provider.add_span_processor(BatchSpanProcessor(otlp, max_queue_size=8192))
     elif exporter != "none":

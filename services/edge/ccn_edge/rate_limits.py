@@ -45,6 +45,7 @@ from ccn_core.rate_limit_config import (
     parse_rate_limits,
 )
 from ccn_core.shared_limiter import KV_TIMEOUT_S, SharedLimiter
+from ccn_core.stopping import Stopped, unless_stopping
 from ccn_core.topology import RATE_LIMIT_STATE
 from ccn_proto.registry import NodeActionReply, RecordRateLimited
 
@@ -260,11 +261,11 @@ async def watch_limits_config(js: JetStreamContext, limits: EdgeLimits, stopping
     bucket = await config_bucket(js)
     watcher = await bucket.watch(RATE_LIMITS_KEY)
     try:
-        while not stopping.is_set():
+        while True:
             try:
-                entry = await watcher.updates(timeout=1.0)  # type: ignore[no-untyped-call]
-            except NatsError:  # nats' own TimeoutError: nothing new within the second
-                continue
+                entry = await unless_stopping(watcher.updates(timeout=None), stopping)  # type: ignore[no-untyped-call]
+            except Stopped:
+                return
             if entry is None:  # the initial values are all delivered: the key is absent
                 if not limits.config_loaded.is_set():
                     limits.apply(DEFAULT_RATE_LIMITS, 0)

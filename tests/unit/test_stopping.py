@@ -1,0 +1,71 @@
+"""unless_stopping: a wait that a stop ends at once, its work cancelled and cleaned up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ccn_core.stopping import Stopped, unless_stopping
+
+
+async def test_the_result_comes_back_when_it_comes_first() -> None:
+    stopping = asyncio.Event()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    queue.put_nowait(7)
+    assert await unless_stopping(queue.get(), stopping) == 7
+
+
+async def test_a_stop_cancels_the_wait_and_its_cleanup_has_run_when_stopped_is_raised() -> None:
+    stopping = asyncio.Event()
+    cleaned = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaned.append(True)
+
+    asyncio.get_running_loop().call_later(0.05, stopping.set)
+    with pytest.raises(Stopped):
+        async with asyncio.timeout(5):
+            await unless_stopping(forever(), stopping)
+    assert cleaned == [True]
+
+
+async def test_a_result_ready_when_the_stop_comes_is_returned_not_dropped() -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    done.set_result("kept")
+    assert await unless_stopping(done, stopping) == "kept"
+
+
+async def test_cancelling_the_caller_cancels_the_work_too() -> None:
+    stopping = asyncio.Event()
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    caller = asyncio.create_task(unless_stopping(work(), stopping))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    async with asyncio.timeout(5):
+        await cancelled.wait()
+    assert not stopping.is_set()
+
+
+async def test_an_error_of_the_work_is_raised_as_it_is() -> None:
+    async def failing() -> None:
+        raise ValueError("bad")
+
+    with pytest.raises(ValueError, match="bad"):
+        await unless_stopping(failing(), asyncio.Event())
