@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 
 import pytest
 
@@ -69,3 +71,34 @@ async def test_an_error_of_the_work_is_raised_as_it_is() -> None:
 
     with pytest.raises(ValueError, match="bad"):
         await unless_stopping(failing(), asyncio.Event())
+
+
+async def test_a_timeout_never_drops_what_the_wait_had_taken() -> None:
+    """A projection waits on its queue of batches with a timeout, and a batch lost there would
+    be acknowledged with the next one, never applied. Items put while waits time out around
+    them, at every phase of the race: each is received, once and in order."""
+    rng = random.Random(7)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    stopping = asyncio.Event()
+    count = 3000
+
+    async def produce() -> None:
+        for item in range(count):
+            queue.put_nowait(item)
+            await asyncio.sleep(rng.choice((0, 0, 0.0001)))
+
+    producer = asyncio.create_task(produce())
+    received: list[int] = []
+    async with asyncio.timeout(60):
+        while not (producer.done() and queue.empty()):
+            with contextlib.suppress(TimeoutError):
+                received.append(await unless_stopping(queue.get(), stopping, timeout=rng.choice((0, 0.00005, 0.0001))))
+    assert received == list(range(count))
+
+
+async def test_a_timeout_with_nothing_come_raises_timeout_not_stopped() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    with pytest.raises(TimeoutError):
+        await unless_stopping(queue.get(), asyncio.Event(), timeout=0.01)
+    queue.put_nowait(1)
+    assert queue.get_nowait() == 1  # the cancelled wait took nothing

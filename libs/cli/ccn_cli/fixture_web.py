@@ -52,6 +52,7 @@ class FixtureState:
 
 STATE_KEY = web.AppKey("fixture_state", FixtureState)
 PDF_KEY = web.AppKey("guidance_pdf", bytes)
+BOMB_KEY = web.AppKey("gzip_bomb", bytes)
 
 
 def dev_loopback_setting(port: int) -> str:
@@ -174,7 +175,9 @@ async def _hostile(request: web.Request, path: str) -> web.StreamResponse:
             request, web.StreamResponse(headers={"Content-Type": "text/html"}), HUGE_BYTES, chunked=True
         )
     if path == "/bomb":
-        return web.Response(body=_gzip_bomb(), headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
+        return web.Response(
+            body=request.app[BOMB_KEY], headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}
+        )
     if path == "/slowloris":
         response = web.StreamResponse(headers={"Content-Type": "text/html"})
         await response.prepare(request)
@@ -210,7 +213,8 @@ def _guidance_pdf() -> bytes:
 
 @functools.cache
 def _gzip_bomb() -> bytes:
-    """64 MiB of zeros, gzipped to about 64 KiB (a ratio near 1000); made once."""
+    """64 MiB of zeros, gzipped to about 64 KiB (a ratio near 1000); made once, before serving:
+    compressing it takes longer than a test's read bound on a loaded machine."""
     return gzip.compress(b"\x00" * (64 * 1024 * 1024), compresslevel=9)
 
 
@@ -236,6 +240,7 @@ def fixture_web(state: FixtureState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state or FixtureState()
     app[PDF_KEY] = _guidance_pdf()
+    app[BOMB_KEY] = _gzip_bomb()
     app.router.add_route("GET", "/{tail:.*}", _dispatch)
     return app
 

@@ -249,8 +249,7 @@ class ProjectionRunner:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self._idle_wait_s):
-                        msgs = await unless_stopping(batches.get(), self._stop)
+                    msgs = await unless_stopping(batches.get(), self._stop, timeout=self._idle_wait_s)
                 except Stopped:
                     return
                 except TimeoutError:

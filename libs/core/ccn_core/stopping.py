@@ -20,14 +20,22 @@ class Stopped(Exception):
     """`stopping` was set before the awaited thing came; it was cancelled."""
 
 
-async def unless_stopping(awaitable: Awaitable[T], stopping: asyncio.Event) -> T:
-    """`awaitable`'s result, or Stopped once `stopping` is set first (the awaitable is then
-    cancelled, and its own cleanup has run when this returns). A result that is ready when the
-    stop comes is returned, not dropped."""
+async def unless_stopping(
+    awaitable: Awaitable[T],
+    stopping: asyncio.Event,
+    timeout: float | None = None,  # noqa: ASYNC109 - a timeout of its own, see below
+) -> T:
+    """`awaitable`'s result; Stopped once `stopping` is set first, TimeoutError once `timeout`
+    passes first (the awaitable then cancelled, and its own cleanup run, when this raises). A
+    result that is ready when the stop or the timeout comes is returned, not dropped.
+
+    The timeout is a parameter, not an `asyncio.timeout` around the call: that one cancels this
+    coroutine, and a cancellation that lands just as the awaitable completes would lose its
+    result (a batch taken from a queue, gone)."""
     work = asyncio.ensure_future(awaitable)
     stop = asyncio.ensure_future(stopping.wait())
     try:
-        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:  # the caller was cancelled: so is what it waited for
         work.cancel()
         raise
@@ -37,5 +45,7 @@ async def unless_stopping(awaitable: Awaitable[T], stopping: asyncio.Event) -> T
         work.cancel()
         await asyncio.wait({work})
         if work.cancelled():
-            raise Stopped
+            if stopping.is_set():
+                raise Stopped
+            raise TimeoutError
     return work.result()
