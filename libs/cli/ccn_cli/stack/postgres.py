@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -236,14 +237,18 @@ def find_postmaster(data_dir: Path) -> psutil.Process | None:
     return None
 
 
-def stop_postgres_server(data_dir: Path, *, timeout_s: float = 30.0) -> None:
-    """`pg_ctl stop -m fast`: roll back open transactions, checkpoint, exit. Idempotent."""
+def stop_postgres_server(
+    data_dir: Path, *, timeout_s: float = 30.0, mode: Literal["fast", "immediate"] = "fast"
+) -> None:
+    """`pg_ctl stop -m fast`: roll back open transactions, checkpoint, exit. Idempotent.
+    `immediate` skips the checkpoint (the next start recovers from the WAL): for a server whose
+    data is thrown away next, as a test run's is."""
     postmaster = find_postmaster(data_dir)
     if postmaster is None:
         return
     account = postgres_account()
     result = subprocess.run(
-        [pg_binary("pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(int(timeout_s))],
+        [pg_binary("pg_ctl"), "stop", "-D", str(data_dir), "-m", mode, "-w", "-t", str(int(timeout_s))],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         cwd=data_dir.parent,
