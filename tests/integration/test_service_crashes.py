@@ -95,7 +95,8 @@ class Size:
     job_s: tuple[float, float] = (0.3, 1.5)  # how long a job runs on its node
     lease_s: float = 120.0  # outlasts every outage: no lease may run out during a takeover
     max_retries: int = 3
-    # the claim owner is killed once this share of the jobs has completed, the edge once this one
+    # the claim owner is killed once this share of the jobs has completed, the edge once this
+    # share has started on a node
     kill_at: tuple[float, float] = (0.1, 0.4)
     timeout_s: float = 120.0  # for every job to complete, once all are submitted
 
@@ -332,7 +333,8 @@ class Killer:
     """Kills the services in turn while the jobs are worked, each restarted after
     RESTART_AFTER_S: the claim owner once `kill_at[0]` of the jobs completed; the projector and
     the validation service as soon as the claims have an owner again; the edge once `kill_at[1]`
-    completed (the projector may still be starting then: it is not on the jobs' path)."""
+    started on a node (the projector and validation may still be down or starting then: neither
+    is on the path of a job's offer or its result's submission)."""
 
     services: Services
     nc: NATS
@@ -351,7 +353,10 @@ class Killer:
         projector = asyncio.create_task(self._outage(self.services.projector))
         # results already in are judged from the validation service's durable consumer when it is back
         validation = asyncio.create_task(self._outage(self.services.validation))
-        await self._until(self.size.kill_at[1])
+        # by starts, not completions: while validation is down nothing completes, the nodes run
+        # on, and a share of completions reached once its backlog is judged can come after
+        # every job has run (the kill would then find nothing in flight)
+        await self._until_started(self.size.kill_at[1])
         await self._outage(self.services.edge)
         await projector
         await validation
@@ -359,6 +364,10 @@ class Killer:
     async def _until(self, share: float) -> None:
         while len(self.completed()) < share * self.size.jobs:
             await asyncio.sleep(0.1)
+
+    async def _until_started(self, share: float) -> None:
+        while len(self.work.starts) < share * self.size.jobs:
+            await asyncio.sleep(0.05)
 
     async def _outage(self, victim: Service, killed_revision: int | None = None) -> None:
         # a kill is meant to come mid-work: right after a takeover every job started may have
