@@ -4,15 +4,20 @@ Each changed page's text gets a MinHash signature; an LSH index of every signatu
 pages whose estimated Jaccard similarity is at least the threshold. The index lives in the
 crawler's memory and is rebuilt from the signatures the campaign events carry, so it needs no
 store of its own. A signature is the MinHash's 64 hash values as 32-bit big-endian hex (datasketch
-keeps them below 2**32)."""
+keeps them below 2**32).
+
+datasketch is imported where it is first used, not with this module: its LSH imports
+scipy.integrate, two seconds of every crawler start and of every test run's collection."""
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from datasketch import MinHash  # type: ignore[import-untyped]
 
 from ccn_core.domain.campaign import NearDuplicate
 
@@ -33,6 +38,8 @@ def signature_of(text: str) -> MinHash | None:
     words = _WORD.findall(text[:MAX_TEXT_CHARS].lower())
     if len(words) < SHINGLE_WORDS:
         return None
+    from datasketch import MinHash
+
     minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
     minhash.update_batch(
         [" ".join(words[i : i + SHINGLE_WORDS]).encode() for i in range(len(words) - SHINGLE_WORDS + 1)]
@@ -52,11 +59,15 @@ def from_hex(text: str) -> MinHash | None:
     if len(raw) != NUM_PERM * 4:
         return None
     values = np.frombuffer(raw, dtype=">u4").astype(np.uint64)
+    from datasketch import LeanMinHash
+
     return LeanMinHash(seed=1, hashvalues=values, scheme=SCHEME)
 
 
 class NearDuplicateIndex:
     def __init__(self, threshold: float = THRESHOLD) -> None:
+        from datasketch import MinHashLSH
+
         self._threshold = threshold
         self._lsh = MinHashLSH(threshold=CANDIDATE_THRESHOLD, num_perm=NUM_PERM)
         self._signatures: dict[str, MinHash] = {}
