@@ -242,10 +242,7 @@ class ProjectionRunner:
         # The next batch is fetched while this one is written: NATS and Postgres round trips
         # overlap. Two batches in hand at most, so memory stays bounded.
         batches: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=2)
-        finished = asyncio.Event()
-        fetcher = asyncio.create_task(
-            self._fetch_into(batches, finished), name=f"{self._projection.spec.durable}-fetch"
-        )
+        fetcher = asyncio.create_task(self._fetch_into(batches), name=f"{self._projection.spec.durable}-fetch")
         try:
             while True:
                 try:
@@ -265,13 +262,13 @@ class ProjectionRunner:
         finally:
             # Cancelled mid-pull: what the server sends to the dropped inbox meanwhile is never
             # acknowledged, and the next leader's consumer starts again at the checkpoint
-            finished.set()
             fetcher.cancel()
             await asyncio.wait({fetcher}, timeout=2)
 
-    async def _fetch_into(self, batches: asyncio.Queue[list[Msg]], finished: asyncio.Event) -> None:
+    async def _fetch_into(self, batches: asyncio.Queue[list[Msg]]) -> None:
+        """Until cancelled (the projection's end)."""
         puller = await self._subscribe()
-        while not finished.is_set():
+        while True:
             try:
                 msgs = await puller.fetch(self._batch_size, timeout=self._idle_wait_s)
             except (ConsumerGone, NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:

@@ -18,6 +18,7 @@ the same lock as the writer, so they never see a group's events before they are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from ccn_core.aggregate import EventMeta, envelope_headers, event_name
 from ccn_core.errors import CcnError, Unavailable
 from ccn_core.eventstore import EventStore, OutgoingEvent, WrongLastSequence
 from ccn_core.logging import get_logger
+from ccn_core.stopping import Stopped, unless_stopping
 from ccn_merge.dataset import DatasetDecider
 from ccn_merge.dataset_state import DatasetState
 from ccn_merge.published import record_lines
@@ -151,11 +153,8 @@ class DatasetWriter:
         while not (stopping.is_set() and not self._queue):
             if not self._queue:
                 self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stopping.wait())
-                await asyncio.wait((waiter, stopper), return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                with contextlib.suppress(Stopped):
+                    await unless_stopping(self._wake.wait(), stopping)
                 continue
             group, self._queue = self._queue[:MAX_GROUP_COMMANDS], self._queue[MAX_GROUP_COMMANDS:]
             async with self._lock:
