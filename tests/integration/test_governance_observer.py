@@ -107,13 +107,17 @@ async def heartbeat(world: World, node: RegisterNodeReply, metrics: NodeMetrics 
     )
 
 
-async def job_event(world: World, job_id: str, event: msgspec.Struct) -> int:
-    """Append a job event as the scheduler would; returns its stream sequence."""
-    ack = await world.runtime.store.append(outgoing_event("job", job_id, event, correlation_id=job_id, actor=SCHEDULER))
+async def job_event(world: World, job_id: str, event: msgspec.Struct, *, at: datetime | None = None) -> int:
+    """Append a job event as the scheduler would (at `at`, or now); returns its stream sequence."""
+    ack = await world.runtime.store.append(
+        outgoing_event("job", job_id, event, correlation_id=job_id, actor=SCHEDULER, occurred_at=at)
+    )
     return ack.seq
 
 
-async def completed_job(world: World, node_id: str, *, usage: JobUsage | None = None) -> tuple[int, int]:
+async def completed_job(
+    world: World, node_id: str, *, usage: JobUsage | None = None, at: datetime | None = None
+) -> tuple[int, int]:
     job_id = new_public_id()
     first = await job_event(
         world, job_id, JobClaimed(node_id=node_id, attempt=1, lease_until=datetime.now(UTC) + timedelta(minutes=1))
@@ -122,7 +126,7 @@ async def completed_job(world: World, node_id: str, *, usage: JobUsage | None = 
     submitted = JobResultSubmitted(
         node_id=node_id, attempt=1, job_type="echo", result=result, checksum="c", usage=usage
     )
-    await job_event(world, job_id, submitted)  # the node's part: its time and usage
+    await job_event(world, job_id, submitted, at=at)  # the node's part: its time and usage
     last = await job_event(world, job_id, JobCompleted(node_id=node_id, attempt=1, result=result, checksum="c"))
     return first, last
 
@@ -187,6 +191,31 @@ async def test_a_silent_node_goes_offline_and_comes_back_healthy(world: World) -
         assert len(health(await history(world, node.node_public_id))) == 2  # reported once each
     # a node that never heartbeated is judged on nothing: the observer sees only samples
     assert health(await history(world, other.node_public_id)) == []
+
+
+async def test_a_node_that_submits_results_is_not_silent_though_it_sends_no_heartbeat(world: World) -> None:
+    skew = timedelta(0)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + skew
+
+    node = await register(world)
+    node_id = node.node_public_id
+    await heartbeat(world, node)
+    async with observing(world, clock) as observer:
+        async with asyncio.timeout(15):
+            while observer.observations_sent < 1:
+                await asyncio.sleep(0.05)
+        # thirty seconds pass without a heartbeat, in which the node submits a result
+        await completed_job(world, node_id, at=datetime.now(UTC) + timedelta(seconds=30))
+        await until(world, node_id, lambda events: bool(work(events)))  # the work watch has read it
+        skew = timedelta(seconds=30)
+        await asyncio.sleep(10 * FAST.liveness_tick_s)
+        assert health(await history(world, node_id)) == []  # heard from by its result: not unstable
+        skew = timedelta(seconds=80)  # fifty seconds with neither
+        events = await until(world, node_id, lambda events: len(health(events)) == 1)
+        assert health(events)[0].health == "offline"
+        assert 45 <= health(events)[0].silent_s < 60  # counted from the result, not the heartbeat
 
 
 async def test_a_node_failing_jobs_gets_its_work_recorded_then_a_backoff(world: World) -> None:

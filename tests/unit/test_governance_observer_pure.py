@@ -245,6 +245,20 @@ def test_samples_arriving_out_of_order_never_move_the_last_seen_back() -> None:
     assert [o.band for o in book.due(at(41))] == ["fresh"]
 
 
+def test_a_result_is_a_sign_of_life_for_a_watched_node_and_keeps_its_metrics() -> None:
+    book = LivenessBook()
+    metrics = NodeMetrics(cpu_load=0.5)
+    book.seen("n1", at(0), metrics)
+    book.reported(book.due(at(1))[0])
+    book.heard_from("n1", at(20))  # a result, twenty seconds on
+    book.heard_from("n1", at(5))  # an older one read late moves nothing back
+    assert book.due(at(44)) == []  # 24 s since the result: fresh, though 44 s since the heartbeat
+    unstable = book.due(at(46))
+    assert [(o.band, o.silent_s, o.metrics) for o in unstable] == [("unstable", 26.0, metrics)]
+    book.heard_from("stranger", at(46))  # never sent telemetry: not watched on a result alone
+    assert [o.node_id for o in book.due(at(47))] == ["n1"]
+
+
 def test_the_book_holds_at_most_its_bound_forgetting_the_quietest() -> None:
     book = LivenessBook(max_nodes=2)
     book.seen("old", at(0), None)

@@ -85,15 +85,17 @@ def outgoing_event(
     correlation_id: str,
     actor: Actor,
     causation_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> OutgoingEvent:
     """One event as an append outside a decider writes it (a fixture's seed, a bench's stream):
-    its envelope, subject and headers, as the repository would give them."""
+    its envelope, subject and headers, as the repository would give them. It occurred now
+    unless `occurred_at` says when."""
     envelope = Envelope(
         event_id=ids.new_event_id(),
         type=type(event).__struct_config__.tag,  # type: ignore[arg-type]
         schema_version=getattr(type(event), "schema_version", 1),
         aggregate_id=aggregate_id,
-        occurred_at=datetime.now(UTC),
+        occurred_at=occurred_at or datetime.now(UTC),
         correlation_id=correlation_id,
         causation_id=causation_id,
         actor=actor,

@@ -1,6 +1,7 @@
 """Which nodes have gone quiet: the pure core of the governance observer's liveness watch.
 
-Per node, the time of its last telemetry sample and the band of silence last reported to the
+Per node, the time it was last heard from (its last telemetry sample, or a later result it
+submitted) and the band of silence last reported to the
 registry (observe_liveness): fresh, unstable (>= UNSTABLE_SILENCE_S) or offline
 (>= OFFLINE_SILENCE_S), the thresholds of the health policy. An observation is due when a
 node's band differs from the one last reported: when its silence crosses a threshold, and when
@@ -69,6 +70,16 @@ class LivenessBook:
         elif seen_at >= watched.last_seen:
             watched.last_seen = seen_at
             watched.metrics = metrics
+
+    def heard_from(self, node_id: str, at: datetime) -> None:
+        """A sign of life other than telemetry: the node submitted a result at `at`. A node at
+        work is not silent, whatever its heartbeats do (the node decider says the same of a
+        window of completed work); without this, a node that works but sends no heartbeat
+        would swing between unstable and healthy at every window. Only a node already watched
+        is moved: the book watches the nodes that have spoken telemetry, and its metrics stay."""
+        watched = self._nodes.get(node_id)
+        if watched is not None and at > watched.last_seen:
+            watched.last_seen = at
 
     def due(self, now: datetime) -> list[Observation]:
         """The observations to send now: each node whose band is not the one last reported."""

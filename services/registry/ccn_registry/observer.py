@@ -222,6 +222,9 @@ class GovernanceObserver:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._budgets_read: dict[str, float] = {}
+        # when each node was last heard from: its heartbeats (the liveness watch) and the results
+        # it submits (the work watch)
+        self._liveness = LivenessBook()
         self.ownership = Ownership(
             runtime.js,
             bucket=OWNERS.bucket,
@@ -238,6 +241,7 @@ class GovernanceObserver:
     async def _gain(self) -> None:
         log.info("governance observer active", replica=self._runtime.replica)
         self._stop = asyncio.Event()
+        self._liveness = LivenessBook()
         self._tasks = [
             asyncio.create_task(self._keep_running(self._watch_work, "work"), name="observer-work"),
             asyncio.create_task(
@@ -395,6 +399,7 @@ class GovernanceObserver:
                     aggregator.learn_claim(job_id, claim)
             if event.usage is not None:
                 await self._refresh_budgets(aggregator, event.node_id)
+            self._liveness.heard_from(event.node_id, envelope.occurred_at)
         aggregator.observe(stored.seq, job_id, envelope.occurred_at, event)
 
     async def _claim_before(self, job_id: str, node_id: str, attempt: int, seq: int) -> Claim | None:
@@ -521,7 +526,7 @@ class GovernanceObserver:
             ),
         )
         puller = BatchPuller(self._runtime.nc, TELEMETRY.name, name)
-        book = LivenessBook()
+        book = self._liveness
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
