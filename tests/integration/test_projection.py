@@ -4,11 +4,15 @@ skips nothing; dropping the read model and replaying from sequence 1 rebuilds it
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import nats
 import pytest
 from nats.aio.client import Client as NATS
 
@@ -31,6 +35,8 @@ from ccn_core.topology import NODES
 from ccn_proto.envelope import Actor
 from ccn_proto.nodes import NodeBudgetsSet, NodeEvent, NodeRateLimited, NodeRegistered, NodeWorkRecorded
 from ccn_registry.read_model import NodeReadModel
+from tests.conftest import free_port, with_topology
+from tests.support.servers import EmbeddedNats, start_nats
 
 NODE_COUNT = 120
 
@@ -270,3 +276,56 @@ async def test_a_stop_ends_an_idle_wait_at_once_and_a_restart_resumes_at_the_che
     assert restarted.applied == last - caught_up
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM community_nodes") == 30
+
+
+async def jetstream_back(nc: NATS) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await nc.jetstream().stream_info(NODES.name)
+                return
+            except Exception:  # reconnecting, or the server still recovering its streams
+                await asyncio.sleep(0.1)
+
+
+async def test_a_projection_carries_on_across_a_nats_server_killed_and_restarted(
+    tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    """The consumer lives in the server's memory only (its position is the checkpoint in
+    PostgreSQL): a server killed with SIGKILL forgets it, and the runner makes it again at the
+    checkpoint. Every event is applied, once."""
+    if os.environ.get("CCN_NATS_URL"):
+        pytest.skip("kills its own NATS server; CCN_NATS_URL points at a shared one")
+    port = free_port()
+    server = start_nats(tmp_path / "nats", port)
+    url = await with_topology(str(server.url))
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    runner = ProjectionRunner(nc.jetstream(), pool, NodeReadModel(), batch_size=50, idle_wait_s=0.2)
+    task = asyncio.create_task(runner.run())
+    try:
+        await write_node_histories(nc, 40)
+        first = await stream_last_seq(nc)
+        async with asyncio.timeout(30):
+            while runner.position < first:
+                await asyncio.sleep(0.05)
+        assert isinstance(server, EmbeddedNats)
+        os.kill(server.running.pid, signal.SIGKILL)
+        server.running.process.wait(timeout=10)
+        server = start_nats(tmp_path / "nats", port)  # the same store, the same port
+        await jetstream_back(nc)
+        await write_node_histories(nc, 40)
+        last = await stream_last_seq(nc)
+        assert last > first
+        async with asyncio.timeout(60):
+            while runner.position < last:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        assert runner.applied == last, "each event applied once"
+    finally:
+        runner.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        await nc.close()
+        server.stop()
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM community_nodes") == 80

@@ -226,6 +226,10 @@ class ProjectionRunner:
             ack_policy=AckPolicy.ALL,
             ack_wait=60,
             max_ack_pending=-1,
+            # the position lives in PostgreSQL (ADR 0002) and the consumer is made afresh from it
+            # at every start and every loss: its state on the server's disk would be rewritten
+            # ten times a second for nothing (and fsynced each time under sync_interval: always)
+            mem_storage=True,
             **(
                 {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": committed + 1}
                 if committed

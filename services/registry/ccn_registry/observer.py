@@ -366,6 +366,7 @@ class GovernanceObserver:
                 ack_policy=AckPolicy.ALL,
                 ack_wait=120,
                 max_ack_pending=-1,
+                mem_storage=True,  # made afresh from the checkpoint, as a projection's (ccn_core.projection)
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=done_seq + 1,
             ),
