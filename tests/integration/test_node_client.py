@@ -202,17 +202,25 @@ class FakeEdge:
                         break
                 case JobResults():
                     self.results_frames.append(frame)
-                    acks = []
-                    for item in frame.results:
-                        result = JobResult(
+                    results = [
+                        JobResult(
                             job_id=item.job_id,
                             result=item.result,
                             checksum=item.checksum,
                             usage=item.usage,
                             signature=item.signature,
                         )
-                        self.results.setdefault(item.job_id, []).append(result)
-                        self.held.discard(item.job_id)
+                        for item in frame.results
+                    ]
+                    for result in results:
+                        self.results.setdefault(result.job_id, []).append(result)
+                    if self.drop_after_first_result and not self.dropped:
+                        # results that finished together come in one frame: dropped alike
+                        await self.drop(ws)
+                        break
+                    acks = []
+                    for result in results:
+                        self.held.discard(result.job_id)
                         acks.append(self.completed(result))
                     await send(ws, Acks(acks=acks) if batching else acks[0])
                     for ack in acks[1:] if not batching else []:
@@ -247,14 +255,18 @@ class FakeEdge:
             )
             return False
         if self.drop_after_first_result and not self.dropped:
-            # no Ack: the node must send this result again on its next connection
-            self.dropped = True
-            self.sessions.clear()
-            await ws.close()
+            await self.drop(ws)
             return True
         self.held.discard(frame.job_id)
         await send(ws, self.completed(frame))
         return False
+
+    async def drop(self, ws: web.WebSocketResponse) -> None:
+        """No Ack: the node must send what it just sent again on its next connection, which
+        needs a new session (the old one is refused)."""
+        self.dropped = True
+        self.sessions.clear()
+        await ws.close()
 
     def completed(self, frame: JobResult) -> Ack:
         """The ack of a recorded result, with a receipt when this edge signs them."""
