@@ -39,7 +39,15 @@ from bench.lifecycle_bench import (
     running_stack,
     steady_claim_latency,
 )
-from bench.lifecycle_costs import CostProbe, CpuMeter, bare_figure, bare_lifecycle, comparison_figures, stack_processes
+from bench.lifecycle_costs import (
+    CostProbe,
+    CpuMeter,
+    bare_figure,
+    bare_lifecycle,
+    comparison_figures,
+    stack_processes,
+    synced_comparison,
+)
 from bench.lifecycle_footprint import job_footprints
 from bench.lifecycle_overload import overload
 from bench.linking_bench import linking_figures
@@ -126,9 +134,12 @@ async def _lifecycle_figures(workdir: Path, *, quick: bool) -> list[Figure]:
             nats_server.stop()
         figures += await governance_cost(postgres, workdir, quick=quick)
         postgres.create_database("lifecycle_sync")
-        synced = start_nats(workdir / "nats-sync-always", free_port(), sync_interval="always")
+        synced_monitor = free_port()
+        synced = start_nats(
+            workdir / "nats-sync-always", free_port(), sync_interval="always", monitor_port=synced_monitor
+        )
         try:
-            figures.append(await _lifecycle_synced(synced.url, postgres, workdir, quick=quick))
+            figures += await _lifecycle_synced(synced, postgres, workdir, synced_monitor, quick=quick)
         finally:
             synced.stop()
         return figures
@@ -195,19 +206,33 @@ async def _lifecycle_on(
         return figures
 
 
-async def _lifecycle_synced(nats_url: str, postgres: Any, workdir: Path, *, quick: bool) -> Figure:
+async def _lifecycle_synced(
+    nats_server: Any, postgres: Any, workdir: Path, monitor_port: int, *, quick: bool
+) -> list[Figure]:
+    """The main row's shape on a NATS server that fsyncs every append, then the bare event store
+    on the same server: what the disk allows the appends alone."""
     ports = [free_port() for _ in range(5)]
-    async with running_stack(nats_url, postgres.dsn("lifecycle_sync"), workdir / "stack-sync", ports) as stack:
+    jobs = 1_000 if quick else 10_000
+    dsn = postgres.dsn("lifecycle_sync")
+    async with running_stack(nats_server.url, dsn, workdir / "stack-sync", ports) as stack:
         nodes = 20 if quick else 200
-        return await lifecycle(
+        synced = await lifecycle(
             stack,
             nodes=nodes,
-            jobs=1_000 if quick else 10_000,
+            jobs=jobs,
             label=f"{nodes} nodes x{BATCHED_CONCURRENCY}, batched, NATS sync_interval always",
             concurrency=BATCHED_CONCURRENCY,
             batch=True,
             target=900,
         )
+        nc = await nats.connect(nats_server.url)
+        try:
+            settings = Settings(nats_url=nats_server.url, database_url=dsn)
+            monitor_url = f"http://127.0.0.1:{monitor_port}"
+            bare = await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
+        finally:
+            await nc.close()
+    return [synced, *synced_comparison(synced, bare_figure(bare, synced="always"))]
 
 
 async def _kernel_figures(settings: Settings, postgres: Any, scale: int) -> list[Figure]:
