@@ -205,37 +205,36 @@ def bare_figure(bare: JobCosts, *, synced: str | None = None) -> Figure:
     )
 
 
+def _throughput_ratio(
+    row: Figure, bare_fig: Figure, name: str, operations: int, seconds: float, note: str = ""
+) -> Figure:
+    """`row` set against the bare path's row, and a row of their throughput ratio."""
+    row.baseline = bare_fig.name
+    row.ratio_to_baseline = round(row.ops_per_s / bare_fig.ops_per_s, 3) if bare_fig.ops_per_s else None
+    ratio = figure(
+        name,
+        "job lifecycle",
+        operations,
+        seconds,
+        notes=f"{row.ops_per_s:,.0f} ÷ {bare_fig.ops_per_s:,.0f} jobs/s{note}",
+    )
+    ratio.baseline = bare_fig.name
+    ratio.ratio_to_baseline = row.ratio_to_baseline
+    return ratio
+
+
 def synced_comparison(synced: Figure, bare_fig: Figure) -> list[Figure]:
     """The fsync-bound row beside what the same server gives the appends alone. No target of its
     own: the issue's (≥ 900 jobs/s) stays on the row, and this shows where the disk puts the
     ceiling (each append is written and fsynced before it is acknowledged)."""
-    synced.baseline = bare_fig.name
-    synced.ratio_to_baseline = round(synced.ops_per_s / bare_fig.ops_per_s, 3) if bare_fig.ops_per_s else None
-    ratio = figure(
-        "  throughput under sync_interval always, full ÷ bare",
-        "job lifecycle",
-        synced.operations,
-        synced.seconds,
-        notes=f"{synced.ops_per_s:,.0f} ÷ {bare_fig.ops_per_s:,.0f} jobs/s (5 appends a job in full, 3 in bare)",
-    )
-    ratio.baseline = bare_fig.name
-    ratio.ratio_to_baseline = synced.ratio_to_baseline
-    return [bare_fig, ratio]
+    name = "  throughput under sync_interval always, full ÷ bare"
+    note = " (5 appends a job in full, 3 in bare)"
+    return [bare_fig, _throughput_ratio(synced, bare_fig, name, synced.operations, synced.seconds, note)]
 
 
 def comparison_figures(full: JobCosts, full_figure: Figure, bare: JobCosts, bare_fig: Figure) -> list[Figure]:
     """The three comparisons issue #13 asks for, each against its target."""
-    full_figure.baseline = bare_fig.name
-    full_figure.ratio_to_baseline = round(full_figure.ops_per_s / bare_fig.ops_per_s, 3) if bare_fig.ops_per_s else None
-    throughput = figure(
-        "  throughput, full ÷ bare",
-        "job lifecycle",
-        full.jobs,
-        full.seconds,
-        notes=f"{full_figure.ops_per_s:,.0f} ÷ {bare_fig.ops_per_s:,.0f} jobs/s",
-    )
-    throughput.ratio_to_baseline = full_figure.ratio_to_baseline
-    throughput.baseline = bare_fig.name
+    throughput = _throughput_ratio(full_figure, bare_fig, "  throughput, full ÷ bare", full.jobs, full.seconds)
     throughput.target = ">= 0.33 of bare"
     throughput.meets_target = (throughput.ratio_to_baseline or 0) >= 1 / 3
     cpu = figure(
