@@ -39,6 +39,11 @@ HDR_BATCH_ID = "Nats-Batch-Id"
 HDR_BATCH_SEQ = "Nats-Batch-Sequence"
 HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 _READ_BATCH = 512
+# Every event of a stream, as a scan's filter: the server reads the stream in order. A filter
+# naming the same events (`ccn.job.>` on CCN_JOBS, whose only subjects they are) makes it look up
+# its subject index for the first match of every batch it reads, a cost that grows with the
+# stream: a replay of 100,000 events took 10.3 s that way and 3.4 s this way
+EVERY_EVENT = ">"
 # appends and reads awaiting their answer: past this a new one is refused at once, so a stalled
 # server costs callers a fast Unavailable, not memory growing with every request
 MAX_IN_FLIGHT = 50_000

@@ -27,7 +27,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ccn_core.domain.domain_policy import DomainPolicyDecider, DomainPolicyState, canonical_domain, policy_id
 from ccn_core.errors import BadInput
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EVERY_EVENT, EventStore
 from ccn_core.logging import get_logger
 from ccn_core.topology import POLICY
 from ccn_proto.domains import DomainEvent
@@ -141,7 +141,7 @@ class PolicyBook:
         """Replay CCN_POLICY as it stands, then follow it; returns the seconds the replay took."""
         started = time.perf_counter()
         up_to = (await js.stream_info(POLICY.name)).state.last_seq
-        async for batch in store.scan(POLICY.name, "ccn.domain.>", 1, up_to_seq=up_to):
+        async for batch in store.scan(POLICY.name, EVERY_EVENT, 1, up_to_seq=up_to):
             for stored in batch:
                 self.apply_stored(stored.seq, stored.data)
         self._advance(up_to)

@@ -25,7 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ccn_core.domain.governance import RecentRecord, reputation
 from ccn_core.domain.node import NodeDecider, NodeState
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EVERY_EVENT, EventStore
 from ccn_core.logging import get_logger
 from ccn_core.topology import NODES
 from ccn_proto.envelope import HEADER_TYPE, Envelope, event_tags
@@ -123,7 +123,7 @@ class NodeView:
         """Fold CCN_NODES as it stands now; returns the seconds it took."""
         started = time.perf_counter()
         up_to = (await js.stream_info(NODES.name)).state.last_seq
-        async for batch in store.scan(NODES.name, "ccn.node.>", 1, up_to_seq=up_to):
+        async for batch in store.scan(NODES.name, EVERY_EVENT, 1, up_to_seq=up_to):
             for stored in batch:
                 self.apply_stored(stored.seq, stored.subject, stored.headers, stored.data)
         self.last_seq = max(self.last_seq, up_to)

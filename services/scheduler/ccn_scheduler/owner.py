@@ -28,7 +28,7 @@ from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.domain.job import FINISHED, ExpireLease, JobDecider, JobState
 from ccn_core.domain.node import NodeDecider, NodeState
 from ccn_core.errors import CcnError
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EVERY_EVENT, EventStore
 from ccn_core.logging import correlation, get_logger
 from ccn_core.metrics import SCHEDULER_LIVE_JOBS, SCHEDULER_READY_JOBS
 from ccn_core.reactor import Reactor
@@ -85,7 +85,7 @@ async def replay_jobs(
     creations: dict[str, tuple[int, str, msgspec.Raw, int]] = {}
     orders: dict[str, int] = {}
     events = skipped = 0
-    async for batch in store.scan(JOBS.name, "ccn.job.>", 1, up_to_seq=up_to):
+    async for batch in store.scan(JOBS.name, EVERY_EVENT, 1, up_to_seq=up_to):
         for stored in batch:
             events += 1
             job_id = stored.subject.split(".", 3)[2]

@@ -30,7 +30,7 @@ from ccn_core import subjects
 from ccn_core.aggregate import AggregateRepository, EventMeta
 from ccn_core.commands import CommandClient, item_outcome, raise_command_error
 from ccn_core.errors import Conflict, NotFound
-from ccn_core.eventstore import EventStore
+from ccn_core.eventstore import EVERY_EVENT, EventStore
 from ccn_core.logging import get_logger
 from ccn_core.topology import CONSENSUS, JOBS
 from ccn_proto.consensus import ConsensusEvent, ResultRecorded
@@ -105,7 +105,7 @@ class ConsensusWork:
         """Fold every consensus event recorded so far into the trust book (this replica's own
         decisions are folded as it takes them)."""
         folded = 0
-        async for batch in self._store.scan(CONSENSUS.name, f"ccn.{CONSENSUS_AGGREGATE}.>", 1):
+        async for batch in self._store.scan(CONSENSUS.name, EVERY_EVENT, 1):
             for stored in batch:
                 try:
                     self.trust.apply(_decode_consensus(stored.data).data)
