@@ -12,4 +12,3 @@ def test_every_stream_holds_the_events_of_one_subject_tree() -> None:
     for spec in STREAMS:
         assert len(spec.subjects) == 1, spec.name
         assert spec.subjects[0].endswith(".>") and spec.subjects[0].count(".") == 2, spec.name
-
