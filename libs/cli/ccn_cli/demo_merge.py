@@ -27,6 +27,7 @@ from ccn_core.settings import Settings
 from ccn_jobs.normalize_funders import NormalizeFundersPayload, RawFunder
 from ccn_jobs.normalize_opportunities import NormalizeOpportunitiesPayload, RawOpportunity
 from ccn_proto.compute_api import BatchSubmitted
+from ccn_proto.merge import DiffReply, VersionList
 from ccn_proto.scheduler import JobStatus, JobView
 
 REVIEW_WAIT_S = 90.0
@@ -146,15 +147,15 @@ def _where_jobs_stand(edge: EdgeClient, job_ids: list[str]) -> str:
 def _played_before(edge: EdgeClient) -> MergeScene | None:
     """The scene as an earlier run in this home left it: its two versions and the record whose
     reviewed change lies between them; None when it has not played here."""
-    versions = msgspec.json.decode(edge.call("GET", "/datasets/grants/versions")).get("versions", [])
-    first = next((v["version"] for v in versions if v["note"] == _FIRST_NOTE), None)
-    second = next((v["version"] for v in versions if v["note"] == _REVIEWED_NOTE), None)
+    versions = edge.get("/datasets/grants/versions", VersionList).versions
+    first = next((v.version for v in versions if v.note == _FIRST_NOTE), None)
+    second = next((v.version for v in versions if v.note == _REVIEWED_NOTE), None)
     if first is None or second is None or second <= first:
         return None
-    diff = msgspec.json.decode(edge.call("GET", f"/datasets/grants/diff?from={first}&to={second}&limit=1"))
-    if not diff["changed"]:
+    diff = edge.get(f"/datasets/grants/diff?from={first}&to={second}&limit=1", DiffReply)
+    if not diff.changed:
         return None
-    return MergeScene(record_id=diff["changed"][0]["record_id"], versions=(first, second))
+    return MergeScene(record_id=diff.changed[0].record_id, versions=(first, second))
 
 
 def _publish(edge: EdgeClient, note: str) -> int:
