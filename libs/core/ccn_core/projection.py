@@ -168,6 +168,33 @@ def _event_at_fault(error: Exception) -> bool:
     return not isinstance(error, LostLeadership) and is_poison(error)
 
 
+async def consumer_from_checkpoint(
+    js: JetStreamContext, spec: ConsumerSpec, done_seq: int, *, ack_wait_s: float
+) -> BatchPuller:
+    """`spec`'s durable consumer made afresh to deliver what follows `done_seq`, acknowledged all at
+    once: for a reader whose position of record is a checkpoint of its own (a projection's in
+    PostgreSQL, ADR 0002; the governance observer's in `ccn_checkpoints`). Its state lives in the
+    server's memory: the reader makes it again at every start and every loss, so the server need
+    not rewrite it on disk ten times a second (and fsync it each time under sync_interval: always);
+    a server restart forgets it, and the reader's next pull, unanswered, makes it again."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(spec.stream, spec.durable)
+    config = ConsumerConfig(
+        durable_name=spec.durable,
+        description=spec.description,
+        filter_subjects=list(spec.filter_subjects),
+        ack_policy=AckPolicy.ALL,
+        ack_wait=ack_wait_s,
+        max_ack_pending=-1,
+        mem_storage=True,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=done_seq + 1,
+    )
+    await js.add_consumer(spec.stream, config)
+    # the context's connection: nats-py keeps no public handle on it
+    return BatchPuller(js._nc, spec.stream, spec.durable)
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -214,31 +241,9 @@ class ProjectionRunner:
 
     async def _subscribe(self) -> BatchPuller:
         """A fresh durable consumer starting just past the committed checkpoint."""
-        spec = self._projection.spec
         async with self._pool.acquire() as conn:
             committed = await checkpoint(conn, self._projection)
-        with contextlib.suppress(NotFoundError):
-            await self._js.delete_consumer(spec.stream, spec.durable)
-        config = ConsumerConfig(
-            durable_name=spec.durable,
-            description=spec.description,
-            filter_subjects=list(spec.filter_subjects),
-            ack_policy=AckPolicy.ALL,
-            ack_wait=60,
-            max_ack_pending=-1,
-            # the position lives in PostgreSQL (ADR 0002) and the consumer is made afresh from it
-            # at every start and every loss: its state on the server's disk would be rewritten
-            # ten times a second for nothing (and fsynced each time under sync_interval: always)
-            mem_storage=True,
-            **(
-                {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": committed + 1}
-                if committed
-                else {"deliver_policy": DeliverPolicy.ALL}
-            ),
-        )
-        await self._js.add_consumer(spec.stream, config)
-        # the context's connection: nats-py keeps no public handle on it
-        return BatchPuller(self._js._nc, spec.stream, spec.durable)
+        return await consumer_from_checkpoint(self._js, self._projection.spec, committed, ack_wait_s=60)
 
     async def _project(self) -> None:
         async with self._pool.acquire() as conn:

@@ -51,6 +51,7 @@ from ccn_core.errors import CcnError, NotFound, Unavailable
 from ccn_core.eventstore import HDR_MSG_ID, StoredEvent
 from ccn_core.logging import get_logger
 from ccn_core.ownership import Ownership
+from ccn_core.projection import consumer_from_checkpoint
 from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.service import Runtime
 from ccn_core.topology import (
@@ -354,24 +355,7 @@ class GovernanceObserver:
                 opened = None
 
     async def _window_consumer(self, spec: ConsumerSpec, done_seq: int) -> BatchPuller:
-        js = self._runtime.js
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(spec.stream, spec.durable)
-        await js.add_consumer(
-            spec.stream,
-            ConsumerConfig(
-                durable_name=spec.durable,
-                description=spec.description,
-                filter_subjects=list(spec.filter_subjects),
-                ack_policy=AckPolicy.ALL,
-                ack_wait=120,
-                max_ack_pending=-1,
-                mem_storage=True,  # made afresh from the checkpoint, as a projection's (ccn_core.projection)
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=done_seq + 1,
-            ),
-        )
-        return BatchPuller(self._runtime.nc, spec.stream, spec.durable)
+        return await consumer_from_checkpoint(self._runtime.js, spec, done_seq, ack_wait_s=120)
 
     def _feed_set_aside(self, aggregator: WorkAggregator, stored: StoredEvent) -> None:
         try:
