@@ -79,6 +79,10 @@ class CreateBatch(msgspec.Struct, gc=False, tag="create_batch", frozen=True, kw_
     dataset_source: Text | None = None
     dataset_version: ShortText | None = None
     jobs: Annotated[list[BatchJob], msgspec.Meta(min_length=1, max_length=MAX_BATCH_JOBS)]
+    # a later chunk of a submission whose earlier chunks were created: the scheduler admits it
+    # even when creations have waited past its bound, so a submission once begun is not refused
+    # part way (its count bound still holds)
+    continues_batch: bool = False
 
 
 class CreateBatchReply(msgspec.Struct, gc=False, frozen=True, kw_only=True):

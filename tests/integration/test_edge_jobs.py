@@ -17,7 +17,9 @@ import aiohttp
 import msgspec
 import nats
 import pytest
+from nats.aio.msg import Msg
 
+from ccn_core import subjects
 from ccn_core.commands import CommandClient
 from ccn_core.consent import consent_catalogue, current_consent_version
 from ccn_core.service import open_runtime
@@ -29,7 +31,7 @@ from ccn_jobs.demo_corpus import grant_pages
 from ccn_jobs.registry import result_to_builtins, run_job
 from ccn_proto.canonical import result_checksum
 from ccn_proto.node_protocol import MIN_NODE_VERSION, PROTOCOL_VERSION
-from ccn_proto.scheduler import CreateJob, CreateJobReply, GetJob, JobView
+from ccn_proto.scheduler import CreateBatch, CreateJob, CreateJobReply, GetJob, JobView
 from ccn_registry.app import start_registry
 from ccn_scheduler.app import start_scheduler
 from tests.conftest import make_settings
@@ -386,6 +388,32 @@ async def test_a_batch_resent_after_a_failure_creates_nothing_twice(edge: Edge) 
         bad = lines + b'\n{"job_type": "extract_text", "payload": "not an object"}'
         status, error = await admin_call(http, edge, "POST", "/jobs/batch?batch_id=b-2", data=bad)
         assert (status, error["field"]) == (400, "line 8: payload"), error
+
+
+async def test_a_batch_says_which_of_its_chunks_continue_it_so_a_busy_scheduler_refuses_only_its_first(
+    edge: Edge,
+) -> None:
+    """The scheduler refuses a creation behind others waiting past its bound, except a chunk that
+    says it continues a batch begun (test_scheduler.py shows both). So the edge must say so of
+    every chunk after the first, and of the first never."""
+    nc = await nats.connect(edge.settings.effective_nats_url)
+    sent: list[CreateBatch] = []
+
+    async def overheard(msg: Msg) -> None:
+        sent.append(msgspec.json.decode(msg.data, type=CreateBatch))
+
+    try:
+        # a plain subscription hears every command beside the scheduler's queue group
+        await nc.subscribe(subjects.command("scheduler", "create_batch"), cb=overheard)
+        await nc.flush()
+        async with aiohttp.ClientSession() as http:
+            path = "/jobs/batch?batch_id=chunked&chunk_size=3"
+            status, reply = await admin_call(http, edge, "POST", path, data=b"\n".join(batch_lines(7)))
+            assert (status, reply["created"]) == (201, 7), reply
+        await nc.flush()
+    finally:
+        await nc.close()
+    assert [(len(chunk.jobs), chunk.continues_batch) for chunk in sent] == [(3, False), (3, True), (1, True)]
 
 
 async def jobs_created(edge: Edge) -> int:

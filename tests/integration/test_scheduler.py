@@ -861,6 +861,41 @@ async def test_creations_past_the_bound_are_refused_at_once_and_nothing_is_half_
         assert len(created) == 3 * len(made)
 
 
+async def test_a_creation_behind_one_waiting_past_the_bound_is_refused_but_a_begun_batch_goes_on(
+    own_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait bound at 0: while a large batch is being created, another submission is refused
+    at once with retry_after and makes nothing, while the next chunk of a batch already begun
+    is admitted and made whole."""
+    monkeypatch.setattr(scheduler_handlers, "CREATE_WAIT_BOUND_S", 0.0)
+    async with schedulers(own_settings, 1), scheduler_client(own_settings.effective_nats_url) as api:
+        client = CommandClient(api.nc, timeout=30)
+
+        def batch(name: str, jobs: int, *, continues: bool = False) -> CreateBatch:
+            items = [BatchJob(job_type="echo", payload={"text": f"{name}-{i}"}) for i in range(jobs)]
+            return CreateBatch(batch_id=name, jobs=items, continues_batch=continues)
+
+        async def send(command: CreateBatch) -> CreateBatchReply | Unavailable:
+            try:
+                return await client.call("scheduler", "create_batch", command, CreateBatchReply, correlation_id="c")
+            except Unavailable as refused:
+                return refused
+
+        # sent in this order on one connection: the later two reach the owner while the first
+        # (a thousand appends) is in hand
+        large, newcomer, chunk = await asyncio.gather(
+            send(batch("large", 1000)), send(batch("newcomer", 5)), send(batch("begun", 5, continues=True))
+        )
+        assert isinstance(large, CreateBatchReply) and large.created == 1000
+        assert isinstance(newcomer, Unavailable), newcomer
+        assert newcomer.retry_after is not None and newcomer.retry_after > 0
+        assert isinstance(chunk, CreateBatchReply) and chunk.created == 5
+        created = [e for e in await job_events(api.nc) if e.type == "job.created"]
+        assert len(created) == 1005  # the refused one made nothing
+        again = await send(batch("newcomer", 5))  # nothing in hand now: admitted
+        assert isinstance(again, CreateBatchReply) and again.created == 5
+
+
 async def test_a_hello_naming_its_running_jobs_gives_back_the_others_at_once(own_settings: Settings) -> None:
     """An offer lost with a dead edge: the node's hello on its next connection does not name the
     job, so it goes back now instead of when a heartbeat or the lease says so."""

@@ -146,7 +146,8 @@ async def submit_job(
     "nothing: every line is checked (JSON, job type, payload against the type's schema, encoded size) before any "
     "job is created, and a refusal names the first bad line (`line N: field`) and creates nothing. Sent to the "
     "scheduler in chunks of `chunk_size`; each job's id derives from (batch_id, item key), so if the scheduler "
-    "fails part way (503), resending the same batch creates nothing twice.",
+    "fails part way (503), resending the same batch creates nothing twice. A scheduler creating more slowly than "
+    "submissions arrive refuses a batch at its first chunk (503 with Retry-After, nothing created), not part way.",
     status_code=201,
     security=ADMIN_SECURITY,
     request_max_body_size=MAX_BATCH_BODY_BYTES,
@@ -168,7 +169,11 @@ async def submit_batch(
             reply = await edge.scheduler(
                 "create_batch",
                 CreateBatch(
-                    batch_id=batch_id, dataset_source=dataset_source, dataset_version=dataset_version, jobs=chunk
+                    batch_id=batch_id,
+                    dataset_source=dataset_source,
+                    dataset_version=dataset_version,
+                    jobs=chunk,
+                    continues_batch=bool(job_ids),
                 ),
                 CreateBatchReply,
                 correlation_id=correlation_id(request.scope),

@@ -69,6 +69,7 @@ from ccn_proto.scheduler import (
 )
 from ccn_scheduler.board import ClaimBoard
 from ccn_scheduler.claims import Claimer, ReplyBudget
+from ccn_scheduler.intake import Intake
 from ccn_scheduler.job_history import job_view
 from ccn_scheduler.job_service import JobService
 from ccn_scheduler.node_governance import NodeGovernance
@@ -77,15 +78,16 @@ from ccn_scheduler.payloads import PayloadTypes, check_payload
 log = get_logger("ccn.scheduler.handlers")
 # creations appended at once, across every creation command: enough to keep appends in flight
 CREATE_CONCURRENCY = 256
-# jobs admitted for creation and not yet created (in flight or waiting for a slot): past this a
-# creation is refused with retry_after, so a flood of submissions waits at the caller, not here,
-# and claims and results keep their share of the owner's time
+# jobs admitted for creation and not yet created (in flight or waiting for a slot), and how long
+# the oldest of them may have been in hand: past either a creation is refused with retry_after,
+# so a flood of submissions waits at the caller, not here, claims and results keep their share of
+# the owner's time, and an admitted submission is answered within about twice the wait (intake.py)
 MAX_CREATING = 4096
+CREATE_WAIT_BOUND_S = 1.0
 # room kept in a submit_results reply for each result's own answer, ahead of the offers
 _RESULT_REPLY_BYTES = 384
 # how long a creation refused for a full board should wait: nodes drain it at thousands a second
 _FULL_RETRY_AFTER_S = 2.0
-_BUSY_RETRY_AFTER_S = 1.0
 
 
 def request_fingerprint(body: msgspec.Struct) -> str:
@@ -132,7 +134,7 @@ class SchedulerHandlers:
         self._clock = clock
         self._jitter = jitter
         self._create_slots = asyncio.Semaphore(CREATE_CONCURRENCY)
-        self._creating = 0
+        self._intake = Intake(max_jobs=MAX_CREATING, max_wait_s=CREATE_WAIT_BOUND_S)
 
     def register_all(self, server: CommandServer) -> None:
         server.register("create_job", CreateJob, self.create_job)
@@ -156,24 +158,17 @@ class SchedulerHandlers:
         self._claimer.withdraw(notice.claim_id)
 
     @contextlib.contextmanager
-    def _admitted(self, jobs: int) -> Iterator[None]:
+    def _admitted(self, jobs: int, *, continuing: bool = False) -> Iterator[None]:
         """Every queue is bounded: the board holds live jobs and their payloads in memory, and
-        only so many creations are in hand at once."""
+        only so many creations are in hand at once, for so long (intake.py)."""
         board = self._board
         if len(board) + jobs > board.max_live or board.payload_bytes > self._max_payload_bytes:
             raise Unavailable(
                 f"the scheduler holds {len(board)} unfinished jobs, its limit; try again shortly",
                 retry_after=_FULL_RETRY_AFTER_S,
             )
-        if self._creating + jobs > MAX_CREATING:
-            raise Unavailable(
-                f"{self._creating} jobs are being created already; try again shortly", retry_after=_BUSY_RETRY_AFTER_S
-            )
-        self._creating += jobs
-        try:
+        with self._intake.admitted(jobs, continuing=continuing):
             yield
-        finally:
-            self._creating -= jobs
 
     async def create_job(self, command: CreateJob, ctx: CommandContext) -> CreateJobReply:
         check_payload(self._payload_types, command.job_type, command.payload, field="payload")
@@ -216,7 +211,7 @@ class SchedulerHandlers:
         keys = batch_item_keys(command.jobs)
         for index, item in enumerate(command.jobs):
             check_payload(self._payload_types, item.job_type, item.payload, field=f"jobs[{index}].payload")
-        with self._admitted(len(command.jobs)):
+        with self._admitted(len(command.jobs), continuing=command.continues_batch):
             return await self._create_batch(command, keys, ctx)
 
     async def _create_batch(self, command: CreateBatch, keys: list[str], ctx: CommandContext) -> CreateBatchReply:
