@@ -167,18 +167,16 @@ async def overload(
     watched = {
         record.name: psutil.Process(record.pid) for record in state.processes if record.kind in ("service", "nats")
     }
+
     # the same burst as after, just before: the yardstick of recovery. The main row ran on a
     # shorter stream, and the server's cost per job grows with the stream's subjects until a
     # million (docs/perf/job-lifecycle.md, round 9): beside the main row, "after" would count
     # the rows in between as the overload's harm
-    before = await lifecycle(
-        stack,
-        nodes=nodes,
-        jobs=burst_jobs,
-        label=f"before overload: {nodes} nodes x{concurrency}, batched",
-        concurrency=concurrency,
-        batch=True,
-    )
+    async def burst(when: str) -> Figure:
+        label = f"{when} overload: {nodes} nodes x{concurrency}, batched"
+        return await lifecycle(stack, nodes=nodes, jobs=burst_jobs, label=label, concurrency=concurrency, batch=True)
+
+    before = await burst("before")
     before.target, before.meets_target = None, None  # a yardstick, not a row with a target of its own
     peaks: dict[str, int] = {}
     tally = Tally()
@@ -239,14 +237,7 @@ async def overload(
     )
     row.target = f"nothing accepted lost, accepted p99 < {ACCEPTED_P99_BOUND_S:g} s"
     row.meets_target = completed >= tally.accepted_jobs and (row.p99_ms or 0) < ACCEPTED_P99_BOUND_S * 1000
-    after = await lifecycle(
-        stack,
-        nodes=nodes,
-        jobs=burst_jobs,
-        label=f"after overload: {nodes} nodes x{concurrency}, batched",
-        concurrency=concurrency,
-        batch=True,
-    )
+    after = await burst("after")
     after.ratio_to_baseline = round(after.ops_per_s / before.ops_per_s, 3) if before.ops_per_s else None
     after.baseline = before.name
     after.target = ">= 0.8 of the same burst before the overload (recovered)"

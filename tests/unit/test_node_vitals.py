@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from ccn_cli.node.vitals import MAX_CPU_LOAD, MAX_LATENCY_MS, NodeVitals, memory_available
 from ccn_proto.nodes import NodeMetrics
+from tests.support.clocks import ManualClock
 
 MEMINFO = "MemTotal:       16318588 kB\nMemFree:          401236 kB\nMemAvailable:    8123456 kB\n"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_memory_available_is_read_from_meminfo_in_bytes() -> None:
@@ -23,7 +16,7 @@ def test_memory_available_is_read_from_meminfo_in_bytes() -> None:
 
 
 def test_metrics_carry_load_memory_last_job_and_round_trip() -> None:
-    clock = Clock()
+    clock = ManualClock()
     vitals = NodeVitals(clock, cpu_load=lambda: 1.25, memory_free=lambda: 4096)
     assert vitals.metrics() == NodeMetrics(cpu_load=1.25, memory_free=4096)
     vitals.job_started("j1")
@@ -36,7 +29,7 @@ def test_metrics_carry_load_memory_last_job_and_round_trip() -> None:
 
 
 def test_readings_out_of_the_protocols_bounds_are_clamped_by_the_node() -> None:
-    clock = Clock()
+    clock = ManualClock()
     vitals = NodeVitals(clock, cpu_load=lambda: 5000.0, memory_free=lambda: None)
     vitals.sent("j1")
     clock.now += 3600
@@ -50,7 +43,7 @@ def test_readings_out_of_the_protocols_bounds_are_clamped_by_the_node() -> None:
 
 
 def test_an_answer_to_nothing_timed_changes_nothing() -> None:
-    vitals = NodeVitals(Clock(), cpu_load=lambda: None, memory_free=lambda: None)
+    vitals = NodeVitals(ManualClock(), cpu_load=lambda: None, memory_free=lambda: None)
     vitals.answered("never-sent")
     vitals.job_ended("never-started")
     vitals.sent("lost")

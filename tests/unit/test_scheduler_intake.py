@@ -6,18 +6,11 @@ import pytest
 
 from ccn_core.errors import Unavailable
 from ccn_scheduler.intake import Intake
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import ManualClock
 
 
 def test_creations_are_admitted_up_to_the_count_and_a_refusal_takes_nothing() -> None:
-    intake = Intake(max_jobs=10, max_wait_s=60, clock=Clock())
+    intake = Intake(max_jobs=10, max_wait_s=60, clock=ManualClock())
     intake.admit(6)
     with pytest.raises(Unavailable) as refused:
         intake.admit(5)
@@ -28,7 +21,7 @@ def test_creations_are_admitted_up_to_the_count_and_a_refusal_takes_nothing() ->
 
 
 def test_a_creation_is_refused_once_the_oldest_in_hand_has_waited_past_the_bound() -> None:
-    clock = Clock()
+    clock = ManualClock()
     intake = Intake(max_jobs=1000, max_wait_s=1.0, clock=clock)
     first = intake.admit(100)
     clock.now += 0.9
@@ -42,7 +35,7 @@ def test_a_creation_is_refused_once_the_oldest_in_hand_has_waited_past_the_bound
 
 
 def test_a_later_chunk_of_a_begun_batch_is_admitted_past_the_wait_but_not_past_the_count() -> None:
-    clock = Clock()
+    clock = ManualClock()
     intake = Intake(max_jobs=300, max_wait_s=1.0, clock=clock)
     intake.admit(100)
     clock.now += 5
@@ -54,7 +47,7 @@ def test_a_later_chunk_of_a_begun_batch_is_admitted_past_the_wait_but_not_past_t
 
 
 def test_an_empty_intake_has_waited_nothing_and_admitted_blocks_give_their_places_back() -> None:
-    clock = Clock()
+    clock = ManualClock()
     intake = Intake(max_jobs=5, max_wait_s=0.5, clock=clock)
     assert intake.oldest_wait_s() == 0.0
 
