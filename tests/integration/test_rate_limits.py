@@ -202,9 +202,11 @@ async def test_the_reference_node_resends_what_its_limits_refused_and_finishes_i
     edges: Edges, tmp_path: Path
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        await set_limits(http, edges, {"per_node": {"ws.result": {"rate": 2, "period_s": 1.0, "burst": 1}}})
-        # as many jobs as the node takes at once: its results all meet the limit together, and it
-        # needs no offer after the strike that backs it off (mild: no offers for a while)
+        # one result per 4 s: the three jobs' results meet the limit whether they come in one
+        # frame or apart (a slow worker start under a full test run spreads them over seconds)
+        await set_limits(http, edges, {"per_node": {"ws.result": {"rate": 1, "period_s": 4.0, "burst": 1}}})
+        # as many jobs as the node takes at once, so it needs no offer after the strike that backs
+        # it off (mild: no offers for a while)
         jobs = [await create_job(edges.first, index) for index in range(3)]
         config = NodeConfig(
             edge_url=edges.urls[0], home=tmp_path, name="t", concurrency=3, executor="thread", grace_s=5.0
