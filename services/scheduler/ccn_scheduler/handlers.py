@@ -81,7 +81,8 @@ CREATE_CONCURRENCY = 256
 # jobs admitted for creation and not yet created (in flight or waiting for a slot), and how long
 # the oldest of them may have been in hand: past either a creation is refused with retry_after,
 # so a flood of submissions waits at the caller, not here, claims and results keep their share of
-# the owner's time, and an admitted submission is answered within about twice the wait (intake.py)
+# the owner's time, and an admitted creation command waits behind at most about the bound's worth
+# of others (intake.py; a batch of many chunks still takes its size over its share of the rate)
 MAX_CREATING = 4096
 CREATE_WAIT_BOUND_S = 1.0
 # room kept in a submit_results reply for each result's own answer, ahead of the offers
