@@ -42,6 +42,7 @@ from bench.lifecycle_bench import (
 from bench.lifecycle_costs import (
     CostProbe,
     CpuMeter,
+    JobCosts,
     bare_figure,
     bare_lifecycle,
     comparison_figures,
@@ -172,12 +173,7 @@ async def _lifecycle_on(
         )
         assert probe.costs is not None
         # the bare event store, on the same server, in the same run
-        nc = await nats.connect(nats_url)
-        try:
-            settings = Settings(nats_url=nats_url, database_url=postgres.dsn("lifecycle"))
-            bare = await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
-        finally:
-            await nc.close()
+        bare = await _bare_on(nats_server, postgres.dsn("lifecycle"), monitor_url, jobs)
         bare_row = bare_figure(bare)
         figures = [main, bare_row, *comparison_figures(probe.costs, main, bare, bare_row)]
         figures.append(
@@ -206,6 +202,16 @@ async def _lifecycle_on(
         return figures
 
 
+async def _bare_on(nats_server: Any, dsn: str, monitor_url: str, jobs: int) -> JobCosts:
+    """The bare event store's lifecycle on the server a full row just ran on."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        settings = Settings(nats_url=nats_server.url, database_url=dsn)
+        return await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
+    finally:
+        await nc.close()
+
+
 async def _lifecycle_synced(
     nats_server: Any, postgres: Any, workdir: Path, monitor_port: int, *, quick: bool
 ) -> list[Figure]:
@@ -225,13 +231,7 @@ async def _lifecycle_synced(
             batch=True,
             target=900,
         )
-        nc = await nats.connect(nats_server.url)
-        try:
-            settings = Settings(nats_url=nats_server.url, database_url=dsn)
-            monitor_url = f"http://127.0.0.1:{monitor_port}"
-            bare = await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
-        finally:
-            await nc.close()
+        bare = await _bare_on(nats_server, dsn, f"http://127.0.0.1:{monitor_port}", jobs)
     return [synced, *synced_comparison(synced, bare_figure(bare, synced="always"))]
 
 

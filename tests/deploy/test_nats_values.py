@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ccn_cli.stack.nats_server import nats_binary
-from ccn_cli.stack.ports import free_port
+from ccn_cli.stack.ports import accepts_tcp, free_port
 from ccn_core.settings import Settings
 from ccn_core.topology import RATE_LIMIT_STATE, apply_topology
 from tests.deploy.nats_chart import Values, chart_config, render_conf
@@ -81,13 +81,10 @@ async def test_a_server_with_the_values_configuration_takes_the_whole_topology(o
     )
     try:
         url = f"nats://127.0.0.1:{port}"
-        client = None
         async with asyncio.timeout(20):
-            while client is None:
-                try:
-                    client = await nats.connect(url, allow_reconnect=False, connect_timeout=1)
-                except (OSError, nats.errors.NoServersError):
-                    await asyncio.sleep(0.1)
+            while not accepts_tcp(port):
+                await asyncio.sleep(0.1)
+        client = await nats.connect(url, allow_reconnect=False, connect_timeout=1)
         try:
             created = await apply_topology(client.jetstream(), Settings(nats_url=url))
         finally:
