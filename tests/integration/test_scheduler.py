@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -164,6 +165,9 @@ async def answering(nats_url: str) -> None:
         await nc.drain()
 
 
+UNAVAILABLE_PATIENCE_S = 20.0
+
+
 class Scheduler:
     """A caller of ccn.cmd.scheduler.*, as the edge will be."""
 
@@ -175,13 +179,17 @@ class Scheduler:
         name = type(command).__struct_config__.tag
         assert isinstance(name, str)
         correlation_id = correlation_id or ids.new_correlation_id()
-        for _ in range(10):
+        # as a node does when the edge passes `unavailable` on: asks again until its patience
+        # ends. Counted in time, not tries: an owner handing over (its commands in hand finished,
+        # a standby's next look at the key, the stream replayed) takes seconds on a loaded machine
+        deadline = time.monotonic() + UNAVAILABLE_PATIENCE_S
+        while True:
             try:
                 return await self._client.call("scheduler", name, command, reply_type, correlation_id=correlation_id)
-            except Unavailable as exc:  # as the edge will: honour retry_after, briefly
-                unavailable = exc
+            except Unavailable:
+                if time.monotonic() >= deadline:
+                    raise
                 await asyncio.sleep(0.05)
-        raise unavailable
 
     async def create(self, text: str = "hello", **fields: Any) -> CreateJobReply:
         return await self.call(CreateJob(job_type="echo", payload={"text": text}, **fields), CreateJobReply)

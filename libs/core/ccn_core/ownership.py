@@ -108,6 +108,7 @@ class Ownership:
             ending.cancel()
         finally:
             self.owner = False
+            stepping_down = time.monotonic()
             try:
                 await self._on_loss(lost.is_set())  # while the keeper, unless lost, keeps the key
             finally:
@@ -118,7 +119,13 @@ class Ownership:
                 # let a standby in at once instead of after the TTL
                 with contextlib.suppress(nats.errors.Error, KeyWrongLastSequenceError, OSError):
                     await bucket.delete(self._key, last=self._revision)
-            log.warning("no longer the owner", role=self._key, stopping=self._stopping.is_set())
+            # how long no one decided: commands in hand finished, the key let go
+            log.warning(
+                "no longer the owner",
+                role=self._key,
+                stopping=self._stopping.is_set(),
+                stepped_down_s=round(time.monotonic() - stepping_down, 3),
+            )
             if self._stopping_term:
                 self._stopping_term = False
                 await self._pause(self._ttl_s)  # give the others a turn first
