@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ from bench.lifecycle_costs import (
     bare_figure,
     bare_lifecycle,
     comparison_figures,
+    floor_figures,
+    floor_lifecycle,
     stack_processes,
     synced_comparison,
 )
@@ -176,6 +179,8 @@ async def _lifecycle_on(
         bare = await _bare_on(nats_server, postgres.dsn("lifecycle"), monitor_url, jobs)
         bare_row = bare_figure(bare)
         figures = [main, bare_row, *comparison_figures(probe.costs, main, bare, bare_row)]
+        floor = await _bare_on(nats_server, postgres.dsn("lifecycle"), monitor_url, jobs, floor_lifecycle)
+        figures += floor_figures(floor, bare)
         figures.append(
             await lifecycle(
                 stack, nodes=nodes, jobs=200 if quick else 10_000, label=f"{nodes} nodes, one job per frame"
@@ -202,12 +207,15 @@ async def _lifecycle_on(
         return figures
 
 
-async def _bare_on(nats_server: Any, dsn: str, monitor_url: str, jobs: int) -> JobCosts:
-    """The bare event store's lifecycle on the server a full row just ran on."""
+async def _bare_on(
+    nats_server: Any, dsn: str, monitor_url: str, jobs: int, path: Callable[..., Awaitable[JobCosts]] = bare_lifecycle
+) -> JobCosts:
+    """The bare event store's lifecycle (or another services-free `path`, bench/design_floor.py's)
+    on the server a full row just ran on."""
     nc = await nats.connect(nats_server.url)
     try:
         settings = Settings(nats_url=nats_server.url, database_url=dsn)
-        return await bare_lifecycle(nc, settings, nats_server.running.pid, monitor_url, jobs)
+        return await path(nc, settings, nats_server.running.pid, monitor_url, jobs)
     finally:
         await nc.close()
 

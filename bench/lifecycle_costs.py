@@ -16,15 +16,18 @@ import aiohttp
 import msgspec
 import psutil
 from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from bench.bare_lifecycle import BARE_SUBJECT_ROOT
+from bench.design_floor import DURABLES, FLOOR_STREAM_NAME, FLOOR_SUBJECT_ROOT
 from bench.measure import Figure, figure
 from ccn_cli.stack.run_state import load_state
 from ccn_core.settings import Settings
 from ccn_core.topology import StreamSpec, stream_config
 
 BARE_STREAM = StreamSpec(name="BENCH_BARE_JOBS", subjects=(f"{BARE_SUBJECT_ROOT}.>",), description="bare lifecycle")
+FLOOR_STREAM = StreamSpec(name=FLOOR_STREAM_NAME, subjects=(f"{FLOOR_SUBJECT_ROOT}.>",), description="design floor")
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -191,6 +194,55 @@ async def bare_lifecycle(
     return costs
 
 
+async def floor_lifecycle(nc: NATS, settings: Settings, nats_pid: int, monitor_url: str, jobs: int) -> JobCosts:
+    """The design's floor (bench/design_floor.py) on the lifecycle's own NATS server, once the
+    services have caught up: its readers start first, then the claim owner."""
+    waited = await caught_up(nc, timeout_s=300)
+    js = nc.jetstream()
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(FLOOR_STREAM.name)
+    await js.add_stream(stream_config(FLOOR_STREAM, settings))
+    for durable, subject, one_by_one in DURABLES.values():
+        # as the services make theirs: reactors acknowledge each delivery, projections a batch
+        ack = {"ack_policy": AckPolicy.EXPLICIT, "max_ack_pending": 10_000} if one_by_one else {}
+        all_ = {"ack_policy": AckPolicy.ALL, "max_ack_pending": -1, "mem_storage": True}
+        await js.add_consumer(
+            FLOOR_STREAM.name, ConsumerConfig(durable_name=durable, filter_subject=subject, **(ack or all_))
+        )
+    meter = CpuMeter({"nats-server": psutil.Process(nats_pid)})
+    probe = CostProbe(meter, monitor_url)
+
+    async def spawn(role: str) -> asyncio.subprocess.Process:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.design_floor",
+            role,
+            settings.effective_nats_url,
+            str(jobs),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert worker.stdout is not None
+        assert (await worker.stdout.readline()).strip() == b"ready"
+        return worker
+
+    readers = [await spawn(role) for role in ("validator", "projector", "merger")]
+    await probe.start()
+    workers = [*readers, await spawn("owner")]
+    outputs = await asyncio.gather(*(worker.communicate() for worker in workers))
+    reports = [msgspec.json.decode(out.strip().splitlines()[-1]) for out, _ in outputs]
+    by_role = {report["role"]: report for report in reports}
+    seconds = max(report["finished_at"] for report in reports) - by_role["owner"]["started_at"]
+    costs = await probe.stop("design floor", jobs, seconds)
+    for report in reports:
+        costs.cpu_s[report["role"]] = report["cpu_s"]
+    costs.waited_s = waited
+    rejected = sum(report["rejected"] for report in reports)
+    assert rejected == 0, f"{rejected} design-floor appends were refused"
+    await js.delete_stream(FLOOR_STREAM.name)
+    return costs
+
+
 def bare_figure(bare: JobCosts, *, synced: str | None = None) -> Figure:
     """The bare path's row; `synced`: the server's sync_interval, named when it is not the default."""
     on = f", NATS sync_interval {synced}" if synced else ""
@@ -203,6 +255,36 @@ def bare_figure(bare: JobCosts, *, synced: str | None = None) -> Figure:
         f"process, 2 processes, uvloop; no services, no PostgreSQL, no WebSocket; started once the services' "
         f"consumers had caught up ({bare.waited_s:.0f} s after the row before it). {bare.breakdown()}",
     )
+
+
+def floor_figures(floor: JobCosts, bare: JobCosts) -> list[Figure]:
+    """The design floor's row, and the throughput two cores allow at its CPU per job: what
+    issue #13's targets ask of the design itself, before any service's code."""
+    cpu_ratio = floor.cpu_ms_per_job / bare.cpu_ms_per_job if bare.cpu_ms_per_job else float("nan")
+    messages_ratio = floor.messages_per_job / bare.messages_per_job if bare.messages_per_job else float("nan")
+    row = figure(
+        "design floor: bare path + the fewest readers the design has",
+        "job lifecycle",
+        floor.jobs,
+        floor.seconds,
+        notes=f"5 OCC appends a job (created, claimed, result_submitted by the owner; validated by a validator "
+        f"reading result_submitted; completed by the owner reading validated), a projector reading every event, "
+        f"a merger reading completed; each reader a process that only decodes and appends; no PostgreSQL, "
+        f"no WebSocket, no analytics, registry or crawler. CPU {cpu_ratio:.2f}x bare, NATS messages "
+        f"{messages_ratio:.2f}x bare. {floor.breakdown()}",
+    )
+    cores = psutil.cpu_count() or 1
+    ceiling = figure(
+        f"  design floor: jobs/s {cores} cores allow at its CPU per job",
+        "job lifecycle",
+        floor.jobs,
+        sum(floor.cpu_s.values()) / cores,
+        notes=f"{cores} x 1000 ÷ {floor.cpu_ms_per_job:.3f} ms; the main row's target needs <= "
+        f"{1000 * cores / 5_000:.2f} ms a job in all",
+    )
+    ceiling.target = ">= 5,000 jobs/s possible"
+    ceiling.meets_target = ceiling.ops_per_s >= 5_000
+    return [row, ceiling]
 
 
 def _throughput_ratio(
