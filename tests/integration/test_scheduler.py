@@ -410,6 +410,27 @@ async def test_many_claimers_on_three_replicas_never_share_a_job_or_exceed_concu
         assert len(deciders) == 2, f"one owner before the crash, one after: {deciders}"
 
 
+async def test_an_owner_stopping_ends_its_waiting_claims_at_once_so_a_standby_answers_within_moments(
+    own_settings: Settings,
+) -> None:
+    """A node's claim waits for work for up to its wait_s (the edge asks with 10 s). A stopping
+    owner finishes the commands in hand before it lets go of the key; a claim waiting for work
+    must end then with nothing, not hold the key (and every node's claims) for its whole wait."""
+    async with schedulers(own_settings, 2) as replicas, scheduler_client(own_settings.effective_nats_url) as api:
+        [owner] = [replica for replica in replicas if replica.owns]
+        waiting = asyncio.create_task(api.claim("idle-node", wait_s=10.0))  # no job: it waits
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        stopping = time.monotonic()
+        await owner.stop()
+        reply = await waiting
+        assert reply.offers == []
+        created = await api.create("after the handover")  # answered by the standby, now the owner
+        assert time.monotonic() - stopping < 5.0, "the stop waited out the claim's wait"
+        job = await api.job(created.job_id)
+        assert job.status == "queued"
+
+
 async def test_a_job_written_behind_the_owners_back_is_claimable_within_moments(own_settings: Settings) -> None:
     """A queued job the owner's board does not know (a predecessor's last append landed after the
     takeover read the stream, an operator's tool) is found by the reconcile and offered."""

@@ -87,9 +87,9 @@ class WorkSignal:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float, *, or_until: asyncio.Event) -> None:  # noqa: ASYNC109 - a claim's deadline
-        """Until a notify, `or_until` is set, or `timeout` passes."""
-        waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(or_until.wait())}
+    async def wait(self, timeout: float, *, or_until: tuple[asyncio.Event, ...]) -> None:  # noqa: ASYNC109 - a claim's deadline
+        """Until a notify, one of `or_until` is set, or `timeout` passes."""
+        waits = {asyncio.ensure_future(self._event.wait()), *(asyncio.ensure_future(e.wait()) for e in or_until)}
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -120,6 +120,14 @@ class Claimer:
         self._waiting: dict[str, asyncio.Event] = {}
         # claim ids withdrawn before their claim arrived → when (monotonic)
         self._withdrawn: dict[str, float] = {}
+        # set when the owner steps down: claims take what is ready and wait for nothing more
+        self._stepping_down = asyncio.Event()
+
+    def stop_waiting(self) -> None:
+        """The owner is stepping down: it lets go of the claims once the commands in hand are
+        done, so a claim waiting for work (a node's waits up to 10 s) ends now with what it has.
+        Its node asks again, and the next owner answers."""
+        self._stepping_down.set()
 
     def withdraw(self, claim_id: str) -> None:
         """The caller gave up on this claim: if it waits here, it returns with nothing taken, so
@@ -207,11 +215,17 @@ class Claimer:
                     # the event store did not answer: the jobs stay ready, the caller asks again
                     raise Unavailable("claims cannot be recorded now; try again", retry_after=1.0)
                 continue  # every pick was stale (the board has their true state now): look again
-            if surplus or loop.time() >= deadline or self._board.held(command.node_id) >= command.concurrency:
+            if (
+                surplus
+                or loop.time() >= deadline
+                or self._stepping_down.is_set()
+                or self._board.held(command.node_id) >= command.concurrency
+            ):
                 return self._reply(command, [])
             self._capped_waiting += capped
             try:
-                await self.work.wait(min(_RECHECK_S, max(0.0, deadline - loop.time())), or_until=withdrawn)
+                timeout = min(_RECHECK_S, max(0.0, deadline - loop.time()))
+                await self.work.wait(timeout, or_until=(withdrawn, self._stepping_down))
             finally:
                 self._capped_waiting -= capped
 

@@ -185,6 +185,7 @@ class ClaimOwner:
         self._clock = clock
         self._jitter = jitter
         self._server: CommandServer | None = None
+        self._claimer: Claimer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reactor: Reactor | None = None
         self.handlers: SchedulerHandlers | None = None
@@ -245,7 +246,7 @@ class ClaimOwner:
             jitter=self._jitter,
             governance=governance,
         )
-        self.board, self.handlers = board, handlers
+        self.board, self.handlers, self._claimer = board, handlers, claimer
         if governance is not None and self._node_view is not None:
             releaser.start(handlers)
             # a ban or an outage the predecessor saw but did not act on: those leases go back now
@@ -280,6 +281,9 @@ class ClaimOwner:
         """Stop deciding: no command, sweep or release is taken from here on. `lost`: another
         replica may own the claims soon, so commands in hand are cancelled, not finished."""
         server, self._server = self._server, None
+        if self._claimer is not None:
+            self._claimer.stop_waiting()  # a waiting claim would hold the key for its whole wait
+            self._claimer = None
         if server is not None:  # first: no command is taken from here on
             await server.stop(grace_s=0.0 if lost else self._runtime.settings.shutdown_grace_s)
         if self._reactor is not None:
