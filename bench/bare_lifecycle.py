@@ -45,6 +45,18 @@ def step_bodies(payload: Mapping[str, object], result: Mapping[str, object]) -> 
     return msgspec.json.encode(created), msgspec.json.encode(claimed), msgspec.json.encode(completed)
 
 
+def append_headers(aggregate_subject: str, msg_id: str, event_type: str, expected_last_seq: int) -> dict[str, str]:
+    """An event's headers as the event store writes them: its id, the OCC check over the
+    aggregate's subjects, its type and correlation id."""
+    return {
+        HDR_MSG_ID: msg_id,
+        HDR_EXPECTED_LAST_SUBJECT_SEQ: str(expected_last_seq),
+        HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: aggregate_subject + ".*",
+        "ccn-type": event_type,
+        "ccn-correlation-id": "bench",
+    }
+
+
 class BarePipeline:
     """`count` jobs numbered from `first`, at most IN_FLIGHT at a time."""
 
@@ -75,13 +87,7 @@ class BarePipeline:
 
     async def _append(self, job: int, step: int, expected_last_seq: int) -> None:
         subject = f"{BARE_SUBJECT_ROOT}.{job}"
-        headers = {
-            HDR_MSG_ID: f"{job}-{step}",
-            HDR_EXPECTED_LAST_SUBJECT_SEQ: str(expected_last_seq),
-            HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: subject + ".*",
-            "ccn-type": f"job.{STEPS[step]}",
-            "ccn-correlation-id": "bench",
-        }
+        headers = append_headers(subject, f"{job}-{step}", f"job.{STEPS[step]}", expected_last_seq)
         await self._nc.publish(
             f"{subject}.{STEPS[step]}", self._bodies[step], reply=f"{self._inbox}.{job}_{step}", headers=headers
         )

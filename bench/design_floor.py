@@ -37,14 +37,11 @@ import nats
 import uvloop
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from bench.bare_lifecycle import IN_FLIGHT as BARE_IN_FLIGHT_PER_PROCESS
-from ccn_core.eventstore import (
-    HDR_EXPECTED_LAST_SUBJECT_SEQ,
-    HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
-    HDR_MSG_ID,
-    PubAck,
-)
+from bench.bare_lifecycle import append_headers
+from ccn_core.eventstore import PubAck
 from ccn_core.pull import BatchPuller, delivered_event
 
 FLOOR_SUBJECT_ROOT = "ccn.floorjob"
@@ -58,6 +55,21 @@ DURABLES = {
     "merger": ("floor_merger", f"{FLOOR_SUBJECT_ROOT}.*.completed", True),
 }
 EVENTS_PER_JOB = 5
+
+
+def floor_consumer(role: str) -> ConsumerConfig:
+    """The role's consumer, made as the services make theirs: a reactor acknowledges each
+    delivery, a projection each batch by its last, on a consumer kept in memory."""
+    durable, subject, one_by_one = DURABLES[role]
+    if one_by_one:
+        return ConsumerConfig(
+            durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000
+        )
+    return ConsumerConfig(
+        durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.ALL, max_ack_pending=-1, mem_storage=True
+    )
+
+
 # as many jobs in flight as the bare path's two processes keep together
 IN_FLIGHT = 2 * BARE_IN_FLIGHT_PER_PROCESS
 PULL_BATCH = 256
@@ -105,13 +117,7 @@ class Appender:
 
     async def append(self, job: int, event_type: str, expected_last_seq: int) -> None:
         subject = f"{FLOOR_SUBJECT_ROOT}.{job}"
-        headers = {
-            HDR_MSG_ID: f"{job}-{event_type}",
-            HDR_EXPECTED_LAST_SUBJECT_SEQ: str(expected_last_seq),
-            HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: subject + ".*",
-            "ccn-type": f"job.{event_type}",
-            "ccn-correlation-id": "bench",
-        }
+        headers = append_headers(subject, f"{job}-{event_type}", f"job.{event_type}", expected_last_seq)
         reply = f"{self._inbox}.{job}_{event_type}"
         await self._nc.publish(f"{subject}.{event_type}", event_body(event_type, job), reply=reply, headers=headers)
 

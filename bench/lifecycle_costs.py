@@ -16,17 +16,17 @@ import aiohttp
 import msgspec
 import psutil
 from nats.aio.client import Client as NATS
-from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from bench.bare_lifecycle import BARE_SUBJECT_ROOT
-from bench.design_floor import DURABLES, FLOOR_STREAM_NAME, FLOOR_SUBJECT_ROOT
+from bench.design_floor import DURABLES, FLOOR_STREAM_NAME, FLOOR_SUBJECT_ROOT, floor_consumer
 from bench.measure import Figure, figure
 from ccn_cli.stack.run_state import load_state
 from ccn_core.settings import Settings
 from ccn_core.topology import StreamSpec, stream_config
 
 BARE_STREAM = StreamSpec(name="BENCH_BARE_JOBS", subjects=(f"{BARE_SUBJECT_ROOT}.>",), description="bare lifecycle")
+FLOOR_TIMEOUT_S = 600.0
 FLOOR_STREAM = StreamSpec(name=FLOOR_STREAM_NAME, subjects=(f"{FLOOR_SUBJECT_ROOT}.>",), description="design floor")
 
 
@@ -202,13 +202,8 @@ async def floor_lifecycle(nc: NATS, settings: Settings, nats_pid: int, monitor_u
     with contextlib.suppress(NotFoundError):
         await js.delete_stream(FLOOR_STREAM.name)
     await js.add_stream(stream_config(FLOOR_STREAM, settings))
-    for durable, subject, one_by_one in DURABLES.values():
-        # as the services make theirs: reactors acknowledge each delivery, projections a batch
-        ack = {"ack_policy": AckPolicy.EXPLICIT, "max_ack_pending": 10_000} if one_by_one else {}
-        all_ = {"ack_policy": AckPolicy.ALL, "max_ack_pending": -1, "mem_storage": True}
-        await js.add_consumer(
-            FLOOR_STREAM.name, ConsumerConfig(durable_name=durable, filter_subject=subject, **(ack or all_))
-        )
+    for role in DURABLES:
+        await js.add_consumer(FLOOR_STREAM.name, floor_consumer(role))
     meter = CpuMeter({"nats-server": psutil.Process(nats_pid)})
     probe = CostProbe(meter, monitor_url)
 
@@ -229,7 +224,15 @@ async def floor_lifecycle(nc: NATS, settings: Settings, nats_pid: int, monitor_u
     readers = [await spawn(role) for role in ("validator", "projector", "merger")]
     await probe.start()
     workers = [*readers, await spawn("owner")]
-    outputs = await asyncio.gather(*(worker.communicate() for worker in workers))
+    try:
+        # a refused append would leave its job's later steps waiting for good: bounded here
+        async with asyncio.timeout(FLOOR_TIMEOUT_S):
+            outputs = await asyncio.gather(*(worker.communicate() for worker in workers))
+    except TimeoutError:
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.kill()
+        raise RuntimeError(f"the design floor's {jobs} jobs did not finish within {FLOOR_TIMEOUT_S:.0f} s") from None
     reports = [msgspec.json.decode(out.strip().splitlines()[-1]) for out, _ in outputs]
     by_role = {report["role"]: report for report in reports}
     seconds = max(report["finished_at"] for report in reports) - by_role["owner"]["started_at"]
