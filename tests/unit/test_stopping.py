@@ -1,4 +1,5 @@
-"""unless_stopping: a wait that a stop ends at once, its work cancelled and cleaned up."""
+"""unless_stopping: a wait that a stop ends at once, its work cancelled and cleaned up; and
+cancel_until_done, which ends tasks that swallow a cancellation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 
 import pytest
 
-from ccn_core.stopping import Stopped, unless_stopping
+from ccn_core.stopping import Stopped, cancel_until_done, unless_stopping
 
 
 async def test_the_result_comes_back_when_it_comes_first() -> None:
@@ -102,3 +103,39 @@ async def test_a_timeout_with_nothing_come_raises_timeout_not_stopped() -> None:
         await unless_stopping(queue.get(), asyncio.Event(), timeout=0.01)
     queue.put_nowait(1)
     assert queue.get_nowait() == 1  # the cancelled wait took nothing
+
+
+async def test_a_loop_that_swallows_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    """As nats-py's flush does: the first cancellation is caught inside the loop, which goes on.
+    Awaiting the task after one cancel would wait for good."""
+    swallowed = 0
+
+    async def loop_like_a_reactor() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)  # a flush waiting on a server slow to read
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 2:
+                    raise
+            await asyncio.sleep(0)
+
+    async def fails() -> None:
+        raise RuntimeError("crashed before the stop")
+
+    tasks = [asyncio.create_task(loop_like_a_reactor()), asyncio.create_task(fails())]
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await cancel_until_done(tasks, every_s=0.01)
+    assert all(task.done() for task in tasks)
+    assert swallowed == 3
+    assert isinstance(tasks[1].exception(), RuntimeError)  # consumed, not lost
+
+
+async def test_nothing_to_cancel_returns_at_once() -> None:
+    done = asyncio.create_task(asyncio.sleep(0))
+    await done
+    async with asyncio.timeout(1):
+        await cancel_until_done([done])
+        await cancel_until_done([])

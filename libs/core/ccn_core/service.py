@@ -26,6 +26,7 @@ from ccn_core.eventstore import EventStore
 from ccn_core.logging import configure_logging, get_logger
 from ccn_core.metrics import exposition, sample_consumer_lag
 from ccn_core.settings import Settings
+from ccn_core.stopping import cancel_until_done
 from ccn_core.topology import ConsumerSpec, TopologyMissing, require_topology
 from ccn_core.tracing import configure_tracing
 
@@ -94,7 +95,7 @@ class Runtime:
             _, still_running = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_s)
             for task in still_running:
                 self.log.warning("part did not stop in time; cancelling it", task=task.get_name())
-                task.cancel()
+            await cancel_until_done(still_running)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
 

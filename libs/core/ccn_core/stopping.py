@@ -10,8 +10,8 @@ it at once instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Collection
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -49,3 +49,20 @@ async def unless_stopping(
                 raise Stopped
             raise TimeoutError
     return work.result()
+
+
+async def cancel_until_done(tasks: Collection[asyncio.Task[Any]], *, every_s: float = 0.5) -> None:
+    """Cancel `tasks` and wait until each has ended, cancelling again every `every_s` those still
+    running. One cancellation is not always enough: nats-py's flush (`Client._flush_pending`,
+    reached from a publish or an unsubscribe while the server is slow to read) catches
+    CancelledError and carries on, so a loop cancelled there goes on looping, and awaiting it
+    would hang its caller for good: a claim owner that lost its key and never stepped down.
+    What the tasks raised is consumed, as awaiting them under `suppress` did."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio would otherwise log it when the task is collected

@@ -54,6 +54,7 @@ from ccn_core.ownership import Ownership
 from ccn_core.projection import consumer_from_checkpoint
 from ccn_core.pull import BatchPuller, ConsumerGone, delivered_event
 from ccn_core.service import Runtime
+from ccn_core.stopping import cancel_until_done
 from ccn_core.topology import (
     CHECKPOINTS,
     GOVERNANCE_DISAGREEMENTS,
@@ -257,10 +258,7 @@ class GovernanceObserver:
         self._stop.set()
         tasks = set(self._tasks)
         _, pending = await asyncio.wait(tasks, timeout=_STOP_WAIT_S) if tasks else (set(), set())
-        while pending:
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
+        await cancel_until_done(pending, every_s=_STOP_WAIT_S)
         self._tasks = []
         log.info("governance observer stood down", lost=lost)
 

@@ -12,7 +12,6 @@ new owner starts every lease afresh instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from ccn_core.metrics import SCHEDULER_LIVE_JOBS, SCHEDULER_READY_JOBS
 from ccn_core.reactor import Reactor
 from ccn_core.retry_policy import RetryPolicy
 from ccn_core.service import Runtime
+from ccn_core.stopping import cancel_until_done
 from ccn_core.topology import JOBS, NODE_RELEASE
 from ccn_jobs.registry import CONSENT_SCOPE_OF
 from ccn_proto.envelope import HEADER_TYPE, Actor, Envelope
@@ -292,11 +292,7 @@ class ClaimOwner:
         view, self._node_view, self.governance = self._node_view, None, None
         if view is not None:
             await view.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_until_done(self._tasks)
         self._tasks.clear()
         self.handlers, self.board = None, None
         SCHEDULER_LIVE_JOBS.set(0)
