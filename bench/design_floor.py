@@ -55,6 +55,9 @@ DURABLES = {
     "merger": ("floor_merger", f"{FLOOR_SUBJECT_ROOT}.*.completed", True),
 }
 EVENTS_PER_JOB = 5
+# as many jobs in flight as the bare path's two processes keep together
+IN_FLIGHT = 2 * BARE_IN_FLIGHT_PER_PROCESS
+PULL_BATCH = 256
 
 
 def floor_consumer(role: str) -> ConsumerConfig:
@@ -70,9 +73,6 @@ def floor_consumer(role: str) -> ConsumerConfig:
     )
 
 
-# as many jobs in flight as the bare path's two processes keep together
-IN_FLIGHT = 2 * BARE_IN_FLIGHT_PER_PROCESS
-PULL_BATCH = 256
 _decode_ack = msgspec.json.Decoder(PubAck).decode
 
 

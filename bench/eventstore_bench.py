@@ -63,11 +63,12 @@ class PairDecider(TallyDecider):
 META = EventMeta(correlation_id="bench", actor=Actor(kind="service", id="bench"))
 
 
-async def fresh_bench_stream(nc: NATS, settings: Settings) -> None:
+async def fresh_bench_stream(nc: NATS, settings: Settings, spec: StreamSpec = BENCH) -> None:
+    """`spec`'s stream, empty: an earlier run's is deleted first."""
     js = nc.jetstream()
     with contextlib.suppress(NotFoundError):  # absent on the first run
-        await js.delete_stream(BENCH.name)
-    await js.add_stream(stream_config(BENCH, settings))
+        await js.delete_stream(spec.name)
+    await js.add_stream(stream_config(spec, settings))
 
 
 async def raw_sync_publish(nc: NATS, n: int) -> Figure:

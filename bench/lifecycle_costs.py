@@ -16,14 +16,14 @@ import aiohttp
 import msgspec
 import psutil
 from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
 
 from bench.bare_lifecycle import BARE_SUBJECT_ROOT
 from bench.design_floor import DURABLES, FLOOR_STREAM_NAME, FLOOR_SUBJECT_ROOT, floor_consumer
+from bench.eventstore_bench import fresh_bench_stream
 from bench.measure import Figure, figure
 from ccn_cli.stack.run_state import load_state
 from ccn_core.settings import Settings
-from ccn_core.topology import StreamSpec, stream_config
+from ccn_core.topology import StreamSpec
 
 BARE_STREAM = StreamSpec(name="BENCH_BARE_JOBS", subjects=(f"{BARE_SUBJECT_ROOT}.>",), description="bare lifecycle")
 FLOOR_TIMEOUT_S = 600.0
@@ -162,9 +162,7 @@ async def bare_lifecycle(
     the services have caught up with the run before it."""
     waited = await caught_up(nc, timeout_s=300)
     js = nc.jetstream()
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(BARE_STREAM.name)
-    await js.add_stream(stream_config(BARE_STREAM, settings))
+    await fresh_bench_stream(nc, settings, BARE_STREAM)
     # the workers count their own CPU around their pipelines: their start-up is not the path's
     meter = CpuMeter({"nats-server": psutil.Process(nats_pid)})
     probe = CostProbe(meter, monitor_url)
@@ -199,9 +197,7 @@ async def floor_lifecycle(nc: NATS, settings: Settings, nats_pid: int, monitor_u
     services have caught up: its readers start first, then the claim owner."""
     waited = await caught_up(nc, timeout_s=300)
     js = nc.jetstream()
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(FLOOR_STREAM.name)
-    await js.add_stream(stream_config(FLOOR_STREAM, settings))
+    await fresh_bench_stream(nc, settings, FLOOR_STREAM)
     for role in DURABLES:
         await js.add_consumer(FLOOR_STREAM.name, floor_consumer(role))
     meter = CpuMeter({"nats-server": psutil.Process(nats_pid)})
